@@ -1,0 +1,1 @@
+//! rollbackd: executes operators' rollback runbooks unattended.
