@@ -1,1 +1,16 @@
-//! rollbackd: executes operators' rollback runbooks unattended.
+//! rollbackd executes operators' rollback runbooks unattended.
+//!
+//! # Layout
+//! Data flows one way, from the edges to a pure core and back out:
+//!
+//! - [`policy`]: the policy language (one TOML file per agent) and its validation.
+//! - [`engine`]: the pure decision engine: `(policy, observations, now) → Decision`
+//!   with evidence. No I/O, no clock.
+//! - [`replay`]: trace files (JSON lines of samples and events) replayed through the
+//!   engine, as `rollbackd evaluate` does.
+//! - [`cli`]: the command-line front end (`check`, `evaluate`).
+
+pub mod cli;
+pub mod engine;
+pub mod policy;
+pub mod replay;

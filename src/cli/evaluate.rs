@@ -1,0 +1,36 @@
+//! `rollbackd evaluate`: replay a trace and print every change of decision.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::Format;
+use crate::policy::load_file;
+use crate::replay::{format_json, format_text, read_trace, replay};
+
+/// Replays `trace` through `policy`.
+pub fn run(policy: &Path, trace: &Path, format: Format) -> anyhow::Result<ExitCode> {
+    let policy = match load_file(policy) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let lines = match read_trace(trace) {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for change in replay(&policy, &lines) {
+        let text = match format {
+            Format::Text => format_text(&policy, &change),
+            Format::Json => format_json(&policy, &change),
+        };
+        println!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,56 @@
+//! The command line: `rollbackd check` and `rollbackd evaluate`.
+
+mod check;
+mod evaluate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// rollbackd: executes rollback runbooks unattended.
+#[derive(Debug, Parser)]
+#[command(name = "rollbackd", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate policy files (a directory stands for its *.toml files), like `promtool check rules`.
+    Check {
+        /// Files or directories; default `policies/`.
+        paths: Vec<PathBuf>,
+    },
+    /// Replay a trace (JSON lines of samples and events) through a policy and print every change of decision.
+    Evaluate {
+        /// The policy file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// The trace file.
+        #[arg(long)]
+        trace: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+/// Output formats of `evaluate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Readable blocks.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Runs a parsed command line, writing to stdout/stderr.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { paths } => Ok(check::run(&paths)),
+        Command::Evaluate { policy, trace, format } => evaluate::run(&policy, &trace, format),
+    }
+}

@@ -1,0 +1,160 @@
+//! What the engine decides, and the evidence that explains it.
+
+use serde::Serialize;
+
+use crate::policy::Action;
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// Nothing to do (no row matched, or a fix-forward row).
+    None,
+    /// Tell a human; do not act.
+    Notify,
+    /// A row wants a rollback after human approval.
+    AwaitApproval,
+    /// Roll back now.
+    Rollback,
+    /// A rollback was wanted but a guard (or an earlier rollback) stops it: escalate.
+    Blocked,
+    /// Data is missing: nothing is decided, a human is told.
+    Inconclusive,
+}
+
+impl DecisionKind {
+    /// The spelling used in outputs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::None => "none",
+            DecisionKind::Notify => "notify",
+            DecisionKind::AwaitApproval => "await_approval",
+            DecisionKind::Rollback => "rollback",
+            DecisionKind::Blocked => "blocked",
+            DecisionKind::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// Three-valued truth: missing data is neither true nor false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truth {
+    True,
+    False,
+    Unknown,
+}
+
+impl Truth {
+    /// Kleene AND over many values: any false is false, else any unknown is unknown.
+    pub fn all(values: impl IntoIterator<Item = Truth>) -> Truth {
+        let mut result = Truth::True;
+        for v in values {
+            match v {
+                Truth::False => return Truth::False,
+                Truth::Unknown => result = Truth::Unknown,
+                Truth::True => {}
+            }
+        }
+        result
+    }
+}
+
+/// One condition against its signal's value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConditionEvidence {
+    pub signal: String,
+    /// The latest value, if any.
+    pub value: Option<f64>,
+    /// The pre-deploy baseline, for baseline-relative conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
+    /// `value / baseline` for baseline-relative conditions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
+    /// The thresholds, e.g. `> 0.5` or `> 2x baseline`.
+    pub threshold: String,
+    /// How long the condition has held (when it holds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_for: Option<String>,
+    /// How long it must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_for: Option<String>,
+    pub truth: Truth,
+    /// Why the truth is unknown or false when that is not obvious.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One guard's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardEvidence {
+    pub guard: String,
+    pub description: String,
+    /// True when the guard stops the rollback (its conditions hold or cannot be checked).
+    pub blocks: bool,
+    pub conditions: Vec<ConditionEvidence>,
+}
+
+/// A row that could not be evaluated for lack of data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnknownRow {
+    pub row: String,
+    pub severity: String,
+    pub action: Action,
+    /// `signal: why` for each condition that lacked data.
+    pub missing: Vec<String>,
+}
+
+/// Everything that explains a decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy_age: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// The matched row's conditions.
+    pub conditions: Vec<ConditionEvidence>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guards: Vec<GuardEvidence>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_rows: Vec<UnknownRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// What stopped a wanted rollback: a guard id, or `already_rolled_back`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+}
+
+/// The engine's answer for one workload at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub decision: DecisionKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The runbook's deadline for acting on the row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// One sentence a human can read at 3 a.m.
+    pub reason: String,
+    pub evidence: Evidence,
+}
+
+impl Decision {
+    /// A decision with no row.
+    pub fn plain(decision: DecisionKind, reason: impl Into<String>, evidence: Evidence) -> Self {
+        Self {
+            decision,
+            row: None,
+            severity: None,
+            method: None,
+            deadline: None,
+            reason: reason.into(),
+            evidence,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Message templates: `{placeholder}` text with `{{`/`}}` escapes, checked at load time and
+//! rendered by the notifiers.
+
+use std::collections::BTreeMap;
+
+use super::model::Stage;
+
+/// Every placeholder a template may use.
+pub const PLACEHOLDERS: &[&str] = &[
+    "agent_id",
+    "agent_name",
+    "namespace",
+    "workload",
+    "severity",
+    "row",
+    "method",
+    "reason",
+    "evidence",
+    "from_version",
+    "to_version",
+    "from_revision",
+    "to_revision",
+    "eta",
+    "status_url",
+    "pods_updated",
+    "pods_total",
+    "duration",
+    "watch",
+    "incident_id",
+    "mention",
+    "error",
+    "approver",
+];
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Brace(char),
+    Placeholder(&'a str),
+}
+
+fn parse(text: &str) -> Result<Vec<Piece<'_>>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find(['{', '}']) {
+        pieces.push(Piece::Text(&rest[..pos]));
+        let tail = &rest[pos..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            pieces.push(Piece::Brace(tail.as_bytes()[0] as char));
+            rest = &tail[2..];
+        } else if tail.starts_with('}') {
+            return Err("unmatched '}' (write '}}' for a literal brace)".into());
+        } else {
+            let end = tail
+                .find('}')
+                .ok_or("unclosed '{' (write '{{' for a literal brace)")?;
+            let name = &tail[1..end];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} (known: {})",
+                    PLACEHOLDERS.join(", ")
+                ));
+            }
+            pieces.push(Piece::Placeholder(name));
+            rest = &tail[end + 1..];
+        }
+    }
+    pieces.push(Piece::Text(rest));
+    Ok(pieces)
+}
+
+/// Checks a template; the error names the first problem.
+pub fn check(text: &str) -> Result<(), String> {
+    parse(text).map(|_| ())
+}
+
+/// Fills a template; placeholders without a value render as `n/a`.
+pub fn render(text: &str, values: &BTreeMap<&str, String>) -> String {
+    let Ok(pieces) = parse(text) else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len() + 64);
+    for piece in pieces {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Brace(c) => out.push(c),
+            Piece::Placeholder(name) => {
+                out.push_str(values.get(name).map_or("n/a", String::as_str));
+            }
+        }
+    }
+    out
+}
+
+/// The default wording per stage, after GL-002's Communication Plan.
+pub fn default_template(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Initiated => {
+            "{mention}ROLLBACK INITIATED: {agent_id} {agent_name}\nInitiator: rollbackd ({severity}, row {row})\nCurrent Version: {from_version} (revision {from_revision})\nTarget Version: {to_version} (revision {to_revision})\nReason: {reason}\nETA: {eta}\nStatus: {status_url}"
+        }
+        Stage::InProgress => {
+            "ROLLBACK IN PROGRESS: {agent_id} {from_version} -> {to_version}\nStatus: Rolling back deployment\nETA: {eta}\nCurrent: {pods_updated}/{pods_total} pods updated\nReason: {reason}"
+        }
+        Stage::Complete => {
+            "ROLLBACK COMPLETE: {agent_id} {to_version} Restored\nStatus: Monitoring\nDuration: {duration}\nResult: All pods healthy ({pods_updated}/{pods_total})\nMonitoring: Will monitor for {watch} before resolving incident"
+        }
+        Stage::Failed => {
+            "{mention}ROLLBACK FAILED: {agent_id} {agent_name}\nFrom: {from_version} (revision {from_revision})\nError: {error}\nEvidence: {evidence}\nA human must take over now."
+        }
+        Stage::Resolved => {
+            "RESOLVED: {agent_id} stable for {watch} after rollback to {to_version} (revision {to_revision})."
+        }
+        Stage::AwaitingApproval => {
+            "APPROVAL NEEDED: {agent_id} {agent_name} {severity} (row {row})\nProposed: {method} from {from_version} (revision {from_revision})\nReason: {reason}\nApprover: {approver}\nApprove: POST /api/v1/rollbacks/{incident_id}/approve"
+        }
+        Stage::Blocked => {
+            "{mention}ROLLBACK BLOCKED: {agent_id} {agent_name} {severity} (row {row})\nReason: {reason}\nEvidence: {evidence}\nrollbackd will not act; a human must decide."
+        }
+        Stage::Inconclusive => {
+            "NO DATA: {agent_id} {agent_name}: rollbackd cannot evaluate the rollback policy.\nReason: {reason}\nrollbackd will not act while data is missing; please check."
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_placeholders_and_escapes() {
+        let mut values = BTreeMap::new();
+        values.insert("agent_id", "GL-002".to_string());
+        assert_eq!(
+            render("{{literal}} {agent_id} {eta}", &values),
+            "{literal} GL-002 n/a"
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_and_unbalanced() {
+        assert!(check("{agnet_id}").unwrap_err().contains("unknown placeholder"));
+        assert!(check("oops {agent_id").unwrap_err().contains("unclosed"));
+        assert!(check("oops }").unwrap_err().contains("unmatched"));
+    }
+
+    #[test]
+    fn every_default_template_is_valid() {
+        for (_, stage) in Stage::ALL {
+            assert_eq!(check(default_template(stage)), Ok(()), "{stage:?}");
+        }
+    }
+}

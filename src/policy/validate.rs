@@ -1,0 +1,706 @@
+//! Turns a [`RawPolicy`] into a [`Policy`], collecting every problem with its line.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use chrono::TimeDelta;
+use toml::Spanned;
+
+use super::error::{Locator, PolicyError};
+use super::model::*;
+use super::raw::*;
+use super::template;
+
+/// Validates one parsed file. All problems are reported, not just the first.
+pub fn validate(raw: RawPolicy, locator: &Locator<'_>) -> Result<Policy, Vec<PolicyError>> {
+    let mut v = Validator {
+        locator,
+        errors: Vec::new(),
+    };
+    let policy = v.policy(raw);
+    if v.errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(v.errors)
+    }
+}
+
+struct Validator<'a> {
+    locator: &'a Locator<'a>,
+    errors: Vec<PolicyError>,
+}
+
+fn known<'k>(names: impl IntoIterator<Item = &'k String>) -> String {
+    let list: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    if list.is_empty() {
+        "none defined".into()
+    } else {
+        format!("known: {}", list.join(", "))
+    }
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) {
+        let error = self.locator.error(span, field, message);
+        self.errors.push(error);
+    }
+
+    fn policy(&mut self, raw: RawPolicy) -> Policy {
+        let agent = Agent {
+            id: raw.agent.id,
+            name: raw.agent.name,
+            runbook: raw.agent.runbook,
+        };
+        if agent.id.trim().is_empty() {
+            self.error(0..0, "agent.id", "must not be empty");
+        }
+        let window = self.window(&raw.window);
+        let workloads = self.workloads(raw.workloads);
+        let signals = self.signals(raw.signals);
+        let method_names: BTreeSet<String> =
+            raw.methods.keys().map(|k| k.get_ref().clone()).collect();
+        let matrix = self.matrix(raw.matrix, &signals, &method_names, &window);
+        let guards = self.guards(raw.guards, &signals, &matrix);
+        let methods = self.methods(raw.methods, &workloads);
+        let verification = self.verification(raw.verification, &signals, &method_names);
+        let notify = self.notify(raw.notify);
+        Policy {
+            source: self.locator.file().to_path_buf(),
+            agent,
+            window,
+            workloads,
+            signals,
+            matrix,
+            guards,
+            methods,
+            verification,
+            notify,
+        }
+    }
+
+    fn window(&mut self, raw: &RawWindow) -> Window {
+        let window = Window {
+            duration: raw.duration.0,
+            fix_forward_after: raw.fix_forward_after.as_ref().map(|d| d.get_ref().0),
+            stale_after: raw.stale_after.map_or(TimeDelta::minutes(5), |d| d.0),
+        };
+        if window.duration <= TimeDelta::zero() {
+            self.error(0..0, "window.duration", "must be longer than 0s");
+        }
+        if let Some(ff) = &raw.fix_forward_after
+            && ff.get_ref().0 < window.duration
+        {
+            self.error(
+                ff.span(),
+                "window.fix_forward_after",
+                "must not be shorter than window.duration",
+            );
+        }
+        window
+    }
+
+    fn workloads(&mut self, raw: Vec<Spanned<RawWorkload>>) -> Vec<Workload> {
+        let mut out: Vec<Workload> = Vec::new();
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let span = spanned.span();
+            let w = spanned.into_inner();
+            let field = format!("workloads[{i}]");
+            let kind = match w.kind.as_str() {
+                "Deployment" => WorkloadKind::Deployment,
+                "Rollout" => WorkloadKind::Rollout,
+                other => {
+                    self.error(
+                        span.clone(),
+                        format!("{field}.kind"),
+                        format!("unknown kind {other:?} (expected Deployment or Rollout)"),
+                    );
+                    WorkloadKind::Deployment
+                }
+            };
+            let role = match w.role.as_deref() {
+                None | Some("primary") => WorkloadRole::Primary,
+                Some("coordinated") => WorkloadRole::Coordinated,
+                Some(other) => {
+                    self.error(
+                        span.clone(),
+                        format!("{field}.role"),
+                        format!("unknown role {other:?} (expected primary or coordinated)"),
+                    );
+                    WorkloadRole::Primary
+                }
+            };
+            if out.iter().any(|o| o.id == w.id) {
+                self.error(span.clone(), format!("{field}.id"), format!("duplicate workload id {:?}", w.id));
+            }
+            out.push(Workload {
+                id: w.id,
+                kind,
+                namespace: w.namespace,
+                name: w.name,
+                container: w.container,
+                role,
+                metrics_url: w.metrics_url,
+                configmaps: w.configmaps,
+            });
+        }
+        match out.iter().filter(|w| w.role == WorkloadRole::Primary).count() {
+            1 => {}
+            n => self.error(
+                0..0,
+                "workloads",
+                format!("exactly one workload must have role \"primary\" (found {n})"),
+            ),
+        }
+        out
+    }
+
+    fn signals(&mut self, raw: BTreeMap<Spanned<String>, Spanned<RawSignal>>) -> BTreeMap<String, Signal> {
+        let mut out = BTreeMap::new();
+        for (name, spanned) in raw {
+            let span = spanned.span();
+            let name = name.into_inner();
+            let s = spanned.into_inner();
+            let field = format!("signals.{name}");
+            let sources = [s.promql.is_some() || s.scrape.is_some(), s.kube.is_some(), s.alert.is_some()];
+            let source = match sources.iter().filter(|x| **x).count() {
+                1 => self.signal_source(&s, &field, span.clone()),
+                0 => {
+                    self.error(span.clone(), field.clone(), "needs a source: promql and/or scrape, kube, or alert");
+                    None
+                }
+                _ => {
+                    self.error(span.clone(), field.clone(), "give one source kind: (promql and/or scrape), kube, or alert");
+                    None
+                }
+            };
+            let unit = match (s.unit.as_deref(), &source) {
+                (Some("ratio"), _) => Unit::Ratio,
+                (Some("seconds"), _) => Unit::Seconds,
+                (Some("count"), _) => Unit::Count,
+                (Some("bool"), _) => Unit::Bool,
+                (Some(other), _) => {
+                    self.error(span.clone(), format!("{field}.unit"), format!("unknown unit {other:?} (expected ratio, seconds, count or bool)"));
+                    Unit::Count
+                }
+                (None, Some(SignalSource::Alert { .. }))
+                | (None, Some(SignalSource::Kube(KubeSignal::RolloutStalled))) => Unit::Bool,
+                (None, _) => Unit::Count,
+            };
+            if let Some(baseline) = s.baseline
+                && baseline.0 <= TimeDelta::zero()
+            {
+                self.error(span.clone(), format!("{field}.baseline"), "lookback must be longer than 0s");
+            }
+            if let Some(source) = source {
+                out.insert(
+                    name.clone(),
+                    Signal {
+                        name,
+                        description: s.description,
+                        unit,
+                        source,
+                        baseline: s.baseline.map(|d| d.0),
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    fn signal_source(&mut self, s: &RawSignal, field: &str, span: Range<usize>) -> Option<SignalSource> {
+        if let Some(kube) = &s.kube {
+            return match KubeSignal::ALL.iter().find(|(n, _)| n == kube) {
+                Some((_, k)) => Some(SignalSource::Kube(*k)),
+                None => {
+                    let names: Vec<&str> = KubeSignal::ALL.iter().map(|(n, _)| *n).collect();
+                    self.error(span, format!("{field}.kube"), format!("unknown kube signal {kube:?} (known: {})", names.join(", ")));
+                    None
+                }
+            };
+        }
+        if let Some(labels) = &s.alert {
+            if labels.is_empty() {
+                self.error(span, format!("{field}.alert"), "needs at least one label to match");
+                return None;
+            }
+            return Some(SignalSource::Alert { labels: labels.clone() });
+        }
+        let scrape = match &s.scrape {
+            None => None,
+            Some(raw) => Some(self.scrape(raw, field, span.clone())?),
+        };
+        if let Some(q) = &s.promql
+            && q.trim().is_empty()
+        {
+            self.error(span, format!("{field}.promql"), "must not be empty");
+            return None;
+        }
+        Some(SignalSource::Metric {
+            promql: s.promql.clone(),
+            scrape,
+        })
+    }
+
+    fn scrape(&mut self, raw: &RawScrape, field: &str, span: Range<usize>) -> Option<ScrapeSpec> {
+        let forms = [raw.ratio.is_some(), raw.histogram.is_some(), raw.gauge.is_some(), raw.rate.is_some()];
+        if forms.iter().filter(|x| **x).count() != 1 {
+            self.error(span, format!("{field}.scrape"), "give exactly one of ratio, histogram (+ quantile), gauge, rate");
+            return None;
+        }
+        if let Some([numerator, denominator]) = &raw.ratio {
+            return Some(ScrapeSpec::Ratio {
+                numerator: numerator.clone(),
+                denominator: denominator.clone(),
+            });
+        }
+        if let Some(histogram) = &raw.histogram {
+            return match raw.quantile {
+                Some(q) if q > 0.0 && q < 1.0 => Some(ScrapeSpec::Quantile {
+                    histogram: histogram.clone(),
+                    quantile: q,
+                }),
+                _ => {
+                    self.error(span, format!("{field}.scrape.quantile"), "histogram needs a quantile between 0 and 1, e.g. 0.95");
+                    None
+                }
+            };
+        }
+        if let Some(gauge) = &raw.gauge {
+            return Some(ScrapeSpec::Gauge(gauge.clone()));
+        }
+        raw.rate.clone().map(ScrapeSpec::Rate)
+    }
+
+    fn condition(&mut self, raw: RawCondition, field: &str, signals: &BTreeMap<String, Signal>) -> Option<Condition> {
+        let span = raw.signal.span();
+        let name = raw.signal.into_inner();
+        let mut ok = true;
+        match signals.get(&name) {
+            None => {
+                self.error(span.clone(), format!("{field}.signal"), format!("unknown signal {name:?} ({})", known(signals.keys())));
+                ok = false;
+            }
+            Some(signal) => {
+                if raw.relative_to.is_some() && signal.baseline.is_none() {
+                    self.error(span.clone(), format!("{field}.relative_to"), format!("signal {name:?} has no baseline (add baseline = \"1h\" to [signals.{name}])"));
+                    ok = false;
+                }
+            }
+        }
+        if let Some(rel) = &raw.relative_to
+            && rel.get_ref() != "baseline"
+        {
+            self.error(rel.span(), format!("{field}.relative_to"), format!("unknown reference {:?} (expected \"baseline\")", rel.get_ref()));
+            ok = false;
+        }
+        if raw.above.is_some() && raw.at_least.is_some() || raw.below.is_some() && raw.at_most.is_some() {
+            self.error(span.clone(), field.to_string(), "give one lower bound (above or at_least) and one upper bound (below or at_most)");
+            ok = false;
+        }
+        let has_bound = [raw.above, raw.at_least, raw.below, raw.at_most].iter().any(Option::is_some);
+        if raw.equals.is_some() && has_bound {
+            self.error(span.clone(), format!("{field}.equals"), "equals cannot be combined with above/below bounds");
+            ok = false;
+        }
+        if raw.equals.is_none() && !has_bound {
+            self.error(span.clone(), field.to_string(), "needs a threshold: above, at_least, below, at_most or equals");
+            ok = false;
+        }
+        let bounds = [raw.above, raw.at_least, raw.below, raw.at_most, raw.equals];
+        if bounds.iter().flatten().any(|v| v.is_nan()) {
+            self.error(span.clone(), field.to_string(), "thresholds must be numbers, not NaN");
+            ok = false;
+        }
+        let lower = raw.above.map(|value| Bound { value, inclusive: false }).or(raw.at_least.map(|value| Bound { value, inclusive: true }));
+        let upper = raw.below.map(|value| Bound { value, inclusive: false }).or(raw.at_most.map(|value| Bound { value, inclusive: true }));
+        if let (Some(l), Some(u)) = (lower, upper)
+            && l.value >= u.value
+        {
+            self.error(span, field.to_string(), format!("empty range: lower bound {} is not below upper bound {}", l.value, u.value));
+            ok = false;
+        }
+        ok.then_some(Condition {
+            signal: name,
+            lower,
+            upper,
+            equals: raw.equals,
+            relative_to_baseline: raw.relative_to.is_some(),
+            held_for: raw.held_for.map(|d| d.0),
+        })
+    }
+
+    fn conditions(&mut self, raw: Vec<RawCondition>, field: &str, span: Range<usize>, signals: &BTreeMap<String, Signal>, allow_empty: bool) -> Vec<Condition> {
+        if raw.is_empty() && !allow_empty {
+            self.error(span, field.to_string(), "needs at least one condition");
+        }
+        raw.into_iter()
+            .enumerate()
+            .filter_map(|(j, c)| self.condition(c, &format!("{field}[{j}]"), signals))
+            .collect()
+    }
+
+    fn matrix(&mut self, raw: Vec<Spanned<RawRow>>, signals: &BTreeMap<String, Signal>, methods: &BTreeSet<String>, window: &Window) -> Vec<Row> {
+        let mut out: Vec<Row> = Vec::new();
+        if raw.is_empty() {
+            self.error(0..0, "matrix", "needs at least one row");
+        }
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let span = spanned.span();
+            let r = spanned.into_inner();
+            let field = format!("matrix[{i}]");
+            if out.iter().any(|o| o.id == r.id) {
+                self.error(span.clone(), format!("{field}.id"), format!("duplicate row id {:?}", r.id));
+            }
+            let when = self.conditions(r.when, &format!("{field}.when"), span.clone(), signals, false);
+            let row_window = match r.window.as_ref().map(|w| (w.get_ref().as_str(), w.span())) {
+                None | Some(("inside", _)) => RowWindow::Inside,
+                Some(("outside", _)) => RowWindow::Outside,
+                Some(("any", _)) => RowWindow::Any,
+                Some((other, wspan)) => {
+                    self.error(wspan, format!("{field}.window"), format!("unknown window {other:?} (expected inside, outside or any)"));
+                    RowWindow::Inside
+                }
+            };
+            let action = match r.action.get_ref().as_str() {
+                "rollback" => Action::Rollback,
+                "rollback_after_approval" => Action::RollbackAfterApproval,
+                "notify" => Action::Notify,
+                "none" => Action::None,
+                other => {
+                    self.error(r.action.span(), format!("{field}.action"), format!("unknown action {other:?} (expected rollback, rollback_after_approval, notify or none)"));
+                    Action::None
+                }
+            };
+            if let Some(m) = &r.method
+                && !methods.contains(m.get_ref())
+            {
+                self.error(m.span(), format!("{field}.method"), format!("unknown method {:?} ({})", m.get_ref(), known(methods)));
+            }
+            if r.method.is_none() && matches!(action, Action::Rollback | Action::RollbackAfterApproval) {
+                self.error(r.action.span(), format!("{field}.method"), "a rollback row needs a method");
+            }
+            if let Some(within) = r.within
+                && within.0 > window.horizon()
+            {
+                self.error(span.clone(), format!("{field}.within"), "is longer than the window: the row could never apply past it");
+            }
+            out.push(Row {
+                id: r.id,
+                severity: r.severity,
+                section: r.section,
+                when,
+                window: row_window,
+                within: r.within.map(|d| d.0),
+                action,
+                method: r.method.map(Spanned::into_inner),
+                deadline: r.deadline.map(|d| d.0),
+                approver: r.approver,
+            });
+        }
+        out
+    }
+
+    fn guards(&mut self, raw: Vec<Spanned<RawGuard>>, signals: &BTreeMap<String, Signal>, matrix: &[Row]) -> Vec<Guard> {
+        let mut out = Vec::new();
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let span = spanned.span();
+            let g = spanned.into_inner();
+            let field = format!("guards[{i}]");
+            let when = self.conditions(g.when, &format!("{field}.when"), span.clone(), signals, false);
+            let scope = match g.scope.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+                None | Some(("unattended", _)) => GuardScope::Unattended,
+                Some(("always", _)) => GuardScope::Always,
+                Some((other, sspan)) => {
+                    self.error(sspan, format!("{field}.scope"), format!("unknown scope {other:?} (expected unattended or always)"));
+                    GuardScope::Unattended
+                }
+            };
+            let rows = g.rows.map(|rows| {
+                rows.into_iter()
+                    .filter_map(|r| {
+                        if matrix.iter().any(|m| &m.id == r.get_ref()) {
+                            Some(r.into_inner())
+                        } else {
+                            let ids: Vec<String> = matrix.iter().map(|m| m.id.clone()).collect();
+                            self.error(r.span(), format!("{field}.rows"), format!("unknown row {:?} ({})", r.get_ref(), known(&ids)));
+                            None
+                        }
+                    })
+                    .collect()
+            });
+            out.push(Guard {
+                id: g.id,
+                description: g.description,
+                when,
+                scope,
+                rows,
+            });
+        }
+        out
+    }
+
+    fn methods(&mut self, raw: BTreeMap<Spanned<String>, Spanned<RawMethod>>, workloads: &[Workload]) -> BTreeMap<String, Method> {
+        let mut out = BTreeMap::new();
+        for (name, spanned) in raw {
+            let span = spanned.span();
+            let name = name.into_inner();
+            let m = spanned.into_inner();
+            let field = format!("methods.{name}");
+            if m.steps.is_empty() {
+                self.error(span, field.clone(), "needs at least one step");
+            }
+            let steps = m
+                .steps
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, s)| self.step(s, &format!("{field}.steps[{i}]"), workloads))
+                .collect();
+            out.insert(
+                name.clone(),
+                Method {
+                    name,
+                    description: m.description,
+                    eta: m.eta.map(|d| d.0),
+                    steps,
+                },
+            );
+        }
+        out
+    }
+
+    fn step(&mut self, spanned: Spanned<RawStep>, field: &str, workloads: &[Workload]) -> Option<Step> {
+        let span = spanned.span();
+        let s = spanned.into_inner();
+        let targets: Vec<String> = match &s.workloads {
+            None => workloads
+                .iter()
+                .filter(|w| w.role == WorkloadRole::Primary)
+                .map(|w| w.id.clone())
+                .collect(),
+            Some(list) => {
+                let ids: Vec<String> = workloads.iter().map(|w| w.id.clone()).collect();
+                for w in list {
+                    if !ids.contains(w.get_ref()) {
+                        self.error(w.span(), format!("{field}.workloads"), format!("unknown workload {:?} ({})", w.get_ref(), known(&ids)));
+                    }
+                }
+                list.iter().map(|w| w.get_ref().clone()).collect()
+            }
+        };
+        let action = self.step_action(&s, field, span.clone())?;
+        for id in &targets {
+            let Some(w) = workloads.iter().find(|w| &w.id == id) else {
+                continue;
+            };
+            let argo = matches!(action, StepAction::ArgoAbort | StepAction::ArgoUndo(_));
+            let deployment_only = matches!(action, StepAction::Undo(_));
+            if argo && w.kind != WorkloadKind::Rollout {
+                self.error(span.clone(), field.to_string(), format!("{} needs a Rollout, but workload {id:?} is a Deployment", action.kind()));
+            }
+            if deployment_only && w.kind != WorkloadKind::Deployment {
+                self.error(span.clone(), field.to_string(), format!("undo needs a Deployment; use argo_undo for Rollout {id:?}"));
+            }
+            if let StepAction::RestoreConfigMap(cm) = &action
+                && !w.configmaps.contains(cm)
+            {
+                self.error(span.clone(), format!("{field}.restore_configmap"), format!("ConfigMap {cm:?} is not in workload {id:?}'s configmaps, so no pre-deploy snapshot of it is taken"));
+            }
+        }
+        Some(Step {
+            name: s.name.unwrap_or_else(|| action.kind().to_string()),
+            workloads: targets,
+            container: s.container,
+            timeout: s.timeout.map(|d| d.0),
+            action,
+        })
+    }
+
+    fn step_action(&mut self, s: &RawStep, field: &str, span: Range<usize>) -> Option<StepAction> {
+        let mut actions = Vec::new();
+        if let Some(r) = &s.undo {
+            actions.push(self.revision_ref(r, &format!("{field}.undo"), span.clone()).map(StepAction::Undo));
+        }
+        if let Some(image) = &s.set_image {
+            actions.push(Some(StepAction::SetImage(match image.as_str() {
+                "previous" => ImageRef::Previous,
+                "last_known_good" => ImageRef::LastKnownGood,
+                literal => ImageRef::Literal(literal.to_string()),
+            })));
+        }
+        if let Some(restart) = s.restart {
+            actions.push(self.flag(restart, "restart", field, span.clone()).then_some(StepAction::Restart));
+        }
+        if let Some(scale) = &s.scale {
+            actions.push(match scale {
+                RawScale::Replicas(n) => Some(StepAction::Scale(Some(*n))),
+                RawScale::Name(n) if n == "restore" => Some(StepAction::Scale(None)),
+                RawScale::Name(other) => {
+                    self.error(span.clone(), format!("{field}.scale"), format!("expected a replica count or \"restore\", got {other:?}"));
+                    None
+                }
+            });
+        }
+        if let Some(sw) = &s.switch_service {
+            actions.push(Some(StepAction::SwitchService {
+                service: sw.service.clone(),
+                selector: sw.selector.clone(),
+                remove: sw.remove.clone(),
+            }));
+        }
+        if let Some(cm) = &s.restore_configmap {
+            actions.push(Some(StepAction::RestoreConfigMap(cm.clone())));
+        }
+        if let Some(p) = &s.patch_configmap {
+            actions.push(Some(StepAction::PatchConfigMap {
+                name: p.name.clone(),
+                data: p.data.clone(),
+            }));
+        }
+        if let Some(abort) = s.argo_abort {
+            actions.push(self.flag(abort, "argo_abort", field, span.clone()).then_some(StepAction::ArgoAbort));
+        }
+        if let Some(r) = &s.argo_undo {
+            actions.push(self.revision_ref(r, &format!("{field}.argo_undo"), span.clone()).map(StepAction::ArgoUndo));
+        }
+        if let Some(h) = &s.http {
+            actions.push(self.http(h, field));
+        }
+        if let Some(j) = &s.job {
+            actions.push(Some(StepAction::Job {
+                name: j.name.clone(),
+                image: j.image.clone(),
+                command: j.command.clone(),
+            }));
+        }
+        if let Some(wait) = s.wait_rollout {
+            actions.push(self.flag(wait, "wait_rollout", field, span.clone()).then_some(StepAction::WaitRollout));
+        }
+        if let Some(d) = s.wait {
+            actions.push(Some(StepAction::Wait(d.0)));
+        }
+        match actions.len() {
+            1 => actions.pop().flatten(),
+            0 => {
+                self.error(span, field.to_string(), "needs one action: undo, set_image, restart, scale, switch_service, restore_configmap, patch_configmap, argo_abort, argo_undo, http, job, wait_rollout or wait");
+                None
+            }
+            n => {
+                self.error(span, field.to_string(), format!("has {n} actions; give one action per step"));
+                None
+            }
+        }
+    }
+
+    fn flag(&mut self, value: bool, key: &str, field: &str, span: Range<usize>) -> bool {
+        if !value {
+            self.error(span, format!("{field}.{key}"), format!("{key} = false does nothing; remove the step"));
+        }
+        value
+    }
+
+    fn revision_ref(&mut self, raw: &RawRevisionRef, field: &str, span: Range<usize>) -> Option<RevisionRef> {
+        match raw {
+            RawRevisionRef::Number(0) => {
+                self.error(span, field.to_string(), "revisions start at 1");
+                None
+            }
+            RawRevisionRef::Number(n) => Some(RevisionRef::Revision(*n)),
+            RawRevisionRef::Name(n) if n == "previous" => Some(RevisionRef::Previous),
+            RawRevisionRef::Name(n) if n == "last_known_good" => Some(RevisionRef::LastKnownGood),
+            RawRevisionRef::Name(other) => {
+                self.error(span, field.to_string(), format!("expected \"previous\", \"last_known_good\" or a revision number, got {other:?}"));
+                None
+            }
+        }
+    }
+
+    fn http(&mut self, h: &RawHttp, field: &str) -> Option<StepAction> {
+        let method = h.method.clone().unwrap_or_else(|| "POST".into()).to_uppercase();
+        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+            self.error(h.url.span(), format!("{field}.http.method"), format!("unsupported HTTP method {method:?}"));
+            return None;
+        }
+        let url = h.url.get_ref();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.error(h.url.span(), format!("{field}.http.url"), format!("expected an http:// or https:// URL, got {url:?}"));
+            return None;
+        }
+        let body = match &h.body {
+            None => None,
+            Some(b) => match serde_json::from_str(b.get_ref()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.error(b.span(), format!("{field}.http.body"), format!("not valid JSON: {e}"));
+                    return None;
+                }
+            },
+        };
+        Some(StepAction::Http {
+            method,
+            url: url.clone(),
+            body,
+            expect_status: h.expect_status.unwrap_or(200),
+        })
+    }
+
+    fn verification(&mut self, raw: RawVerification, signals: &BTreeMap<String, Signal>, methods: &BTreeSet<String>) -> Verification {
+        let checks = self.conditions(raw.checks, "verification.checks", 0..0, signals, true);
+        if let Some(r) = &raw.recovery
+            && !methods.contains(r.get_ref())
+        {
+            self.error(r.span(), "verification.recovery", format!("unknown method {:?} ({})", r.get_ref(), known(methods)));
+        }
+        let health = raw.health.and_then(|h| {
+            let url = h.url.get_ref();
+            if url.starts_with("http://") || url.starts_with("https://") {
+                Some(HealthCheck {
+                    url: url.clone(),
+                    expect_status: h.expect_status.unwrap_or(200),
+                })
+            } else {
+                self.error(h.url.span(), "verification.health.url", format!("expected an http:// or https:// URL, got {url:?}"));
+                None
+            }
+        });
+        Verification {
+            rollout_timeout: raw.rollout_timeout.0,
+            ready_hold: raw.ready_hold.map_or(TimeDelta::zero(), |d| d.0),
+            health,
+            checks,
+            watch: raw.watch.map_or(TimeDelta::zero(), |d| d.0),
+            recovery: raw.recovery.map(Spanned::into_inner),
+        }
+    }
+
+    fn notify(&mut self, raw: RawNotify) -> Notify {
+        let mut templates = BTreeMap::new();
+        for (_, stage) in Stage::ALL {
+            templates.insert(stage, template::default_template(stage).to_string());
+        }
+        for (key, text) in raw.templates {
+            let field = format!("notify.templates.{}", key.get_ref());
+            match Stage::ALL.iter().find(|(n, _)| n == key.get_ref()) {
+                None => {
+                    let names: Vec<&str> = Stage::ALL.iter().map(|(n, _)| *n).collect();
+                    self.error(key.span(), field, format!("unknown stage (known: {})", names.join(", ")));
+                }
+                Some((_, stage)) => match template::check(text.get_ref()) {
+                    Ok(()) => {
+                        templates.insert(*stage, text.into_inner());
+                    }
+                    Err(message) => self.error(text.span(), field, message),
+                },
+            }
+        }
+        Notify {
+            slack_channel: raw.slack_channel,
+            mention: raw.mention,
+            status_url: raw.status_url,
+            statuspage: raw.statuspage.map(|s| Statuspage {
+                page_id: s.page_id,
+                component_id: s.component_id,
+            }),
+            templates,
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The two output formats of `rollbackd evaluate`.
+
+use serde_json::json;
+
+use super::Change;
+use crate::engine::Truth;
+use crate::policy::Policy;
+
+/// One JSON object per change: `at`, `agent`, `decision`, `severity`, `row`, `method`,
+/// `deadline`, `reason`, `evidence` (absent values are `null`).
+pub fn format_json(policy: &Policy, change: &Change) -> String {
+    let d = &change.decision;
+    json!({
+        "at": change.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "line": change.line,
+        "agent": policy.agent.id,
+        "decision": d.decision.as_str(),
+        "severity": d.severity,
+        "row": d.row,
+        "method": d.method,
+        "deadline": d.deadline,
+        "reason": d.reason,
+        "evidence": d.evidence,
+    })
+    .to_string()
+}
+
+/// A readable block per change: a headline, then one line per condition and guard.
+pub fn format_text(policy: &Policy, change: &Change) -> String {
+    let d = &change.decision;
+    let mut out = format!(
+        "{} {} {:<14} {}",
+        change.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        policy.agent.id,
+        d.decision.as_str().to_uppercase(),
+        d.reason
+    );
+    if let Some(method) = &d.method
+        && matches!(d.decision, crate::engine::DecisionKind::Rollback | crate::engine::DecisionKind::AwaitApproval)
+    {
+        out.push_str(&format!("\n    method: {method}"));
+        if let Some(deadline) = &d.deadline {
+            out.push_str(&format!(" (runbook deadline {deadline})"));
+        }
+    }
+    if let Some(age) = &d.evidence.deploy_age {
+        out.push_str(&format!("\n    deploy age: {age}"));
+    }
+    for c in &d.evidence.conditions {
+        out.push_str(&format!("\n    {} {}", mark(c.truth), describe(c)));
+    }
+    for g in &d.evidence.guards {
+        let verdict = if g.blocks { "BLOCKS" } else { "passes" };
+        out.push_str(&format!("\n    guard {} {verdict}: {}", g.guard, g.description));
+        for c in &g.conditions {
+            out.push_str(&format!("\n      {} {}", mark(c.truth), describe(c)));
+        }
+    }
+    for u in &d.evidence.unknown_rows {
+        out.push_str(&format!("\n    ? row {} ({}) unknown: {}", u.row, u.severity, u.missing.join("; ")));
+    }
+    if let Some(by) = &d.evidence.approved_by {
+        out.push_str(&format!("\n    approved by {by}"));
+    }
+    out
+}
+
+fn mark(truth: Truth) -> &'static str {
+    match truth {
+        Truth::True => "✓",
+        Truth::False => "✗",
+        Truth::Unknown => "?",
+    }
+}
+
+fn describe(c: &crate::engine::ConditionEvidence) -> String {
+    let value = c.value.map_or("n/a".into(), |v| format!("{v}"));
+    let mut s = format!("{} = {value}", c.signal);
+    if let (Some(b), Some(r)) = (c.baseline, c.ratio) {
+        s.push_str(&format!(" = {r:.2}x baseline {b}"));
+    }
+    s.push_str(&format!(", needs {}", c.threshold));
+    if let Some(req) = &c.required_for {
+        s.push_str(&format!(" for {req}"));
+    }
+    if let Some(held) = &c.held_for {
+        s.push_str(&format!(", held {held}"));
+    }
+    if let Some(note) = &c.note {
+        s.push_str(&format!(" ({note})"));
+    }
+    s
+}
