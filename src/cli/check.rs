@@ -39,7 +39,6 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("{e}");
             }
-            eprintln!("FAILED: {} problem(s)", errors.0.len());
             ExitCode::FAILURE
         }
     }

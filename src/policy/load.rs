@@ -14,7 +14,14 @@ pub fn parse_policy(file: &Path, source: &str) -> Result<Policy, Vec<PolicyError
     let raw: RawPolicy = toml::from_str(source).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let field = locator.field_at(span.start);
-        vec![locator.error(span, field, e.message().trim().to_string())]
+        let message = e
+            .message()
+            .trim()
+            .replace("expected f64", "expected a number")
+            .replace("expected u64", "expected a whole number")
+            .replace("expected u32", "expected a whole number")
+            .replace("expected u16", "expected a whole number");
+        vec![locator.error(span, field, message)]
     })?;
     validate(raw, &locator)
 }
