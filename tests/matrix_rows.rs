@@ -44,17 +44,55 @@ fn is_alert(policy: &Policy, name: &str) -> bool {
 /// A value that passes (or, with `fail`, just misses) a condition.
 fn value_for(policy: &Policy, c: &Condition, fail: bool) -> f64 {
     let unit = policy.signals[&c.signal].unit;
-    let scale = if c.relative_to_baseline { neutral(policy, &c.signal) } else { 1.0 };
-    let delta = |v: f64| if unit == Unit::Count { 1.0 } else { (v.abs() * 0.02).max(0.001) };
+    let scale = if c.relative_to_baseline {
+        neutral(policy, &c.signal)
+    } else {
+        1.0
+    };
+    let delta = |v: f64| {
+        if unit == Unit::Count {
+            1.0
+        } else {
+            (v.abs() * 0.02).max(0.001)
+        }
+    };
     let raw = if let Some(v) = c.equals {
-        if fail { if v == 0.0 { 1.0 } else { 0.0 } } else { v }
+        if fail {
+            if v == 0.0 { 1.0 } else { 0.0 }
+        } else {
+            v
+        }
     } else {
         match (c.lower, c.upper, fail) {
             (Some(l), Some(u), false) => (l.value + u.value) / 2.0,
-            (Some(l), _, false) => if l.inclusive { l.value } else { l.value + delta(l.value) },
-            (None, Some(u), false) => if u.inclusive { u.value } else { u.value - delta(u.value) },
-            (Some(l), _, true) => if l.inclusive { l.value - delta(l.value) } else { l.value },
-            (None, Some(u), true) => if u.inclusive { u.value + delta(u.value) } else { u.value },
+            (Some(l), _, false) => {
+                if l.inclusive {
+                    l.value
+                } else {
+                    l.value + delta(l.value)
+                }
+            }
+            (None, Some(u), false) => {
+                if u.inclusive {
+                    u.value
+                } else {
+                    u.value - delta(u.value)
+                }
+            }
+            (Some(l), _, true) => {
+                if l.inclusive {
+                    l.value - delta(l.value)
+                } else {
+                    l.value
+                }
+            }
+            (None, Some(u), true) => {
+                if u.inclusive {
+                    u.value + delta(u.value)
+                } else {
+                    u.value
+                }
+            }
             (None, None, _) => 0.0,
         }
     };
@@ -68,21 +106,34 @@ fn at(t: DateTime<Utc>) -> String {
 /// Builds the hit (or short) trace for a row.
 fn trace_for(policy: &Policy, row: &Row, short: bool) -> String {
     let t0: DateTime<Utc> = "2025-11-17T12:00:00Z".parse().unwrap();
-    let hold = row.when.iter().filter_map(|c| c.held_for).max().unwrap_or_default();
+    let hold = row
+        .when
+        .iter()
+        .filter_map(|c| c.held_for)
+        .max()
+        .unwrap_or_default();
     let end = t0 + TimeDelta::minutes(10) + hold;
     // the condition a short trace misses: by time if it must persist, else by value
     let short_by_time = short && row.when[0].held_for.is_some();
-    let metric_names: Vec<&String> = policy.signals.keys().filter(|n| !is_alert(policy, n)).collect();
+    let metric_names: Vec<&String> = policy
+        .signals
+        .keys()
+        .filter(|n| !is_alert(policy, n))
+        .collect();
     let mut lines: Vec<Value> = Vec::new();
     let neutral_line = || -> BTreeMap<String, f64> {
-        metric_names.iter().map(|n| ((*n).clone(), neutral(policy, n))).collect()
+        metric_names
+            .iter()
+            .map(|n| ((*n).clone(), neutral(policy, n)))
+            .collect()
     };
     let mut t = t0 - TimeDelta::minutes(60);
     while t < t0 {
         lines.push(json!({"at": at(t), "signals": neutral_line()}));
         t += TimeDelta::minutes(10);
     }
-    lines.push(json!({"at": at(t0), "event": "deploy", "revision": 2, "image": "example/agent:v2"}));
+    lines
+        .push(json!({"at": at(t0), "event": "deploy", "revision": 2, "image": "example/agent:v2"}));
     let breach_from = if short_by_time {
         end - (hold - TimeDelta::minutes(1))
     } else {
@@ -92,7 +143,9 @@ fn trace_for(policy: &Policy, row: &Row, short: bool) -> String {
     for (i, c) in row.when.iter().enumerate() {
         let fail = short && !short_by_time && i == 0;
         if is_alert(policy, &c.signal) && value_for(policy, c, fail) == 1.0 {
-            let SignalSource::Alert { labels } = &policy.signals[&c.signal].source else { unreachable!() };
+            let SignalSource::Alert { labels } = &policy.signals[&c.signal].source else {
+                unreachable!()
+            };
             let mut labels = labels.clone();
             labels.insert("agent".into(), policy.agent.id.clone());
             labels.insert("alertname".into(), format!("{}Alert", c.signal));
@@ -135,7 +188,12 @@ fn every_row_has_a_hit_and_a_short_trace() {
                     std::fs::write(&file, trace_for(&policy, row, short)).unwrap();
                 }
                 let Ok(text) = std::fs::read_to_string(&file) else {
-                    failures.push(format!("{}: missing (row {} of {})", file.display(), row.id, policy.agent.id));
+                    failures.push(format!(
+                        "{}: missing (row {} of {})",
+                        file.display(),
+                        row.id,
+                        policy.agent.id
+                    ));
                     continue;
                 };
                 let lines = parse_trace(&file, &text).unwrap();
@@ -153,12 +211,24 @@ fn every_row_has_a_hit_and_a_short_trace() {
                     ));
                 }
                 if !short && last.decision == DecisionKind::Inconclusive {
-                    failures.push(format!("{}: hit trace is inconclusive: {}", file.display(), last.reason));
+                    failures.push(format!(
+                        "{}: hit trace is inconclusive: {}",
+                        file.display(),
+                        last.reason
+                    ));
                 }
                 checked += 1;
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} row traces wrong:\n{}", failures.len(), failures.join("\n"));
-    assert!(checked >= 2 * 70, "expected the five policies' ~80 rows, checked {checked} traces");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} row traces wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        checked >= 2 * 70,
+        "expected the five policies' ~80 rows, checked {checked} traces"
+    );
 }

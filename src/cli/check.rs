@@ -20,7 +20,11 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
         }
         Ok(policies) => {
             for p in &policies {
-                let unattended = p.matrix.iter().filter(|r| r.action == Action::Rollback).count();
+                let unattended = p
+                    .matrix
+                    .iter()
+                    .filter(|r| r.action == Action::Rollback)
+                    .count();
                 println!(
                     "{}: SUCCESS: agent {} ({}): {} rows ({} unattended rollback), {} guards, {} methods, {} signals",
                     p.source.display(),
@@ -45,5 +49,9 @@ pub fn run(paths: &[PathBuf]) -> ExitCode {
 }
 
 fn show(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

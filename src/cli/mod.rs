@@ -51,6 +51,10 @@ pub enum Format {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check { paths } => Ok(check::run(&paths)),
-        Command::Evaluate { policy, trace, format } => evaluate::run(&policy, &trace, format),
+        Command::Evaluate {
+            policy,
+            trace,
+            format,
+        } => evaluate::run(&policy, &trace, format),
     }
 }

@@ -13,7 +13,10 @@ pub fn alert_belongs_to(policy: &Policy, labels: &BTreeMap<String, String>) -> b
     if let Some(agent) = labels.get("agent") {
         return agent.eq_ignore_ascii_case(&policy.agent.id);
     }
-    match (labels.get("namespace"), labels.get("deployment").or_else(|| labels.get("rollout"))) {
+    match (
+        labels.get("namespace"),
+        labels.get("deployment").or_else(|| labels.get("rollout")),
+    ) {
         (Some(ns), Some(name)) => policy
             .workloads
             .iter()
@@ -23,7 +26,10 @@ pub fn alert_belongs_to(policy: &Policy, labels: &BTreeMap<String, String>) -> b
 }
 
 /// Whether an alert carries every label of a matcher.
-pub fn alert_matches(matcher: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+pub fn alert_matches(
+    matcher: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     matcher.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 

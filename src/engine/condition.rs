@@ -20,9 +20,10 @@ impl Context<'_> {
     /// A signal's samples up to now; alert signals are derived from alert transitions.
     fn series(&self, signal: &str) -> (Vec<Sample>, bool) {
         match self.policy.signals.get(signal).map(|s| &s.source) {
-            Some(SignalSource::Alert { labels }) => {
-                (alert_series(labels, self.observations.alerts(), self.now), true)
-            }
+            Some(SignalSource::Alert { labels }) => (
+                alert_series(labels, self.observations.alerts(), self.now),
+                true,
+            ),
             _ => {
                 let all = self.observations.samples(signal);
                 let upto = all.partition_point(|s| s.at <= self.now);
@@ -99,7 +100,8 @@ impl Context<'_> {
                     return evidence;
                 }
                 None => {
-                    evidence.note = Some("no baseline: no samples in the lookback before the deploy".into());
+                    evidence.note =
+                        Some("no baseline: no samples in the lookback before the deploy".into());
                     return evidence;
                 }
             }
@@ -129,7 +131,12 @@ impl Context<'_> {
     }
 
     /// How long, up to now, every sample since the deploy has passed `accepts`.
-    fn held_for(&self, series: &[Sample], is_alert: bool, accepts: impl Fn(f64) -> bool) -> TimeDelta {
+    fn held_for(
+        &self,
+        series: &[Sample],
+        is_alert: bool,
+        accepts: impl Fn(f64) -> bool,
+    ) -> TimeDelta {
         let mut start = self.now;
         for s in series.iter().rev() {
             match s.value {

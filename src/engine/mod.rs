@@ -30,7 +30,11 @@ use condition::Context;
 /// Decides what to do about the current deploy at `now`.
 pub fn decide(policy: &Policy, observations: &Observations, now: DateTime<Utc>) -> Decision {
     let Some(deploy) = observations.deploy() else {
-        return Decision::plain(DecisionKind::None, "no deploy observed yet", Evidence::default());
+        return Decision::plain(
+            DecisionKind::None,
+            "no deploy observed yet",
+            Evidence::default(),
+        );
     };
     let age = now - deploy.at;
     let mut evidence = Evidence {
@@ -164,13 +168,15 @@ fn decide_rollback(ctx: &Context<'_>, row: &Row, decision: &mut Decision, eviden
         return;
     }
     let approval = ctx.observations.approval(ctx.now);
+    evidence.approved_by = approval.map(|a| a.by.clone().unwrap_or_else(|| "unknown".into()));
     evidence.guards = ctx
         .policy
         .guards
         .iter()
         .filter(|g| g.applies_to(&row.id))
         .map(|g| {
-            let conditions: Vec<ConditionEvidence> = g.when.iter().map(|c| ctx.evaluate(c)).collect();
+            let conditions: Vec<ConditionEvidence> =
+                g.when.iter().map(|c| ctx.evaluate(c)).collect();
             let truth = Truth::all(conditions.iter().map(|c| c.truth));
             GuardEvidence {
                 guard: g.id.clone(),
@@ -206,14 +212,25 @@ fn decide_rollback(ctx: &Context<'_>, row: &Row, decision: &mut Decision, eviden
     }
     if row.action == Action::RollbackAfterApproval {
         match approval {
-            Some(a) => {
-                evidence.approved_by = Some(a.by.clone().unwrap_or_else(|| "unknown".into()));
-                decision.decision = DecisionKind::Rollback;
-            }
+            Some(_) => decision.decision = DecisionKind::Rollback,
             None => decision.decision = DecisionKind::AwaitApproval,
         }
     } else {
         decision.decision = DecisionKind::Rollback;
+    }
+}
+
+/// A value for people: at most 4 decimals, no trailing zeros (`0.3`, not `0.29999999999999993`).
+pub fn format_value(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    let text = format!("{v:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.to_string()
     }
 }
 
@@ -222,8 +239,16 @@ fn summarize(conditions: &[ConditionEvidence]) -> String {
     conditions
         .iter()
         .map(|c| {
-            let value = c.value.map_or("n/a".to_string(), |v| format!("{v}"));
-            let ratio = c.ratio.map(|r| format!(" ({r:.2}x baseline {})", c.baseline.unwrap_or(f64::NAN))).unwrap_or_default();
+            let value = c.value.map_or("n/a".to_string(), format_value);
+            let ratio = c
+                .ratio
+                .map(|r| {
+                    format!(
+                        " ({r:.2}x baseline {})",
+                        c.baseline.map_or("n/a".into(), format_value)
+                    )
+                })
+                .unwrap_or_default();
             let held = match (&c.held_for, &c.required_for) {
                 (Some(h), Some(r)) => format!(" held {h} (>= {r})"),
                 _ => String::new(),
@@ -232,4 +257,241 @@ fn summarize(conditions: &[ConditionEvidence]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse_policy;
+    use chrono::TimeDelta;
+    use std::path::Path;
+
+    const POLICY: &str = r#"
+[agent]
+id = "T-1"
+name = "Test"
+[window]
+duration = "2h"
+fix_forward_after = "4h"
+[[workloads]]
+id = "w"
+kind = "Deployment"
+namespace = "ns"
+name = "w"
+[signals.error_rate]
+promql = "x"
+[signals.latency]
+promql = "y"
+baseline = "1h"
+[signals.safe]
+promql = "z"
+[signals.corruption]
+alert = { condition = "data_corruption" }
+[[matrix]]
+id = "p0"
+severity = "P0"
+when = [{ signal = "error_rate", above = 0.5 }]
+action = "rollback"
+method = "m"
+[[matrix]]
+id = "alert"
+severity = "P0"
+when = [{ signal = "corruption", equals = 1 }]
+window = "any"
+action = "rollback"
+method = "m"
+[[matrix]]
+id = "p1"
+severity = "P1"
+when = [{ signal = "latency", above = 2.0, relative_to = "baseline", for = "15m" }]
+action = "rollback_after_approval"
+method = "m"
+[[matrix]]
+id = "p2"
+severity = "P2"
+when = [{ signal = "latency", above = 1.5, relative_to = "baseline" }]
+action = "notify"
+[[guards]]
+id = "g"
+description = "safety"
+when = [{ signal = "safe", below = 1 }]
+scope = "unattended"
+[methods.m]
+[[methods.m.steps]]
+undo = "previous"
+[verification]
+rollout_timeout = "5m"
+[notify]
+"#;
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        "2025-01-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap() + TimeDelta::minutes(minutes)
+    }
+
+    fn setup() -> (Policy, Observations) {
+        let policy = parse_policy(Path::new("t.toml"), POLICY).unwrap();
+        let mut obs = Observations::new();
+        for m in -60..0 {
+            obs.record_sample("latency", t(m), Some(1.0));
+        }
+        obs.record_deploy(Deploy {
+            at: t(0),
+            ..Deploy::default()
+        });
+        (policy, obs)
+    }
+
+    fn healthy(obs: &mut Observations, m: i64) {
+        obs.record_sample("error_rate", t(m), Some(0.0));
+        obs.record_sample("latency", t(m), Some(1.0));
+        obs.record_sample("safe", t(m), Some(1.0));
+    }
+
+    #[test]
+    fn missing_data_is_inconclusive_never_a_rollback() {
+        let (policy, mut obs) = setup();
+        obs.record_sample("error_rate", t(1), None);
+        obs.record_sample("latency", t(1), Some(1.0));
+        obs.record_sample("safe", t(1), Some(1.0));
+        let d = decide(&policy, &obs, t(1));
+        assert_eq!(d.decision, DecisionKind::Inconclusive, "{}", d.reason);
+        assert!(d.reason.contains("error_rate: no data"), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_notify_match_below_an_unknown_rollback_row_is_inconclusive() {
+        let (policy, mut obs) = setup();
+        obs.record_sample("error_rate", t(1), None);
+        obs.record_sample("latency", t(1), Some(1.7));
+        obs.record_sample("safe", t(1), Some(1.0));
+        let d = decide(&policy, &obs, t(1));
+        assert_eq!(d.decision, DecisionKind::Inconclusive);
+        assert_eq!(d.row.as_deref(), Some("p2"));
+        assert!(d.reason.contains("more severe row p0"), "{}", d.reason);
+    }
+
+    #[test]
+    fn persistence_and_baseline() {
+        let (policy, mut obs) = setup();
+        for m in 1..=16 {
+            healthy(&mut obs, m);
+            obs.record_sample("latency", t(m), Some(2.5));
+        }
+        // 2.5x baseline from minute 1: at minute 15 it has held 14 minutes
+        assert_eq!(decide(&policy, &obs, t(15)).row.as_deref(), Some("p2"));
+        let d = decide(&policy, &obs, t(16));
+        assert_eq!(
+            (d.decision, d.row.as_deref()),
+            (DecisionKind::AwaitApproval, Some("p1"))
+        );
+        assert_eq!(d.evidence.conditions[0].baseline, Some(1.0));
+        assert_eq!(d.evidence.conditions[0].held_for.as_deref(), Some("15m"));
+    }
+
+    #[test]
+    fn guard_that_cannot_be_evaluated_blocks() {
+        let (policy, mut obs) = setup();
+        obs.record_sample("error_rate", t(1), Some(0.9));
+        obs.record_sample("latency", t(1), Some(1.0));
+        let d = decide(&policy, &obs, t(1));
+        assert_eq!(d.decision, DecisionKind::Blocked);
+        assert_eq!(d.evidence.blocked_by.as_deref(), Some("g"));
+        assert!(
+            d.reason.contains("cannot be evaluated (fail safe)"),
+            "{}",
+            d.reason
+        );
+        obs.record_sample("safe", t(2), Some(1.0));
+        obs.record_sample("error_rate", t(2), Some(0.9));
+        assert_eq!(decide(&policy, &obs, t(2)).decision, DecisionKind::Rollback);
+    }
+
+    #[test]
+    fn approval_lifts_an_unattended_guard() {
+        let (policy, mut obs) = setup();
+        healthy(&mut obs, 1);
+        obs.record_sample("error_rate", t(1), Some(0.9));
+        obs.record_sample("safe", t(1), Some(0.0));
+        assert_eq!(decide(&policy, &obs, t(1)).decision, DecisionKind::Blocked);
+        obs.record_approval(Approval {
+            at: t(2),
+            by: Some("sre".into()),
+            row: None,
+        });
+        let d = decide(&policy, &obs, t(2));
+        assert_eq!(d.decision, DecisionKind::Rollback);
+        assert_eq!(d.evidence.approved_by.as_deref(), Some("sre"));
+    }
+
+    #[test]
+    fn window_and_fix_forward_edges() {
+        let (policy, mut obs) = setup();
+        for m in [119, 121, 239, 241] {
+            healthy(&mut obs, m);
+            obs.record_sample("error_rate", t(m), Some(0.9));
+        }
+        assert_eq!(
+            decide(&policy, &obs, t(119)).row.as_deref(),
+            Some("p0"),
+            "inside 2h"
+        );
+        assert_eq!(
+            decide(&policy, &obs, t(121)).decision,
+            DecisionKind::None,
+            "outside 2h"
+        );
+        let fire = |obs: &mut Observations, m| {
+            obs.record_alert(AlertTransition {
+                at: t(m),
+                firing: true,
+                fingerprint: "f".into(),
+                labels: [("condition".to_string(), "data_corruption".to_string())].into(),
+            })
+        };
+        fire(&mut obs, 239);
+        assert_eq!(
+            decide(&policy, &obs, t(239)).row.as_deref(),
+            Some("alert"),
+            "`any` row before 4h"
+        );
+        let d = decide(&policy, &obs, t(241));
+        assert_eq!(d.decision, DecisionKind::None);
+        assert!(d.reason.contains("fix forward"), "{}", d.reason);
+    }
+
+    #[test]
+    fn never_rolls_back_twice_and_alerts_dedupe() {
+        let (policy, mut obs) = setup();
+        healthy(&mut obs, 1);
+        for _ in 0..3 {
+            obs.record_alert(AlertTransition {
+                at: t(1),
+                firing: true,
+                fingerprint: "f".into(),
+                labels: [("condition".to_string(), "data_corruption".to_string())].into(),
+            });
+        }
+        assert_eq!(
+            obs.alerts().len(),
+            1,
+            "redelivered alerts are recorded once"
+        );
+        assert_eq!(decide(&policy, &obs, t(1)).decision, DecisionKind::Rollback);
+        obs.record_rollback(RollbackRecord {
+            at: t(2),
+            revision: Some(3),
+        });
+        let d = decide(&policy, &obs, t(3));
+        assert_eq!(
+            (d.decision, d.evidence.blocked_by.as_deref()),
+            (DecisionKind::Blocked, Some("already_rolled_back"))
+        );
+    }
+
+    #[test]
+    fn values_are_formatted_for_people() {
+        assert_eq!(format_value(0.29999999999999993), "0.3");
+        assert_eq!(format_value(2.0), "2");
+        assert_eq!(format_value(0.12), "0.12");
+    }
 }

@@ -77,18 +77,17 @@ impl Observations {
         self.deploy = Some(deploy);
     }
 
-    /// Adds a sample; NaN is stored as no data. Samples must arrive in time order per
-    /// signal; an older one is inserted in place.
+    /// Adds a sample; NaN is stored as no data. A sample for a time already recorded
+    /// replaces it; an older one is inserted in place.
     pub fn record_sample(&mut self, signal: &str, at: DateTime<Utc>, value: Option<f64>) {
         let value = value.filter(|v| !v.is_nan());
         let series = self.samples.entry(signal.to_string()).or_default();
         let sample = Sample { at, value };
-        match series.last() {
-            Some(last) if last.at > at => {
-                let pos = series.partition_point(|s| s.at <= at);
-                series.insert(pos, sample);
-            }
-            _ => series.push(sample),
+        let pos = series.partition_point(|s| s.at < at);
+        match series.get_mut(pos) {
+            Some(existing) if existing.at == at => *existing = sample,
+            Some(_) => series.insert(pos, sample),
+            None => series.push(sample),
         }
     }
 

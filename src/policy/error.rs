@@ -73,7 +73,12 @@ impl<'a> Locator<'a> {
     }
 
     /// An error at a span.
-    pub fn error(&self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) -> PolicyError {
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> PolicyError {
         let (line, column) = self.line_col(span.start);
         PolicyError {
             file: self.file.to_path_buf(),
@@ -126,7 +131,8 @@ mod tests {
 
     #[test]
     fn locates_lines_and_fields() {
-        let source = "[agent]\nid = \"x\"\n\n[[matrix]]\nwhen = [{ signal = \"a\", above = \"high\" }]\n";
+        let source =
+            "[agent]\nid = \"x\"\n\n[[matrix]]\nwhen = [{ signal = \"a\", above = \"high\" }]\n";
         let locator = Locator::new(Path::new("p.toml"), source);
         let offset = source.find("\"high\"").unwrap();
         assert_eq!(locator.line_col(offset).0, 5);

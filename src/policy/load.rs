@@ -91,12 +91,29 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Policy>, PolicyErrors> {
     let mut watched: BTreeMap<(String, String), &Path> = BTreeMap::new();
     for p in &policies {
         if let Some(first) = agents.insert(&p.agent.id, &p.source) {
-            errors.push(cross_file_error(p, "agent.id", format!("agent {:?} is also defined in {}", p.agent.id, first.display())));
+            errors.push(cross_file_error(
+                p,
+                "agent.id",
+                format!(
+                    "agent {:?} is also defined in {}",
+                    p.agent.id,
+                    first.display()
+                ),
+            ));
         }
         if let Some(w) = p.primary_workload()
             && let Some(first) = watched.insert((w.namespace.clone(), w.name.clone()), &p.source)
         {
-            errors.push(cross_file_error(p, "workloads", format!("workload {}/{} is also the primary workload of {}", w.namespace, w.name, first.display())));
+            errors.push(cross_file_error(
+                p,
+                "workloads",
+                format!(
+                    "workload {}/{} is also the primary workload of {}",
+                    w.namespace,
+                    w.name,
+                    first.display()
+                ),
+            ));
         }
     }
     if errors.is_empty() {

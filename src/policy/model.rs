@@ -27,7 +27,9 @@ pub struct Policy {
 impl Policy {
     /// The workload whose new revisions open the post-deploy window.
     pub fn primary_workload(&self) -> Option<&Workload> {
-        self.workloads.iter().find(|w| w.role == WorkloadRole::Primary)
+        self.workloads
+            .iter()
+            .find(|w| w.role == WorkloadRole::Primary)
     }
 
     /// A workload by its policy id.

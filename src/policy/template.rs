@@ -139,7 +139,11 @@ mod tests {
 
     #[test]
     fn rejects_unknown_and_unbalanced() {
-        assert!(check("{agnet_id}").unwrap_err().contains("unknown placeholder"));
+        assert!(
+            check("{agnet_id}")
+                .unwrap_err()
+                .contains("unknown placeholder")
+        );
         assert!(check("oops {agent_id").unwrap_err().contains("unclosed"));
         assert!(check("oops }").unwrap_err().contains("unmatched"));
     }

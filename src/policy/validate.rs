@@ -130,7 +130,11 @@ impl Validator<'_> {
                 }
             };
             if out.iter().any(|o| o.id == w.id) {
-                self.error(span.clone(), format!("{field}.id"), format!("duplicate workload id {:?}", w.id));
+                self.error(
+                    span.clone(),
+                    format!("{field}.id"),
+                    format!("duplicate workload id {:?}", w.id),
+                );
             }
             out.push(Workload {
                 id: w.id,
@@ -143,7 +147,11 @@ impl Validator<'_> {
                 configmaps: w.configmaps,
             });
         }
-        match out.iter().filter(|w| w.role == WorkloadRole::Primary).count() {
+        match out
+            .iter()
+            .filter(|w| w.role == WorkloadRole::Primary)
+            .count()
+        {
             1 => {}
             n => self.error(
                 0..0,
@@ -154,22 +162,37 @@ impl Validator<'_> {
         out
     }
 
-    fn signals(&mut self, raw: BTreeMap<Spanned<String>, Spanned<RawSignal>>) -> BTreeMap<String, Signal> {
+    fn signals(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, Spanned<RawSignal>>,
+    ) -> BTreeMap<String, Signal> {
         let mut out = BTreeMap::new();
         for (name, spanned) in raw {
             let span = spanned.span();
             let name = name.into_inner();
             let s = spanned.into_inner();
             let field = format!("signals.{name}");
-            let sources = [s.promql.is_some() || s.scrape.is_some(), s.kube.is_some(), s.alert.is_some()];
+            let sources = [
+                s.promql.is_some() || s.scrape.is_some(),
+                s.kube.is_some(),
+                s.alert.is_some(),
+            ];
             let source = match sources.iter().filter(|x| **x).count() {
                 1 => self.signal_source(&s, &field, span.clone()),
                 0 => {
-                    self.error(span.clone(), field.clone(), "needs a source: promql and/or scrape, kube, or alert");
+                    self.error(
+                        span.clone(),
+                        field.clone(),
+                        "needs a source: promql and/or scrape, kube, or alert",
+                    );
                     None
                 }
                 _ => {
-                    self.error(span.clone(), field.clone(), "give one source kind: (promql and/or scrape), kube, or alert");
+                    self.error(
+                        span.clone(),
+                        field.clone(),
+                        "give one source kind: (promql and/or scrape), kube, or alert",
+                    );
                     None
                 }
             };
@@ -179,7 +202,11 @@ impl Validator<'_> {
                 (Some("count"), _) => Unit::Count,
                 (Some("bool"), _) => Unit::Bool,
                 (Some(other), _) => {
-                    self.error(span.clone(), format!("{field}.unit"), format!("unknown unit {other:?} (expected ratio, seconds, count or bool)"));
+                    self.error(
+                        span.clone(),
+                        format!("{field}.unit"),
+                        format!("unknown unit {other:?} (expected ratio, seconds, count or bool)"),
+                    );
                     Unit::Count
                 }
                 (None, Some(SignalSource::Alert { .. }))
@@ -189,7 +216,11 @@ impl Validator<'_> {
             if let Some(baseline) = s.baseline
                 && baseline.0 <= TimeDelta::zero()
             {
-                self.error(span.clone(), format!("{field}.baseline"), "lookback must be longer than 0s");
+                self.error(
+                    span.clone(),
+                    format!("{field}.baseline"),
+                    "lookback must be longer than 0s",
+                );
             }
             if let Some(source) = source {
                 out.insert(
@@ -207,23 +238,38 @@ impl Validator<'_> {
         out
     }
 
-    fn signal_source(&mut self, s: &RawSignal, field: &str, span: Range<usize>) -> Option<SignalSource> {
+    fn signal_source(
+        &mut self,
+        s: &RawSignal,
+        field: &str,
+        span: Range<usize>,
+    ) -> Option<SignalSource> {
         if let Some(kube) = &s.kube {
             return match KubeSignal::ALL.iter().find(|(n, _)| n == kube) {
                 Some((_, k)) => Some(SignalSource::Kube(*k)),
                 None => {
                     let names: Vec<&str> = KubeSignal::ALL.iter().map(|(n, _)| *n).collect();
-                    self.error(span, format!("{field}.kube"), format!("unknown kube signal {kube:?} (known: {})", names.join(", ")));
+                    self.error(
+                        span,
+                        format!("{field}.kube"),
+                        format!("unknown kube signal {kube:?} (known: {})", names.join(", ")),
+                    );
                     None
                 }
             };
         }
         if let Some(labels) = &s.alert {
             if labels.is_empty() {
-                self.error(span, format!("{field}.alert"), "needs at least one label to match");
+                self.error(
+                    span,
+                    format!("{field}.alert"),
+                    "needs at least one label to match",
+                );
                 return None;
             }
-            return Some(SignalSource::Alert { labels: labels.clone() });
+            return Some(SignalSource::Alert {
+                labels: labels.clone(),
+            });
         }
         let scrape = match &s.scrape {
             None => None,
@@ -242,9 +288,18 @@ impl Validator<'_> {
     }
 
     fn scrape(&mut self, raw: &RawScrape, field: &str, span: Range<usize>) -> Option<ScrapeSpec> {
-        let forms = [raw.ratio.is_some(), raw.histogram.is_some(), raw.gauge.is_some(), raw.rate.is_some()];
+        let forms = [
+            raw.ratio.is_some(),
+            raw.histogram.is_some(),
+            raw.gauge.is_some(),
+            raw.rate.is_some(),
+        ];
         if forms.iter().filter(|x| **x).count() != 1 {
-            self.error(span, format!("{field}.scrape"), "give exactly one of ratio, histogram (+ quantile), gauge, rate");
+            self.error(
+                span,
+                format!("{field}.scrape"),
+                "give exactly one of ratio, histogram (+ quantile), gauge, rate",
+            );
             return None;
         }
         if let Some([numerator, denominator]) = &raw.ratio {
@@ -260,7 +315,11 @@ impl Validator<'_> {
                     quantile: q,
                 }),
                 _ => {
-                    self.error(span, format!("{field}.scrape.quantile"), "histogram needs a quantile between 0 and 1, e.g. 0.95");
+                    self.error(
+                        span,
+                        format!("{field}.scrape.quantile"),
+                        "histogram needs a quantile between 0 and 1, e.g. 0.95",
+                    );
                     None
                 }
             };
@@ -271,13 +330,22 @@ impl Validator<'_> {
         raw.rate.clone().map(ScrapeSpec::Rate)
     }
 
-    fn condition(&mut self, raw: RawCondition, field: &str, signals: &BTreeMap<String, Signal>) -> Option<Condition> {
+    fn condition(
+        &mut self,
+        raw: RawCondition,
+        field: &str,
+        signals: &BTreeMap<String, Signal>,
+    ) -> Option<Condition> {
         let span = raw.signal.span();
         let name = raw.signal.into_inner();
         let mut ok = true;
         match signals.get(&name) {
             None => {
-                self.error(span.clone(), format!("{field}.signal"), format!("unknown signal {name:?} ({})", known(signals.keys())));
+                self.error(
+                    span.clone(),
+                    format!("{field}.signal"),
+                    format!("unknown signal {name:?} ({})", known(signals.keys())),
+                );
                 ok = false;
             }
             Some(signal) => {
@@ -290,33 +358,85 @@ impl Validator<'_> {
         if let Some(rel) = &raw.relative_to
             && rel.get_ref() != "baseline"
         {
-            self.error(rel.span(), format!("{field}.relative_to"), format!("unknown reference {:?} (expected \"baseline\")", rel.get_ref()));
+            self.error(
+                rel.span(),
+                format!("{field}.relative_to"),
+                format!(
+                    "unknown reference {:?} (expected \"baseline\")",
+                    rel.get_ref()
+                ),
+            );
             ok = false;
         }
-        if raw.above.is_some() && raw.at_least.is_some() || raw.below.is_some() && raw.at_most.is_some() {
-            self.error(span.clone(), field.to_string(), "give one lower bound (above or at_least) and one upper bound (below or at_most)");
+        if raw.above.is_some() && raw.at_least.is_some()
+            || raw.below.is_some() && raw.at_most.is_some()
+        {
+            self.error(
+                span.clone(),
+                field.to_string(),
+                "give one lower bound (above or at_least) and one upper bound (below or at_most)",
+            );
             ok = false;
         }
-        let has_bound = [raw.above, raw.at_least, raw.below, raw.at_most].iter().any(Option::is_some);
+        let has_bound = [raw.above, raw.at_least, raw.below, raw.at_most]
+            .iter()
+            .any(Option::is_some);
         if raw.equals.is_some() && has_bound {
-            self.error(span.clone(), format!("{field}.equals"), "equals cannot be combined with above/below bounds");
+            self.error(
+                span.clone(),
+                format!("{field}.equals"),
+                "equals cannot be combined with above/below bounds",
+            );
             ok = false;
         }
         if raw.equals.is_none() && !has_bound {
-            self.error(span.clone(), field.to_string(), "needs a threshold: above, at_least, below, at_most or equals");
+            self.error(
+                span.clone(),
+                field.to_string(),
+                "needs a threshold: above, at_least, below, at_most or equals",
+            );
             ok = false;
         }
         let bounds = [raw.above, raw.at_least, raw.below, raw.at_most, raw.equals];
         if bounds.iter().flatten().any(|v| v.is_nan()) {
-            self.error(span.clone(), field.to_string(), "thresholds must be numbers, not NaN");
+            self.error(
+                span.clone(),
+                field.to_string(),
+                "thresholds must be numbers, not NaN",
+            );
             ok = false;
         }
-        let lower = raw.above.map(|value| Bound { value, inclusive: false }).or(raw.at_least.map(|value| Bound { value, inclusive: true }));
-        let upper = raw.below.map(|value| Bound { value, inclusive: false }).or(raw.at_most.map(|value| Bound { value, inclusive: true }));
+        let lower = raw
+            .above
+            .map(|value| Bound {
+                value,
+                inclusive: false,
+            })
+            .or(raw.at_least.map(|value| Bound {
+                value,
+                inclusive: true,
+            }));
+        let upper = raw
+            .below
+            .map(|value| Bound {
+                value,
+                inclusive: false,
+            })
+            .or(raw.at_most.map(|value| Bound {
+                value,
+                inclusive: true,
+            }));
         if let (Some(l), Some(u)) = (lower, upper)
             && l.value >= u.value
         {
-            self.error(span, field.to_string(), format!("empty range: lower bound {} is not below upper bound {}", l.value, u.value));
+            self.error(
+                span,
+                field.to_string(),
+                format!(
+                    "empty range: lower bound {} is not below upper bound {}",
+                    l.value, u.value
+                ),
+            );
             ok = false;
         }
         ok.then_some(Condition {
@@ -329,7 +449,14 @@ impl Validator<'_> {
         })
     }
 
-    fn conditions(&mut self, raw: Vec<RawCondition>, field: &str, span: Range<usize>, signals: &BTreeMap<String, Signal>, allow_empty: bool) -> Vec<Condition> {
+    fn conditions(
+        &mut self,
+        raw: Vec<RawCondition>,
+        field: &str,
+        span: Range<usize>,
+        signals: &BTreeMap<String, Signal>,
+        allow_empty: bool,
+    ) -> Vec<Condition> {
         if raw.is_empty() && !allow_empty {
             self.error(span, field.to_string(), "needs at least one condition");
         }
@@ -339,7 +466,13 @@ impl Validator<'_> {
             .collect()
     }
 
-    fn matrix(&mut self, raw: Vec<Spanned<RawRow>>, signals: &BTreeMap<String, Signal>, methods: &BTreeSet<String>, window: &Window) -> Vec<Row> {
+    fn matrix(
+        &mut self,
+        raw: Vec<Spanned<RawRow>>,
+        signals: &BTreeMap<String, Signal>,
+        methods: &BTreeSet<String>,
+        window: &Window,
+    ) -> Vec<Row> {
         let mut out: Vec<Row> = Vec::new();
         if raw.is_empty() {
             self.error(0..0, "matrix", "needs at least one row");
@@ -349,15 +482,29 @@ impl Validator<'_> {
             let r = spanned.into_inner();
             let field = format!("matrix[{i}]");
             if out.iter().any(|o| o.id == r.id) {
-                self.error(span.clone(), format!("{field}.id"), format!("duplicate row id {:?}", r.id));
+                self.error(
+                    span.clone(),
+                    format!("{field}.id"),
+                    format!("duplicate row id {:?}", r.id),
+                );
             }
-            let when = self.conditions(r.when, &format!("{field}.when"), span.clone(), signals, false);
+            let when = self.conditions(
+                r.when,
+                &format!("{field}.when"),
+                span.clone(),
+                signals,
+                false,
+            );
             let row_window = match r.window.as_ref().map(|w| (w.get_ref().as_str(), w.span())) {
                 None | Some(("inside", _)) => RowWindow::Inside,
                 Some(("outside", _)) => RowWindow::Outside,
                 Some(("any", _)) => RowWindow::Any,
                 Some((other, wspan)) => {
-                    self.error(wspan, format!("{field}.window"), format!("unknown window {other:?} (expected inside, outside or any)"));
+                    self.error(
+                        wspan,
+                        format!("{field}.window"),
+                        format!("unknown window {other:?} (expected inside, outside or any)"),
+                    );
                     RowWindow::Inside
                 }
             };
@@ -374,15 +521,29 @@ impl Validator<'_> {
             if let Some(m) = &r.method
                 && !methods.contains(m.get_ref())
             {
-                self.error(m.span(), format!("{field}.method"), format!("unknown method {:?} ({})", m.get_ref(), known(methods)));
+                self.error(
+                    m.span(),
+                    format!("{field}.method"),
+                    format!("unknown method {:?} ({})", m.get_ref(), known(methods)),
+                );
             }
-            if r.method.is_none() && matches!(action, Action::Rollback | Action::RollbackAfterApproval) {
-                self.error(r.action.span(), format!("{field}.method"), "a rollback row needs a method");
+            if r.method.is_none()
+                && matches!(action, Action::Rollback | Action::RollbackAfterApproval)
+            {
+                self.error(
+                    r.action.span(),
+                    format!("{field}.method"),
+                    "a rollback row needs a method",
+                );
             }
             if let Some(within) = r.within
                 && within.0 > window.horizon()
             {
-                self.error(span.clone(), format!("{field}.within"), "is longer than the window: the row could never apply past it");
+                self.error(
+                    span.clone(),
+                    format!("{field}.within"),
+                    "is longer than the window: the row could never apply past it",
+                );
             }
             out.push(Row {
                 id: r.id,
@@ -400,18 +561,33 @@ impl Validator<'_> {
         out
     }
 
-    fn guards(&mut self, raw: Vec<Spanned<RawGuard>>, signals: &BTreeMap<String, Signal>, matrix: &[Row]) -> Vec<Guard> {
+    fn guards(
+        &mut self,
+        raw: Vec<Spanned<RawGuard>>,
+        signals: &BTreeMap<String, Signal>,
+        matrix: &[Row],
+    ) -> Vec<Guard> {
         let mut out = Vec::new();
         for (i, spanned) in raw.into_iter().enumerate() {
             let span = spanned.span();
             let g = spanned.into_inner();
             let field = format!("guards[{i}]");
-            let when = self.conditions(g.when, &format!("{field}.when"), span.clone(), signals, false);
+            let when = self.conditions(
+                g.when,
+                &format!("{field}.when"),
+                span.clone(),
+                signals,
+                false,
+            );
             let scope = match g.scope.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
                 None | Some(("unattended", _)) => GuardScope::Unattended,
                 Some(("always", _)) => GuardScope::Always,
                 Some((other, sspan)) => {
-                    self.error(sspan, format!("{field}.scope"), format!("unknown scope {other:?} (expected unattended or always)"));
+                    self.error(
+                        sspan,
+                        format!("{field}.scope"),
+                        format!("unknown scope {other:?} (expected unattended or always)"),
+                    );
                     GuardScope::Unattended
                 }
             };
@@ -422,7 +598,11 @@ impl Validator<'_> {
                             Some(r.into_inner())
                         } else {
                             let ids: Vec<String> = matrix.iter().map(|m| m.id.clone()).collect();
-                            self.error(r.span(), format!("{field}.rows"), format!("unknown row {:?} ({})", r.get_ref(), known(&ids)));
+                            self.error(
+                                r.span(),
+                                format!("{field}.rows"),
+                                format!("unknown row {:?} ({})", r.get_ref(), known(&ids)),
+                            );
                             None
                         }
                     })
@@ -439,7 +619,11 @@ impl Validator<'_> {
         out
     }
 
-    fn methods(&mut self, raw: BTreeMap<Spanned<String>, Spanned<RawMethod>>, workloads: &[Workload]) -> BTreeMap<String, Method> {
+    fn methods(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, Spanned<RawMethod>>,
+        workloads: &[Workload],
+    ) -> BTreeMap<String, Method> {
         let mut out = BTreeMap::new();
         for (name, spanned) in raw {
             let span = spanned.span();
@@ -468,7 +652,12 @@ impl Validator<'_> {
         out
     }
 
-    fn step(&mut self, spanned: Spanned<RawStep>, field: &str, workloads: &[Workload]) -> Option<Step> {
+    fn step(
+        &mut self,
+        spanned: Spanned<RawStep>,
+        field: &str,
+        workloads: &[Workload],
+    ) -> Option<Step> {
         let span = spanned.span();
         let s = spanned.into_inner();
         let targets: Vec<String> = match &s.workloads {
@@ -481,7 +670,11 @@ impl Validator<'_> {
                 let ids: Vec<String> = workloads.iter().map(|w| w.id.clone()).collect();
                 for w in list {
                     if !ids.contains(w.get_ref()) {
-                        self.error(w.span(), format!("{field}.workloads"), format!("unknown workload {:?} ({})", w.get_ref(), known(&ids)));
+                        self.error(
+                            w.span(),
+                            format!("{field}.workloads"),
+                            format!("unknown workload {:?} ({})", w.get_ref(), known(&ids)),
+                        );
                     }
                 }
                 list.iter().map(|w| w.get_ref().clone()).collect()
@@ -495,10 +688,21 @@ impl Validator<'_> {
             let argo = matches!(action, StepAction::ArgoAbort | StepAction::ArgoUndo(_));
             let deployment_only = matches!(action, StepAction::Undo(_));
             if argo && w.kind != WorkloadKind::Rollout {
-                self.error(span.clone(), field.to_string(), format!("{} needs a Rollout, but workload {id:?} is a Deployment", action.kind()));
+                self.error(
+                    span.clone(),
+                    field.to_string(),
+                    format!(
+                        "{} needs a Rollout, but workload {id:?} is a Deployment",
+                        action.kind()
+                    ),
+                );
             }
             if deployment_only && w.kind != WorkloadKind::Deployment {
-                self.error(span.clone(), field.to_string(), format!("undo needs a Deployment; use argo_undo for Rollout {id:?}"));
+                self.error(
+                    span.clone(),
+                    field.to_string(),
+                    format!("undo needs a Deployment; use argo_undo for Rollout {id:?}"),
+                );
             }
             if let StepAction::RestoreConfigMap(cm) = &action
                 && !w.configmaps.contains(cm)
@@ -518,7 +722,10 @@ impl Validator<'_> {
     fn step_action(&mut self, s: &RawStep, field: &str, span: Range<usize>) -> Option<StepAction> {
         let mut actions = Vec::new();
         if let Some(r) = &s.undo {
-            actions.push(self.revision_ref(r, &format!("{field}.undo"), span.clone()).map(StepAction::Undo));
+            actions.push(
+                self.revision_ref(r, &format!("{field}.undo"), span.clone())
+                    .map(StepAction::Undo),
+            );
         }
         if let Some(image) = &s.set_image {
             actions.push(Some(StepAction::SetImage(match image.as_str() {
@@ -528,14 +735,21 @@ impl Validator<'_> {
             })));
         }
         if let Some(restart) = s.restart {
-            actions.push(self.flag(restart, "restart", field, span.clone()).then_some(StepAction::Restart));
+            actions.push(
+                self.flag(restart, "restart", field, span.clone())
+                    .then_some(StepAction::Restart),
+            );
         }
         if let Some(scale) = &s.scale {
             actions.push(match scale {
                 RawScale::Replicas(n) => Some(StepAction::Scale(Some(*n))),
                 RawScale::Name(n) if n == "restore" => Some(StepAction::Scale(None)),
                 RawScale::Name(other) => {
-                    self.error(span.clone(), format!("{field}.scale"), format!("expected a replica count or \"restore\", got {other:?}"));
+                    self.error(
+                        span.clone(),
+                        format!("{field}.scale"),
+                        format!("expected a replica count or \"restore\", got {other:?}"),
+                    );
                     None
                 }
             });
@@ -557,10 +771,16 @@ impl Validator<'_> {
             }));
         }
         if let Some(abort) = s.argo_abort {
-            actions.push(self.flag(abort, "argo_abort", field, span.clone()).then_some(StepAction::ArgoAbort));
+            actions.push(
+                self.flag(abort, "argo_abort", field, span.clone())
+                    .then_some(StepAction::ArgoAbort),
+            );
         }
         if let Some(r) = &s.argo_undo {
-            actions.push(self.revision_ref(r, &format!("{field}.argo_undo"), span.clone()).map(StepAction::ArgoUndo));
+            actions.push(
+                self.revision_ref(r, &format!("{field}.argo_undo"), span.clone())
+                    .map(StepAction::ArgoUndo),
+            );
         }
         if let Some(h) = &s.http {
             actions.push(self.http(h, field));
@@ -573,7 +793,10 @@ impl Validator<'_> {
             }));
         }
         if let Some(wait) = s.wait_rollout {
-            actions.push(self.flag(wait, "wait_rollout", field, span.clone()).then_some(StepAction::WaitRollout));
+            actions.push(
+                self.flag(wait, "wait_rollout", field, span.clone())
+                    .then_some(StepAction::WaitRollout),
+            );
         }
         if let Some(d) = s.wait {
             actions.push(Some(StepAction::Wait(d.0)));
@@ -585,7 +808,11 @@ impl Validator<'_> {
                 None
             }
             n => {
-                self.error(span, field.to_string(), format!("has {n} actions; give one action per step"));
+                self.error(
+                    span,
+                    field.to_string(),
+                    format!("has {n} actions; give one action per step"),
+                );
                 None
             }
         }
@@ -593,12 +820,21 @@ impl Validator<'_> {
 
     fn flag(&mut self, value: bool, key: &str, field: &str, span: Range<usize>) -> bool {
         if !value {
-            self.error(span, format!("{field}.{key}"), format!("{key} = false does nothing; remove the step"));
+            self.error(
+                span,
+                format!("{field}.{key}"),
+                format!("{key} = false does nothing; remove the step"),
+            );
         }
         value
     }
 
-    fn revision_ref(&mut self, raw: &RawRevisionRef, field: &str, span: Range<usize>) -> Option<RevisionRef> {
+    fn revision_ref(
+        &mut self,
+        raw: &RawRevisionRef,
+        field: &str,
+        span: Range<usize>,
+    ) -> Option<RevisionRef> {
         match raw {
             RawRevisionRef::Number(0) => {
                 self.error(span, field.to_string(), "revisions start at 1");
@@ -615,14 +851,26 @@ impl Validator<'_> {
     }
 
     fn http(&mut self, h: &RawHttp, field: &str) -> Option<StepAction> {
-        let method = h.method.clone().unwrap_or_else(|| "POST".into()).to_uppercase();
+        let method = h
+            .method
+            .clone()
+            .unwrap_or_else(|| "POST".into())
+            .to_uppercase();
         if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
-            self.error(h.url.span(), format!("{field}.http.method"), format!("unsupported HTTP method {method:?}"));
+            self.error(
+                h.url.span(),
+                format!("{field}.http.method"),
+                format!("unsupported HTTP method {method:?}"),
+            );
             return None;
         }
         let url = h.url.get_ref();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            self.error(h.url.span(), format!("{field}.http.url"), format!("expected an http:// or https:// URL, got {url:?}"));
+            self.error(
+                h.url.span(),
+                format!("{field}.http.url"),
+                format!("expected an http:// or https:// URL, got {url:?}"),
+            );
             return None;
         }
         let body = match &h.body {
@@ -630,7 +878,11 @@ impl Validator<'_> {
             Some(b) => match serde_json::from_str(b.get_ref()) {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    self.error(b.span(), format!("{field}.http.body"), format!("not valid JSON: {e}"));
+                    self.error(
+                        b.span(),
+                        format!("{field}.http.body"),
+                        format!("not valid JSON: {e}"),
+                    );
                     return None;
                 }
             },
@@ -643,12 +895,21 @@ impl Validator<'_> {
         })
     }
 
-    fn verification(&mut self, raw: RawVerification, signals: &BTreeMap<String, Signal>, methods: &BTreeSet<String>) -> Verification {
+    fn verification(
+        &mut self,
+        raw: RawVerification,
+        signals: &BTreeMap<String, Signal>,
+        methods: &BTreeSet<String>,
+    ) -> Verification {
         let checks = self.conditions(raw.checks, "verification.checks", 0..0, signals, true);
         if let Some(r) = &raw.recovery
             && !methods.contains(r.get_ref())
         {
-            self.error(r.span(), "verification.recovery", format!("unknown method {:?} ({})", r.get_ref(), known(methods)));
+            self.error(
+                r.span(),
+                "verification.recovery",
+                format!("unknown method {:?} ({})", r.get_ref(), known(methods)),
+            );
         }
         let health = raw.health.and_then(|h| {
             let url = h.url.get_ref();
@@ -658,7 +919,11 @@ impl Validator<'_> {
                     expect_status: h.expect_status.unwrap_or(200),
                 })
             } else {
-                self.error(h.url.span(), "verification.health.url", format!("expected an http:// or https:// URL, got {url:?}"));
+                self.error(
+                    h.url.span(),
+                    "verification.health.url",
+                    format!("expected an http:// or https:// URL, got {url:?}"),
+                );
                 None
             }
         });
@@ -682,7 +947,11 @@ impl Validator<'_> {
             match Stage::ALL.iter().find(|(n, _)| n == key.get_ref()) {
                 None => {
                     let names: Vec<&str> = Stage::ALL.iter().map(|(n, _)| *n).collect();
-                    self.error(key.span(), field, format!("unknown stage (known: {})", names.join(", ")));
+                    self.error(
+                        key.span(),
+                        field,
+                        format!("unknown stage (known: {})", names.join(", ")),
+                    );
                 }
                 Some((_, stage)) => match template::check(text.get_ref()) {
                     Ok(()) => {

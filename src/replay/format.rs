@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::Change;
-use crate::engine::Truth;
+use crate::engine::{Truth, format_value};
 use crate::policy::Policy;
 
 /// One JSON object per change: `at`, `agent`, `decision`, `severity`, `row`, `method`,
@@ -36,7 +36,10 @@ pub fn format_text(policy: &Policy, change: &Change) -> String {
         d.reason
     );
     if let Some(method) = &d.method
-        && matches!(d.decision, crate::engine::DecisionKind::Rollback | crate::engine::DecisionKind::AwaitApproval)
+        && matches!(
+            d.decision,
+            crate::engine::DecisionKind::Rollback | crate::engine::DecisionKind::AwaitApproval
+        )
     {
         out.push_str(&format!("\n    method: {method}"));
         if let Some(deadline) = &d.deadline {
@@ -51,13 +54,21 @@ pub fn format_text(policy: &Policy, change: &Change) -> String {
     }
     for g in &d.evidence.guards {
         let verdict = if g.blocks { "BLOCKS" } else { "passes" };
-        out.push_str(&format!("\n    guard {} {verdict}: {}", g.guard, g.description));
+        out.push_str(&format!(
+            "\n    guard {} {verdict}: {}",
+            g.guard, g.description
+        ));
         for c in &g.conditions {
             out.push_str(&format!("\n      {} {}", mark(c.truth), describe(c)));
         }
     }
     for u in &d.evidence.unknown_rows {
-        out.push_str(&format!("\n    ? row {} ({}) unknown: {}", u.row, u.severity, u.missing.join("; ")));
+        out.push_str(&format!(
+            "\n    ? row {} ({}) unknown: {}",
+            u.row,
+            u.severity,
+            u.missing.join("; ")
+        ));
     }
     if let Some(by) = &d.evidence.approved_by {
         out.push_str(&format!("\n    approved by {by}"));
@@ -74,10 +85,10 @@ fn mark(truth: Truth) -> &'static str {
 }
 
 fn describe(c: &crate::engine::ConditionEvidence) -> String {
-    let value = c.value.map_or("n/a".into(), |v| format!("{v}"));
+    let value = c.value.map_or("n/a".into(), format_value);
     let mut s = format!("{} = {value}", c.signal);
     if let (Some(b), Some(r)) = (c.baseline, c.ratio) {
-        s.push_str(&format!(" = {r:.2}x baseline {b}"));
+        s.push_str(&format!(" = {r:.2}x baseline {}", format_value(b)));
     }
     s.push_str(&format!(", needs {}", c.threshold));
     if let Some(req) = &c.required_for {

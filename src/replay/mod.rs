@@ -24,16 +24,23 @@ pub struct Change {
     pub decision: Decision,
 }
 
-/// Feeds every line to the engine, evaluating at each line's time, and keeps the
-/// decisions that differ (in kind, row or blocker) from the previous one.
+/// Feeds the lines to the engine and evaluates at each distinct time (lines with the same
+/// `at` are simultaneous); keeps the decisions that differ in kind, row or blocker from the
+/// previous one.
 pub fn replay(policy: &Policy, lines: &[TraceLine]) -> Vec<Change> {
     let mut observations = Observations::new();
     let mut changes: Vec<Change> = Vec::new();
-    for line in lines {
+    for (i, line) in lines.iter().enumerate() {
         apply(policy, &mut observations, line);
+        if lines.get(i + 1).is_some_and(|next| next.at == line.at) {
+            continue;
+        }
         let decision = decide(policy, &observations, line.at);
         let key = |d: &Decision| (d.decision, d.row.clone(), d.evidence.blocked_by.clone());
-        if changes.last().is_none_or(|c| key(&c.decision) != key(&decision)) {
+        if changes
+            .last()
+            .is_none_or(|c| key(&c.decision) != key(&decision))
+        {
             changes.push(Change {
                 at: line.at,
                 line: line.line,
@@ -52,21 +59,36 @@ pub fn apply(policy: &Policy, observations: &mut Observations, line: &TraceLine)
                 observations.record_sample(name, line.at, *value);
             }
         }
-        Entry::Deploy { revision, image, baselines } => observations.record_deploy(Deploy {
+        Entry::Deploy {
+            revision,
+            image,
+            baselines,
+        } => observations.record_deploy(Deploy {
             at: line.at,
             revision: *revision,
             image: image.clone(),
             baselines: baselines.clone(),
         }),
-        Entry::AlertFiring { labels, fingerprint } | Entry::AlertResolved { labels, fingerprint } => {
-            let identified = ["agent", "namespace", "deployment"].iter().any(|k| labels.contains_key(*k));
+        Entry::AlertFiring {
+            labels,
+            fingerprint,
+        }
+        | Entry::AlertResolved {
+            labels,
+            fingerprint,
+        } => {
+            let identified = ["agent", "namespace", "deployment"]
+                .iter()
+                .any(|k| labels.contains_key(*k));
             if identified && !alert_belongs_to(policy, labels) {
                 return;
             }
             observations.record_alert(AlertTransition {
                 at: line.at,
                 firing: matches!(line.entry, Entry::AlertFiring { .. }),
-                fingerprint: fingerprint.clone().unwrap_or_else(|| fingerprint_of(labels)),
+                fingerprint: fingerprint
+                    .clone()
+                    .unwrap_or_else(|| fingerprint_of(labels)),
                 labels: labels.clone(),
             });
         }

@@ -26,7 +26,14 @@ pub struct TraceError {
 
 impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file.display(), self.line, self.field, self.message)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.field,
+            self.message
+        )
     }
 }
 
@@ -81,7 +88,13 @@ struct RawLine {
 }
 
 /// The event names a trace may use.
-pub const EVENTS: [&str; 5] = ["deploy", "alert_firing", "alert_resolved", "approved", "rolled_back"];
+pub const EVENTS: [&str; 5] = [
+    "deploy",
+    "alert_firing",
+    "alert_resolved",
+    "approved",
+    "rolled_back",
+];
 
 /// Reads and parses a trace file.
 pub fn read_trace(file: &Path) -> Result<Vec<TraceLine>, TraceError> {
@@ -111,7 +124,14 @@ pub fn parse_trace(file: &Path, text: &str) -> Result<Vec<TraceLine>, TraceError
         if let Some(prev) = out.last()
             && line.0 < prev.at
         {
-            return Err(err("at", format!("goes back in time ({} after {}): traces must be in time order", line.0.to_rfc3339(), prev.at.to_rfc3339())));
+            return Err(err(
+                "at",
+                format!(
+                    "goes back in time ({} after {}): traces must be in time order",
+                    line.0.to_rfc3339(),
+                    prev.at.to_rfc3339()
+                ),
+            ));
         }
         out.push(TraceLine {
             line: i + 1,
@@ -136,11 +156,26 @@ fn parse_line(raw: &str) -> Result<(DateTime<Utc>, Entry), FieldError> {
     let at = match &line.at {
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| ("at".to_string(), format!("{s:?} is not an RFC 3339 time: {e}")))?,
-        other => return Err(("at".into(), format!("expected an RFC 3339 string, got {other}"))),
+            .map_err(|e| {
+                (
+                    "at".to_string(),
+                    format!("{s:?} is not an RFC 3339 time: {e}"),
+                )
+            })?,
+        other => {
+            return Err((
+                "at".into(),
+                format!("expected an RFC 3339 string, got {other}"),
+            ));
+        }
     };
     let entry = match (line.signals, line.event.as_deref()) {
-        (Some(_), Some(_)) => return Err(("event".into(), "a line has either signals or an event, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err((
+                "event".into(),
+                "a line has either signals or an event, not both".into(),
+            ));
+        }
         (None, None) => return Err(("(line)".into(), "needs \"signals\" or \"event\"".into())),
         (Some(signals), None) => Entry::Signals(parse_signals(signals)?),
         (None, Some(event)) => {
@@ -151,18 +186,39 @@ fn parse_line(raw: &str) -> Result<(DateTime<Utc>, Entry), FieldError> {
                     image: line.image,
                     baselines: line.baselines.unwrap_or_default(),
                 },
-                "alert_firing" => Entry::AlertFiring { labels, fingerprint: line.fingerprint },
-                "alert_resolved" => Entry::AlertResolved { labels, fingerprint: line.fingerprint },
-                "approved" => Entry::Approved { by: line.by, row: line.row },
-                "rolled_back" => Entry::RolledBack { revision: line.revision },
-                other => return Err(("event".into(), format!("unknown event {other:?} (expected one of {})", EVENTS.join(", ")))),
+                "alert_firing" => Entry::AlertFiring {
+                    labels,
+                    fingerprint: line.fingerprint,
+                },
+                "alert_resolved" => Entry::AlertResolved {
+                    labels,
+                    fingerprint: line.fingerprint,
+                },
+                "approved" => Entry::Approved {
+                    by: line.by,
+                    row: line.row,
+                },
+                "rolled_back" => Entry::RolledBack {
+                    revision: line.revision,
+                },
+                other => {
+                    return Err((
+                        "event".into(),
+                        format!(
+                            "unknown event {other:?} (expected one of {})",
+                            EVENTS.join(", ")
+                        ),
+                    ));
+                }
             }
         }
     };
     Ok((at, entry))
 }
 
-fn parse_signals(signals: BTreeMap<String, Value>) -> Result<BTreeMap<String, Option<f64>>, FieldError> {
+fn parse_signals(
+    signals: BTreeMap<String, Value>,
+) -> Result<BTreeMap<String, Option<f64>>, FieldError> {
     signals
         .into_iter()
         .map(|(name, value)| {
@@ -200,7 +256,9 @@ mod tests {
         .unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].line, 3);
-        let Entry::Signals(s) = &lines[1].entry else { panic!("signals expected") };
+        let Entry::Signals(s) = &lines[1].entry else {
+            panic!("signals expected")
+        };
         assert_eq!(s["error_rate"], Some(0.35));
         assert_eq!(s["latency_p95"], None);
         assert_eq!(s["x"], Some(f64::INFINITY));
@@ -210,9 +268,11 @@ mod tests {
     fn errors_name_line_and_field() {
         let err = parse("{\"at\":\"2025-11-17T14:30:00Z\",\"event\":\"deploy\"}\n{\"at\":\"yesterday\",\"signals\":{}}").unwrap_err();
         assert_eq!((err.line, err.field.as_str()), (2, "at"));
-        let err = parse("{\"at\":\"2025-11-17T14:30:00Z\",\"signals\":{\"error_rate\":\"high\"}}").unwrap_err();
+        let err = parse("{\"at\":\"2025-11-17T14:30:00Z\",\"signals\":{\"error_rate\":\"high\"}}")
+            .unwrap_err();
         assert_eq!(err.field, "signals.error_rate");
-        let err = parse("{\"at\":\"2025-11-17T14:30:00Z\",\"event\":\"deploy\",\"revison\":3}").unwrap_err();
+        let err = parse("{\"at\":\"2025-11-17T14:30:00Z\",\"event\":\"deploy\",\"revison\":3}")
+            .unwrap_err();
         assert_eq!(err.field, "revison", "{err}");
         let err = parse("{\"at\":\"2025-11-17T14:30:00Z\",\"event\":\"deployed\"}").unwrap_err();
         assert!(err.message.contains("unknown event"), "{err}");
