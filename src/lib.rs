@@ -1,1 +1,4 @@
 //! rollbackd: executes operators' rollback runbooks unattended.
+
+/// Metric signal sources (Prometheus API, direct scrape).
+pub mod signals;
