@@ -72,10 +72,10 @@ pub async fn wait_ready(
         .expect("http client");
     let started = Instant::now();
     loop {
-        if let Ok(resp) = http.get(url).send().await {
-            if resp.status().is_success() {
-                return started.elapsed();
-            }
+        if let Ok(resp) = http.get(url).send().await
+            && resp.status().is_success()
+        {
+            return started.elapsed();
         }
         if let Ok(Some(status)) = child.0.try_wait() {
             panic!(
