@@ -12,7 +12,8 @@ use axum::extract::State;
 use axum::routing::post;
 use chrono::Utc;
 use rollbackd::signals::prometheus::{
-    PromClient, PromClientConfig, PromError, QueryResult, ResultType, batched, group_by,
+    PromClient, PromClientConfig, PromError, QueryMethod, QueryResult, ResultType, batched,
+    group_by,
 };
 use rollbackd::synthetic_agent::{AgentConfig, SyntheticAgent};
 use support::alertmanager::AlertmanagerProcess;
@@ -190,6 +191,14 @@ async fn api_errors_empty_results_and_special_values() {
         "{err:?}"
     );
 
+    // GET works the same as POST against a real server.
+    let mut get = PromClientConfig::new(prom.url());
+    get.method = QueryMethod::Get;
+    let get = PromClient::new(get).expect("client");
+    assert_eq!(single(&get.query("2", None).await.expect("GET")), Some(2.0));
+    let err = get.query("sum(", None).await.expect_err("GET bad_data");
+    assert!(matches!(err, PromError::Api { status: 400, .. }), "{err:?}");
+
     // A wrong path prefix is an HTTP error, not a decode panic.
     let wrong = client(&format!("{}/prefix", prom.url()));
     let err = wrong.query("1", None).await.expect_err("404");
@@ -350,5 +359,142 @@ async fn alert_fires_and_alertmanager_posts_the_webhook() {
         alert["fingerprint"].as_str().is_some_and(|f| !f.is_empty()),
         "fingerprint present"
     );
+    server.abort();
+}
+
+/// What the fake compatible endpoint saw.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    method: String,
+    authorization: String,
+    tenant: String,
+    params: Vec<(String, String)>,
+}
+
+type SeenLog = std::sync::Arc<std::sync::Mutex<Vec<Seen>>>;
+
+async fn fake_api(
+    State(log): State<SeenLog>,
+    method: axum::http::Method,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let encoded = raw.unwrap_or(body);
+    let url = reqwest::Url::parse(&format!("http://x/?{encoded}")).expect("params");
+    let params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let query = params
+        .iter()
+        .find(|(k, _)| k == "query")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    log.lock().expect("log").push(Seen {
+        method: method.to_string(),
+        authorization: header("authorization"),
+        tenant: header("x-scope-orgid"),
+        params,
+    });
+    let json = |status: u16, body: &str| {
+        (
+            axum::http::StatusCode::from_u16(status).expect("status"),
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    match query.as_str() {
+        "exec" => json(
+            422,
+            r#"{"status":"error","errorType":"execution","error":"too many samples"}"#,
+        ),
+        "html" => (
+            axum::http::StatusCode::BAD_GATEWAY,
+            "<html>bad gateway</html>",
+        )
+            .into_response(),
+        _ => json(
+            200,
+            r#"{"status":"success","warnings":["partial response: store 2 down"],
+               "data":{"resultType":"vector","result":[
+               {"metric":{"deployment":"a"},"value":[1700000000,"0.5"]},
+               {"metric":{"deployment":"b"},"value":[1700000000,"+Inf"]}]}}"#,
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compatible_endpoint_prefix_auth_tenant_and_warnings() {
+    let log: SeenLog = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/prometheus/api/v1/query",
+            axum::routing::get(fake_api).post(fake_api),
+        )
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    for method in [QueryMethod::Post, QueryMethod::Get] {
+        let mut config = PromClientConfig::new(format!("http://{addr}/prometheus/"));
+        config.bearer_token = Some("s3cret".into());
+        config
+            .headers
+            .push(("X-Scope-OrgID".into(), "tenant-1".into()));
+        config.method = method;
+        let c = PromClient::new(config).expect("client");
+        let at = chrono::DateTime::from_timestamp_millis(1_700_000_000_250).expect("time");
+        let r = c
+            .query("sum by (deployment) (x)", Some(at))
+            .await
+            .expect("query");
+        assert_eq!(r.warnings, vec!["partial response: store 2 down"]);
+        let g = group_by(&r, &["deployment"]).expect("groups");
+        assert_eq!(g[&vec!["a".to_string()]], 0.5);
+        assert_eq!(g[&vec!["b".to_string()]], f64::INFINITY);
+        let seen = log.lock().expect("log").pop().expect("request seen");
+        assert_eq!(
+            seen.method,
+            if method == QueryMethod::Post {
+                "POST"
+            } else {
+                "GET"
+            }
+        );
+        assert_eq!(seen.authorization, "Bearer s3cret");
+        assert_eq!(seen.tenant, "tenant-1");
+        assert!(
+            seen.params
+                .contains(&("query".into(), "sum by (deployment) (x)".into()))
+        );
+        assert!(
+            seen.params
+                .contains(&("time".into(), "1700000000.250".into()))
+        );
+
+        match c.query("exec", None).await {
+            Err(PromError::Api {
+                error_type, status, ..
+            }) => {
+                assert_eq!(error_type, "execution");
+                assert_eq!(status, 422);
+            }
+            other => panic!("expected execution error, got {other:?}"),
+        }
+        let err = c.query("html", None).await.expect_err("502");
+        assert_eq!(err.metric_label(), "http_5xx");
+    }
     server.abort();
 }

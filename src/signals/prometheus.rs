@@ -17,6 +17,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 
+/// How query parameters are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryMethod {
+    /// `POST` with a form-encoded body (what Grafana does; no URL length limit).
+    #[default]
+    Post,
+    /// `GET` with URL query parameters (for caches that only cache GETs).
+    Get,
+}
+
 /// How to reach a Prometheus-compatible API.
 #[derive(Debug, Clone)]
 pub struct PromClientConfig {
@@ -29,6 +39,8 @@ pub struct PromClientConfig {
     pub bearer_token: Option<String>,
     /// Extra headers sent with every request, e.g. `X-Scope-OrgID`.
     pub headers: Vec<(String, String)>,
+    /// `POST` (default) or `GET`.
+    pub method: QueryMethod,
 }
 
 impl PromClientConfig {
@@ -39,6 +51,7 @@ impl PromClientConfig {
             timeout: Duration::from_secs(10),
             bearer_token: None,
             headers: Vec::new(),
+            method: QueryMethod::Post,
         }
     }
 }
@@ -50,6 +63,7 @@ pub struct PromClient {
     query_url: reqwest::Url,
     query_range_url: reqwest::Url,
     timeout: Duration,
+    method: QueryMethod,
 }
 
 impl PromClient {
@@ -91,6 +105,7 @@ impl PromClient {
             query_url,
             query_range_url,
             timeout: config.timeout,
+            method: config.method,
         })
     }
 
@@ -104,7 +119,7 @@ impl PromClient {
         if let Some(at) = at {
             form.push(("time", format_time(at)));
         }
-        self.post(self.query_url.clone(), &form).await
+        self.send(self.query_url.clone(), &form).await
     }
 
     /// Evaluates a range query from `start` to `end` every `step`.
@@ -126,21 +141,19 @@ impl PromClient {
             ("end", format_time(end)),
             ("step", format!("{}", step.as_secs_f64())),
         ];
-        self.post(self.query_range_url.clone(), &form).await
+        self.send(self.query_range_url.clone(), &form).await
     }
 
-    async fn post(
+    async fn send(
         &self,
         url: reqwest::Url,
         form: &[(&str, String)],
     ) -> Result<QueryResult, PromError> {
-        let response = self
-            .http
-            .post(url)
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| self.transport(e))?;
+        let request = match self.method {
+            QueryMethod::Post => self.http.post(url).form(form),
+            QueryMethod::Get => self.http.get(url).query(form),
+        };
+        let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
         let body = response.text().await.map_err(|e| self.transport(e))?;
         response::decode(status, &body)
