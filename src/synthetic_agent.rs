@@ -246,7 +246,9 @@ impl AgentHandle {
                 .iter()
                 .position(|&le| latency <= le)
                 .unwrap_or(BUCKETS.len());
-            s.buckets[idx] += count;
+            if let Some(bucket) = s.buckets.get_mut(idx) {
+                *bucket += count;
+            }
             s.sum += latency * count;
         }
     }

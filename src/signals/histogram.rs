@@ -49,22 +49,21 @@ pub fn bucket_quantile(q: f64, buckets: &[Bucket]) -> Option<f64> {
     if observations <= 0.0 {
         return None;
     }
-    let mut rank = q * observations;
+    let rank = q * observations;
     let idx = sorted.iter().position(|b| b.count >= rank)?;
-    if idx == sorted.len() - 1 {
-        return Some(sorted[idx - 1].upper_bound);
+    let here = sorted.get(idx)?;
+    let below = idx.checked_sub(1).and_then(|i| sorted.get(i));
+    if idx + 1 == sorted.len() {
+        // The rank falls in +Inf: answer the highest finite bound.
+        return below.map(|b| b.upper_bound);
     }
-    if idx == 0 && sorted[0].upper_bound <= 0.0 {
-        return Some(sorted[0].upper_bound);
+    if below.is_none() && here.upper_bound <= 0.0 {
+        return Some(here.upper_bound);
     }
-    let mut start = 0.0;
-    let end = sorted[idx].upper_bound;
-    let mut count = sorted[idx].count;
-    if idx > 0 {
-        start = sorted[idx - 1].upper_bound;
-        count -= sorted[idx - 1].count;
-        rank -= sorted[idx - 1].count;
-    }
+    let (start, below_count) = below.map_or((0.0, 0.0), |b| (b.upper_bound, b.count));
+    let end = here.upper_bound;
+    let count = here.count - below_count;
+    let rank = rank - below_count;
     if count <= 0.0 {
         return Some(start);
     }
