@@ -359,6 +359,25 @@ async fn alert_fires_and_alertmanager_posts_the_webhook() {
         alert["fingerprint"].as_str().is_some_and(|f| !f.is_empty()),
         "fingerprint present"
     );
+
+    // Recovery: send_resolved delivers a "resolved" notification.
+    agent.handle().set_error_ratio(0.0).expect("ratio");
+    let recovery = Instant::now();
+    let resolved = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some((at, body)) = rx.recv().await {
+            if body["status"] == "resolved" {
+                return Some((at, body));
+            }
+        }
+        None
+    })
+    .await
+    .expect("resolved webhook within 30 s")
+    .expect("channel open");
+    println!("recovery -> resolved webhook: {:?}", resolved.0 - recovery);
+    assert_eq!(resolved.1["alerts"][0]["status"], "resolved");
+    assert_eq!(resolved.1["alerts"][0]["fingerprint"], alert["fingerprint"]);
+    assert_ne!(resolved.1["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
     server.abort();
 }
 
