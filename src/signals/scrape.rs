@@ -13,21 +13,36 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+/// Default cap on a `/metrics` body: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
 /// Fetches and parses `/metrics` pages. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Scraper {
     http: reqwest::Client,
     timeout: Duration,
+    max_body_bytes: usize,
 }
 
 impl Scraper {
-    /// A scraper whose every request (connect, send, read) must finish within `timeout`.
+    /// A scraper whose every request (connect, send, read) must finish within
+    /// `timeout`, reading at most [`DEFAULT_MAX_BODY_BYTES`].
     pub fn new(timeout: Duration) -> Result<Self, ScrapeError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| ScrapeError::Config(e.to_string()))?;
-        Ok(Self { http, timeout })
+        Ok(Self {
+            http,
+            timeout,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        })
+    }
+
+    /// Changes the cap on the body size; bigger bodies fail with [`ScrapeError::TooLarge`].
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Self {
+        self.max_body_bytes = max_body_bytes;
+        self
     }
 
     /// Fetches `url` and parses the text exposition format.
@@ -48,8 +63,20 @@ impl Scraper {
         if status != 200 {
             return Err(ScrapeError::Http { status });
         }
-        let body = response.text().await.map_err(|e| self.transport(e))?;
-        Snapshot::from_text(&body, Utc::now())
+        let mut response = response;
+        let mut body: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(e))? {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(ScrapeError::TooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let at = Utc::now();
+        let text = String::from_utf8(body)
+            .map_err(|e| ScrapeError::Parse(format!("body is not UTF-8: {e}")))?;
+        Snapshot::from_text(&text, at)
     }
 
     fn transport(&self, e: reqwest::Error) -> ScrapeError {

@@ -23,6 +23,12 @@ pub enum ScrapeError {
         /// The HTTP status code.
         status: u16,
     },
+    /// The body exceeded the configured size cap.
+    #[error("scrape body larger than {limit} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
     /// The body is not the text exposition format.
     #[error("scrape body could not be parsed: {0}")]
     Parse(String),
@@ -37,6 +43,7 @@ impl ScrapeError {
             ScrapeError::Transport(_) => "transport",
             ScrapeError::Http { status } if *status >= 500 => "http_5xx",
             ScrapeError::Http { .. } => "http_4xx",
+            ScrapeError::TooLarge { .. } => "too_large",
             ScrapeError::Parse(_) => "bad_data",
         }
     }

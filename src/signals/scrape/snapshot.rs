@@ -21,6 +21,9 @@ pub struct Sample {
 }
 
 /// All samples of one scrape and when it was taken.
+///
+/// Parsing is `prometheus-parse` 0.2's: label values containing `,`, `=` or `}`
+/// (or escaped quotes) are not split correctly, so select on simple labels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// When the answer was received.
@@ -91,5 +94,34 @@ impl Snapshot {
         self.samples
             .iter()
             .filter(move |s| selector.matches(&s.name, &s.labels))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattens_histograms_summaries_and_special_values() {
+        let text = "# TYPE h histogram\nh_bucket{a=\"1\",le=\"0.5\"} 3\nh_bucket{a=\"1\",le=\"+Inf\"} 4\n\
+                    h_sum{a=\"1\"} 1.5\nh_count{a=\"1\"} 4\n# TYPE s summary\ns{quantile=\"0.9\"} 2\n\
+                    s_sum 9\n# TYPE g gauge\ng NaN\nc +Inf\nd -Inf\ngarbage line here\n# EOF\n";
+        let snap = Snapshot::from_text(text, Utc::now()).unwrap();
+        let find = |name: &str, le: Option<&str>| {
+            snap.samples
+                .iter()
+                .find(|s| s.name == name && s.labels.get("le").map(String::as_str) == le)
+                .map(|s| s.value)
+        };
+        assert_eq!(find("h_bucket", Some("0.5")), Some(3.0));
+        assert_eq!(find("h_bucket", Some("+Inf")), Some(4.0));
+        assert_eq!(find("h_count", None), Some(4.0));
+        assert!(find("g", None).unwrap().is_nan());
+        assert_eq!(find("c", None), Some(f64::INFINITY));
+        assert_eq!(find("d", None), Some(f64::NEG_INFINITY));
+        let s = snap.samples.iter().find(|s| s.name == "s").unwrap();
+        assert_eq!(s.labels["quantile"], "0.9");
+        let bucket = snap.samples.iter().find(|s| s.name == "h_bucket").unwrap();
+        assert_eq!(bucket.labels["a"], "1");
     }
 }
