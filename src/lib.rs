@@ -8,9 +8,14 @@
 //!   with evidence. No I/O, no clock.
 //! - [`replay`]: trace files (JSON lines of samples and events) replayed through the
 //!   engine, as `rollbackd evaluate` does.
+//! - [`signals`]: where samples come from: the Prometheus HTTP API (batched queries) and
+//!   direct scrapes of an agent's `/metrics` (rates, ratios, histogram quantiles).
+//! - [`synthetic_agent`]: an agent stand-in serving `/metrics`, for tests and the demo.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`).
 
 pub mod cli;
 pub mod engine;
 pub mod policy;
 pub mod replay;
+pub mod signals;
+pub mod synthetic_agent;
