@@ -1,6 +1,7 @@
 //! The command line: `rollbackd check` and `rollbackd evaluate`.
 
 mod check;
+mod demo;
 mod evaluate;
 
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ pub enum Command {
         /// Files or directories; default `policies/`.
         paths: Vec<PathBuf>,
     },
+    /// Play the runbooks' scenarios on the embedded policies and print the timeline.
+    Demo,
     /// Replay a trace (JSON lines of samples and events) through a policy and print every change of decision.
     Evaluate {
         /// The policy file.
@@ -56,5 +59,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trace,
             format,
         } => evaluate::run(&policy, &trace, format),
+        Command::Demo => demo::run().map(|()| ExitCode::SUCCESS),
     }
 }
