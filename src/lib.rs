@@ -1,1 +1,2 @@
 //! rollbackd: executes operators' rollback runbooks unattended.
+pub mod sim;
