@@ -68,6 +68,35 @@ pub fn template_without_hash(rs: &Value) -> Value {
     t
 }
 
+/// A template in semantic form: nulls, empty objects and empty arrays removed (Go's
+/// semantic equality treats them as absent).
+pub fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Whether a ReplicaSet runs exactly `template` (ignoring the pod-template-hash label).
+pub fn runs_template(rs: &Value, template: &Value) -> bool {
+    normalized(&template_without_hash(rs)) == normalized(template)
+}
+
 /// The revision annotation of an object (0 if absent).
 pub fn revision_of(obj: &Value, key: &str) -> i64 {
     obj.pointer("/metadata/annotations")
@@ -131,7 +160,7 @@ fn create_rs(
     rev_key: &str,
 ) -> Option<Value> {
     let ns = namespace_of(owner);
-    let hash = ids::template_hash(template);
+    let hash = ids::template_hash(&normalized(template));
     let mut t = template.clone();
     if !t["metadata"].is_object() {
         t["metadata"] = json!({});
@@ -217,9 +246,7 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
         .map(|rs| revision_of(rs, rev_key))
         .max()
         .unwrap_or(0);
-    let mut new_idx = sets
-        .iter()
-        .position(|rs| template_without_hash(rs) == template);
+    let mut new_idx = sets.iter().position(|rs| runs_template(rs, &template));
     if !paused {
         match new_idx {
             None => {
