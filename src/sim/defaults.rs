@@ -65,7 +65,7 @@ pub fn apply(kind: &str, obj: &mut Value) {
                 pod_spec(ps);
             }
         }
-        "ReplicaSet" => {
+        "ReplicaSet" | "Rollout" => {
             if let Some(spec) = obj.get_mut("spec") {
                 set_default(spec, "replicas", json!(1));
                 if let Some(ps) = spec.pointer_mut("/template/spec") {

@@ -209,16 +209,13 @@ fn create_rs(
         },
         "spec": {"replicas": 0, "minReadySeconds": owner["spec"]["minReadySeconds"].as_i64().unwrap_or(0), "selector": selector, "template": t},
     });
-    match ctx.store.create(&REPLICASETS, ns, rs.clone(), false) {
+    // A name clash means another object already uses this hash: give up rather than
+    // inventing names (the real controller bumps collisionCount).
+    match ctx.store.create(&REPLICASETS, ns, rs, false) {
         Ok(v) => Some(v),
-        Err(_) => {
-            let mut rs = rs;
-            rs["metadata"]["name"] = json!(format!(
-                "{}-{hash}{}",
-                name_of(owner),
-                &ids::name_suffix()[..2]
-            ));
-            ctx.store.create(&REPLICASETS, ns, rs, false).ok()
+        Err(e) => {
+            tracing::debug!(error = %e, "sim could not create ReplicaSet");
+            None
         }
     }
 }
