@@ -446,12 +446,41 @@ async fn raw_http_status_errors_discovery_and_watch_stream() {
         "UnsupportedMediaType"
     );
 
-    // Aggregated discovery is not offered: the plain JSON fallback answers.
+    // Aggregated discovery only in a version the request asked for, else the legacy list.
     let r = http
         .get(format!("{base}/apis"))
         .header(
             "accept",
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let aggregated: Value = r.json().await.unwrap();
+    assert_eq!(aggregated["kind"], "APIGroupDiscoveryList");
+    assert_eq!(aggregated["items"][0]["metadata"]["name"], "apps");
+    let r = http
+        .get(format!("{base}/api"))
+        .header(
+            "accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+    );
+    let r = http
+        .get(format!("{base}/apis"))
+        .header(
+            "accept",
+            "application/vnd.kubernetes.protobuf,application/json",
         )
         .send()
         .await

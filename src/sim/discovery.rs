@@ -315,3 +315,123 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
     )
 }
+
+/// The aggregated discovery media type versions kubectl may ask for, newest first.
+pub const AGGREGATED_VERSIONS: &[&str] = &["v2", "v2beta1"];
+
+/// The aggregated discovery version the `Accept` header asks for, honouring its order
+/// (the first acceptable media range wins; a plain JSON range first means legacy).
+pub fn aggregated_version(accept: &str) -> Option<&'static str> {
+    for range in accept.split(',') {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        let base = params.first().copied().unwrap_or_default();
+        let has = |p: &str| params.iter().skip(1).any(|x| *x == p);
+        if base == "application/json"
+            && has("g=apidiscovery.k8s.io")
+            && has("as=APIGroupDiscoveryList")
+        {
+            if let Some(v) = AGGREGATED_VERSIONS.iter().find(|v| has(&format!("v={v}"))) {
+                return Some(v);
+            }
+            continue;
+        }
+        if base == "application/json" || base == "*/*" || base == "application/*" {
+            return None;
+        }
+    }
+    None
+}
+
+/// The Content-Type of an aggregated discovery answer in `version`.
+pub fn aggregated_content_type(version: &str) -> &'static str {
+    if version == "v2" {
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    } else {
+        "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+    }
+}
+
+fn aggregated_resource(r: &Resource) -> Value {
+    let kind = json!({"group": r.group, "version": r.version, "kind": r.kind});
+    let mut subs = Vec::new();
+    if r.has_status {
+        subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+    }
+    if r.has_scale {
+        subs.push(json!({"subresource": "scale",
+            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+            "verbs": ["get", "patch", "update"]}));
+    }
+    if r.kind == "Pod" {
+        subs.push(json!({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}));
+    }
+    let mut out = json!({
+        "resource": r.plural,
+        "responseKind": kind,
+        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": r.singular,
+        "verbs": verbs(r),
+    });
+    if !r.short_names.is_empty() {
+        out["shortNames"] = json!(r.short_names);
+    }
+    if !subs.is_empty() {
+        out["subresources"] = json!(subs);
+    }
+    out
+}
+
+/// Aggregated discovery for `/api` (`core == true`) or `/apis`.
+pub fn aggregated(core: bool, version: &str) -> Value {
+    let groups: Vec<(&str, &str)> = if core {
+        vec![("", "v1")]
+    } else {
+        GROUPS.to_vec()
+    };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, v)| {
+            let resources: Vec<Value> = RESOURCES
+                .iter()
+                .filter(|r| r.group == *g && r.version == *v)
+                .map(|r| aggregated_resource(r))
+                .collect();
+            let mut meta = json!({"creationTimestamp": null});
+            if !g.is_empty() {
+                meta["name"] = json!(g);
+            }
+            json!({"metadata": meta, "versions": [{"version": v, "resources": resources, "freshness": "Current"}]})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregated_only_when_asked_for_first() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(aggregated_version(kubectl), Some("v2"));
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some("v2beta1")
+        );
+        assert_eq!(aggregated_version("application/json"), None);
+        assert_eq!(aggregated_version(""), None);
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v3;as=APIGroupDiscoveryList,application/json"
+            ),
+            None
+        );
+    }
+}

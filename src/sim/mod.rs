@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod faults;
 pub mod ids;
 pub mod jobs;
+pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod replicasets;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::RecordedRequest;
 use super::discovery::{self, Resource};
 use super::faults::Faults;
+use super::openapi;
 use super::patch::{self, PatchType};
 use super::protobuf;
 use super::selector::{FieldSelector, LabelSelector};
@@ -107,6 +108,8 @@ fn discovery_doc(path: &str) -> Option<Value> {
         ["api", v] => discovery::resource_list("", v),
         ["apis", g] => discovery::group(g),
         ["apis", g, v] => discovery::resource_list(g, v),
+        ["openapi", "v3"] => Some(openapi::root()),
+        ["openapi", "v3", ..] => openapi::group_version(path),
         _ => None,
     }
 }
@@ -139,7 +142,22 @@ async fn handle(
             .unwrap_or_else(|e| e.into_inner())
             .push(rec);
     }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     if method == Method::GET {
+        if path == "/api" || path == "/apis" {
+            if let Some(v) = discovery::aggregated_version(&accept) {
+                let doc = discovery::aggregated(path == "/api", v);
+                return json_response_typed(
+                    StatusCode::OK,
+                    &doc,
+                    discovery::aggregated_content_type(v),
+                );
+            }
+        }
         if let Some(doc) = discovery_doc(&path) {
             return ok(&doc);
         }
@@ -147,11 +165,6 @@ async fn handle(
             return (StatusCode::OK, "ok").into_response();
         }
     }
-    let accept = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
     let result = match parse_target(&path) {
         Ok(Some(t)) => dispatch(&st, &method, t, &query, &accept, &content_type, &body),
         Ok(None) => Err(ApiError::NotFound(
