@@ -148,15 +148,15 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     if method == Method::GET {
-        if path == "/api" || path == "/apis" {
-            if let Some(v) = discovery::aggregated_version(&accept) {
-                let doc = discovery::aggregated(path == "/api", v);
-                return json_response_typed(
-                    StatusCode::OK,
-                    &doc,
-                    discovery::aggregated_content_type(v),
-                );
-            }
+        if (path == "/api" || path == "/apis")
+            && let Some(v) = discovery::aggregated_version(&accept)
+        {
+            let doc = discovery::aggregated(path == "/api", v);
+            return json_response_typed(
+                StatusCode::OK,
+                &doc,
+                discovery::aggregated_content_type(v),
+            );
         }
         if let Some(doc) = discovery_doc(&path) {
             return ok(&doc);
