@@ -11,7 +11,9 @@
 //! - [`signals`]: where samples come from: the Prometheus HTTP API (batched queries) and
 //!   direct scrapes of an agent's `/metrics` (rates, ratios, histogram quantiles).
 //! - [`synthetic_agent`]: an agent stand-in serving `/metrics`, for tests and the demo.
-//! - [`cli`]: the command-line front end (`check`, `evaluate`).
+//! - [`sim`]: a Kubernetes API server simulator (discovery, objects, watch, patches,
+//!   deployment/ReplicaSet/Job/Rollout controllers, faults) that kubectl and kube-rs accept.
+//! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
 
 pub mod cli;
 pub mod engine;
@@ -19,3 +21,4 @@ pub mod policy;
 pub mod replay;
 pub mod signals;
 pub mod synthetic_agent;
+pub mod sim;

@@ -1,0 +1,131 @@
+//! The controller loop: runs every controller once per tick until shut down.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::SimConfig;
+use super::discovery::{EVENTS, Resource};
+use super::faults::Faults;
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{Part, Store, name_of, namespace_of, uid_of};
+use super::{deployments, ids, jobs, replicasets, rollouts};
+
+/// Memory the controllers keep between ticks (never persisted in objects).
+#[derive(Debug, Default)]
+pub struct ControllerState {
+    /// When each pod (by uid) was first seen.
+    pub pod_born: HashMap<String, Instant>,
+    /// Per workload uid: the last progress signature and when it last changed.
+    pub progress: HashMap<String, (String, Instant)>,
+}
+
+/// Everything a controller needs for one tick.
+pub struct Ctx<'a> {
+    /// The object store.
+    pub store: &'a Store,
+    /// Injected faults.
+    pub faults: &'a Faults,
+    /// Simulator settings.
+    pub config: &'a SimConfig,
+    /// Memory between ticks.
+    pub state: &'a mut ControllerState,
+}
+
+impl Ctx<'_> {
+    /// Every object of a resource in all namespaces.
+    pub fn all(&self, r: &'static Resource) -> Vec<Value> {
+        self.store
+            .list(
+                r,
+                None,
+                &LabelSelector::default(),
+                &FieldSelector::default(),
+            )
+            .0
+    }
+
+    /// Writes an object back (internal write: spec, metadata and status all kept).
+    pub fn save(&self, r: &'static Resource, obj: Value) -> Option<Value> {
+        let ns = namespace_of(&obj).to_string();
+        let name = name_of(&obj).to_string();
+        match self.store.update(r, &ns, &name, obj, Part::All, false) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "sim controller write skipped");
+                None
+            }
+        }
+    }
+
+    /// Records a core/v1 Event about an object.
+    pub fn event(&self, about: &Value, reason: &str, message: &str) {
+        let ns = namespace_of(about).to_string();
+        let now = ids::now();
+        let ev = json!({
+            "metadata": {"generateName": format!("{}.", name_of(about))},
+            "involvedObject": {
+                "apiVersion": about["apiVersion"], "kind": about["kind"],
+                "name": name_of(about), "namespace": ns, "uid": uid_of(about),
+                "resourceVersion": about["metadata"]["resourceVersion"],
+            },
+            "reason": reason, "message": message, "type": "Normal",
+            "source": {"component": "sim-controller"},
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": "sim-controller",
+        });
+        let _ = self.store.create(&EVENTS, &ns, ev, false);
+    }
+}
+
+/// Runs one pass of every controller.
+pub fn tick(store: &Store, faults: &Faults, config: &SimConfig, state: &mut ControllerState) {
+    let mut ctx = Ctx {
+        store,
+        faults,
+        config,
+        state,
+    };
+    deployments::reconcile(&mut ctx);
+    rollouts::reconcile(&mut ctx);
+    replicasets::reconcile(&mut ctx);
+    jobs::reconcile(&mut ctx);
+    replicasets::update_pods(&mut ctx);
+}
+
+/// Runs the controllers every `config.tick` until `stop` fires.
+pub async fn run(
+    store: Arc<Store>,
+    faults: Arc<Faults>,
+    config: SimConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut state = ControllerState::default();
+    let mut interval = tokio::time::interval(config.tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => tick(&store, &faults, &config, &mut state),
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
+
+/// An integer field, defaulting to 0.
+pub fn int(v: &Value, pointer: &str) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// An ownerReference (controller) pointing at `owner`.
+pub fn owner_ref(owner: &Value) -> Value {
+    json!({
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+        "name": name_of(owner), "uid": uid_of(owner),
+        "controller": true, "blockOwnerDeletion": true,
+    })
+}

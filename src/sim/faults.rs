@@ -1,0 +1,144 @@
+//! Per-image faults and the pod status each fault produces.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A failure mode injected for pods whose image matches a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The container starts and crashes: `CrashLoopBackOff`, restarts climbing, never ready.
+    CrashLoop,
+    /// The container is killed for memory: `lastState.terminated.reason: OOMKilled`.
+    OomKilled,
+    /// The container runs but its readiness probe never passes.
+    NeverReady,
+    /// The image cannot be pulled: waiting reason `ImagePullBackOff`.
+    ImagePullBackOff,
+}
+
+/// The registry of injected faults, matched by image substring.
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Mutex<Vec<(String, Fault)>>,
+}
+
+impl Faults {
+    /// Adds a rule: images containing `pattern` get `fault`.
+    pub fn inject(&self, pattern: &str, fault: Fault) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.retain(|(p, _)| p != pattern);
+        rules.push((pattern.to_string(), fault));
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// The fault for one image, if any rule matches.
+    pub fn for_image(&self, image: &str) -> Option<Fault> {
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(p, _)| image.contains(p.as_str()))
+            .map(|(_, f)| *f)
+    }
+
+    /// The first fault matching any container image of a pod spec.
+    pub fn for_pod_spec(&self, spec: &Value) -> Option<Fault> {
+        spec.get("containers")
+            .and_then(Value::as_array)?
+            .iter()
+            .filter_map(|c| c["image"].as_str())
+            .find_map(|i| self.for_image(i))
+    }
+}
+
+/// The lifecycle stage of a simulated container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Still being created.
+    Creating,
+    /// Running and ready (or, for run-to-completion pods, completed successfully).
+    Healthy,
+    /// Affected by a fault.
+    Faulty(Fault),
+}
+
+/// Computes a container status for a container in a pod of the given age.
+pub fn container_status(
+    c: &Value,
+    stage: Stage,
+    age: Duration,
+    ready_after: Duration,
+    started: &str,
+    completes: bool,
+) -> Value {
+    let name = c["name"].as_str().unwrap_or_default();
+    let image = c["image"].as_str().unwrap_or_default();
+    let period = ready_after.max(Duration::from_millis(50));
+    let restarts = (age.saturating_sub(ready_after).as_millis() / period.as_millis()) as u64 + 1;
+    let (state, last_state, ready, restart_count) = match stage {
+        Stage::Creating => (
+            json!({"waiting": {"reason": "ContainerCreating"}}),
+            json!({}),
+            false,
+            0,
+        ),
+        Stage::Healthy if completes => (
+            json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}}),
+            json!({}),
+            false,
+            0,
+        ),
+        Stage::Healthy => (
+            json!({"running": {"startedAt": started}}),
+            json!({}),
+            true,
+            0,
+        ),
+        Stage::Faulty(_) if completes => (
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started, "finishedAt": started}}),
+            json!({}),
+            false,
+            0,
+        ),
+        Stage::Faulty(Fault::CrashLoop) => (
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {name}")}}),
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": started, "finishedAt": started}}),
+            false,
+            restarts,
+        ),
+        Stage::Faulty(Fault::OomKilled) => (
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off restarting failed container {name}")}}),
+            json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": started, "finishedAt": started}}),
+            false,
+            restarts,
+        ),
+        Stage::Faulty(Fault::NeverReady) => (
+            json!({"running": {"startedAt": started}}),
+            json!({}),
+            false,
+            0,
+        ),
+        Stage::Faulty(Fault::ImagePullBackOff) => (
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": format!("Back-off pulling image \"{image}\"")}}),
+            json!({}),
+            false,
+            0,
+        ),
+    };
+    json!({
+        "name": name,
+        "image": image,
+        "imageID": "",
+        "ready": ready,
+        "started": ready,
+        "restartCount": restart_count,
+        "state": state,
+        "lastState": last_state,
+    })
+}

@@ -1,0 +1,269 @@
+//! A Kubernetes API server simulator that real `kubectl` and the `kube` crate accept.
+//!
+//! It serves discovery, an in-memory object store with resourceVersions and watches, and
+//! controllers for Deployments, ReplicaSets, Pods, Jobs and Argo Rollouts, with per-image
+//! fault injection. Used by tests and the demo because no real API server runs here.
+
+pub mod controller;
+pub mod defaults;
+pub mod deployments;
+pub mod discovery;
+pub mod faults;
+pub mod ids;
+pub mod jobs;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod replicasets;
+pub mod rollouts;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod watch;
+pub mod workload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::serve::ListenerExt;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use faults::Fault;
+
+use faults::Faults;
+use server::AppState;
+use store::Store;
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// How long a new pod takes to become Ready.
+    pub pod_ready_after: Duration,
+    /// Controller tick.
+    pub tick: Duration,
+}
+
+impl Default for SimConfig {
+    /// Fast settings for tests: pods ready after 200 ms, controllers tick every 50 ms.
+    fn default() -> Self {
+        SimConfig {
+            pod_ready_after: Duration::from_millis(200),
+            tick: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Errors of the simulator's own API (not of the HTTP API it serves).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Binding or serving failed.
+    #[error("simulator I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The object could not be created (the Kubernetes Status message is included).
+    #[error("simulated API rejected the object: {0}")]
+    Api(#[from] status::ApiError),
+    /// The object's apiVersion/kind is not served.
+    #[error("unsupported apiVersion/kind: {0}/{1}")]
+    UnsupportedKind(String, String),
+}
+
+/// One mutating request the simulator received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// HTTP method (`POST`, `PUT`, `PATCH`, `DELETE`).
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// `Content-Type` header (empty if absent).
+    pub content_type: String,
+    /// Raw query string.
+    pub query: String,
+    /// Request body as text.
+    pub body: String,
+    /// When it arrived.
+    pub at: SystemTime,
+}
+
+/// Entry point to start a simulator.
+pub struct Simulator;
+
+/// Shared pieces of one running simulator.
+#[derive(Clone)]
+struct Shared {
+    store: Arc<Store>,
+    faults: Arc<Faults>,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Shared,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds `addr` (e.g. `127.0.0.1:0`) and serves until the handle is shut down or dropped.
+    pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, SimError> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Shared {
+            store: Arc::new(Store::new()),
+            faults: Arc::new(Faults::default()),
+            requests: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(run(listener, config, shared.clone(), stop_rx));
+        Ok(SimHandle {
+            addr,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// Serves the simulator on `listener` until `shutdown` completes (for `rollbackd sim`).
+pub async fn serve(
+    listener: TcpListener,
+    config: SimConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SimError> {
+    let shared = Shared {
+        store: Arc::new(Store::new()),
+        faults: Arc::new(Faults::default()),
+        requests: Arc::new(Mutex::new(Vec::new())),
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(run(listener, config, shared, stop_rx));
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = task.await;
+    Ok(())
+}
+
+async fn run(
+    listener: TcpListener,
+    config: SimConfig,
+    shared: Shared,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let controllers = tokio::spawn(controller::run(
+        shared.store.clone(),
+        shared.faults.clone(),
+        config,
+        stop.clone(),
+    ));
+    let state = AppState {
+        store: shared.store.clone(),
+        faults: shared.faults.clone(),
+        requests: shared.requests.clone(),
+        shutdown: stop.clone(),
+    };
+    let app = server::router(state);
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "sim could not set TCP_NODELAY");
+        }
+    });
+    let mut stop_signal = stop.clone();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !*stop_signal.borrow() {
+                if stop_signal.changed().await.is_err() {
+                    break;
+                }
+            }
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "sim server stopped with an error");
+    }
+    let _ = controllers.await;
+}
+
+impl SimHandle {
+    /// The base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Seeds an object as if created through the API (POST semantics).
+    pub fn create(&self, obj: Value) -> Result<Value, SimError> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
+        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+        let r = discovery::find_kind(&api_version, &kind)
+            .ok_or(SimError::UnsupportedKind(api_version, kind))?;
+        let ns = store::namespace_of(&obj).to_string();
+        Ok(self.shared.store.create(r, &ns, obj, false)?)
+    }
+
+    /// One object, if it exists.
+    pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let r = discovery::find_kind(api_version, kind)?;
+        self.shared.store.get(r, namespace, name)
+    }
+
+    /// Pods of any image whose reference contains `image_substring` get this fault.
+    pub fn inject_fault(&self, image_substring: &str, fault: Fault) {
+        self.shared.faults.inject(image_substring, fault);
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.shared.faults.clear();
+    }
+
+    /// Every mutating request seen so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes a kubeconfig pointing at the simulator into `dir` and returns its path.
+    pub fn kubeconfig(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: default\ncurrent-context: sim\nusers:\n- name: sim\n  user: {{}}\n",
+            self.url()
+        );
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// Stops the server, ends open watches and waits for the tasks to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("sim did not stop within 5s");
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

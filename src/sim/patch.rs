@@ -1,0 +1,264 @@
+//! The three patch flavours: JSON merge patch, JSON patch (RFC 6902) and strategic merge patch.
+
+use serde_json::{Map, Value};
+
+use super::status::ApiError;
+
+/// The patch flavours the API server accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    /// `application/merge-patch+json` (RFC 7386).
+    Merge,
+    /// `application/json-patch+json` (RFC 6902).
+    Json,
+    /// `application/strategic-merge-patch+json`.
+    Strategic,
+}
+
+impl PatchType {
+    /// Picks the patch type from a `Content-Type` header.
+    pub fn from_content_type(ct: &str) -> Result<Self, ApiError> {
+        let base = ct.split(';').next().unwrap_or_default().trim();
+        match base {
+            "application/merge-patch+json" => Ok(PatchType::Merge),
+            "application/json-patch+json" => Ok(PatchType::Json),
+            "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+            other => Err(ApiError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
+            ))),
+        }
+    }
+}
+
+/// Applies `patch` (raw body) of the given type to `target`.
+pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value, ApiError> {
+    let patch: Value = serde_json::from_slice(patch_body)
+        .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+    match kind {
+        PatchType::Merge => {
+            let mut out = target.clone();
+            json_patch::merge(&mut out, &patch);
+            Ok(out)
+        }
+        PatchType::Json => {
+            let ops: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding JSON patch: {e}")))?;
+            let mut out = target.clone();
+            json_patch::patch(&mut out, &ops).map_err(|e| {
+                ApiError::Invalid(format!("the JSON patch could not be applied: {e}"))
+            })?;
+            Ok(out)
+        }
+        PatchType::Strategic => {
+            if !patch.is_object() {
+                return Err(ApiError::BadRequest(
+                    "strategic merge patch must be a JSON object".into(),
+                ));
+            }
+            strategic_merge(target, &patch)
+        }
+    }
+}
+
+/// The merge key of a list field, as declared by the Kubernetes types used here.
+fn merge_key(field: &str) -> Option<&'static str> {
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => Some("name"),
+        "ports" => Some("containerPort"),
+        "volumeMounts" => Some("mountPath"),
+        "ownerReferences" => Some("uid"),
+        "conditions" => Some("type"),
+        _ => None,
+    }
+}
+
+/// Applies a strategic merge patch to `target`.
+pub fn strategic_merge(target: &Value, patch: &Value) -> Result<Value, ApiError> {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => merge_map(t, p).map(Value::Object),
+        (_, p) => Ok(strip_directives(p)),
+    }
+}
+
+fn strip_directives(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .filter(|e| e.get("$patch").is_none())
+                .map(strip_directives)
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn merge_map(
+    target: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>, ApiError> {
+    if let Some(directive) = patch.get("$patch") {
+        match directive.as_str() {
+            Some("replace") => {
+                return match strip_directives(&Value::Object(patch.clone())) {
+                    Value::Object(m) => Ok(m),
+                    _ => Ok(Map::new()),
+                };
+            }
+            Some("delete") => return Ok(Map::new()),
+            Some("merge") => {}
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown patch type {other:?} in strategic merge patch"
+                )));
+            }
+        }
+    }
+    let mut out = target.clone();
+    for (key, pv) in patch {
+        if key == "$patch" || key == "$retainKeys" || key.starts_with("$setElementOrder/") {
+            continue;
+        }
+        if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
+            if let (Some(Value::Array(existing)), Some(remove)) =
+                (out.get_mut(field), pv.as_array())
+            {
+                existing.retain(|e| !remove.contains(e));
+            }
+            continue;
+        }
+        if pv.is_null() {
+            out.remove(key);
+            continue;
+        }
+        if let Value::Object(pm) = pv
+            && pm.get("$patch").and_then(Value::as_str) == Some("delete")
+        {
+            out.remove(key);
+            continue;
+        }
+        let merged = match (out.get(key), pv) {
+            (Some(Value::Object(tm)), Value::Object(pm)) => Value::Object(merge_map(tm, pm)?),
+            (Some(Value::Array(ta)), Value::Array(pa)) => merge_list(key, ta, pa)?,
+            (None, Value::Array(pa)) => merge_list(key, &[], pa)?,
+            (_, other) => strip_directives(other),
+        };
+        out.insert(key.clone(), merged);
+    }
+    for (key, order) in patch {
+        if let Some(field) = key.strip_prefix("$setElementOrder/")
+            && let (Some(Value::Array(list)), Some(order)) = (out.get_mut(field), order.as_array())
+        {
+            reorder(field, list, order);
+        }
+    }
+    Ok(out)
+}
+
+fn key_of<'a>(elem: &'a Value, mk: &str) -> Option<&'a Value> {
+    elem.as_object().and_then(|m| m.get(mk))
+}
+
+fn merge_list(field: &str, target: &[Value], patch: &[Value]) -> Result<Value, ApiError> {
+    if patch
+        .iter()
+        .any(|e| e.get("$patch").and_then(Value::as_str) == Some("replace"))
+    {
+        return Ok(strip_directives(&Value::Array(patch.to_vec())));
+    }
+    let Some(mk) = merge_key(field) else {
+        return Ok(strip_directives(&Value::Array(patch.to_vec())));
+    };
+    let mut out: Vec<Value> = target.to_vec();
+    for pe in patch {
+        let Some(k) = key_of(pe, mk) else {
+            out.push(strip_directives(pe));
+            continue;
+        };
+        let pos = out.iter().position(|e| key_of(e, mk) == Some(k));
+        let delete = pe.get("$patch").and_then(Value::as_str) == Some("delete");
+        match (pos, delete) {
+            (Some(i), true) => {
+                out.remove(i);
+            }
+            (None, true) => {}
+            (Some(i), false) => {
+                let merged = strategic_merge(&out[i], pe)?;
+                out[i] = merged;
+            }
+            (None, false) => out.push(strip_directives(pe)),
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn reorder(field: &str, list: &mut [Value], order: &[Value]) {
+    let mk = merge_key(field);
+    let key = |e: &Value| -> Value {
+        match mk {
+            Some(mk) => key_of(e, mk).cloned().unwrap_or(Value::Null),
+            None => e.clone(),
+        }
+    };
+    let wanted: Vec<Value> = order
+        .iter()
+        .map(|o| match mk {
+            Some(mk) => key_of(o, mk).cloned().unwrap_or(Value::Null),
+            None => o.clone(),
+        })
+        .collect();
+    list.sort_by_key(|e| {
+        let k = key(e);
+        wanted.iter().position(|w| *w == k).unwrap_or(usize::MAX)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn strategic_merges_containers_by_name() {
+        let target = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "a", "image": "a:1", "ports": [{"containerPort": 80}]},
+            {"name": "b", "image": "b:1"}
+        ]}}}});
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+            "containers": [{"name": "a", "image": "a:2"}]
+        }}}});
+        let out = strategic_merge(&target, &patch).unwrap();
+        let cs = &out["spec"]["template"]["spec"]["containers"];
+        assert_eq!(cs[0]["name"], "b");
+        assert_eq!(cs[1]["image"], "a:2");
+        assert_eq!(cs[1]["ports"][0]["containerPort"], 80);
+    }
+
+    #[test]
+    fn strategic_delete_and_replace() {
+        let target = json!({"c": [{"name": "a"}, {"name": "b"}], "m": {"x": 1, "y": 2}});
+        let patch = json!({"containers": [], "c": [{"name": "a", "$patch": "delete"}],
+            "m": {"$patch": "replace", "z": 3}});
+        let out = strategic_merge(&target, &patch).unwrap();
+        assert_eq!(out["m"], json!({"z": 3}));
+        // "c" has no merge key: plain replace with directives stripped.
+        assert_eq!(out["c"], json!([]));
+    }
+
+    #[test]
+    fn malformed_patch_is_bad_request() {
+        let err = apply(&json!({}), b"{not json", PatchType::Merge).unwrap_err();
+        assert_eq!(err.code(), 400);
+    }
+}

@@ -1,0 +1,430 @@
+//! The HTTP front: routing of discovery and resource paths to the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::RecordedRequest;
+use super::discovery::{self, Resource};
+use super::faults::Faults;
+use super::openapi;
+use super::patch::{self, PatchType};
+use super::protobuf;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{Part, Store};
+use super::table;
+use super::watch::{self, WatchRequest};
+
+/// State shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The object store.
+    pub store: Arc<Store>,
+    /// Injected faults (kept here so handlers could consult them).
+    pub faults: Arc<Faults>,
+    /// Every mutating request seen.
+    pub requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    /// Fires when the server shuts down (ends watch streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+/// A JSON response with an exact Content-Type and Content-Length, written in one piece.
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    json_response_typed(code, body, "application/json")
+}
+
+fn json_response_typed(code: StatusCode, body: &Value, content_type: &'static str) -> Response {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = code;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn ok(body: &Value) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+/// A parsed resource path.
+#[derive(Debug)]
+struct Target {
+    resource: &'static Resource,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
+        _ => return Ok(None),
+    };
+    // `/api/v1/namespaces/{ns}/status` is the namespace's own subresource, not a resource.
+    let namespace_subresource =
+        rest.len() == 3 && group.is_empty() && ["status", "finalize"].contains(&rest[2]);
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, r @ ..] if !r.is_empty() && !namespace_subresource => {
+            (Some(ns.to_string()), r)
+        }
+        r => (None, r),
+    };
+    let plural = rest.first().copied().unwrap_or_default();
+    let resource = discovery::find(group, version, plural).ok_or_else(|| {
+        ApiError::NotFound("the server could not find the requested resource".into())
+    })?;
+    Ok(Some(Target {
+        resource,
+        namespace,
+        name: rest.get(1).map(|s| s.to_string()),
+        sub: rest.get(2).map(|s| s.to_string()),
+    }))
+}
+
+fn discovery_doc(path: &str) -> Option<Value> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segs.as_slice() {
+        ["version"] => Some(discovery::version()),
+        ["api"] => Some(discovery::core_versions()),
+        ["apis"] => Some(discovery::group_list()),
+        ["api", v] => discovery::resource_list("", v),
+        ["apis", g] => discovery::group(g),
+        ["apis", g, v] => discovery::resource_list(g, v),
+        ["openapi", "v3"] => Some(openapi::root()),
+        ["openapi", "v3", ..] => openapi::group_version(path),
+        _ => None,
+    }
+}
+
+async fn handle(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if method != Method::GET && method != Method::HEAD {
+        let rec = RecordedRequest {
+            method: method.to_string(),
+            path: path.clone(),
+            content_type: content_type.clone(),
+            query: uri.query().unwrap_or_default().to_string(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: SystemTime::now(),
+        };
+        st.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rec);
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    if method == Method::GET {
+        if (path == "/api" || path == "/apis")
+            && let Some(v) = discovery::aggregated_version(&accept)
+        {
+            let doc = discovery::aggregated(path == "/api", v);
+            return json_response_typed(
+                StatusCode::OK,
+                &doc,
+                discovery::aggregated_content_type(v),
+            );
+        }
+        if let Some(doc) = discovery_doc(&path) {
+            return ok(&doc);
+        }
+        if ["/healthz", "/readyz", "/livez"].contains(&path.as_str()) {
+            return (StatusCode::OK, "ok").into_response();
+        }
+    }
+    let result = match parse_target(&path) {
+        Ok(Some(t)) => dispatch(&st, &method, t, &query, &accept, &content_type, &body),
+        Ok(None) => Err(ApiError::NotFound(
+            "the server could not find the requested resource".into(),
+        )),
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn dry_run(query: &HashMap<String, String>) -> bool {
+    query.get("dryRun").is_some_and(|v| v == "All")
+}
+
+fn parse_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") {
+        return protobuf::decode(body);
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    if v.is_object() {
+        Ok(v)
+    } else {
+        Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ))
+    }
+}
+
+fn dispatch(
+    st: &AppState,
+    method: &Method,
+    t: Target,
+    query: &HashMap<String, String>,
+    accept: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let r = t.resource;
+    let ns = t.namespace.clone().unwrap_or_default();
+    if r.namespaced && t.name.is_some() && t.namespace.is_none() {
+        return Err(ApiError::NotFound(
+            "the server could not find the requested resource".into(),
+        ));
+    }
+    let store = &st.store;
+    match (method.clone(), t.name.as_deref(), t.sub.as_deref()) {
+        (Method::GET, None, _) => {
+            let labels =
+                LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+            let fields =
+                FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                let since = match query.get("resourceVersion").map(String::as_str) {
+                    None | Some("") => None,
+                    Some(s) => Some(s.parse::<u64>().map_err(|_| {
+                        ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))
+                    })?),
+                };
+                let timeout = query
+                    .get("timeoutSeconds")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .map_or(Duration::from_secs(1800), Duration::from_secs);
+                let req = WatchRequest {
+                    resource: r,
+                    namespace: t.namespace.clone(),
+                    labels,
+                    fields,
+                    since,
+                    timeout,
+                    bookmarks: query
+                        .get("allowWatchBookmarks")
+                        .is_some_and(|v| v == "true"),
+                };
+                return Ok(watch::respond(store, req, st.shutdown.clone()));
+            }
+            let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
+            if accept.contains("as=Table") {
+                return Ok(ok(&table::to_table(r, &items, rv)));
+            }
+            Ok(ok(&json!({
+                "kind": format!("{}List", r.kind),
+                "apiVersion": r.api_version(),
+                "metadata": {"resourceVersion": rv.to_string()},
+                "items": items,
+            })))
+        }
+        (Method::GET, Some(name), sub) => get_one(store, r, &ns, name, sub, accept),
+        (Method::POST, None, _) => {
+            let obj = parse_body(body, content_type)?;
+            let created = store.create(r, &ns, obj, dry_run(query))?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (Method::PUT, Some(name), sub) => {
+            let obj = parse_body(body, content_type)?;
+            write_sub(store, r, &ns, name, sub, obj, dry_run(query))
+        }
+        (Method::PATCH, Some(name), sub) => {
+            let kind = PatchType::from_content_type(content_type)?;
+            let current = current_view(store, r, &ns, name, sub)?;
+            let patched = patch::apply(&current, body, kind)?;
+            write_sub(store, r, &ns, name, sub, patched, dry_run(query))
+        }
+        (Method::DELETE, Some(name), None) => {
+            let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let orphan = opts["propagationPolicy"] == "Orphan"
+                || query
+                    .get("propagationPolicy")
+                    .is_some_and(|p| p == "Orphan");
+            let deleted = store.delete(r, &ns, name, orphan, dry_run(query))?;
+            Ok(ok(&deleted))
+        }
+        (Method::DELETE, None, _) => {
+            let labels =
+                LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+            let fields =
+                FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
+            for item in &items {
+                let _ = store.delete(
+                    r,
+                    super::store::namespace_of(item),
+                    super::store::name_of(item),
+                    false,
+                    dry_run(query),
+                );
+            }
+            Ok(ok(&json!({
+                "kind": format!("{}List", r.kind),
+                "apiVersion": r.api_version(),
+                "metadata": {"resourceVersion": rv.to_string()},
+                "items": items,
+            })))
+        }
+        _ => Err(ApiError::MethodNotAllowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ))),
+    }
+}
+
+fn get_one(
+    store: &Store,
+    r: &'static Resource,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    accept: &str,
+) -> Result<Response, ApiError> {
+    let obj = match store.get(r, ns, name) {
+        Some(o) => o,
+        None if r.kind == "Namespace" && sub.is_none() => json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
+        }),
+        None => return Err(ApiError::not_found(r.plural, r.group, name)),
+    };
+    match sub {
+        None if accept.contains("as=Table") => {
+            let rv = store.resource_version();
+            Ok(ok(&table::to_table(r, std::slice::from_ref(&obj), rv)))
+        }
+        None | Some("status") => Ok(ok(&obj)),
+        Some("scale") if r.has_scale => Ok(ok(&scale_of(&obj))),
+        Some("log") if r.kind == "Pod" => Ok(pod_log(&obj)),
+        Some(other) => Err(ApiError::NotFound(format!(
+            "the server could not find the requested resource ({} {other})",
+            r.plural
+        ))),
+    }
+}
+
+fn pod_log(pod: &Value) -> Response {
+    let name = super::store::name_of(pod);
+    let image = pod
+        .pointer("/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
+    let text =
+        format!("simulated log for pod {name}\nimage {image} started\nlistening on :8080\nready\n");
+    let mut resp = Response::new(Body::from(text));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// The autoscaling/v1 Scale view of an object.
+fn scale_of(obj: &Value) -> Value {
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &obj["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
+    })
+}
+
+fn current_view(
+    store: &Store,
+    r: &'static Resource,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+) -> Result<Value, ApiError> {
+    let obj = store
+        .get(r, ns, name)
+        .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
+    match sub {
+        Some("scale") if r.has_scale => Ok(scale_of(&obj)),
+        _ => Ok(obj),
+    }
+}
+
+fn write_sub(
+    store: &Store,
+    r: &'static Resource,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    obj: Value,
+    dry: bool,
+) -> Result<Response, ApiError> {
+    match sub {
+        None => Ok(ok(&store.update(r, ns, name, obj, Part::Main, dry)?)),
+        Some("status") if r.has_status => {
+            Ok(ok(&store.update(r, ns, name, obj, Part::Status, dry)?))
+        }
+        Some("scale") if r.has_scale => {
+            let replicas = obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| ApiError::Invalid("Scale.spec.replicas: Required value".into()))?;
+            let mut current = store
+                .get(r, ns, name)
+                .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
+            let sent_rv = obj.pointer("/metadata/resourceVersion").cloned();
+            current["spec"]["replicas"] = json!(replicas);
+            if let Some(rv) = sent_rv.filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+                current["metadata"]["resourceVersion"] = rv;
+            }
+            let updated = store.update(r, ns, name, current, Part::Main, dry)?;
+            Ok(ok(&scale_of(&updated)))
+        }
+        Some(other) => Err(ApiError::NotFound(format!(
+            "the server could not find the requested resource ({} {other})",
+            r.plural
+        ))),
+    }
+}

@@ -1,0 +1,529 @@
+//! The object store: objects by resource/namespace/name, resourceVersions, and watch fan-out.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::defaults;
+use super::discovery::{self, Resource};
+use super::ids;
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::{ApiError, qualified};
+
+/// How many change events are kept for watches that resume from an older resourceVersion.
+const HISTORY: usize = 20_000;
+
+/// The kind of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object deleted.
+    Deleted,
+}
+
+impl EventType {
+    /// The wire name (`ADDED`, `MODIFIED`, `DELETED`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// The resourceVersion this change produced.
+    pub rv: u64,
+    /// The resource type of the object.
+    pub resource: &'static Resource,
+    /// What happened.
+    pub kind: EventType,
+    /// The object after the change (the last state for deletes).
+    pub object: Value,
+}
+
+/// Which part of an object a write targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The object itself: status changes are ignored for kinds with a status subresource.
+    Main,
+    /// The `/status` subresource: only status changes are kept.
+    Status,
+    /// Internal write (controllers, seeding): everything is kept.
+    All,
+}
+
+type Key = (&'static str, &'static str, String, String);
+
+fn key(r: &'static Resource, ns: &str, name: &str) -> Key {
+    (r.group, r.plural, ns.to_string(), name.to_string())
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    history: VecDeque<Arc<StoredEvent>>,
+    /// The oldest resourceVersion a watch can resume from.
+    compacted: u64,
+}
+
+/// The shared object store.
+#[derive(Debug)]
+pub struct Store {
+    inner: Mutex<Inner>,
+    events: broadcast::Sender<Arc<StoredEvent>>,
+}
+
+/// The start of a watch: events to replay, then a live receiver.
+pub struct WatchStart {
+    /// Events already past the requested resourceVersion.
+    pub replay: Vec<Arc<StoredEvent>>,
+    /// Live events.
+    pub live: broadcast::Receiver<Arc<StoredEvent>>,
+    /// The store's resourceVersion when the watch started.
+    pub rv: u64,
+}
+
+/// `metadata.name` of an object.
+pub fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// `metadata.namespace` of an object.
+pub fn namespace_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// `metadata.uid` of an object.
+pub fn uid_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn rv_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn metadata_mut(obj: &mut Value) -> Result<&mut serde_json::Map<String, Value>, ApiError> {
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("object must be a JSON object".into()))?;
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    meta.as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("metadata must be an object".into()))
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// An empty store with the `default` namespace.
+    pub fn new() -> Self {
+        let (events, _) = broadcast::channel(8192);
+        let store = Store {
+            inner: Mutex::new(Inner::default()),
+            events,
+        };
+        let _ = store.create(
+            &discovery::NAMESPACES,
+            "",
+            json!({"metadata": {"name": "default"}}),
+            false,
+        );
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, inner: &mut Inner, r: &'static Resource, kind: EventType, object: Value) {
+        let ev = Arc::new(StoredEvent {
+            rv: inner.rv,
+            resource: r,
+            kind,
+            object,
+        });
+        inner.history.push_back(ev.clone());
+        while inner.history.len() > HISTORY {
+            if let Some(old) = inner.history.pop_front() {
+                inner.compacted = old.rv;
+            }
+        }
+        let _ = self.events.send(ev);
+    }
+
+    /// The current resourceVersion of the whole store.
+    pub fn resource_version(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, r: &'static Resource, ns: &str, name: &str) -> Option<Value> {
+        self.lock().objects.get(&key(r, ns, name)).cloned()
+    }
+
+    /// Objects of one resource, optionally in one namespace, filtered by selectors.
+    pub fn list(
+        &self,
+        r: &'static Resource,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> (Vec<Value>, u64) {
+        let inner = self.lock();
+        let items = inner
+            .objects
+            .iter()
+            .filter(|((g, p, n, _), _)| {
+                *g == r.group && *p == r.plural && ns.is_none_or(|ns| ns == n)
+            })
+            .map(|(_, v)| v)
+            .filter(|v| labels.matches_object(v) && fields.matches(v))
+            .cloned()
+            .collect();
+        (items, inner.rv)
+    }
+
+    /// Creates an object with POST semantics. With `dry_run` nothing is stored.
+    pub fn create(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        mut obj: Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let ns = if r.namespaced {
+            if ns.is_empty() { "default" } else { ns }
+        } else {
+            ""
+        };
+        {
+            let meta = metadata_mut(&mut obj)?;
+            let has_name = meta
+                .get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            if !has_name {
+                let prefix = meta
+                    .get("generateName")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| {
+                        ApiError::Invalid(format!(
+                            "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                            r.kind
+                        ))
+                    })?
+                    .to_string();
+                meta.insert(
+                    "name".into(),
+                    json!(format!("{prefix}{}", ids::name_suffix())),
+                );
+            }
+            if r.namespaced {
+                meta.insert("namespace".into(), json!(ns));
+            } else {
+                meta.remove("namespace");
+            }
+            meta.insert("uid".into(), json!(ids::uid()));
+            meta.insert("creationTimestamp".into(), json!(ids::now()));
+            meta.insert("generation".into(), json!(1));
+            meta.remove("resourceVersion");
+        }
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("apiVersion".into(), json!(r.api_version()));
+            m.insert("kind".into(), json!(r.kind));
+        }
+        defaults::apply(r.kind, &mut obj);
+        let name = name_of(&obj).to_string();
+        let mut inner = self.lock();
+        let k = key(r, ns, &name);
+        if inner.objects.contains_key(&k) {
+            return Err(ApiError::AlreadyExists(format!(
+                "{} \"{name}\" already exists",
+                qualified(r.plural, r.group)
+            )));
+        }
+        if dry_run {
+            return Ok(obj);
+        }
+        if r.namespaced && !ns.is_empty() {
+            self.ensure_namespace(&mut inner, ns);
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
+        inner.objects.insert(k, obj.clone());
+        self.record(&mut inner, r, EventType::Added, obj.clone());
+        Ok(obj)
+    }
+
+    fn ensure_namespace(&self, inner: &mut Inner, ns: &str) {
+        let nsr: &'static Resource = &discovery::NAMESPACES;
+        let k = key(nsr, "", ns);
+        if inner.objects.contains_key(&k) {
+            return;
+        }
+        inner.rv += 1;
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "uid": ids::uid(), "creationTimestamp": ids::now(),
+                         "resourceVersion": inner.rv.to_string(),
+                         "labels": {"kubernetes.io/metadata.name": ns}},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
+        });
+        inner.objects.insert(k, obj.clone());
+        self.record(inner, nsr, EventType::Added, obj);
+    }
+
+    /// Replaces an object (PUT semantics). A non-empty `metadata.resourceVersion` that differs
+    /// from the stored one is a 409 Conflict. Unchanged objects keep their resourceVersion.
+    pub fn update(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        part: Part,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::BadRequest("object must be a JSON object".into()));
+        }
+        let ns = if r.namespaced { ns } else { "" };
+        let mut inner = self.lock();
+        let k = key(r, ns, name);
+        let old = inner
+            .objects
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
+        let sent_rv = rv_of(&obj);
+        if !sent_rv.is_empty() && sent_rv != rv_of(&old) {
+            return Err(ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                qualified(r.plural, r.group)
+            )));
+        }
+        let body_name = name_of(&obj);
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let mut new = match part {
+            Part::Status => {
+                let mut n = old.clone();
+                n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
+                n
+            }
+            Part::Main if r.has_status => {
+                if let Some(m) = obj.as_object_mut() {
+                    match old.get("status") {
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
+                }
+                obj
+            }
+            _ => obj,
+        };
+        {
+            let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
+            let meta = metadata_mut(&mut new)?;
+            for f in [
+                "uid",
+                "creationTimestamp",
+                "namespace",
+                "name",
+                "generation",
+            ] {
+                match old_meta.get(f) {
+                    Some(v) => meta.insert(f.into(), v.clone()),
+                    None => meta.remove(f),
+                };
+            }
+            meta.insert("resourceVersion".into(), json!(rv_of(&old)));
+        }
+        if let Some(m) = new.as_object_mut() {
+            m.insert("apiVersion".into(), json!(r.api_version()));
+            m.insert("kind".into(), json!(r.kind));
+        }
+        defaults::apply(r.kind, &mut new);
+        if new.get("spec") != old.get("spec") {
+            let generation = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            metadata_mut(&mut new)?.insert("generation".into(), json!(generation + 1));
+        }
+        if new == old || dry_run {
+            return Ok(new);
+        }
+        inner.rv += 1;
+        let rv = inner.rv;
+        metadata_mut(&mut new)?.insert("resourceVersion".into(), json!(rv.to_string()));
+        inner.objects.insert(k, new.clone());
+        self.record(&mut inner, r, EventType::Modified, new.clone());
+        Ok(new)
+    }
+
+    /// Deletes an object and (unless `orphan`) every object it owns, recursively.
+    pub fn delete(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        orphan: bool,
+        dry_run: bool,
+    ) -> Result<Value, ApiError> {
+        let ns = if r.namespaced { ns } else { "" };
+        let mut inner = self.lock();
+        let k = key(r, ns, name);
+        let old = inner
+            .objects
+            .get(&k)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
+        if dry_run {
+            return Ok(old);
+        }
+        let mut pending = vec![(k, r)];
+        let mut first = None;
+        while let Some((k, r)) = pending.pop() {
+            let Some(mut obj) = inner.objects.remove(&k) else {
+                continue;
+            };
+            inner.rv += 1;
+            let rv = inner.rv;
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("resourceVersion".into(), json!(rv.to_string()));
+            }
+            let uid = uid_of(&obj).to_string();
+            self.record(&mut inner, r, EventType::Deleted, obj.clone());
+            if first.is_none() {
+                first = Some(obj);
+            }
+            let dependents: Vec<Key> = inner
+                .objects
+                .iter()
+                .filter(|(_, v)| owned_by(v, &uid))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for dk in dependents {
+                if orphan {
+                    self.remove_owner(&mut inner, &dk, &uid);
+                } else if let Some(dr) = discovery::RESOURCES
+                    .iter()
+                    .find(|x| x.group == dk.0 && x.plural == dk.1)
+                    .copied()
+                {
+                    pending.push((dk, dr));
+                }
+            }
+        }
+        Ok(first.unwrap_or(old))
+    }
+
+    fn remove_owner(&self, inner: &mut Inner, k: &Key, uid: &str) {
+        let Some(r) = discovery::RESOURCES
+            .iter()
+            .find(|x| x.group == k.0 && x.plural == k.1)
+            .copied()
+        else {
+            return;
+        };
+        let Some(mut obj) = inner.objects.get(k).cloned() else {
+            return;
+        };
+        if let Some(refs) = obj
+            .pointer_mut("/metadata/ownerReferences")
+            .and_then(Value::as_array_mut)
+        {
+            refs.retain(|o| o["uid"] != uid);
+        }
+        inner.rv += 1;
+        obj["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+        inner.objects.insert(k.clone(), obj.clone());
+        self.record(inner, r, EventType::Modified, obj);
+    }
+
+    /// Starts a watch after `since` (None: replay current objects as ADDED first).
+    pub fn watch(&self, r: &'static Resource, since: Option<u64>) -> Result<WatchStart, ApiError> {
+        let inner = self.lock();
+        let live = self.events.subscribe();
+        let replay = match since {
+            None | Some(0) => inner
+                .objects
+                .iter()
+                .filter(|((g, p, _, _), _)| *g == r.group && *p == r.plural)
+                .map(|(_, v)| {
+                    Arc::new(StoredEvent {
+                        rv: inner.rv,
+                        resource: r,
+                        kind: EventType::Added,
+                        object: v.clone(),
+                    })
+                })
+                .collect(),
+            Some(rv) => {
+                if rv < inner.compacted {
+                    return Err(ApiError::Gone(format!(
+                        "too old resource version: {rv} ({})",
+                        inner.compacted + 1
+                    )));
+                }
+                inner
+                    .history
+                    .iter()
+                    .filter(|e| {
+                        e.rv > rv && e.resource.plural == r.plural && e.resource.group == r.group
+                    })
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(WatchStart {
+            replay,
+            live,
+            rv: inner.rv,
+        })
+    }
+}
+
+/// Whether `obj` lists `uid` among its ownerReferences.
+pub fn owned_by(obj: &Value, uid: &str) -> bool {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| refs.iter().any(|o| o["uid"] == uid))
+}
+
+/// Whether `obj` is controlled by `uid` (ownerReference with `controller: true`).
+pub fn controlled_by(obj: &Value, uid: &str) -> bool {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter()
+                .any(|o| o["uid"] == uid && o["controller"] == json!(true))
+        })
+}

@@ -1,0 +1,125 @@
+//! Watch streams: newline-delimited JSON events over a chunked response.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use futures::SinkExt;
+use futures::channel::mpsc;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::discovery::Resource;
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{Store, StoredEvent, namespace_of};
+
+/// What a watch request asked for.
+pub struct WatchRequest {
+    /// The resource watched.
+    pub resource: &'static Resource,
+    /// Namespace filter (None: all namespaces).
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+    /// Start after this resourceVersion (None/0: current state first).
+    pub since: Option<u64>,
+    /// End the stream after this long.
+    pub timeout: Duration,
+    /// Whether to send periodic BOOKMARK events.
+    pub bookmarks: bool,
+}
+
+impl WatchRequest {
+    fn matches(&self, ev: &StoredEvent) -> bool {
+        ev.resource.plural == self.resource.plural
+            && ev.resource.group == self.resource.group
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|ns| namespace_of(&ev.object) == ns)
+            && self.labels.matches_object(&ev.object)
+            && self.fields.matches(&ev.object)
+    }
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut text = json!({"type": kind, "object": object}).to_string();
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// Starts a watch and returns the streaming response.
+pub fn respond(
+    store: &Store,
+    req: WatchRequest,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Response {
+    let (mut tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let start = store.watch(req.resource, req.since);
+    tokio::spawn(async move {
+        let mut start = match start {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Ok(line("ERROR", &e.to_status()))).await;
+                return;
+            }
+        };
+        let mut seen = start.rv;
+        for ev in &start.replay {
+            if req.matches(ev)
+                && tx
+                    .send(Ok(line(ev.kind.as_str(), &ev.object)))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(req.timeout);
+        tokio::pin!(deadline);
+        let mut bookmark = tokio::time::interval(Duration::from_secs(1));
+        bookmark.reset();
+        loop {
+            tokio::select! {
+                ev = start.live.recv() => match ev {
+                    Ok(ev) => {
+                        if ev.rv <= seen {
+                            continue;
+                        }
+                        seen = ev.rv;
+                        if req.matches(&ev) && tx.send(Ok(line(ev.kind.as_str(), &ev.object))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                },
+                _ = bookmark.tick() => {
+                    if req.bookmarks {
+                        let obj = json!({
+                            "kind": req.resource.kind,
+                            "apiVersion": req.resource.api_version(),
+                            "metadata": {"resourceVersion": seen.to_string()},
+                        });
+                        if tx.send(Ok(line("BOOKMARK", &obj))).await.is_err() {
+                            return;
+                        }
+                    } else if tx.is_closed() {
+                        return;
+                    }
+                }
+                _ = &mut deadline => return,
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(rx));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,378 @@
+//! The simulator judged by the real `/usr/bin/kubectl`: every test starts its own simulator on
+//! 127.0.0.1:0, writes a kubeconfig into a temp dir and runs kubectl as a subprocess (under
+//! `timeout 30`, so a hang fails the test instead of freezing CI).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rollbackd::sim::{Fault, SimConfig, SimHandle, Simulator};
+use tempfile::TempDir;
+
+/// A running simulator plus the files kubectl needs.
+struct Cluster {
+    sim: SimHandle,
+    dir: TempDir,
+    kubeconfig: PathBuf,
+}
+
+/// What one kubectl run produced.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+async fn cluster() -> Cluster {
+    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sim.kubeconfig(dir.path()).unwrap();
+    Cluster {
+        sim,
+        dir,
+        kubeconfig,
+    }
+}
+
+impl Cluster {
+    async fn kubectl(&self, args: &[&str]) -> Run {
+        let out = tokio::process::Command::new("timeout")
+            .arg("30")
+            .arg("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .output()
+            .await
+            .expect("run kubectl");
+        Run {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs kubectl and fails the test unless it succeeds.
+    async fn ok(&self, args: &[&str]) -> String {
+        let run = self.kubectl(args).await;
+        assert!(run.ok, "kubectl {args:?} failed:\n{}", run.text());
+        run.stdout
+    }
+
+    async fn rolled_out(&self, deploy: &str) {
+        let out = self
+            .ok(&["rollout", "status", &format!("deployment/{deploy}")])
+            .await;
+        assert!(
+            out.contains(&format!("deployment \"{deploy}\" successfully rolled out")),
+            "{out}"
+        );
+    }
+
+    async fn image(&self, deploy: &str) -> String {
+        self.ok(&[
+            "get",
+            "deployment",
+            deploy,
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        ])
+        .await
+    }
+
+    async fn revisions(&self, deploy: &str) -> Vec<u32> {
+        let out = self
+            .ok(&["rollout", "history", &format!("deployment/{deploy}")])
+            .await;
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    /// A deployment `web` with three replicas of nginx:1.1, rolled out.
+    async fn web(&self) {
+        let out = self
+            .ok(&[
+                "create",
+                "deployment",
+                "web",
+                "--image=nginx:1.1",
+                "--replicas=3",
+            ])
+            .await;
+        assert!(out.contains("deployment.apps/web created"), "{out}");
+        self.rolled_out("web").await;
+    }
+
+    async fn stop(self) {
+        self.sim.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_get_and_rollout_status() {
+    let c = cluster().await;
+    c.web().await;
+
+    let yaml = c.ok(&["get", "deploy", "web", "-o", "yaml"]).await;
+    for needle in [
+        "kind: Deployment",
+        "name: web",
+        "image: nginx:1.1",
+        "replicas: 3",
+        "deployment.kubernetes.io/revision: \"1\"",
+        "reason: NewReplicaSetAvailable",
+        "observedGeneration: 1",
+    ] {
+        assert!(yaml.contains(needle), "missing {needle:?} in\n{yaml}");
+    }
+
+    let table = c.ok(&["get", "deploy,rs,pods"]).await;
+    assert!(table.contains("deployment.apps/web"), "{table}");
+    assert!(table.contains("3/3"), "{table}");
+    assert!(table.contains("replicaset.apps/web-"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("pod/web-")).count(),
+        3,
+        "{table}"
+    );
+    assert!(table.contains("Running"), "{table}");
+
+    // kubectl create sent the Deployment as protobuf; the sim recorded it.
+    let posts: Vec<_> = c
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/deployments"))
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert!(posts[0].query.contains("fieldManager=kubectl-create"));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_image_history_and_undo_with_revision_renumbering() {
+    let c = cluster().await;
+    c.web().await;
+    for tag in ["1.2", "1.3"] {
+        let out = c
+            .ok(&[
+                "set",
+                "image",
+                "deployment/web",
+                &format!("nginx=nginx:{tag}"),
+            ])
+            .await;
+        assert!(out.contains("deployment.apps/web image updated"), "{out}");
+        c.rolled_out("web").await;
+    }
+    assert_eq!(c.revisions("web").await, vec![1, 2, 3]);
+    let patches: Vec<_> = c
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    assert!(
+        patches[0]
+            .content_type
+            .starts_with("application/strategic-merge-patch+json")
+    );
+    assert!(patches[0].query.contains("fieldManager=kubectl-set"));
+    assert!(patches[0].body.contains("$setElementOrder/containers"));
+
+    let out = c.ok(&["rollout", "undo", "deployment/web"]).await;
+    assert!(out.contains("deployment.apps/web rolled back"), "{out}");
+    c.rolled_out("web").await;
+    assert_eq!(c.image("web").await, "nginx:1.2");
+    // Revision 2 came back as revision 4.
+    assert_eq!(c.revisions("web").await, vec![1, 3, 4]);
+    let undo = c.sim.requests().into_iter().last().unwrap();
+    assert!(undo.content_type.starts_with("application/json-patch+json"));
+    assert!(undo.body.contains("/spec/template"));
+
+    let out = c
+        .ok(&["rollout", "undo", "deployment/web", "--to-revision=1"])
+        .await;
+    assert!(out.contains("deployment.apps/web rolled back"), "{out}");
+    c.rolled_out("web").await;
+    assert_eq!(c.image("web").await, "nginx:1.1");
+    assert_eq!(c.revisions("web").await, vec![3, 4, 5]);
+
+    let run = c
+        .kubectl(&["rollout", "undo", "deployment/web", "--to-revision=99"])
+        .await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("error: unable to find specified revision 99 in history"),
+        "{}",
+        run.text()
+    );
+
+    let out = c
+        .ok(&["rollout", "undo", "deployment/web", "--to-revision=5"])
+        .await;
+    assert!(
+        out.contains("skipped rollback (current template already matches revision 5)"),
+        "{out}"
+    );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_restart_creates_a_new_revision() {
+    let c = cluster().await;
+    c.web().await;
+    let out = c.ok(&["rollout", "restart", "deployment/web"]).await;
+    assert!(out.contains("deployment.apps/web restarted"), "{out}");
+    c.rolled_out("web").await;
+    let restarted_at = c
+        .ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+        ])
+        .await;
+    assert!(restarted_at.starts_with("20"), "{restarted_at:?}");
+    assert_eq!(c.revisions("web").await, vec![1, 2]);
+    let restart = c
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .unwrap();
+    assert!(restart.query.contains("fieldManager=kubectl-rollout"));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_and_label_selectors() {
+    let c = cluster().await;
+    c.web().await;
+    let rs = c.ok(&["get", "replicasets", "-l", "app=web"]).await;
+    assert!(rs.contains("web-"), "{rs}");
+    assert!(
+        c.ok(&["get", "replicasets", "-l", "app=other"])
+            .await
+            .is_empty()
+    );
+    let out = c.ok(&["scale", "deployment", "web", "--replicas=5"]).await;
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    c.rolled_out("web").await;
+    let pods = c.ok(&["get", "pods", "-l", "app=web"]).await;
+    assert_eq!(
+        pods.lines().filter(|l| l.starts_with("web-")).count(),
+        5,
+        "{pods}"
+    );
+    let pods = c
+        .ok(&["get", "pods", "-l", "app in (web,api),!nope", "-o", "name"])
+        .await;
+    assert_eq!(pods.lines().count(), 5, "{pods}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashlooping_image_exceeds_progress_deadline() {
+    let c = cluster().await;
+    c.sim.inject_fault("bad", Fault::CrashLoop);
+    let manifest = c.dir.path().join("web.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  progressDeadlineSeconds: 2\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: nginx\n        image: nginx:1.1\n",
+    )
+    .unwrap();
+    let path = manifest.to_string_lossy().into_owned();
+    // Plain `apply -f`: validation is delegated to the server through the minimal OpenAPI v3.
+    let out = c.ok(&["apply", "-f", &path]).await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    c.rolled_out("web").await;
+
+    c.ok(&["set", "image", "deployment/web", "nginx=bad:1"])
+        .await;
+    let started = std::time::Instant::now();
+    let run = c.kubectl(&["rollout", "status", "deployment/web"]).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("error: deployment \"web\" exceeded its progress deadline"),
+        "{}",
+        run.text()
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let pods = c.ok(&["get", "pods"]).await;
+    assert!(pods.contains("CrashLoopBackOff"), "{pods}");
+    // The old pods kept serving.
+    assert_eq!(pods.matches("Running").count(), 2, "{pods}");
+
+    // Undo recovers.
+    c.ok(&["rollout", "undo", "deployment/web"]).await;
+    c.rolled_out("web").await;
+    assert_eq!(c.image("web").await, "nginx:1.1");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_deployment_cannot_be_undone() {
+    let c = cluster().await;
+    c.web().await;
+    c.ok(&["set", "image", "deployment/web", "nginx=nginx:1.2"])
+        .await;
+    c.rolled_out("web").await;
+    let out = c.ok(&["rollout", "pause", "deployment/web"]).await;
+    assert!(out.contains("deployment.apps/web paused"), "{out}");
+    let run = c.kubectl(&["rollout", "undo", "deployment/web"]).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("you cannot rollback a paused deployment"),
+        "{}",
+        run.text()
+    );
+    c.ok(&["rollout", "resume", "deployment/web"]).await;
+    c.ok(&["rollout", "undo", "deployment/web"]).await;
+    c.rolled_out("web").await;
+    assert_eq!(c.image("web").await, "nginx:1.1");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_objects_and_bad_input_give_status_errors() {
+    let c = cluster().await;
+    let run = c.kubectl(&["get", "deploy", "nope"]).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("Error from server (NotFound): deployments.apps \"nope\" not found"),
+        "{}",
+        run.text()
+    );
+    c.web().await;
+    let run = c
+        .kubectl(&["patch", "deploy", "web", "--type=merge", "-p", "{not json"])
+        .await;
+    assert!(!run.ok, "{}", run.text());
+    let out = c
+        .ok(&["label", "deploy", "web", "tier=front", "--dry-run=server"])
+        .await;
+    assert!(out.contains("deployment.apps/web labeled"), "{out}");
+    let labels = c
+        .ok(&["get", "deploy", "web", "-o", "jsonpath={.metadata.labels}"])
+        .await;
+    assert!(!labels.contains("tier"), "dry run persisted: {labels}");
+    let dry = c.sim.requests().into_iter().last().unwrap();
+    assert!(dry.query.contains("dryRun=All"), "{dry:?}");
+    c.stop().await;
+}
