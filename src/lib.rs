@@ -17,8 +17,10 @@
 
 pub mod cli;
 pub mod engine;
+pub mod incident;
 pub mod policy;
 pub mod replay;
 pub mod signals;
-pub mod synthetic_agent;
 pub mod sim;
+pub mod store;
+pub mod synthetic_agent;

@@ -1,0 +1,102 @@
+//! Alerts received from Alertmanager, recorded before they are acknowledged.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{Store, StoreError, parse_ts, ts};
+
+/// One alert state as delivered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRecord {
+    pub fingerprint: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: Option<DateTime<Utc>>,
+    /// The agent it maps to; `None` when no policy claims it.
+    pub agent: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A stored alert with the time it arrived.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedAlert {
+    #[serde(flatten)]
+    pub alert: AlertRecord,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Records a batch of alerts in one transaction; returns, per alert, whether it was new
+    /// (a redelivery of the same fingerprint, status and start is not).
+    pub fn record_alerts(
+        &self,
+        alerts: &[AlertRecord],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let mut fresh = Vec::with_capacity(alerts.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO alerts (fingerprint, status, starts_at, ends_at, agent, labels, annotations, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            )?;
+            for a in alerts {
+                let n = stmt.execute(params![
+                    a.fingerprint,
+                    a.status,
+                    ts(a.starts_at),
+                    a.ends_at.map(ts),
+                    a.agent,
+                    serde_json::to_string(&a.labels)?,
+                    serde_json::to_string(&a.annotations)?,
+                    ts(at)
+                ])?;
+                fresh.push(n == 1);
+            }
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    /// Alerts received since `since`, for one agent, for none (`Some(None)`: unmatched), or all.
+    pub fn alerts_since(
+        &self,
+        agent: Option<Option<&str>>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RecordedAlert>, StoreError> {
+        let conn = self.conn()?;
+        let (filter, value): (&str, Option<&str>) = match agent {
+            None => ("1 = 1 OR ?2 IS NULL", None),
+            Some(None) => ("agent IS NULL AND ?2 IS NULL", None),
+            Some(Some(a)) => ("agent = ?2", Some(a)),
+        };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT fingerprint, status, starts_at, ends_at, agent, labels, annotations, received_at
+             FROM alerts WHERE received_at >= ?1 AND ({filter}) ORDER BY id"
+        ))?;
+        let mut rows = stmt.query(params![ts(since), value])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let ends: Option<String> = r.get(3)?;
+            out.push(RecordedAlert {
+                alert: AlertRecord {
+                    fingerprint: r.get(0)?,
+                    status: r.get(1)?,
+                    starts_at: parse_ts(&r.get::<_, String>(2)?)?,
+                    ends_at: ends.as_deref().map(parse_ts).transpose()?,
+                    agent: r.get(4)?,
+                    labels: serde_json::from_str(&r.get::<_, String>(5)?)?,
+                    annotations: serde_json::from_str(&r.get::<_, String>(6)?)?,
+                },
+                received_at: parse_ts(&r.get::<_, String>(7)?)?,
+            });
+        }
+        Ok(out)
+    }
+}

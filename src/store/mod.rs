@@ -1,0 +1,148 @@
+//! The embedded store: one SQLite file (WAL) holding incidents with their transitions,
+//! steps and evidence, backups, the notification outbox, the audit log, received alerts and
+//! pauses. Writes that belong together (a transition and its notifications) share one
+//! transaction, so a crash never leaves one without the other.
+
+mod alerts;
+mod audit;
+mod backups;
+mod incidents;
+mod outbox;
+mod pauses;
+mod schema;
+mod steps;
+
+pub use alerts::{AlertRecord, RecordedAlert};
+pub use audit::AuditEntry;
+pub use incidents::{Incident, IncidentFilter, NewIncident, Transition, TransitionRecord, Trigger};
+pub use outbox::{NewOutbox, OutboxRow};
+pub use pauses::{GLOBAL, Pause};
+pub use steps::StepRow;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::Connection;
+
+use crate::incident::TransitionError;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("incident {0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("incident {id} changed concurrently (expected {expected})")]
+    Concurrent { id: String, expected: String },
+    #[error("the store's lock was poisoned by a panic")]
+    Poisoned,
+    #[error("stored value is invalid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StoreError::Sqlite(_) => "sqlite",
+            StoreError::Json(_) => "json",
+            StoreError::NotFound(_) => "not_found",
+            StoreError::Transition(_) => "invalid_transition",
+            StoreError::Concurrent { .. } => "concurrent",
+            StoreError::Poisoned => "poisoned",
+            StoreError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// How hard SQLite syncs each commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Durable across process crashes (kill -9), not power loss. The default.
+    Normal,
+    /// Durable across power loss; every commit waits for fsync.
+    Full,
+}
+
+/// The store. Cheap to share behind an `Arc`; calls are short and serialized.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path`, in WAL mode, migrated.
+    pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn, synchronous)
+    }
+
+    /// A private in-memory store (tests, `--dry-run` experiments).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?, Synchronous::Normal)
+    }
+
+    fn init(conn: Connection, synchronous: Synchronous) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        )?;
+        let version: usize = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        for (i, migration) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(migration)?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(i + 1).to_string()],
+            )?;
+            tx.commit()?;
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+/// Times are stored as RFC 3339 UTC with milliseconds, so they sort as text.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses a stored time.
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("time {s:?}: {e}")))
+}

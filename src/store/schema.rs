@@ -1,0 +1,107 @@
+//! The SQLite schema, applied in order; `meta.schema_version` records how far.
+
+/// Each entry upgrades the schema by one version.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE incidents (
+    id          TEXT PRIMARY KEY,
+    agent       TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    workload    TEXT NOT NULL,
+    revision    INTEGER,
+    from_image  TEXT,
+    row_id      TEXT,
+    severity    TEXT,
+    method      TEXT,
+    trigger     TEXT NOT NULL,
+    requested_by TEXT,
+    reason      TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    dry_run     INTEGER NOT NULL DEFAULT 0,
+    vars        TEXT NOT NULL DEFAULT '{}',
+    deploy_at   TEXT,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX incidents_agent ON incidents(agent, created_at);
+CREATE INDEX incidents_state ON incidents(state);
+CREATE TABLE transitions (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    seq         INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    from_state  TEXT,
+    event       TEXT NOT NULL,
+    to_state    TEXT NOT NULL,
+    note        TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (incident_id, seq)
+);
+CREATE TABLE steps (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    step_index  INTEGER NOT NULL,
+    workload    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    detail      TEXT NOT NULL DEFAULT 'null',
+    PRIMARY KEY (incident_id, step_index, workload)
+);
+CREATE TABLE backups (
+    id          INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    object      TEXT NOT NULL,
+    at          TEXT NOT NULL
+);
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    incident_id     TEXT NOT NULL,
+    target_key      TEXT NOT NULL,
+    target          TEXT NOT NULL,
+    message         TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    sent_at         TEXT
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+CREATE TABLE threads (
+    incident_id TEXT NOT NULL,
+    target_key  TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (incident_id, target_key)
+);
+CREATE TABLE audit (
+    id      INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    target  TEXT NOT NULL,
+    reason  TEXT NOT NULL DEFAULT '',
+    detail  TEXT NOT NULL DEFAULT 'null'
+);
+CREATE TABLE alerts (
+    id          INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    starts_at   TEXT NOT NULL,
+    ends_at     TEXT,
+    agent       TEXT,
+    labels      TEXT NOT NULL,
+    annotations TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    UNIQUE (fingerprint, status, starts_at)
+);
+CREATE INDEX alerts_agent ON alerts(agent, received_at);
+CREATE TABLE pauses (
+    scope     TEXT PRIMARY KEY,
+    paused_by TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    at        TEXT NOT NULL
+);
+"#];
