@@ -15,9 +15,12 @@
 //!   deployment/ReplicaSet/Job/Rollout controllers, faults) that kubectl and kube-rs accept.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod incident;
+pub mod metrics;
 pub mod policy;
 pub mod replay;
 pub mod signals;

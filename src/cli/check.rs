@@ -1,15 +1,31 @@
 //! `rollbackd check`: every problem as `file:line:col: field: message`, exit 1; or a
 //! summary per file, exit 0.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::policy::{Action, load_all};
 
-/// Checks the given paths (default `policies/`).
-pub fn run(paths: &[PathBuf]) -> ExitCode {
+/// Checks the daemon configuration (when given) and the policies at the given paths
+/// (default: the config's `policies.paths`, else `policies/`).
+pub fn run(paths: &[PathBuf], config: Option<&Path>) -> ExitCode {
+    let mut policy_paths = vec![PathBuf::from("policies")];
+    if let Some(file) = config {
+        match crate::config::load(Some(file)) {
+            Ok(c) => {
+                println!("{}: SUCCESS: configuration valid", file.display());
+                policy_paths = c.policy_paths;
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    eprintln!("{}: {e}", file.display());
+                }
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let paths = if paths.is_empty() {
-        vec![PathBuf::from("policies")]
+        policy_paths
     } else {
         paths.to_vec()
     };

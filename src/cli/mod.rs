@@ -22,8 +22,11 @@ pub struct Cli {
 pub enum Command {
     /// Validate policy files (a directory stands for its *.toml files), like `promtool check rules`.
     Check {
-        /// Files or directories; default `policies/`.
+        /// Files or directories; default `policies/` (or the config's `policies.paths`).
         paths: Vec<PathBuf>,
+        /// Also validate this daemon configuration file (and `ROLLBACKD_*` variables).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Play the runbooks' scenarios on the embedded policies and print the timeline.
     Demo,
@@ -53,7 +56,7 @@ pub enum Format {
 /// Runs a parsed command line, writing to stdout/stderr.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check { paths } => Ok(check::run(&paths)),
+        Command::Check { paths, config } => Ok(check::run(&paths, config.as_deref())),
         Command::Evaluate {
             policy,
             trace,

@@ -171,7 +171,8 @@ fn from_row(r: &Row<'_>) -> Result<Incident, StoreError> {
 
 impl Store {
     /// Opens an incident in `detected`, applies `first` (start, request approval or block),
-    /// and queues its notifications and audit entry, all in one transaction.
+    /// and queues its notifications and audit entry, all in one transaction. An audit entry
+    /// with an empty target is filed under the new incident's id.
     pub fn create_incident(
         &self,
         new: &NewIncident,
@@ -226,7 +227,11 @@ impl Store {
             insert_outbox(&tx, &id, item, at)?;
         }
         if let Some(entry) = audit {
-            super::audit::insert_audit(&tx, entry)?;
+            let mut entry = entry.clone();
+            if entry.target.is_empty() {
+                entry.target = id.clone();
+            }
+            super::audit::insert_audit(&tx, &entry)?;
         }
         tx.commit()?;
         drop(conn);

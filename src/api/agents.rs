@@ -1,0 +1,146 @@
+//! Agents: their windows and current decisions, and pausing automation.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::error::parse_json;
+use super::rollbacks::ReasonRequest;
+use super::{ApiError, ApiState, Wake};
+use crate::config::Role;
+use crate::engine::Decision;
+use crate::store::{AuditEntry, GLOBAL, Pause};
+
+/// What the evaluation loop knows about one agent right now.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentStatus {
+    pub revision: Option<u64>,
+    pub image: Option<String>,
+    pub deployed_at: Option<DateTime<Utc>>,
+    /// The window is open (the deploy is younger than the policy's horizon).
+    pub window_open: bool,
+    pub window_ends_at: Option<DateTime<Utc>>,
+    pub decision: Option<Decision>,
+    pub evaluated_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /api/v1/agents`
+pub async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.auth.caller(&headers, Role::Viewer)?;
+    let status = state.status.read().map(|s| s.clone()).unwrap_or_default();
+    let pauses = state.store.pauses()?;
+    let global = pauses.iter().find(|p| p.scope == GLOBAL);
+    let agents: Vec<Value> = state
+        .policies
+        .iter()
+        .map(|p| {
+            let w = p.primary_workload();
+            let paused = global.or_else(|| pauses.iter().find(|x| x.scope == p.agent.id));
+            json!({
+                "id": p.agent.id,
+                "name": p.agent.name,
+                "workload": w.map(|w| json!({"kind": w.kind, "namespace": w.namespace, "name": w.name})),
+                "window": {"duration_seconds": p.window.duration.num_seconds(), "fix_forward_after_seconds": p.window.fix_forward_after.map(|d| d.num_seconds())},
+                "paused": paused,
+                "status": status.get(&p.agent.id),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"agents": agents, "global_pause": global})))
+}
+
+fn set_pause(
+    state: &ApiState,
+    headers: &HeaderMap,
+    scope: &str,
+    body: &[u8],
+    pause: bool,
+) -> Result<Json<Value>, ApiError> {
+    let caller = state.auth.caller(headers, Role::Operator)?;
+    let req: ReasonRequest = if body.is_empty() {
+        ReasonRequest::default()
+    } else {
+        parse_json(body)?
+    };
+    if scope != GLOBAL && state.policy(scope).is_none() {
+        return Err(ApiError::NotFound(format!("no policy for agent {scope:?}")));
+    }
+    let scope = if scope == GLOBAL {
+        GLOBAL.to_string()
+    } else {
+        state
+            .policy(scope)
+            .map(|p| p.agent.id.clone())
+            .unwrap_or_default()
+    };
+    let now = Utc::now();
+    let changed = if pause {
+        state.store.pause(&Pause {
+            scope: scope.clone(),
+            paused_by: caller.name.clone(),
+            reason: req.reason.clone(),
+            at: now,
+        })?;
+        true
+    } else {
+        state.store.resume(&scope)?
+    };
+    let action = if pause { "agent.pause" } else { "agent.resume" };
+    state.store.audit(&AuditEntry {
+        at: now,
+        actor: caller.name.clone(),
+        action: action.into(),
+        target: scope.clone(),
+        reason: req.reason,
+        detail: json!({"changed": changed}),
+    })?;
+    let _ = state.wake.send(Wake::Pauses);
+    Ok(Json(
+        json!({"scope": scope, "paused": pause, "changed": changed, "by": caller.name}),
+    ))
+}
+
+/// `POST /api/v1/agents/{id}/pause`
+pub async fn pause(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    set_pause(&state, &headers, &id, &body, true)
+}
+
+/// `POST /api/v1/agents/{id}/resume`
+pub async fn resume(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    set_pause(&state, &headers, &id, &body, false)
+}
+
+/// `POST /api/v1/pause`: freeze all automation.
+pub async fn pause_all(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    set_pause(&state, &headers, GLOBAL, &body, true)
+}
+
+/// `POST /api/v1/resume`
+pub async fn resume_all(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    set_pause(&state, &headers, GLOBAL, &body, false)
+}

@@ -1,0 +1,213 @@
+//! `POST /api/v1/alerts`: Alertmanager's webhook (payload version 4). Alerts are recorded
+//! durably before the 2xx; a redelivery is recognised by (fingerprint, status, startsAt);
+//! alerts no policy claims are recorded as unmatched and counted, never dropped silently.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::parse_json;
+use super::{ApiError, ApiState, Wake};
+use crate::policy::Policy;
+use crate::replay::fingerprint_of;
+use crate::store::AlertRecord;
+
+/// The webhook body, as Alertmanager 0.25 sends it (unknown fields are tolerated).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookPayload {
+    pub version: String,
+    #[serde(default)]
+    pub group_key: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub receiver: Option<String>,
+    #[serde(default)]
+    pub common_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub external_url: Option<String>,
+    pub alerts: Vec<WebhookAlert>,
+}
+
+/// One alert of a group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert {
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub starts_at: DateTime<Utc>,
+    /// `0001-01-01T00:00:00Z` while firing.
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    #[serde(default)]
+    pub generator_url: Option<String>,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+}
+
+/// The agent an alert is about: the `agent_label` naming an agent id, else the
+/// `namespace` + `deployment` (or `rollout`) labels naming one of a policy's workloads
+/// (primary workloads win over coordinated ones).
+pub fn resolve_agent(
+    policies: &[std::sync::Arc<Policy>],
+    labels: &BTreeMap<String, String>,
+    agent_label: &str,
+) -> Option<String> {
+    if let Some(agent) = labels.get(agent_label) {
+        return policies
+            .iter()
+            .find(|p| p.agent.id.eq_ignore_ascii_case(agent))
+            .map(|p| p.agent.id.clone());
+    }
+    let ns = labels.get("namespace")?;
+    let name = labels.get("deployment").or_else(|| labels.get("rollout"))?;
+    let owns = |p: &&std::sync::Arc<Policy>, primary: bool| {
+        p.workloads.iter().any(|w| {
+            &w.namespace == ns
+                && &w.name == name
+                && (w.role == crate::policy::WorkloadRole::Primary) == primary
+        })
+    };
+    policies
+        .iter()
+        .find(|p| owns(p, true))
+        .or_else(|| policies.iter().find(|p| owns(p, false)))
+        .map(|p| p.agent.id.clone())
+}
+
+fn to_record(
+    alert: &WebhookAlert,
+    i: usize,
+    agent: Option<String>,
+) -> Result<AlertRecord, ApiError> {
+    if alert.status != "firing" && alert.status != "resolved" {
+        return Err(ApiError::field(
+            format!("alerts[{i}].status"),
+            format!(
+                "expected \"firing\" or \"resolved\", got {:?}",
+                alert.status
+            ),
+        ));
+    }
+    let ends_at = match alert.ends_at.as_deref() {
+        None | Some("") | Some("0001-01-01T00:00:00Z") => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|e| {
+                    ApiError::field(
+                        format!("alerts[{i}].endsAt"),
+                        format!("{s:?} is not an RFC 3339 time: {e}"),
+                    )
+                })?
+                .with_timezone(&Utc),
+        ),
+    };
+    Ok(AlertRecord {
+        fingerprint: alert
+            .fingerprint
+            .clone()
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| fingerprint_of(&alert.labels)),
+        status: alert.status.clone(),
+        starts_at: alert.starts_at,
+        ends_at,
+        agent,
+        labels: alert.labels.clone(),
+        annotations: alert.annotations.clone(),
+    })
+}
+
+/// The handler.
+pub async fn receive(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let result = receive_inner(&state, &headers, &body);
+    let code = match &result {
+        Ok(_) => "200".to_string(),
+        Err(e) => e.status().as_u16().to_string(),
+    };
+    state
+        .metrics
+        .inc("rollbackd_webhook_requests_total", &[&code]);
+    result
+}
+
+fn receive_inner(
+    state: &ApiState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Json<Value>, ApiError> {
+    state.auth.webhook(headers)?;
+    let payload: WebhookPayload = parse_json(body)?;
+    if payload.version != "4" {
+        return Err(ApiError::field(
+            "version",
+            format!(
+                "unsupported webhook payload version {:?} (expected \"4\")",
+                payload.version
+            ),
+        ));
+    }
+    let records = payload
+        .alerts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            to_record(
+                a,
+                i,
+                resolve_agent(&state.policies, &a.labels, &state.agent_label),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fresh = state.store.record_alerts(&records, Utc::now())?;
+    let mut agents: Vec<String> = Vec::new();
+    let (mut new, mut duplicate, mut unmatched) = (0, 0, 0);
+    for (record, is_new) in records.iter().zip(&fresh) {
+        match (is_new, &record.agent) {
+            (false, _) => duplicate += 1,
+            (true, None) => unmatched += 1,
+            (true, Some(agent)) => {
+                new += 1;
+                if !agents.contains(agent) {
+                    agents.push(agent.clone());
+                }
+            }
+        }
+    }
+    for (result, n) in [
+        ("new", new),
+        ("duplicate", duplicate),
+        ("unmatched", unmatched),
+    ] {
+        for _ in 0..n {
+            state
+                .metrics
+                .inc("rollbackd_webhook_alerts_total", &[result]);
+        }
+    }
+    if unmatched > 0 {
+        tracing::warn!(
+            unmatched,
+            "alerts for no known agent recorded (see GET /api/v1/alerts/unmatched in the store)"
+        );
+    }
+    if !agents.is_empty() {
+        let _ = state.wake.send(Wake::Alerts(agents.clone()));
+    }
+    Ok(Json(
+        json!({"received": records.len(), "new": new, "duplicate": duplicate, "unmatched": unmatched, "agents": agents}),
+    ))
+}

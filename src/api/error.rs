@@ -1,0 +1,98 @@
+//! API errors as JSON bodies: `{"error": "...", "field": "..."}` with the right status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// An API failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not what the endpoint takes; `field` names the culprit.
+    #[error("{message}")]
+    BadRequest {
+        field: Option<String>,
+        message: String,
+    },
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the incident's or agent's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Automation is paused.
+    #[error("{0}")]
+    Locked(String),
+    #[error("request body too large")]
+    TooLarge,
+    /// The store failed: the caller should retry (Alertmanager retries 5xx).
+    #[error("store unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// A 400 naming a field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Locked(_) => StatusCode::LOCKED,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Store(StoreError::Transition(_) | StoreError::Concurrent { .. }) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let field = match &self {
+            ApiError::BadRequest { field, .. } => field.clone(),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            axum::Json(json!({"error": self.to_string(), "field": field})),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(v) = "Bearer realm=\"rollbackd\"".parse()
+        {
+            response.headers_mut().insert("www-authenticate", v);
+        }
+        response
+    }
+}
+
+/// Parses a JSON body into `T`, naming the field at fault.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = if path == "." { None } else { Some(path) };
+        ApiError::BadRequest {
+            field,
+            message: format!("invalid JSON body: {inner}"),
+        }
+    })
+}

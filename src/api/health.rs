@@ -1,0 +1,51 @@
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use super::ApiState;
+use crate::incident::State as IncidentState;
+use crate::store::IncidentFilter;
+
+/// Alive: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: state loaded, store answering.
+pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting");
+    }
+    match state.store.pauses() {
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    if let Ok(incidents) = state.store.incidents(&IncidentFilter {
+        limit: Some(100_000),
+        ..Default::default()
+    }) {
+        for s in IncidentState::ALL {
+            let n = incidents.iter().filter(|i| i.state == s).count();
+            state
+                .metrics
+                .set("rollbackd_incidents", &[s.as_str()], n as f64);
+        }
+    }
+    if let Ok(counts) = state.store.outbox_counts() {
+        for (s, n) in counts {
+            state.metrics.set("rollbackd_outbox", &[&s], n as f64);
+        }
+    }
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,90 @@
+//! The HTTP API (axum): the Alertmanager webhook receiver, the manual override API,
+//! health, readiness, metrics and the OpenAPI document. Handlers only record (store,
+//! audit) and wake the daemon; the daemon is the single writer that acts.
+
+mod agents;
+mod alerts;
+mod auth;
+mod error;
+mod health;
+pub mod openapi;
+mod rollbacks;
+
+pub use agents::AgentStatus;
+pub use alerts::{WebhookAlert, WebhookPayload, resolve_agent};
+pub use auth::{Auth, Caller};
+pub use error::ApiError;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::sync::mpsc;
+
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::store::Store;
+
+/// What the API tells the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// New alerts were recorded for these agents (`None`: unmatched).
+    Alerts(Vec<String>),
+    /// An incident was created or changed by a human.
+    Incident(String),
+    /// A pause or resume changed.
+    Pauses,
+}
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub policies: Arc<Vec<Arc<Policy>>>,
+    pub auth: Arc<Auth>,
+    pub agent_label: String,
+    pub metrics: Arc<Metrics>,
+    /// Each agent's window and current decision, written by the evaluation loop.
+    pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
+    pub wake: mpsc::UnboundedSender<Wake>,
+    /// Set once the daemon has loaded its state and reached the cluster.
+    pub ready: Arc<AtomicBool>,
+    /// Dry-run mode for the whole daemon.
+    pub dry_run: bool,
+}
+
+impl ApiState {
+    /// The policy of an agent id (case-insensitive).
+    pub fn policy(&self, agent: &str) -> Option<&Arc<Policy>> {
+        self.policies
+            .iter()
+            .find(|p| p.agent.id.eq_ignore_ascii_case(agent))
+    }
+}
+
+/// The API router; `max_body_bytes` larger bodies are answered 413.
+pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/api/v1/alerts", post(alerts::receive))
+        .route(
+            "/api/v1/rollbacks",
+            post(rollbacks::trigger).get(rollbacks::list),
+        )
+        .route("/api/v1/rollbacks/{id}", get(rollbacks::show))
+        .route("/api/v1/rollbacks/{id}/approve", post(rollbacks::approve))
+        .route("/api/v1/rollbacks/{id}/cancel", post(rollbacks::cancel))
+        .route("/api/v1/agents", get(agents::list))
+        .route("/api/v1/agents/{id}/pause", post(agents::pause))
+        .route("/api/v1/agents/{id}/resume", post(agents::resume))
+        .route("/api/v1/pause", post(agents::pause_all))
+        .route("/api/v1/resume", post(agents::resume_all))
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,305 @@
+//! The manual override API: trigger a rollback, approve or cancel one, list and show them.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::parse_json;
+use super::{ApiError, ApiState, Wake};
+use crate::config::Role;
+use crate::incident::{Event, State as IncidentState};
+use crate::policy::Action;
+use crate::store::{AuditEntry, IncidentFilter, NewIncident, Transition, Trigger};
+
+/// `POST /api/v1/rollbacks` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    pub agent: String,
+    /// A method of the agent's policy; default: the method of its first unattended row.
+    pub method: Option<String>,
+    /// Roll back to this revision instead of the method's own target.
+    pub revision: Option<u64>,
+    pub reason: String,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `approve` / `cancel` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `GET /api/v1/rollbacks` query.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub agent: Option<String>,
+    pub state: Option<String>,
+    pub limit: Option<usize>,
+}
+
+fn audit(actor: &str, action: &str, target: &str, reason: &str, detail: Value) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        actor: actor.into(),
+        action: action.into(),
+        target: target.into(),
+        reason: reason.into(),
+        detail,
+    }
+}
+
+/// Triggers a rollback by hand.
+pub async fn trigger(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = state.auth.caller(&headers, Role::Operator)?;
+    let req: TriggerRequest = parse_json(&body)?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::field(
+            "reason",
+            "say why (it is audited and shown in every notification)",
+        ));
+    }
+    let policy = state
+        .policy(&req.agent)
+        .ok_or_else(|| ApiError::NotFound(format!("no policy for agent {:?}", req.agent)))?
+        .clone();
+    let method = match &req.method {
+        Some(m) if policy.methods.contains_key(m) => m.clone(),
+        Some(m) => {
+            let known: Vec<&String> = policy.methods.keys().collect();
+            return Err(ApiError::field(
+                "method",
+                format!(
+                    "agent {} has no method {m:?} (known: {known:?})",
+                    policy.agent.id
+                ),
+            ));
+        }
+        None => policy
+            .matrix
+            .iter()
+            .find(|r| r.action == Action::Rollback)
+            .and_then(|r| r.method.clone())
+            .or_else(|| policy.methods.keys().next().cloned())
+            .ok_or_else(|| ApiError::field("method", "the policy has no method"))?,
+    };
+    if let Some(pause) = state.store.paused(&policy.agent.id)? {
+        return Err(ApiError::Locked(format!(
+            "automation for {} is paused by {} ({}): resume first",
+            pause.scope, pause.paused_by, pause.reason
+        )));
+    }
+    let status = state
+        .status
+        .read()
+        .ok()
+        .and_then(|s| s.get(&policy.agent.id).cloned());
+    let revision = status.as_ref().and_then(|s| s.revision);
+    if let Some(open) = state.store.open_incident_for(&policy.agent.id, revision)? {
+        return Err(ApiError::Conflict(format!(
+            "incident {} is already {} for {}",
+            open.id, open.state, policy.agent.id
+        )));
+    }
+    let workload = policy
+        .primary_workload()
+        .ok_or_else(|| ApiError::NotFound("policy has no primary workload".into()))?;
+    let mut vars = BTreeMap::new();
+    if let Some(r) = req.revision {
+        vars.insert("to_revision".to_string(), r.to_string());
+    }
+    let dry_run = req.dry_run || state.dry_run;
+    let new = NewIncident {
+        agent: policy.agent.id.clone(),
+        namespace: workload.namespace.clone(),
+        workload: workload.name.clone(),
+        revision,
+        from_image: status.as_ref().and_then(|s| s.image.clone()),
+        row: None,
+        severity: Some("manual".into()),
+        method: Some(method.clone()),
+        trigger: Trigger::Manual,
+        requested_by: Some(caller.name.clone()),
+        reason: format!("manual rollback by {}: {}", caller.name, req.reason),
+        decision: json!({"decision": "rollback", "trigger": "manual", "by": caller.name, "method": method, "revision": req.revision, "dry_run": dry_run}),
+        dry_run,
+        vars,
+        deploy_at: status.as_ref().and_then(|s| s.deployed_at),
+    };
+    let entry = audit(
+        &caller.name,
+        "rollback.trigger",
+        "",
+        &req.reason,
+        json!({"agent": policy.agent.id, "method": method, "revision": req.revision, "dry_run": dry_run}),
+    );
+    let incident =
+        state
+            .store
+            .create_incident(&new, Event::Start, Utc::now(), &[], Some(&entry))?;
+    let _ = state.wake.send(Wake::Incident(incident.id.clone()));
+    Ok((StatusCode::CREATED, Json(json!(incident))))
+}
+
+fn change(
+    state: &ApiState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &[u8],
+    event: Event,
+    action: &str,
+) -> Result<Json<Value>, ApiError> {
+    let caller = state.auth.caller(headers, Role::Operator)?;
+    let req: ReasonRequest = if body.is_empty() {
+        ReasonRequest::default()
+    } else {
+        parse_json(body)?
+    };
+    let incident = state
+        .store
+        .incident(id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
+    let entry = audit(
+        &caller.name,
+        action,
+        id,
+        &req.reason,
+        json!({"from": incident.state}),
+    );
+    let note = format!("{action} by {}: {}", caller.name, req.reason);
+    let to = state
+        .store
+        .transition(
+            &Transition::new(id, event, Utc::now(), &note)
+                .expecting(incident.state)
+                .audited(&entry),
+        )
+        .map_err(|e| match e {
+            crate::store::StoreError::Transition(t) => {
+                ApiError::Conflict(format!("incident {id} is {}: cannot {action}", t.from))
+            }
+            other => ApiError::from(other),
+        })?;
+    let _ = state.wake.send(Wake::Incident(id.to_string()));
+    Ok(Json(json!({"id": id, "state": to, "by": caller.name})))
+}
+
+/// Approves an incident awaiting approval (or blocked by an `unattended` guard).
+pub async fn approve(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let incident = state
+        .store
+        .incident(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
+    if let Some(pause) = state.store.paused(&incident.agent)? {
+        return Err(ApiError::Locked(format!(
+            "automation for {} is paused by {}: resume first",
+            pause.scope, pause.paused_by
+        )));
+    }
+    if incident.state == IncidentState::Blocked
+        && incident.decision["evidence"]["blocked_by"] == "already_rolled_back"
+    {
+        return Err(ApiError::Conflict(format!(
+            "incident {id} is blocked because the deploy was already rolled back; trigger a new rollback instead"
+        )));
+    }
+    change(
+        &state,
+        &headers,
+        &id,
+        &body,
+        Event::Approve,
+        "rollback.approve",
+    )
+}
+
+/// Cancels an incident that has not started rolling back.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    change(
+        &state,
+        &headers,
+        &id,
+        &body,
+        Event::Cancel,
+        "rollback.cancel",
+    )
+}
+
+/// Lists incidents, newest first.
+pub async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state.auth.caller(&headers, Role::Viewer)?;
+    let state_filter = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            s.parse::<IncidentState>()
+                .map_err(|e| ApiError::field("state", e))?,
+        ),
+    };
+    let incidents = state.store.incidents(&IncidentFilter {
+        agent: q.agent,
+        state: state_filter,
+        limit: q.limit,
+    })?;
+    Ok(Json(json!({"rollbacks": incidents})))
+}
+
+/// One incident with its timeline, steps, evidence, notifications, backups and audit.
+pub async fn show(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state.auth.caller(&headers, Role::Viewer)?;
+    let incident = state
+        .store
+        .incident(&id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
+    let notifications: Vec<Value> = state
+        .store
+        .outbox_for(&id)?
+        .into_iter()
+        .map(|o| json!({"target": o.target_key, "stage": o.message.get("stage"), "state": o.state, "attempts": o.attempts, "last_error": o.last_error, "sent_at": o.sent_at}))
+        .collect();
+    let backups: Vec<Value> = state
+        .store
+        .backups(&id)?
+        .into_iter()
+        .map(|(kind, ns, name, _)| json!({"kind": kind, "namespace": ns, "name": name}))
+        .collect();
+    Ok(Json(json!({
+        "incident": incident,
+        "timeline": state.store.transitions(&id)?,
+        "steps": state.store.steps(&id)?,
+        "evidence": incident.decision,
+        "notifications": notifications,
+        "backups": backups,
+        "audit": state.store.audit_log(Some(&id), 1000)?,
+    })))
+}

@@ -1,0 +1,375 @@
+//! Daemon configuration: a TOML file, then `ROLLBACKD_<SECTION>__<KEY>` environment
+//! variables (figment), validated into [`Config`] with every problem named by its key.
+//! Secrets may be given inline or as `*_file` paths (Kubernetes Secret mounts).
+
+mod raw;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+
+use crate::policy::duration::parse_duration;
+use crate::store::Synchronous;
+pub use raw::RawConfig;
+
+/// A configuration problem: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+/// Every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// A token's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read-only API access.
+    Viewer,
+    /// May trigger, approve, cancel, pause.
+    Operator,
+}
+
+/// An API token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiToken({}, {:?}, ***)", self.name, self.role)
+    }
+}
+
+/// How the Alertmanager webhook authenticates (its `http_config`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct WebhookAuth {
+    pub bearer_token: Option<String>,
+    pub basic: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for WebhookAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WebhookAuth(bearer: {}, basic: {})",
+            self.bearer_token.is_some(),
+            self.basic.is_some()
+        )
+    }
+}
+
+/// Where the Kubernetes API is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeMode {
+    /// The in-cluster service account, else `~/.kube/config` (kube's inference).
+    Infer,
+    /// A kubeconfig file.
+    Kubeconfig(PathBuf),
+    /// The built-in simulator, seeded with the policies' workloads.
+    Sim,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub tokens: Vec<ApiToken>,
+    pub webhook_auth: WebhookAuth,
+    /// Label naming the agent on alerts (falls back to `namespace` + `deployment`).
+    pub agent_label: String,
+    pub store_path: PathBuf,
+    pub synchronous: Synchronous,
+    pub kube: KubeMode,
+    pub prometheus_url: Option<String>,
+    pub prometheus_bearer: Option<String>,
+    pub prometheus_headers: BTreeMap<String, String>,
+    pub prometheus_timeout: Duration,
+    pub interval: Duration,
+    pub jitter: Duration,
+    pub dry_run: bool,
+    pub max_rollbacks_per_agent_per_window: usize,
+    pub max_rollbacks_per_hour: usize,
+    pub slack_token: Option<String>,
+    pub slack_api_url: String,
+    pub slack_webhook_url: Option<String>,
+    pub statuspage_api_key: Option<String>,
+    pub statuspage_api_url: String,
+    pub webhook_url: Option<String>,
+    pub policy_paths: Vec<PathBuf>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Loads `file` (if given) then the environment, and validates.
+pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
+    let mut figment = Figment::new();
+    if let Some(f) = file {
+        if !f.exists() {
+            return Err(ConfigErrors(vec![ConfigError {
+                key: "(file)".into(),
+                message: format!("{} does not exist", f.display()),
+            }]));
+        }
+        figment = figment.merge(Toml::file(f));
+    }
+    figment = figment.merge(Env::prefixed("ROLLBACKD_").split("__"));
+    let raw: RawConfig = figment.extract().map_err(|e| {
+        ConfigErrors(
+            e.into_iter()
+                .map(|err| ConfigError {
+                    key: if err.path.is_empty() {
+                        "(config)".into()
+                    } else {
+                        err.path.join(".")
+                    },
+                    message: err.kind.to_string(),
+                })
+                .collect(),
+        )
+    })?;
+    raw.validate()
+}
+
+/// Reads a secret given inline or as a file (trailing newline trimmed).
+fn secret(
+    key: &str,
+    inline: &Option<String>,
+    file: &Option<PathBuf>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            errors.push(ConfigError {
+                key: key.into(),
+                message: format!("give {key} or {key}_file, not both"),
+            });
+            None
+        }
+        (Some(v), None) => Some(v.clone()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(v) => Some(v.trim_end_matches(['\n', '\r']).to_string()),
+            Err(e) => {
+                errors.push(ConfigError {
+                    key: format!("{key}_file"),
+                    message: format!("cannot read {}: {e}", path.display()),
+                });
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+fn duration(key: &str, text: &str, errors: &mut Vec<ConfigError>) -> Duration {
+    match parse_duration(text).map(|d| d.to_std()) {
+        Ok(Ok(d)) => d,
+        Ok(Err(_)) | Err(_) => {
+            errors.push(ConfigError {
+                key: key.into(),
+                message: format!("invalid duration {text:?} (e.g. \"15s\", \"5m\")"),
+            });
+            Duration::ZERO
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let listen = self.server.listen.parse().unwrap_or_else(|_| {
+            errors.push(ConfigError {
+                key: "server.listen".into(),
+                message: format!("{:?} is not host:port", self.server.listen),
+            });
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let mut tokens = Vec::new();
+        for (i, t) in self.auth.tokens.iter().enumerate() {
+            let key = format!("auth.tokens[{i}].token");
+            let role = match t.role.as_str() {
+                "viewer" => Role::Viewer,
+                "operator" => Role::Operator,
+                other => {
+                    errors.push(ConfigError {
+                        key: format!("auth.tokens[{i}].role"),
+                        message: format!("unknown role {other:?} (viewer or operator)"),
+                    });
+                    Role::Viewer
+                }
+            };
+            match secret(&key, &t.token, &t.token_file, &mut errors) {
+                Some(s) if s.len() >= 16 => tokens.push(ApiToken {
+                    name: t.name.clone(),
+                    role,
+                    secret: s,
+                }),
+                Some(_) => errors.push(ConfigError {
+                    key,
+                    message: "must be at least 16 characters".into(),
+                }),
+                None if t.token.is_none() && t.token_file.is_none() => errors.push(ConfigError {
+                    key,
+                    message: "give token or token_file".into(),
+                }),
+                None => {}
+            }
+        }
+        let bearer_token = secret(
+            "webhook.bearer_token",
+            &self.webhook.bearer_token,
+            &self.webhook.bearer_token_file,
+            &mut errors,
+        );
+        let basic_password = secret(
+            "webhook.basic_password",
+            &self.webhook.basic_password,
+            &self.webhook.basic_password_file,
+            &mut errors,
+        );
+        let basic = match (&self.webhook.basic_username, basic_password) {
+            (Some(u), Some(p)) => Some((u.clone(), p)),
+            (None, None) => None,
+            _ => {
+                errors.push(ConfigError {
+                    key: "webhook.basic_username".into(),
+                    message: "basic auth needs both basic_username and basic_password".into(),
+                });
+                None
+            }
+        };
+        let kube = match self.kubernetes.mode.as_str() {
+            "infer" => KubeMode::Infer,
+            "sim" => KubeMode::Sim,
+            "kubeconfig" => match &self.kubernetes.kubeconfig {
+                Some(p) => KubeMode::Kubeconfig(p.clone()),
+                None => {
+                    errors.push(ConfigError {
+                        key: "kubernetes.kubeconfig".into(),
+                        message: "mode \"kubeconfig\" needs a kubeconfig path".into(),
+                    });
+                    KubeMode::Infer
+                }
+            },
+            other => {
+                errors.push(ConfigError {
+                    key: "kubernetes.mode".into(),
+                    message: format!("unknown mode {other:?} (infer, kubeconfig or sim)"),
+                });
+                KubeMode::Infer
+            }
+        };
+        let prometheus_url = self.prometheus.url.clone().filter(|u| !u.is_empty());
+        if let Some(u) = &prometheus_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            errors.push(ConfigError {
+                key: "prometheus.url".into(),
+                message: format!("expected an http(s) URL, got {u:?}"),
+            });
+        }
+        let prometheus_bearer = secret(
+            "prometheus.bearer_token",
+            &self.prometheus.bearer_token,
+            &self.prometheus.bearer_token_file,
+            &mut errors,
+        );
+        let prometheus_timeout =
+            duration("prometheus.timeout", &self.prometheus.timeout, &mut errors);
+        let interval = duration(
+            "evaluation.interval",
+            &self.evaluation.interval,
+            &mut errors,
+        );
+        if interval < Duration::from_millis(100) {
+            errors.push(ConfigError {
+                key: "evaluation.interval".into(),
+                message: "must be at least 100ms".into(),
+            });
+        }
+        let jitter = duration("evaluation.jitter", &self.evaluation.jitter, &mut errors);
+        let slack_token = secret(
+            "notify.slack_token",
+            &self.notify.slack_token,
+            &self.notify.slack_token_file,
+            &mut errors,
+        );
+        let statuspage_api_key = secret(
+            "notify.statuspage_api_key",
+            &self.notify.statuspage_api_key,
+            &self.notify.statuspage_api_key_file,
+            &mut errors,
+        );
+        let log_format = match self.logging.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                errors.push(ConfigError {
+                    key: "logging.format".into(),
+                    message: format!("unknown format {other:?} (text or json)"),
+                });
+                LogFormat::Text
+            }
+        };
+        if self.policies.paths.is_empty() {
+            errors.push(ConfigError {
+                key: "policies.paths".into(),
+                message: "needs at least one file or directory".into(),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Config {
+            listen,
+            max_body_bytes: self.server.max_body_bytes,
+            tokens,
+            webhook_auth: WebhookAuth {
+                bearer_token,
+                basic,
+            },
+            agent_label: self.webhook.agent_label,
+            store_path: self.store.path,
+            synchronous: self.store.synchronous,
+            kube,
+            prometheus_url,
+            prometheus_bearer,
+            prometheus_headers: self.prometheus.headers,
+            prometheus_timeout,
+            interval,
+            jitter,
+            dry_run: self.safety.dry_run,
+            max_rollbacks_per_agent_per_window: self.safety.max_rollbacks_per_agent_per_window,
+            max_rollbacks_per_hour: self.safety.max_rollbacks_per_hour,
+            slack_token,
+            slack_api_url: self.notify.slack_api_url,
+            slack_webhook_url: self.notify.slack_webhook_url,
+            statuspage_api_key,
+            statuspage_api_url: self.notify.statuspage_api_url,
+            webhook_url: self.notify.webhook_url,
+            policy_paths: self.policies.paths,
+            log_format,
+            log_level: self.logging.level,
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! The configuration as written, with defaults; every key can also be set as
+//! `ROLLBACKD_<SECTION>__<KEY>`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Synchronous;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: Server,
+    pub auth: Auth,
+    pub webhook: Webhook,
+    pub store: StoreSection,
+    pub kubernetes: Kubernetes,
+    pub prometheus: Prometheus,
+    pub evaluation: Evaluation,
+    pub safety: Safety,
+    pub notify: Notify,
+    pub policies: Policies,
+    pub logging: Logging,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Address of the HTTP API.
+    pub listen: String,
+    /// Request bodies above this are answered 413.
+    pub max_body_bytes: usize,
+}
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub tokens: Vec<Token>,
+}
+
+/// `[[auth.tokens]]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    pub name: String,
+    /// `viewer` or `operator`.
+    pub role: String,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[webhook]`: the Alertmanager receiver.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhook {
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub basic_username: Option<String>,
+    pub basic_password: Option<String>,
+    pub basic_password_file: Option<PathBuf>,
+    pub agent_label: String,
+}
+impl Default for Webhook {
+    fn default() -> Self {
+        Self {
+            bearer_token: None,
+            bearer_token_file: None,
+            basic_username: None,
+            basic_password: None,
+            basic_password_file: None,
+            agent_label: "agent".into(),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+}
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("rollbackd.db"),
+            synchronous: Synchronous::Normal,
+        }
+    }
+}
+
+/// `[kubernetes]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kubernetes {
+    /// `infer` (in-cluster, else ~/.kube/config), `kubeconfig` or `sim`.
+    pub mode: String,
+    pub kubeconfig: Option<PathBuf>,
+}
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Self {
+            mode: "infer".into(),
+            kubeconfig: None,
+        }
+    }
+}
+
+/// `[prometheus]`: empty `url` means direct scrape of each agent's `/metrics`.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Prometheus {
+    pub url: Option<String>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub headers: BTreeMap<String, String>,
+    pub timeout: String,
+}
+impl Default for Prometheus {
+    fn default() -> Self {
+        Self {
+            url: None,
+            bearer_token: None,
+            bearer_token_file: None,
+            headers: BTreeMap::new(),
+            timeout: "5s".into(),
+        }
+    }
+}
+
+/// `[evaluation]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Evaluation {
+    pub interval: String,
+    pub jitter: String,
+}
+impl Default for Evaluation {
+    fn default() -> Self {
+        Self {
+            interval: "15s".into(),
+            jitter: "2s".into(),
+        }
+    }
+}
+
+/// `[safety]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Safety {
+    /// Decide and notify, never mutate.
+    pub dry_run: bool,
+    pub max_rollbacks_per_agent_per_window: usize,
+    pub max_rollbacks_per_hour: usize,
+}
+impl Default for Safety {
+    fn default() -> Self {
+        Self {
+            dry_run: false,
+            max_rollbacks_per_agent_per_window: 1,
+            max_rollbacks_per_hour: 3,
+        }
+    }
+}
+
+/// `[notify]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notify {
+    pub slack_token: Option<String>,
+    pub slack_token_file: Option<PathBuf>,
+    pub slack_api_url: String,
+    pub slack_webhook_url: Option<String>,
+    pub statuspage_api_key: Option<String>,
+    pub statuspage_api_key_file: Option<PathBuf>,
+    pub statuspage_api_url: String,
+    pub webhook_url: Option<String>,
+}
+impl Default for Notify {
+    fn default() -> Self {
+        Self {
+            slack_token: None,
+            slack_token_file: None,
+            slack_api_url: "https://slack.com/api".into(),
+            slack_webhook_url: None,
+            statuspage_api_key: None,
+            statuspage_api_key_file: None,
+            statuspage_api_url: "https://api.statuspage.io/v1".into(),
+            webhook_url: None,
+        }
+    }
+}
+
+/// `[policies]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policies {
+    pub paths: Vec<PathBuf>,
+}
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            paths: vec![PathBuf::from("policies")],
+        }
+    }
+}
+
+/// `[logging]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Logging {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `rollbackd=debug`.
+    pub level: String,
+}
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! The HTTP API over real HTTP on 127.0.0.1: webhook receiver, manual override, auth,
+//! malformed and oversize bodies, redeliveries, approve/cancel races, health and metrics.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use rollbackd::api::{ApiState, Auth, Wake, router};
+use rollbackd::config::{ApiToken, Role, WebhookAuth};
+use rollbackd::incident::{Event, State};
+use rollbackd::metrics::Metrics;
+use rollbackd::policy::load_all;
+use rollbackd::store::{NewIncident, Store, Trigger};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+const OPERATOR: &str = "operator-token-0123456789";
+const VIEWER: &str = "viewer-token-0123456789ab";
+const HOOK: &str = "alertmanager-secret-token";
+
+struct Api {
+    url: String,
+    store: Arc<Store>,
+    wake: mpsc::UnboundedReceiver<Wake>,
+    http: reqwest::Client,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn start_with(webhook: WebhookAuth) -> Api {
+    let policies = load_all(&[PathBuf::from("policies")])
+        .unwrap()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let store = Arc::new(Store::in_memory().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = ApiState {
+        store: store.clone(),
+        policies: Arc::new(policies),
+        auth: Arc::new(Auth {
+            tokens: vec![
+                ApiToken {
+                    name: "alice".into(),
+                    role: Role::Operator,
+                    secret: OPERATOR.into(),
+                },
+                ApiToken {
+                    name: "grafana".into(),
+                    role: Role::Viewer,
+                    secret: VIEWER.into(),
+                },
+            ],
+            webhook,
+        }),
+        agent_label: "agent".into(),
+        metrics: Arc::new(Metrics::new()),
+        status: Arc::new(RwLock::new(BTreeMap::new())),
+        wake: tx,
+        ready: Arc::new(AtomicBool::new(true)),
+        dry_run: false,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(state, 64 * 1024);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Api {
+        url,
+        store,
+        wake: rx,
+        http: reqwest::Client::new(),
+        _server: server,
+    }
+}
+
+async fn start() -> Api {
+    start_with(WebhookAuth {
+        bearer_token: Some(HOOK.into()),
+        basic: None,
+    })
+    .await
+}
+
+fn alert(agent: &str, status: &str, fp: &str) -> Value {
+    json!({"status": status, "labels": {"alertname": "GL002ErrorRate", "agent": agent, "condition": "service_outage"},
+           "annotations": {"summary": "x"}, "startsAt": "2025-11-17T14:30:00Z",
+           "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph", "fingerprint": fp})
+}
+
+fn payload(alerts: Vec<Value>) -> Value {
+    json!({"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing", "receiver": "rollbackd",
+           "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am", "alerts": alerts})
+}
+
+impl Api {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let code = res.status().as_u16();
+        (code, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.unwrap();
+        let code = res.status().as_u16();
+        (code, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn webhook_records_dedupes_and_reports_unmatched() {
+    let mut api = start().await;
+    let body = payload(vec![
+        alert("GL-002", "firing", "fp1"),
+        alert("GL-999", "firing", "fp2"),
+    ]);
+    let (code, res) = api.post("/api/v1/alerts", Some(HOOK), body.clone()).await;
+    assert_eq!(code, 200, "{res}");
+    assert_eq!(
+        (res["new"].as_i64(), res["unmatched"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        api.wake.recv().await,
+        Some(Wake::Alerts(vec!["GL-002".into()]))
+    );
+    let (code, res) = api.post("/api/v1/alerts", Some(HOOK), body).await;
+    assert_eq!(code, 200);
+    assert_eq!(res["duplicate"], 2, "redelivery is idempotent: {res}");
+    let stored = api
+        .store
+        .alerts_since(None, Utc::now() - chrono::TimeDelta::hours(1))
+        .unwrap();
+    assert_eq!(stored.len(), 2, "each alert recorded once");
+    assert!(
+        stored.iter().any(|a| a.alert.agent.is_none()),
+        "the unknown agent's alert is kept"
+    );
+    // namespace + deployment labels name an agent too
+    let mut by_workload = alert("x", "firing", "fp3");
+    by_workload["labels"] =
+        json!({"alertname": "A", "namespace": "gl-009-production", "deployment": "thermaliq"});
+    let (_, res) = api
+        .post("/api/v1/alerts", Some(HOOK), payload(vec![by_workload]))
+        .await;
+    assert_eq!(res["agents"], json!(["GL-009"]));
+    let (_, res) = api
+        .post(
+            "/api/v1/alerts",
+            Some(HOOK),
+            payload(vec![alert("GL-002", "resolved", "fp1")]),
+        )
+        .await;
+    assert_eq!(res["new"], 1, "resolved is a new state of the same alert");
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rollbackd_webhook_requests_total{code=\"200\"} 4"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rollbackd_webhook_alerts_total{result=\"unmatched\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn webhook_rejects_bad_bodies_with_the_field() {
+    let api = start().await;
+    let raw = |body: &'static str| {
+        api.http
+            .post(format!("{}/api/v1/alerts", api.url))
+            .bearer_auth(HOOK)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let res = raw("{\"version\": \"4\", \"alerts\": [").await.unwrap();
+    assert_eq!(res.status(), 400);
+    let mut missing = payload(vec![alert("GL-002", "firing", "a")]);
+    missing["alerts"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("startsAt");
+    let (code, res) = api.post("/api/v1/alerts", Some(HOOK), missing).await;
+    assert_eq!(
+        (code, res["field"].as_str()),
+        (400, Some("alerts[0]")),
+        "{res}"
+    );
+    assert!(res["error"].as_str().unwrap().contains("startsAt"), "{res}");
+    let mut bad_time = payload(vec![alert("GL-002", "firing", "a")]);
+    bad_time["alerts"][0]["startsAt"] = json!("yesterday");
+    let (code, res) = api.post("/api/v1/alerts", Some(HOOK), bad_time).await;
+    assert_eq!(
+        (code, res["field"].as_str()),
+        (400, Some("alerts[0].startsAt")),
+        "{res}"
+    );
+    let mut v3 = payload(vec![]);
+    v3["version"] = json!("3");
+    let (code, res) = api.post("/api/v1/alerts", Some(HOOK), v3).await;
+    assert_eq!((code, res["field"].as_str()), (400, Some("version")));
+    let mut bad_status = payload(vec![alert("GL-002", "pending", "a")]);
+    bad_status["status"] = json!("firing");
+    let (code, res) = api.post("/api/v1/alerts", Some(HOOK), bad_status).await;
+    assert_eq!(
+        (code, res["field"].as_str()),
+        (400, Some("alerts[0].status"))
+    );
+    let big = payload(
+        (0..400)
+            .map(|i| alert("GL-002", "firing", &format!("fp{i}")))
+            .collect(),
+    );
+    let (code, _) = api.post("/api/v1/alerts", Some(HOOK), big).await;
+    assert_eq!(code, 413);
+    assert!(
+        api.store
+            .alerts_since(None, Utc::now() - chrono::TimeDelta::hours(1))
+            .unwrap()
+            .is_empty(),
+        "nothing recorded from rejected bodies"
+    );
+}
+
+#[tokio::test]
+async fn webhook_auth_bearer_and_basic() {
+    let api = start().await;
+    let body = payload(vec![alert("GL-002", "firing", "a")]);
+    assert_eq!(api.post("/api/v1/alerts", None, body.clone()).await.0, 401);
+    assert_eq!(
+        api.post("/api/v1/alerts", Some("wrong-token"), body.clone())
+            .await
+            .0,
+        403
+    );
+    let basic = start_with(WebhookAuth {
+        bearer_token: None,
+        basic: Some(("am".into(), "s3cret".into())),
+    })
+    .await;
+    let send = |user: &str, pass: &str| {
+        basic
+            .http
+            .post(format!("{}/api/v1/alerts", basic.url))
+            .basic_auth(user, Some(pass))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(send("am", "s3cret").await.unwrap().status(), 200);
+    assert_eq!(send("am", "nope").await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn manual_trigger_roles_conflicts_and_pause() {
+    let mut api = start().await;
+    let req =
+        json!({"agent": "GL-002", "method": "quick", "reason": "error spike seen on dashboard"});
+    assert_eq!(
+        api.post("/api/v1/rollbacks", None, req.clone()).await.0,
+        401
+    );
+    assert_eq!(
+        api.post("/api/v1/rollbacks", Some(VIEWER), req.clone())
+            .await
+            .0,
+        403
+    );
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-002", "reason": ""}),
+        )
+        .await;
+    assert_eq!((code, res["field"].as_str()), (400, Some("reason")));
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-002", "method": "nope", "reason": "x"}),
+        )
+        .await;
+    assert_eq!((code, res["field"].as_str()), (400, Some("method")));
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-002", "reason": "x", "extra": 1}),
+        )
+        .await;
+    assert_eq!(code, 400, "{res}");
+    assert_eq!(
+        api.post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-404", "reason": "x"})
+        )
+        .await
+        .0,
+        404
+    );
+    let (code, res) = api
+        .post("/api/v1/rollbacks", Some(OPERATOR), req.clone())
+        .await;
+    assert_eq!(code, 201, "{res}");
+    assert_eq!(res["state"], "rolling_back");
+    assert_eq!(res["requested_by"], "alice");
+    let id = res["id"].as_str().unwrap().to_string();
+    assert_eq!(api.wake.recv().await, Some(Wake::Incident(id.clone())));
+    assert_eq!(
+        api.post("/api/v1/rollbacks", Some(OPERATOR), req.clone())
+            .await
+            .0,
+        409,
+        "one at a time per agent"
+    );
+    let audit = api.store.audit_log(Some(&id), 10).unwrap();
+    assert_eq!(
+        (audit[0].actor.as_str(), audit[0].action.as_str()),
+        ("alice", "rollback.trigger")
+    );
+    // pause wins
+    assert_eq!(
+        api.post(
+            "/api/v1/agents/GL-009/pause",
+            Some(OPERATOR),
+            json!({"reason": "freeze"})
+        )
+        .await
+        .0,
+        200
+    );
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-009", "reason": "x"}),
+        )
+        .await;
+    assert_eq!(code, 423, "{res}");
+    let (_, agents) = api.get("/api/v1/agents", Some(VIEWER)).await;
+    let gl009 = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "GL-009")
+        .unwrap();
+    assert_eq!(gl009["paused"]["paused_by"], "alice");
+    assert_eq!(
+        api.post("/api/v1/agents/GL-009/resume", Some(OPERATOR), json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        api.post(
+            "/api/v1/pause",
+            Some(OPERATOR),
+            json!({"reason": "incident"})
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        api.post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-006", "reason": "x"})
+        )
+        .await
+        .0,
+        423,
+        "global pause"
+    );
+    assert_eq!(
+        api.post("/api/v1/resume", Some(VIEWER), json!({})).await.0,
+        403
+    );
+    assert_eq!(
+        api.post("/api/v1/resume", Some(OPERATOR), json!({}))
+            .await
+            .0,
+        200
+    );
+    let (code, list) = api
+        .get("/api/v1/rollbacks?agent=GL-002", Some(VIEWER))
+        .await;
+    assert_eq!(
+        (code, list["rollbacks"].as_array().unwrap().len()),
+        (200, 1)
+    );
+    let (code, shown) = api
+        .get(&format!("/api/v1/rollbacks/{id}"), Some(VIEWER))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(shown["timeline"][0]["to"], "rolling_back");
+    assert_eq!(shown["audit"][0]["action"], "rollback.trigger");
+    assert_eq!(api.get("/api/v1/rollbacks/nope", Some(VIEWER)).await.0, 404);
+    assert_eq!(
+        api.get("/api/v1/rollbacks?state=sideways", Some(VIEWER))
+            .await
+            .0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn approve_and_cancel_race_fails_cleanly() {
+    let api = start().await;
+    let new = NewIncident {
+        agent: "GL-008".into(),
+        namespace: "greenlang-gl008".into(),
+        workload: "steam-trap-inspector".into(),
+        revision: Some(43),
+        from_image: None,
+        row: Some("sev2-error-rate".into()),
+        severity: Some("Severity 2".into()),
+        method: Some("standard".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "error 30%".into(),
+        decision: json!({"decision": "await_approval"}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: None,
+    };
+    let inc = api
+        .store
+        .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .unwrap();
+    let path = |a: &str| format!("/api/v1/rollbacks/{}/{a}", inc.id);
+    assert_eq!(
+        api.post(&path("approve"), Some(VIEWER), json!({})).await.0,
+        403
+    );
+    let (code, res) = api
+        .post(
+            &path("cancel"),
+            Some(OPERATOR),
+            json!({"reason": "false alarm"}),
+        )
+        .await;
+    assert_eq!((code, res["state"].as_str()), (200, Some("cancelled")));
+    let (code, res) = api
+        .post(&path("approve"), Some(OPERATOR), json!({"reason": "go"}))
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"].as_str().unwrap().contains("cancelled"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Cancelled
+    );
+    // two approvals at once: exactly one wins
+    let inc2 = api
+        .store
+        .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .unwrap();
+    let p2 = format!("/api/v1/rollbacks/{}/approve", inc2.id);
+    let (a, b) = tokio::join!(
+        api.post(&p2, Some(OPERATOR), json!({})),
+        api.post(&p2, Some(OPERATOR), json!({}))
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(codes, [200, 409]);
+    let actions: Vec<String> = api
+        .store
+        .audit_log(Some(&inc2.id), 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        ["rollback.approve"],
+        "only the winning approval is audited"
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi() {
+    let api = start().await;
+    assert_eq!(
+        api.http
+            .get(format!("{}/healthz", api.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        api.http
+            .get(format!("{}/readyz", api.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (code, doc) = api.get("/api/v1/openapi.json", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    for (method, path) in rollbackd::api::openapi::ROUTES {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("# TYPE rollbackd_rollbacks_total counter"));
+    assert!(text.contains("rollbackd_incidents{state=\"resolved\"} 0"));
+}
