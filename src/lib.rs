@@ -11,10 +11,12 @@
 //! - [`signals`]: where samples come from: the Prometheus HTTP API (batched queries) and
 //!   direct scrapes of an agent's `/metrics` (rates, ratios, histogram quantiles).
 //! - [`synthetic_agent`]: an agent stand-in serving `/metrics`, for tests and the demo.
+//! - [`notify`]: Slack, Statuspage and webhook notifiers fed by an outbox with retries.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`).
 
 pub mod cli;
 pub mod engine;
+pub mod notify;
 pub mod policy;
 pub mod replay;
 pub mod signals;
