@@ -639,6 +639,7 @@ async fn slack_incoming_webhook_ok_and_invalid_payload() {
     assert_eq!(good_reqs.len(), 1);
     assert_eq!(good_reqs[0].method, "POST");
     assert_eq!(good_reqs[0].json, Some(json!({"text": msg.text})));
+    assert_eq!(good_reqs[0].body, json!({"text": msg.text}).to_string());
     assert_eq!(rx.requests_to("/services/bad").len(), 1);
 }
 
