@@ -5,13 +5,14 @@
 mod notify_support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rollbackd::notify::{
-    DeliveryObserver, MemoryOutbox, Message, NotifierConfig, Notifiers, OutboxStatus, RetryConfig,
-    Target, run_outbox,
+    DeliveryObserver, MemoryOutbox, Message, NotifierConfig, Notifiers, NotifyError, OutboxItem,
+    OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox,
 };
 use rollbackd::policy::Stage;
 use rollbackd::policy::template::{default_template, render};
@@ -822,4 +823,82 @@ async fn a_restarted_worker_continues_the_thread() {
     );
     assert_eq!(sp_rx.requests()[1].method, "PATCH");
     assert_eq!(sp_rx.requests()[1].path, "/pages/PAGE/incidents/INC9");
+}
+
+/// A store whose first `mark_sent` fails.
+struct FlakyStore {
+    inner: MemoryOutbox,
+    failed_once: AtomicBool,
+}
+
+impl OutboxStore for FlakyStore {
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
+        self.inner.due(now, limit)
+    }
+    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        if !self.failed_once.swap(true, Ordering::SeqCst) {
+            return Err(NotifyError::Store("disk full".into()));
+        }
+        self.inner.mark_sent(id, at)
+    }
+    fn mark_retry(
+        &self,
+        id: i64,
+        attempts: u32,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), NotifyError> {
+        self.inner.mark_retry(id, attempts, next, error)
+    }
+    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
+        self.inner.mark_failed(id, attempts, error)
+    }
+    fn thread(&self, incident: &str, key: &str) -> Result<Option<ThreadRef>, NotifyError> {
+        self.inner.thread(incident, key)
+    }
+    fn save_thread(&self, incident: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
+        self.inner.save_thread(incident, thread)
+    }
+}
+
+#[tokio::test]
+async fn an_unrecorded_delivery_is_repeated_only_after_a_cooldown() {
+    let rx = Receiver::start(|_, _| Reply::text(200, "")).await;
+    let store = Arc::new(FlakyStore {
+        inner: MemoryOutbox::new(),
+        failed_once: AtomicBool::new(false),
+    });
+    let id = store.inner.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        Target::Webhook {
+            url: format!("{}/h", rx.url),
+        },
+        Utc::now(),
+    );
+    let cfg = config(None, None);
+    let notifiers = Notifiers::new(cfg.clone()).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let observer = Arc::new(Outcomes::default());
+    let task = tokio::spawn(run_outbox(
+        Arc::clone(&store) as Arc<dyn OutboxStore>,
+        notifiers,
+        observer,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    wait_until(LIMIT, "sent", || {
+        matches!(
+            store.inner.record(id).map(|r| r.status),
+            Some(OutboxStatus::Sent { .. })
+        )
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    // At least once: the unrecorded delivery is repeated, but after the cooldown
+    // (max_delay), not at every 10 ms poll.
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].at - reqs[0].at >= cfg.retry.max_delay);
 }

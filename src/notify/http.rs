@@ -8,6 +8,9 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use super::error::NotifyError;
 use super::retry::parse_retry_after;
 
+/// Most bytes of an answer body read; the APIs answer far less.
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
 /// Longest piece of an answer body kept in an error.
 const DETAIL_LIMIT: usize = 200;
 
@@ -70,16 +73,24 @@ pub(crate) fn truncate(body: &str) -> String {
     }
 }
 
-/// Sends a request and returns status, headers and body text.
+/// Sends a request and returns status, headers and body text (at most [`BODY_LIMIT`]
+/// bytes are read; the rest is ignored).
 pub(crate) async fn send(
     target: &'static str,
     request: reqwest::RequestBuilder,
 ) -> Result<(u16, HeaderMap, String), NotifyError> {
-    let response = request.send().await.map_err(|e| transport(target, e))?;
+    let mut response = request.send().await.map_err(|e| transport(target, e))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.text().await.map_err(|e| transport(target, e))?;
-    Ok((status, headers, body))
+    let mut body = Vec::new();
+    while body.len() < BODY_LIMIT {
+        match response.chunk().await.map_err(|e| transport(target, e))? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    body.truncate(BODY_LIMIT);
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
 #[cfg(test)]

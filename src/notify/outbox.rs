@@ -17,7 +17,7 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// their incident+target queue** and whose `next_attempt_at <= now`. A queue whose head
     /// waits for a retry yields nothing, so later items never overtake it.
     fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError>;
-    /// The item was delivered.
+    /// The item was delivered (the store counts this attempt in `attempts`).
     fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError>;
     /// The item failed transiently: `attempts` made so far, try again at `next_attempt_at`.
     fn mark_retry(

@@ -4,13 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
-use chrono::{TimeDelta, Utc};
-use tokio::task::{Id, JoinSet};
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio::time::Instant;
 
+use super::config::NotifierConfig;
 use super::error::NotifyError;
-use super::message::OutboxItem;
+use super::message::{OutboxItem, ThreadRef};
 use super::notifiers::Notifiers;
 use super::outbox::{DeliveryObserver, OutboxStore};
 
@@ -18,7 +19,8 @@ use super::outbox::{DeliveryObserver, OutboxStore};
 type QueueKey = (String, String);
 
 /// Delivers due items until `shutdown` resolves, then flushes what is due once more
-/// (within `shutdown_grace`) and returns.
+/// (within `shutdown_grace`) and returns. Deliveries still running then are dropped; their
+/// items stay pending and go out after a restart.
 ///
 /// Each incident+target queue has at most one delivery in flight, so its items go out in
 /// order; queues are independent, so a slow or failing target delays only its own.
@@ -34,6 +36,7 @@ pub async fn run_outbox(
         observer,
         tasks: JoinSet::new(),
         in_flight: HashMap::new(),
+        cooling: HashMap::new(),
     };
     let poll = worker.notifiers.config().poll_interval;
     let grace = worker.notifiers.config().shutdown_grace;
@@ -65,19 +68,24 @@ struct Worker {
     store: Arc<dyn OutboxStore>,
     notifiers: Arc<Notifiers>,
     observer: Arc<dyn DeliveryObserver>,
-    tasks: JoinSet<()>,
+    /// Each task answers until when its queue must rest (after a store failure).
+    tasks: JoinSet<Option<Instant>>,
     in_flight: HashMap<Id, QueueKey>,
+    /// Queues held back because their outcome could not be recorded: re-sending at once
+    /// would repeat the message every poll.
+    cooling: HashMap<QueueKey, Instant>,
 }
 
 impl Worker {
     /// Starts a delivery for every due item whose queue is idle.
     fn dispatch_due(&mut self) {
-        let config = self.notifiers.config();
-        let room = config.max_in_flight.saturating_sub(self.tasks.len());
-        if room == 0 {
+        let max_in_flight = self.notifiers.config().max_in_flight.max(1);
+        if self.tasks.len() >= max_in_flight {
             return;
         }
-        let limit = config.batch_size.max(1) + self.in_flight.len();
+        let now = Instant::now();
+        self.cooling.retain(|_, until| *until > now);
+        let limit = self.notifiers.config().batch_size.max(1) + self.in_flight.len();
         let due = match self.store.due(Utc::now(), limit) {
             Ok(due) => due,
             Err(e) => {
@@ -86,8 +94,9 @@ impl Worker {
             }
         };
         let mut busy: HashSet<QueueKey> = self.in_flight.values().cloned().collect();
-        for item in due.into_iter() {
-            if self.tasks.len() >= self.notifiers.config().max_in_flight {
+        busy.extend(self.cooling.keys().cloned());
+        for item in due {
+            if self.tasks.len() >= max_in_flight {
                 break;
             }
             let key = (item.message.incident_id.clone(), item.target.key());
@@ -104,16 +113,21 @@ impl Worker {
         }
     }
 
-    /// Frees the queue of a finished delivery.
-    fn finished(&mut self, done: Result<(Id, ()), tokio::task::JoinError>) {
-        let id = match done {
-            Ok((id, ())) => id,
+    /// Frees the queue of a finished delivery (or cools it down).
+    fn finished(&mut self, done: Result<(Id, Option<Instant>), JoinError>) {
+        let (id, rest_until) = match done {
+            Ok((id, rest_until)) => (id, rest_until),
             Err(e) => {
                 tracing::error!(error = %e, "outbox: delivery task failed");
-                e.id()
+                let cooldown = self.notifiers.config().retry.max_delay;
+                (e.id(), Some(Instant::now() + cooldown))
             }
         };
-        self.in_flight.remove(&id);
+        if let Some(key) = self.in_flight.remove(&id)
+            && let Some(until) = rest_until
+        {
+            self.cooling.insert(key, until);
+        }
     }
 
     /// Waits for every delivery in flight.
@@ -124,58 +138,75 @@ impl Worker {
     }
 }
 
-/// One attempt at one item, recorded in the store and reported to the observer.
+/// One attempt at one item, recorded in the store and reported to the observer. Answers
+/// until when the queue must rest if the store failed.
 async fn deliver(
     store: Arc<dyn OutboxStore>,
     notifiers: Arc<Notifiers>,
     observer: Arc<dyn DeliveryObserver>,
     item: OutboxItem,
-) {
-    let started = Instant::now();
-    let outcome = match attempt(store.as_ref(), &notifiers, &item).await {
-        Ok(outcome) => outcome,
+) -> Option<Instant> {
+    let config = notifiers.config();
+    let rest = || Some(Instant::now() + config.retry.max_delay);
+    let incident = &item.message.incident_id;
+    let thread = match store.thread(incident, &item.target.key()) {
+        Ok(thread) => thread,
         Err(e) => {
-            tracing::warn!(id = item.id, error = %e, "outbox: cannot record delivery");
-            "error"
+            tracing::warn!(id = item.id, error = %e, "outbox: cannot read thread");
+            return rest();
         }
     };
-    observer.delivered(item.target.kind(), outcome, started.elapsed());
+    let started = Instant::now();
+    let result = notifiers.send(&item, thread).await;
+    let elapsed = started.elapsed();
+    let (outcome, recorded) = record(store.as_ref(), config, &item, result);
+    observer.delivered(item.target.kind(), outcome, elapsed);
+    match recorded {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(id = item.id, outcome, error = %e, "outbox: cannot record delivery");
+            rest()
+        }
+    }
 }
 
-/// Sends and records; the answer is the outcome (`sent`, `retry` or `failed`).
-async fn attempt(
+/// Records the result of a send; answers the outcome (`sent`, `retry` or `failed`).
+fn record(
     store: &dyn OutboxStore,
-    notifiers: &Notifiers,
+    config: &NotifierConfig,
     item: &OutboxItem,
-) -> Result<&'static str, NotifyError> {
-    let incident = &item.message.incident_id;
-    let thread = store.thread(incident, &item.target.key())?;
+    result: Result<Option<ThreadRef>, NotifyError>,
+) -> (&'static str, Result<(), NotifyError>) {
     let attempts = item.attempts.saturating_add(1);
-    match notifiers.send(item, thread).await {
+    match result {
         Ok(new_thread) => {
-            if let Some(thread) = new_thread {
-                store.save_thread(incident, &thread)?;
-            }
-            store.mark_sent(item.id, Utc::now())?;
-            Ok("sent")
+            let saved = match new_thread {
+                Some(thread) => store.save_thread(&item.message.incident_id, &thread),
+                None => Ok(()),
+            };
+            (
+                "sent",
+                saved.and_then(|()| store.mark_sent(item.id, Utc::now())),
+            )
+        }
+        Err(e) if e.is_transient() && attempts < config.retry.max_attempts => {
+            let wait = config.retry.delay(attempts, e.retry_after());
+            let at = TimeDelta::from_std(wait)
+                .ok()
+                .and_then(|wait| Utc::now().checked_add_signed(wait))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            tracing::info!(id = item.id, attempts, error = %e, next = %at, "outbox: will retry");
+            (
+                "retry",
+                store.mark_retry(item.id, attempts, at, &e.to_string()),
+            )
         }
         Err(e) => {
-            let retry = notifiers.config().retry;
-            let message = e.to_string();
-            if e.is_transient() && attempts < retry.max_attempts {
-                let wait = retry.delay(attempts, e.retry_after());
-                let wait = TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
-                let at = Utc::now()
-                    .checked_add_signed(wait)
-                    .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
-                tracing::info!(id = item.id, attempts, error = %message, next = %at, "outbox: will retry");
-                store.mark_retry(item.id, attempts, at, &message)?;
-                Ok("retry")
-            } else {
-                tracing::warn!(id = item.id, attempts, error = %message, kind = e.metric_label(), "outbox: giving up");
-                store.mark_failed(item.id, attempts, &message)?;
-                Ok("failed")
-            }
+            tracing::warn!(id = item.id, attempts, error = %e, kind = e.metric_label(), "outbox: giving up");
+            (
+                "failed",
+                store.mark_failed(item.id, attempts, &e.to_string()),
+            )
         }
     }
 }
