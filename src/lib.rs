@@ -13,6 +13,11 @@
 //! - [`synthetic_agent`]: an agent stand-in serving `/metrics`, for tests and the demo.
 //! - [`sim`]: a Kubernetes API server simulator (discovery, objects, watch, patches,
 //!   deployment/ReplicaSet/Job/Rollout controllers, faults) that kubectl and kube-rs accept.
+//! - [`incident`]: the incident lifecycle (a pure state machine); [`store`]: SQLite
+//!   (incidents, steps, backups, outbox, audit, alerts, pauses).
+//! - [`api`]: the HTTP API (Alertmanager webhook, manual override, health, metrics,
+//!   OpenAPI); [`config`]: daemon configuration; [`metrics`]: rollbackd's own metrics.
+//! - [`notify`]: Slack, Statuspage and webhook notifiers fed from the outbox.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
 
 pub mod api;
@@ -21,6 +26,7 @@ pub mod config;
 pub mod engine;
 pub mod incident;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod replay;
 pub mod signals;

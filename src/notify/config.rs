@@ -1,0 +1,66 @@
+//! Notifier settings: endpoints, credentials, timeouts, retry and worker pacing.
+
+use std::time::Duration;
+
+use super::retry::RetryConfig;
+
+/// Settings for [`super::Notifiers`] and [`super::run_outbox`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct NotifierConfig {
+    /// Slack Web API base URL.
+    pub slack_api_url: String,
+    /// Slack bot token (`xoxb-…`); Slack Web API targets fail permanently without it.
+    pub slack_token: Option<String>,
+    /// Statuspage API base URL.
+    pub statuspage_api_url: String,
+    /// Statuspage API key; Statuspage targets fail permanently without it.
+    pub statuspage_api_key: Option<String>,
+    /// Timeout of every single HTTP request (connect to last byte).
+    pub request_timeout: Duration,
+    /// Backoff and attempt limit.
+    pub retry: RetryConfig,
+    /// How often the worker looks for due items when nothing else wakes it.
+    pub poll_interval: Duration,
+    /// Most items taken from the store per look.
+    pub batch_size: usize,
+    /// Most deliveries in flight at once (each incident+target has at most one).
+    pub max_in_flight: usize,
+    /// How long the final flush at shutdown may take.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        NotifierConfig {
+            slack_api_url: "https://slack.com/api".into(),
+            slack_token: None,
+            statuspage_api_url: "https://api.statuspage.io/v1".into(),
+            statuspage_api_key: None,
+            request_timeout: Duration::from_secs(10),
+            retry: RetryConfig::default(),
+            poll_interval: Duration::from_millis(500),
+            batch_size: 100,
+            max_in_flight: 16,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Secrets are not printed.
+impl std::fmt::Debug for NotifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NotifierConfig")
+            .field("slack_api_url", &self.slack_api_url)
+            .field("slack_token", &redact(&self.slack_token))
+            .field("statuspage_api_url", &self.statuspage_api_url)
+            .field("statuspage_api_key", &redact(&self.statuspage_api_key))
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("poll_interval", &self.poll_interval)
+            .field("batch_size", &self.batch_size)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}

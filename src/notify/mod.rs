@@ -1,0 +1,31 @@
+//! Notifications: Slack (Web API and incoming webhooks), Atlassian Statuspage and a
+//! generic JSON webhook, fed by an outbox.
+//!
+//! The rollback path only inserts [`OutboxItem`]s into an [`OutboxStore`];
+//! [`run_outbox`] delivers them with retries (exponential backoff with jitter, honouring
+//! `Retry-After`), keeping each incident's messages to one target in order and
+//! remembering per-target threads ([`ThreadRef`]: Slack channel ID + `ts`, Statuspage
+//! incident id) between stages.
+
+mod config;
+mod error;
+mod http;
+mod memory;
+mod message;
+mod notifiers;
+mod outbox;
+mod retry;
+mod slack;
+mod slack_webhook;
+pub mod statuspage;
+pub mod webhook;
+mod worker;
+
+pub use config::NotifierConfig;
+pub use error::NotifyError;
+pub use memory::{MemoryOutbox, OutboxRecord, OutboxStatus};
+pub use message::{Message, OutboxItem, Target, ThreadRef, stage_from_name, stage_name};
+pub use notifiers::Notifiers;
+pub use outbox::{DeliveryObserver, NoopObserver, OutboxStore};
+pub use retry::{MAX_RETRY_AFTER, RetryConfig, parse_retry_after};
+pub use worker::run_outbox;

@@ -1,0 +1,84 @@
+//! Dispatch of one outbox item to its target's notifier.
+
+use super::config::NotifierConfig;
+use super::error::NotifyError;
+use super::message::{OutboxItem, Target, ThreadRef};
+use super::slack::SlackApi;
+use super::statuspage::StatuspageApi;
+use super::{http, slack_webhook, webhook};
+
+/// Every notifier, built from one [`NotifierConfig`]; cheap to clone (one shared HTTP
+/// connection pool).
+#[derive(Clone)]
+pub struct Notifiers {
+    config: NotifierConfig,
+    client: reqwest::Client,
+    slack: SlackApi,
+    statuspage: StatuspageApi,
+}
+
+impl Notifiers {
+    /// Builds the HTTP client (with `request_timeout` on every request) and the notifiers.
+    pub fn new(config: NotifierConfig) -> Result<Self, NotifyError> {
+        let client = http::client(config.request_timeout)?;
+        Ok(Notifiers {
+            slack: SlackApi::new(
+                client.clone(),
+                &config.slack_api_url,
+                config.slack_token.clone(),
+            ),
+            statuspage: StatuspageApi::new(
+                client.clone(),
+                &config.statuspage_api_url,
+                config.statuspage_api_key.clone(),
+            ),
+            client,
+            config,
+        })
+    }
+
+    /// The configuration they were built from.
+    pub fn config(&self) -> &NotifierConfig {
+        &self.config
+    }
+
+    /// Sends one item. `thread` is what earlier messages of the incident left for this
+    /// target; the answer is a new thread to save (after a first Slack post or a
+    /// Statuspage create), or `None` when nothing changed.
+    pub async fn send(
+        &self,
+        item: &OutboxItem,
+        thread: Option<ThreadRef>,
+    ) -> Result<Option<ThreadRef>, NotifyError> {
+        let message = &item.message;
+        match &item.target {
+            Target::Slack { channel } => {
+                self.slack
+                    .send(channel, item.target.key(), message, thread.as_ref())
+                    .await
+            }
+            Target::SlackWebhook { url } => {
+                slack_webhook::send(&self.client, url, message).await?;
+                Ok(None)
+            }
+            Target::Statuspage {
+                page_id,
+                component_id,
+            } => {
+                self.statuspage
+                    .send(
+                        page_id,
+                        component_id,
+                        item.target.key(),
+                        message,
+                        thread.as_ref(),
+                    )
+                    .await
+            }
+            Target::Webhook { url } => {
+                webhook::send(&self.client, url, message).await?;
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! What the delivery worker needs from persistence, and what it reports.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::error::NotifyError;
+use super::message::{OutboxItem, ThreadRef};
+
+/// Persistence the worker needs; the SQLite store implements it later, [`super::MemoryOutbox`]
+/// now. Calls are short and synchronous.
+///
+/// Items of one incident to one target (same `message.incident_id` and `target.key()`)
+/// form a queue in id order; only its oldest pending item may be sent.
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Up to `limit` pending items, oldest first, that are the **oldest pending item of
+    /// their incident+target queue** and whose `next_attempt_at <= now`. A queue whose head
+    /// waits for a retry yields nothing, so later items never overtake it.
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError>;
+    /// The item was delivered (the store counts this attempt in `attempts`).
+    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError>;
+    /// The item failed transiently: `attempts` made so far, try again at `next_attempt_at`.
+    fn mark_retry(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), NotifyError>;
+    /// The item is given up (permanent error or attempts exhausted); its queue moves on.
+    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError>;
+    /// What earlier messages of the incident left for this target.
+    fn thread(&self, incident_id: &str, target_key: &str)
+    -> Result<Option<ThreadRef>, NotifyError>;
+    /// Remembers a thread (replacing an older one for the same incident and target).
+    fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError>;
+}
+
+/// Told about every delivery attempt (for metrics).
+pub trait DeliveryObserver: Send + Sync {
+    /// One attempt at `target_kind` (`slack`, `statuspage`, …) ended with `outcome`
+    /// (`sent`, `retry` or `failed`) after `elapsed`.
+    fn delivered(&self, target_kind: &str, outcome: &str, elapsed: Duration) {
+        let _ = (target_kind, outcome, elapsed);
+    }
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopObserver;
+
+impl DeliveryObserver for NoopObserver {}

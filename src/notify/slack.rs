@@ -1,0 +1,189 @@
+//! Slack Web API: the first message of an incident is a `chat.postMessage` to the channel;
+//! later ones `chat.update` that parent (so it shows the current state) and add a threaded
+//! reply (so the timeline stays in one thread). The thread remembers the channel **ID** and
+//! `ts` from the first answer.
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::{Value, json};
+
+use super::error::NotifyError;
+use super::http;
+use super::message::{Message, ThreadRef};
+
+const TARGET: &str = "slack";
+
+/// Slack error codes worth retrying; every other code is permanent.
+const TRANSIENT_CODES: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+/// Whether a Slack `error` code may go away on retry.
+pub(crate) fn is_transient_code(code: &str) -> bool {
+    TRANSIENT_CODES.contains(&code)
+}
+
+/// A Slack Web API client.
+#[derive(Clone)]
+pub(crate) struct SlackApi {
+    client: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// Channel ID and `ts` of an incident's parent message.
+struct Parent {
+    channel: String,
+    ts: String,
+}
+
+impl Parent {
+    fn from_thread(thread: Option<&ThreadRef>) -> Option<Parent> {
+        let data = &thread?.data;
+        Some(Parent {
+            channel: data.get("channel")?.as_str()?.to_string(),
+            ts: data.get("ts")?.as_str()?.to_string(),
+        })
+    }
+}
+
+impl SlackApi {
+    /// A client for `base` (e.g. `https://slack.com/api`).
+    pub(crate) fn new(client: reqwest::Client, base: &str, token: Option<String>) -> Self {
+        SlackApi {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        }
+    }
+
+    /// Posts (first message) or updates and replies in the thread (later ones). Returns the
+    /// new thread after a first post.
+    pub(crate) async fn send(
+        &self,
+        channel: &str,
+        key: String,
+        message: &Message,
+        thread: Option<&ThreadRef>,
+    ) -> Result<Option<ThreadRef>, NotifyError> {
+        match Parent::from_thread(thread) {
+            None => {
+                let answer = self
+                    .call(
+                        "chat.postMessage",
+                        &json!({"channel": channel, "text": message.text}),
+                    )
+                    .await?;
+                let (Some(id), Some(ts)) = (
+                    answer.get("channel").and_then(Value::as_str),
+                    answer.get("ts").and_then(Value::as_str),
+                ) else {
+                    return Err(NotifyError::BadResponse {
+                        target: TARGET,
+                        detail: "chat.postMessage answer lacks channel or ts".into(),
+                    });
+                };
+                Ok(Some(ThreadRef {
+                    key,
+                    data: json!({"channel": id, "ts": ts}),
+                }))
+            }
+            Some(parent) => {
+                self.call(
+                    "chat.update",
+                    &json!({"channel": parent.channel, "ts": parent.ts, "text": message.text}),
+                )
+                .await?;
+                self.call(
+                    "chat.postMessage",
+                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": message.text}),
+                )
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Calls one method; `{"ok":false}` answers become [`NotifyError::Api`].
+    async fn call(&self, method: &str, body: &Value) -> Result<Value, NotifyError> {
+        let token = self.token.as_deref().ok_or(NotifyError::NotConfigured {
+            target: TARGET,
+            detail: "no Slack token".into(),
+        })?;
+        let request = self
+            .client
+            .post(format!("{}/{method}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, headers, text) = http::send(TARGET, request).await?;
+        if !(200..300).contains(&status) {
+            return Err(http::status_error(TARGET, status, &headers, &text));
+        }
+        let answer: Value = serde_json::from_str(&text).map_err(|_| NotifyError::BadResponse {
+            target: TARGET,
+            detail: format!("{method}: not JSON: {}", http::truncate(&text)),
+        })?;
+        if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+            return Ok(answer);
+        }
+        let code = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown_error")
+            .to_string();
+        Err(NotifyError::Api {
+            target: TARGET,
+            transient: is_transient_code(&code),
+            code,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_slack_error_codes() {
+        for code in [
+            "ratelimited",
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+        ] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in [
+            "invalid_auth",
+            "channel_not_found",
+            "not_in_channel",
+            "msg_too_long",
+            "no_text",
+            "",
+        ] {
+            assert!(!is_transient_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn reads_parent_from_thread() {
+        let thread = ThreadRef {
+            key: "slack:#x".into(),
+            data: json!({"channel": "C123", "ts": "1700000000.000100"}),
+        };
+        let parent = Parent::from_thread(Some(&thread)).unwrap();
+        assert_eq!(parent.channel, "C123");
+        assert_eq!(parent.ts, "1700000000.000100");
+        let numeric = ThreadRef {
+            key: "slack:#x".into(),
+            data: json!({"channel": "C123", "ts": 1700000000.0001}),
+        };
+        assert!(Parent::from_thread(Some(&numeric)).is_none());
+        assert!(Parent::from_thread(None).is_none());
+    }
+}

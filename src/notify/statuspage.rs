@@ -1,0 +1,265 @@
+//! Atlassian Statuspage: one incident per rollbackd incident. The first message creates
+//! it (`POST /pages/{page}/incidents`, answered 201 with its `id`, kept as the thread);
+//! later ones `PATCH /pages/{page}/incidents/{id}`. Over about 1 request/s per key it
+//! answers 420 or 429: transient, waiting `Retry-After` or at least one second.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Map, Value, json};
+
+use super::error::NotifyError;
+use super::http;
+use super::message::{Message, ThreadRef};
+use crate::policy::Stage;
+
+const TARGET: &str = "statuspage";
+
+/// The least wait after a 420/429 without `Retry-After`.
+const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
+
+/// The Statuspage incident status for a stage.
+pub fn incident_status(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Initiated | Stage::InProgress | Stage::Failed => "identified",
+        Stage::Complete => "monitoring",
+        Stage::Resolved => "resolved",
+        Stage::AwaitingApproval | Stage::Blocked | Stage::Inconclusive => "investigating",
+    }
+}
+
+/// Whether a runbook severity means the service is down (P0, Severity 1, Immediate).
+fn is_outage(severity: Option<&str>) -> bool {
+    severity.is_some_and(|s| {
+        let s = s.trim();
+        s.eq_ignore_ascii_case("P0")
+            || s.eq_ignore_ascii_case("Severity 1")
+            || s.eq_ignore_ascii_case("Sev1")
+            || s.eq_ignore_ascii_case("Immediate")
+    })
+}
+
+/// The component status a stage sets, if it sets one: the severity's impact when an
+/// incident is announced, `operational` when resolved, nothing otherwise (a no-data
+/// incident does not claim an outage).
+pub fn component_status(stage: Stage, severity: Option<&str>) -> Option<&'static str> {
+    let impact = if is_outage(severity) {
+        "major_outage"
+    } else {
+        "degraded_performance"
+    };
+    match stage {
+        Stage::Initiated | Stage::AwaitingApproval | Stage::Blocked => Some(impact),
+        Stage::Resolved => Some("operational"),
+        Stage::InProgress | Stage::Complete | Stage::Failed | Stage::Inconclusive => None,
+    }
+}
+
+/// The incident title, e.g. `GL-002 Service Issues - Rolling Back`.
+pub fn incident_name(message: &Message) -> String {
+    let what = match incident_status(message.stage) {
+        "investigating" => "Investigating",
+        _ => "Rolling Back",
+    };
+    format!("{} Service Issues - {what}", message.agent_id)
+}
+
+/// The `{"incident": {…}}` body; `create` adds the name.
+pub fn incident_body(message: &Message, component_id: &str, create: bool) -> Value {
+    let mut incident = Map::new();
+    if create {
+        incident.insert("name".into(), incident_name(message).into());
+    }
+    incident.insert("status".into(), incident_status(message.stage).into());
+    incident.insert("body".into(), message.text.clone().into());
+    if let Some(status) = component_status(message.stage, message.severity.as_deref()) {
+        incident.insert("components".into(), json!({ component_id: status }));
+        incident.insert("component_ids".into(), json!([component_id]));
+    }
+    json!({ "incident": incident })
+}
+
+/// A Statuspage API client.
+#[derive(Clone)]
+pub(crate) struct StatuspageApi {
+    client: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl StatuspageApi {
+    /// A client for `base` (e.g. `https://api.statuspage.io/v1`).
+    pub(crate) fn new(client: reqwest::Client, base: &str, key: Option<String>) -> Self {
+        StatuspageApi {
+            client,
+            base: base.to_string(),
+            key,
+        }
+    }
+
+    /// Creates the incident (no thread yet) or updates it. Returns the new thread after a
+    /// create.
+    pub(crate) async fn send(
+        &self,
+        page_id: &str,
+        component_id: &str,
+        key: String,
+        message: &Message,
+        thread: Option<&ThreadRef>,
+    ) -> Result<Option<ThreadRef>, NotifyError> {
+        let api_key = self.key.as_deref().ok_or(NotifyError::NotConfigured {
+            target: TARGET,
+            detail: "no Statuspage API key".into(),
+        })?;
+        let existing = thread
+            .and_then(|t| t.data.get("incident_id"))
+            .and_then(Value::as_str);
+        let (request, creating) = match existing {
+            Some(id) => (
+                self.client
+                    .patch(self.url(&["pages", page_id, "incidents", id])?)
+                    .json(&incident_body(message, component_id, false)),
+                false,
+            ),
+            None => (
+                self.client
+                    .post(self.url(&["pages", page_id, "incidents"])?)
+                    .json(&incident_body(message, component_id, true)),
+                true,
+            ),
+        };
+        let request = request.header(AUTHORIZATION, format!("OAuth {api_key}"));
+        let (status, headers, body) = http::send(TARGET, request).await?;
+        if !(200..300).contains(&status) {
+            return Err(match http::status_error(TARGET, status, &headers, &body) {
+                NotifyError::RateLimited {
+                    target,
+                    status,
+                    retry_after,
+                } => NotifyError::RateLimited {
+                    target,
+                    status,
+                    retry_after: Some(retry_after.unwrap_or(RATE_LIMIT_FLOOR)),
+                },
+                other => other,
+            });
+        }
+        if !creating {
+            return Ok(None);
+        }
+        let id = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+            .ok_or_else(|| NotifyError::BadResponse {
+                target: TARGET,
+                detail: format!("create answer lacks an id: {}", http::truncate(&body)),
+            })?;
+        Ok(Some(ThreadRef {
+            key,
+            data: json!({ "incident_id": id }),
+        }))
+    }
+
+    /// `base/segments…` with each segment escaped.
+    fn url(&self, segments: &[&str]) -> Result<Url, NotifyError> {
+        let mut url = Url::parse(&self.base)
+            .map_err(|e| NotifyError::Config(format!("statuspage_api_url: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| NotifyError::Config("statuspage_api_url cannot be a base".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn message(stage: Stage, severity: Option<&str>) -> Message {
+        Message {
+            incident_id: "inc-1".into(),
+            agent_id: "GL-002".into(),
+            agent_name: "BoilerEfficiencyOptimizer".into(),
+            stage,
+            severity: severity.map(str::to_string),
+            text: "text".into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn maps_stages_to_incident_status() {
+        let expected = [
+            (Stage::Initiated, "identified"),
+            (Stage::InProgress, "identified"),
+            (Stage::Failed, "identified"),
+            (Stage::Complete, "monitoring"),
+            (Stage::Resolved, "resolved"),
+            (Stage::AwaitingApproval, "investigating"),
+            (Stage::Blocked, "investigating"),
+            (Stage::Inconclusive, "investigating"),
+        ];
+        for (stage, status) in expected {
+            assert_eq!(incident_status(stage), status, "{stage:?}");
+        }
+    }
+
+    #[test]
+    fn maps_severity_to_component_status() {
+        for sev in ["P0", "Severity 1", "Immediate", "immediate"] {
+            assert_eq!(
+                component_status(Stage::Initiated, Some(sev)),
+                Some("major_outage")
+            );
+        }
+        for sev in [Some("P1"), Some("Severity 2"), None] {
+            assert_eq!(
+                component_status(Stage::Initiated, sev),
+                Some("degraded_performance")
+            );
+        }
+        assert_eq!(
+            component_status(Stage::Resolved, Some("P0")),
+            Some("operational")
+        );
+        assert_eq!(component_status(Stage::Complete, Some("P0")), None);
+        assert_eq!(component_status(Stage::Inconclusive, None), None);
+    }
+
+    #[test]
+    fn builds_create_and_update_bodies() {
+        let create = incident_body(&message(Stage::Initiated, Some("P0")), "COMP", true);
+        assert_eq!(
+            create,
+            json!({"incident": {
+                "name": "GL-002 Service Issues - Rolling Back",
+                "status": "identified",
+                "body": "text",
+                "components": {"COMP": "major_outage"},
+                "component_ids": ["COMP"],
+            }})
+        );
+        let update = incident_body(&message(Stage::Complete, Some("P0")), "COMP", false);
+        assert_eq!(
+            update,
+            json!({"incident": {"status": "monitoring", "body": "text"}})
+        );
+        let blocked = incident_body(&message(Stage::Blocked, Some("P1")), "COMP", true);
+        assert_eq!(
+            blocked["incident"]["name"],
+            "GL-002 Service Issues - Investigating"
+        );
+        assert_eq!(blocked["incident"]["status"], "investigating");
+    }
+
+    #[test]
+    fn escapes_path_segments() {
+        let api = StatuspageApi::new(reqwest::Client::new(), "http://h/v1/", None);
+        let url = api.url(&["pages", "a/b", "incidents"]).unwrap();
+        assert_eq!(url.as_str(), "http://h/v1/pages/a%2Fb/incidents");
+    }
+}

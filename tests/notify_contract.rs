@@ -1,0 +1,904 @@
+//! Contract tests for the notifiers and the outbox worker: local receivers record every
+//! request, and the tests assert the exact requests (method, path, headers, JSON body)
+//! and the outbox's bookkeeping.
+
+mod notify_support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rollbackd::notify::{
+    DeliveryObserver, MemoryOutbox, Message, NotifierConfig, Notifiers, NotifyError, OutboxItem,
+    OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox,
+};
+use rollbackd::policy::Stage;
+use rollbackd::policy::template::{default_template, render};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use notify_support::{Receiver, Recorded, Reply, wait_until};
+
+const CHANNEL: &str = "#gl-002-incidents";
+const TS: &str = "1700000000.000100";
+const TOKEN: &str = "xoxb-test-token";
+const KEY: &str = "KEY";
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A rendered message for `stage` of `incident`, as the rollback path would queue it.
+fn message(incident: &str, stage: Stage, severity: &str) -> Message {
+    let values: BTreeMap<&str, String> = [
+        ("agent_id", "GL-002"),
+        ("agent_name", "BoilerEfficiencyOptimizer"),
+        ("severity", severity),
+        ("row", "p0-error-rate"),
+        ("from_version", "v1.2.5"),
+        ("to_version", "v1.2.4"),
+        ("from_revision", "12"),
+        ("to_revision", "11"),
+        ("reason", "error_rate=0.62 > 0.5"),
+        ("eta", "5m"),
+        ("pods_updated", "3"),
+        ("pods_total", "3"),
+        ("duration", "4m"),
+        ("watch", "30m"),
+        ("incident_id", incident),
+        ("mention", "@here "),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k, v.to_string()))
+    .collect();
+    Message {
+        incident_id: incident.into(),
+        agent_id: "GL-002".into(),
+        agent_name: "BoilerEfficiencyOptimizer".into(),
+        stage,
+        severity: Some(severity.into()),
+        text: render(default_template(stage), &values),
+        fields: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+fn slack() -> Target {
+    Target::Slack {
+        channel: CHANNEL.into(),
+    }
+}
+
+fn statuspage() -> Target {
+    Target::Statuspage {
+        page_id: "PAGE".into(),
+        component_id: "COMP".into(),
+    }
+}
+
+/// Fast settings: millisecond backoff, 10 ms polling.
+fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierConfig {
+    NotifierConfig {
+        slack_api_url: slack.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
+        slack_token: Some(TOKEN.into()),
+        statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
+        statuspage_api_key: Some(KEY.into()),
+        request_timeout: Duration::from_secs(3),
+        retry: RetryConfig {
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            max_attempts: 3,
+        },
+        poll_interval: Duration::from_millis(10),
+        batch_size: 100,
+        max_in_flight: 16,
+        shutdown_grace: Duration::from_secs(3),
+    }
+}
+
+/// Records every attempt's outcome.
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<(String, String)>>);
+
+impl DeliveryObserver for Outcomes {
+    fn delivered(&self, target_kind: &str, outcome: &str, _elapsed: Duration) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((target_kind.into(), outcome.into()));
+    }
+}
+
+impl Outcomes {
+    fn list(&self) -> Vec<(String, String)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A worker running in the background.
+struct Worker {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(store: &Arc<MemoryOutbox>, config: NotifierConfig, observer: Arc<Outcomes>) -> Worker {
+        let notifiers = Notifiers::new(config).unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let store = Arc::clone(store);
+        let task = tokio::spawn(run_outbox(store, notifiers, observer, async {
+            let _ = stopped.await;
+        }));
+        Worker { stop, task }
+    }
+
+    /// Stops it; returns how long `run_outbox` took to return.
+    async fn stop(self) -> Duration {
+        let start = Instant::now();
+        let _ = self.stop.send(());
+        tokio::time::timeout(LIMIT, self.task)
+            .await
+            .expect("run_outbox did not stop")
+            .unwrap();
+        start.elapsed()
+    }
+}
+
+fn settled(store: &MemoryOutbox) -> bool {
+    store
+        .records()
+        .iter()
+        .all(|r| r.status != OutboxStatus::Pending)
+}
+
+fn is_sent(store: &MemoryOutbox, id: i64) -> bool {
+    matches!(
+        store.record(id).map(|r| r.status),
+        Some(OutboxStatus::Sent { .. })
+    )
+}
+
+fn bodies(requests: &[Recorded]) -> Vec<(String, String, Value)> {
+    requests
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.path.clone(),
+                r.json.clone().unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+/// A Slack fake that accepts everything and returns channel C123 and ts TS.
+fn slack_ok(request: &Recorded) -> Reply {
+    let channel = request
+        .json
+        .as_ref()
+        .and_then(|j| j["channel"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let answer_channel = if channel.starts_with('#') {
+        "C123".to_string()
+    } else {
+        channel
+    };
+    Reply::json(
+        200,
+        json!({"ok": true, "channel": answer_channel, "ts": TS, "message": {"text": "…"}}),
+    )
+}
+
+/// A Statuspage fake: create answers 201 with id INC9, updates 200.
+fn statuspage_ok(request: &Recorded) -> Reply {
+    if request.method == "POST" {
+        Reply::json(201, json!({"id": "INC9", "status": "identified"}))
+    } else {
+        Reply::json(200, json!({"id": "INC9"}))
+    }
+}
+
+const LIFECYCLE: [Stage; 4] = [
+    Stage::Initiated,
+    Stage::InProgress,
+    Stage::Complete,
+    Stage::Resolved,
+];
+
+#[tokio::test]
+async fn whole_incident_to_slack_statuspage_and_webhook() {
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let hook_rx = Receiver::start(|_, _| Reply::text(200, "")).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let hook = Target::Webhook {
+        url: format!("{}/hooks/rollbackd", hook_rx.url),
+    };
+    let messages: Vec<Message> = LIFECYCLE
+        .iter()
+        .map(|s| message("inc-1", *s, "P0"))
+        .collect();
+    for m in &messages {
+        for target in [slack(), statuspage(), hook.clone()] {
+            store.push(m.clone(), target, Utc::now());
+        }
+    }
+    let outcomes = Arc::new(Outcomes::default());
+    let started = Instant::now();
+    let worker = Worker::start(
+        &store,
+        config(Some(&slack_rx), Some(&sp_rx)),
+        outcomes.clone(),
+    );
+    wait_until(LIMIT, "all sent", || settled(&store)).await;
+    let took = started.elapsed();
+    worker.stop().await;
+    assert!(
+        store
+            .records()
+            .iter()
+            .all(|r| matches!(r.status, OutboxStatus::Sent { .. }) && r.item.attempts == 1),
+        "{:?}",
+        store.records()
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    // Slack: one parent post to the channel name, then update + threaded reply by ID.
+    let slack_reqs = slack_rx.requests();
+    for r in &slack_reqs {
+        assert_eq!(r.header("authorization"), Some(&*format!("Bearer {TOKEN}")));
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+    }
+    let text = |i: usize| messages[i].text.clone();
+    let mut expected = vec![(
+        "POST".to_string(),
+        "/chat.postMessage".to_string(),
+        json!({"channel": CHANNEL, "text": text(0)}),
+    )];
+    for i in 1..4 {
+        expected.push((
+            "POST".into(),
+            "/chat.update".into(),
+            json!({"channel": "C123", "ts": TS, "text": text(i)}),
+        ));
+        expected.push((
+            "POST".into(),
+            "/chat.postMessage".into(),
+            json!({"channel": "C123", "thread_ts": TS, "text": text(i)}),
+        ));
+    }
+    assert_eq!(bodies(&slack_reqs), expected);
+
+    // Statuspage: create, then PATCH the returned incident id.
+    let sp_reqs = sp_rx.requests();
+    for r in &sp_reqs {
+        assert_eq!(r.header("authorization"), Some("OAuth KEY"));
+    }
+    let patch = "/pages/PAGE/incidents/INC9";
+    assert_eq!(
+        bodies(&sp_reqs),
+        vec![
+            (
+                "POST".to_string(),
+                "/pages/PAGE/incidents".to_string(),
+                json!({"incident": {
+                    "name": "GL-002 Service Issues - Rolling Back",
+                    "status": "identified",
+                    "body": text(0),
+                    "components": {"COMP": "major_outage"},
+                    "component_ids": ["COMP"],
+                }})
+            ),
+            (
+                "PATCH".into(),
+                patch.into(),
+                json!({"incident": {"status": "identified", "body": text(1)}})
+            ),
+            (
+                "PATCH".into(),
+                patch.into(),
+                json!({"incident": {"status": "monitoring", "body": text(2)}})
+            ),
+            (
+                "PATCH".into(),
+                patch.into(),
+                json!({"incident": {
+                    "status": "resolved",
+                    "body": text(3),
+                    "components": {"COMP": "operational"},
+                    "component_ids": ["COMP"],
+                }})
+            ),
+        ]
+    );
+
+    // Webhook: one structured POST per stage, in order.
+    let hook_reqs = hook_rx.requests();
+    assert!(
+        hook_reqs
+            .iter()
+            .all(|r| r.method == "POST" && r.path == "/hooks/rollbackd")
+    );
+    let stages: Vec<Value> = hook_reqs
+        .iter()
+        .map(|r| r.json.as_ref().unwrap()["stage"].clone())
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            json!("initiated"),
+            json!("in_progress"),
+            json!("complete"),
+            json!("resolved")
+        ]
+    );
+    let first = hook_reqs[0].json.clone().unwrap();
+    assert_eq!(
+        first,
+        json!({
+            "incident_id": "inc-1",
+            "agent_id": "GL-002",
+            "stage": "initiated",
+            "severity": "P0",
+            "text": text(0),
+            "fields": messages[0].fields,
+        })
+    );
+    assert!(
+        hook_reqs[0]
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+    );
+
+    let sent = outcomes.list();
+    assert_eq!(sent.len(), 12);
+    assert!(sent.iter().all(|(_, o)| o == "sent"));
+}
+
+#[tokio::test]
+async fn slack_ratelimited_answer_is_retried_and_delivered_once_in_order() {
+    let slack_rx = Receiver::start(|r, nth| {
+        if r.path == "/chat.postMessage" && nth == 0 {
+            Reply::json(200, json!({"ok": false, "error": "ratelimited"}))
+        } else {
+            slack_ok(r)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let first = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let second = store.push(
+        message("inc-1", Stage::InProgress, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let outcomes = Arc::new(Outcomes::default());
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), outcomes.clone());
+    wait_until(LIMIT, "both sent", || {
+        is_sent(&store, first) && is_sent(&store, second)
+    })
+    .await;
+    worker.stop().await;
+    let paths: Vec<String> = slack_rx.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/chat.postMessage",
+            "/chat.postMessage",
+            "/chat.update",
+            "/chat.postMessage"
+        ]
+    );
+    let reqs = slack_rx.requests();
+    // The retried post is the same parent post, sent once successfully.
+    assert_eq!(reqs[0].json, reqs[1].json);
+    assert_eq!(reqs[3].json.as_ref().unwrap()["thread_ts"], TS);
+    assert_eq!(store.record(first).unwrap().item.attempts, 2);
+    assert_eq!(store.record(second).unwrap().item.attempts, 1);
+    assert_eq!(
+        outcomes.list(),
+        vec![
+            ("slack".to_string(), "retry".to_string()),
+            ("slack".into(), "sent".into()),
+            ("slack".into(), "sent".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn slack_http_429_retry_after_is_honoured() {
+    let slack_rx = Receiver::start(|r, nth| {
+        if nth == 0 {
+            Reply::json(429, json!({"ok": false, "error": "ratelimited"}))
+                .header("Retry-After", "1")
+        } else {
+            slack_ok(r)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), Arc::default());
+    wait_until(LIMIT, "sent", || is_sent(&store, id)).await;
+    worker.stop().await;
+    let reqs = slack_rx.requests_to("/chat.postMessage");
+    assert_eq!(reqs.len(), 2);
+    let gap = reqs[1].at - reqs[0].at;
+    // Backoff alone would be 20–40 ms; Retry-After: 1 wins.
+    assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
+    assert!(gap < Duration::from_secs(3), "retried after {gap:?}");
+    let record = store.record(id).unwrap();
+    assert_eq!(record.item.attempts, 2);
+    assert!(
+        record
+            .last_error
+            .unwrap()
+            .contains("rate limited (HTTP 429)")
+    );
+}
+
+#[tokio::test]
+async fn slack_channel_not_found_fails_after_one_attempt() {
+    let slack_rx = Receiver::start(|_, _| {
+        Reply::json(200, json!({"ok": false, "error": "channel_not_found"}))
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let outcomes = Arc::new(Outcomes::default());
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), outcomes.clone());
+    wait_until(LIMIT, "failed", || settled(&store)).await;
+    // Give a wrong retry the chance to show up.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    worker.stop().await;
+    let record = store.record(id).unwrap();
+    assert_eq!(record.status, OutboxStatus::Failed);
+    assert_eq!(record.item.attempts, 1);
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some("slack: API error channel_not_found")
+    );
+    assert_eq!(slack_rx.requests().len(), 1);
+    assert_eq!(
+        outcomes.list(),
+        vec![("slack".to_string(), "failed".to_string())]
+    );
+}
+
+#[tokio::test]
+async fn statuspage_420_backs_off_at_least_a_second_then_creates() {
+    let sp_rx = Receiver::start(|r, nth| {
+        if r.method == "POST" && nth == 0 {
+            Reply::json(420, json!({"error": "Enhance your calm"}))
+        } else {
+            statuspage_ok(r)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::Initiated, "P1"),
+        statuspage(),
+        Utc::now(),
+    );
+    let update = store.push(
+        message("inc-1", Stage::Complete, "P1"),
+        statuspage(),
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, config(None, Some(&sp_rx)), Arc::default());
+    wait_until(LIMIT, "sent", || {
+        is_sent(&store, id) && is_sent(&store, update)
+    })
+    .await;
+    worker.stop().await;
+    let reqs = sp_rx.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(
+        (
+            reqs[0].method.as_str(),
+            reqs[1].method.as_str(),
+            reqs[2].method.as_str()
+        ),
+        ("POST", "POST", "PATCH")
+    );
+    let gap = reqs[1].at - reqs[0].at;
+    assert!(gap >= Duration::from_secs(1), "retried after {gap:?}");
+    assert_eq!(
+        reqs[1].json.as_ref().unwrap()["incident"]["components"],
+        json!({"COMP": "degraded_performance"})
+    );
+    assert_eq!(reqs[2].path, "/pages/PAGE/incidents/INC9");
+    assert_eq!(store.record(id).unwrap().item.attempts, 2);
+}
+
+#[tokio::test]
+async fn statuspage_down_gives_up_without_delaying_others() {
+    let answer_delay = Duration::from_millis(500);
+    let sp_rx =
+        Receiver::start(move |_, _| Reply::json(500, json!({"error": "oops"})).after(answer_delay))
+            .await;
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let hook_rx = Receiver::start(|_, _| Reply::text(204, "")).await;
+    let hook = Target::Webhook {
+        url: format!("{}/b", hook_rx.url),
+    };
+    let store = Arc::new(MemoryOutbox::new());
+    let now = Utc::now();
+    let down = store.push(message("inc-a", Stage::Initiated, "P0"), statuspage(), now);
+    let mut others = vec![
+        store.push(message("inc-a", Stage::Initiated, "P0"), slack(), now),
+        store.push(message("inc-a", Stage::InProgress, "P0"), slack(), now),
+    ];
+    for stage in [Stage::Initiated, Stage::InProgress] {
+        others.push(store.push(message("inc-b", stage, "P1"), slack(), now));
+        others.push(store.push(message("inc-b", stage, "P1"), hook.clone(), now));
+    }
+    let outcomes = Arc::new(Outcomes::default());
+    let started = Instant::now();
+    let worker = Worker::start(
+        &store,
+        config(Some(&slack_rx), Some(&sp_rx)),
+        outcomes.clone(),
+    );
+    wait_until(LIMIT, "others sent", || {
+        others.iter().all(|id| is_sent(&store, *id))
+    })
+    .await;
+    let others_done = started.elapsed();
+    wait_until(LIMIT, "statuspage given up", || settled(&store)).await;
+    worker.stop().await;
+
+    // Everything else went out before Statuspage even answered its first request.
+    assert!(others_done < answer_delay, "others took {others_done:?}");
+    let sp_reqs = sp_rx.requests();
+    let last_other = slack_rx
+        .requests()
+        .iter()
+        .chain(hook_rx.requests().iter())
+        .map(|r| r.at)
+        .max()
+        .unwrap();
+    assert!(last_other < sp_reqs[0].at + answer_delay);
+    assert_eq!(slack_rx.requests().len(), 6);
+    assert_eq!(hook_rx.requests().len(), 2);
+
+    // Statuspage: exactly max_attempts tries, then failed with the error recorded.
+    assert_eq!(sp_reqs.len(), 3);
+    let record = store.record(down).unwrap();
+    assert_eq!(record.status, OutboxStatus::Failed);
+    assert_eq!(record.item.attempts, 3);
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some(r#"statuspage: HTTP 500: {"error":"oops"}"#)
+    );
+    let sp_outcomes: Vec<String> = outcomes
+        .list()
+        .into_iter()
+        .filter(|(k, _)| k == "statuspage")
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(sp_outcomes, ["retry", "retry", "failed"]);
+}
+
+#[tokio::test]
+async fn slack_incoming_webhook_ok_and_invalid_payload() {
+    let rx = Receiver::start(|r, _| {
+        if r.path == "/services/bad" {
+            Reply::text(400, "invalid_payload")
+        } else {
+            Reply::text(200, "ok")
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let msg = message("inc-1", Stage::Initiated, "P0");
+    let good = store.push(
+        msg.clone(),
+        Target::SlackWebhook {
+            url: format!("{}/services/good", rx.url),
+        },
+        Utc::now(),
+    );
+    let bad = store.push(
+        msg.clone(),
+        Target::SlackWebhook {
+            url: format!("{}/services/bad", rx.url),
+        },
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, config(None, None), Arc::default());
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    worker.stop().await;
+    assert!(is_sent(&store, good));
+    let failed = store.record(bad).unwrap();
+    assert_eq!(failed.status, OutboxStatus::Failed);
+    assert_eq!(failed.item.attempts, 1);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("slack_webhook: HTTP 400: invalid_payload")
+    );
+    let good_reqs = rx.requests_to("/services/good");
+    assert_eq!(good_reqs.len(), 1);
+    assert_eq!(good_reqs[0].method, "POST");
+    assert_eq!(good_reqs[0].json, Some(json!({"text": msg.text})));
+    assert_eq!(good_reqs[0].body, json!({"text": msg.text}).to_string());
+    assert_eq!(rx.requests_to("/services/bad").len(), 1);
+}
+
+#[tokio::test]
+async fn generic_webhook_retries_5xx_and_gives_up_on_4xx() {
+    let rx = Receiver::start(|r, nth| match (r.path.as_str(), nth) {
+        ("/flaky", 0) => Reply::text(503, "busy"),
+        ("/gone", _) => Reply::text(404, "no such hook"),
+        _ => Reply::text(200, ""),
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let msg = message("inc-1", Stage::Blocked, "P1");
+    let flaky = store.push(
+        msg.clone(),
+        Target::Webhook {
+            url: format!("{}/flaky", rx.url),
+        },
+        Utc::now(),
+    );
+    let gone = store.push(
+        msg,
+        Target::Webhook {
+            url: format!("{}/gone", rx.url),
+        },
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, config(None, None), Arc::default());
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    worker.stop().await;
+    assert!(is_sent(&store, flaky));
+    assert_eq!(store.record(flaky).unwrap().item.attempts, 2);
+    let gone = store.record(gone).unwrap();
+    assert_eq!(gone.status, OutboxStatus::Failed);
+    assert_eq!(gone.item.attempts, 1);
+    assert_eq!(rx.requests_to("/flaky").len(), 2);
+    assert_eq!(
+        rx.requests_to("/flaky")[1].json.as_ref().unwrap()["stage"],
+        "blocked"
+    );
+}
+
+#[tokio::test]
+async fn update_waits_for_the_first_post() {
+    let slack_rx = Receiver::start(|r, nth| match (r.path.as_str(), nth) {
+        ("/chat.postMessage", 0) => Reply::text(503, "upstream down"),
+        ("/chat.postMessage", 1) => {
+            Reply::json(200, json!({"ok": false, "error": "internal_error"}))
+        }
+        _ => slack_ok(r),
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let ids: Vec<i64> = [Stage::Initiated, Stage::InProgress, Stage::Complete]
+        .into_iter()
+        .map(|s| store.push(message("inc-1", s, "P0"), slack(), Utc::now()))
+        .collect();
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), Arc::default());
+    wait_until(LIMIT, "all sent", || {
+        ids.iter().all(|id| is_sent(&store, *id))
+    })
+    .await;
+    worker.stop().await;
+    let reqs = slack_rx.requests();
+    let seen: Vec<(String, Option<String>)> = reqs
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.json
+                    .as_ref()
+                    .and_then(|j| j["channel"].as_str().map(str::to_string)),
+            )
+        })
+        .collect();
+    let post = |c: &str| ("/chat.postMessage".to_string(), Some(c.to_string()));
+    let update = || ("/chat.update".to_string(), Some("C123".to_string()));
+    assert_eq!(
+        seen,
+        vec![
+            post(CHANNEL),
+            post(CHANNEL),
+            post(CHANNEL),
+            update(),
+            post("C123"),
+            update(),
+            post("C123"),
+        ]
+    );
+    assert_eq!(store.record(ids[0]).unwrap().item.attempts, 3);
+}
+
+#[tokio::test]
+async fn shutdown_flushes_due_items_once_and_returns_promptly() {
+    let hook_rx = Receiver::start(|r, _| {
+        if r.path == "/slow" {
+            Reply::text(200, "").after(Duration::from_secs(5))
+        } else {
+            Reply::text(200, "")
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let mut cfg = config(None, None);
+    // The worker will not look again on its own within the test.
+    cfg.poll_interval = Duration::from_secs(60);
+    cfg.shutdown_grace = Duration::from_millis(500);
+    let worker = Worker::start(&store, cfg.clone(), Arc::default());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let hook = |p: &str| Target::Webhook {
+        url: format!("{}{p}", hook_rx.url),
+    };
+    let queued = store.push(
+        message("inc-1", Stage::Failed, "P0"),
+        hook("/fast"),
+        Utc::now(),
+    );
+    let took = worker.stop().await;
+    assert!(
+        is_sent(&store, queued),
+        "the final flush sent the queued item"
+    );
+    assert!(took < Duration::from_millis(400), "stopped after {took:?}");
+    assert_eq!(hook_rx.requests_to("/fast").len(), 1);
+
+    // A delivery that hangs is cut off at the grace period and stays pending.
+    let worker = Worker::start(&store, cfg, Arc::default());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let hanging = store.push(
+        message("inc-2", Stage::Failed, "P0"),
+        hook("/slow"),
+        Utc::now(),
+    );
+    let took = worker.stop().await;
+    assert!(took >= Duration::from_millis(500), "stopped after {took:?}");
+    assert!(took < Duration::from_millis(1500), "stopped after {took:?}");
+    assert_eq!(hook_rx.requests_to("/slow").len(), 1);
+    assert_eq!(store.record(hanging).unwrap().status, OutboxStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_restarted_worker_continues_the_thread() {
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let cfg = config(Some(&slack_rx), Some(&sp_rx));
+    let a = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let b = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        statuspage(),
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, cfg.clone(), Arc::default());
+    wait_until(LIMIT, "first sent", || {
+        is_sent(&store, a) && is_sent(&store, b)
+    })
+    .await;
+    worker.stop().await;
+
+    let c = store.push(message("inc-1", Stage::Resolved, "P0"), slack(), Utc::now());
+    let d = store.push(
+        message("inc-1", Stage::Resolved, "P0"),
+        statuspage(),
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "second sent", || {
+        is_sent(&store, c) && is_sent(&store, d)
+    })
+    .await;
+    worker.stop().await;
+    let paths: Vec<String> = slack_rx.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/chat.postMessage", "/chat.update", "/chat.postMessage"]
+    );
+    assert_eq!(sp_rx.requests()[1].method, "PATCH");
+    assert_eq!(sp_rx.requests()[1].path, "/pages/PAGE/incidents/INC9");
+}
+
+/// A store whose first `mark_sent` fails.
+struct FlakyStore {
+    inner: MemoryOutbox,
+    failed_once: AtomicBool,
+}
+
+impl OutboxStore for FlakyStore {
+    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
+        self.inner.due(now, limit)
+    }
+    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        if !self.failed_once.swap(true, Ordering::SeqCst) {
+            return Err(NotifyError::Store("disk full".into()));
+        }
+        self.inner.mark_sent(id, at)
+    }
+    fn mark_retry(
+        &self,
+        id: i64,
+        attempts: u32,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), NotifyError> {
+        self.inner.mark_retry(id, attempts, next, error)
+    }
+    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
+        self.inner.mark_failed(id, attempts, error)
+    }
+    fn thread(&self, incident: &str, key: &str) -> Result<Option<ThreadRef>, NotifyError> {
+        self.inner.thread(incident, key)
+    }
+    fn save_thread(&self, incident: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
+        self.inner.save_thread(incident, thread)
+    }
+}
+
+#[tokio::test]
+async fn an_unrecorded_delivery_is_repeated_only_after_a_cooldown() {
+    let rx = Receiver::start(|_, _| Reply::text(200, "")).await;
+    let store = Arc::new(FlakyStore {
+        inner: MemoryOutbox::new(),
+        failed_once: AtomicBool::new(false),
+    });
+    let id = store.inner.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        Target::Webhook {
+            url: format!("{}/h", rx.url),
+        },
+        Utc::now(),
+    );
+    let cfg = config(None, None);
+    let notifiers = Notifiers::new(cfg.clone()).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let observer = Arc::new(Outcomes::default());
+    let task = tokio::spawn(run_outbox(
+        Arc::clone(&store) as Arc<dyn OutboxStore>,
+        notifiers,
+        observer,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    wait_until(LIMIT, "sent", || {
+        matches!(
+            store.inner.record(id).map(|r| r.status),
+            Some(OutboxStatus::Sent { .. })
+        )
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    // At least once: the unrecorded delivery is repeated, but after the cooldown
+    // (max_delay), not at every 10 ms poll.
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[1].at - reqs[0].at >= cfg.retry.max_delay);
+}
