@@ -16,9 +16,13 @@
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
 
 pub mod cli;
+pub mod cluster;
 pub mod engine;
+pub mod executor;
 pub mod policy;
 pub mod replay;
 pub mod signals;
-pub mod synthetic_agent;
 pub mod sim;
+pub mod synthetic_agent;
+pub mod verify;
+pub mod watcher;
