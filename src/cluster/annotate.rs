@@ -19,6 +19,8 @@ pub const REPLICAS_BEFORE_SCALE: &str = "rollbackd.io/replicas-before-scale";
 pub struct ActionMeta {
     /// The incident the action belongs to.
     pub incident: String,
+    /// The method the step belongs to.
+    pub method: String,
     /// The step's name.
     pub step: String,
     /// The step's index in its method.
@@ -34,6 +36,9 @@ pub struct ActionMeta {
 pub struct LastAction {
     /// Incident id.
     pub incident: String,
+    /// Method name.
+    #[serde(default)]
+    pub method: String,
     /// Step name.
     pub step: String,
     /// Step index in the method.
@@ -59,6 +64,7 @@ impl LastAction {
     pub fn new(meta: &ActionMeta, kind: &str) -> Self {
         LastAction {
             incident: meta.incident.clone(),
+            method: meta.method.clone(),
             step: meta.step.clone(),
             step_index: Some(meta.step_index),
             kind: kind.to_string(),
@@ -79,9 +85,9 @@ impl LastAction {
         annotation(obj, LAST_ACTION).and_then(|s| serde_json::from_str(s).ok())
     }
 
-    /// Whether this record is the given incident's step.
-    pub fn is_step(&self, incident: &str, step_index: usize) -> bool {
-        self.incident == incident && self.step_index == Some(step_index)
+    /// Whether this record is the given incident's method step.
+    pub fn is_step(&self, incident: &str, method: &str, step_index: usize) -> bool {
+        self.incident == incident && self.method == method && self.step_index == Some(step_index)
     }
 }
 
