@@ -27,7 +27,11 @@ pub struct RunContext {
 
 impl RunContext {
     /// A context with no variables, not a dry run, and a fresh cancellation token.
-    pub fn new(incident_id: impl Into<String>, policy: Arc<Policy>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        incident_id: impl Into<String>,
+        policy: Arc<Policy>,
+        reason: impl Into<String>,
+    ) -> Self {
         RunContext {
             incident_id: incident_id.into(),
             policy,

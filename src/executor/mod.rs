@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use crate::cluster::annotate::{ActionMeta, ActionOutcome, LastAction};
 use crate::cluster::backup::{BackupSink, backup_workloads};
 use crate::cluster::history::load;
-use crate::cluster::{Cluster, ClusterError, Kind, argo, configmap, http_step, image, job, restart};
+use crate::cluster::{
+    Cluster, ClusterError, Kind, argo, configmap, http_step, image, job, restart,
+};
 use crate::cluster::{rollout_status, scale, service, undo};
 use crate::policy::{Method, Step, StepAction, Workload};
 pub use context::RunContext;
@@ -186,10 +188,14 @@ impl Executor {
                 );
             }
             for id in &step.workloads {
-                ws.push(policy.workload(id).ok_or_else(|| ExecError::UnknownWorkload {
-                    step: step.name.clone(),
-                    workload: id.clone(),
-                })?);
+                ws.push(
+                    policy
+                        .workload(id)
+                        .ok_or_else(|| ExecError::UnknownWorkload {
+                            step: step.name.clone(),
+                            workload: id.clone(),
+                        })?,
+                );
             }
             plan.push(ws);
         }
@@ -427,7 +433,17 @@ impl Executor {
                 image: img,
                 command,
             } => {
-                job::run_job(c, &w.namespace, name, img, command, timeout, &ctx.cancel, meta).await
+                job::run_job(
+                    c,
+                    &w.namespace,
+                    name,
+                    img,
+                    command,
+                    timeout,
+                    &ctx.cancel,
+                    meta,
+                )
+                .await
             }
             StepAction::WaitRollout => {
                 if ctx.dry_run {
@@ -435,7 +451,13 @@ impl Executor {
                         plan: json!({"wait_rollout": w.id, "timeout_seconds": timeout.as_secs()}),
                     });
                 }
-                let t = to_std(step.timeout, to_std(Some(ctx.policy.verification.rollout_timeout), DEFAULT_STEP_TIMEOUT));
+                let t = to_std(
+                    step.timeout,
+                    to_std(
+                        Some(ctx.policy.verification.rollout_timeout),
+                        DEFAULT_STEP_TIMEOUT,
+                    ),
+                );
                 let detail = rollout_status::wait_rollout(c, w, t, &ctx.cancel).await?;
                 Ok(ActionOutcome::Done { detail })
             }
