@@ -18,12 +18,19 @@
 //! - [`api`]: the HTTP API (Alertmanager webhook, manual override, health, metrics,
 //!   OpenAPI); [`config`]: daemon configuration; [`metrics`]: rollbackd's own metrics.
 //! - [`notify`]: Slack, Statuspage and webhook notifiers fed from the outbox.
+//! - [`cluster`]: every rollback step against the Kubernetes API (kubectl-exact undo,
+//!   set image, restart, scale, Service switch, ConfigMaps, Argo, Jobs, HTTP), history,
+//!   snapshots and backups; [`executor`]: methods as ordered, parallel, resumable steps;
+//!   [`verify`]: rollout status, pod hold, health, checks, recovery; [`watcher`]: new
+//!   revisions and kube signals.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod engine;
+pub mod executor;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
@@ -33,3 +40,5 @@ pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod synthetic_agent;
+pub mod verify;
+pub mod watcher;

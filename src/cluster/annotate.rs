@@ -1,0 +1,144 @@
+//! rollbackd's own annotations: what it did to a workload, and which revisions passed
+//! verification. A restarted or second daemon reads them to see what was done.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Cluster, ClusterError, Kind, annotation};
+
+/// The annotation recording rollbackd's last action on a workload (a JSON string).
+pub const LAST_ACTION: &str = "rollbackd.io/last-action";
+/// The annotation marking a ReplicaSet whose revision passed verification.
+pub const VERIFIED: &str = "rollbackd.io/verified";
+/// The annotation remembering the replica count before rollbackd scaled.
+pub const REPLICAS_BEFORE_SCALE: &str = "rollbackd.io/replicas-before-scale";
+
+/// Who is acting and why: attached to every mutation.
+#[derive(Debug, Clone)]
+pub struct ActionMeta {
+    /// The incident the action belongs to.
+    pub incident: String,
+    /// The method the step belongs to.
+    pub method: String,
+    /// The step's name.
+    pub step: String,
+    /// The step's index in its method.
+    pub step_index: usize,
+    /// Why (one sentence for a human).
+    pub reason: String,
+    /// Report the change instead of making it.
+    pub dry_run: bool,
+}
+
+/// The content of [`LAST_ACTION`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastAction {
+    /// Incident id.
+    pub incident: String,
+    /// Method name.
+    #[serde(default)]
+    pub method: String,
+    /// Step name.
+    pub step: String,
+    /// Step index in the method.
+    #[serde(default)]
+    pub step_index: Option<usize>,
+    /// Step kind (`undo`, `set_image`, …).
+    #[serde(default)]
+    pub kind: String,
+    /// When (RFC 3339).
+    pub at: DateTime<Utc>,
+    /// Why.
+    pub reason: String,
+    /// The workload's revision when the action was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_revision: Option<u64>,
+    /// The revision rolled back to, for undo and revision-based set_image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_revision: Option<u64>,
+}
+
+impl LastAction {
+    /// A record for a step about to be applied.
+    pub fn new(meta: &ActionMeta, kind: &str) -> Self {
+        LastAction {
+            incident: meta.incident.clone(),
+            method: meta.method.clone(),
+            step: meta.step.clone(),
+            step_index: Some(meta.step_index),
+            kind: kind.to_string(),
+            at: Utc::now(),
+            reason: meta.reason.clone(),
+            from_revision: None,
+            to_revision: None,
+        }
+    }
+
+    /// The annotation value (a JSON string).
+    pub fn to_annotation(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads the record on an object, if any (an unreadable record counts as none).
+    pub fn read(obj: &Value) -> Option<LastAction> {
+        annotation(obj, LAST_ACTION).and_then(|s| serde_json::from_str(s).ok())
+    }
+
+    /// Whether this record is the given incident's method step.
+    pub fn is_step(&self, incident: &str, method: &str, step_index: usize) -> bool {
+        self.incident == incident && self.method == method && self.step_index == Some(step_index)
+    }
+}
+
+/// What one action did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ActionOutcome {
+    /// The change was made.
+    Done {
+        /// What was changed (step-specific).
+        detail: Value,
+    },
+    /// Nothing needed doing.
+    Skipped {
+        /// Why.
+        reason: String,
+        /// Step-specific detail.
+        detail: Value,
+    },
+    /// Dry run: what would be sent.
+    Planned {
+        /// The exact request(s).
+        plan: Value,
+    },
+}
+
+impl ActionOutcome {
+    /// The step-specific detail (the plan for dry runs).
+    pub fn detail(&self) -> &Value {
+        match self {
+            ActionOutcome::Done { detail } | ActionOutcome::Skipped { detail, .. } => detail,
+            ActionOutcome::Planned { plan } => plan,
+        }
+    }
+}
+
+/// Marks a ReplicaSet as verified (`rollbackd.io/verified: "true"`).
+pub async fn mark_verified(
+    cluster: &Cluster,
+    namespace: &str,
+    replicaset: &str,
+) -> Result<(), ClusterError> {
+    let patch = json!({"metadata": {"annotations": {VERIFIED: "true"}}});
+    cluster
+        .patch(
+            Kind::ReplicaSet,
+            namespace,
+            replicaset,
+            &kube::api::Patch::Merge(patch),
+            false,
+        )
+        .await?;
+    Ok(())
+}

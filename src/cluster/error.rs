@@ -1,0 +1,146 @@
+//! Errors at the Kubernetes boundary.
+
+use std::time::Duration;
+
+/// Why a cluster action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The API server answered with an error status, or the client failed.
+    #[error("kubernetes API error during {context}: {source}")]
+    Api {
+        /// What rollbackd was doing.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: kube::Error,
+    },
+    /// A call took longer than the per-call timeout.
+    #[error("kubernetes API call timed out after {timeout:?} during {context}")]
+    CallTimeout {
+        /// What rollbackd was doing.
+        context: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// An object the step needs does not exist.
+    #[error("{kind} {namespace}/{name} not found")]
+    NotFound {
+        /// Object kind.
+        kind: String,
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
+    /// `--to-revision=N` names a revision that is not in the history.
+    #[error("unable to find specified revision {0} in history")]
+    RevisionNotFound(u64),
+    /// The workload has fewer than two revisions.
+    #[error("no rollout history found for {0}: no previous revision")]
+    NoPrevious(String),
+    /// No revision below the current one passed verification.
+    #[error(
+        "no verified (last known good) revision below the current revision {current} of {workload}; refusing to guess"
+    )]
+    NoLastKnownGood {
+        /// The workload.
+        workload: String,
+        /// Its current revision.
+        current: u64,
+    },
+    /// The Deployment is paused.
+    #[error("cannot undo a paused deployment; resume it first")]
+    Paused,
+    /// An object in the cluster does not have the shape rollbackd needs.
+    #[error("invalid object: {0}")]
+    Invalid(String),
+    /// A step's request is impossible (bad container name, missing variable, …).
+    #[error("invalid step: {0}")]
+    InvalidStep(String),
+    /// No ConfigMap snapshot exists for the target revision.
+    #[error("no snapshot of ConfigMap {namespace}/{name} for revision {revision}")]
+    SnapshotMissing {
+        /// Namespace.
+        namespace: String,
+        /// ConfigMap name.
+        name: String,
+        /// Revision whose snapshot was looked for.
+        revision: u64,
+    },
+    /// A Job failed; its pod logs are kept.
+    #[error("job {name} failed: {reason}")]
+    JobFailed {
+        /// Job name.
+        name: String,
+        /// Condition reason.
+        reason: String,
+        /// Pod logs collected.
+        logs: String,
+    },
+    /// An HTTP step or health check failed.
+    #[error("http {method} {url}: {message}")]
+    Http {
+        /// Method.
+        method: String,
+        /// URL (after placeholders).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The rollout failed (progress deadline exceeded).
+    #[error("rollout failed: {0}")]
+    RolloutFailed(String),
+    /// A step did not finish within its timeout.
+    #[error("step timed out after {0:?}: {1}")]
+    StepTimeout(Duration, String),
+    /// The run was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// A backup could not be written.
+    #[error("backup failed: {0}")]
+    Backup(String),
+    /// JSON (de)serialization of an object failed.
+    #[error("serialization: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+impl ClusterError {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            ClusterError::Api { .. } => "api",
+            ClusterError::CallTimeout { .. } => "call_timeout",
+            ClusterError::NotFound { .. } => "not_found",
+            ClusterError::RevisionNotFound(_) => "revision_not_found",
+            ClusterError::NoPrevious(_) => "no_previous",
+            ClusterError::NoLastKnownGood { .. } => "no_last_known_good",
+            ClusterError::Paused => "paused",
+            ClusterError::Invalid(_) => "invalid_object",
+            ClusterError::InvalidStep(_) => "invalid_step",
+            ClusterError::SnapshotMissing { .. } => "snapshot_missing",
+            ClusterError::JobFailed { .. } => "job_failed",
+            ClusterError::Http { .. } => "http",
+            ClusterError::RolloutFailed(_) => "rollout_failed",
+            ClusterError::StepTimeout(..) => "step_timeout",
+            ClusterError::Cancelled => "cancelled",
+            ClusterError::Backup(_) => "backup",
+            ClusterError::Json(_) => "json",
+        }
+    }
+
+    /// The HTTP status of an API error, if any.
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            ClusterError::Api {
+                source: kube::Error::Api(s),
+                ..
+            } => Some(s.code),
+            _ => None,
+        }
+    }
+
+    /// Whether the error is a 409 Conflict.
+    pub fn is_conflict(&self) -> bool {
+        self.status_code() == Some(409)
+    }
+}

@@ -1,0 +1,206 @@
+//! Revision history: the ReplicaSets controlled by a Deployment (or Rollout), by revision.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::annotate::VERIFIED;
+use super::{Cluster, ClusterError, Kind, annotation, name_of, selector_string};
+use crate::policy::{RevisionRef, Workload};
+
+/// The label the controller adds to each ReplicaSet's pod template.
+pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
+
+/// One revision: a ReplicaSet and what it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Revision {
+    /// The revision number.
+    pub number: u64,
+    /// The ReplicaSet's name.
+    pub replicaset: String,
+    /// The ReplicaSet's uid.
+    pub uid: String,
+    /// The ReplicaSet's creation time.
+    pub created: Option<DateTime<Utc>>,
+    /// Its `pod-template-hash` label.
+    pub template_hash: Option<String>,
+    /// The pod template (as stored, with the hash label).
+    pub template: Value,
+    /// `(container, image)` in template order.
+    pub images: Vec<(String, String)>,
+    /// Whether rollbackd verified this revision.
+    pub verified: bool,
+    /// The ReplicaSet's annotations.
+    pub annotations: Map<String, Value>,
+}
+
+impl Revision {
+    /// Reads a revision from a ReplicaSet; `None` without a numeric revision annotation.
+    pub fn from_replicaset(rs: &Value, revision_annotation: &str) -> Option<Revision> {
+        let number = annotation(rs, revision_annotation)?.parse::<u64>().ok()?;
+        let template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        Some(Revision {
+            number,
+            replicaset: name_of(rs).to_string(),
+            uid: rs
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            created: rs
+                .pointer("/metadata/creationTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            template_hash: rs
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(POD_TEMPLATE_HASH))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            images: images_of(&template),
+            template,
+            verified: annotation(rs, VERIFIED) == Some("true"),
+            annotations: rs
+                .pointer("/metadata/annotations")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The image of one container (the first one when `container` is `None`).
+    pub fn image(&self, container: Option<&str>) -> Option<&str> {
+        match container {
+            Some(c) => self
+                .images
+                .iter()
+                .find(|(n, _)| n == c)
+                .map(|(_, i)| i.as_str()),
+            None => self.images.first().map(|(_, i)| i.as_str()),
+        }
+    }
+}
+
+/// `(container, image)` pairs of a pod template.
+pub fn images_of(template: &Value) -> Vec<(String, String)> {
+    template
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or_default().to_string(),
+                        c["image"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `rs` is controlled by the object with uid `owner_uid`.
+pub fn controlled_by(rs: &Value, owner_uid: &str) -> bool {
+    rs.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|refs| {
+            refs.iter().any(|r| {
+                r["controller"] == Value::Bool(true) && r["uid"].as_str() == Some(owner_uid)
+            })
+        })
+}
+
+/// A workload's revisions, oldest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// `namespace/name` of the workload.
+    pub workload: String,
+    /// Revisions in ascending order.
+    pub revisions: Vec<Revision>,
+}
+
+impl History {
+    /// Builds the history from a workload object and candidate ReplicaSets.
+    pub fn from_objects(owner: &Value, replicasets: &[Value], kind: Kind) -> History {
+        let uid = owner
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut revisions: Vec<Revision> = replicasets
+            .iter()
+            .filter(|rs| !uid.is_empty() && controlled_by(rs, uid))
+            .filter_map(|rs| Revision::from_replicaset(rs, kind.revision_annotation()))
+            .collect();
+        revisions.sort_by_key(|r| r.number);
+        let ns = owner
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        History {
+            workload: format!("{ns}/{}", name_of(owner)),
+            revisions,
+        }
+    }
+
+    /// The highest revision.
+    pub fn current(&self) -> Option<&Revision> {
+        self.revisions.last()
+    }
+
+    /// The second-highest revision (kubectl's default undo target).
+    pub fn previous(&self) -> Option<&Revision> {
+        self.revisions.iter().rev().nth(1)
+    }
+
+    /// One revision by number.
+    pub fn find(&self, number: u64) -> Option<&Revision> {
+        self.revisions.iter().find(|r| r.number == number)
+    }
+
+    /// The newest revision below the current one that passed verification. No fallback.
+    pub fn last_known_good(&self) -> Result<&Revision, ClusterError> {
+        let current = self.current().map(|r| r.number).unwrap_or(0);
+        self.revisions
+            .iter()
+            .rev()
+            .find(|r| r.number < current && r.verified)
+            .ok_or_else(|| ClusterError::NoLastKnownGood {
+                workload: self.workload.clone(),
+                current,
+            })
+    }
+
+    /// Resolves a revision reference.
+    pub fn resolve(&self, r: RevisionRef) -> Result<&Revision, ClusterError> {
+        match r {
+            RevisionRef::Previous => self
+                .previous()
+                .ok_or_else(|| ClusterError::NoPrevious(self.workload.clone())),
+            RevisionRef::LastKnownGood => self.last_known_good(),
+            RevisionRef::Revision(n) => self.find(n).ok_or(ClusterError::RevisionNotFound(n)),
+        }
+    }
+}
+
+/// Reads a workload object's history from the cluster.
+pub async fn history_of(
+    cluster: &Cluster,
+    kind: Kind,
+    owner: &Value,
+) -> Result<History, ClusterError> {
+    let ns = owner
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let sets = cluster
+        .list(Kind::ReplicaSet, ns, Some(&selector_string(owner)))
+        .await?;
+    Ok(History::from_objects(owner, &sets, kind))
+}
+
+/// Reads a policy workload's history.
+pub async fn load(cluster: &Cluster, w: &Workload) -> Result<(Value, History), ClusterError> {
+    let owner = cluster.get_workload(w).await?;
+    let h = history_of(cluster, Kind::of(w), &owner).await?;
+    Ok((owner, h))
+}

@@ -1,0 +1,72 @@
+//! ConfigMap snapshots per revision: `<name>.rollbackd-rev-<revision>`, taken when a
+//! revision is first seen, so a rollback can restore the config that matched the code.
+
+use serde_json::{Value, json};
+
+use super::{Cluster, ClusterError, Kind};
+use crate::policy::Workload;
+
+/// The label marking objects rollbackd manages.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The label naming a snapshot's source ConfigMap.
+pub const SOURCE: &str = "rollbackd.io/source";
+/// The label naming a snapshot's revision.
+pub const REVISION: &str = "rollbackd.io/revision";
+
+/// The snapshot name of ConfigMap `name` at `revision`.
+pub fn snapshot_name(name: &str, revision: u64) -> String {
+    format!("{name}.rollbackd-rev-{revision}")
+}
+
+/// Copies every ConfigMap the workload lists into its snapshot for `revision`. Existing
+/// snapshots are kept (idempotent); a missing source ConfigMap is skipped with a warning.
+/// Returns the snapshot names that exist afterwards.
+pub async fn snapshot_configmaps(
+    cluster: &Cluster,
+    w: &Workload,
+    revision: u64,
+) -> Result<Vec<String>, ClusterError> {
+    let mut out = Vec::new();
+    for name in &w.configmaps {
+        let snap = snapshot_name(name, revision);
+        if cluster
+            .get_opt(Kind::ConfigMap, &w.namespace, &snap)
+            .await?
+            .is_some()
+        {
+            out.push(snap);
+            continue;
+        }
+        let Some(src) = cluster.get_opt(Kind::ConfigMap, &w.namespace, name).await? else {
+            tracing::warn!(configmap = %name, namespace = %w.namespace, "ConfigMap to snapshot does not exist");
+            continue;
+        };
+        let obj = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": snap, "namespace": w.namespace, "labels": {
+                MANAGED_BY: "rollbackd", SOURCE: name, REVISION: revision.to_string()}},
+            "data": src.get("data").cloned().unwrap_or(json!({})),
+            "binaryData": src.get("binaryData").cloned().unwrap_or(json!({})),
+        });
+        match cluster.create(Kind::ConfigMap, &w.namespace, &obj).await {
+            Ok(_) => {}
+            Err(e) if e.status_code() == Some(409) => {}
+            Err(e) => return Err(e),
+        }
+        out.push(snap);
+    }
+    Ok(out)
+}
+
+/// The data of a snapshot, if it exists.
+pub async fn snapshot_data(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    revision: u64,
+) -> Result<Option<Value>, ClusterError> {
+    Ok(cluster
+        .get_opt(Kind::ConfigMap, namespace, &snapshot_name(name, revision))
+        .await?
+        .map(|s| s.get("data").cloned().unwrap_or(json!({}))))
+}

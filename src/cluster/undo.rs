@@ -1,0 +1,181 @@
+//! `kubectl rollout undo [--to-revision=N]`, with kubectl's semantics (`rollback.go`):
+//! look the revision up, refuse a paused workload, skip when the template already matches,
+//! else one JSON Patch replacing `/spec/template` and `/metadata/annotations`.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED};
+use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
+use super::{Cluster, ClusterError, Kind, name_of};
+use crate::policy::{RevisionRef, Workload};
+
+/// Annotations kubectl keeps from the Deployment instead of the ReplicaSet.
+pub const ANNOTATIONS_TO_SKIP: [&str; 6] = [
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/revision",
+    "deployment.kubernetes.io/revision-history",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+];
+
+/// What an undo did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UndoOutcome {
+    /// The revision the workload was at.
+    pub from_revision: u64,
+    /// The revision whose template was restored.
+    pub to_revision: u64,
+    /// `(container, image)` of the restored template.
+    pub images: Vec<(String, String)>,
+}
+
+/// A pod template without the hash label and without empty values, for comparison
+/// (Kubernetes' semantic equality treats nil and empty alike).
+pub fn comparable_template(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(POD_TEMPLATE_HASH);
+    }
+    prune(&t)
+}
+
+fn prune(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), prune(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(prune).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// The annotations kubectl would send: skip-listed ones from the workload, the rest from
+/// the ReplicaSet. rollbackd's own annotations are never copied from the ReplicaSet.
+pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value> {
+    let mut out = Map::new();
+    let owner_ann = owner
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object);
+    for k in ANNOTATIONS_TO_SKIP {
+        if let Some(v) = owner_ann.and_then(|a| a.get(k)) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    for (k, v) in &rev.annotations {
+        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && k != VERIFIED && k != LAST_ACTION {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Plans or performs an undo of a Deployment or Rollout object.
+pub async fn undo_object(
+    cluster: &Cluster,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    to: RevisionRef,
+    meta: &ActionMeta,
+) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
+    let owner = cluster.get(kind, namespace, name).await?;
+    let history = history_of(cluster, kind, &owner).await?;
+    let rev = history.resolve(to)?.clone();
+    let from_revision = history.current().map(|r| r.number).unwrap_or(0);
+    let outcome = UndoOutcome {
+        from_revision,
+        to_revision: rev.number,
+        images: images_of(&rev.template),
+    };
+    if owner.pointer("/spec/paused") == Some(&Value::Bool(true)) {
+        return Err(ClusterError::Paused);
+    }
+    let current = owner
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if comparable_template(&rev.template) == comparable_template(&current) {
+        let reason = format!("current template already matches revision {}", rev.number);
+        return Ok((
+            outcome.clone(),
+            ActionOutcome::Skipped {
+                reason,
+                detail: serde_json::to_value(&outcome)?,
+            },
+        ));
+    }
+    let mut template = rev.template.clone();
+    if let Some(labels) = template
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove(POD_TEMPLATE_HASH);
+    }
+    let mut annotations = rollback_annotations(&owner, &rev);
+    let mut record = LastAction::new(
+        meta,
+        if kind == Kind::Rollout {
+            "argo_undo"
+        } else {
+            "undo"
+        },
+    );
+    record.from_revision = Some(from_revision);
+    record.to_revision = Some(rev.number);
+    annotations.insert(LAST_ACTION.to_string(), json!(record.to_annotation()));
+    let ops = json!([
+        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+    ]);
+    if meta.dry_run {
+        return Ok((
+            outcome.clone(),
+            ActionOutcome::Planned {
+                plan: json!({
+                    "request": format!("PATCH {} {namespace}/{name}", kind.name()),
+                    "content_type": "application/json-patch+json",
+                    "patch": ops,
+                    "undo": outcome,
+                }),
+            },
+        ));
+    }
+    let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    cluster
+        .patch(kind, namespace, name, &kube::api::Patch::Json(patch), false)
+        .await?;
+    tracing::info!(
+        workload = %format!("{namespace}/{}", name_of(&owner)),
+        from = from_revision, to = rev.number, incident = %meta.incident,
+        "rolled back"
+    );
+    let detail = serde_json::to_value(&outcome)?;
+    Ok((outcome, ActionOutcome::Done { detail }))
+}
+
+/// `undo` on a policy workload (Deployment or Rollout).
+pub async fn undo(
+    cluster: &Cluster,
+    w: &Workload,
+    to: RevisionRef,
+    meta: &ActionMeta,
+) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
+    undo_object(cluster, Kind::of(w), &w.namespace, &w.name, to, meta).await
+}
