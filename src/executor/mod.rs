@@ -61,7 +61,7 @@ impl ExecError {
 }
 
 /// How one step ended on one workload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", content = "value", rename_all = "snake_case")]
 pub enum StepState {
     /// Applied (or found applied on resume).
@@ -77,7 +77,7 @@ pub enum StepState {
 }
 
 /// One step on one workload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct StepOutcome {
     /// Step index in the method.
     pub index: usize,

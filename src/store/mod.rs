@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod backups;
 mod incidents;
+mod kube_journal;
 mod notify_outbox;
 mod outbox;
 mod pauses;

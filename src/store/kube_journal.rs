@@ -1,0 +1,78 @@
+//! The store as the executor's step journal and as the pre-rollback backup sink, so a
+//! restarted daemon skips steps already done and keeps the first backup of every object.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{Store, StepRow};
+use crate::cluster::ClusterError;
+use crate::cluster::backup::BackupSink;
+use crate::executor::{JournalError, StepJournal, StepOutcome, StepRecord, StepState};
+
+/// The executor keys its journal `<incident>/<method>`; the store files steps by incident.
+fn incident_of(key: &str) -> &str {
+    key.split_once('/').map_or(key, |(incident, _)| incident)
+}
+
+fn state_name(state: &StepState) -> &'static str {
+    match state {
+        StepState::Done => "done",
+        StepState::Skipped(_) => "skipped",
+        StepState::Failed(_) => "failed",
+        StepState::NotRun => "not_run",
+        StepState::DryRun(_) => "dry_run",
+    }
+}
+
+impl StepJournal for Store {
+    fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
+        let rows = self.steps(incident_of(incident)).ok()?;
+        let row = rows.into_iter().find(|r| r.index == step && r.workload == workload)?;
+        let outcome = match row.state.as_str() {
+            "started" => None,
+            _ => serde_json::from_value::<StepOutcome>(row.detail.clone()).ok(),
+        };
+        Some(StepRecord { started_at: row.started_at.unwrap_or_else(Utc::now), outcome })
+    }
+
+    fn started(&self, incident: &str, step: usize, workload: &str, at: DateTime<Utc>) -> Result<(), JournalError> {
+        self.save_step(&StepRow {
+            incident_id: incident_of(incident).to_string(),
+            index: step,
+            workload: workload.to_string(),
+            name: String::new(),
+            kind: String::new(),
+            state: "started".into(),
+            started_at: Some(at),
+            finished_at: None,
+            detail: Value::Null,
+        })
+        .map_err(|e| JournalError(e.to_string()))
+    }
+
+    fn finished(&self, incident: &str, step: usize, workload: &str, outcome: &StepOutcome) -> Result<(), JournalError> {
+        self.save_step(&StepRow {
+            incident_id: incident_of(incident).to_string(),
+            index: step,
+            workload: workload.to_string(),
+            name: outcome.name.clone(),
+            kind: outcome.kind.clone(),
+            state: state_name(&outcome.state).into(),
+            started_at: outcome.started_at,
+            finished_at: outcome.finished_at.or_else(|| Some(Utc::now())),
+            detail: serde_json::to_value(outcome).map_err(|e| JournalError(e.to_string()))?,
+        })
+        .map_err(|e| JournalError(e.to_string()))
+    }
+}
+
+impl BackupSink for Store {
+    fn save(&self, incident_id: &str, kind: &str, namespace: &str, name: &str, object: &Value) -> Result<(), ClusterError> {
+        let existing = self.backups(incident_id).map_err(|e| ClusterError::Backup(e.to_string()))?;
+        if existing.iter().any(|(k, ns, n, _)| k == kind && ns == namespace && n == name) {
+            return Ok(());
+        }
+        self.save_backup(incident_id, kind, namespace, name, object, Utc::now())
+            .map_err(|e| ClusterError::Backup(e.to_string()))
+    }
+}
