@@ -1,1 +1,348 @@
-//! x
+//! The deploy watcher: kube-rs watchers/reflectors over the ReplicaSets, Deployments,
+//! Rollouts and Pods of the namespaces the policies name. A new highest revision of a
+//! watched workload is snapshotted (its ConfigMaps) and emitted as [`DeployObserved`]; a
+//! revision rollbackd itself created (undo, set_image, restart) is flagged so the caller
+//! opens no new post-deploy window for it. On start every workload's current revision is
+//! rebuilt from the cluster and emitted with `initial: true`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cluster::annotate::LastAction;
+use crate::cluster::history::History;
+use crate::cluster::pods::{KubeSignals, selects};
+use crate::cluster::rollout_status::{RolloutStatus, status_of};
+use crate::cluster::snapshot::snapshot_configmaps;
+use crate::cluster::{Cluster, Kind};
+use crate::policy::{Policy, Workload};
+
+/// A revision of a watched workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeployObserved {
+    /// The policy's agent id.
+    pub agent: String,
+    /// The workload's policy id.
+    pub workload: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// The new highest revision.
+    pub revision: u64,
+    /// The ReplicaSet's creation time.
+    pub at: Option<DateTime<Utc>>,
+    /// `(container, image)` of the revision.
+    pub images: Vec<(String, String)>,
+    /// rollbackd's own action created this revision.
+    pub rolled_back_by_rollbackd: bool,
+    /// Reported at start-up (rebuilt from the cluster), not seen happening.
+    pub initial: bool,
+    /// ConfigMap snapshots that exist for this revision.
+    pub snapshots: Vec<String>,
+}
+
+/// Errors starting the watcher.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// No policy names a workload.
+    #[error("no workloads to watch")]
+    Nothing,
+}
+
+impl WatchError {
+    /// A short, stable label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        "nothing_to_watch"
+    }
+}
+
+#[derive(Clone)]
+struct Target {
+    agent: String,
+    workload: Workload,
+}
+
+#[derive(Clone)]
+struct NsStores {
+    replicasets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    deployments: Store<Deployment>,
+    rollouts: Store<DynamicObject>,
+}
+
+/// A running watcher. Dropping it stops the watches.
+pub struct DeployWatcher {
+    targets: Vec<Target>,
+    stores: BTreeMap<String, NsStores>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn to_values<K: Serialize>(items: Vec<Arc<K>>) -> Vec<Value> {
+    items
+        .iter()
+        .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
+        .collect()
+}
+
+/// Whether rollbackd's last action on `owner` created `revision`: an action that makes a
+/// revision (undo, argo_undo, set_image, restart) taken at the revision just before it.
+pub fn created_by_rollbackd(owner: &Value, revision: u64) -> bool {
+    LastAction::read(owner).is_some_and(|r| {
+        matches!(
+            r.kind.as_str(),
+            "undo" | "argo_undo" | "set_image" | "restart"
+        ) && r.from_revision.is_some_and(|f| f + 1 == revision)
+    })
+}
+
+impl DeployWatcher {
+    /// Starts watching every workload (primary and coordinated) the policies name and
+    /// sends revisions on `tx`.
+    pub async fn start(
+        cluster: Cluster,
+        policies: &[Arc<Policy>],
+        tx: mpsc::Sender<DeployObserved>,
+    ) -> Result<DeployWatcher, WatchError> {
+        let mut targets = Vec::new();
+        for p in policies {
+            for w in &p.workloads {
+                targets.push(Target {
+                    agent: p.agent.id.clone(),
+                    workload: w.clone(),
+                });
+            }
+        }
+        if targets.is_empty() {
+            return Err(WatchError::Nothing);
+        }
+        let mut namespaces: Vec<String> = targets
+            .iter()
+            .map(|t| t.workload.namespace.clone())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        let client = cluster.client().clone();
+        let mut stores = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for ns in namespaces {
+            let (pods, pw) = reflector::store::<Pod>();
+            let pod_stream = reflector::reflector(
+                pw,
+                watcher(
+                    Api::<Pod>::namespaced(client.clone(), &ns),
+                    watcher::Config::default(),
+                ),
+            )
+            .default_backoff();
+            tasks.push(tokio::spawn(
+                pod_stream.for_each(|_| futures::future::ready(())),
+            ));
+            let (deployments, dw) = reflector::store::<Deployment>();
+            let d_stream = reflector::reflector(
+                dw,
+                watcher(
+                    Api::<Deployment>::namespaced(client.clone(), &ns),
+                    watcher::Config::default(),
+                ),
+            )
+            .default_backoff();
+            tasks.push(tokio::spawn(
+                d_stream.for_each(|_| futures::future::ready(())),
+            ));
+            let ar = Kind::Rollout.resource();
+            let rw = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+            let rollouts = rw.as_reader();
+            if targets
+                .iter()
+                .any(|t| t.workload.namespace == ns && Kind::of(&t.workload) == Kind::Rollout)
+            {
+                let r_stream = reflector::reflector(
+                    rw,
+                    watcher(
+                        Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar),
+                        watcher::Config::default(),
+                    ),
+                )
+                .default_backoff();
+                tasks.push(tokio::spawn(
+                    r_stream.for_each(|_| futures::future::ready(())),
+                ));
+            }
+            let (replicasets, rsw) = reflector::store::<ReplicaSet>();
+            let s = NsStores {
+                replicasets: replicasets.clone(),
+                pods,
+                deployments,
+                rollouts,
+            };
+            stores.insert(ns.clone(), s.clone());
+            let ns_targets: Vec<Target> = targets
+                .iter()
+                .filter(|t| t.workload.namespace == ns)
+                .cloned()
+                .collect();
+            let rs_stream = reflector::reflector(
+                rsw,
+                watcher(
+                    Api::<ReplicaSet>::namespaced(client.clone(), &ns),
+                    watcher::Config::default(),
+                ),
+            )
+            .default_backoff();
+            let cluster = cluster.clone();
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut seen: HashMap<(String, String), u64> = HashMap::new();
+                let mut ready = false;
+                let mut stream = std::pin::pin!(rs_stream);
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Ok(watcher::Event::InitDone) => {
+                            ready = true;
+                            if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx).await {
+                                return;
+                            }
+                        }
+                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if ready => {
+                            if !process(&cluster, &s, &ns_targets, &mut seen, false, &tx).await {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "replicaset watch error"),
+                    }
+                }
+            }));
+        }
+        Ok(DeployWatcher {
+            targets,
+            stores,
+            tasks,
+        })
+    }
+
+    /// Kube signals of a workload from the watcher's caches (`None` for an unknown
+    /// workload or before the caches hold it).
+    pub fn kube_signals(&self, workload_id: &str) -> Option<KubeSignals> {
+        let t = self.targets.iter().find(|t| t.workload.id == workload_id)?;
+        let w = &t.workload;
+        let s = self.stores.get(&w.namespace)?;
+        let kind = Kind::of(w);
+        let owner = owner_from_store(s, w)?;
+        let history = History::from_objects(&owner, &to_values(s.replicasets.state()), kind);
+        let since = history.current().and_then(|r| r.created);
+        let selector = owner
+            .pointer("/spec/selector/matchLabels")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let pods = to_values(s.pods.state());
+        let selected: Vec<&Value> = pods
+            .iter()
+            .filter(|p| selects(&selector, p) && p.pointer("/metadata/deletionTimestamp").is_none())
+            .collect();
+        let available = owner
+            .pointer("/status/availableReplicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let stalled = matches!(status_of(kind, &owner), Ok(RolloutStatus::Failed(_)));
+        Some(KubeSignals::count(&selected, since, available, stalled))
+    }
+
+    /// Stops every watch.
+    pub fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for DeployWatcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn owner_from_store(s: &NsStores, w: &Workload) -> Option<Value> {
+    match Kind::of(w) {
+        Kind::Rollout => s
+            .rollouts
+            .get(&ObjectRef::new_with(&w.name, Kind::Rollout.resource()).within(&w.namespace))
+            .and_then(|o| serde_json::to_value(o.as_ref()).ok()),
+        _ => s
+            .deployments
+            .get(&ObjectRef::new(&w.name).within(&w.namespace))
+            .and_then(|o| serde_json::to_value(o.as_ref()).ok()),
+    }
+}
+
+/// Checks every target of a namespace for a new highest revision. Returns false when the
+/// receiver is gone.
+async fn process(
+    cluster: &Cluster,
+    s: &NsStores,
+    targets: &[Target],
+    seen: &mut HashMap<(String, String), u64>,
+    initial: bool,
+    tx: &mpsc::Sender<DeployObserved>,
+) -> bool {
+    let sets = to_values(s.replicasets.state());
+    for t in targets {
+        let w = &t.workload;
+        let kind = Kind::of(w);
+        // Fresh read: the annotation of rollbackd's action must be current.
+        let owner = match cluster.get_opt(kind, &w.namespace, &w.name).await {
+            Ok(Some(o)) => o,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(workload = %w.id, error = %e, "could not read watched workload");
+                continue;
+            }
+        };
+        let history = History::from_objects(&owner, &sets, kind);
+        let Some(cur) = history.current() else {
+            continue;
+        };
+        let key = (t.agent.clone(), w.id.clone());
+        let first = !seen.contains_key(&key);
+        if seen.get(&key).is_some_and(|&n| cur.number <= n) {
+            continue;
+        }
+        seen.insert(key, cur.number);
+        let snapshots = match snapshot_configmaps(cluster, w, cur.number).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(workload = %w.id, revision = cur.number, error = %e, "ConfigMap snapshot failed");
+                Vec::new()
+            }
+        };
+        let ev = DeployObserved {
+            agent: t.agent.clone(),
+            workload: w.id.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            revision: cur.number,
+            at: cur.created,
+            images: cur.images.clone(),
+            rolled_back_by_rollbackd: created_by_rollbackd(&owner, cur.number),
+            initial: initial && first,
+            snapshots,
+        };
+        tracing::info!(agent = %ev.agent, workload = %ev.workload, revision = ev.revision, initial = ev.initial, rolled_back = ev.rolled_back_by_rollbackd, "deploy observed");
+        if tx.send(ev).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
