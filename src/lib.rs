@@ -29,6 +29,7 @@ pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod executor;
 pub mod incident;

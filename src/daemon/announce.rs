@@ -103,7 +103,9 @@ pub fn announce(policy: &Policy, incident: &Incident, stage: Stage, extra: &BTre
         (_, _, Some(url)) => targets.push(Target::SlackWebhook { url: url.clone() }),
         _ => {}
     }
-    if let (Some(sp), true) = (&policy.notify.statuspage, channels.statuspage) {
+    // the status page is for incidents, not for "monitor" notices or missing data
+    let public = !matches!(stage, Stage::Notice | Stage::Inconclusive);
+    if let (Some(sp), true, true) = (&policy.notify.statuspage, channels.statuspage, public) {
         targets.push(Target::Statuspage { page_id: sp.page_id.clone(), component_id: sp.component_id.clone() });
     }
     if let Some(url) = &channels.webhook_url {

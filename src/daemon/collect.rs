@@ -38,6 +38,32 @@ impl MetricSource {
         MetricSource::Scrape { scraper, previous: Mutex::new(HashMap::new()) }
     }
 
+    /// Baselines of `policy`'s signals that have one, over their lookback before `deployed_at`:
+    /// the mean of a range query ending at the deploy. Direct scrape has none here: its
+    /// baselines come from the samples scraped before the deploy.
+    pub async fn baselines(&self, policy: &Policy, deployed_at: DateTime<Utc>) -> BTreeMap<String, f64> {
+        let MetricSource::Prometheus(client) = self else { return BTreeMap::new() };
+        let mut out = BTreeMap::new();
+        for (name, s) in &policy.signals {
+            let (Some(lookback), SignalSource::Metric { promql: Some(q), .. }) = (s.baseline, &s.source) else { continue };
+            let step = (lookback / 12).to_std().unwrap_or(std::time::Duration::from_secs(60)).max(std::time::Duration::from_secs(1));
+            match client.query_range(q, deployed_at - lookback, deployed_at, step).await {
+                Ok(result) => {
+                    let workload = policy.primary_workload();
+                    let series = result.series.iter().find(|s| {
+                        workload.is_some_and(|w| s.labels.get("deployment") == Some(&w.name)) || result.series.len() == 1
+                    });
+                    let points: Vec<f64> = series.map(|s| s.points.iter().map(|p| p.value).filter(|v| v.is_finite()).collect()).unwrap_or_default();
+                    if !points.is_empty() {
+                        out.insert(name.clone(), points.iter().sum::<f64>() / points.len() as f64);
+                    }
+                }
+                Err(e) => tracing::warn!(signal = %name, error = %e, "baseline query failed: rows relative to it stay inconclusive"),
+            }
+        }
+        out
+    }
+
     /// Reads every metric signal of `policies` at `now`.
     pub async fn read(&self, policies: &[Arc<Policy>], now: DateTime<Utc>) -> Readings {
         match self {

@@ -25,7 +25,9 @@ pub fn incident_status(stage: Stage) -> &'static str {
         Stage::Initiated | Stage::InProgress | Stage::Failed => "identified",
         Stage::Complete => "monitoring",
         Stage::Resolved => "resolved",
-        Stage::AwaitingApproval | Stage::Blocked | Stage::Inconclusive => "investigating",
+        Stage::AwaitingApproval | Stage::Blocked | Stage::Inconclusive | Stage::Notice => {
+            "investigating"
+        }
     }
 }
 
@@ -52,7 +54,7 @@ pub fn component_status(stage: Stage, severity: Option<&str>) -> Option<&'static
     match stage {
         Stage::Initiated | Stage::AwaitingApproval | Stage::Blocked => Some(impact),
         Stage::Resolved => Some("operational"),
-        Stage::InProgress | Stage::Complete | Stage::Failed | Stage::Inconclusive => None,
+        Stage::InProgress | Stage::Complete | Stage::Failed | Stage::Inconclusive | Stage::Notice => None,
     }
 }
 

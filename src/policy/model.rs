@@ -477,11 +477,13 @@ pub enum Stage {
     AwaitingApproval,
     Blocked,
     Inconclusive,
+    /// A `notify` row matched: told, no action.
+    Notice,
 }
 
 impl Stage {
     /// Every stage with its policy spelling.
-    pub const ALL: [(&'static str, Stage); 8] = [
+    pub const ALL: [(&'static str, Stage); 9] = [
         ("initiated", Stage::Initiated),
         ("in_progress", Stage::InProgress),
         ("complete", Stage::Complete),
@@ -490,5 +492,6 @@ impl Stage {
         ("awaiting_approval", Stage::AwaitingApproval),
         ("blocked", Stage::Blocked),
         ("inconclusive", Stage::Inconclusive),
+        ("notice", Stage::Notice),
     ];
 }

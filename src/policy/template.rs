@@ -117,6 +117,9 @@ pub fn default_template(stage: Stage) -> &'static str {
         Stage::Blocked => {
             "{mention}ROLLBACK BLOCKED: {agent_id} {agent_name} {severity} (row {row})\nReason: {reason}\nEvidence: {evidence}\nrollbackd will not act; a human must decide."
         }
+        Stage::Notice => {
+            "NOTICE: {agent_id} {agent_name} {severity} (row {row}): {reason}\nThe runbook says monitor / fix forward: rollbackd takes no action."
+        }
         Stage::Inconclusive => {
             "NO DATA: {agent_id} {agent_name}: rollbackd cannot evaluate the rollback policy.\nReason: {reason}\nrollbackd will not act while data is missing; please check."
         }

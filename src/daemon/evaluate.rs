@@ -1,0 +1,300 @@
+//! The evaluation loop's state and one cycle: per agent, the current deploy's
+//! observations; each cycle reads the signals, feeds the pure engine, and hands
+//! decisions that need a human or a rollback to the incident side through the gate.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::mpsc;
+
+use super::announce::{Channels, announce};
+use super::collect::{MetricSource, Readings};
+use super::gate::{GateInput, GateOutcome, gate};
+use crate::api::AgentStatus;
+use crate::cluster::pods::KubeSignals;
+use crate::engine::{AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, decide};
+use crate::incident::Event;
+use crate::metrics::Metrics;
+use crate::policy::{KubeSignal, Policy, SignalSource, Stage};
+use crate::store::{IncidentFilter, NewIncident, Store, Trigger};
+
+/// Safety limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub dry_run: bool,
+    pub max_per_agent_per_window: usize,
+    pub max_per_hour: usize,
+}
+
+/// The latest value of every signal, shared with verification checks.
+pub type Latest = Arc<RwLock<BTreeMap<(String, String), (DateTime<Utc>, Option<f64>)>>>;
+
+struct Window {
+    policy: Arc<Policy>,
+    observations: Observations,
+    /// A completed rollback closed the window: no more decisions until a new deploy.
+    closed: bool,
+    image: Option<String>,
+    last: Option<(DecisionKind, Option<String>, Option<String>)>,
+}
+
+/// Everything one agent's evaluation needs, owned by the loop task.
+pub struct Evaluator {
+    windows: HashMap<String, Window>,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
+    pub latest: Latest,
+    pub source: MetricSource,
+    pub limits: Limits,
+    pub channels: Channels,
+    /// Incidents to drive.
+    pub runner: mpsc::UnboundedSender<String>,
+}
+
+fn kube_value(k: &KubeSignals, s: KubeSignal) -> f64 {
+    (match s {
+        KubeSignal::Restarts => k.restarts,
+        KubeSignal::OomKills => k.oom_kills,
+        KubeSignal::CrashloopingPods => k.crashlooping_pods,
+        KubeSignal::ImagePullBackoff => k.image_pull_backoff,
+        KubeSignal::AvailableReplicas => k.available_replicas,
+        KubeSignal::RolloutStalled => k.rollout_stalled,
+    }) as f64
+}
+
+impl Evaluator {
+    /// An evaluator over `policies`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        policies: &[Arc<Policy>],
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
+        latest: Latest,
+        source: MetricSource,
+        limits: Limits,
+        channels: Channels,
+        runner: mpsc::UnboundedSender<String>,
+    ) -> Self {
+        let windows = policies
+            .iter()
+            .map(|p| {
+                let w = Window { policy: p.clone(), observations: Observations::new(), closed: false, image: None, last: None };
+                (p.agent.id.clone(), w)
+            })
+            .collect();
+        Self { windows, store, metrics, status, latest, source, limits, channels, runner }
+    }
+
+    fn policies(&self) -> Vec<Arc<Policy>> {
+        self.windows.values().map(|w| w.policy.clone()).collect()
+    }
+
+    /// A new revision of a watched workload. Revisions rollbackd made itself do not open a
+    /// window: they close the current one.
+    pub async fn on_deploy(&mut self, agent: &str, revision: u64, at: DateTime<Utc>, image: Option<String>, by_rollbackd: bool) {
+        let baselines = match self.windows.get(agent) {
+            Some(w) if !by_rollbackd => self.source.baselines(&w.policy, at).await,
+            _ => BTreeMap::new(),
+        };
+        let Some(w) = self.windows.get_mut(agent) else { return };
+        if by_rollbackd {
+            w.observations.record_rollback(RollbackRecord { at, revision: Some(revision) });
+            w.closed = true;
+            tracing::info!(agent, revision, "revision made by rollbackd's rollback: the window is closed");
+            return;
+        }
+        if w.observations.deploy().is_some_and(|d| d.revision == Some(revision)) {
+            return;
+        }
+        tracing::info!(agent, revision, %at, "new revision: post-deploy window opens");
+        w.observations.record_deploy(Deploy { at, revision: Some(revision), image: image.clone(), baselines });
+        w.closed = false;
+        w.image = image;
+        w.last = None;
+    }
+
+    /// A rollback of `agent`'s current deploy completed (from the incident runner).
+    pub fn on_rolled_back(&mut self, agent: &str, at: DateTime<Utc>) {
+        if let Some(w) = self.windows.get_mut(agent) {
+            w.observations.record_rollback(RollbackRecord { at, revision: w.observations.deploy().and_then(|d| d.revision) });
+            w.closed = true;
+        }
+    }
+
+    /// Loads alerts recorded for `agents` and re-evaluates them at once.
+    pub async fn on_alerts(&mut self, agents: &[String], now: DateTime<Utc>) {
+        for agent in agents {
+            let since = now - TimeDelta::hours(6);
+            let Ok(alerts) = self.store.alerts_since(Some(Some(agent)), since) else { continue };
+            if let Some(w) = self.windows.get_mut(agent) {
+                for a in alerts {
+                    w.observations.record_alert(AlertTransition {
+                        at: a.received_at,
+                        firing: a.alert.status == "firing",
+                        fingerprint: a.alert.fingerprint,
+                        labels: a.alert.labels,
+                    });
+                }
+            }
+            self.evaluate(agent, now);
+        }
+    }
+
+    /// One cycle: read every signal, then evaluate every agent.
+    pub async fn cycle(&mut self, now: DateTime<Utc>, kube: &dyn Fn(&str, &str) -> Option<KubeSignals>) -> Readings {
+        let policies = self.policies();
+        let readings = self.source.read(&policies, now).await;
+        for ((agent, signal), value) in &readings.values {
+            if let Some(w) = self.windows.get_mut(agent) {
+                w.observations.record_sample(signal, now, *value);
+            }
+        }
+        for (source, reason) in &readings.errors {
+            self.metrics.inc("rollbackd_signal_errors_total", &[source, reason.split(':').nth(1).map_or("error", str::trim)]);
+        }
+        for w in self.windows.values_mut() {
+            let Some(workload) = w.policy.primary_workload() else { continue };
+            let k = kube(&w.policy.agent.id, &workload.id);
+            for (name, s) in &w.policy.signals {
+                if let SignalSource::Kube(kind) = s.source {
+                    w.observations.record_sample(name, now, k.as_ref().map(|k| kube_value(k, kind)));
+                }
+            }
+            let keep = w.policy.window.horizon() + TimeDelta::hours(2);
+            w.observations.prune(now, keep);
+        }
+        if let Ok(mut latest) = self.latest.write() {
+            for ((agent, signal), value) in &readings.values {
+                latest.insert((agent.clone(), signal.clone()), (now, *value));
+            }
+        }
+        let agents: Vec<String> = self.windows.keys().cloned().collect();
+        for agent in agents {
+            let started = std::time::Instant::now();
+            self.evaluate(&agent, now);
+            self.metrics.observe("rollbackd_evaluation_duration_seconds", &[&agent], started.elapsed().as_secs_f64());
+        }
+        readings
+    }
+
+    /// Evaluates one agent and acts on a changed decision.
+    pub fn evaluate(&mut self, agent: &str, now: DateTime<Utc>) {
+        let Some(w) = self.windows.get_mut(agent) else { return };
+        let Some(deploy) = w.observations.deploy().cloned() else { return };
+        let horizon = w.policy.window.horizon();
+        let open = !w.closed && now - deploy.at <= horizon;
+        let decision = open.then(|| decide(&w.policy, &w.observations, now));
+        if let Ok(mut status) = self.status.write() {
+            status.insert(agent.to_string(), AgentStatus {
+                revision: deploy.revision,
+                image: w.image.clone(),
+                deployed_at: Some(deploy.at),
+                window_open: open,
+                window_ends_at: Some(deploy.at + horizon),
+                decision: decision.clone(),
+                evaluated_at: Some(now),
+            });
+        }
+        let Some(decision) = decision else { return };
+        let key = (decision.decision, decision.row.clone(), decision.evidence.blocked_by.clone());
+        if w.last.as_ref() == Some(&key) {
+            return;
+        }
+        w.last = Some(key);
+        self.metrics.inc("rollbackd_decisions_total", &[agent, decision.decision.as_str()]);
+        tracing::info!(agent, decision = decision.decision.as_str(), row = ?decision.row, reason = %decision.reason, "decision changed");
+        let policy = w.policy.clone();
+        let image = w.image.clone();
+        if let Err(e) = self.act(&policy, &deploy, image, &decision, now) {
+            tracing::error!(agent, error = %e, "could not record the decision's incident");
+        }
+    }
+
+    fn act(&self, policy: &Arc<Policy>, deploy: &Deploy, image: Option<String>, decision: &Decision, now: DateTime<Utc>) -> Result<(), crate::store::StoreError> {
+        let agent = &policy.agent.id;
+        let existing = self.store.incidents(&IncidentFilter { agent: Some(agent.clone()), limit: Some(20), ..Default::default() })?;
+        if let Some(inc) = existing.iter().find(|i| i.revision == deploy.revision && i.trigger == Trigger::Automatic) {
+            tracing::info!(agent, incident = %inc.id, state = %inc.state, "this deploy already has an incident: no new one");
+            return Ok(());
+        }
+        let input = GateInput {
+            decision: Some(decision.decision),
+            paused_by: self.store.paused(agent)?.map(|p| format!("{} ({})", p.paused_by, p.scope)),
+            agent_rollbacks_in_window: self.store.rollbacks_since(Some(agent), deploy.at, true)?,
+            rollbacks_last_hour: self.store.rollbacks_since(None, now - TimeDelta::hours(1), true)?,
+            max_per_agent_per_window: self.limits.max_per_agent_per_window,
+            max_per_hour: self.limits.max_per_hour,
+        };
+        let outcome = gate(&input);
+        let Some(workload) = policy.primary_workload() else { return Ok(()) };
+        let (event, stage, reason) = match outcome {
+            GateOutcome::Ignore => return Ok(()),
+            GateOutcome::Paused(why) => {
+                tracing::warn!(agent, %why, decision = decision.decision.as_str(), "automation paused: not acting");
+                return Ok(());
+            }
+            GateOutcome::Tell => {
+                let stage = if decision.decision == DecisionKind::Inconclusive { Stage::Inconclusive } else { Stage::Notice };
+                let notice = crate::store::Incident {
+                    id: format!("notice-{}-{}", agent.to_lowercase(), now.format("%Y%m%dT%H%M%S%.3fZ")),
+                    agent: agent.clone(),
+                    namespace: workload.namespace.clone(),
+                    workload: workload.name.clone(),
+                    revision: deploy.revision,
+                    from_image: image,
+                    row: decision.row.clone(),
+                    severity: decision.severity.clone(),
+                    method: decision.method.clone(),
+                    trigger: Trigger::Automatic,
+                    requested_by: None,
+                    reason: decision.reason.clone(),
+                    decision: serde_json::to_value(decision).unwrap_or_default(),
+                    state: crate::incident::State::Detected,
+                    dry_run: self.limits.dry_run,
+                    vars: BTreeMap::new(),
+                    deploy_at: Some(deploy.at),
+                    created_at: now,
+                    updated_at: now,
+                };
+                let rows = announce(policy, &notice, stage, &BTreeMap::new(), &self.channels);
+                return self.store.enqueue(&notice.id, &rows, now);
+            }
+            GateOutcome::Rollback => (Event::Start, Stage::Initiated, decision.reason.clone()),
+            GateOutcome::AwaitApproval => (Event::RequestApproval, Stage::AwaitingApproval, decision.reason.clone()),
+            GateOutcome::Block(why) if decision.decision == DecisionKind::Blocked => (Event::Block, Stage::Blocked, format!("{} ({why})", decision.reason)),
+            GateOutcome::Block(why) => (Event::Block, Stage::Blocked, format!("{} — blocked: {why}", decision.reason)),
+        };
+        let vars: BTreeMap<String, String> = alert_vars(decision);
+        let new = NewIncident {
+            agent: agent.clone(),
+            namespace: workload.namespace.clone(),
+            workload: workload.name.clone(),
+            revision: deploy.revision,
+            from_image: image,
+            row: decision.row.clone(),
+            severity: decision.severity.clone(),
+            method: decision.method.clone(),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason,
+            decision: serde_json::to_value(decision).unwrap_or_default(),
+            dry_run: self.limits.dry_run,
+            vars,
+            deploy_at: Some(deploy.at),
+        };
+        let incident = self.store.create_incident(&new, event, now, &[], None)?;
+        let rows = announce(policy, &incident, stage, &BTreeMap::new(), &self.channels);
+        self.store.enqueue(&incident.id, &rows, now)?;
+        tracing::info!(agent, incident = %incident.id, state = %incident.state, "incident opened");
+        let _ = self.runner.send(incident.id);
+        Ok(())
+    }
+}
+
+/// Labels of the alerts behind a decision that HTTP steps may use (e.g. `plant`).
+fn alert_vars(_decision: &Decision) -> BTreeMap<String, String> {
+    BTreeMap::new()
+}
