@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rollbackd::notify::{
     DeliveryObserver, MemoryOutbox, Message, NotifierConfig, Notifiers, NotifyError, OutboxItem,
-    OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox,
+    OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox, slack_text,
 };
 use rollbackd::policy::Stage;
 use rollbackd::policy::template::{default_template, render};
@@ -255,24 +255,29 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
         );
     }
     let text = |i: usize| messages[i].text.clone();
+    let slack = |i: usize| slack_text(&messages[i].text);
     let mut expected = vec![(
         "POST".to_string(),
         "/chat.postMessage".to_string(),
-        json!({"channel": CHANNEL, "text": text(0)}),
+        json!({"channel": CHANNEL, "text": slack(0)}),
     )];
     for i in 1..4 {
         expected.push((
             "POST".into(),
             "/chat.update".into(),
-            json!({"channel": "C123", "ts": TS, "text": text(i)}),
+            json!({"channel": "C123", "ts": TS, "text": slack(i)}),
         ));
         expected.push((
             "POST".into(),
             "/chat.postMessage".into(),
-            json!({"channel": "C123", "thread_ts": TS, "text": text(i)}),
+            json!({"channel": "C123", "thread_ts": TS, "text": slack(i)}),
         ));
     }
     assert_eq!(bodies(&slack_reqs), expected);
+    // Slack spelling: a real @here mention, and `->` escaped.
+    assert!(slack(0).starts_with("<!here> ROLLBACK INITIATED: GL-002 BoilerEfficiencyOptimizer\n"));
+    assert!(slack(1).starts_with("ROLLBACK IN PROGRESS: GL-002 v1.2.5 -&gt; v1.2.4\n"));
+    assert!(text(0).starts_with("@here ROLLBACK INITIATED"));
 
     // Statuspage: create, then PATCH the returned incident id.
     let sp_reqs = sp_rx.requests();
@@ -639,8 +644,15 @@ async fn slack_incoming_webhook_ok_and_invalid_payload() {
     let good_reqs = rx.requests_to("/services/good");
     assert_eq!(good_reqs.len(), 1);
     assert_eq!(good_reqs[0].method, "POST");
-    assert_eq!(good_reqs[0].json, Some(json!({"text": msg.text})));
-    assert_eq!(good_reqs[0].body, json!({"text": msg.text}).to_string());
+    let expected = json!({"text": slack_text(&msg.text)});
+    assert_eq!(good_reqs[0].json, Some(expected.clone()));
+    assert_eq!(good_reqs[0].body, expected.to_string());
+    assert!(
+        expected["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("<!here> ROLLBACK INITIATED")
+    );
     assert_eq!(rx.requests_to("/services/bad").len(), 1);
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef};
+use super::mrkdwn::slack_text;
 
 const TARGET: &str = "slack";
 
@@ -70,12 +71,13 @@ impl SlackApi {
         message: &Message,
         thread: Option<&ThreadRef>,
     ) -> Result<Option<ThreadRef>, NotifyError> {
+        let text = slack_text(&message.text);
         match Parent::from_thread(thread) {
             None => {
                 let answer = self
                     .call(
                         "chat.postMessage",
-                        &json!({"channel": channel, "text": message.text}),
+                        &json!({"channel": channel, "text": text}),
                     )
                     .await?;
                 let (Some(id), Some(ts)) = (
@@ -95,12 +97,12 @@ impl SlackApi {
             Some(parent) => {
                 self.call(
                     "chat.update",
-                    &json!({"channel": parent.channel, "ts": parent.ts, "text": message.text}),
+                    &json!({"channel": parent.channel, "ts": parent.ts, "text": text}),
                 )
                 .await?;
                 self.call(
                     "chat.postMessage",
-                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": message.text}),
+                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": text}),
                 )
                 .await?;
                 Ok(None)
