@@ -85,6 +85,7 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
         slack_token: Some(TOKEN.into()),
         statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         statuspage_api_key: Some(KEY.into()),
+        statuspage_min_interval: Duration::ZERO,
         request_timeout: Duration::from_secs(3),
         retry: RetryConfig {
             min_delay: Duration::from_millis(20),
@@ -913,4 +914,39 @@ async fn an_unrecorded_delivery_is_repeated_only_after_a_cooldown() {
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 2);
     assert!(reqs[1].at - reqs[0].at >= cfg.retry.max_delay);
+}
+
+#[tokio::test]
+async fn statuspage_requests_are_paced_across_incidents() {
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let ids: Vec<i64> = ["inc-1", "inc-2", "inc-3"]
+        .into_iter()
+        .map(|inc| {
+            store.push(
+                message(inc, Stage::Initiated, "P0"),
+                statuspage(),
+                Utc::now(),
+            )
+        })
+        .collect();
+    let mut cfg = config(None, Some(&sp_rx));
+    cfg.statuspage_min_interval = Duration::from_millis(300);
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "all created", || {
+        ids.iter().all(|id| is_sent(&store, *id))
+    })
+    .await;
+    worker.stop().await;
+    let mut arrivals: Vec<Instant> = sp_rx.requests().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 3);
+    for pair in arrivals.windows(2) {
+        // Slots are 300 ms apart; allow for connection set-up jitter at the receiver.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(250),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
 }

@@ -15,6 +15,7 @@ mod message;
 mod mrkdwn;
 mod notifiers;
 mod outbox;
+mod pacer;
 mod retry;
 mod slack;
 mod slack_webhook;
