@@ -950,3 +950,37 @@ async fn statuspage_requests_are_paced_across_incidents() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_uneditable_parent_still_gets_the_threaded_reply() {
+    let slack_rx = Receiver::start(|r, _| {
+        if r.path == "/chat.update" {
+            Reply::json(200, json!({"ok": false, "error": "cant_update_message"}))
+        } else {
+            slack_ok(r)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let first = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let second = store.push(message("inc-1", Stage::Failed, "P0"), slack(), Utc::now());
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), Arc::default());
+    wait_until(LIMIT, "sent", || {
+        is_sent(&store, first) && is_sent(&store, second)
+    })
+    .await;
+    worker.stop().await;
+    let paths: Vec<String> = slack_rx.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/chat.postMessage", "/chat.update", "/chat.postMessage"]
+    );
+    assert_eq!(
+        slack_rx.requests()[2].json.as_ref().unwrap()["thread_ts"],
+        TS
+    );
+}

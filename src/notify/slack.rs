@@ -23,6 +23,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "request_timeout",
 ];
 
+/// `chat.update` errors after which the threaded reply is still posted.
+const UNEDITABLE_CODES: &[&str] = &["cant_update_message", "edit_window_closed"];
+
 /// Whether a Slack `error` code may go away on retry.
 pub(crate) fn is_transient_code(code: &str) -> bool {
     TRANSIENT_CODES.contains(&code)
@@ -95,11 +98,21 @@ impl SlackApi {
                 }))
             }
             Some(parent) => {
-                self.call(
-                    "chat.update",
-                    &json!({"channel": parent.channel, "ts": parent.ts, "text": text}),
-                )
-                .await?;
+                let updated = self
+                    .call(
+                        "chat.update",
+                        &json!({"channel": parent.channel, "ts": parent.ts, "text": text}),
+                    )
+                    .await;
+                match updated {
+                    // A parent that can no longer be edited still gets the threaded reply.
+                    Err(NotifyError::Api { code, .. }) if UNEDITABLE_CODES.contains(&&*code) => {
+                        tracing::info!(code, "slack: parent message not updated");
+                    }
+                    other => {
+                        other?;
+                    }
+                }
                 self.call(
                     "chat.postMessage",
                     &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": text}),
