@@ -984,3 +984,68 @@ async fn an_uneditable_parent_still_gets_the_threaded_reply() {
         TS
     );
 }
+
+#[tokio::test]
+async fn a_timed_out_request_is_retried() {
+    let rx = Receiver::start(|_, nth| {
+        let reply = Reply::text(200, "");
+        if nth == 0 {
+            reply.after(Duration::from_secs(2))
+        } else {
+            reply
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::Inconclusive, "P1"),
+        Target::Webhook {
+            url: format!("{}/h", rx.url),
+        },
+        Utc::now(),
+    );
+    let mut cfg = config(None, None);
+    cfg.request_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "sent", || is_sent(&store, id)).await;
+    let took = started.elapsed();
+    worker.stop().await;
+    assert_eq!(rx.requests().len(), 2);
+    assert_eq!(store.record(id).unwrap().item.attempts, 2);
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn missing_credentials_fail_at_once_without_a_request() {
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let a = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let b = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        statuspage(),
+        Utc::now(),
+    );
+    let mut cfg = config(Some(&slack_rx), Some(&sp_rx));
+    cfg.slack_token = None;
+    cfg.statuspage_api_key = None;
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    worker.stop().await;
+    for (id, error) in [
+        (a, "slack: not configured: no Slack token"),
+        (b, "statuspage: not configured: no Statuspage API key"),
+    ] {
+        let record = store.record(id).unwrap();
+        assert_eq!(record.status, OutboxStatus::Failed);
+        assert_eq!(record.item.attempts, 1);
+        assert_eq!(record.last_error.as_deref(), Some(error));
+    }
+    assert!(slack_rx.requests().is_empty());
+    assert!(sp_rx.requests().is_empty());
+}
