@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rollbackd::notify::{
     DeliveryObserver, MemoryOutbox, Message, NotifierConfig, Notifiers, NotifyError, OutboxItem,
-    OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox,
+    OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox, slack_text,
 };
 use rollbackd::policy::Stage;
 use rollbackd::policy::template::{default_template, render};
@@ -85,6 +85,7 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
         slack_token: Some(TOKEN.into()),
         statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         statuspage_api_key: Some(KEY.into()),
+        statuspage_min_interval: Duration::ZERO,
         request_timeout: Duration::from_secs(3),
         retry: RetryConfig {
             min_delay: Duration::from_millis(20),
@@ -255,24 +256,29 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
         );
     }
     let text = |i: usize| messages[i].text.clone();
+    let slack = |i: usize| slack_text(&messages[i].text);
     let mut expected = vec![(
         "POST".to_string(),
         "/chat.postMessage".to_string(),
-        json!({"channel": CHANNEL, "text": text(0)}),
+        json!({"channel": CHANNEL, "text": slack(0)}),
     )];
     for i in 1..4 {
         expected.push((
             "POST".into(),
             "/chat.update".into(),
-            json!({"channel": "C123", "ts": TS, "text": text(i)}),
+            json!({"channel": "C123", "ts": TS, "text": slack(i)}),
         ));
         expected.push((
             "POST".into(),
             "/chat.postMessage".into(),
-            json!({"channel": "C123", "thread_ts": TS, "text": text(i)}),
+            json!({"channel": "C123", "thread_ts": TS, "text": slack(i)}),
         ));
     }
     assert_eq!(bodies(&slack_reqs), expected);
+    // Slack spelling: a real @here mention, and `->` escaped.
+    assert!(slack(0).starts_with("<!here> ROLLBACK INITIATED: GL-002 BoilerEfficiencyOptimizer\n"));
+    assert!(slack(1).starts_with("ROLLBACK IN PROGRESS: GL-002 v1.2.5 -&gt; v1.2.4\n"));
+    assert!(text(0).starts_with("@here ROLLBACK INITIATED"));
 
     // Statuspage: create, then PATCH the returned incident id.
     let sp_reqs = sp_rx.requests();
@@ -639,8 +645,15 @@ async fn slack_incoming_webhook_ok_and_invalid_payload() {
     let good_reqs = rx.requests_to("/services/good");
     assert_eq!(good_reqs.len(), 1);
     assert_eq!(good_reqs[0].method, "POST");
-    assert_eq!(good_reqs[0].json, Some(json!({"text": msg.text})));
-    assert_eq!(good_reqs[0].body, json!({"text": msg.text}).to_string());
+    let expected = json!({"text": slack_text(&msg.text)});
+    assert_eq!(good_reqs[0].json, Some(expected.clone()));
+    assert_eq!(good_reqs[0].body, expected.to_string());
+    assert!(
+        expected["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("<!here> ROLLBACK INITIATED")
+    );
     assert_eq!(rx.requests_to("/services/bad").len(), 1);
 }
 
@@ -901,4 +914,138 @@ async fn an_unrecorded_delivery_is_repeated_only_after_a_cooldown() {
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 2);
     assert!(reqs[1].at - reqs[0].at >= cfg.retry.max_delay);
+}
+
+#[tokio::test]
+async fn statuspage_requests_are_paced_across_incidents() {
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let ids: Vec<i64> = ["inc-1", "inc-2", "inc-3"]
+        .into_iter()
+        .map(|inc| {
+            store.push(
+                message(inc, Stage::Initiated, "P0"),
+                statuspage(),
+                Utc::now(),
+            )
+        })
+        .collect();
+    let mut cfg = config(None, Some(&sp_rx));
+    cfg.statuspage_min_interval = Duration::from_millis(300);
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "all created", || {
+        ids.iter().all(|id| is_sent(&store, *id))
+    })
+    .await;
+    worker.stop().await;
+    let mut arrivals: Vec<Instant> = sp_rx.requests().iter().map(|r| r.at).collect();
+    arrivals.sort();
+    assert_eq!(arrivals.len(), 3);
+    for pair in arrivals.windows(2) {
+        // Slots are 300 ms apart; allow for connection set-up jitter at the receiver.
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(250),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_uneditable_parent_still_gets_the_threaded_reply() {
+    let slack_rx = Receiver::start(|r, _| {
+        if r.path == "/chat.update" {
+            Reply::json(200, json!({"ok": false, "error": "cant_update_message"}))
+        } else {
+            slack_ok(r)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let first = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let second = store.push(message("inc-1", Stage::Failed, "P0"), slack(), Utc::now());
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), Arc::default());
+    wait_until(LIMIT, "sent", || {
+        is_sent(&store, first) && is_sent(&store, second)
+    })
+    .await;
+    worker.stop().await;
+    let paths: Vec<String> = slack_rx.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        ["/chat.postMessage", "/chat.update", "/chat.postMessage"]
+    );
+    assert_eq!(
+        slack_rx.requests()[2].json.as_ref().unwrap()["thread_ts"],
+        TS
+    );
+}
+
+#[tokio::test]
+async fn a_timed_out_request_is_retried() {
+    let rx = Receiver::start(|_, nth| {
+        let reply = Reply::text(200, "");
+        if nth == 0 {
+            reply.after(Duration::from_secs(2))
+        } else {
+            reply
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::Inconclusive, "P1"),
+        Target::Webhook {
+            url: format!("{}/h", rx.url),
+        },
+        Utc::now(),
+    );
+    let mut cfg = config(None, None);
+    cfg.request_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "sent", || is_sent(&store, id)).await;
+    let took = started.elapsed();
+    worker.stop().await;
+    assert_eq!(rx.requests().len(), 2);
+    assert_eq!(store.record(id).unwrap().item.attempts, 2);
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
+
+#[tokio::test]
+async fn missing_credentials_fail_at_once_without_a_request() {
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let a = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let b = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        statuspage(),
+        Utc::now(),
+    );
+    let mut cfg = config(Some(&slack_rx), Some(&sp_rx));
+    cfg.slack_token = None;
+    cfg.statuspage_api_key = None;
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    worker.stop().await;
+    for (id, error) in [
+        (a, "slack: not configured: no Slack token"),
+        (b, "statuspage: not configured: no Statuspage API key"),
+    ] {
+        let record = store.record(id).unwrap();
+        assert_eq!(record.status, OutboxStatus::Failed);
+        assert_eq!(record.item.attempts, 1);
+        assert_eq!(record.last_error.as_deref(), Some(error));
+    }
+    assert!(slack_rx.requests().is_empty());
+    assert!(sp_rx.requests().is_empty());
 }

@@ -15,6 +15,9 @@ pub struct NotifierConfig {
     pub statuspage_api_url: String,
     /// Statuspage API key; Statuspage targets fail permanently without it.
     pub statuspage_api_key: Option<String>,
+    /// Least time between two Statuspage requests (it allows about 1 request/s per key);
+    /// zero disables the pacing.
+    pub statuspage_min_interval: Duration,
     /// Timeout of every single HTTP request (connect to last byte).
     pub request_timeout: Duration,
     /// Backoff and attempt limit.
@@ -36,6 +39,7 @@ impl Default for NotifierConfig {
             slack_token: None,
             statuspage_api_url: "https://api.statuspage.io/v1".into(),
             statuspage_api_key: None,
+            statuspage_min_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             retry: RetryConfig::default(),
             poll_interval: Duration::from_millis(500),
@@ -55,6 +59,7 @@ impl std::fmt::Debug for NotifierConfig {
             .field("slack_token", &redact(&self.slack_token))
             .field("statuspage_api_url", &self.statuspage_api_url)
             .field("statuspage_api_key", &redact(&self.statuspage_api_key))
+            .field("statuspage_min_interval", &self.statuspage_min_interval)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("poll_interval", &self.poll_interval)

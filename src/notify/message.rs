@@ -19,7 +19,7 @@ pub struct Message {
     /// The agent's name, e.g. `BoilerEfficiencyOptimizer`.
     pub agent_name: String,
     /// The stage announced, stored with its policy spelling (`in_progress`).
-    #[serde(with = "stage_name")]
+    #[serde(with = "stage_serde")]
     pub stage: Stage,
     /// The matched row's runbook severity (P0, Severity 1, Immediate…), if any.
     pub severity: Option<String>,
@@ -45,7 +45,7 @@ pub fn stage_from_name(name: &str) -> Option<Stage> {
 }
 
 /// Serde for [`Stage`] by its policy spelling (`Stage` itself only serializes).
-mod stage_name {
+mod stage_serde {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     use crate::policy::Stage;

@@ -31,6 +31,7 @@ impl Notifiers {
                 client.clone(),
                 &config.statuspage_api_url,
                 config.statuspage_api_key.clone(),
+                config.statuspage_min_interval,
             ),
             client,
             config,

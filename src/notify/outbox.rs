@@ -39,7 +39,8 @@ pub trait OutboxStore: Send + Sync + 'static {
 /// Told about every delivery attempt (for metrics).
 pub trait DeliveryObserver: Send + Sync {
     /// One attempt at `target_kind` (`slack`, `statuspage`, …) ended with `outcome`
-    /// (`sent`, `retry` or `failed`) after `elapsed`.
+    /// (`sent`, `retry` or `failed`; `error` only if the store call recording it
+    /// panicked) after `elapsed`.
     fn delivered(&self, target_kind: &str, outcome: &str, elapsed: Duration) {
         let _ = (target_kind, outcome, elapsed);
     }

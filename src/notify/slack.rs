@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef};
+use super::mrkdwn::slack_text;
 
 const TARGET: &str = "slack";
 
@@ -21,6 +22,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "service_unavailable",
     "request_timeout",
 ];
+
+/// `chat.update` errors after which the threaded reply is still posted.
+const UNEDITABLE_CODES: &[&str] = &["cant_update_message", "edit_window_closed"];
 
 /// Whether a Slack `error` code may go away on retry.
 pub(crate) fn is_transient_code(code: &str) -> bool {
@@ -70,12 +74,13 @@ impl SlackApi {
         message: &Message,
         thread: Option<&ThreadRef>,
     ) -> Result<Option<ThreadRef>, NotifyError> {
+        let text = slack_text(&message.text);
         match Parent::from_thread(thread) {
             None => {
                 let answer = self
                     .call(
                         "chat.postMessage",
-                        &json!({"channel": channel, "text": message.text}),
+                        &json!({"channel": channel, "text": text}),
                     )
                     .await?;
                 let (Some(id), Some(ts)) = (
@@ -93,14 +98,24 @@ impl SlackApi {
                 }))
             }
             Some(parent) => {
-                self.call(
-                    "chat.update",
-                    &json!({"channel": parent.channel, "ts": parent.ts, "text": message.text}),
-                )
-                .await?;
+                let updated = self
+                    .call(
+                        "chat.update",
+                        &json!({"channel": parent.channel, "ts": parent.ts, "text": text}),
+                    )
+                    .await;
+                match updated {
+                    // A parent that can no longer be edited still gets the threaded reply.
+                    Err(NotifyError::Api { code, .. }) if UNEDITABLE_CODES.contains(&&*code) => {
+                        tracing::info!(code, "slack: parent message not updated");
+                    }
+                    other => {
+                        other?;
+                    }
+                }
                 self.call(
                     "chat.postMessage",
-                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": message.text}),
+                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": text}),
                 )
                 .await?;
                 Ok(None)

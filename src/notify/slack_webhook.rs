@@ -6,6 +6,7 @@ use serde_json::json;
 use super::error::NotifyError;
 use super::http;
 use super::message::Message;
+use super::mrkdwn::slack_text;
 
 const TARGET: &str = "slack_webhook";
 
@@ -15,7 +16,9 @@ pub(crate) async fn send(
     url: &str,
     message: &Message,
 ) -> Result<(), NotifyError> {
-    let request = client.post(url).json(&json!({"text": message.text}));
+    let request = client
+        .post(url)
+        .json(&json!({"text": slack_text(&message.text)}));
     let (status, headers, body) = http::send(TARGET, request).await?;
     if !(200..300).contains(&status) {
         return Err(http::status_error(TARGET, status, &headers, &body));

@@ -3,6 +3,7 @@
 //! later ones `PATCH /pages/{page}/incidents/{id}`. Over about 1 request/s per key it
 //! answers 420 or 429: transient, waiting `Retry-After` or at least one second.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -12,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef};
+use super::pacer::Pacer;
 use crate::policy::Stage;
 
 const TARGET: &str = "statuspage";
@@ -88,15 +90,23 @@ pub(crate) struct StatuspageApi {
     client: reqwest::Client,
     base: String,
     key: Option<String>,
+    pacer: Arc<Pacer>,
 }
 
 impl StatuspageApi {
-    /// A client for `base` (e.g. `https://api.statuspage.io/v1`).
-    pub(crate) fn new(client: reqwest::Client, base: &str, key: Option<String>) -> Self {
+    /// A client for `base` (e.g. `https://api.statuspage.io/v1`) sending at most one
+    /// request per `min_interval`.
+    pub(crate) fn new(
+        client: reqwest::Client,
+        base: &str,
+        key: Option<String>,
+        min_interval: Duration,
+    ) -> Self {
         StatuspageApi {
             client,
             base: base.to_string(),
             key,
+            pacer: Arc::new(Pacer::new(min_interval)),
         }
     }
 
@@ -132,6 +142,7 @@ impl StatuspageApi {
             ),
         };
         let request = request.header(AUTHORIZATION, format!("OAuth {api_key}"));
+        self.pacer.wait_turn().await;
         let (status, headers, body) = http::send(TARGET, request).await?;
         if !(200..300).contains(&status) {
             return Err(match http::status_error(TARGET, status, &headers, &body) {
@@ -260,7 +271,7 @@ mod tests {
 
     #[test]
     fn escapes_path_segments() {
-        let api = StatuspageApi::new(reqwest::Client::new(), "http://h/v1/", None);
+        let api = StatuspageApi::new(reqwest::Client::new(), "http://h/v1/", None, Duration::ZERO);
         let url = api.url(&["pages", "a/b", "incidents"]).unwrap();
         assert_eq!(url.as_str(), "http://h/v1/pages/a%2Fb/incidents");
     }

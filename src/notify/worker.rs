@@ -9,11 +9,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 
-use super::config::NotifierConfig;
 use super::error::NotifyError;
 use super::message::{OutboxItem, ThreadRef};
 use super::notifiers::Notifiers;
 use super::outbox::{DeliveryObserver, OutboxStore};
+use super::retry::RetryConfig;
 
 /// An incident+target queue: `(incident_id, target key)`.
 type QueueKey = (String, String);
@@ -42,7 +42,7 @@ pub async fn run_outbox(
     let grace = worker.notifiers.config().shutdown_grace;
     tokio::pin!(shutdown);
     loop {
-        worker.dispatch_due();
+        worker.dispatch_due().await;
         tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -52,7 +52,7 @@ pub async fn run_outbox(
     }
     let flush = async {
         worker.drain().await;
-        worker.dispatch_due();
+        worker.dispatch_due().await;
         worker.drain().await;
     };
     if tokio::time::timeout(grace, flush).await.is_err() {
@@ -78,7 +78,7 @@ struct Worker {
 
 impl Worker {
     /// Starts a delivery for every due item whose queue is idle.
-    fn dispatch_due(&mut self) {
+    async fn dispatch_due(&mut self) {
         let max_in_flight = self.notifiers.config().max_in_flight.max(1);
         if self.tasks.len() >= max_in_flight {
             return;
@@ -86,7 +86,7 @@ impl Worker {
         let now = Instant::now();
         self.cooling.retain(|_, until| *until > now);
         let limit = self.notifiers.config().batch_size.max(1) + self.in_flight.len();
-        let due = match self.store.due(Utc::now(), limit) {
+        let due = match blocking(&self.store, move |s| s.due(Utc::now(), limit)).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox: cannot read due items");
@@ -148,8 +148,8 @@ async fn deliver(
 ) -> Option<Instant> {
     let config = notifiers.config();
     let rest = || Some(Instant::now() + config.retry.max_delay);
-    let incident = &item.message.incident_id;
-    let thread = match store.thread(incident, &item.target.key()) {
+    let (incident, key) = (item.message.incident_id.clone(), item.target.key());
+    let thread = match blocking(&store, move |s| s.thread(&incident, &key)).await {
         Ok(thread) => thread,
         Err(e) => {
             tracing::warn!(id = item.id, error = %e, "outbox: cannot read thread");
@@ -159,12 +159,20 @@ async fn deliver(
     let started = Instant::now();
     let result = notifiers.send(&item, thread).await;
     let elapsed = started.elapsed();
-    let (outcome, recorded) = record(store.as_ref(), config, &item, result);
-    observer.delivered(item.target.kind(), outcome, elapsed);
+    let retry = config.retry;
+    let kind = item.target.kind();
+    let (outcome, recorded) =
+        match tokio::task::spawn_blocking(move || record(store.as_ref(), retry, &item, result))
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => ("error", Err(NotifyError::Store(e.to_string()))),
+        };
+    observer.delivered(kind, outcome, elapsed);
     match recorded {
         Ok(()) => None,
         Err(e) => {
-            tracing::error!(id = item.id, outcome, error = %e, "outbox: cannot record delivery");
+            tracing::error!(outcome, error = %e, "outbox: cannot record delivery");
             rest()
         }
     }
@@ -173,7 +181,7 @@ async fn deliver(
 /// Records the result of a send; answers the outcome (`sent`, `retry` or `failed`).
 fn record(
     store: &dyn OutboxStore,
-    config: &NotifierConfig,
+    retry: RetryConfig,
     item: &OutboxItem,
     result: Result<Option<ThreadRef>, NotifyError>,
 ) -> (&'static str, Result<(), NotifyError>) {
@@ -189,8 +197,8 @@ fn record(
                 saved.and_then(|()| store.mark_sent(item.id, Utc::now())),
             )
         }
-        Err(e) if e.is_transient() && attempts < config.retry.max_attempts => {
-            let wait = config.retry.delay(attempts, e.retry_after());
+        Err(e) if e.is_transient() && attempts < retry.max_attempts => {
+            let wait = retry.delay(attempts, e.retry_after());
             let at = TimeDelta::from_std(wait)
                 .ok()
                 .and_then(|wait| Utc::now().checked_add_signed(wait))
@@ -209,4 +217,15 @@ fn record(
             )
         }
     }
+}
+
+/// Runs a (synchronous, possibly disk-bound) store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn OutboxStore>,
+    call: impl FnOnce(&dyn OutboxStore) -> Result<T, NotifyError> + Send + 'static,
+) -> Result<T, NotifyError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .map_err(|e| NotifyError::Store(format!("store call failed: {e}")))?
 }
