@@ -3,6 +3,8 @@
 mod check;
 mod demo;
 mod evaluate;
+pub mod run;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +29,27 @@ pub enum Command {
         /// Also validate this daemon configuration file (and `ROLLBACKD_*` variables).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Run the daemon.
+    Run {
+        /// The configuration file (see deploy/rollbackd.toml); ROLLBACKD_* variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Use the built-in Kubernetes simulator seeded with the policies' workloads.
+        #[arg(long)]
+        sim: bool,
+    },
+    /// Run the Kubernetes API simulator on its own (point kubectl at it).
+    Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// Seed it with the workloads these policies name.
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// Write a kubeconfig for it here.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
     },
     /// Play the runbooks' scenarios on the embedded policies and print the timeline.
     Demo,
@@ -53,6 +76,12 @@ pub enum Format {
     Json,
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 /// Runs a parsed command line, writing to stdout/stderr.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -63,5 +92,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => evaluate::run(&policy, &trace, format),
         Command::Demo => demo::run().map(|()| ExitCode::SUCCESS),
+        Command::Run { config, sim } => runtime()?
+            .block_on(run::run(config.as_deref(), sim))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Sim {
+            listen,
+            policies,
+            kubeconfig,
+        } => runtime()?
+            .block_on(sim::run(listen, policies, kubeconfig))
+            .map(|()| ExitCode::SUCCESS),
     }
 }

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 
 use crate::policy::{Policy, ScrapeSpec, SignalSource};
 use crate::signals::prometheus::{PromClient, QueryResult, group_by};
-use crate::signals::scrape::{Scraper, Snapshot, quantile_between, rate_between, ratio_between, value};
+use crate::signals::scrape::{
+    Scraper, Snapshot, quantile_between, rate_between, ratio_between, value,
+};
 use crate::signals::selector::Selector;
 
 /// One cycle's readings.
@@ -29,36 +31,76 @@ pub enum MetricSource {
     /// A Prometheus-compatible API.
     Prometheus(PromClient),
     /// Direct scrapes; remembers each agent's previous scrape.
-    Scrape { scraper: Scraper, previous: Mutex<HashMap<String, Snapshot>> },
+    Scrape {
+        scraper: Scraper,
+        previous: Mutex<HashMap<String, Snapshot>>,
+    },
 }
 
 impl MetricSource {
     /// Direct scrape.
     pub fn scrape(scraper: Scraper) -> Self {
-        MetricSource::Scrape { scraper, previous: Mutex::new(HashMap::new()) }
+        MetricSource::Scrape {
+            scraper,
+            previous: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Baselines of `policy`'s signals that have one, over their lookback before `deployed_at`:
     /// the mean of a range query ending at the deploy. Direct scrape has none here: its
     /// baselines come from the samples scraped before the deploy.
-    pub async fn baselines(&self, policy: &Policy, deployed_at: DateTime<Utc>) -> BTreeMap<String, f64> {
-        let MetricSource::Prometheus(client) = self else { return BTreeMap::new() };
+    pub async fn baselines(
+        &self,
+        policy: &Policy,
+        deployed_at: DateTime<Utc>,
+    ) -> BTreeMap<String, f64> {
+        let MetricSource::Prometheus(client) = self else {
+            return BTreeMap::new();
+        };
         let mut out = BTreeMap::new();
         for (name, s) in &policy.signals {
-            let (Some(lookback), SignalSource::Metric { promql: Some(q), .. }) = (s.baseline, &s.source) else { continue };
-            let step = (lookback / 12).to_std().unwrap_or(std::time::Duration::from_secs(60)).max(std::time::Duration::from_secs(1));
-            match client.query_range(q, deployed_at - lookback, deployed_at, step).await {
+            let (
+                Some(lookback),
+                SignalSource::Metric {
+                    promql: Some(q), ..
+                },
+            ) = (s.baseline, &s.source)
+            else {
+                continue;
+            };
+            let step = (lookback / 12)
+                .to_std()
+                .unwrap_or(std::time::Duration::from_secs(60))
+                .max(std::time::Duration::from_secs(1));
+            match client
+                .query_range(q, deployed_at - lookback, deployed_at, step)
+                .await
+            {
                 Ok(result) => {
                     let workload = policy.primary_workload();
                     let series = result.series.iter().find(|s| {
-                        workload.is_some_and(|w| s.labels.get("deployment") == Some(&w.name)) || result.series.len() == 1
+                        workload.is_some_and(|w| s.labels.get("deployment") == Some(&w.name))
+                            || result.series.len() == 1
                     });
-                    let points: Vec<f64> = series.map(|s| s.points.iter().map(|p| p.value).filter(|v| v.is_finite()).collect()).unwrap_or_default();
+                    let points: Vec<f64> = series
+                        .map(|s| {
+                            s.points
+                                .iter()
+                                .map(|p| p.value)
+                                .filter(|v| v.is_finite())
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     if !points.is_empty() {
-                        out.insert(name.clone(), points.iter().sum::<f64>() / points.len() as f64);
+                        out.insert(
+                            name.clone(),
+                            points.iter().sum::<f64>() / points.len() as f64,
+                        );
                     }
                 }
-                Err(e) => tracing::warn!(signal = %name, error = %e, "baseline query failed: rows relative to it stay inconclusive"),
+                Err(e) => {
+                    tracing::warn!(signal = %name, error = %e, "baseline query failed: rows relative to it stay inconclusive")
+                }
             }
         }
         out
@@ -68,7 +110,9 @@ impl MetricSource {
     pub async fn read(&self, policies: &[Arc<Policy>], now: DateTime<Utc>) -> Readings {
         match self {
             MetricSource::Prometheus(client) => read_prometheus(client, policies, now).await,
-            MetricSource::Scrape { scraper, previous } => read_scrapes(scraper, previous, policies).await,
+            MetricSource::Scrape { scraper, previous } => {
+                read_scrapes(scraper, previous, policies).await
+            }
         }
     }
 }
@@ -76,41 +120,65 @@ impl MetricSource {
 /// The value of a batched result for one policy's primary workload.
 fn value_for(result: &QueryResult, policy: &Policy, sharing: usize) -> Option<f64> {
     let workload = policy.primary_workload()?;
-    if let Ok(groups) = group_by(result, &["namespace", "deployment"]) {
-        if let Some(v) = groups.get(&vec![workload.namespace.clone(), workload.name.clone()]) {
-            return Some(*v).filter(|v| !v.is_nan());
-        }
+    if let Ok(groups) = group_by(result, &["namespace", "deployment"])
+        && let Some(v) = groups.get(&vec![workload.namespace.clone(), workload.name.clone()])
+    {
+        return Some(*v).filter(|v| !v.is_nan());
     }
     // an unlabelled single series answers a query only one policy uses
     match (result.series.as_slice(), sharing) {
-        ([only], 1) if !only.labels.contains_key("deployment") => Some(only.value).filter(|v| !v.is_nan()),
+        ([only], 1) if !only.labels.contains_key("deployment") => {
+            Some(only.value).filter(|v| !v.is_nan())
+        }
         _ => None,
     }
 }
 
-async fn read_prometheus(client: &PromClient, policies: &[Arc<Policy>], now: DateTime<Utc>) -> Readings {
+async fn read_prometheus(
+    client: &PromClient,
+    policies: &[Arc<Policy>],
+    now: DateTime<Utc>,
+) -> Readings {
     let mut by_query: BTreeMap<&str, Vec<(&Arc<Policy>, &str)>> = BTreeMap::new();
     for p in policies {
         for (name, s) in &p.signals {
-            if let SignalSource::Metric { promql: Some(q), .. } = &s.source {
-                by_query.entry(q.as_str()).or_default().push((p, name.as_str()));
+            if let SignalSource::Metric {
+                promql: Some(q), ..
+            } = &s.source
+            {
+                by_query
+                    .entry(q.as_str())
+                    .or_default()
+                    .push((p, name.as_str()));
             }
         }
     }
-    let queries = by_query.iter().map(|(q, users)| async move { (*q, users, client.query(q, Some(now)).await) });
-    let mut readings = Readings { requests: by_query.len(), ..Default::default() };
+    let queries = by_query
+        .iter()
+        .map(|(q, users)| async move { (*q, users, client.query(q, Some(now)).await) });
+    let mut readings = Readings {
+        requests: by_query.len(),
+        ..Default::default()
+    };
     for (query, users, result) in futures::future::join_all(queries).await {
         match result {
             Ok(result) => {
                 for (p, signal) in users.iter() {
-                    readings.values.insert((p.agent.id.clone(), signal.to_string()), value_for(&result, p, users.len()));
+                    readings.values.insert(
+                        (p.agent.id.clone(), signal.to_string()),
+                        value_for(&result, p, users.len()),
+                    );
                 }
             }
             Err(e) => {
-                readings.errors.push(("prometheus".into(), format!("{}: {e}", e.metric_label())));
+                readings
+                    .errors
+                    .push(("prometheus".into(), format!("{}: {e}", e.metric_label())));
                 tracing::warn!(query, error = %e, "PromQL query failed: its signals have no data this cycle");
                 for (p, signal) in users.iter() {
-                    readings.values.insert((p.agent.id.clone(), signal.to_string()), None);
+                    readings
+                        .values
+                        .insert((p.agent.id.clone(), signal.to_string()), None);
                 }
             }
         }
@@ -118,27 +186,50 @@ async fn read_prometheus(client: &PromClient, policies: &[Arc<Policy>], now: Dat
     readings
 }
 
-fn scrape_value(spec: &ScrapeSpec, prev: Option<&Snapshot>, cur: &Snapshot) -> Result<Option<f64>, String> {
+fn scrape_value(
+    spec: &ScrapeSpec,
+    prev: Option<&Snapshot>,
+    cur: &Snapshot,
+) -> Result<Option<f64>, String> {
     let sel = |s: &str| Selector::parse(s).map_err(|e| format!("selector {s:?}: {e}"));
     Ok(match spec {
         ScrapeSpec::Gauge(s) => value(cur, &sel(s)?),
         ScrapeSpec::Rate(s) => prev.and_then(|p| rate_between(p, cur, &sel(s).ok()?)),
-        ScrapeSpec::Ratio { numerator, denominator } => {
+        ScrapeSpec::Ratio {
+            numerator,
+            denominator,
+        } => {
             let (n, d) = (sel(numerator)?, sel(denominator)?);
             prev.and_then(|p| ratio_between(p, cur, &n, &d))
         }
-        ScrapeSpec::Quantile { histogram, quantile } => prev.and_then(|p| quantile_between(p, cur, *quantile, histogram, &[])),
+        ScrapeSpec::Quantile {
+            histogram,
+            quantile,
+        } => prev.and_then(|p| quantile_between(p, cur, *quantile, histogram, &[])),
     })
 }
 
-async fn read_scrapes(scraper: &Scraper, previous: &Mutex<HashMap<String, Snapshot>>, policies: &[Arc<Policy>]) -> Readings {
+async fn read_scrapes(
+    scraper: &Scraper,
+    previous: &Mutex<HashMap<String, Snapshot>>,
+    policies: &[Arc<Policy>],
+) -> Readings {
     let targets: Vec<(&Arc<Policy>, &str)> = policies
         .iter()
-        .filter_map(|p| p.primary_workload().and_then(|w| w.metrics_url.as_deref()).map(|u| (p, u)))
+        .filter_map(|p| {
+            p.primary_workload()
+                .and_then(|w| w.metrics_url.as_deref())
+                .map(|u| (p, u))
+        })
         .collect();
-    let scrapes = targets.iter().map(|(p, url)| async move { (*p, scraper.scrape(url).await) });
+    let scrapes = targets
+        .iter()
+        .map(|(p, url)| async move { (*p, scraper.scrape(url).await) });
     let results = futures::future::join_all(scrapes).await;
-    let mut readings = Readings { requests: targets.len(), ..Default::default() };
+    let mut readings = Readings {
+        requests: targets.len(),
+        ..Default::default()
+    };
     let Ok(mut previous) = previous.lock() else {
         return readings;
     };
@@ -147,18 +238,28 @@ async fn read_scrapes(scraper: &Scraper, previous: &Mutex<HashMap<String, Snapsh
         let scraped = match result {
             Ok(s) => Some(s),
             Err(e) => {
-                readings.errors.push(("scrape".into(), format!("{agent}: {}: {e}", e.metric_label())));
+                readings.errors.push((
+                    "scrape".into(),
+                    format!("{agent}: {}: {e}", e.metric_label()),
+                ));
                 None
             }
         };
         for (name, s) in &policy.signals {
-            let SignalSource::Metric { scrape: Some(spec), .. } = &s.source else { continue };
+            let SignalSource::Metric {
+                scrape: Some(spec), ..
+            } = &s.source
+            else {
+                continue;
+            };
             let v = match &scraped {
                 None => None,
                 Some(cur) => match scrape_value(spec, previous.get(&agent), cur) {
                     Ok(v) => v.filter(|v| !v.is_nan()),
                     Err(e) => {
-                        readings.errors.push(("scrape".into(), format!("{agent}: {e}")));
+                        readings
+                            .errors
+                            .push(("scrape".into(), format!("{agent}: {e}")));
                         None
                     }
                 },

@@ -13,7 +13,9 @@ use super::collect::{MetricSource, Readings};
 use super::gate::{GateInput, GateOutcome, gate};
 use crate::api::AgentStatus;
 use crate::cluster::pods::KubeSignals;
-use crate::engine::{AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, decide};
+use crate::engine::{
+    AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, decide,
+};
 use crate::incident::Event;
 use crate::metrics::Metrics;
 use crate::policy::{KubeSignal, Policy, SignalSource, Stage};
@@ -81,11 +83,27 @@ impl Evaluator {
         let windows = policies
             .iter()
             .map(|p| {
-                let w = Window { policy: p.clone(), observations: Observations::new(), closed: false, image: None, last: None };
+                let w = Window {
+                    policy: p.clone(),
+                    observations: Observations::new(),
+                    closed: false,
+                    image: None,
+                    last: None,
+                };
                 (p.agent.id.clone(), w)
             })
             .collect();
-        Self { windows, store, metrics, status, latest, source, limits, channels, runner }
+        Self {
+            windows,
+            store,
+            metrics,
+            status,
+            latest,
+            source,
+            limits,
+            channels,
+            runner,
+        }
     }
 
     fn policies(&self) -> Vec<Arc<Policy>> {
@@ -94,23 +112,47 @@ impl Evaluator {
 
     /// A new revision of a watched workload. Revisions rollbackd made itself do not open a
     /// window: they close the current one.
-    pub async fn on_deploy(&mut self, agent: &str, revision: u64, at: DateTime<Utc>, image: Option<String>, by_rollbackd: bool) {
+    pub async fn on_deploy(
+        &mut self,
+        agent: &str,
+        revision: u64,
+        at: DateTime<Utc>,
+        image: Option<String>,
+        by_rollbackd: bool,
+    ) {
         let baselines = match self.windows.get(agent) {
             Some(w) if !by_rollbackd => self.source.baselines(&w.policy, at).await,
             _ => BTreeMap::new(),
         };
-        let Some(w) = self.windows.get_mut(agent) else { return };
+        let Some(w) = self.windows.get_mut(agent) else {
+            return;
+        };
         if by_rollbackd {
-            w.observations.record_rollback(RollbackRecord { at, revision: Some(revision) });
+            w.observations.record_rollback(RollbackRecord {
+                at,
+                revision: Some(revision),
+            });
             w.closed = true;
-            tracing::info!(agent, revision, "revision made by rollbackd's rollback: the window is closed");
+            tracing::info!(
+                agent,
+                revision,
+                "revision made by rollbackd's rollback: the window is closed"
+            );
             return;
         }
-        if w.observations.deploy().is_some_and(|d| d.revision == Some(revision)) {
+        if w.observations
+            .deploy()
+            .is_some_and(|d| d.revision == Some(revision))
+        {
             return;
         }
         tracing::info!(agent, revision, %at, "new revision: post-deploy window opens");
-        w.observations.record_deploy(Deploy { at, revision: Some(revision), image: image.clone(), baselines });
+        w.observations.record_deploy(Deploy {
+            at,
+            revision: Some(revision),
+            image: image.clone(),
+            baselines,
+        });
         w.closed = false;
         w.image = image;
         w.last = None;
@@ -119,7 +161,10 @@ impl Evaluator {
     /// A rollback of `agent`'s current deploy completed (from the incident runner).
     pub fn on_rolled_back(&mut self, agent: &str, at: DateTime<Utc>) {
         if let Some(w) = self.windows.get_mut(agent) {
-            w.observations.record_rollback(RollbackRecord { at, revision: w.observations.deploy().and_then(|d| d.revision) });
+            w.observations.record_rollback(RollbackRecord {
+                at,
+                revision: w.observations.deploy().and_then(|d| d.revision),
+            });
             w.closed = true;
         }
     }
@@ -128,7 +173,9 @@ impl Evaluator {
     pub async fn on_alerts(&mut self, agents: &[String], now: DateTime<Utc>) {
         for agent in agents {
             let since = now - TimeDelta::hours(6);
-            let Ok(alerts) = self.store.alerts_since(Some(Some(agent)), since) else { continue };
+            let Ok(alerts) = self.store.alerts_since(Some(Some(agent)), since) else {
+                continue;
+            };
             if let Some(w) = self.windows.get_mut(agent) {
                 for a in alerts {
                     w.observations.record_alert(AlertTransition {
@@ -144,7 +191,11 @@ impl Evaluator {
     }
 
     /// One cycle: read every signal, then evaluate every agent.
-    pub async fn cycle(&mut self, now: DateTime<Utc>, kube: &dyn Fn(&str, &str) -> Option<KubeSignals>) -> Readings {
+    pub async fn cycle(
+        &mut self,
+        now: DateTime<Utc>,
+        kube: &(dyn Fn(&str, &str) -> Option<KubeSignals> + Sync),
+    ) -> Readings {
         let policies = self.policies();
         let readings = self.source.read(&policies, now).await;
         for ((agent, signal), value) in &readings.values {
@@ -153,14 +204,23 @@ impl Evaluator {
             }
         }
         for (source, reason) in &readings.errors {
-            self.metrics.inc("rollbackd_signal_errors_total", &[source, reason.split(':').nth(1).map_or("error", str::trim)]);
+            self.metrics.inc(
+                "rollbackd_signal_errors_total",
+                &[source, reason.split(':').nth(1).map_or("error", str::trim)],
+            );
         }
         for w in self.windows.values_mut() {
-            let Some(workload) = w.policy.primary_workload() else { continue };
+            let Some(workload) = w.policy.primary_workload() else {
+                continue;
+            };
             let k = kube(&w.policy.agent.id, &workload.id);
             for (name, s) in &w.policy.signals {
                 if let SignalSource::Kube(kind) = s.source {
-                    w.observations.record_sample(name, now, k.as_ref().map(|k| kube_value(k, kind)));
+                    w.observations.record_sample(
+                        name,
+                        now,
+                        k.as_ref().map(|k| kube_value(k, kind)),
+                    );
                 }
             }
             let keep = w.policy.window.horizon() + TimeDelta::hours(2);
@@ -175,36 +235,54 @@ impl Evaluator {
         for agent in agents {
             let started = std::time::Instant::now();
             self.evaluate(&agent, now);
-            self.metrics.observe("rollbackd_evaluation_duration_seconds", &[&agent], started.elapsed().as_secs_f64());
+            self.metrics.observe(
+                "rollbackd_evaluation_duration_seconds",
+                &[&agent],
+                started.elapsed().as_secs_f64(),
+            );
         }
         readings
     }
 
     /// Evaluates one agent and acts on a changed decision.
     pub fn evaluate(&mut self, agent: &str, now: DateTime<Utc>) {
-        let Some(w) = self.windows.get_mut(agent) else { return };
-        let Some(deploy) = w.observations.deploy().cloned() else { return };
+        let Some(w) = self.windows.get_mut(agent) else {
+            return;
+        };
+        let Some(deploy) = w.observations.deploy().cloned() else {
+            return;
+        };
         let horizon = w.policy.window.horizon();
         let open = !w.closed && now - deploy.at <= horizon;
         let decision = open.then(|| decide(&w.policy, &w.observations, now));
         if let Ok(mut status) = self.status.write() {
-            status.insert(agent.to_string(), AgentStatus {
-                revision: deploy.revision,
-                image: w.image.clone(),
-                deployed_at: Some(deploy.at),
-                window_open: open,
-                window_ends_at: Some(deploy.at + horizon),
-                decision: decision.clone(),
-                evaluated_at: Some(now),
-            });
+            status.insert(
+                agent.to_string(),
+                AgentStatus {
+                    revision: deploy.revision,
+                    image: w.image.clone(),
+                    deployed_at: Some(deploy.at),
+                    window_open: open,
+                    window_ends_at: Some(deploy.at + horizon),
+                    decision: decision.clone(),
+                    evaluated_at: Some(now),
+                },
+            );
         }
         let Some(decision) = decision else { return };
-        let key = (decision.decision, decision.row.clone(), decision.evidence.blocked_by.clone());
+        let key = (
+            decision.decision,
+            decision.row.clone(),
+            decision.evidence.blocked_by.clone(),
+        );
         if w.last.as_ref() == Some(&key) {
             return;
         }
         w.last = Some(key);
-        self.metrics.inc("rollbackd_decisions_total", &[agent, decision.decision.as_str()]);
+        self.metrics.inc(
+            "rollbackd_decisions_total",
+            &[agent, decision.decision.as_str()],
+        );
         tracing::info!(agent, decision = decision.decision.as_str(), row = ?decision.row, reason = %decision.reason, "decision changed");
         let policy = w.policy.clone();
         let image = w.image.clone();
@@ -213,23 +291,46 @@ impl Evaluator {
         }
     }
 
-    fn act(&self, policy: &Arc<Policy>, deploy: &Deploy, image: Option<String>, decision: &Decision, now: DateTime<Utc>) -> Result<(), crate::store::StoreError> {
+    fn act(
+        &self,
+        policy: &Arc<Policy>,
+        deploy: &Deploy,
+        image: Option<String>,
+        decision: &Decision,
+        now: DateTime<Utc>,
+    ) -> Result<(), crate::store::StoreError> {
         let agent = &policy.agent.id;
-        let existing = self.store.incidents(&IncidentFilter { agent: Some(agent.clone()), limit: Some(20), ..Default::default() })?;
-        if let Some(inc) = existing.iter().find(|i| i.revision == deploy.revision && i.trigger == Trigger::Automatic) {
+        let existing = self.store.incidents(&IncidentFilter {
+            agent: Some(agent.clone()),
+            limit: Some(20),
+            ..Default::default()
+        })?;
+        if let Some(inc) = existing
+            .iter()
+            .find(|i| i.revision == deploy.revision && i.trigger == Trigger::Automatic)
+        {
             tracing::info!(agent, incident = %inc.id, state = %inc.state, "this deploy already has an incident: no new one");
             return Ok(());
         }
         let input = GateInput {
             decision: Some(decision.decision),
-            paused_by: self.store.paused(agent)?.map(|p| format!("{} ({})", p.paused_by, p.scope)),
+            paused_by: self
+                .store
+                .paused(agent)?
+                .map(|p| format!("{} ({})", p.paused_by, p.scope)),
             agent_rollbacks_in_window: self.store.rollbacks_since(Some(agent), deploy.at, true)?,
-            rollbacks_last_hour: self.store.rollbacks_since(None, now - TimeDelta::hours(1), true)?,
+            rollbacks_last_hour: self.store.rollbacks_since(
+                None,
+                now - TimeDelta::hours(1),
+                true,
+            )?,
             max_per_agent_per_window: self.limits.max_per_agent_per_window,
             max_per_hour: self.limits.max_per_hour,
         };
         let outcome = gate(&input);
-        let Some(workload) = policy.primary_workload() else { return Ok(()) };
+        let Some(workload) = policy.primary_workload() else {
+            return Ok(());
+        };
         let (event, stage, reason) = match outcome {
             GateOutcome::Ignore => return Ok(()),
             GateOutcome::Paused(why) => {
@@ -237,9 +338,17 @@ impl Evaluator {
                 return Ok(());
             }
             GateOutcome::Tell => {
-                let stage = if decision.decision == DecisionKind::Inconclusive { Stage::Inconclusive } else { Stage::Notice };
+                let stage = if decision.decision == DecisionKind::Inconclusive {
+                    Stage::Inconclusive
+                } else {
+                    Stage::Notice
+                };
                 let notice = crate::store::Incident {
-                    id: format!("notice-{}-{}", agent.to_lowercase(), now.format("%Y%m%dT%H%M%S%.3fZ")),
+                    id: format!(
+                        "notice-{}-{}",
+                        agent.to_lowercase(),
+                        now.format("%Y%m%dT%H%M%S%.3fZ")
+                    ),
                     agent: agent.clone(),
                     namespace: workload.namespace.clone(),
                     workload: workload.name.clone(),
@@ -263,9 +372,21 @@ impl Evaluator {
                 return self.store.enqueue(&notice.id, &rows, now);
             }
             GateOutcome::Rollback => (Event::Start, Stage::Initiated, decision.reason.clone()),
-            GateOutcome::AwaitApproval => (Event::RequestApproval, Stage::AwaitingApproval, decision.reason.clone()),
-            GateOutcome::Block(why) if decision.decision == DecisionKind::Blocked => (Event::Block, Stage::Blocked, format!("{} ({why})", decision.reason)),
-            GateOutcome::Block(why) => (Event::Block, Stage::Blocked, format!("{} — blocked: {why}", decision.reason)),
+            GateOutcome::AwaitApproval => (
+                Event::RequestApproval,
+                Stage::AwaitingApproval,
+                decision.reason.clone(),
+            ),
+            GateOutcome::Block(why) if decision.decision == DecisionKind::Blocked => (
+                Event::Block,
+                Stage::Blocked,
+                format!("{} ({why})", decision.reason),
+            ),
+            GateOutcome::Block(why) => (
+                Event::Block,
+                Stage::Blocked,
+                format!("{} — blocked: {why}", decision.reason),
+            ),
         };
         let vars: BTreeMap<String, String> = alert_vars(decision);
         let new = NewIncident {

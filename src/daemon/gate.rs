@@ -74,15 +74,28 @@ mod tests {
     use super::*;
 
     fn input(kind: DecisionKind) -> GateInput {
-        GateInput { decision: Some(kind), max_per_agent_per_window: 1, max_per_hour: 3, ..Default::default() }
+        GateInput {
+            decision: Some(kind),
+            max_per_agent_per_window: 1,
+            max_per_hour: 3,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn pause_wins_over_everything() {
-        for kind in [DecisionKind::Rollback, DecisionKind::AwaitApproval, DecisionKind::Blocked, DecisionKind::Inconclusive] {
+        for kind in [
+            DecisionKind::Rollback,
+            DecisionKind::AwaitApproval,
+            DecisionKind::Blocked,
+            DecisionKind::Inconclusive,
+        ] {
             let mut i = input(kind);
             i.paused_by = Some("alice".into());
-            assert_eq!(gate(&i), GateOutcome::Paused("automation paused by alice".into()));
+            assert_eq!(
+                gate(&i),
+                GateOutcome::Paused("automation paused by alice".into())
+            );
         }
     }
 
@@ -95,7 +108,11 @@ mod tests {
         let mut i = input(DecisionKind::Rollback);
         i.rollbacks_last_hour = 3;
         assert!(matches!(gate(&i), GateOutcome::Block(r) if r.contains("last hour")));
-        assert_eq!(gate(&input(DecisionKind::AwaitApproval)), GateOutcome::AwaitApproval, "approvals are not rate limited");
+        assert_eq!(
+            gate(&input(DecisionKind::AwaitApproval)),
+            GateOutcome::AwaitApproval,
+            "approvals are not rate limited"
+        );
         assert_eq!(gate(&input(DecisionKind::None)), GateOutcome::Ignore);
         assert_eq!(gate(&input(DecisionKind::Inconclusive)), GateOutcome::Tell);
     }

@@ -1,7 +1,271 @@
 //! The daemon: wiring of the API, the evaluation loop, the incident runner, the deploy
 //! watcher and the notification outbox. This is the only module that sees them all.
+//!
+//! ```text
+//! watcher ──deploys──▶ evaluation loop ◀──wake── API (webhook, override)
+//!                        │ decisions → gate → incidents (store)
+//!                        ▼
+//!                      runner ──steps──▶ executor / verifier ──▶ cluster
+//!                        │ transitions + outbox rows (one transaction)
+//!                        ▼
+//!                      outbox worker ──▶ Slack, Statuspage, webhook
+//! ```
 
 pub mod announce;
 pub mod collect;
 pub mod evaluate;
 pub mod gate;
+pub mod runner;
+pub mod seed;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiState, Auth, Wake, router};
+use crate::cluster::Cluster;
+use crate::executor::Executor;
+use crate::metrics::Metrics;
+use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
+use crate::policy::Policy;
+use crate::store::Store;
+use crate::watcher::DeployWatcher;
+use announce::Channels;
+use collect::MetricSource;
+use evaluate::{Evaluator, Latest, Limits};
+use runner::Runner;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("watcher: {0}")]
+    Watch(#[from] crate::watcher::WatchError),
+    #[error("notifiers: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
+}
+
+impl DaemonError {
+    /// Label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            DaemonError::Listen { .. } => "listen",
+            DaemonError::Store(_) => "store",
+            DaemonError::Watch(_) => "watch",
+            DaemonError::Notify(_) => "notify",
+        }
+    }
+}
+
+/// Everything the daemon runs with.
+pub struct DaemonOptions {
+    pub policies: Vec<Arc<Policy>>,
+    pub store: Arc<Store>,
+    pub client: kube::Client,
+    pub source: MetricSource,
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    pub auth: Auth,
+    pub agent_label: String,
+    /// Evaluation interval and the random jitter added to it.
+    pub interval: Duration,
+    pub jitter: Duration,
+    pub limits: Limits,
+    pub notifier: NotifierConfig,
+    pub channels: Channels,
+    /// How often the post-rollback watch re-checks the signals.
+    pub watch_interval: Duration,
+}
+
+/// A running daemon.
+pub struct DaemonHandle {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    pub store: Arc<Store>,
+    pub metrics: Arc<Metrics>,
+    pub status: Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DaemonHandle {
+    /// Stops taking new work, lets the incident step in flight reach its journal, flushes
+    /// the outbox, and waits for the tasks.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// Resolves when a critical task ended (it should not before shutdown).
+    pub fn cancelled(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+struct MetricsObserver(Arc<Metrics>);
+
+impl DeliveryObserver for MetricsObserver {
+    fn delivered(&self, target_kind: &str, outcome: &str, _elapsed: Duration) {
+        self.0
+            .inc("rollbackd_notifications_total", &[target_kind, outcome]);
+    }
+}
+
+/// A pseudo-random jitter in `[0, max)` without a RNG dependency.
+fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return max;
+    }
+    let nanos = Utc::now().timestamp_subsec_nanos() as u128;
+    Duration::from_nanos((nanos * 2_654_435_761 % max.as_nanos().max(1)) as u64)
+}
+
+/// Starts every task; returns once the API listens and the watcher has its first view.
+pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
+    let cancel = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let status = Arc::new(RwLock::new(BTreeMap::new()));
+    let latest: Latest = Arc::new(RwLock::new(BTreeMap::new()));
+    let policies = Arc::new(opts.policies);
+    let ready = Arc::new(AtomicBool::new(false));
+    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
+    let (runner_tx, mut runner_rx) = mpsc::unbounded_channel::<String>();
+    let (rolled_tx, mut rolled_rx) = mpsc::unbounded_channel::<String>();
+    let (deploy_tx, mut deploy_rx) = mpsc::channel(1024);
+    let mut tasks = Vec::new();
+
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|source| DaemonError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let api_state = ApiState {
+        store: opts.store.clone(),
+        policies: policies.clone(),
+        auth: Arc::new(opts.auth),
+        agent_label: opts.agent_label,
+        metrics: metrics.clone(),
+        status: status.clone(),
+        wake: wake_tx,
+        ready: ready.clone(),
+        dry_run: opts.limits.dry_run,
+    };
+    let app = router(api_state, opts.max_body_bytes);
+    let c = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { c.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API server stopped");
+        }
+    }));
+
+    let notifiers = Notifiers::new(opts.notifier)?;
+    let outbox: Arc<dyn OutboxStore> = opts.store.clone();
+    let observer = Arc::new(MetricsObserver(metrics.clone()));
+    let c = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        run_outbox(
+            outbox,
+            notifiers,
+            observer,
+            async move { c.cancelled().await },
+        )
+        .await
+    }));
+
+    let cluster = Cluster::new(opts.client);
+    let watcher = Arc::new(DeployWatcher::start(cluster.clone(), &policies, deploy_tx).await?);
+    let executor = Executor::new(cluster, opts.store.clone());
+    let runner = Runner::new(
+        opts.store.clone(),
+        policies.clone(),
+        executor,
+        metrics.clone(),
+        latest.clone(),
+        opts.channels.clone(),
+        rolled_tx,
+        opts.watch_interval,
+    );
+    for inc in opts.store.in_flight()? {
+        tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
+        runner.drive(inc.id);
+    }
+
+    let mut evaluator = Evaluator::new(
+        &policies,
+        opts.store.clone(),
+        metrics.clone(),
+        status.clone(),
+        latest,
+        opts.source,
+        opts.limits,
+        opts.channels,
+        runner_tx,
+    );
+    let c = cancel.clone();
+    let (interval, max_jitter) = (opts.interval, opts.jitter);
+    let runner_for_loop = runner.clone();
+    let primary: BTreeMap<String, String> = policies
+        .iter()
+        .filter_map(|p| Some((p.agent.id.clone(), p.primary_workload()?.id.clone())))
+        .collect();
+    ready.store(true, Ordering::Relaxed);
+    tasks.push(tokio::spawn(async move {
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = c.cancelled() => break,
+                _ = tokio::time::sleep_until(next) => {
+                    let now = Utc::now();
+                    let w = watcher.clone();
+                    evaluator.cycle(now, &|_, workload| w.kube_signals(workload)).await;
+                    next = tokio::time::Instant::now() + interval + jitter(max_jitter);
+                }
+                Some(d) = deploy_rx.recv() => {
+                    if primary.get(&d.agent) == Some(&d.workload) {
+                        evaluator.on_deploy(&d.agent, d.revision, d.at.unwrap_or_else(Utc::now), d.images.first().map(|(_, i)| i.clone()), d.rolled_back_by_rollbackd).await;
+                    }
+                }
+                Some(wake) = wake_rx.recv() => match wake {
+                    Wake::Alerts(agents) => evaluator.on_alerts(&agents, Utc::now()).await,
+                    Wake::Incident(id) => { runner_for_loop.drive(id); }
+                    Wake::Pauses => {}
+                },
+                Some(id) = runner_rx.recv() => { runner_for_loop.drive(id); }
+                Some(agent) = rolled_rx.recv() => evaluator.on_rolled_back(&agent, Utc::now()),
+            }
+        }
+    }));
+    Ok(DaemonHandle {
+        api_addr,
+        store: opts.store,
+        metrics,
+        status,
+        cancel,
+        tasks,
+    })
+}

@@ -56,7 +56,11 @@ pub fn component_status(stage: Stage, severity: Option<&str>) -> Option<&'static
     match stage {
         Stage::Initiated | Stage::AwaitingApproval | Stage::Blocked => Some(impact),
         Stage::Resolved => Some("operational"),
-        Stage::InProgress | Stage::Complete | Stage::Failed | Stage::Inconclusive | Stage::Notice => None,
+        Stage::InProgress
+        | Stage::Complete
+        | Stage::Failed
+        | Stage::Inconclusive
+        | Stage::Notice => None,
     }
 }
 

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Store, StepRow};
+use super::{StepRow, Store};
 use crate::cluster::ClusterError;
 use crate::cluster::backup::BackupSink;
 use crate::executor::{JournalError, StepJournal, StepOutcome, StepRecord, StepState};
@@ -27,15 +27,26 @@ fn state_name(state: &StepState) -> &'static str {
 impl StepJournal for Store {
     fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
         let rows = self.steps(incident_of(incident)).ok()?;
-        let row = rows.into_iter().find(|r| r.index == step && r.workload == workload)?;
+        let row = rows
+            .into_iter()
+            .find(|r| r.index == step && r.workload == workload)?;
         let outcome = match row.state.as_str() {
             "started" => None,
             _ => serde_json::from_value::<StepOutcome>(row.detail.clone()).ok(),
         };
-        Some(StepRecord { started_at: row.started_at.unwrap_or_else(Utc::now), outcome })
+        Some(StepRecord {
+            started_at: row.started_at.unwrap_or_else(Utc::now),
+            outcome,
+        })
     }
 
-    fn started(&self, incident: &str, step: usize, workload: &str, at: DateTime<Utc>) -> Result<(), JournalError> {
+    fn started(
+        &self,
+        incident: &str,
+        step: usize,
+        workload: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
         self.save_step(&StepRow {
             incident_id: incident_of(incident).to_string(),
             index: step,
@@ -50,7 +61,13 @@ impl StepJournal for Store {
         .map_err(|e| JournalError(e.to_string()))
     }
 
-    fn finished(&self, incident: &str, step: usize, workload: &str, outcome: &StepOutcome) -> Result<(), JournalError> {
+    fn finished(
+        &self,
+        incident: &str,
+        step: usize,
+        workload: &str,
+        outcome: &StepOutcome,
+    ) -> Result<(), JournalError> {
         self.save_step(&StepRow {
             incident_id: incident_of(incident).to_string(),
             index: step,
@@ -67,9 +84,21 @@ impl StepJournal for Store {
 }
 
 impl BackupSink for Store {
-    fn save(&self, incident_id: &str, kind: &str, namespace: &str, name: &str, object: &Value) -> Result<(), ClusterError> {
-        let existing = self.backups(incident_id).map_err(|e| ClusterError::Backup(e.to_string()))?;
-        if existing.iter().any(|(k, ns, n, _)| k == kind && ns == namespace && n == name) {
+    fn save(
+        &self,
+        incident_id: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        object: &Value,
+    ) -> Result<(), ClusterError> {
+        let existing = self
+            .backups(incident_id)
+            .map_err(|e| ClusterError::Backup(e.to_string()))?;
+        if existing
+            .iter()
+            .any(|(k, ns, n, _)| k == kind && ns == namespace && n == name)
+        {
             return Ok(());
         }
         self.save_backup(incident_id, kind, namespace, name, object, Utc::now())

@@ -1,0 +1,169 @@
+//! `rollbackd run`: the daemon, against a cluster or the built-in simulator (`--sim`).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::api::Auth;
+use crate::config::{Config, KubeMode, LogFormat};
+use crate::daemon::announce::Channels;
+use crate::daemon::collect::MetricSource;
+use crate::daemon::evaluate::Limits;
+use crate::daemon::{DaemonOptions, seed, start};
+use crate::notify::NotifierConfig;
+use crate::policy::load_all;
+use crate::signals::prometheus::{PromClient, PromClientConfig};
+use crate::signals::scrape::Scraper;
+use crate::sim::{SimConfig, Simulator};
+use crate::store::Store;
+
+/// Sets up logging from the configuration.
+pub fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The metric source the configuration asks for.
+pub fn metric_source(config: &Config) -> anyhow::Result<MetricSource> {
+    Ok(match &config.prometheus_url {
+        Some(url) => {
+            let mut c = PromClientConfig::new(url.clone());
+            c.timeout = config.prometheus_timeout;
+            c.bearer_token = config.prometheus_bearer.clone();
+            c.headers = config
+                .prometheus_headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            MetricSource::Prometheus(PromClient::new(c).context("prometheus client")?)
+        }
+        None => MetricSource::scrape(Scraper::new(config.prometheus_timeout).context("scraper")?),
+    })
+}
+
+/// Runs until SIGINT/SIGTERM.
+pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<()> {
+    let mut config = crate::config::load(config_file)
+        .map_err(|e| anyhow::anyhow!("invalid configuration:\n{e}"))?;
+    if force_sim {
+        config.kube = KubeMode::Sim;
+    }
+    init_tracing(config.log_format, &config.log_level);
+    let policies: Vec<_> = load_all(&config.policy_paths)
+        .map_err(|e| anyhow::anyhow!("invalid policies:\n{e}"))?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let store = Arc::new(
+        Store::open(&config.store_path, config.synchronous)
+            .with_context(|| format!("store {}", config.store_path.display()))?,
+    );
+    let mut sim_handle = None;
+    let client = match &config.kube {
+        KubeMode::Infer => kube::Client::try_default()
+            .await
+            .context("Kubernetes client (in-cluster or ~/.kube/config)")?,
+        KubeMode::Kubeconfig(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("kubeconfig {}", path.display()))?;
+            let c = kube::Config::from_custom_kubeconfig(
+                kubeconfig,
+                &kube::config::KubeConfigOptions::default(),
+            )
+            .await?;
+            kube::Client::try_from(c)?
+        }
+        KubeMode::Sim => {
+            let sim = Simulator::start(
+                "127.0.0.1:0".parse()?,
+                SimConfig {
+                    pod_ready_after: Duration::from_secs(2),
+                    ..SimConfig::default()
+                },
+            )
+            .await?;
+            seed::seed(&sim, &policies, 3)?;
+            tracing::info!(url = %sim.url(), "built-in Kubernetes simulator seeded with the policies' workloads (kubectl --server {})", sim.url());
+            let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
+            sim_handle = Some(sim);
+            client
+        }
+    };
+    let channels = Channels {
+        slack_api: config.slack_token.is_some(),
+        slack_webhook_url: config.slack_webhook_url.clone(),
+        statuspage: config.statuspage_api_key.is_some(),
+        webhook_url: config.webhook_url.clone(),
+    };
+    let notifier = NotifierConfig {
+        slack_api_url: config.slack_api_url.clone(),
+        slack_token: config.slack_token.clone(),
+        statuspage_api_url: config.statuspage_api_url.clone(),
+        statuspage_api_key: config.statuspage_api_key.clone(),
+        ..NotifierConfig::default()
+    };
+    let handle = start(DaemonOptions {
+        policies,
+        store,
+        client,
+        source: metric_source(&config)?,
+        listen: config.listen,
+        max_body_bytes: config.max_body_bytes,
+        auth: Auth {
+            tokens: config.tokens.clone(),
+            webhook: config.webhook_auth.clone(),
+        },
+        agent_label: config.agent_label.clone(),
+        interval: config.interval,
+        jitter: config.jitter,
+        limits: Limits {
+            dry_run: config.dry_run,
+            max_per_agent_per_window: config.max_rollbacks_per_agent_per_window,
+            max_per_hour: config.max_rollbacks_per_hour,
+        },
+        notifier,
+        channels,
+        watch_interval: config.interval,
+    })
+    .await?;
+    tracing::info!(api = %handle.api_addr, dry_run = config.dry_run, "rollbackd running");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing the step in flight and flushing the outbox");
+    handle.shutdown().await;
+    if let Some(sim) = sim_handle {
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
