@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod prometheus;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

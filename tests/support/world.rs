@@ -1,0 +1,198 @@
+//! A whole rollbackd for end-to-end tests: the Kubernetes simulator seeded with GL-002, a
+//! synthetic agent, a webhook receiver for notifications, and the daemon itself.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::routing::post;
+use chrono::TimeDelta;
+use rollbackd::api::Auth;
+use rollbackd::config::{ApiToken, Role};
+use rollbackd::daemon::announce::Channels;
+use rollbackd::daemon::collect::MetricSource;
+use rollbackd::daemon::evaluate::Limits;
+use rollbackd::daemon::{DaemonHandle, DaemonOptions, seed, start};
+use rollbackd::notify::{NotifierConfig, RetryConfig};
+use rollbackd::policy::{HealthCheck, Policy, load_file};
+use rollbackd::sim::{SimConfig, SimHandle, Simulator};
+use rollbackd::store::Store;
+use rollbackd::synthetic_agent::{AgentConfig, SyntheticAgent};
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "operator-token-0123456789";
+
+/// A local receiver for the generic webhook notifier.
+pub async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |Json(body): Json<Value>| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+pub fn gl002(agent: &SyntheticAgent) -> Policy {
+    let mut p = load_file(std::path::Path::new("policies/gl-002.toml")).unwrap();
+    p.workloads[0].metrics_url = Some(agent.metrics_url());
+    p.verification.health = Some(HealthCheck {
+        url: format!("http://{}/health", agent.addr()),
+        expect_status: 200,
+    });
+    p.verification.ready_hold = TimeDelta::seconds(1);
+    p.verification.watch = TimeDelta::seconds(3);
+    p
+}
+
+pub struct World {
+    pub sim: SimHandle,
+    pub agent: SyntheticAgent,
+    pub daemon: DaemonHandle,
+    pub hook: Arc<Mutex<Vec<Value>>>,
+    pub client: kube::Client,
+}
+
+/// Starts everything; `source` and `adjust` choose how signals are read.
+pub async fn world_with(
+    source: impl FnOnce(&SyntheticAgent) -> MetricSource,
+    adjust: impl FnOnce(&mut Policy),
+) -> World {
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        SimConfig::default(),
+    )
+    .await
+    .unwrap();
+    let agent = SyntheticAgent::start(
+        "127.0.0.1:0".parse().unwrap(),
+        AgentConfig {
+            tick: Duration::from_millis(50),
+            rps: 400.0,
+            ..AgentConfig::new("gl_002_")
+        },
+    )
+    .await
+    .unwrap();
+    let mut policy = gl002(&agent);
+    adjust(&mut policy);
+    let policy = Arc::new(policy);
+    seed::seed(&sim, std::slice::from_ref(&policy), 3).unwrap();
+    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
+    let (hook_url, hook) = receiver().await;
+    let daemon = start(DaemonOptions {
+        policies: vec![policy],
+        store: Arc::new(Store::in_memory().unwrap()),
+        client: client.clone(),
+        source: source(&agent),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_body_bytes: 1 << 20,
+        auth: Auth {
+            tokens: vec![ApiToken {
+                name: "oncall".into(),
+                role: Role::Operator,
+                secret: TOKEN.into(),
+            }],
+            webhook: Default::default(),
+        },
+        agent_label: "agent".into(),
+        interval: Duration::from_millis(250),
+        jitter: Duration::ZERO,
+        limits: Limits {
+            dry_run: false,
+            max_per_agent_per_window: 1,
+            max_per_hour: 3,
+        },
+        notifier: NotifierConfig {
+            retry: RetryConfig {
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(200),
+                max_attempts: 5,
+            },
+            poll_interval: Duration::from_millis(50),
+            ..NotifierConfig::default()
+        },
+        channels: Channels {
+            webhook_url: Some(hook_url),
+            ..Channels::default()
+        },
+        watch_interval: Duration::from_millis(250),
+    })
+    .await
+    .unwrap();
+    World {
+        sim,
+        agent,
+        daemon,
+        hook,
+        client,
+    }
+}
+
+pub async fn set_image(client: &kube::Client, image: &str) {
+    let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(client.clone(), "greenlang");
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "boiler-optimizer", "image": image}]}}}});
+    api.patch(
+        "gl-002-boiler-efficiency",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Strategic(patch),
+    )
+    .await
+    .unwrap();
+}
+
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn undo_patches(sim: &SimHandle) -> Vec<Instant> {
+    sim.requests()
+        .iter()
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path.ends_with("/deployments/gl-002-boiler-efficiency")
+                && r.content_type.contains("json-patch")
+        })
+        .map(|_| Instant::now())
+        .collect()
+}
+
+/// Waits until GL-002's Deployment has `n` available replicas (v1 rolled out).
+pub async fn wait_available(w: &World, n: u64) {
+    wait_for(
+        "the deployment to be available",
+        Duration::from_secs(20),
+        async || {
+            let d = w.sim.get(
+                "apps/v1",
+                "Deployment",
+                "greenlang",
+                "gl-002-boiler-efficiency",
+            )?;
+            (d["status"]["availableReplicas"].as_u64() == Some(n)).then_some(())
+        },
+    )
+    .await;
+}
