@@ -39,21 +39,46 @@ async fn new_revisions_snapshots_own_undo_flag_and_initial_rebuild() {
     w.configmaps = vec!["web-config".into()];
     let p = policy(vec![w.clone()], vec![], verification());
     let (tx, mut rx) = mpsc::channel(16);
-    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx).await.unwrap();
+    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
 
     let ev = next(&mut rx).await;
-    assert!(ev.initial && ev.revision == 1 && !ev.rolled_back_by_rollbackd, "{ev:?}");
+    assert!(
+        ev.initial && ev.revision == 1 && !ev.rolled_back_by_rollbackd,
+        "{ev:?}"
+    );
     assert_eq!(ev.agent, "GL-TEST");
 
     set_image(&cluster, "web", "web:2").await;
     let ev = next(&mut rx).await;
-    assert_eq!((ev.revision, ev.initial, ev.rolled_back_by_rollbackd), (2, false, false), "{ev:?}");
+    assert_eq!(
+        (ev.revision, ev.initial, ev.rolled_back_by_rollbackd),
+        (2, false, false),
+        "{ev:?}"
+    );
     assert_eq!(ev.images, vec![("app".to_string(), "web:2".to_string())]);
     let (_, h) = load(&cluster, &w).await.unwrap();
-    assert_eq!(ev.at, h.find(2).unwrap().created, "the ReplicaSet's creation time");
+    assert_eq!(
+        ev.at,
+        h.find(2).unwrap().created,
+        "the ReplicaSet's creation time"
+    );
     assert_eq!(ev.snapshots, vec!["web-config.rollbackd-rev-2"]);
-    assert!(cluster.get_opt(Kind::ConfigMap, NS, "web-config.rollbackd-rev-2").await.unwrap().is_some());
-    assert!(cluster.get_opt(Kind::ConfigMap, NS, "web-config.rollbackd-rev-1").await.unwrap().is_some());
+    assert!(
+        cluster
+            .get_opt(Kind::ConfigMap, NS, "web-config.rollbackd-rev-2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        cluster
+            .get_opt(Kind::ConfigMap, NS, "web-config.rollbackd-rev-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
     quiet(&mut rx, 500).await; // exactly one event for the deploy
 
     let meta = ActionMeta {
@@ -64,20 +89,32 @@ async fn new_revisions_snapshots_own_undo_flag_and_initial_rebuild() {
         reason: "test".into(),
         dry_run: false,
     };
-    undo::undo(&cluster, &w, RevisionRef::Previous, &meta).await.unwrap();
+    undo::undo(&cluster, &w, RevisionRef::Previous, &meta)
+        .await
+        .unwrap();
     let ev = next(&mut rx).await;
-    assert_eq!((ev.revision, ev.rolled_back_by_rollbackd), (3, true), "{ev:?}");
+    assert_eq!(
+        (ev.revision, ev.rolled_back_by_rollbackd),
+        (3, true),
+        "{ev:?}"
+    );
     assert_eq!(ev.images[0].1, "web:1");
 
     // A human deploy after the rollback is a new deploy again.
     set_image(&cluster, "web", "web:4").await;
     let ev = next(&mut rx).await;
-    assert_eq!((ev.revision, ev.rolled_back_by_rollbackd), (4, false), "{ev:?}");
+    assert_eq!(
+        (ev.revision, ev.rolled_back_by_rollbackd),
+        (4, false),
+        "{ev:?}"
+    );
     drop(watcher);
 
     // A new watcher rebuilds the current revision from the cluster.
     let (tx, mut rx) = mpsc::channel(16);
-    let _watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx).await.unwrap();
+    let _watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
     let ev = next(&mut rx).await;
     assert!(ev.initial && ev.revision == 4, "{ev:?}");
     quiet(&mut rx, 300).await;
@@ -91,16 +128,23 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
     deploy_history(&sim, &cluster, "api", &["api:1"], 2).await;
     rolled_out(&cluster, "web").await;
     let p = policy(
-        vec![workload("web", "web", WorkloadRole::Primary), workload("api", "api", WorkloadRole::Coordinated)],
+        vec![
+            workload("web", "web", WorkloadRole::Primary),
+            workload("api", "api", WorkloadRole::Coordinated),
+        ],
         vec![],
         verification(),
     );
     let (tx, mut rx) = mpsc::channel(16);
-    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx).await.unwrap();
+    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
     next(&mut rx).await;
     next(&mut rx).await;
     eventually("healthy signals", 10, || async {
-        watcher.kube_signals("web").is_some_and(|s| s.available_replicas == 2 && s.restarts == 0)
+        watcher
+            .kube_signals("web")
+            .is_some_and(|s| s.available_replicas == 2 && s.restarts == 0)
     })
     .await;
     assert!(watcher.kube_signals("nope").is_none());
@@ -112,8 +156,12 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
     eventually("oom and crashloop counted", 10, || async {
         let w = watcher.kube_signals("web").unwrap();
         let a = watcher.kube_signals("api").unwrap();
-        w.oom_kills >= 1 && w.restarts >= 1 && w.crashlooping_pods >= 1
-            && a.crashlooping_pods >= 1 && a.restarts >= 1 && a.oom_kills == 0
+        w.oom_kills >= 1
+            && w.restarts >= 1
+            && w.crashlooping_pods >= 1
+            && a.crashlooping_pods >= 1
+            && a.restarts >= 1
+            && a.oom_kills == 0
     })
     .await;
     let w = watcher.kube_signals("web").unwrap();
@@ -123,10 +171,14 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
     // An un-pullable image with a 1 s progress deadline: ImagePullBackOff and stalled.
     sim.inject_fault("api:pull", Fault::ImagePullBackOff);
     cluster
-        .patch(Kind::Deployment, NS, "api",
+        .patch(
+            Kind::Deployment,
+            NS,
+            "api",
             &kube::api::Patch::Strategic(json!({"spec": {"progressDeadlineSeconds": 1,
                 "template": {"spec": {"containers": [{"name": "app", "image": "api:pull"}]}}}})),
-            false)
+            false,
+        )
         .await
         .unwrap();
     eventually("image pull backoff and stalled", 15, || async {
