@@ -13,6 +13,14 @@
 //! - [`synthetic_agent`]: an agent stand-in serving `/metrics`, for tests and the demo.
 //! - [`sim`]: a Kubernetes API server simulator (discovery, objects, watch, patches,
 //!   deployment/ReplicaSet/Job/Rollout controllers, faults) that kubectl and kube-rs accept.
+//! - [`cluster`]: the Kubernetes side through a `kube::Client`: revision history, kubectl's
+//!   `rollout undo`, every other rollback step, ConfigMap snapshots, backups, `rollout status`.
+//! - [`executor`]: runs a policy method's steps in order (parallel within a step), journaled so
+//!   a restarted daemon resumes without repeating a step; dry runs report exact patches.
+//! - [`verify`]: post-rollback verification (rollout, pod hold, health, signal checks) and the
+//!   runbooks' one-shot recovery before escalating.
+//! - [`watcher`]: kube-rs watchers over the policies' workloads: new revisions (with ConfigMap
+//!   snapshots, flagged when rollbackd made them) and kube signals from the cache.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
 
 pub mod cli;
