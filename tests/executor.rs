@@ -291,3 +291,154 @@ async fn a_step_journaled_as_started_is_rechecked_against_the_annotation() {
     assert_eq!(patch_times(&sim, "master").len(), 1);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn restore_configmap_after_undo_restores_the_target_revisions_snapshot_even_on_resume() {
+    use rollbackd::cluster::snapshot::snapshot_configmaps;
+    let (sim, cluster) = start().await;
+    sim.create(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": NS}, "data": {"mode": "v1"}}))
+        .unwrap();
+    let mut w = workload("web", "web", WorkloadRole::Primary);
+    w.configmaps = vec!["cfg".into()];
+    deploy_history(&sim, &cluster, "web", &["web:1"], 1).await;
+    snapshot_configmaps(&cluster, &w, 1).await.unwrap();
+    cluster
+        .patch(
+            Kind::ConfigMap,
+            NS,
+            "cfg",
+            &kube::api::Patch::Merge(serde_json::json!({"data": {"mode": "v2", "new": "x"}})),
+            false,
+        )
+        .await
+        .unwrap();
+    set_image(&cluster, "web", "web:2").await;
+    at_revision(&cluster, "web", 2).await;
+    snapshot_configmaps(&cluster, &w, 2).await.unwrap();
+    let m = method(
+        "config",
+        vec![
+            step("undo", &[], StepAction::Undo(RevisionRef::Previous)),
+            step("pause", &[], StepAction::Wait(TimeDelta::seconds(2))),
+            step(
+                "restore config",
+                &[],
+                StepAction::RestoreConfigMap("cfg".into()),
+            ),
+        ],
+    );
+    let p = policy(vec![w], vec![m.clone()], verification());
+    let ctx = RunContext::new("INC-CM", p, "config regression");
+    let journal = MemoryJournal::new();
+    let dir = tempfile::tempdir().unwrap();
+    let r = tokio::time::timeout(
+        Duration::from_millis(800),
+        executor(&cluster, dir.path()).run(&ctx, &m, &journal),
+    )
+    .await;
+    assert!(r.is_err(), "dropped during the pause");
+    // The pre-rollback backup holds the config as it was before the rollback.
+    let saved =
+        std::fs::read_to_string(dir.path().join("INC-CM/ConfigMap-default-cfg.json")).unwrap();
+    assert!(saved.contains("\"v2\""), "{saved}");
+    let out = executor(&cluster, dir.path())
+        .run(&ctx, &m, &journal)
+        .await
+        .unwrap();
+    assert!(out.succeeded(), "{out:#?}");
+    assert_eq!(out.steps[2].detail["revision"], 1, "{:?}", out.steps[2]);
+    let cm = cluster.get(Kind::ConfigMap, NS, "cfg").await.unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"mode": "v1"}));
+    assert_eq!(patch_times(&sim, "web").len(), 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn dry_run_of_every_mutating_kind_sends_nothing() {
+    use rollbackd::policy::ImageRef;
+    use std::collections::BTreeMap;
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 2).await;
+    sim.create(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": NS}, "data": {"mode": "v1"}}))
+        .unwrap();
+    sim.create(serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": NS}, "spec": {"selector": {"app": "web", "color": "blue"}}}))
+        .unwrap();
+    let steps = vec![
+        step("img", &[], StepAction::SetImage(ImageRef::Previous)),
+        step("restart", &[], StepAction::Restart),
+        step("scale", &[], StepAction::Scale(Some(0))),
+        step(
+            "switch",
+            &[],
+            StepAction::SwitchService {
+                service: "web".into(),
+                selector: BTreeMap::from([("color".to_string(), "green".to_string())]),
+                remove: vec![],
+            },
+        ),
+        step(
+            "flags",
+            &[],
+            StepAction::PatchConfigMap {
+                name: "cfg".into(),
+                data: BTreeMap::from([("mode".to_string(), "safe".to_string())]),
+            },
+        ),
+        step(
+            "isolate",
+            &[],
+            StepAction::Http {
+                method: "POST".into(),
+                url: "http://127.0.0.1:9/plants/{plant}/isolate".into(),
+                body: None,
+                expect_status: 200,
+            },
+        ),
+        step(
+            "migrate",
+            &[],
+            StepAction::Job {
+                name: "down".into(),
+                image: "m:1".into(),
+                command: vec![],
+            },
+        ),
+        step("settle", &[], StepAction::WaitRollout),
+    ];
+    let m = method("everything", steps);
+    let p = policy(
+        vec![workload("web", "web", WorkloadRole::Primary)],
+        vec![m.clone()],
+        verification(),
+    );
+    let mut ctx = RunContext::new("INC-DRY", p, "test");
+    ctx.dry_run = true;
+    ctx.vars.insert("plant".into(), "north".into());
+    let before = sim.requests().len();
+    let dir = tempfile::tempdir().unwrap();
+    let out = executor(&cluster, dir.path())
+        .run(&ctx, &m, &MemoryJournal::new())
+        .await
+        .unwrap();
+    assert_eq!(sim.requests().len(), before, "nothing sent");
+    assert!(out.succeeded(), "{out:#?}");
+    assert!(
+        out.steps
+            .iter()
+            .all(|s| matches!(s.state, StepState::DryRun(_))),
+        "{out:#?}"
+    );
+    assert_eq!(
+        out.steps[0].detail["patch"]["spec"]["template"]["spec"]["containers"][0]["image"],
+        "web:1"
+    );
+    assert_eq!(out.steps[2].detail["patch"]["spec"]["replicas"], 0);
+    assert_eq!(
+        out.steps[5].detail["request"],
+        "POST http://127.0.0.1:9/plants/north/isolate"
+    );
+    sim.shutdown().await;
+}

@@ -31,17 +31,28 @@ pub struct UndoOutcome {
     pub images: Vec<(String, String)>,
 }
 
+/// The labels controllers add to a ReplicaSet's template: Deployments use
+/// `pod-template-hash`, Argo Rollouts `rollouts-pod-template-hash`. Neither is copied back.
+pub const HASH_LABELS: [&str; 2] = [POD_TEMPLATE_HASH, "rollouts-pod-template-hash"];
+
 /// A pod template without the hash label and without empty values, for comparison
 /// (Kubernetes' semantic equality treats nil and empty alike).
 pub fn comparable_template(template: &Value) -> Value {
+    prune(&without_hash(template))
+}
+
+/// A pod template without the controllers' hash labels.
+pub fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(labels) = t
         .pointer_mut("/metadata/labels")
         .and_then(Value::as_object_mut)
     {
-        labels.remove(POD_TEMPLATE_HASH);
+        for l in HASH_LABELS {
+            labels.remove(l);
+        }
     }
-    prune(&t)
+    t
 }
 
 fn prune(v: &Value) -> Value {
@@ -121,13 +132,7 @@ pub async fn undo_object(
             },
         ));
     }
-    let mut template = rev.template.clone();
-    if let Some(labels) = template
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove(POD_TEMPLATE_HASH);
-    }
+    let template = without_hash(&rev.template);
     let mut annotations = rollback_annotations(&owner, &rev);
     let mut record = LastAction::new(
         meta,
