@@ -11,6 +11,11 @@ use super::{Cluster, ClusterError, Kind, annotation};
 pub const LAST_ACTION: &str = "rollbackd.io/last-action";
 /// The annotation marking a ReplicaSet whose revision passed verification.
 pub const VERIFIED: &str = "rollbackd.io/verified";
+/// The `pod-template-hash` of the ReplicaSet that was verified. The deployment controller
+/// copies a Deployment's annotations onto new ReplicaSets, so a `verified` annotation that
+/// reached a Deployment (e.g. by a human's `kubectl rollout undo`) would spread to unverified
+/// revisions; only a mark whose hash matches the ReplicaSet's own label counts.
+pub const VERIFIED_HASH: &str = "rollbackd.io/verified-template-hash";
 /// The annotation remembering the replica count before rollbackd scaled.
 pub const REPLICAS_BEFORE_SCALE: &str = "rollbackd.io/replicas-before-scale";
 
@@ -124,13 +129,22 @@ impl ActionOutcome {
     }
 }
 
-/// Marks a ReplicaSet as verified (`rollbackd.io/verified: "true"`).
+/// Marks a ReplicaSet as verified (`rollbackd.io/verified: "true"`, bound to its
+/// `pod-template-hash` by [`VERIFIED_HASH`]).
 pub async fn mark_verified(
     cluster: &Cluster,
     namespace: &str,
     replicaset: &str,
 ) -> Result<(), ClusterError> {
-    let patch = json!({"metadata": {"annotations": {VERIFIED: "true"}}});
+    let rs = cluster.get(Kind::ReplicaSet, namespace, replicaset).await?;
+    let hash = crate::cluster::history::hash_label(&rs)
+        .ok_or_else(|| {
+            ClusterError::Invalid(format!(
+                "ReplicaSet {namespace}/{replicaset} has no template hash label"
+            ))
+        })?
+        .to_string();
+    let patch = json!({"metadata": {"annotations": {VERIFIED: "true", VERIFIED_HASH: hash}}});
     cluster
         .patch(
             Kind::ReplicaSet,

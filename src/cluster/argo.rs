@@ -2,13 +2,14 @@
 
 use serde_json::json;
 
-use super::annotate::{ActionMeta, ActionOutcome};
+use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
 use super::undo::{UndoOutcome, undo_object};
 use super::{Cluster, ClusterError, Kind};
 use crate::policy::{RevisionRef, Workload};
 
 /// Plans or performs an abort: merge patch `{"status":{"abort":true}}` on the status
-/// subresource.
+/// subresource, then rollbackd's annotation on the Rollout (a second, metadata-only patch:
+/// the status subresource ignores metadata).
 pub async fn argo_abort(
     cluster: &Cluster,
     w: &Workload,
@@ -28,6 +29,17 @@ pub async fn argo_abort(
             &w.name,
             &kube::api::Patch::Merge(body),
             true,
+        )
+        .await?;
+    let record = LastAction::new(meta, "argo_abort");
+    let ann = json!({"metadata": {"annotations": {LAST_ACTION: record.to_annotation()}}});
+    cluster
+        .patch(
+            Kind::Rollout,
+            &w.namespace,
+            &w.name,
+            &kube::api::Patch::Merge(ann),
+            false,
         )
         .await?;
     Ok(ActionOutcome::Done {

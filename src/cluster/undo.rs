@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED};
+use super::annotate::{
+    ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED, VERIFIED_HASH,
+};
 use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
 use super::{Cluster, ClusterError, Kind, name_of};
 use crate::policy::{RevisionRef, Workload};
@@ -90,7 +92,8 @@ pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value>
         }
     }
     for (k, v) in &rev.annotations {
-        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && k != VERIFIED && k != LAST_ACTION {
+        let ours = [VERIFIED, VERIFIED_HASH, LAST_ACTION].contains(&k.as_str());
+        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && !ours {
             out.insert(k.clone(), v.clone());
         }
     }

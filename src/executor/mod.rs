@@ -237,6 +237,9 @@ impl Executor {
                 if matches!(r.state, StepState::Failed(_)) {
                     stopped = true;
                 }
+                if ctx.cancel.is_cancelled() {
+                    out.cancelled = true;
+                }
                 out.steps.push(r);
             }
         }
@@ -312,6 +315,7 @@ impl Executor {
             journal.started(key, index, &w.id, started_at)?;
         }
         let result = self.action(ctx, step, w, &meta, state).await;
+        let cancelled = matches!(result, Err(ClusterError::Cancelled));
         let (st, detail) = match result {
             Ok(ActionOutcome::Done { detail }) => (StepState::Done, detail),
             Ok(ActionOutcome::Skipped { reason, detail }) => (StepState::Skipped(reason), detail),
@@ -335,7 +339,9 @@ impl Executor {
             finished_at: Some(Utc::now()),
             detail,
         };
-        if !ctx.dry_run {
+        // A cancelled step stays "started" in the journal: a resumed run re-checks it
+        // against the cluster instead of reporting a failure that did not happen.
+        if !ctx.dry_run && !cancelled {
             journal.finished(key, index, &w.id, &outcome)?;
         }
         Ok(outcome)
@@ -349,6 +355,7 @@ impl Executor {
             | StepAction::SetImage(_)
             | StepAction::Restart
             | StepAction::Scale(_)
+            | StepAction::ArgoAbort
             | StepAction::ArgoUndo(_) => (Kind::of(w), w.namespace.as_str(), w.name.clone()),
             StepAction::PatchConfigMap { name, .. } | StepAction::RestoreConfigMap(name) => {
                 (Kind::ConfigMap, w.namespace.as_str(), name.clone())
