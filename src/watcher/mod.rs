@@ -301,7 +301,18 @@ async fn process(
     for t in targets {
         let w = &t.workload;
         let kind = Kind::of(w);
-        // Fresh read: the annotation of rollbackd's action must be current.
+        let key = (t.agent.clone(), w.id.clone());
+        // The cached owner suffices to find the highest revision (its uid never changes).
+        if let Some(cached) = owner_from_store(s, w) {
+            let h = History::from_objects(&cached, &sets, kind);
+            let known = seen.get(&key).copied();
+            if h.current().is_none()
+                || known.is_some_and(|n| h.current().is_some_and(|c| c.number <= n))
+            {
+                continue;
+            }
+        }
+        // A new revision: read the owner fresh, rollbackd's annotation must be current.
         let owner = match cluster.get_opt(kind, &w.namespace, &w.name).await {
             Ok(Some(o)) => o,
             Ok(None) => continue,
@@ -314,7 +325,6 @@ async fn process(
         let Some(cur) = history.current() else {
             continue;
         };
-        let key = (t.agent.clone(), w.id.clone());
         let first = !seen.contains_key(&key);
         if seen.get(&key).is_some_and(|&n| cur.number <= n) {
             continue;
