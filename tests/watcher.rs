@@ -50,6 +50,17 @@ async fn new_revisions_snapshots_own_undo_flag_and_initial_rebuild() {
     );
     assert_eq!(ev.agent, "GL-TEST");
 
+    // The new release ships a new config.
+    cluster
+        .patch(
+            Kind::ConfigMap,
+            NS,
+            "web-config",
+            &kube::api::Patch::Merge(json!({"data": {"mode": "v2"}})),
+            false,
+        )
+        .await
+        .unwrap();
     set_image(&cluster, "web", "web:2").await;
     let ev = next(&mut rx).await;
     assert_eq!(
