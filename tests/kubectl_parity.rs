@@ -192,3 +192,76 @@ async fn undo_matches_kubectl_rollout_undo() {
     sim_k.shutdown().await;
     sim_r.shutdown().await;
 }
+
+fn status_line(obj: &Value) -> String {
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(obj.clone()).unwrap();
+    match rollbackd::cluster::rollout_status::deployment_status(&d) {
+        rollbackd::cluster::rollout_status::RolloutStatus::Done(m)
+        | rollbackd::cluster::rollout_status::RolloutStatus::Waiting(m) => m,
+        rollbackd::cluster::rollout_status::RolloutStatus::Failed(m) => format!("error: {m}"),
+    }
+}
+
+#[tokio::test]
+async fn rollout_status_words_match_kubectl_on_a_stuck_rollout() {
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "x", &["x:1"], 2).await;
+    rolled_out(&cluster, "x").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = kubectl(
+        &sim,
+        dir.path(),
+        &["rollout", "status", "deployment/x", "--watch=false"],
+    )
+    .await;
+    assert!(ok, "{out}");
+    let obj = cluster.get(Kind::Deployment, NS, "x").await.unwrap();
+    assert_eq!(out.trim(), status_line(&obj));
+
+    sim.inject_fault("x:stuck", rollbackd::sim::Fault::NeverReady);
+    set_image(&cluster, "x", "x:stuck").await;
+    at_revision(&cluster, "x", 2).await;
+    // Let the stuck rollout settle (the surge pod exists and never gets ready).
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let before = cluster.get(Kind::Deployment, NS, "x").await.unwrap();
+    let (_, out) = kubectl(
+        &sim,
+        dir.path(),
+        &["rollout", "status", "deployment/x", "--watch=false"],
+    )
+    .await;
+    let after = cluster.get(Kind::Deployment, NS, "x").await.unwrap();
+    assert_eq!(status_line(&before), status_line(&after), "state settled");
+    assert!(status_line(&before).starts_with("Waiting for deployment \"x\" rollout to finish"));
+    assert_eq!(out.trim(), status_line(&before));
+
+    // Past the progress deadline kubectl and rollbackd both fail with the same words.
+    cluster
+        .patch(
+            Kind::Deployment,
+            NS,
+            "x",
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"progressDeadlineSeconds": 1}})),
+            false,
+        )
+        .await
+        .unwrap();
+    eventually("deadline exceeded", 15, || async {
+        status_line(&cluster.get(Kind::Deployment, NS, "x").await.unwrap()).starts_with("error:")
+    })
+    .await;
+    let (ok, out) = kubectl(
+        &sim,
+        dir.path(),
+        &["rollout", "status", "deployment/x", "--watch=false"],
+    )
+    .await;
+    assert!(!ok);
+    let obj = cluster.get(Kind::Deployment, NS, "x").await.unwrap();
+    assert_eq!(out.trim(), status_line(&obj));
+    assert_eq!(
+        out.trim(),
+        "error: deployment \"x\" exceeded its progress deadline"
+    );
+    sim.shutdown().await;
+}
