@@ -289,6 +289,17 @@ async fn a_step_journaled_as_started_is_rechecked_against_the_annotation() {
         .unwrap();
     assert_eq!(out.steps[0].state, StepState::Done);
     assert_eq!(patch_times(&sim, "master").len(), 1);
+    // Even with the journal lost, the annotation stops a second (forward!) undo.
+    let out = executor(&cluster, dir.path())
+        .run(&ctx, &m, &MemoryJournal::new())
+        .await
+        .unwrap();
+    assert_eq!(out.steps[0].state, StepState::Done);
+    assert_eq!(patch_times(&sim, "master").len(), 1);
+    assert_eq!(
+        image_of(&cluster.get(Kind::Deployment, NS, "master").await.unwrap()),
+        "master:1"
+    );
     sim.shutdown().await;
 }
 

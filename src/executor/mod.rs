@@ -288,13 +288,14 @@ impl Executor {
             reason: ctx.reason.clone(),
             dry_run: ctx.dry_run,
         };
-        if !ctx.dry_run
-            && let Some(rec) = journal.status(key, index, &w.id)
-        {
-            if let Some(done) = rec.outcome {
+        if !ctx.dry_run {
+            let rec = journal.status(key, index, &w.id);
+            if let Some(done) = rec.as_ref().and_then(|r| r.outcome.clone()) {
                 tracing::info!(step = %step.name, workload = %w.id, "step already finished, not run again");
                 return Ok(done);
             }
+            // Started but not finished (or not journaled at all, e.g. a lost journal): the
+            // cluster decides. rollbackd's annotation naming this step means it was applied.
             if let Some(found) = self.already_applied(w, step, &meta).await {
                 let outcome = StepOutcome {
                     index,
@@ -302,7 +303,7 @@ impl Executor {
                     workload: w.id.clone(),
                     kind: step.action.kind().to_string(),
                     state: StepState::Done,
-                    started_at: Some(rec.started_at),
+                    started_at: Some(rec.map_or_else(Utc::now, |r| r.started_at)),
                     finished_at: Some(Utc::now()),
                     detail: json!({"resumed": "rollbackd's annotation shows this step was applied", "record": found}),
                 };
@@ -347,8 +348,9 @@ impl Executor {
         Ok(outcome)
     }
 
-    /// For a step journaled as started but not finished: whether rollbackd's annotation on
-    /// the object it changes records this incident's step (then it must not run again).
+    /// For a step not journaled as finished: whether rollbackd's annotation on the object it
+    /// changes records this incident's step (then it must not run again). Only the latest
+    /// action is recorded on an object, so this protects the last step that touched it.
     async fn already_applied(&self, w: &Workload, step: &Step, meta: &ActionMeta) -> Option<Value> {
         let (kind, ns, name) = match &step.action {
             StepAction::Undo(_)
