@@ -199,3 +199,51 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
     .await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn argo_rollouts_are_watched_by_their_own_revision_annotation() {
+    let (sim, cluster) = start().await;
+    sim.create(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "shop", "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shop"}},
+                 "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
+                 "template": {"metadata": {"labels": {"app": "shop"}},
+                              "spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
+    }))
+    .unwrap();
+    let mut w = workload("shop", "shop", WorkloadRole::Primary);
+    w.kind = rollbackd::policy::WorkloadKind::Rollout;
+    eventually("revision 1", 10, || async {
+        load(&cluster, &w)
+            .await
+            .is_ok_and(|(_, h)| h.current().is_some())
+    })
+    .await;
+    let p = policy(vec![w.clone()], vec![], verification());
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
+    let ev = next(&mut rx).await;
+    assert!(ev.initial && ev.revision == 1, "{ev:?}");
+    cluster
+        .patch(Kind::Rollout, NS, "shop",
+            &kube::api::Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}})),
+            false)
+        .await
+        .unwrap();
+    let ev = next(&mut rx).await;
+    assert_eq!(
+        (ev.revision, ev.initial, ev.images[0].1.as_str()),
+        (2, false, "shop:2"),
+        "{ev:?}"
+    );
+    eventually("signals from the Rollout's pods", 10, || async {
+        watcher
+            .kube_signals("shop")
+            .is_some_and(|s| s.available_replicas >= 1)
+    })
+    .await;
+    sim.shutdown().await;
+}
