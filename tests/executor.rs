@@ -453,3 +453,55 @@ async fn dry_run_of_every_mutating_kind_sends_nothing() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_the_journal_lost_no_step_of_a_finished_method_runs_again() {
+    // LAST_ACTION only names the restart; the applied-steps list still names the undo.
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 1).await;
+    let m = method(
+        "undo-then-restart",
+        vec![
+            step("undo", &[], StepAction::Undo(RevisionRef::Previous)),
+            step("restart", &[], StepAction::Restart),
+        ],
+    );
+    let p = policy(
+        vec![workload("web", "web", WorkloadRole::Primary)],
+        vec![m.clone()],
+        verification(),
+    );
+    let ctx = RunContext::new("INC-L", p, "test");
+    let dir = tempfile::tempdir().unwrap();
+    let out = executor(&cluster, dir.path())
+        .run(&ctx, &m, &MemoryJournal::new())
+        .await
+        .unwrap();
+    assert!(out.succeeded(), "{out:#?}");
+    assert_eq!(patch_times(&sim, "web").len(), 2);
+    let d = cluster.get(Kind::Deployment, NS, "web").await.unwrap();
+    let steps: Vec<String> = serde_json::from_str(
+        d["metadata"]["annotations"]["rollbackd.io/applied-steps"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        steps,
+        ["INC-L/undo-then-restart/0", "INC-L/undo-then-restart/1"]
+    );
+    let out = executor(&cluster, dir.path())
+        .run(&ctx, &m, &MemoryJournal::new())
+        .await
+        .unwrap();
+    assert!(
+        out.steps.iter().all(|s| s.detail["resumed"].is_string()),
+        "{out:#?}"
+    );
+    assert_eq!(patch_times(&sim, "web").len(), 2, "nothing sent again");
+    assert_eq!(
+        image_of(&cluster.get(Kind::Deployment, NS, "web").await.unwrap()),
+        "web:1"
+    );
+    sim.shutdown().await;
+}

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::undo::{UndoOutcome, undo_object};
 use super::{Cluster, ClusterError, Kind};
 use crate::policy::{RevisionRef, Workload};
@@ -32,7 +32,8 @@ pub async fn argo_abort(
         )
         .await?;
     let record = LastAction::new(meta, "argo_abort");
-    let ann = json!({"metadata": {"annotations": {LAST_ACTION: record.to_annotation()}}});
+    let ro = cluster.get(Kind::Rollout, &w.namespace, &w.name).await?;
+    let ann = json!({"metadata": {"annotations": record.annotations(&ro)}});
     cluster
         .patch(
             Kind::Rollout,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::annotate::{
-    ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED, VERIFIED_HASH,
+    APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED, VERIFIED_HASH,
 };
 use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
 use super::{Cluster, ClusterError, Kind, name_of};
@@ -92,7 +92,7 @@ pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value>
         }
     }
     for (k, v) in &rev.annotations {
-        let ours = [VERIFIED, VERIFIED_HASH, LAST_ACTION].contains(&k.as_str());
+        let ours = [VERIFIED, VERIFIED_HASH, LAST_ACTION, APPLIED_STEPS].contains(&k.as_str());
         if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && !ours {
             out.insert(k.clone(), v.clone());
         }
@@ -147,7 +147,7 @@ pub async fn undo_object(
     );
     record.from_revision = Some(from_revision);
     record.to_revision = Some(rev.number);
-    annotations.insert(LAST_ACTION.to_string(), json!(record.to_annotation()));
+    annotations.extend(record.annotations(&owner));
     let ops = json!([
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},

@@ -14,7 +14,9 @@ use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cluster::annotate::{ActionMeta, ActionOutcome, LastAction};
+use crate::cluster::annotate::{
+    ActionMeta, ActionOutcome, LastAction, applied_steps, step_applied,
+};
 use crate::cluster::backup::{BackupSink, backup_workloads};
 use crate::cluster::history::load;
 use crate::cluster::{
@@ -349,8 +351,8 @@ impl Executor {
     }
 
     /// For a step not journaled as finished: whether rollbackd's annotation on the object it
-    /// changes records this incident's step (then it must not run again). Only the latest
-    /// action is recorded on an object, so this protects the last step that touched it.
+    /// changes records this incident's step (then it must not run again): the last action,
+    /// or the object's list of applied steps.
     async fn already_applied(&self, w: &Workload, step: &Step, meta: &ActionMeta) -> Option<Value> {
         let (kind, ns, name) = match &step.action {
             StepAction::Undo(_)
@@ -368,12 +370,13 @@ impl Executor {
             _ => return None,
         };
         let obj = self.cluster.get_opt(kind, ns, &name).await.ok()??;
-        let rec = LastAction::read(&obj)?;
-        if rec.is_step(&meta.incident, &meta.method, meta.step_index) {
-            serde_json::to_value(rec).ok()
-        } else {
-            None
+        if !step_applied(&obj, &meta.incident, &meta.method, meta.step_index) {
+            return None;
         }
+        Some(json!({
+            "last_action": LastAction::read(&obj),
+            "applied_steps": applied_steps(&obj),
+        }))
     }
 
     async fn action(
