@@ -529,13 +529,20 @@ async fn argo_abort_and_undo() {
     let p = sim
         .requests()
         .into_iter()
-        .rfind(|r| r.method == "PATCH")
+        .rfind(|r| r.method == "PATCH" && r.path.ends_with("/status"))
         .unwrap();
     assert!(p.path.ends_with("/rollouts/shop/status"), "{}", p.path);
+    assert!(p.query.contains("fieldManager=rollbackd"));
     assert_eq!(
         serde_json::from_str::<Value>(&p.body).unwrap(),
         json!({"status": {"abort": true}})
     );
+    let ro = cluster.get(Kind::Rollout, NS, "shop").await.unwrap();
+    assert_eq!(last_action(&ro).kind, "argo_abort");
+    eventually("aborted", 10, || async {
+        cluster.get(Kind::Rollout, NS, "shop").await.unwrap()["status"]["phase"] == "Degraded"
+    })
+    .await;
     let (u, _) = argo::argo_undo(&cluster, &w, RevisionRef::Previous, &meta("INC-9", "undo"))
         .await
         .unwrap();
@@ -697,6 +704,73 @@ async fn wait_rollout_done_and_times_out_on_never_ready() {
         e.to_string()
             .contains("Waiting for deployment \"web\" rollout to finish"),
         "{e}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_verified_mark_copied_onto_a_new_replicaset_does_not_count() {
+    // The deployment controller copies Deployment annotations onto new ReplicaSets. A
+    // verified mark that reached the Deployment must not make a new revision "known good".
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 1).await;
+    let w = workload("web", "web", WorkloadRole::Primary);
+    let (_, h) = load(&cluster, &w).await.unwrap();
+    mark_verified(&cluster, NS, &h.find(1).unwrap().replicaset)
+        .await
+        .unwrap();
+    let rs1 = cluster
+        .get(Kind::ReplicaSet, NS, &h.find(1).unwrap().replicaset)
+        .await
+        .unwrap();
+    let copied = json!({"metadata": {"annotations": {
+        "rollbackd.io/verified": "true",
+        "rollbackd.io/verified-template-hash": rs1["metadata"]["annotations"]["rollbackd.io/verified-template-hash"],
+    }}});
+    cluster
+        .patch(Kind::Deployment, NS, "web", &Patch::Merge(copied), false)
+        .await
+        .unwrap();
+    set_image(&cluster, "web", "web:3").await;
+    at_revision(&cluster, "web", 3).await;
+    set_image(&cluster, "web", "web:4").await;
+    at_revision(&cluster, "web", 4).await;
+    let (_, h) = load(&cluster, &w).await.unwrap();
+    let rs3 = cluster
+        .get(Kind::ReplicaSet, NS, &h.find(3).unwrap().replicaset)
+        .await
+        .unwrap();
+    assert_eq!(
+        rs3["metadata"]["annotations"]["rollbackd.io/verified"], "true",
+        "copied by the controller"
+    );
+    assert!(!h.find(3).unwrap().verified);
+    assert_eq!(
+        h.last_known_good().unwrap().number,
+        1,
+        "revision 3 is not known good"
+    );
+    // And undo never copies rollbackd's marks from a ReplicaSet onto the Deployment.
+    undo::undo(
+        &cluster,
+        &w,
+        RevisionRef::Revision(1),
+        &meta("INC-12", "undo"),
+    )
+    .await
+    .unwrap();
+    let p = sim
+        .requests()
+        .into_iter()
+        .rfind(|r| r.content_type == "application/json-patch+json")
+        .unwrap();
+    let body: Value = serde_json::from_str(&p.body).unwrap();
+    let ann = body[1]["value"].as_object().unwrap();
+    assert!(ann.contains_key("rollbackd.io/last-action"));
+    assert!(!ann.contains_key("rollbackd.io/verified"), "{ann:?}");
+    assert!(
+        !ann.contains_key("rollbackd.io/verified-template-hash"),
+        "{ann:?}"
     );
     sim.shutdown().await;
 }

@@ -11,6 +11,18 @@ use super::{Cluster, ClusterError, Kind, annotation};
 pub const LAST_ACTION: &str = "rollbackd.io/last-action";
 /// The annotation marking a ReplicaSet whose revision passed verification.
 pub const VERIFIED: &str = "rollbackd.io/verified";
+/// The `pod-template-hash` of the ReplicaSet that was verified. The deployment controller
+/// copies a Deployment's annotations onto new ReplicaSets, so a `verified` annotation that
+/// reached a Deployment (e.g. by a human's `kubectl rollout undo`) would spread to unverified
+/// revisions; only a mark whose hash matches the ReplicaSet's own label counts.
+pub const VERIFIED_HASH: &str = "rollbackd.io/verified-template-hash";
+/// The annotation listing the steps rollbackd applied to an object, newest last, as a JSON
+/// array of `"<incident>/<method>/<step index>"` (at most [`APPLIED_STEPS_KEPT`]). Unlike
+/// [`LAST_ACTION`] it survives later steps, so a resumed run (even one whose journal was
+/// lost) can tell every step it already applied to this object.
+pub const APPLIED_STEPS: &str = "rollbackd.io/applied-steps";
+/// How many entries [`APPLIED_STEPS`] keeps.
+pub const APPLIED_STEPS_KEPT: usize = 32;
 /// The annotation remembering the replica count before rollbackd scaled.
 pub const REPLICAS_BEFORE_SCALE: &str = "rollbackd.io/replicas-before-scale";
 
@@ -85,10 +97,46 @@ impl LastAction {
         annotation(obj, LAST_ACTION).and_then(|s| serde_json::from_str(s).ok())
     }
 
+    /// rollbackd's annotations for an object about to be changed: this record as
+    /// [`LAST_ACTION`] and the object's [`APPLIED_STEPS`] with this step appended.
+    pub fn annotations(&self, current: &Value) -> serde_json::Map<String, Value> {
+        let mut steps = applied_steps(current);
+        let id = step_id(&self.incident, &self.method, self.step_index.unwrap_or(0));
+        steps.retain(|s| *s != id);
+        steps.push(id);
+        let skip = steps.len().saturating_sub(APPLIED_STEPS_KEPT);
+        let steps: Vec<String> = steps.into_iter().skip(skip).collect();
+        let mut m = serde_json::Map::new();
+        m.insert(LAST_ACTION.to_string(), json!(self.to_annotation()));
+        m.insert(
+            APPLIED_STEPS.to_string(),
+            json!(serde_json::to_string(&steps).unwrap_or_default()),
+        );
+        m
+    }
+
     /// Whether this record is the given incident's method step.
     pub fn is_step(&self, incident: &str, method: &str, step_index: usize) -> bool {
         self.incident == incident && self.method == method && self.step_index == Some(step_index)
     }
+}
+
+/// The identifier of a step in [`APPLIED_STEPS`].
+pub fn step_id(incident: &str, method: &str, step_index: usize) -> String {
+    format!("{incident}/{method}/{step_index}")
+}
+
+/// The steps an object's [`APPLIED_STEPS`] lists (empty when absent or unreadable).
+pub fn applied_steps(obj: &Value) -> Vec<String> {
+    annotation(obj, APPLIED_STEPS)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// Whether rollbackd's annotations on an object show this step was applied.
+pub fn step_applied(obj: &Value, incident: &str, method: &str, step_index: usize) -> bool {
+    LastAction::read(obj).is_some_and(|r| r.is_step(incident, method, step_index))
+        || applied_steps(obj).contains(&step_id(incident, method, step_index))
 }
 
 /// What one action did.
@@ -124,13 +172,22 @@ impl ActionOutcome {
     }
 }
 
-/// Marks a ReplicaSet as verified (`rollbackd.io/verified: "true"`).
+/// Marks a ReplicaSet as verified (`rollbackd.io/verified: "true"`, bound to its
+/// `pod-template-hash` by [`VERIFIED_HASH`]).
 pub async fn mark_verified(
     cluster: &Cluster,
     namespace: &str,
     replicaset: &str,
 ) -> Result<(), ClusterError> {
-    let patch = json!({"metadata": {"annotations": {VERIFIED: "true"}}});
+    let rs = cluster.get(Kind::ReplicaSet, namespace, replicaset).await?;
+    let hash = crate::cluster::history::hash_label(&rs)
+        .ok_or_else(|| {
+            ClusterError::Invalid(format!(
+                "ReplicaSet {namespace}/{replicaset} has no template hash label"
+            ))
+        })?
+        .to_string();
+    let patch = json!({"metadata": {"annotations": {VERIFIED: "true", VERIFIED_HASH: hash}}});
     cluster
         .patch(
             Kind::ReplicaSet,

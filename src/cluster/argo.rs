@@ -2,13 +2,14 @@
 
 use serde_json::json;
 
-use super::annotate::{ActionMeta, ActionOutcome};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::undo::{UndoOutcome, undo_object};
 use super::{Cluster, ClusterError, Kind};
 use crate::policy::{RevisionRef, Workload};
 
 /// Plans or performs an abort: merge patch `{"status":{"abort":true}}` on the status
-/// subresource.
+/// subresource, then rollbackd's annotation on the Rollout (a second, metadata-only patch:
+/// the status subresource ignores metadata).
 pub async fn argo_abort(
     cluster: &Cluster,
     w: &Workload,
@@ -28,6 +29,18 @@ pub async fn argo_abort(
             &w.name,
             &kube::api::Patch::Merge(body),
             true,
+        )
+        .await?;
+    let record = LastAction::new(meta, "argo_abort");
+    let ro = cluster.get(Kind::Rollout, &w.namespace, &w.name).await?;
+    let ann = json!({"metadata": {"annotations": record.annotations(&ro)}});
+    cluster
+        .patch(
+            Kind::Rollout,
+            &w.namespace,
+            &w.name,
+            &kube::api::Patch::Merge(ann),
+            false,
         )
         .await?;
     Ok(ActionOutcome::Done {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::snapshot::{snapshot_data, snapshot_name};
 use super::{Cluster, ClusterError, Kind};
 
@@ -31,7 +31,7 @@ pub async fn patch_configmap(
         });
     }
     let record = LastAction::new(meta, "patch_configmap");
-    let body = json!({"metadata": {"annotations": {LAST_ACTION: record.to_annotation()}}, "data": changed});
+    let body = json!({"metadata": {"annotations": record.annotations(&cm)}, "data": changed});
     apply(cluster, namespace, name, body, meta, detail).await
 }
 
@@ -69,8 +69,7 @@ pub async fn restore_configmap(
     }
     let mut record = LastAction::new(meta, "restore_configmap");
     record.to_revision = Some(revision);
-    let body =
-        json!({"metadata": {"annotations": {LAST_ACTION: record.to_annotation()}}, "data": data});
+    let body = json!({"metadata": {"annotations": record.annotations(&cm)}, "data": data});
     apply(cluster, namespace, name, body, meta, detail).await
 }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::annotate::VERIFIED;
+use super::annotate::{VERIFIED, VERIFIED_HASH};
 use super::{Cluster, ClusterError, Kind, annotation, name_of, selector_string};
 use crate::policy::{RevisionRef, Workload};
 
@@ -28,7 +28,7 @@ pub struct Revision {
     pub template: Value,
     /// `(container, image)` in template order.
     pub images: Vec<(String, String)>,
-    /// Whether rollbackd verified this revision.
+    /// Whether rollbackd verified this revision (its mark names this ReplicaSet's hash).
     pub verified: bool,
     /// The ReplicaSet's annotations.
     pub annotations: Map<String, Value>,
@@ -39,6 +39,11 @@ impl Revision {
     pub fn from_replicaset(rs: &Value, revision_annotation: &str) -> Option<Revision> {
         let number = annotation(rs, revision_annotation)?.parse::<u64>().ok()?;
         let template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let template_hash = hash_label(rs).map(str::to_string);
+        let verified = annotation(rs, VERIFIED) == Some("true")
+            && template_hash
+                .as_deref()
+                .is_some_and(|h| annotation(rs, VERIFIED_HASH) == Some(h));
         Some(Revision {
             number,
             replicaset: name_of(rs).to_string(),
@@ -52,14 +57,10 @@ impl Revision {
                 .and_then(Value::as_str)
                 .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .map(|t| t.with_timezone(&Utc)),
-            template_hash: rs
-                .pointer("/metadata/labels")
-                .and_then(|l| l.get(POD_TEMPLATE_HASH))
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            template_hash,
             images: images_of(&template),
             template,
-            verified: annotation(rs, VERIFIED) == Some("true"),
+            verified,
             annotations: rs
                 .pointer("/metadata/annotations")
                 .and_then(Value::as_object)
@@ -79,6 +80,16 @@ impl Revision {
             None => self.images.first().map(|(_, i)| i.as_str()),
         }
     }
+}
+
+/// A ReplicaSet's template hash label (`pod-template-hash`, or Argo's
+/// `rollouts-pod-template-hash`).
+pub fn hash_label(rs: &Value) -> Option<&str> {
+    let labels = rs.pointer("/metadata/labels")?;
+    labels
+        .get(POD_TEMPLATE_HASH)
+        .or_else(|| labels.get("rollouts-pod-template-hash"))
+        .and_then(Value::as_str)
 }
 
 /// `(container, image)` pairs of a pod template.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::history::{images_of, load};
 use super::{Cluster, ClusterError, Kind};
 use crate::policy::{ImageRef, RevisionRef, Workload};
@@ -69,7 +69,7 @@ pub async fn set_image(
     record.to_revision = to_revision;
     let (patch, content_type) = if kind == Kind::Deployment {
         let body = json!({
-            "metadata": {"annotations": {LAST_ACTION: record.to_annotation()}},
+            "metadata": {"annotations": record.annotations(&owner)},
             "spec": {"template": {"spec": {"containers": [{"name": c, "image": target}]}}}
         });
         (
@@ -107,7 +107,7 @@ pub fn merged_annotations(owner: &Value, record: &LastAction) -> Value {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    a.insert(LAST_ACTION.to_string(), json!(record.to_annotation()));
+    a.extend(record.annotations(owner));
     Value::Object(a)
 }
 

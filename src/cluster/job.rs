@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::{Cluster, ClusterError, Kind, name_of};
 
 /// The Job's name for an incident: `<name>-<incident>`, DNS-safe, at most 63 characters.
@@ -55,7 +55,7 @@ pub async fn run_job(
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": jname, "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": "rollbackd"},
-                     "annotations": {LAST_ACTION: record.to_annotation()}},
+                     "annotations": record.annotations(&Value::Null)},
         "spec": {"backoffLimit": 0, "template": {"spec": {
             "restartPolicy": "Never", "containers": [container]}}}
     });

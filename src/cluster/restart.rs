@@ -3,7 +3,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde_json::json;
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::history::load;
 use super::image::patch_body;
 use super::{Cluster, ClusterError, Kind};
@@ -19,12 +19,12 @@ pub async fn restart(
     meta: &ActionMeta,
 ) -> Result<ActionOutcome, ClusterError> {
     let kind = Kind::of(w);
-    let (_, history) = load(cluster, w).await?;
+    let (owner, history) = load(cluster, w).await?;
     let mut record = LastAction::new(meta, "restart");
     record.from_revision = history.current().map(|r| r.number);
     let at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     let body = json!({
-        "metadata": {"annotations": {LAST_ACTION: record.to_annotation()}},
+        "metadata": {"annotations": record.annotations(&owner)},
         "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}
     });
     let patch = if kind == Kind::Deployment {

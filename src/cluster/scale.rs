@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction, REPLICAS_BEFORE_SCALE};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction, REPLICAS_BEFORE_SCALE};
 use super::{Cluster, ClusterError, Kind, annotation, retry};
 use crate::policy::Workload;
 
@@ -46,9 +46,10 @@ pub async fn scale(
             }
         };
         let detail = json!({"from_replicas": current, "replicas": target});
+        let mut annotations = record.annotations(&obj);
+        annotations.insert(REPLICAS_BEFORE_SCALE.to_string(), before_value);
         let body = json!({
-            "metadata": {"resourceVersion": rv, "annotations": {
-                LAST_ACTION: record.to_annotation(), REPLICAS_BEFORE_SCALE: before_value}},
+            "metadata": {"resourceVersion": rv, "annotations": annotations},
             "spec": {"replicas": target}
         });
         if meta.dry_run {

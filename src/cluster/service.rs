@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::{Cluster, ClusterError, Kind};
 
 /// Plans or performs a selector switch: `selector` keys are set and `remove` keys deleted
@@ -45,7 +45,7 @@ pub async fn switch_service(
     }
     let record = LastAction::new(meta, "switch_service");
     let body = json!({
-        "metadata": {"annotations": {LAST_ACTION: record.to_annotation()}},
+        "metadata": {"annotations": record.annotations(&svc)},
         "spec": {"selector": sel}
     });
     if meta.dry_run {

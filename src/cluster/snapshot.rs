@@ -58,6 +58,56 @@ pub async fn snapshot_configmaps(
     Ok(out)
 }
 
+/// For a revision rollbackd created by rolling back to `source_revision`: its snapshots are
+/// copies of `source_revision`'s (the config that matches the restored code), not of the
+/// live ConfigMaps, which may still hold the bad config until `restore_configmap` runs.
+/// Falls back to the live ConfigMap when the source has no snapshot.
+pub async fn snapshot_from_revision(
+    cluster: &Cluster,
+    w: &Workload,
+    revision: u64,
+    source_revision: u64,
+) -> Result<Vec<String>, ClusterError> {
+    let mut out = Vec::new();
+    for name in &w.configmaps {
+        let snap = snapshot_name(name, revision);
+        if cluster
+            .get_opt(Kind::ConfigMap, &w.namespace, &snap)
+            .await?
+            .is_some()
+        {
+            out.push(snap);
+            continue;
+        }
+        let source = snapshot_name(name, source_revision);
+        let Some(src) = cluster
+            .get_opt(Kind::ConfigMap, &w.namespace, &source)
+            .await?
+        else {
+            let single = Workload {
+                configmaps: vec![name.clone()],
+                ..w.clone()
+            };
+            out.extend(snapshot_configmaps(cluster, &single, revision).await?);
+            continue;
+        };
+        let obj = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": snap, "namespace": w.namespace, "labels": {
+                MANAGED_BY: "rollbackd", SOURCE: name, REVISION: revision.to_string()}},
+            "data": src.get("data").cloned().unwrap_or(json!({})),
+            "binaryData": src.get("binaryData").cloned().unwrap_or(json!({})),
+        });
+        match cluster.create(Kind::ConfigMap, &w.namespace, &obj).await {
+            Ok(_) => {}
+            Err(e) if e.status_code() == Some(409) => {}
+            Err(e) => return Err(e),
+        }
+        out.push(snap);
+    }
+    Ok(out)
+}
+
 /// The data of a snapshot, if it exists.
 pub async fn snapshot_data(
     cluster: &Cluster,

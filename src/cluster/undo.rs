@@ -5,7 +5,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED};
+use super::annotate::{
+    APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED, VERIFIED_HASH,
+};
 use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
 use super::{Cluster, ClusterError, Kind, name_of};
 use crate::policy::{RevisionRef, Workload};
@@ -31,17 +33,28 @@ pub struct UndoOutcome {
     pub images: Vec<(String, String)>,
 }
 
+/// The labels controllers add to a ReplicaSet's template: Deployments use
+/// `pod-template-hash`, Argo Rollouts `rollouts-pod-template-hash`. Neither is copied back.
+pub const HASH_LABELS: [&str; 2] = [POD_TEMPLATE_HASH, "rollouts-pod-template-hash"];
+
 /// A pod template without the hash label and without empty values, for comparison
 /// (Kubernetes' semantic equality treats nil and empty alike).
 pub fn comparable_template(template: &Value) -> Value {
+    prune(&without_hash(template))
+}
+
+/// A pod template without the controllers' hash labels.
+pub fn without_hash(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(labels) = t
         .pointer_mut("/metadata/labels")
         .and_then(Value::as_object_mut)
     {
-        labels.remove(POD_TEMPLATE_HASH);
+        for l in HASH_LABELS {
+            labels.remove(l);
+        }
     }
-    prune(&t)
+    t
 }
 
 fn prune(v: &Value) -> Value {
@@ -79,7 +92,8 @@ pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value>
         }
     }
     for (k, v) in &rev.annotations {
-        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && k != VERIFIED && k != LAST_ACTION {
+        let ours = [VERIFIED, VERIFIED_HASH, LAST_ACTION, APPLIED_STEPS].contains(&k.as_str());
+        if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && !ours {
             out.insert(k.clone(), v.clone());
         }
     }
@@ -121,13 +135,7 @@ pub async fn undo_object(
             },
         ));
     }
-    let mut template = rev.template.clone();
-    if let Some(labels) = template
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        labels.remove(POD_TEMPLATE_HASH);
-    }
+    let template = without_hash(&rev.template);
     let mut annotations = rollback_annotations(&owner, &rev);
     let mut record = LastAction::new(
         meta,
@@ -139,7 +147,7 @@ pub async fn undo_object(
     );
     record.from_revision = Some(from_revision);
     record.to_revision = Some(rev.number);
-    annotations.insert(LAST_ACTION.to_string(), json!(record.to_annotation()));
+    annotations.extend(record.annotations(&owner));
     let ops = json!([
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},

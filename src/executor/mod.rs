@@ -14,7 +14,9 @@ use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cluster::annotate::{ActionMeta, ActionOutcome, LastAction};
+use crate::cluster::annotate::{
+    ActionMeta, ActionOutcome, LastAction, applied_steps, step_applied,
+};
 use crate::cluster::backup::{BackupSink, backup_workloads};
 use crate::cluster::history::load;
 use crate::cluster::{
@@ -237,6 +239,9 @@ impl Executor {
                 if matches!(r.state, StepState::Failed(_)) {
                     stopped = true;
                 }
+                if ctx.cancel.is_cancelled() {
+                    out.cancelled = true;
+                }
                 out.steps.push(r);
             }
         }
@@ -285,13 +290,14 @@ impl Executor {
             reason: ctx.reason.clone(),
             dry_run: ctx.dry_run,
         };
-        if !ctx.dry_run
-            && let Some(rec) = journal.status(key, index, &w.id)
-        {
-            if let Some(done) = rec.outcome {
+        if !ctx.dry_run {
+            let rec = journal.status(key, index, &w.id);
+            if let Some(done) = rec.as_ref().and_then(|r| r.outcome.clone()) {
                 tracing::info!(step = %step.name, workload = %w.id, "step already finished, not run again");
                 return Ok(done);
             }
+            // Started but not finished (or not journaled at all, e.g. a lost journal): the
+            // cluster decides. rollbackd's annotation naming this step means it was applied.
             if let Some(found) = self.already_applied(w, step, &meta).await {
                 let outcome = StepOutcome {
                     index,
@@ -299,7 +305,7 @@ impl Executor {
                     workload: w.id.clone(),
                     kind: step.action.kind().to_string(),
                     state: StepState::Done,
-                    started_at: Some(rec.started_at),
+                    started_at: Some(rec.map_or_else(Utc::now, |r| r.started_at)),
                     finished_at: Some(Utc::now()),
                     detail: json!({"resumed": "rollbackd's annotation shows this step was applied", "record": found}),
                 };
@@ -312,6 +318,7 @@ impl Executor {
             journal.started(key, index, &w.id, started_at)?;
         }
         let result = self.action(ctx, step, w, &meta, state).await;
+        let cancelled = matches!(result, Err(ClusterError::Cancelled));
         let (st, detail) = match result {
             Ok(ActionOutcome::Done { detail }) => (StepState::Done, detail),
             Ok(ActionOutcome::Skipped { reason, detail }) => (StepState::Skipped(reason), detail),
@@ -335,20 +342,24 @@ impl Executor {
             finished_at: Some(Utc::now()),
             detail,
         };
-        if !ctx.dry_run {
+        // A cancelled step stays "started" in the journal: a resumed run re-checks it
+        // against the cluster instead of reporting a failure that did not happen.
+        if !ctx.dry_run && !cancelled {
             journal.finished(key, index, &w.id, &outcome)?;
         }
         Ok(outcome)
     }
 
-    /// For a step journaled as started but not finished: whether rollbackd's annotation on
-    /// the object it changes records this incident's step (then it must not run again).
+    /// For a step not journaled as finished: whether rollbackd's annotation on the object it
+    /// changes records this incident's step (then it must not run again): the last action,
+    /// or the object's list of applied steps.
     async fn already_applied(&self, w: &Workload, step: &Step, meta: &ActionMeta) -> Option<Value> {
         let (kind, ns, name) = match &step.action {
             StepAction::Undo(_)
             | StepAction::SetImage(_)
             | StepAction::Restart
             | StepAction::Scale(_)
+            | StepAction::ArgoAbort
             | StepAction::ArgoUndo(_) => (Kind::of(w), w.namespace.as_str(), w.name.clone()),
             StepAction::PatchConfigMap { name, .. } | StepAction::RestoreConfigMap(name) => {
                 (Kind::ConfigMap, w.namespace.as_str(), name.clone())
@@ -359,12 +370,13 @@ impl Executor {
             _ => return None,
         };
         let obj = self.cluster.get_opt(kind, ns, &name).await.ok()??;
-        let rec = LastAction::read(&obj)?;
-        if rec.is_step(&meta.incident, &meta.method, meta.step_index) {
-            serde_json::to_value(rec).ok()
-        } else {
-            None
+        if !step_applied(&obj, &meta.incident, &meta.method, meta.step_index) {
+            return None;
         }
+        Some(json!({
+            "last_action": LastAction::read(&obj),
+            "applied_steps": applied_steps(&obj),
+        }))
     }
 
     async fn action(

@@ -188,22 +188,19 @@ impl Verifier {
         first_attempt: Option<Vec<CheckResult>>,
         recovery: Option<MethodOutcome>,
     ) -> VerifyOutcome {
-        let mut checks = checks;
         let mut verified = None;
         match load(self.cluster(), w).await {
-            Ok((_, h)) => match h.current() {
-                Some(cur) => {
+            Ok((_, h)) => {
+                if let Some(cur) = h.current() {
                     match mark_verified(self.cluster(), &w.namespace, &cur.replicaset).await {
                         Ok(()) => verified = Some(cur.replicaset.clone()),
-                        Err(e) => checks.push(CheckResult {
-                            name: "mark_verified".into(),
-                            passed: true,
-                            detail: format!("could not annotate {}: {e}", cur.replicaset),
-                        }),
+                        // Not fatal: an unmarked revision is never used as last known good.
+                        Err(e) => {
+                            tracing::warn!(replicaset = %cur.replicaset, error = %e, "could not mark the revision verified")
+                        }
                     }
                 }
-                None => {}
-            },
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "could not read history to mark the revision verified")
             }

@@ -24,7 +24,7 @@ use crate::cluster::annotate::LastAction;
 use crate::cluster::history::History;
 use crate::cluster::pods::{KubeSignals, selects};
 use crate::cluster::rollout_status::{RolloutStatus, status_of};
-use crate::cluster::snapshot::snapshot_configmaps;
+use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
 use crate::cluster::{Cluster, Kind};
 use crate::policy::{Policy, Workload};
 
@@ -41,8 +41,11 @@ pub struct DeployObserved {
     pub name: String,
     /// The new highest revision.
     pub revision: u64,
-    /// The ReplicaSet's creation time.
+    /// The ReplicaSet's creation time. A revision made by an undo reuses an old
+    /// ReplicaSet, so this can be long before `observed_at`.
     pub at: Option<DateTime<Utc>>,
+    /// When the watcher saw the revision.
+    pub observed_at: DateTime<Utc>,
     /// `(container, image)` of the revision.
     pub images: Vec<(String, String)>,
     /// rollbackd's own action created this revision.
@@ -301,7 +304,18 @@ async fn process(
     for t in targets {
         let w = &t.workload;
         let kind = Kind::of(w);
-        // Fresh read: the annotation of rollbackd's action must be current.
+        let key = (t.agent.clone(), w.id.clone());
+        // The cached owner suffices to find the highest revision (its uid never changes).
+        if let Some(cached) = owner_from_store(s, w) {
+            let h = History::from_objects(&cached, &sets, kind);
+            let known = seen.get(&key).copied();
+            if h.current().is_none()
+                || known.is_some_and(|n| h.current().is_some_and(|c| c.number <= n))
+            {
+                continue;
+            }
+        }
+        // A new revision: read the owner fresh, rollbackd's annotation must be current.
         let owner = match cluster.get_opt(kind, &w.namespace, &w.name).await {
             Ok(Some(o)) => o,
             Ok(None) => continue,
@@ -314,13 +328,21 @@ async fn process(
         let Some(cur) = history.current() else {
             continue;
         };
-        let key = (t.agent.clone(), w.id.clone());
         let first = !seen.contains_key(&key);
         if seen.get(&key).is_some_and(|&n| cur.number <= n) {
             continue;
         }
         seen.insert(key, cur.number);
-        let snapshots = match snapshot_configmaps(cluster, w, cur.number).await {
+        let ours = created_by_rollbackd(&owner, cur.number);
+        // An undo's revision gets the snapshot of the revision it restored.
+        let undo_source = LastAction::read(&owner)
+            .filter(|r| ours && matches!(r.kind.as_str(), "undo" | "argo_undo"))
+            .and_then(|r| r.to_revision);
+        let snap = match undo_source {
+            Some(src) => snapshot_from_revision(cluster, w, cur.number, src).await,
+            None => snapshot_configmaps(cluster, w, cur.number).await,
+        };
+        let snapshots = match snap {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(workload = %w.id, revision = cur.number, error = %e, "ConfigMap snapshot failed");
@@ -334,8 +356,9 @@ async fn process(
             name: w.name.clone(),
             revision: cur.number,
             at: cur.created,
+            observed_at: Utc::now(),
             images: cur.images.clone(),
-            rolled_back_by_rollbackd: created_by_rollbackd(&owner, cur.number),
+            rolled_back_by_rollbackd: ours,
             initial: initial && first,
             snapshots,
         };

@@ -1,0 +1,249 @@
+//! The deploy watcher against the simulator.
+
+mod cluster_support;
+
+use std::time::Duration;
+
+use cluster_support::*;
+use rollbackd::cluster::Kind;
+use rollbackd::cluster::annotate::ActionMeta;
+use rollbackd::cluster::history::load;
+use rollbackd::cluster::undo;
+use rollbackd::policy::{RevisionRef, WorkloadRole};
+use rollbackd::sim::Fault;
+use rollbackd::watcher::{DeployObserved, DeployWatcher};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+async fn next(rx: &mut mpsc::Receiver<DeployObserved>) -> DeployObserved {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("channel open")
+}
+
+async fn quiet(rx: &mut mpsc::Receiver<DeployObserved>, ms: u64) {
+    if let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(ms), rx.recv()).await {
+        panic!("unexpected event {ev:?}");
+    }
+}
+
+#[tokio::test]
+async fn new_revisions_snapshots_own_undo_flag_and_initial_rebuild() {
+    let (sim, cluster) = start().await;
+    sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-config", "namespace": NS}, "data": {"mode": "v1"}}))
+        .unwrap();
+    deploy_history(&sim, &cluster, "web", &["web:1"], 2).await;
+    let mut w = workload("web", "web", WorkloadRole::Primary);
+    w.configmaps = vec!["web-config".into()];
+    let p = policy(vec![w.clone()], vec![], verification());
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
+
+    let ev = next(&mut rx).await;
+    assert!(
+        ev.initial && ev.revision == 1 && !ev.rolled_back_by_rollbackd,
+        "{ev:?}"
+    );
+    assert_eq!(ev.agent, "GL-TEST");
+
+    // The new release ships a new config.
+    cluster
+        .patch(
+            Kind::ConfigMap,
+            NS,
+            "web-config",
+            &kube::api::Patch::Merge(json!({"data": {"mode": "v2"}})),
+            false,
+        )
+        .await
+        .unwrap();
+    set_image(&cluster, "web", "web:2").await;
+    let ev = next(&mut rx).await;
+    assert_eq!(
+        (ev.revision, ev.initial, ev.rolled_back_by_rollbackd),
+        (2, false, false),
+        "{ev:?}"
+    );
+    assert_eq!(ev.images, vec![("app".to_string(), "web:2".to_string())]);
+    let (_, h) = load(&cluster, &w).await.unwrap();
+    assert_eq!(
+        ev.at,
+        h.find(2).unwrap().created,
+        "the ReplicaSet's creation time"
+    );
+    assert_eq!(ev.snapshots, vec!["web-config.rollbackd-rev-2"]);
+    assert!(
+        cluster
+            .get_opt(Kind::ConfigMap, NS, "web-config.rollbackd-rev-2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        cluster
+            .get_opt(Kind::ConfigMap, NS, "web-config.rollbackd-rev-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    quiet(&mut rx, 500).await; // exactly one event for the deploy
+
+    let meta = ActionMeta {
+        incident: "INC-W".into(),
+        method: "quick".into(),
+        step: "undo".into(),
+        step_index: 0,
+        reason: "test".into(),
+        dry_run: false,
+    };
+    undo::undo(&cluster, &w, RevisionRef::Previous, &meta)
+        .await
+        .unwrap();
+    let ev = next(&mut rx).await;
+    assert_eq!(
+        (ev.revision, ev.rolled_back_by_rollbackd),
+        (3, true),
+        "{ev:?}"
+    );
+    assert_eq!(ev.images[0].1, "web:1");
+
+    // A human deploy after the rollback is a new deploy again.
+    set_image(&cluster, "web", "web:4").await;
+    let ev = next(&mut rx).await;
+    assert_eq!(
+        (ev.revision, ev.rolled_back_by_rollbackd),
+        (4, false),
+        "{ev:?}"
+    );
+    drop(watcher);
+
+    // A new watcher rebuilds the current revision from the cluster.
+    let (tx, mut rx) = mpsc::channel(16);
+    let _watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
+    let ev = next(&mut rx).await;
+    assert!(ev.initial && ev.revision == 4, "{ev:?}");
+    quiet(&mut rx, 300).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1"], 2).await;
+    deploy_history(&sim, &cluster, "api", &["api:1"], 2).await;
+    rolled_out(&cluster, "web").await;
+    let p = policy(
+        vec![
+            workload("web", "web", WorkloadRole::Primary),
+            workload("api", "api", WorkloadRole::Coordinated),
+        ],
+        vec![],
+        verification(),
+    );
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
+    next(&mut rx).await;
+    next(&mut rx).await;
+    eventually("healthy signals", 10, || async {
+        watcher
+            .kube_signals("web")
+            .is_some_and(|s| s.available_replicas == 2 && s.restarts == 0)
+    })
+    .await;
+    assert!(watcher.kube_signals("nope").is_none());
+
+    sim.inject_fault("web:oom", Fault::OomKilled);
+    set_image(&cluster, "web", "web:oom").await;
+    sim.inject_fault("api:crash", Fault::CrashLoop);
+    set_image(&cluster, "api", "api:crash").await;
+    eventually("oom and crashloop counted", 10, || async {
+        let w = watcher.kube_signals("web").unwrap();
+        let a = watcher.kube_signals("api").unwrap();
+        w.oom_kills >= 1
+            && w.restarts >= 1
+            && w.crashlooping_pods >= 1
+            && a.crashlooping_pods >= 1
+            && a.restarts >= 1
+            && a.oom_kills == 0
+    })
+    .await;
+    let w = watcher.kube_signals("web").unwrap();
+    assert_eq!(w.image_pull_backoff, 0);
+    assert_eq!(w.rollout_stalled, 0);
+
+    // An un-pullable image with a 1 s progress deadline: ImagePullBackOff and stalled.
+    sim.inject_fault("api:pull", Fault::ImagePullBackOff);
+    cluster
+        .patch(
+            Kind::Deployment,
+            NS,
+            "api",
+            &kube::api::Patch::Strategic(json!({"spec": {"progressDeadlineSeconds": 1,
+                "template": {"spec": {"containers": [{"name": "app", "image": "api:pull"}]}}}})),
+            false,
+        )
+        .await
+        .unwrap();
+    eventually("image pull backoff and stalled", 15, || async {
+        let a = watcher.kube_signals("api").unwrap();
+        a.image_pull_backoff >= 1 && a.rollout_stalled == 1
+    })
+    .await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn argo_rollouts_are_watched_by_their_own_revision_annotation() {
+    let (sim, cluster) = start().await;
+    sim.create(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "shop", "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shop"}},
+                 "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
+                 "template": {"metadata": {"labels": {"app": "shop"}},
+                              "spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
+    }))
+    .unwrap();
+    let mut w = workload("shop", "shop", WorkloadRole::Primary);
+    w.kind = rollbackd::policy::WorkloadKind::Rollout;
+    eventually("revision 1", 10, || async {
+        load(&cluster, &w)
+            .await
+            .is_ok_and(|(_, h)| h.current().is_some())
+    })
+    .await;
+    let p = policy(vec![w.clone()], vec![], verification());
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
+    let ev = next(&mut rx).await;
+    assert!(ev.initial && ev.revision == 1, "{ev:?}");
+    cluster
+        .patch(Kind::Rollout, NS, "shop",
+            &kube::api::Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}})),
+            false)
+        .await
+        .unwrap();
+    let ev = next(&mut rx).await;
+    assert_eq!(
+        (ev.revision, ev.initial, ev.images[0].1.as_str()),
+        (2, false, "shop:2"),
+        "{ev:?}"
+    );
+    eventually("signals from the Rollout's pods", 10, || async {
+        watcher
+            .kube_signals("shop")
+            .is_some_and(|s| s.available_replicas >= 1)
+    })
+    .await;
+    sim.shutdown().await;
+}
