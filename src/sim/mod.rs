@@ -21,6 +21,7 @@ pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
+pub mod validate;
 pub mod watch;
 pub mod workload;
 

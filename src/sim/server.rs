@@ -21,6 +21,7 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{Part, Store};
 use super::table;
+use super::validate;
 use super::watch::{self, WatchRequest};
 
 /// State shared by every request handler.
@@ -206,9 +207,7 @@ fn dispatch(
     let r = t.resource;
     let ns = t.namespace.clone().unwrap_or_default();
     if r.namespaced && t.name.is_some() && t.namespace.is_none() {
-        return Err(ApiError::NotFound(
-            "the server could not find the requested resource".into(),
-        ));
+        return Err(validate::missing_namespace(r));
     }
     let store = &st.store;
     match (method.clone(), t.name.as_deref(), t.sub.as_deref()) {
@@ -238,6 +237,7 @@ fn dispatch(
                     bookmarks: query
                         .get("allowWatchBookmarks")
                         .is_some_and(|v| v == "true"),
+                    table: accept.contains("as=Table"),
                 };
                 return Ok(watch::respond(store, req, st.shutdown.clone()));
             }

@@ -11,6 +11,7 @@ use super::discovery::{self, Resource};
 use super::ids;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, qualified};
+use super::validate;
 
 /// How many change events are kept for watches that resume from an older resourceVersion.
 const HISTORY: usize = 20_000;
@@ -74,6 +75,8 @@ struct Inner {
     history: VecDeque<Arc<StoredEvent>>,
     /// The oldest resourceVersion a watch can resume from.
     compacted: u64,
+    /// How many events `history` keeps.
+    limit: usize,
 }
 
 /// The shared object store.
@@ -138,9 +141,17 @@ impl Default for Store {
 impl Store {
     /// An empty store with the `default` namespace.
     pub fn new() -> Self {
+        Self::with_history(HISTORY)
+    }
+
+    /// An empty store that keeps `limit` change events for resuming watches.
+    pub fn with_history(limit: usize) -> Self {
         let (events, _) = broadcast::channel(8192);
         let store = Store {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                limit,
+                ..Inner::default()
+            }),
             events,
         };
         let _ = store.create(
@@ -164,7 +175,7 @@ impl Store {
             object,
         });
         inner.history.push_back(ev.clone());
-        while inner.history.len() > HISTORY {
+        while inner.history.len() > inner.limit {
             if let Some(old) = inner.history.pop_front() {
                 inner.compacted = old.rv;
             }
@@ -254,7 +265,13 @@ impl Store {
             m.insert("apiVersion".into(), json!(r.api_version()));
             m.insert("kind".into(), json!(r.kind));
         }
+        if r.has_status
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
         defaults::apply(r.kind, &mut obj);
+        validate::check(r, &obj)?;
         let name = name_of(&obj).to_string();
         let mut inner = self.lock();
         let k = key(r, ns, &name);
@@ -370,6 +387,7 @@ impl Store {
             m.insert("kind".into(), json!(r.kind));
         }
         defaults::apply(r.kind, &mut new);
+        validate::check(r, &new)?;
         if new.get("spec") != old.get("spec") {
             let generation = old
                 .pointer("/metadata/generation")
@@ -420,6 +438,23 @@ impl Store {
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
             }
             let uid = uid_of(&obj).to_string();
+            if r.kind == "Namespace" {
+                let contents: Vec<Key> = inner
+                    .objects
+                    .keys()
+                    .filter(|(_, _, ns, _)| *ns == k.3)
+                    .cloned()
+                    .collect();
+                for ck in contents {
+                    if let Some(cr) = discovery::RESOURCES
+                        .iter()
+                        .find(|x| x.group == ck.0 && x.plural == ck.1)
+                        .copied()
+                    {
+                        pending.push((ck, cr));
+                    }
+                }
+            }
             self.record(&mut inner, r, EventType::Deleted, obj.clone());
             if first.is_none() {
                 first = Some(obj);
@@ -526,4 +561,86 @@ pub fn controlled_by(obj: &Value, uid: &str) -> bool {
             refs.iter()
                 .any(|o| o["uid"] == uid && o["controller"] == json!(true))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::discovery::{CONFIGMAPS, NAMESPACES};
+
+    fn cm(name: &str) -> Value {
+        json!({"metadata": {"name": name}, "data": {"k": "v"}})
+    }
+
+    #[test]
+    fn resource_versions_conflicts_and_noop_updates() {
+        let store = Store::new();
+        let a = store
+            .create(&CONFIGMAPS, "default", cm("a"), false)
+            .unwrap();
+        let rv = a["metadata"]["resourceVersion"].clone();
+        // Unchanged update keeps the resourceVersion.
+        let same = store
+            .update(&CONFIGMAPS, "default", "a", a.clone(), Part::Main, false)
+            .unwrap();
+        assert_eq!(same["metadata"]["resourceVersion"], rv);
+        let mut changed = a.clone();
+        changed["data"]["k"] = json!("w");
+        store
+            .update(
+                &CONFIGMAPS,
+                "default",
+                "a",
+                changed.clone(),
+                Part::Main,
+                false,
+            )
+            .unwrap();
+        let err = store
+            .update(&CONFIGMAPS, "default", "a", changed, Part::Main, false)
+            .unwrap_err();
+        assert_eq!(err.reason(), "Conflict");
+        let err = store
+            .create(&CONFIGMAPS, "default", cm("a"), false)
+            .unwrap_err();
+        assert_eq!(err.reason(), "AlreadyExists");
+        // Dry run does not persist.
+        store
+            .create(&CONFIGMAPS, "default", cm("dry"), true)
+            .unwrap();
+        assert!(store.get(&CONFIGMAPS, "default", "dry").is_none());
+    }
+
+    #[test]
+    fn watch_resumes_from_history_and_expires_when_compacted() {
+        let store = Store::with_history(3);
+        let first = store
+            .create(&CONFIGMAPS, "default", cm("a"), false)
+            .unwrap();
+        let rv: u64 = first["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        store
+            .create(&CONFIGMAPS, "default", cm("b"), false)
+            .unwrap();
+        let start = store.watch(&CONFIGMAPS, Some(rv)).unwrap();
+        assert_eq!(start.replay.len(), 1);
+        assert_eq!(name_of(&start.replay[0].object), "b");
+        for n in ["c", "d", "e", "f"] {
+            store.create(&CONFIGMAPS, "default", cm(n), false).unwrap();
+        }
+        let err = store.watch(&CONFIGMAPS, Some(rv)).err().unwrap();
+        assert_eq!(err.code(), 410);
+    }
+
+    #[test]
+    fn deleting_a_namespace_deletes_its_objects() {
+        let store = Store::new();
+        store.create(&CONFIGMAPS, "team", cm("a"), false).unwrap();
+        assert!(store.get(&NAMESPACES, "", "team").is_some());
+        store.delete(&NAMESPACES, "", "team", false, false).unwrap();
+        assert!(store.get(&CONFIGMAPS, "team", "a").is_none());
+    }
 }

@@ -162,6 +162,35 @@ pub fn to_table(r: &Resource, items: &[Value], rv: u64) -> Value {
             ],
             items.iter().map(pod_cells).collect(),
         ),
+        "Event" => (
+            vec![
+                column("Last Seen", "string", 0),
+                column("Type", "string", 0),
+                column("Reason", "string", 0),
+                column("Object", "string", 0),
+                column("Message", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|e| {
+                    let object = format!(
+                        "{}/{}",
+                        e["involvedObject"]["kind"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_lowercase(),
+                        e["involvedObject"]["name"].as_str().unwrap_or_default()
+                    );
+                    vec![
+                        json!(age(e)),
+                        e["type"].clone(),
+                        e["reason"].clone(),
+                        json!(object),
+                        e["message"].clone(),
+                    ]
+                })
+                .collect(),
+        ),
         _ => (
             vec![column("Name", "string", 0), column("Age", "string", 0)],
             items

@@ -13,6 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::discovery::Resource;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Store, StoredEvent, namespace_of};
+use super::table;
 
 /// What a watch request asked for.
 pub struct WatchRequest {
@@ -30,6 +31,8 @@ pub struct WatchRequest {
     pub timeout: Duration,
     /// Whether to send periodic BOOKMARK events.
     pub bookmarks: bool,
+    /// Whether objects are sent as one-row `Table`s (`kubectl get -w`).
+    pub table: bool,
 }
 
 impl WatchRequest {
@@ -42,6 +45,17 @@ impl WatchRequest {
                 .is_none_or(|ns| namespace_of(&ev.object) == ns)
             && self.labels.matches_object(&ev.object)
             && self.fields.matches(&ev.object)
+    }
+}
+
+impl WatchRequest {
+    fn event_line(&self, ev: &StoredEvent) -> Bytes {
+        if self.table {
+            let t = table::to_table(self.resource, std::slice::from_ref(&ev.object), ev.rv);
+            line(ev.kind.as_str(), &t)
+        } else {
+            line(ev.kind.as_str(), &ev.object)
+        }
     }
 }
 
@@ -90,7 +104,7 @@ pub fn respond(
                             continue;
                         }
                         seen = ev.rv;
-                        if req.matches(&ev) && tx.send(Ok(line(ev.kind.as_str(), &ev.object))).await.is_err() {
+                        if req.matches(&ev) && tx.send(Ok(req.event_line(&ev))).await.is_err() {
                             return;
                         }
                     }

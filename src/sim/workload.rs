@@ -126,7 +126,14 @@ fn set_annotation(obj: &mut Value, key: &str, value: String) {
     obj["metadata"]["annotations"][key] = json!(value);
 }
 
-fn set_replicas(ctx: &Ctx<'_>, rs: &mut Value, replicas: i64, desired: i64, max: i64) {
+fn set_replicas(
+    ctx: &Ctx<'_>,
+    owner: &Value,
+    rs: &mut Value,
+    replicas: i64,
+    desired: i64,
+    max: i64,
+) {
     if int(rs, "/spec/replicas") == replicas {
         return;
     }
@@ -142,7 +149,7 @@ fn set_replicas(ctx: &Ctx<'_>, rs: &mut Value, replicas: i64, desired: i64, max:
         *rs = saved;
         let verb = if replicas > before { "up" } else { "down" };
         ctx.event(
-            rs,
+            owner,
             "ScalingReplicaSet",
             &format!(
                 "Scaled {verb} replica set {} from {before} to {replicas}",
@@ -297,15 +304,13 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
         unavailable = 1;
     }
     if !paused && let Some(ni) = new_idx {
-        scale(
-            ctx,
-            &mut sets,
-            ni,
+        let plan = Plan {
             desired,
             surge,
             unavailable,
-            strategy["type"] == "Recreate",
-        );
+            recreate: strategy["type"] == "Recreate",
+        };
+        scale(ctx, owner, &mut sets, ni, &plan);
         cleanup_history(ctx, owner, &sets, ni, rev_key);
     }
     let ready = |rs: &Value| int(rs, "/status/readyReplicas");
@@ -351,27 +356,33 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
     Some(r)
 }
 
-fn scale(
-    ctx: &Ctx<'_>,
-    sets: &mut [Value],
-    ni: usize,
+/// The rollout parameters resolved against the desired replica count.
+struct Plan {
     desired: i64,
     surge: i64,
     unavailable: i64,
     recreate: bool,
-) {
+}
+
+fn scale(ctx: &Ctx<'_>, owner: &Value, sets: &mut [Value], ni: usize, plan: &Plan) {
+    let Plan {
+        desired,
+        surge,
+        unavailable,
+        recreate,
+    } = *plan;
     let max = desired + surge;
     let olds: Vec<usize> = (0..sets.len()).filter(|i| *i != ni).collect();
     let old_active = olds
         .iter()
         .any(|i| int(&sets[*i], "/spec/replicas") > 0 || int(&sets[*i], "/status/replicas") > 0);
     if !old_active {
-        set_replicas(ctx, &mut sets[ni], desired, desired, max);
+        set_replicas(ctx, owner, &mut sets[ni], desired, desired, max);
         return;
     }
     if recreate {
         for i in &olds {
-            set_replicas(ctx, &mut sets[*i], 0, desired, max);
+            set_replicas(ctx, owner, &mut sets[*i], 0, desired, max);
         }
         return;
     }
@@ -379,10 +390,11 @@ fn scale(
     let total: i64 = sets.iter().map(|rs| int(rs, "/spec/replicas")).sum();
     let new_r = int(&sets[ni], "/spec/replicas");
     if new_r > desired {
-        set_replicas(ctx, &mut sets[ni], desired, desired, max);
+        set_replicas(ctx, owner, &mut sets[ni], desired, desired, max);
     } else if new_r < desired && total < max {
         set_replicas(
             ctx,
+            owner,
             &mut sets[ni],
             desired.min(new_r + max - total),
             desired,
@@ -411,7 +423,7 @@ fn scale(
             .max(0)
             .min(budget);
         if unhealthy > 0 {
-            set_replicas(ctx, &mut sets[*i], spec - unhealthy, desired, max);
+            set_replicas(ctx, owner, &mut sets[*i], spec - unhealthy, desired, max);
             budget -= unhealthy;
         }
     }
@@ -427,7 +439,7 @@ fn scale(
         let spec = int(&sets[*i], "/spec/replicas");
         let d = spec.min(down);
         if d > 0 {
-            set_replicas(ctx, &mut sets[*i], spec - d, desired, max);
+            set_replicas(ctx, owner, &mut sets[*i], spec - d, desired, max);
             down -= d;
         }
     }
