@@ -1,7 +1,7 @@
 //! A minimal Argo Rollouts controller: ReplicaSets per template (shared with Deployments),
 //! `status.currentPodHash`/`stableRS`/`phase`, and `status.abort` honoured.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::controller::{Ctx, int};
 use super::deployments::condition;
@@ -86,9 +86,4 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
             ctx.save(&ROLLOUTS, updated);
         }
     }
-}
-
-/// Whether a Rollout reports `Healthy`.
-pub fn healthy(ro: &Value) -> bool {
-    ro.pointer("/status/phase") == Some(&json!("Healthy"))
 }
