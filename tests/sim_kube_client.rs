@@ -573,7 +573,17 @@ async fn faults_shape_pod_status() {
     let (sim, client) = start().await;
     sim.inject_fault("oom", Fault::OomKilled);
     sim.inject_fault("pull", Fault::ImagePullBackOff);
-    sim.inject_fault("slow", Fault::NeverReady);
+    // The HTTP control endpoint does the same for a simulator in another process.
+    let added: Value = reqwest::Client::new()
+        .post(format!("{}/sim/faults", sim.url()))
+        .body(r#"{"image": "slow", "fault": "NeverReady"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["faults"].as_array().unwrap().len(), 3, "{added}");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let api: Api<Deployment> = Api::namespaced(client, "default");
     for (name, img) in [("a", "oom:1"), ("b", "pull:1"), ("c", "slow:1")] {
@@ -741,4 +751,46 @@ async fn rollouts_track_stable_hash_and_honour_abort() {
         .clone();
     assert_eq!(rev, "3", "revision 1 renumbered to 3");
     sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn serve_runs_until_shutdown_with_preset_faults() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = SimConfig {
+        faults: vec![("bad".to_string(), Fault::ImagePullBackOff)],
+        ..SimConfig::default()
+    };
+    let server = tokio::spawn(rollbackd::sim::serve(listener, config, async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let version: Value = http
+        .get(format!("{url}/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        version["gitVersion"].as_str().unwrap().get(..5),
+        Some("v1.33")
+    );
+    let faults: Value = http
+        .get(format!("{url}/sim/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["faults"][0]["fault"], "ImagePullBackOff");
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -48,6 +48,8 @@ pub struct SimConfig {
     pub pod_ready_after: Duration,
     /// Controller tick.
     pub tick: Duration,
+    /// Faults active from the start, as `(image substring, fault)` (for `rollbackd sim`).
+    pub faults: Vec<(String, Fault)>,
 }
 
 impl Default for SimConfig {
@@ -56,6 +58,7 @@ impl Default for SimConfig {
         SimConfig {
             pod_ready_after: Duration::from_millis(200),
             tick: Duration::from_millis(50),
+            faults: Vec::new(),
         }
     }
 }
@@ -102,6 +105,20 @@ struct Shared {
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
 }
 
+impl Shared {
+    fn new(config: &SimConfig) -> Self {
+        let faults = Faults::default();
+        for (image, fault) in &config.faults {
+            faults.inject(image, *fault);
+        }
+        Shared {
+            store: Arc::new(Store::new()),
+            faults: Arc::new(faults),
+            requests: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
     addr: SocketAddr,
@@ -115,11 +132,7 @@ impl Simulator {
     pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, SimError> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Shared {
-            store: Arc::new(Store::new()),
-            faults: Arc::new(Faults::default()),
-            requests: Arc::new(Mutex::new(Vec::new())),
-        };
+        let shared = Shared::new(&config);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(run(listener, config, shared.clone(), stop_rx));
         Ok(SimHandle {
@@ -137,11 +150,7 @@ pub async fn serve(
     config: SimConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SimError> {
-    let shared = Shared {
-        store: Arc::new(Store::new()),
-        faults: Arc::new(Faults::default()),
-        requests: Arc::new(Mutex::new(Vec::new())),
-    };
+    let shared = Shared::new(&config);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(run(listener, config, shared, stop_rx));
     shutdown.await;

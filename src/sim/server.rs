@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::RecordedRequest;
 use super::discovery::{self, Resource};
-use super::faults::Faults;
+use super::faults::{self, Faults};
 use super::openapi;
 use super::patch::{self, PatchType};
 use super::protobuf;
@@ -23,6 +24,9 @@ use super::store::{Part, Store};
 use super::table;
 use super::validate;
 use super::watch::{self, WatchRequest};
+
+/// How many mutating requests are remembered for [`super::SimHandle::requests`].
+const MAX_RECORDED: usize = 10_000;
 
 /// State shared by every request handler.
 #[derive(Clone)]
@@ -119,10 +123,13 @@ async fn handle(
     State(st): State<AppState>,
     method: Method,
     uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Ok(Query(query)) = query else {
+        return ApiError::BadRequest("the query string could not be parsed".into()).into_response();
+    };
     let path = uri.path().to_string();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -138,10 +145,16 @@ async fn handle(
             body: String::from_utf8_lossy(&body).into_owned(),
             at: SystemTime::now(),
         };
-        st.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(rec);
+        let mut requests = st.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if requests.len() >= MAX_RECORDED {
+            requests.remove(0);
+        }
+        requests.push(rec);
+    }
+    if path.starts_with(faults::CONTROL_PATH) {
+        return faults::control(&st.faults, &method, &body)
+            .map(|v| ok(&v))
+            .unwrap_or_else(IntoResponse::into_response);
     }
     let accept = headers
         .get(header::ACCEPT)
