@@ -794,3 +794,89 @@ async fn serve_runs_until_shutdown_with_preset_faults() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn recreate_strategy_pause_and_scale_subresource() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("web", "web:1");
+    d.spec.as_mut().unwrap().strategy =
+        Some(serde_json::from_value(json!({"type": "Recreate"})).unwrap());
+    api.create(&PostParams::default(), &d).await.unwrap();
+    rolled_out(&api, "web").await;
+    let set_image = |img: &'static str| {
+        Patch::Strategic(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": img}]}}}}),
+        )
+    };
+    api.patch("web", &PatchParams::default(), &set_image("web:2"))
+        .await
+        .unwrap();
+    rolled_out(&api, "web").await;
+    let got = api.get("web").await.unwrap();
+    assert_eq!(image(&got), "web:2");
+    assert_eq!(
+        got.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "2"
+    );
+
+    // Paused: a template change creates no new ReplicaSet.
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"paused": true}})),
+    )
+    .await
+    .unwrap();
+    api.patch("web", &PatchParams::default(), &set_image("web:3"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        rs.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+    let progressing = api
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason.as_deref(), Some("DeploymentPaused"));
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"paused": false}})),
+    )
+    .await
+    .unwrap();
+    rolled_out(&api, "web").await;
+    assert_eq!(
+        rs.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
+
+    // The scale subresource.
+    let scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    api.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    rolled_out(&api, "web").await;
+    assert_eq!(
+        api.get("web").await.unwrap().status.unwrap().ready_replicas,
+        Some(4)
+    );
+    sim.shutdown().await;
+}
