@@ -107,7 +107,14 @@ pub async fn run(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = interval.tick() => tick(&store, &faults, &config, &mut state),
+            _ = interval.tick() => {
+                // A bug in one controller must not stop the simulator: log and carry on.
+                let pass = std::panic::AssertUnwindSafe(|| tick(&store, &faults, &config, &mut state));
+                if std::panic::catch_unwind(pass).is_err() {
+                    tracing::error!("sim controller pass panicked; continuing");
+                    state = ControllerState::default();
+                }
+            }
             _ = stop.changed() => break,
         }
         if *stop.borrow() {

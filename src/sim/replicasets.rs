@@ -34,14 +34,20 @@ pub fn pods_of(all_pods: &[Value], ns: &str, uid: &str) -> Vec<Value> {
 /// Creates a pod from a template, owned by `owner`.
 pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) {
     let ns = namespace_of(owner).to_string();
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
+    let mut meta = template
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or(json!({}));
     meta["generateName"] = json!(format!("{}-", name_of(owner)));
     meta["ownerReferences"] = json!([owner_ref(owner)]);
     if let Some(m) = meta.as_object_mut() {
         m.remove("name");
         m.remove("creationTimestamp");
     }
-    let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
+    let Some(mut spec) = template.get("spec").filter(|s| s.is_object()).cloned() else {
+        return;
+    };
     spec["nodeName"] = json!("sim-node");
     let pod = json!({"metadata": meta, "spec": spec});
     if let Err(e) = ctx.store.create(&PODS, &ns, pod, false) {

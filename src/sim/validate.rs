@@ -7,6 +7,9 @@ use super::discovery::Resource;
 use super::selector::LabelSelector;
 use super::status::{ApiError, qualified};
 
+/// The most replicas one workload may ask for (a simulator limit, not a Kubernetes one).
+pub const MAX_REPLICAS: i64 = 1000;
+
 fn invalid(r: &Resource, name: &str, detail: &str) -> ApiError {
     let kind = if r.group.is_empty() {
         r.kind.to_string()
@@ -62,6 +65,19 @@ pub fn check(r: &Resource, obj: &Value) -> Result<(), ApiError> {
     }
     match r.kind {
         "Deployment" | "ReplicaSet" | "Rollout" => {
+            if let Some(replicas) = obj.pointer("/spec/replicas")
+                && !replicas
+                    .as_i64()
+                    .is_some_and(|n| (0..=MAX_REPLICAS).contains(&n))
+            {
+                return Err(invalid(
+                    r,
+                    name,
+                    &format!(
+                        "spec.replicas: Invalid value: {replicas}: must be between 0 and {MAX_REPLICAS} in the simulator"
+                    ),
+                ));
+            }
             let selector = obj
                 .pointer("/spec/selector")
                 .filter(|s| s.get("matchLabels").is_some() || s.get("matchExpressions").is_some())

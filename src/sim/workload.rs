@@ -112,7 +112,7 @@ pub fn int_or_percent(v: Option<&Value>, total: i64, round_up: bool, default: i6
         Some(Value::Number(n)) => n.as_i64().unwrap_or(default),
         Some(Value::String(s)) => {
             let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
-            let x = total * pct;
+            let x = total.saturating_mul(pct.clamp(0, 100));
             if round_up { (x + 99) / 100 } else { x / 100 }
         }
         _ => default,
@@ -300,6 +300,9 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
         false,
         0,
     );
+    // Bounded like the real controller (maxUnavailable never exceeds the desired count).
+    let surge = surge.clamp(0, desired);
+    unavailable = unavailable.clamp(0, desired);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
