@@ -880,3 +880,87 @@ async fn recreate_strategy_pause_and_scale_subresource() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn hostile_bodies_get_statuses_and_the_sim_keeps_working() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment("web", "web:1"))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments/web",
+        sim.url()
+    );
+    let merge_bodies = [
+        r#"{"spec": "x"}"#,
+        r#"{"spec": []}"#,
+        r#"{"metadata": 5}"#,
+        r#"{"spec": {"template": "x"}}"#,
+        r#"{"spec": {"template": {"metadata": "x"}}}"#,
+        r#"{"spec": {"replicas": -3}}"#,
+        r#"{"spec": {"replicas": 99999999999}}"#,
+        r#"{"spec": {"selector": {"matchLabels": {"app": "other"}}}}"#,
+        r#"{"spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}"#,
+        r#"{"spec": {"strategy": {"rollingUpdate": {"maxSurge": "9999999999999%"}}}}"#,
+        r#"[1, 2]"#,
+        r#"{"#,
+    ];
+    for body in merge_bodies {
+        let r = http
+            .patch(&url)
+            .header("content-type", "application/merge-patch+json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            (200..300).contains(&code) || v["kind"] == "Status",
+            "{body} -> {code} {v}"
+        );
+    }
+    for body in [
+        r#"{"$patch": "bogus"}"#,
+        r#"{"spec": {"template": {"spec": {"containers": [{"$patch": "delete", "name": "app"}, {"$patch": "delete", "name": "sidecar"}]}}}}"#,
+        r#""just a string""#,
+    ] {
+        let r = http
+            .patch(&url)
+            .header("content-type", "application/strategic-merge-patch+json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{body}");
+    }
+    let r = http
+        .patch(&url)
+        .header("content-type", "application/json-patch+json")
+        .body(r#"[{"op": "explode"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"metadata": {"name": "other"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+
+    // Still serving, controllers still running.
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
+    rolled_out(&api, "web").await;
+    sim.shutdown().await;
+}
