@@ -964,3 +964,31 @@ async fn hostile_bodies_get_statuses_and_the_sim_keeps_working() {
     rolled_out(&api, "web").await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_end() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment("web", "web:1"))
+        .await
+        .unwrap();
+    let mut stream = Box::pin(watcher(
+        api.clone(),
+        watcher::Config::default().streaming_lists(),
+    ));
+    let mut initial = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.try_next().await.unwrap().unwrap() {
+                watcher::Event::InitApply(d) => initial.push(d),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(initial.len(), 1);
+    assert_eq!(image(&initial[0]), "web:1");
+    sim.shutdown().await;
+}

@@ -236,6 +236,7 @@ fn dispatch(
                         ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))
                     })?),
                 };
+                let streaming = query.get("sendInitialEvents").is_some_and(|v| v == "true");
                 let timeout = query
                     .get("timeoutSeconds")
                     .and_then(|s| s.parse::<u64>().ok())
@@ -245,12 +246,13 @@ fn dispatch(
                     namespace: t.namespace.clone(),
                     labels,
                     fields,
-                    since,
+                    since: if streaming { None } else { since },
                     timeout,
                     bookmarks: query
                         .get("allowWatchBookmarks")
                         .is_some_and(|v| v == "true"),
                     table: accept.contains("as=Table"),
+                    initial_events_end: streaming,
                 };
                 return Ok(watch::respond(store, req, st.shutdown.clone()));
             }

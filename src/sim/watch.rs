@@ -33,6 +33,9 @@ pub struct WatchRequest {
     pub bookmarks: bool,
     /// Whether objects are sent as one-row `Table`s (`kubectl get -w`).
     pub table: bool,
+    /// `sendInitialEvents=true`: after the current objects, send a BOOKMARK annotated
+    /// `k8s.io/initial-events-end` (streaming lists).
+    pub initial_events_end: bool,
 }
 
 impl WatchRequest {
@@ -83,12 +86,20 @@ pub fn respond(
         };
         let mut seen = start.rv;
         for ev in &start.replay {
-            if req.matches(ev)
-                && tx
-                    .send(Ok(line(ev.kind.as_str(), &ev.object)))
-                    .await
-                    .is_err()
-            {
+            if req.matches(ev) && tx.send(Ok(req.event_line(ev))).await.is_err() {
+                return;
+            }
+        }
+        if req.initial_events_end {
+            let obj = json!({
+                "kind": req.resource.kind,
+                "apiVersion": req.resource.api_version(),
+                "metadata": {
+                    "resourceVersion": seen.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            });
+            if tx.send(Ok(line("BOOKMARK", &obj))).await.is_err() {
                 return;
             }
         }
