@@ -134,6 +134,13 @@ async fn get_list_and_cluster_wide_list() {
     names.sort();
     assert_eq!(names, ["api", "web"]);
 
+    // Metadata-only clients get PartialObjectMetadata.
+    let meta_list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(meta_list.items.len(), 1);
+    assert_eq!(meta_list.items[0].metadata.name.as_deref(), Some("web"));
+    let meta_one = api.get_metadata("web").await.unwrap();
+    assert_eq!(meta_one.types.unwrap().kind, "PartialObjectMetadata");
+
     // The controllers created ReplicaSets and Pods with owner references.
     rolled_out(&api, "web").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod replicasets;
+pub mod representation;
 pub mod rollouts;
 pub mod selector;
 pub mod server;

@@ -18,10 +18,10 @@ use super::faults::{self, Faults};
 use super::openapi;
 use super::patch::{self, PatchType};
 use super::protobuf;
+use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::{Part, Store};
-use super::table;
 use super::validate;
 use super::watch::{self, WatchRequest};
 
@@ -251,21 +251,13 @@ fn dispatch(
                     bookmarks: query
                         .get("allowWatchBookmarks")
                         .is_some_and(|v| v == "true"),
-                    table: accept.contains("as=Table"),
+                    representation: Representation::from_accept(accept),
                     initial_events_end: streaming,
                 };
                 return Ok(watch::respond(store, req, st.shutdown.clone()));
             }
             let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
-            if accept.contains("as=Table") {
-                return Ok(ok(&table::to_table(r, &items, rv)));
-            }
-            Ok(ok(&json!({
-                "kind": format!("{}List", r.kind),
-                "apiVersion": r.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()},
-                "items": items,
-            })))
+            Ok(ok(&Representation::from_accept(accept).list(r, &items, rv)))
         }
         (Method::GET, Some(name), sub) => get_one(store, r, &ns, name, sub, accept),
         (Method::POST, None, _) => {
@@ -338,11 +330,11 @@ fn get_one(
         None => return Err(ApiError::not_found(r.plural, r.group, name)),
     };
     match sub {
-        None if accept.contains("as=Table") => {
+        None => {
             let rv = store.resource_version();
-            Ok(ok(&table::to_table(r, std::slice::from_ref(&obj), rv)))
+            Ok(ok(&Representation::from_accept(accept).object(r, &obj, rv)))
         }
-        None | Some("status") => Ok(ok(&obj)),
+        Some("status") => Ok(ok(&obj)),
         Some("scale") if r.has_scale => Ok(ok(&scale_of(&obj))),
         Some("log") if r.kind == "Pod" => Ok(pod_log(&obj)),
         Some(other) => Err(ApiError::NotFound(format!(

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::discovery::Resource;
+use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Store, StoredEvent, namespace_of};
-use super::table;
 
 /// What a watch request asked for.
 pub struct WatchRequest {
@@ -31,8 +31,8 @@ pub struct WatchRequest {
     pub timeout: Duration,
     /// Whether to send periodic BOOKMARK events.
     pub bookmarks: bool,
-    /// Whether objects are sent as one-row `Table`s (`kubectl get -w`).
-    pub table: bool,
+    /// How objects are sent (one-row `Table`s for `kubectl get -w`, metadata only, or full).
+    pub representation: Representation,
     /// `sendInitialEvents=true`: after the current objects, send a BOOKMARK annotated
     /// `k8s.io/initial-events-end` (streaming lists).
     pub initial_events_end: bool,
@@ -53,12 +53,8 @@ impl WatchRequest {
 
 impl WatchRequest {
     fn event_line(&self, ev: &StoredEvent) -> Bytes {
-        if self.table {
-            let t = table::to_table(self.resource, std::slice::from_ref(&ev.object), ev.rv);
-            line(ev.kind.as_str(), &t)
-        } else {
-            line(ev.kind.as_str(), &ev.object)
-        }
+        let obj = self.representation.object(self.resource, &ev.object, ev.rv);
+        line(ev.kind.as_str(), &obj)
     }
 }
 
