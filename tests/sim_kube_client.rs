@@ -239,19 +239,55 @@ async fn merge_json_and_strategic_patches() {
     assert_eq!(containers[1].image.as_deref(), Some("proxy:1"));
     assert_eq!(strategic.metadata.generation, Some(4));
 
-    // Server-side apply is not simulated: 415 with a Status.
-    let err = api
+    // Server-side apply (approximated as a strategic merge) updates...
+    let applied = api
         .patch(
             "web",
-            &PatchParams::apply("test"),
-            &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment"})),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:4"}]}}}
+            })),
         )
         .await
-        .unwrap_err();
-    match err {
-        kube::Error::Api(s) => assert_eq!(s.code, 415),
-        other => panic!("unexpected {other:?}"),
-    }
+        .unwrap();
+    assert_eq!(image(&applied), "web:4");
+    assert_eq!(
+        applied
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .len(),
+        2
+    );
+    // ...and creates.
+    let created = api
+        .patch(
+            "fresh",
+            &PatchParams::apply("test"),
+            &Patch::Apply(serde_json::to_value(deployment("fresh", "fresh:1")).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    // A YAML (non-JSON) apply body is refused with a Status.
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/default/deployments/web?fieldManager=x",
+            sim.url()
+        ))
+        .header("content-type", "application/apply-patch+yaml")
+        .body("metadata:\n  name: web\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
 
     // dryRun=All does not persist.
     let dry = api

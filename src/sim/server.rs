@@ -271,6 +271,16 @@ fn dispatch(
         }
         (Method::PATCH, Some(name), sub) => {
             let kind = PatchType::from_content_type(content_type)?;
+            if kind == PatchType::Apply && sub.is_none() && store.get(r, &ns, name).is_none() {
+                // Server-side apply of a missing object creates it.
+                let mut obj = patch::apply(&json!({}), body, kind)?;
+                if !obj["metadata"].is_object() {
+                    obj["metadata"] = json!({});
+                }
+                obj["metadata"]["name"] = json!(name);
+                let created = store.create(r, &ns, obj, dry_run(query))?;
+                return Ok(json_response(StatusCode::CREATED, &created));
+            }
             let current = current_view(store, r, &ns, name, sub)?;
             let patched = patch::apply(&current, body, kind)?;
             write_sub(store, r, &ns, name, sub, patched, dry_run(query))
