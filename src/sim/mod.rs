@@ -21,6 +21,7 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod subresources;
 pub mod table;
 pub mod validate;
 pub mod watch;
