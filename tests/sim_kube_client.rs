@@ -1035,3 +1035,51 @@ async fn streaming_list_watcher_gets_initial_events_end() {
     assert_eq!(image(&initial[0]), "web:1");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn revision_history_limit_and_orphan_delete() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("web", "web:1");
+    d.spec.as_mut().unwrap().revision_history_limit = Some(1);
+    api.create(&PostParams::default(), &d).await.unwrap();
+    rolled_out(&api, "web").await;
+    for img in ["web:2", "web:3", "web:4"] {
+        api.patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": img}]}}}})),
+        )
+        .await
+        .unwrap();
+        rolled_out(&api, "web").await;
+    }
+    let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), "default");
+    eventually("old ReplicaSets pruned to the limit", || async {
+        rs.list(&ListParams::default()).await.unwrap().items.len() == 2
+    })
+    .await;
+    let mut revisions: Vec<String> = rs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"].clone())
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, ["3", "4"]);
+
+    api.delete("web", &DeleteParams::orphan()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left = rs.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(left.len(), 2, "orphaned ReplicaSets stay");
+    assert!(left.iter().all(|r| {
+        r.metadata
+            .owner_references
+            .as_ref()
+            .is_none_or(|o| o.is_empty())
+    }));
+    sim.shutdown().await;
+}

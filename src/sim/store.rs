@@ -522,6 +522,14 @@ impl Store {
                 })
                 .collect(),
             Some(rv) => {
+                if rv > inner.rv {
+                    // A resourceVersion from the future (e.g. from before a simulator restart):
+                    // make the client relist instead of silently missing objects.
+                    return Err(ApiError::Gone(format!(
+                        "too large resource version: {rv}, current: {}",
+                        inner.rv
+                    )));
+                }
                 if rv < inner.compacted {
                     return Err(ApiError::Gone(format!(
                         "too old resource version: {rv} ({})",
@@ -632,6 +640,8 @@ mod tests {
             store.create(&CONFIGMAPS, "default", cm(n), false).unwrap();
         }
         let err = store.watch(&CONFIGMAPS, Some(rv)).err().unwrap();
+        assert_eq!(err.code(), 410);
+        let err = store.watch(&CONFIGMAPS, Some(1_000_000)).err().unwrap();
         assert_eq!(err.code(), 410);
     }
 
