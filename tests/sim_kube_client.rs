@@ -1083,3 +1083,68 @@ async fn revision_history_limit_and_orphan_delete() {
     }));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn watch_with_selector_sees_objects_enter_and_leave() {
+    let (sim, _client) = start().await;
+    let http = reqwest::Client::new();
+    let cms = format!("{}/api/v1/namespaces/default/configmaps", sim.url());
+    let mut watch = http
+        .get(format!(
+            "{cms}?watch=1&labelSelector=team%3Da&timeoutSeconds=5"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let send = |method: reqwest::Method, url: String, ct: &'static str, body: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .request(method, url)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    send(
+        reqwest::Method::POST,
+        cms.clone(),
+        "application/json",
+        r#"{"metadata": {"name": "c", "labels": {"team": "a"}}, "data": {"k": "1"}}"#,
+    )
+    .await;
+    let patch = |labels: &'static str| {
+        send(
+            reqwest::Method::PATCH,
+            format!("{cms}/c"),
+            "application/merge-patch+json",
+            labels,
+        )
+    };
+    patch(r#"{"data": {"k": "2"}}"#).await;
+    patch(r#"{"metadata": {"labels": {"team": "b"}}}"#).await;
+    patch(r#"{"data": {"k": "3"}}"#).await;
+    patch(r#"{"metadata": {"labels": {"team": "a"}}}"#).await;
+    let mut buf = String::new();
+    let types = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let chunk = watch.chunk().await.unwrap().unwrap();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            let types: Vec<String> = buf
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .map(|v| v["type"].as_str().unwrap().to_string())
+                .collect();
+            if types.len() >= 4 {
+                return types;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(types, ["ADDED", "MODIFIED", "DELETED", "ADDED"]);
+    sim.shutdown().await;
+}

@@ -14,7 +14,7 @@ use super::status::{ApiError, qualified};
 use super::validate;
 
 /// How many change events are kept for watches that resume from an older resourceVersion.
-const HISTORY: usize = 20_000;
+const HISTORY: usize = 10_000;
 
 /// The kind of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,9 @@ pub struct StoredEvent {
     pub resource: &'static Resource,
     /// What happened.
     pub kind: EventType,
+    /// The object before a modification (lets watches with selectors translate a change
+    /// into ADDED/DELETED when the object enters or leaves the selection).
+    pub previous: Option<Value>,
     /// The object after the change (the last state for deletes).
     pub object: Value,
 }
@@ -167,12 +170,20 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn record(&self, inner: &mut Inner, r: &'static Resource, kind: EventType, object: Value) {
+    fn record(
+        &self,
+        inner: &mut Inner,
+        r: &'static Resource,
+        kind: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let ev = Arc::new(StoredEvent {
             rv: inner.rv,
             resource: r,
             kind,
             object,
+            previous,
         });
         inner.history.push_back(ev.clone());
         while inner.history.len() > inner.limit {
@@ -291,7 +302,7 @@ impl Store {
         let rv = inner.rv;
         metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.objects.insert(k, obj.clone());
-        self.record(&mut inner, r, EventType::Added, obj.clone());
+        self.record(&mut inner, r, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
 
@@ -310,7 +321,7 @@ impl Store {
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
         });
         inner.objects.insert(k, obj.clone());
-        self.record(inner, nsr, EventType::Added, obj);
+        self.record(inner, nsr, EventType::Added, obj, None);
     }
 
     /// Replaces an object (PUT semantics). A non-empty `metadata.resourceVersion` that differs
@@ -402,7 +413,7 @@ impl Store {
         let rv = inner.rv;
         metadata_mut(&mut new)?.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.objects.insert(k, new.clone());
-        self.record(&mut inner, r, EventType::Modified, new.clone());
+        self.record(&mut inner, r, EventType::Modified, new.clone(), Some(old));
         Ok(new)
     }
 
@@ -455,7 +466,7 @@ impl Store {
                     }
                 }
             }
-            self.record(&mut inner, r, EventType::Deleted, obj.clone());
+            self.record(&mut inner, r, EventType::Deleted, obj.clone(), None);
             if first.is_none() {
                 first = Some(obj);
             }
@@ -488,9 +499,10 @@ impl Store {
         else {
             return;
         };
-        let Some(mut obj) = inner.objects.get(k).cloned() else {
+        let Some(before) = inner.objects.get(k).cloned() else {
             return;
         };
+        let mut obj = before.clone();
         if let Some(refs) = obj
             .pointer_mut("/metadata/ownerReferences")
             .and_then(Value::as_array_mut)
@@ -500,7 +512,7 @@ impl Store {
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
         inner.objects.insert(k.clone(), obj.clone());
-        self.record(inner, r, EventType::Modified, obj);
+        self.record(inner, r, EventType::Modified, obj, Some(before));
     }
 
     /// Starts a watch after `since` (None: replay current objects as ADDED first).
@@ -518,6 +530,7 @@ impl Store {
                         resource: r,
                         kind: EventType::Added,
                         object: v.clone(),
+                        previous: None,
                     })
                 })
                 .collect(),

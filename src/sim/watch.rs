@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::discovery::Resource;
 use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Store, StoredEvent, namespace_of};
+use super::store::{EventType, Store, StoredEvent, namespace_of};
 
 /// What a watch request asked for.
 pub struct WatchRequest {
@@ -39,22 +39,34 @@ pub struct WatchRequest {
 }
 
 impl WatchRequest {
-    fn matches(&self, ev: &StoredEvent) -> bool {
-        ev.resource.plural == self.resource.plural
-            && ev.resource.group == self.resource.group
-            && self
-                .namespace
-                .as_deref()
-                .is_none_or(|ns| namespace_of(&ev.object) == ns)
-            && self.labels.matches_object(&ev.object)
-            && self.fields.matches(&ev.object)
+    fn selects(&self, obj: &Value) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| namespace_of(obj) == ns)
+            && self.labels.matches_object(obj)
+            && self.fields.matches(obj)
     }
-}
 
-impl WatchRequest {
-    fn event_line(&self, ev: &StoredEvent) -> Bytes {
+    /// The event this watcher should see for a change, if any: a modification that moves an
+    /// object into (out of) the selection is an ADDED (DELETED), as the real API server does.
+    fn translate(&self, ev: &StoredEvent) -> Option<EventType> {
+        if ev.resource.plural != self.resource.plural || ev.resource.group != self.resource.group {
+            return None;
+        }
+        let now = self.selects(&ev.object);
+        match (ev.kind, ev.previous.as_ref().map(|p| self.selects(p))) {
+            (EventType::Modified, Some(true)) if !now => Some(EventType::Deleted),
+            (EventType::Modified, Some(false)) if now => Some(EventType::Added),
+            (EventType::Modified, Some(false)) => None,
+            (kind, _) => now.then_some(kind),
+        }
+    }
+
+    /// The wire line for `ev`, if this watcher should see it.
+    fn event_line(&self, ev: &StoredEvent) -> Option<Bytes> {
+        let kind = self.translate(ev)?;
         let obj = self.representation.object(self.resource, &ev.object, ev.rv);
-        line(ev.kind.as_str(), &obj)
+        Some(line(kind.as_str(), &obj))
     }
 }
 
@@ -82,7 +94,9 @@ pub fn respond(
         };
         let mut seen = start.rv;
         for ev in &start.replay {
-            if req.matches(ev) && tx.send(Ok(req.event_line(ev))).await.is_err() {
+            if let Some(l) = req.event_line(ev)
+                && tx.send(Ok(l)).await.is_err()
+            {
                 return;
             }
         }
@@ -111,7 +125,9 @@ pub fn respond(
                             continue;
                         }
                         seen = ev.rv;
-                        if req.matches(&ev) && tx.send(Ok(req.event_line(&ev))).await.is_err() {
+                        if let Some(l) = req.event_line(&ev)
+                            && tx.send(Ok(l)).await.is_err()
+                        {
                             return;
                         }
                     }
