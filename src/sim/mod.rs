@@ -1,8 +1,33 @@
-//! A Kubernetes API server simulator that real `kubectl` and the `kube` crate accept.
+//! A Kubernetes API server simulator that real `kubectl` (1.33 build) and the `kube` crate
+//! accept as a real API server. Used by tests and the demo because no real API server runs here.
 //!
-//! It serves discovery, an in-memory object store with resourceVersions and watches, and
-//! controllers for Deployments, ReplicaSets, Pods, Jobs and Argo Rollouts, with per-image
-//! fault injection. Used by tests and the demo because no real API server runs here.
+//! It serves discovery (legacy and aggregated v2/v2beta1), a minimal OpenAPI v3 (so
+//! `kubectl apply` validates server-side), an in-memory object store with resourceVersions,
+//! optimistic concurrency, the three patch flavours, an approximate server-side apply, dry
+//! runs, garbage collection and watches; and controllers for Deployments, ReplicaSets, Pods,
+//! Jobs and Argo Rollouts with per-image fault injection.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rollbackd::sim::SimError> {
+//! use rollbackd::sim::{Fault, SimConfig, Simulator};
+//! let sim = Simulator::start("127.0.0.1:0".parse().expect("addr"), SimConfig::default()).await?;
+//! sim.inject_fault("bad", Fault::CrashLoop); // pods of images containing "bad" crash-loop
+//! let kubeconfig = sim.kubeconfig(std::path::Path::new("/tmp"))?;
+//! // … run kubectl --kubeconfig <kubeconfig>, or kube::Config::new(sim.url().parse()?) …
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! For a simulator in its own process (`rollbackd sim --listen ADDR`), use [`serve`]; faults
+//! can be preset in [`SimConfig::faults`] or changed at runtime through
+//! `POST/DELETE/GET /sim/faults` (see [`faults::CONTROL_PATH`]).
+//!
+//! Known differences from a real API server are listed in the hand-over report; the main
+//! ones: no authentication/authorization, no managedFields, server-side apply is a strategic
+//! merge without field ownership, pods are deleted instantly (no Terminating phase),
+//! `minReadySeconds` is ignored, Rollout canary steps are ignored, and protobuf request
+//! bodies are decoded only for the kinds kubectl creates that way (Deployment, Pod, Job,
+//! Service, ConfigMap, Namespace).
 
 pub mod controller;
 pub mod defaults;
