@@ -665,6 +665,22 @@ async fn faults_shape_pod_status() {
         s["state"]["running"].is_object() && s["ready"] == false
     })
     .await;
+    // The kubelet stand-in reports each fault once per pod as a Warning event.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(pods.clone().into_client(), "default");
+    let warnings = events
+        .list(&ListParams::default().fields("type=Warning"))
+        .await
+        .unwrap();
+    let reasons: std::collections::BTreeSet<_> = warnings
+        .items
+        .iter()
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    assert!(
+        reasons.contains("BackOff") && reasons.contains("Failed") && reasons.contains("Unhealthy"),
+        "{reasons:?}"
+    );
     sim.clear_faults();
     let d = sim.get("apps/v1", "Deployment", "default", "c").unwrap();
     assert_eq!(d["metadata"]["name"], "c");

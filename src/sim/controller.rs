@@ -18,6 +18,8 @@ use super::{deployments, ids, jobs, replicasets, rollouts};
 pub struct ControllerState {
     /// When each pod (by uid) was first seen.
     pub pod_born: HashMap<String, Instant>,
+    /// Pods (by uid) that already got their fault's Warning event.
+    pub warned: std::collections::HashSet<String>,
     /// Per workload uid: the last progress signature and when it last changed.
     pub progress: HashMap<String, (String, Instant)>,
 }
@@ -60,8 +62,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Records a core/v1 Event about an object.
+    /// Records a `Normal` core/v1 Event about an object.
     pub fn event(&self, about: &Value, reason: &str, message: &str) {
+        self.event_of_type(about, "Normal", reason, message);
+    }
+
+    /// Records a core/v1 Event of the given type (`Normal` or `Warning`) about an object.
+    pub fn event_of_type(&self, about: &Value, kind: &str, reason: &str, message: &str) {
         let ns = namespace_of(about).to_string();
         let now = ids::now();
         let ev = json!({
@@ -71,7 +78,7 @@ impl Ctx<'_> {
                 "name": name_of(about), "namespace": ns, "uid": uid_of(about),
                 "resourceVersion": about["metadata"]["resourceVersion"],
             },
-            "reason": reason, "message": message, "type": "Normal",
+            "reason": reason, "message": message, "type": kind,
             "source": {"component": "sim-controller"},
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": "sim-controller",

@@ -128,12 +128,41 @@ fn condition(kind: &str, ok: bool, since: &str, old: &Value) -> Value {
            "lastTransitionTime": prev.unwrap_or_else(|| since.to_string())})
 }
 
+/// Emits the Warning event a kubelet would for a fault (once per pod).
+fn warn_about(ctx: &Ctx<'_>, pod: &Value, fault: Fault) {
+    let container = pod
+        .pointer("/spec/containers/0/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let image = pod
+        .pointer("/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = name_of(pod);
+    let (reason, message) = match fault {
+        Fault::CrashLoop | Fault::OomKilled => (
+            "BackOff",
+            format!("Back-off restarting failed container {container} in pod {name}"),
+        ),
+        Fault::NeverReady => (
+            "Unhealthy",
+            "Readiness probe failed: HTTP probe failed with statuscode: 503".to_string(),
+        ),
+        Fault::ImagePullBackOff => (
+            "Failed",
+            format!("Failed to pull image \"{image}\": not found"),
+        ),
+    };
+    ctx.event_of_type(pod, "Warning", reason, &message);
+}
+
 /// Moves every non-terminal pod along its lifecycle.
 pub fn update_pods(ctx: &mut Ctx<'_>) {
     let now = Instant::now();
     let pods = ctx.all(&PODS);
     let live: HashSet<String> = pods.iter().map(|p| uid_of(p).to_string()).collect();
     ctx.state.pod_born.retain(|uid, _| live.contains(uid));
+    ctx.state.warned.retain(|uid| live.contains(uid));
     for pod in pods {
         let phase = pod
             .pointer("/status/phase")
@@ -152,6 +181,11 @@ pub fn update_pods(ctx: &mut Ctx<'_>) {
         let fault = ctx.faults.for_pod_spec(&spec);
         let completes = spec["restartPolicy"].as_str().unwrap_or("Always") != "Always";
         let stage = stage_for(fault, age, ctx.config.pod_ready_after);
+        if let Stage::Faulty(f) = stage
+            && ctx.state.warned.insert(uid_of(&pod).to_string())
+        {
+            warn_about(ctx, &pod, f);
+        }
         let started = pod
             .pointer("/metadata/creationTimestamp")
             .and_then(Value::as_str)
