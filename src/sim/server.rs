@@ -34,7 +34,7 @@ const MAX_RECORDED: usize = 10_000;
 pub struct AppState {
     /// The object store.
     pub store: Arc<Store>,
-    /// Injected faults (kept here so handlers could consult them).
+    /// Injected faults (changed through the `/sim/faults` control endpoint).
     pub faults: Arc<Faults>,
     /// Every mutating request seen.
     pub requests: Arc<Mutex<Vec<RecordedRequest>>>,
