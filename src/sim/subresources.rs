@@ -91,7 +91,11 @@ pub fn write_sub(
                 .get(r, ns, name)
                 .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
             let sent_rv = obj.pointer("/metadata/resourceVersion").cloned();
-            current["spec"]["replicas"] = json!(replicas);
+            let spec = current
+                .get_mut("spec")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| ApiError::Invalid(format!("{name} has no spec to scale")))?;
+            spec.insert("replicas".into(), json!(replicas));
             if let Some(rv) = sent_rv.filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
                 current["metadata"]["resourceVersion"] = rv;
             }
