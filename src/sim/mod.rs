@@ -175,7 +175,7 @@ impl Simulator {
 pub async fn serve(
     listener: TcpListener,
     config: SimConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), SimError> {
     let shared = Shared::new(&config);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
