@@ -20,6 +20,13 @@ pub struct ControllerState {
     pub pod_born: HashMap<String, Instant>,
     /// Pods (by uid) that already got their fault's Warning event.
     pub warned: std::collections::HashSet<String>,
+    /// Set by a pass when something can change with time alone (pods becoming ready,
+    /// restarts, progress deadlines), so the next tick must run even if no object changed.
+    pub busy: bool,
+    /// The store's resourceVersion after the last pass.
+    pub last_rv: u64,
+    /// The fault rules' generation at the last pass.
+    pub last_faults: u64,
     /// Per workload uid: the last progress signature and when it last changed.
     pub progress: HashMap<String, (String, Instant)>,
 }
@@ -87,8 +94,15 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs one pass of every controller.
+/// Runs one pass of every controller, unless nothing changed and nothing is time-dependent.
 pub fn tick(store: &Store, faults: &Faults, config: &SimConfig, state: &mut ControllerState) {
+    let rv = store.resource_version();
+    let faults_gen = faults.generation();
+    if rv == state.last_rv && faults_gen == state.last_faults && !state.busy {
+        return;
+    }
+    state.busy = false;
+    state.last_faults = faults_gen;
     let mut ctx = Ctx {
         store,
         faults,
@@ -100,6 +114,7 @@ pub fn tick(store: &Store, faults: &Faults, config: &SimConfig, state: &mut Cont
     replicasets::reconcile(&mut ctx);
     jobs::reconcile(&mut ctx);
     replicasets::update_pods(&mut ctx);
+    state.last_rv = store.resource_version();
 }
 
 /// Runs the controllers every `config.tick` until `stop` fires.

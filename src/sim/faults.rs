@@ -77,6 +77,8 @@ pub fn control(
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<Vec<(String, Fault)>>,
+    /// Bumped on every change, so the controllers notice rule changes.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
@@ -85,6 +87,17 @@ impl Faults {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.retain(|(p, _)| p != pattern);
         rules.push((pattern.to_string(), fault));
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A number that changes whenever the rules change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current rules, in the order they were added.
@@ -95,6 +108,7 @@ impl Faults {
     /// Removes every rule.
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.bump();
     }
 
     /// The fault for one image, if any rule matches.

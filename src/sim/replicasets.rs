@@ -80,7 +80,11 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
                 let _ = ctx.store.delete(&PODS, &ns, name_of(p), false, false);
             }
         }
-        let pods = pods_of(&ctx.all(&PODS), &ns, uid_of(&rs));
+        let pods = if pods.len() == desired {
+            pods
+        } else {
+            pods_of(&ctx.all(&PODS), &ns, uid_of(&rs))
+        };
         let ready = pods.iter().filter(|p| pod_ready(p)).count();
         let mut status = json!({
             "replicas": pods.len(),
@@ -177,10 +181,21 @@ pub fn update_pods(ctx: &mut Ctx<'_>) {
             .entry(uid_of(&pod).to_string())
             .or_insert(now);
         let age = now.saturating_duration_since(born);
-        let spec = pod.get("spec").cloned().unwrap_or(json!({}));
-        let fault = ctx.faults.for_pod_spec(&spec);
-        let completes = spec["restartPolicy"].as_str().unwrap_or("Always") != "Always";
+        let fault = pod.get("spec").and_then(|s| ctx.faults.for_pod_spec(s));
+        let completes = pod
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always")
+            != "Always";
         let stage = stage_for(fault, age, ctx.config.pod_ready_after);
+        if stage == Stage::Healthy && !completes && phase == "Running" && pod_ready(&pod) {
+            continue; // steady state: nothing changes until the pod is deleted
+        }
+        // Anything else may change with time alone (readiness, restarts, completion).
+        if !matches!(stage, Stage::Faulty(Fault::NeverReady | Fault::ImagePullBackOff)) {
+            ctx.state.busy = true;
+        }
+        let spec = pod.get("spec").cloned().unwrap_or(json!({}));
         if let Stage::Faulty(f) = stage
             && ctx.state.warned.insert(uid_of(&pod).to_string())
         {

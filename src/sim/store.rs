@@ -213,10 +213,17 @@ impl Store {
         fields: &FieldSelector,
     ) -> (Vec<Value>, u64) {
         let inner = self.lock();
+        // Keys sort by (group, plural, namespace, name): scan only this resource's range.
+        let start = (
+            r.group,
+            r.plural,
+            ns.unwrap_or_default().to_string(),
+            String::new(),
+        );
         let items = inner
             .objects
-            .iter()
-            .filter(|((g, p, n, _), _)| {
+            .range(start..)
+            .take_while(|((g, p, n, _), _)| {
                 *g == r.group && *p == r.plural && ns.is_none_or(|ns| ns == n)
             })
             .map(|(_, v)| v)

@@ -230,7 +230,14 @@ fn create_rs(
 /// Syncs the ReplicaSets of one workload (Deployment or Rollout) and reports where it stands.
 /// `rev_key` is the revision annotation (`deployment.kubernetes.io/revision` or
 /// `rollout.argoproj.io/revision`).
-pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
+///
+/// `all_sets` is every ReplicaSet at the start of the pass (one list per pass, not per owner).
+pub fn sync(
+    ctx: &mut Ctx<'_>,
+    owner: &Value,
+    all_sets: &[Value],
+    rev_key: &str,
+) -> Option<Rollup> {
     let ns = namespace_of(owner).to_string();
     let uid = uid_of(owner).to_string();
     let template = owner.pointer("/spec/template")?.clone();
@@ -240,10 +247,10 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
-    let mut sets: Vec<Value> = ctx
-        .all(&REPLICASETS)
-        .into_iter()
+    let mut sets: Vec<Value> = all_sets
+        .iter()
         .filter(|rs| namespace_of(rs) == ns && controlled_by(rs, &uid))
+        .cloned()
         .collect();
     let max_rev = sets
         .iter()
@@ -356,6 +363,9 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
     r.deadline_exceeded = !r.complete
         && !paused
         && now.saturating_duration_since(entry.1) > Duration::from_secs(deadline);
+    if !r.complete && !paused && !r.deadline_exceeded {
+        ctx.state.busy = true; // the progress deadline can pass with time alone
+    }
     Some(r)
 }
 
