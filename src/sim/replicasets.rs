@@ -192,7 +192,10 @@ pub fn update_pods(ctx: &mut Ctx<'_>) {
             continue; // steady state: nothing changes until the pod is deleted
         }
         // Anything else may change with time alone (readiness, restarts, completion).
-        if !matches!(stage, Stage::Faulty(Fault::NeverReady | Fault::ImagePullBackOff)) {
+        if !matches!(
+            stage,
+            Stage::Faulty(Fault::NeverReady | Fault::ImagePullBackOff)
+        ) {
             ctx.state.busy = true;
         }
         let spec = pod.get("spec").cloned().unwrap_or(json!({}));

@@ -232,12 +232,7 @@ fn create_rs(
 /// `rollout.argoproj.io/revision`).
 ///
 /// `all_sets` is every ReplicaSet at the start of the pass (one list per pass, not per owner).
-pub fn sync(
-    ctx: &mut Ctx<'_>,
-    owner: &Value,
-    all_sets: &[Value],
-    rev_key: &str,
-) -> Option<Rollup> {
+pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, all_sets: &[Value], rev_key: &str) -> Option<Rollup> {
     let ns = namespace_of(owner).to_string();
     let uid = uid_of(owner).to_string();
     let template = owner.pointer("/spec/template")?.clone();
