@@ -134,6 +134,13 @@ async fn get_list_and_cluster_wide_list() {
     names.sort();
     assert_eq!(names, ["api", "web"]);
 
+    // Metadata-only clients get PartialObjectMetadata.
+    let meta_list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(meta_list.items.len(), 1);
+    assert_eq!(meta_list.items[0].metadata.name.as_deref(), Some("web"));
+    let meta_one = api.get_metadata("web").await.unwrap();
+    assert_eq!(meta_one.types.unwrap().kind, "PartialObjectMetadata");
+
     // The controllers created ReplicaSets and Pods with owner references.
     rolled_out(&api, "web").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
@@ -232,19 +239,55 @@ async fn merge_json_and_strategic_patches() {
     assert_eq!(containers[1].image.as_deref(), Some("proxy:1"));
     assert_eq!(strategic.metadata.generation, Some(4));
 
-    // Server-side apply is not simulated: 415 with a Status.
-    let err = api
+    // Server-side apply (approximated as a strategic merge) updates...
+    let applied = api
         .patch(
             "web",
-            &PatchParams::apply("test"),
-            &Patch::Apply(json!({"apiVersion": "apps/v1", "kind": "Deployment"})),
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:4"}]}}}
+            })),
         )
         .await
-        .unwrap_err();
-    match err {
-        kube::Error::Api(s) => assert_eq!(s.code, 415),
-        other => panic!("unexpected {other:?}"),
-    }
+        .unwrap();
+    assert_eq!(image(&applied), "web:4");
+    assert_eq!(
+        applied
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .len(),
+        2
+    );
+    // ...and creates.
+    let created = api
+        .patch(
+            "fresh",
+            &PatchParams::apply("test"),
+            &Patch::Apply(serde_json::to_value(deployment("fresh", "fresh:1")).unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    // A YAML (non-JSON) apply body is refused with a Status.
+    let r = reqwest::Client::new()
+        .patch(format!(
+            "{}/apis/apps/v1/namespaces/default/deployments/web?fieldManager=x",
+            sim.url()
+        ))
+        .header("content-type", "application/apply-patch+yaml")
+        .body("metadata:\n  name: web\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
 
     // dryRun=All does not persist.
     let dry = api
@@ -573,7 +616,17 @@ async fn faults_shape_pod_status() {
     let (sim, client) = start().await;
     sim.inject_fault("oom", Fault::OomKilled);
     sim.inject_fault("pull", Fault::ImagePullBackOff);
-    sim.inject_fault("slow", Fault::NeverReady);
+    // The HTTP control endpoint does the same for a simulator in another process.
+    let added: Value = reqwest::Client::new()
+        .post(format!("{}/sim/faults", sim.url()))
+        .body(r#"{"image": "slow", "fault": "NeverReady"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(added["faults"].as_array().unwrap().len(), 3, "{added}");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let api: Api<Deployment> = Api::namespaced(client, "default");
     for (name, img) in [("a", "oom:1"), ("b", "pull:1"), ("c", "slow:1")] {
@@ -612,6 +665,22 @@ async fn faults_shape_pod_status() {
         s["state"]["running"].is_object() && s["ready"] == false
     })
     .await;
+    // The kubelet stand-in reports each fault once per pod as a Warning event.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(pods.clone().into_client(), "default");
+    let warnings = events
+        .list(&ListParams::default().fields("type=Warning"))
+        .await
+        .unwrap();
+    let reasons: std::collections::BTreeSet<_> = warnings
+        .items
+        .iter()
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    assert!(
+        reasons.contains("BackOff") && reasons.contains("Failed") && reasons.contains("Unhealthy"),
+        "{reasons:?}"
+    );
     sim.clear_faults();
     let d = sim.get("apps/v1", "Deployment", "default", "c").unwrap();
     assert_eq!(d["metadata"]["name"], "c");
@@ -740,5 +809,358 @@ async fn rollouts_track_stable_hash_and_honour_abort() {
         ["rollout.argoproj.io/revision"]
         .clone();
     assert_eq!(rev, "3", "revision 1 renumbered to 3");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn serve_runs_until_shutdown_with_preset_faults() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = SimConfig {
+        faults: vec![("bad".to_string(), Fault::ImagePullBackOff)],
+        ..SimConfig::default()
+    };
+    let server = tokio::spawn(rollbackd::sim::serve(listener, config, async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::new();
+    let version: Value = http
+        .get(format!("{url}/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        version["gitVersion"].as_str().unwrap().get(..5),
+        Some("v1.33")
+    );
+    let faults: Value = http
+        .get(format!("{url}/sim/faults"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(faults["faults"][0]["fault"], "ImagePullBackOff");
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn recreate_strategy_pause_and_scale_subresource() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("web", "web:1");
+    d.spec.as_mut().unwrap().strategy =
+        Some(serde_json::from_value(json!({"type": "Recreate"})).unwrap());
+    api.create(&PostParams::default(), &d).await.unwrap();
+    rolled_out(&api, "web").await;
+    let set_image = |img: &'static str| {
+        Patch::Strategic(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": img}]}}}}),
+        )
+    };
+    api.patch("web", &PatchParams::default(), &set_image("web:2"))
+        .await
+        .unwrap();
+    rolled_out(&api, "web").await;
+    let got = api.get("web").await.unwrap();
+    assert_eq!(image(&got), "web:2");
+    assert_eq!(
+        got.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"],
+        "2"
+    );
+
+    // Paused: a template change creates no new ReplicaSet.
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"paused": true}})),
+    )
+    .await
+    .unwrap();
+    api.patch("web", &PatchParams::default(), &set_image("web:3"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), "default");
+    assert_eq!(
+        rs.list(&ListParams::default()).await.unwrap().items.len(),
+        2
+    );
+    let progressing = api
+        .get("web")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Progressing")
+        .unwrap();
+    assert_eq!(progressing.reason.as_deref(), Some("DeploymentPaused"));
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"paused": false}})),
+    )
+    .await
+    .unwrap();
+    rolled_out(&api, "web").await;
+    assert_eq!(
+        rs.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
+
+    // The scale subresource.
+    let scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    api.patch_scale(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    rolled_out(&api, "web").await;
+    assert_eq!(
+        api.get("web").await.unwrap().status.unwrap().ready_replicas,
+        Some(4)
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_bodies_get_statuses_and_the_sim_keeps_working() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment("web", "web:1"))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/apis/apps/v1/namespaces/default/deployments/web",
+        sim.url()
+    );
+    let merge_bodies = [
+        r#"{"spec": "x"}"#,
+        r#"{"spec": []}"#,
+        r#"{"metadata": 5}"#,
+        r#"{"spec": {"template": "x"}}"#,
+        r#"{"spec": {"template": {"metadata": "x"}}}"#,
+        r#"{"spec": {"replicas": -3}}"#,
+        r#"{"spec": {"replicas": 99999999999}}"#,
+        r#"{"spec": {"selector": {"matchLabels": {"app": "other"}}}}"#,
+        r#"{"spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}"#,
+        r#"{"spec": {"strategy": {"rollingUpdate": {"maxSurge": "9999999999999%"}}}}"#,
+        r#"[1, 2]"#,
+        r#"{"#,
+    ];
+    for body in merge_bodies {
+        let r = http
+            .patch(&url)
+            .header("content-type", "application/merge-patch+json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            (200..300).contains(&code) || v["kind"] == "Status",
+            "{body} -> {code} {v}"
+        );
+    }
+    for body in [
+        r#"{"$patch": "bogus"}"#,
+        r#"{"spec": {"template": {"spec": {"containers": [{"$patch": "delete", "name": "app"}, {"$patch": "delete", "name": "sidecar"}]}}}}"#,
+        r#""just a string""#,
+    ] {
+        let r = http
+            .patch(&url)
+            .header("content-type", "application/strategic-merge-patch+json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{body}");
+    }
+    let r = http
+        .patch(&url)
+        .header("content-type", "application/json-patch+json")
+        .body(r#"[{"op": "explode"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"metadata": {"name": "other"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+
+    // Still serving, controllers still running.
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
+    rolled_out(&api, "web").await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_end() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    api.create(&PostParams::default(), &deployment("web", "web:1"))
+        .await
+        .unwrap();
+    let mut stream = Box::pin(watcher(
+        api.clone(),
+        watcher::Config::default().streaming_lists(),
+    ));
+    let mut initial = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.try_next().await.unwrap().unwrap() {
+                watcher::Event::InitApply(d) => initial.push(d),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(initial.len(), 1);
+    assert_eq!(image(&initial[0]), "web:1");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn revision_history_limit_and_orphan_delete() {
+    let (sim, client) = start().await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("web", "web:1");
+    d.spec.as_mut().unwrap().revision_history_limit = Some(1);
+    api.create(&PostParams::default(), &d).await.unwrap();
+    rolled_out(&api, "web").await;
+    for img in ["web:2", "web:3", "web:4"] {
+        api.patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": img}]}}}})),
+        )
+        .await
+        .unwrap();
+        rolled_out(&api, "web").await;
+    }
+    let rs: Api<k8s_openapi::api::apps::v1::ReplicaSet> =
+        Api::namespaced(client.clone(), "default");
+    eventually("old ReplicaSets pruned to the limit", || async {
+        rs.list(&ListParams::default()).await.unwrap().items.len() == 2
+    })
+    .await;
+    let mut revisions: Vec<String> = rs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|r| r.metadata.annotations.unwrap()["deployment.kubernetes.io/revision"].clone())
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, ["3", "4"]);
+
+    api.delete("web", &DeleteParams::orphan()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let left = rs.list(&ListParams::default()).await.unwrap().items;
+    assert_eq!(left.len(), 2, "orphaned ReplicaSets stay");
+    assert!(left.iter().all(|r| {
+        r.metadata
+            .owner_references
+            .as_ref()
+            .is_none_or(|o| o.is_empty())
+    }));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_with_selector_sees_objects_enter_and_leave() {
+    let (sim, _client) = start().await;
+    let http = reqwest::Client::new();
+    let cms = format!("{}/api/v1/namespaces/default/configmaps", sim.url());
+    let mut watch = http
+        .get(format!(
+            "{cms}?watch=1&labelSelector=team%3Da&timeoutSeconds=5"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let send = |method: reqwest::Method, url: String, ct: &'static str, body: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http
+                .request(method, url)
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    send(
+        reqwest::Method::POST,
+        cms.clone(),
+        "application/json",
+        r#"{"metadata": {"name": "c", "labels": {"team": "a"}}, "data": {"k": "1"}}"#,
+    )
+    .await;
+    let patch = |labels: &'static str| {
+        send(
+            reqwest::Method::PATCH,
+            format!("{cms}/c"),
+            "application/merge-patch+json",
+            labels,
+        )
+    };
+    patch(r#"{"data": {"k": "2"}}"#).await;
+    patch(r#"{"metadata": {"labels": {"team": "b"}}}"#).await;
+    patch(r#"{"data": {"k": "3"}}"#).await;
+    patch(r#"{"metadata": {"labels": {"team": "a"}}}"#).await;
+    let mut buf = String::new();
+    let types = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let chunk = watch.chunk().await.unwrap().unwrap();
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            let types: Vec<String> = buf
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .map(|v| v["type"].as_str().unwrap().to_string())
+                .collect();
+            if types.len() >= 4 {
+                return types;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(types, ["ADDED", "MODIFIED", "DELETED", "ADDED"]);
     sim.shutdown().await;
 }

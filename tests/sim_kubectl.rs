@@ -376,3 +376,53 @@ async fn missing_objects_and_bad_input_give_status_errors() {
     assert!(dry.query.contains("dryRun=All"), "{dry:?}");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_objects_and_server_side_apply() {
+    let c = cluster().await;
+    let seeded = c
+        .sim
+        .create(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "api"}},
+                "template": {"metadata": {"labels": {"app": "api"}},
+                             "spec": {"containers": [{"name": "api", "image": "api:1"}]}}
+            }
+        }))
+        .unwrap();
+    assert_eq!(seeded["metadata"]["generation"], 1);
+    let out = c
+        .ok(&["-n", "shop", "rollout", "status", "deployment/api"])
+        .await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let ns = c.ok(&["get", "namespaces", "-o", "name"]).await;
+    assert!(ns.contains("namespace/shop"), "{ns}");
+
+    let manifest = c.dir.path().join("api.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  namespace: shop\nspec:\n  template:\n    spec:\n      containers:\n      - name: api\n        image: api:2\n",
+    )
+    .unwrap();
+    let path = manifest.to_string_lossy().into_owned();
+    let out = c.ok(&["apply", "--server-side", "-f", &path]).await;
+    assert!(
+        out.contains("deployment.apps/api serverside-applied"),
+        "{out}"
+    );
+    c.ok(&["-n", "shop", "rollout", "status", "deployment/api"])
+        .await;
+    let d = c.sim.get("apps/v1", "Deployment", "shop", "api").unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "api:2"
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
+    c.stop().await;
+}

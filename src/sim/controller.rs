@@ -18,6 +18,15 @@ use super::{deployments, ids, jobs, replicasets, rollouts};
 pub struct ControllerState {
     /// When each pod (by uid) was first seen.
     pub pod_born: HashMap<String, Instant>,
+    /// Pods (by uid) that already got their fault's Warning event.
+    pub warned: std::collections::HashSet<String>,
+    /// Set by a pass when something can change with time alone (pods becoming ready,
+    /// restarts, progress deadlines), so the next tick must run even if no object changed.
+    pub busy: bool,
+    /// The store's resourceVersion after the last pass.
+    pub last_rv: u64,
+    /// The fault rules' generation at the last pass.
+    pub last_faults: u64,
     /// Per workload uid: the last progress signature and when it last changed.
     pub progress: HashMap<String, (String, Instant)>,
 }
@@ -60,8 +69,13 @@ impl Ctx<'_> {
         }
     }
 
-    /// Records a core/v1 Event about an object.
+    /// Records a `Normal` core/v1 Event about an object.
     pub fn event(&self, about: &Value, reason: &str, message: &str) {
+        self.event_of_type(about, "Normal", reason, message);
+    }
+
+    /// Records a core/v1 Event of the given type (`Normal` or `Warning`) about an object.
+    pub fn event_of_type(&self, about: &Value, kind: &str, reason: &str, message: &str) {
         let ns = namespace_of(about).to_string();
         let now = ids::now();
         let ev = json!({
@@ -71,7 +85,7 @@ impl Ctx<'_> {
                 "name": name_of(about), "namespace": ns, "uid": uid_of(about),
                 "resourceVersion": about["metadata"]["resourceVersion"],
             },
-            "reason": reason, "message": message, "type": "Normal",
+            "reason": reason, "message": message, "type": kind,
             "source": {"component": "sim-controller"},
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             "reportingComponent": "sim-controller",
@@ -80,8 +94,15 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs one pass of every controller.
+/// Runs one pass of every controller, unless nothing changed and nothing is time-dependent.
 pub fn tick(store: &Store, faults: &Faults, config: &SimConfig, state: &mut ControllerState) {
+    let rv = store.resource_version();
+    let faults_gen = faults.generation();
+    if rv == state.last_rv && faults_gen == state.last_faults && !state.busy {
+        return;
+    }
+    state.busy = false;
+    state.last_faults = faults_gen;
     let mut ctx = Ctx {
         store,
         faults,
@@ -93,6 +114,7 @@ pub fn tick(store: &Store, faults: &Faults, config: &SimConfig, state: &mut Cont
     replicasets::reconcile(&mut ctx);
     jobs::reconcile(&mut ctx);
     replicasets::update_pods(&mut ctx);
+    state.last_rv = store.resource_version();
 }
 
 /// Runs the controllers every `config.tick` until `stop` fires.
@@ -107,7 +129,14 @@ pub async fn run(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = interval.tick() => tick(&store, &faults, &config, &mut state),
+            _ = interval.tick() => {
+                // A bug in one controller must not stop the simulator: log and carry on.
+                let pass = std::panic::AssertUnwindSafe(|| tick(&store, &faults, &config, &mut state));
+                if std::panic::catch_unwind(pass).is_err() {
+                    tracing::error!("sim controller pass panicked; continuing");
+                    state = ControllerState::default();
+                }
+            }
             _ = stop.changed() => break,
         }
         if *stop.borrow() {

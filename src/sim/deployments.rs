@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::controller::{Ctx, int};
-use super::discovery::DEPLOYMENTS;
+use super::discovery::{DEPLOYMENTS, REPLICASETS};
 use super::ids;
 use super::workload::{self, Rollup};
 
@@ -106,8 +106,9 @@ fn status_for(d: &Value, r: &Rollup) -> Value {
 
 /// Reconciles every Deployment.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
+    let all_sets = ctx.all(&REPLICASETS);
     for d in ctx.all(&DEPLOYMENTS) {
-        let Some(r) = workload::sync(ctx, &d, REVISION) else {
+        let Some(r) = workload::sync(ctx, &d, &all_sets, REVISION) else {
             continue;
         };
         let mut updated = d.clone();

@@ -26,6 +26,14 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// The discovery categories (`kubectl get all` expands the `all` category).
+    pub fn categories(&self) -> &'static [&'static str] {
+        match self.kind {
+            "Pod" | "Service" | "Deployment" | "ReplicaSet" | "Job" => &["all"],
+            _ => &[],
+        }
+    }
+
     /// `apps/v1`, or `v1` for the core group.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -275,6 +283,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": verbs(r),
             "shortNames": r.short_names,
+            "categories": r.categories(),
         }));
         if r.has_status {
             out.push(json!({
@@ -374,6 +383,9 @@ fn aggregated_resource(r: &Resource) -> Value {
     });
     if !r.short_names.is_empty() {
         out["shortNames"] = json!(r.short_names);
+    }
+    if !r.categories().is_empty() {
+        out["categories"] = json!(r.categories());
     }
     if !subs.is_empty() {
         out["subresources"] = json!(subs);

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::status::ApiError;
+
 /// A failure mode injected for pods whose image matches a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -18,10 +20,65 @@ pub enum Fault {
     ImagePullBackOff,
 }
 
+impl std::str::FromStr for Fault {
+    type Err = String;
+
+    /// Parses `CrashLoop`, `OomKilled`, `NeverReady` or `ImagePullBackOff` (case-insensitive).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "crashloop" | "crashloopbackoff" => Ok(Fault::CrashLoop),
+            "oomkilled" | "oom" => Ok(Fault::OomKilled),
+            "neverready" => Ok(Fault::NeverReady),
+            "imagepullbackoff" => Ok(Fault::ImagePullBackOff),
+            other => Err(format!("unknown fault {other:?}")),
+        }
+    }
+}
+
+/// The HTTP path (outside the Kubernetes API) for injecting faults into a running simulator:
+/// `POST {"image": "bad", "fault": "CrashLoop"}` adds a rule, `DELETE` clears all rules,
+/// `GET` lists them. Meant for demos that run the simulator as a separate process.
+pub const CONTROL_PATH: &str = "/sim/faults";
+
+/// Handles a request to [`CONTROL_PATH`].
+pub fn control(
+    faults: &Faults,
+    method: &axum::http::Method,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    use axum::http::Method;
+    if *method == Method::POST {
+        let req: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid fault request: {e}")))?;
+        let image = req["image"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::BadRequest("\"image\" (a substring) is required".into()))?;
+        let fault: Fault = req["fault"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(ApiError::BadRequest)?;
+        faults.inject(image, fault);
+    } else if *method == Method::DELETE {
+        faults.clear();
+    } else if *method != Method::GET {
+        return Err(ApiError::MethodNotAllowed("use GET, POST or DELETE".into()));
+    }
+    let rules: Vec<Value> = faults
+        .rules()
+        .into_iter()
+        .map(|(image, fault)| json!({"image": image, "fault": format!("{fault:?}")}))
+        .collect();
+    Ok(json!({"faults": rules}))
+}
+
 /// The registry of injected faults, matched by image substring.
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<Vec<(String, Fault)>>,
+    /// Bumped on every change, so the controllers notice rule changes.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Faults {
@@ -30,11 +87,28 @@ impl Faults {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.retain(|(p, _)| p != pattern);
         rules.push((pattern.to_string(), fault));
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A number that changes whenever the rules change.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current rules, in the order they were added.
+    pub fn rules(&self) -> Vec<(String, Fault)> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Removes every rule.
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.bump();
     }
 
     /// The fault for one image, if any rule matches.

@@ -29,7 +29,13 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
         let ns = namespace_of(&job).to_string();
         let pods = pods_of(&all_pods, &ns, uid_of(&job));
         if pods.is_empty() {
-            let mut template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
+            let Some(mut template) = job
+                .pointer("/spec/template")
+                .filter(|t| t.is_object())
+                .cloned()
+            else {
+                continue;
+            };
             if !template["metadata"]["labels"].is_object() {
                 if !template["metadata"].is_object() {
                     template["metadata"] = json!({});

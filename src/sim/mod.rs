@@ -1,8 +1,33 @@
-//! A Kubernetes API server simulator that real `kubectl` and the `kube` crate accept.
+//! A Kubernetes API server simulator that real `kubectl` (1.33 build) and the `kube` crate
+//! accept as a real API server. Used by tests and the demo because no real API server runs here.
 //!
-//! It serves discovery, an in-memory object store with resourceVersions and watches, and
-//! controllers for Deployments, ReplicaSets, Pods, Jobs and Argo Rollouts, with per-image
-//! fault injection. Used by tests and the demo because no real API server runs here.
+//! It serves discovery (legacy and aggregated v2/v2beta1), a minimal OpenAPI v3 (so
+//! `kubectl apply` validates server-side), an in-memory object store with resourceVersions,
+//! optimistic concurrency, the three patch flavours, an approximate server-side apply, dry
+//! runs, garbage collection and watches; and controllers for Deployments, ReplicaSets, Pods,
+//! Jobs and Argo Rollouts with per-image fault injection.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rollbackd::sim::SimError> {
+//! use rollbackd::sim::{Fault, SimConfig, Simulator};
+//! let sim = Simulator::start("127.0.0.1:0".parse().expect("addr"), SimConfig::default()).await?;
+//! sim.inject_fault("bad", Fault::CrashLoop); // pods of images containing "bad" crash-loop
+//! let kubeconfig = sim.kubeconfig(std::path::Path::new("/tmp"))?;
+//! // … run kubectl --kubeconfig <kubeconfig>, or kube::Config::new(sim.url().parse()?) …
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! For a simulator in its own process (`rollbackd sim --listen ADDR`), use [`serve`]; faults
+//! can be preset in [`SimConfig::faults`] or changed at runtime through
+//! `POST/DELETE/GET /sim/faults` (see [`faults::CONTROL_PATH`]).
+//!
+//! Known differences from a real API server are listed in the hand-over report; the main
+//! ones: no authentication/authorization, no managedFields, server-side apply is a strategic
+//! merge without field ownership, pods are deleted instantly (no Terminating phase),
+//! `minReadySeconds` is ignored, Rollout canary steps are ignored, and protobuf request
+//! bodies are decoded only for the kinds kubectl creates that way (Deployment, Pod, Job,
+//! Service, ConfigMap, Namespace).
 
 pub mod controller;
 pub mod defaults;
@@ -15,12 +40,15 @@ pub mod openapi;
 pub mod patch;
 pub mod protobuf;
 pub mod replicasets;
+pub mod representation;
 pub mod rollouts;
 pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod subresources;
 pub mod table;
+pub mod validate;
 pub mod watch;
 pub mod workload;
 
@@ -47,6 +75,8 @@ pub struct SimConfig {
     pub pod_ready_after: Duration,
     /// Controller tick.
     pub tick: Duration,
+    /// Faults active from the start, as `(image substring, fault)` (for `rollbackd sim`).
+    pub faults: Vec<(String, Fault)>,
 }
 
 impl Default for SimConfig {
@@ -55,6 +85,7 @@ impl Default for SimConfig {
         SimConfig {
             pod_ready_after: Duration::from_millis(200),
             tick: Duration::from_millis(50),
+            faults: Vec::new(),
         }
     }
 }
@@ -101,6 +132,20 @@ struct Shared {
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
 }
 
+impl Shared {
+    fn new(config: &SimConfig) -> Self {
+        let faults = Faults::default();
+        for (image, fault) in &config.faults {
+            faults.inject(image, *fault);
+        }
+        Shared {
+            store: Arc::new(Store::new()),
+            faults: Arc::new(faults),
+            requests: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct SimHandle {
     addr: SocketAddr,
@@ -114,11 +159,7 @@ impl Simulator {
     pub async fn start(addr: SocketAddr, config: SimConfig) -> Result<SimHandle, SimError> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Shared {
-            store: Arc::new(Store::new()),
-            faults: Arc::new(Faults::default()),
-            requests: Arc::new(Mutex::new(Vec::new())),
-        };
+        let shared = Shared::new(&config);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(run(listener, config, shared.clone(), stop_rx));
         Ok(SimHandle {
@@ -134,13 +175,9 @@ impl Simulator {
 pub async fn serve(
     listener: TcpListener,
     config: SimConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), SimError> {
-    let shared = Shared {
-        store: Arc::new(Store::new()),
-        faults: Arc::new(Faults::default()),
-        requests: Arc::new(Mutex::new(Vec::new())),
-    };
+    let shared = Shared::new(&config);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(run(listener, config, shared, stop_rx));
     shutdown.await;

@@ -13,6 +13,12 @@ pub enum PatchType {
     Json,
     /// `application/strategic-merge-patch+json`.
     Strategic,
+    /// `application/apply-patch+yaml` (server-side apply), approximated: the applied
+    /// configuration is strategically merged onto the live object, or creates it. Field
+    /// ownership is not tracked, so there are never conflicts (as if `force=true`), and
+    /// fields dropped from the applied configuration are not removed. Only JSON bodies
+    /// (valid YAML, and what kube-rs sends) are understood.
+    Apply,
 }
 
 impl PatchType {
@@ -23,6 +29,7 @@ impl PatchType {
             "application/merge-patch+json" => Ok(PatchType::Merge),
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
+            "application/apply-patch+yaml" => Ok(PatchType::Apply),
             other => Err(ApiError::UnsupportedMediaType(format!(
                 "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
             ))),
@@ -32,8 +39,12 @@ impl PatchType {
 
 /// Applies `patch` (raw body) of the given type to `target`.
 pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value, ApiError> {
-    let patch: Value = serde_json::from_slice(patch_body)
-        .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+    let patch: Value = serde_json::from_slice(patch_body).map_err(|e| match kind {
+        PatchType::Apply => ApiError::UnsupportedMediaType(format!(
+            "the simulator only understands JSON-encoded apply patches: {e}"
+        )),
+        _ => ApiError::BadRequest(format!("error decoding patch: {e}")),
+    })?;
     match kind {
         PatchType::Merge => {
             let mut out = target.clone();
@@ -49,7 +60,7 @@ pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value
             })?;
             Ok(out)
         }
-        PatchType::Strategic => {
+        PatchType::Strategic | PatchType::Apply => {
             if !patch.is_object() {
                 return Err(ApiError::BadRequest(
                     "strategic merge patch must be a JSON object".into(),

@@ -395,3 +395,44 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     obj.insert("kind".into(), json!(kind));
     Ok(Value::Object(obj))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes a length-delimited field.
+    fn ld(num: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![(num << 3) | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn decodes_a_configmap_envelope() {
+        let meta = ld(1, b"cfg");
+        let entry = [ld(1, b"k"), ld(2, b"v")].concat();
+        let raw = [ld(1, &meta), ld(2, &entry)].concat();
+        let type_meta = [ld(1, b"v1"), ld(2, b"ConfigMap")].concat();
+        let body = [b"k8s\0".to_vec(), ld(1, &type_meta), ld(2, &raw)].concat();
+        let v = decode(&body).unwrap();
+        assert_eq!(v["kind"], "ConfigMap");
+        assert_eq!(v["metadata"]["name"], "cfg");
+        assert_eq!(v["data"]["k"], "v");
+    }
+
+    #[test]
+    fn garbage_is_a_bad_request_not_a_panic() {
+        let mut seed: u32 = 7;
+        for len in 0..200 {
+            let mut body = b"k8s\0".to_vec();
+            for _ in 0..len {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                body.push((seed >> 16) as u8);
+            }
+            if let Err(e) = decode(&body) {
+                assert!(matches!(e.code(), 400 | 415));
+            }
+        }
+        assert_eq!(decode(b"{}").unwrap_err().code(), 400);
+    }
+}

@@ -34,14 +34,20 @@ pub fn pods_of(all_pods: &[Value], ns: &str, uid: &str) -> Vec<Value> {
 /// Creates a pod from a template, owned by `owner`.
 pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) {
     let ns = namespace_of(owner).to_string();
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
+    let mut meta = template
+        .get("metadata")
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or(json!({}));
     meta["generateName"] = json!(format!("{}-", name_of(owner)));
     meta["ownerReferences"] = json!([owner_ref(owner)]);
     if let Some(m) = meta.as_object_mut() {
         m.remove("name");
         m.remove("creationTimestamp");
     }
-    let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
+    let Some(mut spec) = template.get("spec").filter(|s| s.is_object()).cloned() else {
+        return;
+    };
     spec["nodeName"] = json!("sim-node");
     let pod = json!({"metadata": meta, "spec": spec});
     if let Err(e) = ctx.store.create(&PODS, &ns, pod, false) {
@@ -74,7 +80,11 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
                 let _ = ctx.store.delete(&PODS, &ns, name_of(p), false, false);
             }
         }
-        let pods = pods_of(&ctx.all(&PODS), &ns, uid_of(&rs));
+        let pods = if pods.len() == desired {
+            pods
+        } else {
+            pods_of(&ctx.all(&PODS), &ns, uid_of(&rs))
+        };
         let ready = pods.iter().filter(|p| pod_ready(p)).count();
         let mut status = json!({
             "replicas": pods.len(),
@@ -122,12 +132,41 @@ fn condition(kind: &str, ok: bool, since: &str, old: &Value) -> Value {
            "lastTransitionTime": prev.unwrap_or_else(|| since.to_string())})
 }
 
+/// Emits the Warning event a kubelet would for a fault (once per pod).
+fn warn_about(ctx: &Ctx<'_>, pod: &Value, fault: Fault) {
+    let container = pod
+        .pointer("/spec/containers/0/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let image = pod
+        .pointer("/spec/containers/0/image")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = name_of(pod);
+    let (reason, message) = match fault {
+        Fault::CrashLoop | Fault::OomKilled => (
+            "BackOff",
+            format!("Back-off restarting failed container {container} in pod {name}"),
+        ),
+        Fault::NeverReady => (
+            "Unhealthy",
+            "Readiness probe failed: HTTP probe failed with statuscode: 503".to_string(),
+        ),
+        Fault::ImagePullBackOff => (
+            "Failed",
+            format!("Failed to pull image \"{image}\": not found"),
+        ),
+    };
+    ctx.event_of_type(pod, "Warning", reason, &message);
+}
+
 /// Moves every non-terminal pod along its lifecycle.
 pub fn update_pods(ctx: &mut Ctx<'_>) {
     let now = Instant::now();
     let pods = ctx.all(&PODS);
     let live: HashSet<String> = pods.iter().map(|p| uid_of(p).to_string()).collect();
     ctx.state.pod_born.retain(|uid, _| live.contains(uid));
+    ctx.state.warned.retain(|uid| live.contains(uid));
     for pod in pods {
         let phase = pod
             .pointer("/status/phase")
@@ -142,10 +181,29 @@ pub fn update_pods(ctx: &mut Ctx<'_>) {
             .entry(uid_of(&pod).to_string())
             .or_insert(now);
         let age = now.saturating_duration_since(born);
-        let spec = pod.get("spec").cloned().unwrap_or(json!({}));
-        let fault = ctx.faults.for_pod_spec(&spec);
-        let completes = spec["restartPolicy"].as_str().unwrap_or("Always") != "Always";
+        let fault = pod.get("spec").and_then(|s| ctx.faults.for_pod_spec(s));
+        let completes = pod
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always")
+            != "Always";
         let stage = stage_for(fault, age, ctx.config.pod_ready_after);
+        if stage == Stage::Healthy && !completes && phase == "Running" && pod_ready(&pod) {
+            continue; // steady state: nothing changes until the pod is deleted
+        }
+        // Anything else may change with time alone (readiness, restarts, completion).
+        if !matches!(
+            stage,
+            Stage::Faulty(Fault::NeverReady | Fault::ImagePullBackOff)
+        ) {
+            ctx.state.busy = true;
+        }
+        let spec = pod.get("spec").cloned().unwrap_or(json!({}));
+        if let Stage::Faulty(f) = stage
+            && ctx.state.warned.insert(uid_of(&pod).to_string())
+        {
+            warn_about(ctx, &pod, f);
+        }
         let started = pod
             .pointer("/metadata/creationTimestamp")
             .and_then(Value::as_str)

@@ -1,11 +1,11 @@
 //! A minimal Argo Rollouts controller: ReplicaSets per template (shared with Deployments),
 //! `status.currentPodHash`/`stableRS`/`phase`, and `status.abort` honoured.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::controller::{Ctx, int};
 use super::deployments::condition;
-use super::discovery::ROLLOUTS;
+use super::discovery::{REPLICASETS, ROLLOUTS};
 use super::workload;
 
 /// The revision annotation on Rollouts and their ReplicaSets.
@@ -13,8 +13,9 @@ pub const REVISION: &str = "rollout.argoproj.io/revision";
 
 /// Reconciles every Rollout.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
+    let all_sets = ctx.all(&REPLICASETS);
     for ro in ctx.all(&ROLLOUTS) {
-        let Some(r) = workload::sync(ctx, &ro, REVISION) else {
+        let Some(r) = workload::sync(ctx, &ro, &all_sets, REVISION) else {
             continue;
         };
         let old = ro.get("status").cloned().unwrap_or(json!({}));
@@ -86,9 +87,4 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
             ctx.save(&ROLLOUTS, updated);
         }
     }
-}
-
-/// Whether a Rollout reports `Healthy`.
-pub fn healthy(ro: &Value) -> bool {
-    ro.pointer("/status/phase") == Some(&json!("Healthy"))
 }

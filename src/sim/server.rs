@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -13,22 +14,27 @@ use serde_json::{Value, json};
 
 use super::RecordedRequest;
 use super::discovery::{self, Resource};
-use super::faults::Faults;
+use super::faults::{self, Faults};
 use super::openapi;
 use super::patch::{self, PatchType};
 use super::protobuf;
+use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Part, Store};
-use super::table;
+use super::store::{Store, name_of, namespace_of};
+use super::subresources::{current_view, pod_log, scale_of, write_sub};
+use super::validate;
 use super::watch::{self, WatchRequest};
+
+/// How many mutating requests are remembered for [`super::SimHandle::requests`].
+const MAX_RECORDED: usize = 10_000;
 
 /// State shared by every request handler.
 #[derive(Clone)]
 pub struct AppState {
     /// The object store.
     pub store: Arc<Store>,
-    /// Injected faults (kept here so handlers could consult them).
+    /// Injected faults (changed through the `/sim/faults` control endpoint).
     pub faults: Arc<Faults>,
     /// Every mutating request seen.
     pub requests: Arc<Mutex<Vec<RecordedRequest>>>,
@@ -54,7 +60,8 @@ fn json_response_typed(code: StatusCode, body: &Value, content_type: &'static st
     resp
 }
 
-fn ok(body: &Value) -> Response {
+/// A 200 JSON response.
+pub fn ok(body: &Value) -> Response {
     json_response(StatusCode::OK, body)
 }
 
@@ -118,10 +125,13 @@ async fn handle(
     State(st): State<AppState>,
     method: Method,
     uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Ok(Query(query)) = query else {
+        return ApiError::BadRequest("the query string could not be parsed".into()).into_response();
+    };
     let path = uri.path().to_string();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -137,10 +147,16 @@ async fn handle(
             body: String::from_utf8_lossy(&body).into_owned(),
             at: SystemTime::now(),
         };
-        st.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(rec);
+        let mut requests = st.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if requests.len() >= MAX_RECORDED {
+            requests.remove(0);
+        }
+        requests.push(rec);
+    }
+    if path.starts_with(faults::CONTROL_PATH) {
+        return faults::control(&st.faults, &method, &body)
+            .map(|v| ok(&v))
+            .unwrap_or_else(IntoResponse::into_response);
     }
     let accept = headers
         .get(header::ACCEPT)
@@ -206,9 +222,7 @@ fn dispatch(
     let r = t.resource;
     let ns = t.namespace.clone().unwrap_or_default();
     if r.namespaced && t.name.is_some() && t.namespace.is_none() {
-        return Err(ApiError::NotFound(
-            "the server could not find the requested resource".into(),
-        ));
+        return Err(validate::missing_namespace(r));
     }
     let store = &st.store;
     match (method.clone(), t.name.as_deref(), t.sub.as_deref()) {
@@ -217,44 +231,30 @@ fn dispatch(
                 LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
             let fields =
                 FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
-            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                let since = match query.get("resourceVersion").map(String::as_str) {
-                    None | Some("") => None,
-                    Some(s) => Some(s.parse::<u64>().map_err(|_| {
-                        ApiError::BadRequest(format!("invalid resourceVersion {s:?}"))
-                    })?),
-                };
-                let timeout = query
-                    .get("timeoutSeconds")
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .map_or(Duration::from_secs(1800), Duration::from_secs);
-                let req = WatchRequest {
-                    resource: r,
-                    namespace: t.namespace.clone(),
-                    labels,
-                    fields,
-                    since,
-                    timeout,
-                    bookmarks: query
-                        .get("allowWatchBookmarks")
-                        .is_some_and(|v| v == "true"),
-                };
-                return Ok(watch::respond(store, req, st.shutdown.clone()));
+            if is_watch(query) {
+                return start_watch(st, r, t.namespace.clone(), labels, fields, query, accept);
             }
             let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
-            if accept.contains("as=Table") {
-                return Ok(ok(&table::to_table(r, &items, rv)));
-            }
-            Ok(ok(&json!({
-                "kind": format!("{}List", r.kind),
-                "apiVersion": r.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()},
-                "items": items,
-            })))
+            Ok(ok(&Representation::from_accept(accept).list(r, &items, rv)))
+        }
+        (Method::GET, Some(name), None) if is_watch(query) => {
+            // The old single-object watch path: a watch with a name field selector.
+            let fields = FieldSelector::parse(&format!("metadata.name={name}"))?;
+            let labels = LabelSelector::default();
+            start_watch(st, r, t.namespace.clone(), labels, fields, query, accept)
         }
         (Method::GET, Some(name), sub) => get_one(store, r, &ns, name, sub, accept),
         (Method::POST, None, _) => {
             let obj = parse_body(body, content_type)?;
+            let body_ns = namespace_of(&obj);
+            if r.namespaced
+                && !body_ns.is_empty()
+                && t.namespace.as_deref().is_some_and(|n| n != body_ns)
+            {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
             let created = store.create(r, &ns, obj, dry_run(query))?;
             Ok(json_response(StatusCode::CREATED, &created))
         }
@@ -264,6 +264,16 @@ fn dispatch(
         }
         (Method::PATCH, Some(name), sub) => {
             let kind = PatchType::from_content_type(content_type)?;
+            if kind == PatchType::Apply && sub.is_none() && store.get(r, &ns, name).is_none() {
+                // Server-side apply of a missing object creates it.
+                let mut obj = patch::apply(&json!({}), body, kind)?;
+                if !obj["metadata"].is_object() {
+                    obj["metadata"] = json!({});
+                }
+                obj["metadata"]["name"] = json!(name);
+                let created = store.create(r, &ns, obj, dry_run(query))?;
+                return Ok(json_response(StatusCode::CREATED, &created));
+            }
             let current = current_view(store, r, &ns, name, sub)?;
             let patched = patch::apply(&current, body, kind)?;
             write_sub(store, r, &ns, name, sub, patched, dry_run(query))
@@ -284,13 +294,7 @@ fn dispatch(
                 FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
             let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
             for item in &items {
-                let _ = store.delete(
-                    r,
-                    super::store::namespace_of(item),
-                    super::store::name_of(item),
-                    false,
-                    dry_run(query),
-                );
+                let _ = store.delete(r, namespace_of(item), name_of(item), false, dry_run(query));
             }
             Ok(ok(&json!({
                 "kind": format!("{}List", r.kind),
@@ -303,6 +307,47 @@ fn dispatch(
             "the server does not allow this method on the requested resource ({method})"
         ))),
     }
+}
+
+fn is_watch(query: &HashMap<String, String>) -> bool {
+    query.get("watch").is_some_and(|w| w == "true" || w == "1")
+}
+
+fn start_watch(
+    st: &AppState,
+    r: &'static Resource,
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+    query: &HashMap<String, String>,
+    accept: &str,
+) -> Result<Response, ApiError> {
+    let since = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {s:?}")))?,
+        ),
+    };
+    let streaming = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let req = WatchRequest {
+        resource: r,
+        namespace,
+        labels,
+        fields,
+        since: if streaming { None } else { since },
+        timeout,
+        bookmarks: query
+            .get("allowWatchBookmarks")
+            .is_some_and(|v| v == "true"),
+        representation: Representation::from_accept(accept),
+        initial_events_end: streaming,
+    };
+    Ok(watch::respond(&st.store, req, st.shutdown.clone()))
 }
 
 fn get_one(
@@ -323,105 +368,13 @@ fn get_one(
         None => return Err(ApiError::not_found(r.plural, r.group, name)),
     };
     match sub {
-        None if accept.contains("as=Table") => {
+        None => {
             let rv = store.resource_version();
-            Ok(ok(&table::to_table(r, std::slice::from_ref(&obj), rv)))
+            Ok(ok(&Representation::from_accept(accept).object(r, &obj, rv)))
         }
-        None | Some("status") => Ok(ok(&obj)),
+        Some("status") => Ok(ok(&obj)),
         Some("scale") if r.has_scale => Ok(ok(&scale_of(&obj))),
         Some("log") if r.kind == "Pod" => Ok(pod_log(&obj)),
-        Some(other) => Err(ApiError::NotFound(format!(
-            "the server could not find the requested resource ({} {other})",
-            r.plural
-        ))),
-    }
-}
-
-fn pod_log(pod: &Value) -> Response {
-    let name = super::store::name_of(pod);
-    let image = pod
-        .pointer("/spec/containers/0/image")
-        .and_then(Value::as_str)
-        .unwrap_or("unknown");
-    let text =
-        format!("simulated log for pod {name}\nimage {image} started\nlistening on :8080\nready\n");
-    let mut resp = Response::new(Body::from(text));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    resp
-}
-
-/// The autoscaling/v1 Scale view of an object.
-fn scale_of(obj: &Value) -> Value {
-    let selector = obj
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let meta = &obj["metadata"];
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
-        },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
-        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": selector},
-    })
-}
-
-fn current_view(
-    store: &Store,
-    r: &'static Resource,
-    ns: &str,
-    name: &str,
-    sub: Option<&str>,
-) -> Result<Value, ApiError> {
-    let obj = store
-        .get(r, ns, name)
-        .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
-    match sub {
-        Some("scale") if r.has_scale => Ok(scale_of(&obj)),
-        _ => Ok(obj),
-    }
-}
-
-fn write_sub(
-    store: &Store,
-    r: &'static Resource,
-    ns: &str,
-    name: &str,
-    sub: Option<&str>,
-    obj: Value,
-    dry: bool,
-) -> Result<Response, ApiError> {
-    match sub {
-        None => Ok(ok(&store.update(r, ns, name, obj, Part::Main, dry)?)),
-        Some("status") if r.has_status => {
-            Ok(ok(&store.update(r, ns, name, obj, Part::Status, dry)?))
-        }
-        Some("scale") if r.has_scale => {
-            let replicas = obj
-                .pointer("/spec/replicas")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| ApiError::Invalid("Scale.spec.replicas: Required value".into()))?;
-            let mut current = store
-                .get(r, ns, name)
-                .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
-            let sent_rv = obj.pointer("/metadata/resourceVersion").cloned();
-            current["spec"]["replicas"] = json!(replicas);
-            if let Some(rv) = sent_rv.filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
-                current["metadata"]["resourceVersion"] = rv;
-            }
-            let updated = store.update(r, ns, name, current, Part::Main, dry)?;
-            Ok(ok(&scale_of(&updated)))
-        }
         Some(other) => Err(ApiError::NotFound(format!(
             "the server could not find the requested resource ({} {other})",
             r.plural

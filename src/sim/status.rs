@@ -92,11 +92,6 @@ pub fn qualified(resource: &str, group: &str) -> String {
     }
 }
 
-/// A `Success` status, as returned by some deletes.
-pub fn success_status() -> Value {
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::BAD_REQUEST);

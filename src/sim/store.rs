@@ -11,9 +11,10 @@ use super::discovery::{self, Resource};
 use super::ids;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, qualified};
+use super::validate;
 
 /// How many change events are kept for watches that resume from an older resourceVersion.
-const HISTORY: usize = 20_000;
+const HISTORY: usize = 10_000;
 
 /// The kind of a watch event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub struct StoredEvent {
     pub resource: &'static Resource,
     /// What happened.
     pub kind: EventType,
+    /// The object before a modification (lets watches with selectors translate a change
+    /// into ADDED/DELETED when the object enters or leaves the selection).
+    pub previous: Option<Value>,
     /// The object after the change (the last state for deletes).
     pub object: Value,
 }
@@ -74,6 +78,8 @@ struct Inner {
     history: VecDeque<Arc<StoredEvent>>,
     /// The oldest resourceVersion a watch can resume from.
     compacted: u64,
+    /// How many events `history` keeps.
+    limit: usize,
 }
 
 /// The shared object store.
@@ -138,9 +144,17 @@ impl Default for Store {
 impl Store {
     /// An empty store with the `default` namespace.
     pub fn new() -> Self {
+        Self::with_history(HISTORY)
+    }
+
+    /// An empty store that keeps `limit` change events for resuming watches.
+    pub fn with_history(limit: usize) -> Self {
         let (events, _) = broadcast::channel(8192);
         let store = Store {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                limit,
+                ..Inner::default()
+            }),
             events,
         };
         let _ = store.create(
@@ -156,15 +170,23 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn record(&self, inner: &mut Inner, r: &'static Resource, kind: EventType, object: Value) {
+    fn record(
+        &self,
+        inner: &mut Inner,
+        r: &'static Resource,
+        kind: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let ev = Arc::new(StoredEvent {
             rv: inner.rv,
             resource: r,
             kind,
             object,
+            previous,
         });
         inner.history.push_back(ev.clone());
-        while inner.history.len() > HISTORY {
+        while inner.history.len() > inner.limit {
             if let Some(old) = inner.history.pop_front() {
                 inner.compacted = old.rv;
             }
@@ -191,10 +213,17 @@ impl Store {
         fields: &FieldSelector,
     ) -> (Vec<Value>, u64) {
         let inner = self.lock();
+        // Keys sort by (group, plural, namespace, name): scan only this resource's range.
+        let start = (
+            r.group,
+            r.plural,
+            ns.unwrap_or_default().to_string(),
+            String::new(),
+        );
         let items = inner
             .objects
-            .iter()
-            .filter(|((g, p, n, _), _)| {
+            .range(start..)
+            .take_while(|((g, p, n, _), _)| {
                 *g == r.group && *p == r.plural && ns.is_none_or(|ns| ns == n)
             })
             .map(|(_, v)| v)
@@ -254,7 +283,13 @@ impl Store {
             m.insert("apiVersion".into(), json!(r.api_version()));
             m.insert("kind".into(), json!(r.kind));
         }
+        if r.has_status
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
         defaults::apply(r.kind, &mut obj);
+        validate::check(r, &obj)?;
         let name = name_of(&obj).to_string();
         let mut inner = self.lock();
         let k = key(r, ns, &name);
@@ -274,7 +309,7 @@ impl Store {
         let rv = inner.rv;
         metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.objects.insert(k, obj.clone());
-        self.record(&mut inner, r, EventType::Added, obj.clone());
+        self.record(&mut inner, r, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
 
@@ -293,7 +328,7 @@ impl Store {
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
         });
         inner.objects.insert(k, obj.clone());
-        self.record(inner, nsr, EventType::Added, obj);
+        self.record(inner, nsr, EventType::Added, obj, None);
     }
 
     /// Replaces an object (PUT semantics). A non-empty `metadata.resourceVersion` that differs
@@ -370,6 +405,7 @@ impl Store {
             m.insert("kind".into(), json!(r.kind));
         }
         defaults::apply(r.kind, &mut new);
+        validate::check(r, &new)?;
         if new.get("spec") != old.get("spec") {
             let generation = old
                 .pointer("/metadata/generation")
@@ -384,7 +420,7 @@ impl Store {
         let rv = inner.rv;
         metadata_mut(&mut new)?.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.objects.insert(k, new.clone());
-        self.record(&mut inner, r, EventType::Modified, new.clone());
+        self.record(&mut inner, r, EventType::Modified, new.clone(), Some(old));
         Ok(new)
     }
 
@@ -420,7 +456,24 @@ impl Store {
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
             }
             let uid = uid_of(&obj).to_string();
-            self.record(&mut inner, r, EventType::Deleted, obj.clone());
+            if r.kind == "Namespace" {
+                let contents: Vec<Key> = inner
+                    .objects
+                    .keys()
+                    .filter(|(_, _, ns, _)| *ns == k.3)
+                    .cloned()
+                    .collect();
+                for ck in contents {
+                    if let Some(cr) = discovery::RESOURCES
+                        .iter()
+                        .find(|x| x.group == ck.0 && x.plural == ck.1)
+                        .copied()
+                    {
+                        pending.push((ck, cr));
+                    }
+                }
+            }
+            self.record(&mut inner, r, EventType::Deleted, obj.clone(), None);
             if first.is_none() {
                 first = Some(obj);
             }
@@ -453,9 +506,10 @@ impl Store {
         else {
             return;
         };
-        let Some(mut obj) = inner.objects.get(k).cloned() else {
+        let Some(before) = inner.objects.get(k).cloned() else {
             return;
         };
+        let mut obj = before.clone();
         if let Some(refs) = obj
             .pointer_mut("/metadata/ownerReferences")
             .and_then(Value::as_array_mut)
@@ -465,7 +519,7 @@ impl Store {
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
         inner.objects.insert(k.clone(), obj.clone());
-        self.record(inner, r, EventType::Modified, obj);
+        self.record(inner, r, EventType::Modified, obj, Some(before));
     }
 
     /// Starts a watch after `since` (None: replay current objects as ADDED first).
@@ -483,10 +537,19 @@ impl Store {
                         resource: r,
                         kind: EventType::Added,
                         object: v.clone(),
+                        previous: None,
                     })
                 })
                 .collect(),
             Some(rv) => {
+                if rv > inner.rv {
+                    // A resourceVersion from the future (e.g. from before a simulator restart):
+                    // make the client relist instead of silently missing objects.
+                    return Err(ApiError::Gone(format!(
+                        "too large resource version: {rv}, current: {}",
+                        inner.rv
+                    )));
+                }
                 if rv < inner.compacted {
                     return Err(ApiError::Gone(format!(
                         "too old resource version: {rv} ({})",
@@ -526,4 +589,88 @@ pub fn controlled_by(obj: &Value, uid: &str) -> bool {
             refs.iter()
                 .any(|o| o["uid"] == uid && o["controller"] == json!(true))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::discovery::{CONFIGMAPS, NAMESPACES};
+
+    fn cm(name: &str) -> Value {
+        json!({"metadata": {"name": name}, "data": {"k": "v"}})
+    }
+
+    #[test]
+    fn resource_versions_conflicts_and_noop_updates() {
+        let store = Store::new();
+        let a = store
+            .create(&CONFIGMAPS, "default", cm("a"), false)
+            .unwrap();
+        let rv = a["metadata"]["resourceVersion"].clone();
+        // Unchanged update keeps the resourceVersion.
+        let same = store
+            .update(&CONFIGMAPS, "default", "a", a.clone(), Part::Main, false)
+            .unwrap();
+        assert_eq!(same["metadata"]["resourceVersion"], rv);
+        let mut changed = a.clone();
+        changed["data"]["k"] = json!("w");
+        store
+            .update(
+                &CONFIGMAPS,
+                "default",
+                "a",
+                changed.clone(),
+                Part::Main,
+                false,
+            )
+            .unwrap();
+        let err = store
+            .update(&CONFIGMAPS, "default", "a", changed, Part::Main, false)
+            .unwrap_err();
+        assert_eq!(err.reason(), "Conflict");
+        let err = store
+            .create(&CONFIGMAPS, "default", cm("a"), false)
+            .unwrap_err();
+        assert_eq!(err.reason(), "AlreadyExists");
+        // Dry run does not persist.
+        store
+            .create(&CONFIGMAPS, "default", cm("dry"), true)
+            .unwrap();
+        assert!(store.get(&CONFIGMAPS, "default", "dry").is_none());
+    }
+
+    #[test]
+    fn watch_resumes_from_history_and_expires_when_compacted() {
+        let store = Store::with_history(3);
+        let first = store
+            .create(&CONFIGMAPS, "default", cm("a"), false)
+            .unwrap();
+        let rv: u64 = first["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        store
+            .create(&CONFIGMAPS, "default", cm("b"), false)
+            .unwrap();
+        let start = store.watch(&CONFIGMAPS, Some(rv)).unwrap();
+        assert_eq!(start.replay.len(), 1);
+        assert_eq!(name_of(&start.replay[0].object), "b");
+        for n in ["c", "d", "e", "f"] {
+            store.create(&CONFIGMAPS, "default", cm(n), false).unwrap();
+        }
+        let err = store.watch(&CONFIGMAPS, Some(rv)).err().unwrap();
+        assert_eq!(err.code(), 410);
+        let err = store.watch(&CONFIGMAPS, Some(1_000_000)).err().unwrap();
+        assert_eq!(err.code(), 410);
+    }
+
+    #[test]
+    fn deleting_a_namespace_deletes_its_objects() {
+        let store = Store::new();
+        store.create(&CONFIGMAPS, "team", cm("a"), false).unwrap();
+        assert!(store.get(&NAMESPACES, "", "team").is_some());
+        store.delete(&NAMESPACES, "", "team", false, false).unwrap();
+        assert!(store.get(&CONFIGMAPS, "team", "a").is_none());
+    }
 }

@@ -152,6 +152,104 @@ pub fn to_table(r: &Resource, items: &[Value], rv: u64) -> Value {
                 })
                 .collect(),
         ),
+        "Rollout" => (
+            vec![
+                column("Name", "string", 0),
+                column("Desired", "integer", 0),
+                column("Current", "integer", 0),
+                column("Up-to-date", "integer", 0),
+                column("Available", "integer", 0),
+                column("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|ro| {
+                    vec![
+                        json!(name_of(ro)),
+                        json!(int(ro, "/spec/replicas")),
+                        json!(int(ro, "/status/replicas")),
+                        json!(int(ro, "/status/updatedReplicas")),
+                        json!(int(ro, "/status/availableReplicas")),
+                        json!(age(ro)),
+                    ]
+                })
+                .collect(),
+        ),
+        "Job" => (
+            vec![
+                column("Name", "string", 0),
+                column("Status", "string", 0),
+                column("Completions", "string", 0),
+                column("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|j| {
+                    let status = j
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .and_then(|cs| {
+                            cs.iter()
+                                .find(|c| {
+                                    (c["type"] == "Complete" || c["type"] == "Failed")
+                                        && c["status"] == "True"
+                                })
+                                .and_then(|c| c["type"].as_str())
+                        })
+                        .unwrap_or("Running");
+                    vec![
+                        json!(name_of(j)),
+                        json!(status),
+                        json!(format!(
+                            "{}/{}",
+                            int(j, "/status/succeeded"),
+                            j.pointer("/spec/completions")
+                                .and_then(Value::as_i64)
+                                .unwrap_or(1)
+                        )),
+                        json!(age(j)),
+                    ]
+                })
+                .collect(),
+        ),
+        "Lease" => (
+            vec![
+                column("Name", "string", 0),
+                column("Holder", "string", 0),
+                column("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|l| {
+                    vec![
+                        json!(name_of(l)),
+                        l.pointer("/spec/holderIdentity")
+                            .cloned()
+                            .unwrap_or(json!("")),
+                        json!(age(l)),
+                    ]
+                })
+                .collect(),
+        ),
+        "Namespace" => (
+            vec![
+                column("Name", "string", 0),
+                column("Status", "string", 0),
+                column("Age", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|n| {
+                    vec![
+                        json!(name_of(n)),
+                        n.pointer("/status/phase")
+                            .cloned()
+                            .unwrap_or(json!("Active")),
+                        json!(age(n)),
+                    ]
+                })
+                .collect(),
+        ),
         "Pod" => (
             vec![
                 column("Name", "string", 0),
@@ -161,6 +259,35 @@ pub fn to_table(r: &Resource, items: &[Value], rv: u64) -> Value {
                 column("Age", "string", 0),
             ],
             items.iter().map(pod_cells).collect(),
+        ),
+        "Event" => (
+            vec![
+                column("Last Seen", "string", 0),
+                column("Type", "string", 0),
+                column("Reason", "string", 0),
+                column("Object", "string", 0),
+                column("Message", "string", 0),
+            ],
+            items
+                .iter()
+                .map(|e| {
+                    let object = format!(
+                        "{}/{}",
+                        e["involvedObject"]["kind"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_lowercase(),
+                        e["involvedObject"]["name"].as_str().unwrap_or_default()
+                    );
+                    vec![
+                        json!(age(e)),
+                        e["type"].clone(),
+                        e["reason"].clone(),
+                        json!(object),
+                        e["message"].clone(),
+                    ]
+                })
+                .collect(),
         ),
         _ => (
             vec![column("Name", "string", 0), column("Age", "string", 0)],

@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::discovery::Resource;
+use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Store, StoredEvent, namespace_of};
+use super::store::{EventType, Store, StoredEvent, namespace_of};
 
 /// What a watch request asked for.
 pub struct WatchRequest {
@@ -30,18 +31,42 @@ pub struct WatchRequest {
     pub timeout: Duration,
     /// Whether to send periodic BOOKMARK events.
     pub bookmarks: bool,
+    /// How objects are sent (one-row `Table`s for `kubectl get -w`, metadata only, or full).
+    pub representation: Representation,
+    /// `sendInitialEvents=true`: after the current objects, send a BOOKMARK annotated
+    /// `k8s.io/initial-events-end` (streaming lists).
+    pub initial_events_end: bool,
 }
 
 impl WatchRequest {
-    fn matches(&self, ev: &StoredEvent) -> bool {
-        ev.resource.plural == self.resource.plural
-            && ev.resource.group == self.resource.group
-            && self
-                .namespace
-                .as_deref()
-                .is_none_or(|ns| namespace_of(&ev.object) == ns)
-            && self.labels.matches_object(&ev.object)
-            && self.fields.matches(&ev.object)
+    fn selects(&self, obj: &Value) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| namespace_of(obj) == ns)
+            && self.labels.matches_object(obj)
+            && self.fields.matches(obj)
+    }
+
+    /// The event this watcher should see for a change, if any: a modification that moves an
+    /// object into (out of) the selection is an ADDED (DELETED), as the real API server does.
+    fn translate(&self, ev: &StoredEvent) -> Option<EventType> {
+        if ev.resource.plural != self.resource.plural || ev.resource.group != self.resource.group {
+            return None;
+        }
+        let now = self.selects(&ev.object);
+        match (ev.kind, ev.previous.as_ref().map(|p| self.selects(p))) {
+            (EventType::Modified, Some(true)) if !now => Some(EventType::Deleted),
+            (EventType::Modified, Some(false)) if now => Some(EventType::Added),
+            (EventType::Modified, Some(false)) => None,
+            (kind, _) => now.then_some(kind),
+        }
+    }
+
+    /// The wire line for `ev`, if this watcher should see it.
+    fn event_line(&self, ev: &StoredEvent) -> Option<Bytes> {
+        let kind = self.translate(ev)?;
+        let obj = self.representation.object(self.resource, &ev.object, ev.rv);
+        Some(line(kind.as_str(), &obj))
     }
 }
 
@@ -69,12 +94,22 @@ pub fn respond(
         };
         let mut seen = start.rv;
         for ev in &start.replay {
-            if req.matches(ev)
-                && tx
-                    .send(Ok(line(ev.kind.as_str(), &ev.object)))
-                    .await
-                    .is_err()
+            if let Some(l) = req.event_line(ev)
+                && tx.send(Ok(l)).await.is_err()
             {
+                return;
+            }
+        }
+        if req.initial_events_end {
+            let obj = json!({
+                "kind": req.resource.kind,
+                "apiVersion": req.resource.api_version(),
+                "metadata": {
+                    "resourceVersion": seen.to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                },
+            });
+            if tx.send(Ok(line("BOOKMARK", &obj))).await.is_err() {
                 return;
             }
         }
@@ -90,7 +125,9 @@ pub fn respond(
                             continue;
                         }
                         seen = ev.rv;
-                        if req.matches(&ev) && tx.send(Ok(line(ev.kind.as_str(), &ev.object))).await.is_err() {
+                        if let Some(l) = req.event_line(&ev)
+                            && tx.send(Ok(l)).await.is_err()
+                        {
                             return;
                         }
                     }

@@ -112,7 +112,7 @@ pub fn int_or_percent(v: Option<&Value>, total: i64, round_up: bool, default: i6
         Some(Value::Number(n)) => n.as_i64().unwrap_or(default),
         Some(Value::String(s)) => {
             let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
-            let x = total * pct;
+            let x = total.saturating_mul(pct.clamp(0, 100));
             if round_up { (x + 99) / 100 } else { x / 100 }
         }
         _ => default,
@@ -126,7 +126,14 @@ fn set_annotation(obj: &mut Value, key: &str, value: String) {
     obj["metadata"]["annotations"][key] = json!(value);
 }
 
-fn set_replicas(ctx: &Ctx<'_>, rs: &mut Value, replicas: i64, desired: i64, max: i64) {
+fn set_replicas(
+    ctx: &Ctx<'_>,
+    owner: &Value,
+    rs: &mut Value,
+    replicas: i64,
+    desired: i64,
+    max: i64,
+) {
     if int(rs, "/spec/replicas") == replicas {
         return;
     }
@@ -142,7 +149,7 @@ fn set_replicas(ctx: &Ctx<'_>, rs: &mut Value, replicas: i64, desired: i64, max:
         *rs = saved;
         let verb = if replicas > before { "up" } else { "down" };
         ctx.event(
-            rs,
+            owner,
             "ScalingReplicaSet",
             &format!(
                 "Scaled {verb} replica set {} from {before} to {replicas}",
@@ -223,7 +230,9 @@ fn create_rs(
 /// Syncs the ReplicaSets of one workload (Deployment or Rollout) and reports where it stands.
 /// `rev_key` is the revision annotation (`deployment.kubernetes.io/revision` or
 /// `rollout.argoproj.io/revision`).
-pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
+///
+/// `all_sets` is every ReplicaSet at the start of the pass (one list per pass, not per owner).
+pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, all_sets: &[Value], rev_key: &str) -> Option<Rollup> {
     let ns = namespace_of(owner).to_string();
     let uid = uid_of(owner).to_string();
     let template = owner.pointer("/spec/template")?.clone();
@@ -233,10 +242,10 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
-    let mut sets: Vec<Value> = ctx
-        .all(&REPLICASETS)
-        .into_iter()
+    let mut sets: Vec<Value> = all_sets
+        .iter()
         .filter(|rs| namespace_of(rs) == ns && controlled_by(rs, &uid))
+        .cloned()
         .collect();
     let max_rev = sets
         .iter()
@@ -293,19 +302,20 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
         false,
         0,
     );
+    // Bounded like the real controller (maxUnavailable never exceeds the desired count).
+    let surge = surge.clamp(0, desired);
+    unavailable = unavailable.clamp(0, desired);
     if surge == 0 && unavailable == 0 {
         unavailable = 1;
     }
     if !paused && let Some(ni) = new_idx {
-        scale(
-            ctx,
-            &mut sets,
-            ni,
+        let plan = Plan {
             desired,
             surge,
             unavailable,
-            strategy["type"] == "Recreate",
-        );
+            recreate: strategy["type"] == "Recreate",
+        };
+        scale(ctx, owner, &mut sets, ni, &plan);
         cleanup_history(ctx, owner, &sets, ni, rev_key);
     }
     let ready = |rs: &Value| int(rs, "/status/readyReplicas");
@@ -348,30 +358,39 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, rev_key: &str) -> Option<Rollup> {
     r.deadline_exceeded = !r.complete
         && !paused
         && now.saturating_duration_since(entry.1) > Duration::from_secs(deadline);
+    if !r.complete && !paused && !r.deadline_exceeded {
+        ctx.state.busy = true; // the progress deadline can pass with time alone
+    }
     Some(r)
 }
 
-fn scale(
-    ctx: &Ctx<'_>,
-    sets: &mut [Value],
-    ni: usize,
+/// The rollout parameters resolved against the desired replica count.
+struct Plan {
     desired: i64,
     surge: i64,
     unavailable: i64,
     recreate: bool,
-) {
+}
+
+fn scale(ctx: &Ctx<'_>, owner: &Value, sets: &mut [Value], ni: usize, plan: &Plan) {
+    let Plan {
+        desired,
+        surge,
+        unavailable,
+        recreate,
+    } = *plan;
     let max = desired + surge;
     let olds: Vec<usize> = (0..sets.len()).filter(|i| *i != ni).collect();
     let old_active = olds
         .iter()
         .any(|i| int(&sets[*i], "/spec/replicas") > 0 || int(&sets[*i], "/status/replicas") > 0);
     if !old_active {
-        set_replicas(ctx, &mut sets[ni], desired, desired, max);
+        set_replicas(ctx, owner, &mut sets[ni], desired, desired, max);
         return;
     }
     if recreate {
         for i in &olds {
-            set_replicas(ctx, &mut sets[*i], 0, desired, max);
+            set_replicas(ctx, owner, &mut sets[*i], 0, desired, max);
         }
         return;
     }
@@ -379,10 +398,11 @@ fn scale(
     let total: i64 = sets.iter().map(|rs| int(rs, "/spec/replicas")).sum();
     let new_r = int(&sets[ni], "/spec/replicas");
     if new_r > desired {
-        set_replicas(ctx, &mut sets[ni], desired, desired, max);
+        set_replicas(ctx, owner, &mut sets[ni], desired, desired, max);
     } else if new_r < desired && total < max {
         set_replicas(
             ctx,
+            owner,
             &mut sets[ni],
             desired.min(new_r + max - total),
             desired,
@@ -411,7 +431,7 @@ fn scale(
             .max(0)
             .min(budget);
         if unhealthy > 0 {
-            set_replicas(ctx, &mut sets[*i], spec - unhealthy, desired, max);
+            set_replicas(ctx, owner, &mut sets[*i], spec - unhealthy, desired, max);
             budget -= unhealthy;
         }
     }
@@ -427,7 +447,7 @@ fn scale(
         let spec = int(&sets[*i], "/spec/replicas");
         let d = spec.min(down);
         if d > 0 {
-            set_replicas(ctx, &mut sets[*i], spec - d, desired, max);
+            set_replicas(ctx, owner, &mut sets[*i], spec - d, desired, max);
             down -= d;
         }
     }
