@@ -146,6 +146,15 @@ impl Evaluator {
         {
             return;
         }
+        if revision <= 1 {
+            // a first revision has nothing to roll back to: its window would only ever escalate
+            tracing::info!(
+                agent,
+                revision,
+                "first revision: no window (nothing to roll back to)"
+            );
+            return;
+        }
         tracing::info!(agent, revision, %at, "new revision: post-deploy window opens");
         w.observations.record_deploy(Deploy {
             at,
