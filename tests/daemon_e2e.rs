@@ -11,12 +11,13 @@ use rollbackd::daemon::collect::MetricSource;
 use rollbackd::incident::State;
 use rollbackd::signals::scrape::Scraper;
 use rollbackd::store::IncidentFilter;
-use support::world::{set_image, undo_patches, wait_available, wait_for, world_with};
+use support::world::{agent, set_image, undo_patches, wait_available, wait_for, world};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
-    let w = world_with(
-        |_| MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
+    let w = world(
+        agent().await,
+        MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
         |_| {},
     )
     .await;

@@ -21,59 +21,78 @@ use crate::policy::{Condition, Method, Policy, RevisionRef, Stage, StepAction};
 use crate::store::{Incident, Store, Transition};
 use crate::verify::{CheckResult, SignalChecks, Verifier};
 
-/// Post-rollback checks against the evaluation loop's latest readings.
+/// Post-rollback checks against the evaluation loop's readings: a check passes on the first
+/// reading taken after `since` that satisfies it; it fails when none does within `grace`
+/// (signals computed over a window, like `rate(…[5m])`, need time to reflect the rollback).
 #[derive(Clone)]
 pub struct LatestChecks {
     pub agent: String,
     pub latest: Latest,
-    /// A reading older than this is no data.
-    pub max_age: chrono::TimeDelta,
+    /// Readings before this (the rollback) do not count.
+    pub since: chrono::DateTime<Utc>,
+    /// How long a check may wait for a passing reading.
+    pub grace: Duration,
 }
 
-impl SignalChecks for LatestChecks {
-    async fn check(&self, condition: &Condition) -> CheckResult {
-        let reading = self.latest.read().ok().and_then(|l| {
-            l.get(&(self.agent.clone(), condition.signal.clone()))
-                .copied()
-        });
-        let fresh = reading
-            .filter(|(at, _)| Utc::now() - *at <= self.max_age)
-            .and_then(|(_, v)| v);
-        let (passed, detail) = match fresh {
+impl LatestChecks {
+    /// The latest reading of `signal` taken after `since`.
+    fn reading(&self, signal: &str) -> Option<Option<f64>> {
+        let latest = self.latest.read().ok()?;
+        let (at, value) = latest
+            .get(&(self.agent.clone(), signal.to_string()))
+            .copied()?;
+        (at > self.since).then_some(value)
+    }
+
+    fn verdict(condition: &Condition, value: Option<Option<f64>>) -> (bool, String) {
+        let fmt = crate::engine::format_value;
+        match value {
             _ if condition.relative_to_baseline => (
                 false,
-                "baseline-relative checks are not supported after a rollback".to_string(),
+                "baseline-relative checks are not supported after a rollback".into(),
             ),
-            Some(v) if condition.accepts(v) => (
+            Some(Some(v)) if condition.accepts(v) => (
                 true,
                 format!(
                     "{} = {} {}",
                     condition.signal,
-                    crate::engine::format_value(v),
+                    fmt(v),
                     condition.describe_thresholds()
                 ),
             ),
-            Some(v) => (
+            Some(Some(v)) => (
                 false,
                 format!(
                     "{} = {}, needs {}",
                     condition.signal,
-                    crate::engine::format_value(v),
+                    fmt(v),
                     condition.describe_thresholds()
                 ),
             ),
-            None => (
+            Some(None) | None => (
                 false,
                 format!(
                     "{}: no recent data (no data is not a pass)",
                     condition.signal
                 ),
             ),
-        };
-        CheckResult {
-            name: condition.signal.clone(),
-            passed,
-            detail,
+        }
+    }
+}
+
+impl SignalChecks for LatestChecks {
+    async fn check(&self, condition: &Condition) -> CheckResult {
+        let deadline = tokio::time::Instant::now() + self.grace;
+        loop {
+            let (passed, detail) = Self::verdict(condition, self.reading(&condition.signal));
+            if passed || tokio::time::Instant::now() >= deadline {
+                return CheckResult {
+                    name: condition.signal.clone(),
+                    passed,
+                    detail,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 }
@@ -386,10 +405,24 @@ impl Runner {
             )?;
             return Ok(());
         }
+        let since = self
+            .store
+            .transitions(&inc.id)?
+            .iter()
+            .rev()
+            .find(|t| t.to == State::Verifying)
+            .map(|t| t.at)
+            .unwrap_or_else(Utc::now);
+        let grace = policy
+            .verification
+            .rollout_timeout
+            .to_std()
+            .unwrap_or(Duration::from_secs(300));
         let checks = LatestChecks {
             agent: inc.agent.clone(),
             latest: self.latest.clone(),
-            max_age: chrono::TimeDelta::minutes(2),
+            since,
+            grace,
         };
         let verifier = Verifier::new(self.executor.clone());
         let outcome = verifier.verify(ctx, &checks, self.store.as_ref()).await;
@@ -464,7 +497,8 @@ impl Runner {
         let checks = LatestChecks {
             agent: inc.agent.clone(),
             latest: self.latest.clone(),
-            max_age: chrono::TimeDelta::minutes(2),
+            since: entered,
+            grace: Duration::ZERO,
         };
         while Utc::now() < end {
             let left = (end - Utc::now()).to_std().unwrap_or_default();

@@ -63,24 +63,34 @@ pub struct World {
     pub client: kube::Client,
 }
 
-/// Starts everything; `source` and `adjust` choose how signals are read.
-pub async fn world_with(
-    source: impl FnOnce(&SyntheticAgent) -> MetricSource,
-    adjust: impl FnOnce(&mut Policy),
-) -> World {
-    let sim = Simulator::start(
-        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        SimConfig::default(),
-    )
-    .await
-    .unwrap();
-    let agent = SyntheticAgent::start(
+/// A synthetic GL-002 agent: 400 requests/s, ticking every 50 ms.
+pub async fn agent() -> SyntheticAgent {
+    SyntheticAgent::start(
         "127.0.0.1:0".parse().unwrap(),
         AgentConfig {
             tick: Duration::from_millis(50),
             rps: 400.0,
             ..AgentConfig::new("gl_002_")
         },
+    )
+    .await
+    .unwrap()
+}
+
+/// Starts the simulator (seeded with GL-002 at v1), a notification receiver and the daemon
+/// reading signals from `source`; `adjust` edits the GL-002 policy first.
+pub async fn world(
+    agent: SyntheticAgent,
+    source: MetricSource,
+    adjust: impl FnOnce(&mut Policy),
+) -> World {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("rollbackd=info")
+        .try_init();
+    let sim = Simulator::start(
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        SimConfig::default(),
     )
     .await
     .unwrap();
@@ -94,7 +104,7 @@ pub async fn world_with(
         policies: vec![policy],
         store: Arc::new(Store::in_memory().unwrap()),
         client: client.clone(),
-        source: source(&agent),
+        source,
         listen: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1 << 20,
         auth: Auth {

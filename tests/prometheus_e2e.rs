@@ -1,0 +1,263 @@
+//! End to end with a real Prometheus and Alertmanager (Debian packages, on 127.0.0.1 with
+//! temporary directories): the synthetic agent's error rate jumps to 60 % and rollbackd
+//! rolls GL-002 back in the Kubernetes simulator, once through Alertmanager's webhook and
+//! once from its own PromQL evaluation; with Prometheus stopped mid-window the decision is
+//! inconclusive, a human is told, and nothing is rolled back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rollbackd::daemon::collect::MetricSource;
+use rollbackd::engine::DecisionKind;
+use rollbackd::incident::State;
+use rollbackd::policy::{Policy, SignalSource};
+use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
+use rollbackd::store::IncidentFilter;
+use support::alertmanager::AlertmanagerProcess;
+use support::prometheus::{PrometheusProcess, ScrapeTarget};
+use support::world::{World, agent, set_image, undo_patches, wait_available, wait_for, world};
+
+/// The error ratio over a 5 s window, grouped like the policy's own query.
+const FAST_ERROR_RATE: &str = r#"sum by (namespace, deployment) (rate(gl_002_http_requests_total{status=~"5.."}[5s])) / sum by (namespace, deployment) (rate(gl_002_http_requests_total[5s]))"#;
+
+const RULES: &str = r#"
+groups:
+  - name: gl-002
+    rules:
+      - alert: GL002ServiceOutage
+        expr: sum(rate(gl_002_http_requests_total{status=~"5.."}[5s])) / sum(rate(gl_002_http_requests_total[5s])) > 0.5
+        for: 0s
+        labels:
+          agent: GL-002
+          condition: service_outage
+        annotations:
+          summary: more than half of GL-002's requests fail
+"#;
+
+fn prometheus_source(url: &str) -> MetricSource {
+    let mut c = PromClientConfig::new(url);
+    c.timeout = Duration::from_secs(2);
+    MetricSource::Prometheus(PromClient::new(c).unwrap())
+}
+
+fn fast_error_rate(p: &mut Policy) {
+    if let Some(s) = p.signals.get_mut("error_rate")
+        && let SignalSource::Metric { promql, .. } = &mut s.source
+    {
+        *promql = Some(FAST_ERROR_RATE.into());
+    }
+}
+
+/// Deploys v2 and waits for its window to open with a healthy decision.
+async fn deploy_v2(w: &World, healthy: DecisionKind) {
+    wait_available(w, 3).await;
+    set_image(
+        &w.client,
+        "registry.local/greenlang/gl-002-boiler-efficiency:v2",
+    )
+    .await;
+    let status = w.daemon.status.clone();
+    wait_for("a healthy v2 window", Duration::from_secs(30), async || {
+        let s = status.read().unwrap().get("GL-002").cloned()?;
+        (s.revision == Some(2) && s.window_open && s.decision.as_ref()?.decision == healthy)
+            .then_some(())
+    })
+    .await;
+}
+
+async fn rolled_back_and_resolved(w: &World, jump: Instant, how: &str) {
+    let patched = wait_for("the rollback patch", Duration::from_secs(20), async || {
+        undo_patches(&w.sim).first().copied()
+    })
+    .await;
+    let took = patched - jump;
+    println!(
+        "{how}: error jump → rollback patch in {:.2} s",
+        took.as_secs_f64()
+    );
+    w.agent.handle().set_error_ratio(0.0).unwrap();
+    let store = w.daemon.store.clone();
+    let inc = wait_for(
+        "the incident to resolve",
+        Duration::from_secs(60),
+        async || {
+            let inc = store
+                .incidents(&IncidentFilter::default())
+                .unwrap()
+                .into_iter()
+                .next()?;
+            assert!(
+                !matches!(inc.state, State::Escalated),
+                "escalated: {:?}",
+                store.transitions(&inc.id).unwrap()
+            );
+            (inc.state == State::Resolved).then_some(inc)
+        },
+    )
+    .await;
+    assert_eq!(undo_patches(&w.sim).len(), 1, "exactly one undo");
+    assert!(
+        took < Duration::from_secs(8),
+        "{how}: jump → patch took {took:?}"
+    );
+    println!("{how}: incident {} resolved via row {:?}", inc.id, inc.row);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_webhook_triggers_the_rollback() {
+    let agent = agent().await;
+    let target = ScrapeTarget::new(agent.addr())
+        .label("namespace", "greenlang")
+        .label("deployment", "gl-002-boiler-efficiency");
+    // signals from Prometheus only through the alert: the policy's metric rows see no data
+    let w = world(
+        agent,
+        MetricSource::scrape(
+            rollbackd::signals::scrape::Scraper::new(Duration::from_secs(1)).unwrap(),
+        ),
+        |p| {
+            p.verification.checks.clear();
+            for s in p.signals.values_mut() {
+                if let SignalSource::Metric { promql, scrape } = &mut s.source {
+                    *promql = None;
+                    *scrape = None;
+                }
+            }
+        },
+    )
+    .await;
+    let am =
+        AlertmanagerProcess::start(&format!("http://{}/api/v1/alerts", w.daemon.api_addr)).await;
+    let _prom =
+        PrometheusProcess::start_with_alertmanager(&[target], &[RULES], Some(&am.host_port()))
+            .await;
+    // no metric data at all: the window opens inconclusive (told, never acted on)
+    deploy_v2(&w, DecisionKind::Inconclusive).await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // Prometheus has a few healthy scrapes
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let jump = Instant::now();
+    rolled_back_and_resolved(&w, jump, "alertmanager webhook").await;
+    let inc = w
+        .daemon
+        .store
+        .incidents(&IncidentFilter::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(inc.row.as_deref(), Some("p0-service-outage-alert"));
+    let alerts = w
+        .daemon
+        .store
+        .alerts_since(
+            Some(Some("GL-002")),
+            chrono::Utc::now() - chrono::TimeDelta::minutes(5),
+        )
+        .unwrap();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.alert.labels.get("alertname").map(String::as_str)
+                == Some("GL002ServiceOutage"))
+    );
+    let received = alerts
+        .iter()
+        .filter(|a| a.alert.status == "firing")
+        .map(|a| a.received_at)
+        .min()
+        .unwrap();
+    let request = w
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH" && r.content_type.contains("json-patch"))
+        .unwrap();
+    let patch_at: chrono::DateTime<chrono::Utc> = request.at.into();
+    let inside = patch_at - received;
+    println!(
+        "alertmanager webhook: webhook received → rollback patch in {} ms",
+        inside.num_milliseconds()
+    );
+    assert!(
+        inside < chrono::TimeDelta::seconds(1),
+        "rollbackd took {inside} from webhook to patch"
+    );
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promql_evaluation_triggers_the_rollback() {
+    let agent = agent().await;
+    let target = ScrapeTarget::new(agent.addr())
+        .label("namespace", "greenlang")
+        .label("deployment", "gl-002-boiler-efficiency");
+    let prom = PrometheusProcess::start(&[target], &[]).await;
+    let w = world(agent, prometheus_source(&prom.url()), fast_error_rate).await;
+    deploy_v2(&w, DecisionKind::None).await;
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let jump = Instant::now();
+    rolled_back_and_resolved(&w, jump, "rollbackd's PromQL").await;
+    let inc = w
+        .daemon
+        .store
+        .incidents(&IncidentFilter::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(inc.row.as_deref(), Some("p0-error-rate"));
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_down_mid_window_is_inconclusive_and_never_rolls_back() {
+    let agent = agent().await;
+    let target = ScrapeTarget::new(agent.addr())
+        .label("namespace", "greenlang")
+        .label("deployment", "gl-002-boiler-efficiency");
+    let mut prom = PrometheusProcess::start(&[target], &[]).await;
+    let w = world(agent, prometheus_source(&prom.url()), fast_error_rate).await;
+    deploy_v2(&w, DecisionKind::None).await;
+    prom.kill();
+    w.agent.handle().set_error_ratio(0.9).unwrap(); // bad, but nobody can see it
+    let status = w.daemon.status.clone();
+    let reason = wait_for(
+        "an inconclusive decision",
+        Duration::from_secs(20),
+        async || {
+            let d = status.read().unwrap().get("GL-002")?.decision.clone()?;
+            (d.decision == DecisionKind::Inconclusive).then_some(d.reason)
+        },
+    )
+    .await;
+    assert!(reason.contains("error_rate"), "{reason}");
+    let hook = w.hook.clone();
+    let notice = wait_for(
+        "the inconclusive notification",
+        Duration::from_secs(10),
+        async || {
+            hook.lock()
+                .unwrap()
+                .iter()
+                .find(|m| m["stage"] == "inconclusive")
+                .cloned()
+        },
+    )
+    .await;
+    assert!(
+        notice["text"].as_str().unwrap().contains("NO DATA"),
+        "{notice}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(undo_patches(&w.sim).is_empty(), "no rollback without data");
+    assert!(
+        w.daemon
+            .store
+            .incidents(&IncidentFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    let metrics = w.daemon.metrics.render();
+    assert!(
+        metrics.contains("rollbackd_signal_errors_total{source=\"prometheus\""),
+        "{metrics}"
+    );
+    w.daemon.shutdown().await;
+}
