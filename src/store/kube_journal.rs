@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{StepRow, Store};
+use super::{AuditEntry, StepRow, Store};
 use crate::cluster::ClusterError;
 use crate::cluster::backup::BackupSink;
 use crate::executor::{JournalError, StepJournal, StepOutcome, StepRecord, StepState};
@@ -79,7 +79,25 @@ impl StepJournal for Store {
             finished_at: outcome.finished_at.or_else(|| Some(Utc::now())),
             detail: serde_json::to_value(outcome).map_err(|e| JournalError(e.to_string()))?,
         })
-        .map_err(|e| JournalError(e.to_string()))
+        .map_err(|e| JournalError(e.to_string()))?;
+        // every mutation rollbackd makes is audited, once: a resumed run skips finished steps
+        if !matches!(outcome.state, StepState::NotRun | StepState::DryRun(_)) {
+            self.audit(&AuditEntry {
+                at: outcome.finished_at.unwrap_or_else(Utc::now),
+                actor: "rollbackd".into(),
+                action: format!("step.{}", outcome.kind),
+                target: incident_of(incident).to_string(),
+                reason: format!(
+                    "{} on {}: {}",
+                    outcome.name,
+                    workload,
+                    state_name(&outcome.state)
+                ),
+                detail: outcome.detail.clone(),
+            })
+            .map_err(|e| JournalError(e.to_string()))?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,301 @@
+//! The daemon killed (SIGKILL, not a clean stop) in the middle of a rollback and started
+//! again: the incident completes exactly once, no step runs twice, and the audit log holds
+//! every event. Real processes: `rollbackd sim` and `rollbackd run` against it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const TOKEN: &str = "operator-token-0123456789";
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[&str], log: &Path) -> Proc {
+    let out = std::fs::File::create(log).unwrap();
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_rollbackd"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn wait<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn get(url: &str) -> Option<Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", &format!("Authorization: Bearer {TOKEN}"), url])
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .arg("30")
+        .arg("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[test]
+fn killed_mid_rollback_the_incident_completes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    // GL-002 as shipped, with a verification this test can pass without agents
+    let policy = std::fs::read_to_string("policies/gl-002.toml").unwrap();
+    let cut = policy.find("[verification]").unwrap();
+    let notify = policy
+        .find("# ---------------------------------------------------------------- notifications")
+        .unwrap();
+    let policy = format!(
+        "{}[verification]\nrollout_timeout = \"1m\"\nready_hold = \"1s\"\nwatch = \"2s\"\n\n{}",
+        &policy[..cut],
+        &policy[notify..]
+    );
+    std::fs::write(policies.join("gl-002.toml"), policy).unwrap();
+
+    let sim_port = free_port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let _sim = spawn(
+        &[
+            "sim",
+            "--listen",
+            &format!("127.0.0.1:{sim_port}"),
+            "--policies",
+            policies.to_str().unwrap(),
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+        &dir.path().join("sim.log"),
+    );
+    wait("the simulator", Duration::from_secs(20), || {
+        kubeconfig.exists().then_some(())
+    });
+    wait("v1 to roll out", Duration::from_secs(30), || {
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "greenlang",
+                "rollout",
+                "status",
+                "deployment/gl-002-boiler-efficiency",
+                "--timeout=1s",
+            ],
+        )
+        .contains("successfully rolled out")
+        .then_some(())
+    });
+    kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "greenlang",
+            "set",
+            "image",
+            "deployment/gl-002-boiler-efficiency",
+            "boiler-optimizer=registry.local/greenlang/gl-002-boiler-efficiency:v2",
+        ],
+    );
+    wait("v2 to roll out", Duration::from_secs(60), || {
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "greenlang",
+                "rollout",
+                "status",
+                "deployment/gl-002-boiler-efficiency",
+                "--timeout=1s",
+            ],
+        )
+        .contains("successfully rolled out")
+        .then_some(())
+    });
+
+    let api_port = free_port();
+    let config = dir.path().join("rollbackd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"{}\"\n[kubernetes]\nmode = \"kubeconfig\"\nkubeconfig = \"{}\"\n[evaluation]\ninterval = \"500ms\"\njitter = \"0s\"\n[policies]\npaths = [\"{}\"]\n[[auth.tokens]]\nname = \"oncall\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n",
+            dir.path().join("rollbackd.db").display(),
+            kubeconfig.display(),
+            policies.display()
+        ),
+    )
+    .unwrap();
+    let api = format!("http://127.0.0.1:{api_port}");
+    let mut daemon = spawn(
+        &["run", "--config", config.to_str().unwrap()],
+        &dir.path().join("daemon-1.log"),
+    );
+    wait("the API", Duration::from_secs(20), || {
+        get(&format!("{api}/api/v1/agents"))
+    });
+
+    let out = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {TOKEN}"),
+            "-H",
+            "content-type: application/json",
+        ])
+        .arg("-d")
+        .arg(json!({"agent": "GL-002", "method": "quick", "reason": "restart test"}).to_string())
+        .arg(format!("{api}/api/v1/rollbacks"))
+        .output()
+        .unwrap();
+    let incident: Value = serde_json::from_slice(&out.stdout).expect("trigger answered");
+    let id = incident["id"].as_str().unwrap().to_string();
+    let show = format!("{api}/api/v1/rollbacks/{id}");
+
+    // kill -9 once the undo is done and the rollout is being waited for
+    wait("the undo step", Duration::from_secs(20), || {
+        let v = get(&show)?;
+        v["steps"]
+            .as_array()?
+            .iter()
+            .any(|s| s["kind"] == "undo" && s["state"] == "done")
+            .then_some(())
+    });
+    daemon.0.kill().unwrap();
+    let _ = daemon.0.wait();
+    let before = get_after_kill(&kubeconfig);
+    assert!(before.contains("3"), "the undo made revision 3: {before}");
+
+    let _daemon = spawn(
+        &["run", "--config", config.to_str().unwrap()],
+        &dir.path().join("daemon-2.log"),
+    );
+    let done = wait(
+        "the incident to resolve after the restart",
+        Duration::from_secs(60),
+        || {
+            let v = get(&show)?;
+            assert_ne!(v["incident"]["state"], "escalated", "{v:#}");
+            (v["incident"]["state"] == "resolved").then_some(v)
+        },
+    );
+    let undo_steps: Vec<&Value> = done["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "undo")
+        .collect();
+    assert_eq!(undo_steps.len(), 1, "{done:#}");
+    let revision = kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "greenlang",
+            "get",
+            "deployment",
+            "gl-002-boiler-efficiency",
+            "-o",
+            "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        ],
+    );
+    assert_eq!(
+        revision.trim(),
+        "3",
+        "one undo only (a second would make revision 4)"
+    );
+    let history = kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "greenlang",
+            "rollout",
+            "history",
+            "deployment/gl-002-boiler-efficiency",
+        ],
+    );
+    assert!(
+        history.contains('2') && history.contains('3') && !history.contains('4'),
+        "{history}"
+    );
+    let actions: Vec<String> = done["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "rollback.trigger").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "step.undo").count(),
+        1,
+        "{actions:?}"
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "step.wait_rollout").count(),
+        1,
+        "{actions:?}"
+    );
+    let states: Vec<&str> = done["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["rolling_back", "verifying", "monitoring", "resolved"]
+    );
+}
+
+fn get_after_kill(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "greenlang",
+            "get",
+            "deployment",
+            "gl-002-boiler-efficiency",
+            "-o",
+            "jsonpath={.metadata.annotations.deployment\\.kubernetes\\.io/revision}",
+        ],
+    )
+}
