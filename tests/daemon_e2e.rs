@@ -155,3 +155,133 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
     w.daemon.shutdown().await;
     w.sim.shutdown().await;
 }
+
+/// A Slack API that always fails (500) and a Statuspage that always rate-limits (429).
+async fn failing_notifiers() -> (
+    String,
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let (h1, h2) = (hits.clone(), hits.clone());
+    let slack = axum::Router::new().fallback(move || {
+        let h = h1.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom")
+        }
+    });
+    let statuspage = axum::Router::new().fallback(move || {
+        let h = h2.clone();
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1")],
+                "slow down",
+            )
+        }
+    });
+    let mut urls = Vec::new();
+    for app in [slack, statuspage] {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", l.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    }
+    (urls.remove(0), urls.remove(0), hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifiers_down_never_delay_the_rollback() {
+    let (slack, statuspage, hits) = failing_notifiers().await;
+    let w = support::world::world_custom(
+        agent().await,
+        MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
+        |_| {},
+        |o| {
+            o.channels.slack_api = true;
+            o.channels.statuspage = true;
+            o.notifier.slack_api_url = slack;
+            o.notifier.slack_token = Some("xoxb-test".into());
+            o.notifier.statuspage_api_url = statuspage;
+            o.notifier.statuspage_api_key = Some("key".into());
+            o.notifier.retry.max_delay = Duration::from_secs(2);
+        },
+    )
+    .await;
+    wait_available(&w, 3).await;
+    set_image(
+        &w.client,
+        "registry.local/greenlang/gl-002-boiler-efficiency:v2",
+    )
+    .await;
+    let status = w.daemon.status.clone();
+    wait_for("a healthy v2 window", Duration::from_secs(20), async || {
+        let s = status.read().unwrap().get("GL-002").cloned()?;
+        (s.revision == Some(2)
+            && s.window_open
+            && s.decision?.decision == rollbackd::engine::DecisionKind::None)
+            .then_some(())
+    })
+    .await;
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let jump = Instant::now();
+    let patched = wait_for("the rollback patch", Duration::from_secs(10), async || {
+        undo_patches(&w.sim).first().copied()
+    })
+    .await;
+    println!(
+        "notifiers down: error jump → rollback patch in {:.2} s",
+        (patched - jump).as_secs_f64()
+    );
+    assert!(patched - jump < Duration::from_secs(5));
+    w.agent.handle().set_error_ratio(0.0).unwrap();
+    let store = w.daemon.store.clone();
+    let inc = wait_for(
+        "the incident to resolve",
+        Duration::from_secs(30),
+        async || {
+            let inc = store
+                .incidents(&IncidentFilter::default())
+                .unwrap()
+                .into_iter()
+                .next()?;
+            (inc.state == State::Resolved).then_some(inc)
+        },
+    )
+    .await;
+    println!(
+        "notifiers down: jump → resolved in {:.2} s",
+        jump.elapsed().as_secs_f64()
+    );
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the notifiers were tried"
+    );
+    let rows = store.outbox_for(&inc.id).unwrap();
+    let down: Vec<_> = rows
+        .iter()
+        .filter(|r| !r.target_key.starts_with("webhook:"))
+        .collect();
+    assert!(
+        down.len() >= 2 && down.iter().all(|r| r.state != "sent"),
+        "nothing reached Slack or Statuspage: {down:?}"
+    );
+    assert!(
+        down.iter()
+            .any(|r| r.attempts >= 1 && r.last_error.is_some()),
+        "failures recorded on the incident's notifications"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.target_key.starts_with("webhook:") && r.state == "sent"),
+        "the working notifier was not held up"
+    );
+    let shown = w.daemon.metrics.render();
+    assert!(
+        shown.contains("rollbackd_notifications_total{target=\"slack\",outcome=\"retry\"}"),
+        "{shown}"
+    );
+    w.daemon.shutdown().await;
+}

@@ -84,6 +84,16 @@ pub async fn world(
     source: MetricSource,
     adjust: impl FnOnce(&mut Policy),
 ) -> World {
+    world_custom(agent, source, adjust, |_| {}).await
+}
+
+/// As [`world`], with a last say on the daemon's options (notifiers, limits…).
+pub async fn world_custom(
+    agent: SyntheticAgent,
+    source: MetricSource,
+    adjust: impl FnOnce(&mut Policy),
+    configure: impl FnOnce(&mut DaemonOptions),
+) -> World {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("rollbackd=info")
@@ -100,7 +110,7 @@ pub async fn world(
     seed::seed(&sim, std::slice::from_ref(&policy), 3).unwrap();
     let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
     let (hook_url, hook) = receiver().await;
-    let daemon = start(DaemonOptions {
+    let mut options = DaemonOptions {
         policies: vec![policy],
         store: Arc::new(Store::in_memory().unwrap()),
         client: client.clone(),
@@ -137,9 +147,9 @@ pub async fn world(
             ..Channels::default()
         },
         watch_interval: Duration::from_millis(250),
-    })
-    .await
-    .unwrap();
+    };
+    configure(&mut options);
+    let daemon = start(options).await.unwrap();
     World {
         sim,
         agent,
