@@ -36,7 +36,7 @@ fn severe(severity: Option<&str>) -> bool {
 pub fn version_of(image: &str) -> String {
     image
         .rsplit_once(':')
-        .filter(|(repo, _)| !repo.ends_with('/') && !image.contains('@'))
+        .filter(|(_, tag)| !tag.contains('/') && !image.contains('@'))
         .map_or(image.to_string(), |(_, tag)| tag.to_string())
 }
 
