@@ -30,6 +30,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod executor;
 pub mod incident;

@@ -51,8 +51,16 @@ pub enum Command {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
-    /// Play the runbooks' scenarios on the embedded policies and print the timeline.
-    Demo,
+    /// The main job: simulator, synthetic agents and rollbackd in one process, playing the
+    /// runbooks' scenarios and printing the timeline (no cluster, no Prometheus needed).
+    Demo {
+        /// Leave the API and the simulator up afterwards, for curl and kubectl.
+        #[arg(long)]
+        keep_running: bool,
+        /// Only replay the scenarios' traces through the decision engine.
+        #[arg(long)]
+        replay: bool,
+    },
     /// Replay a trace (JSON lines of samples and events) through a policy and print every change of decision.
     Evaluate {
         /// The policy file.
@@ -91,7 +99,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trace,
             format,
         } => evaluate::run(&policy, &trace, format),
-        Command::Demo => demo::run().map(|()| ExitCode::SUCCESS),
+        Command::Demo { replay: true, .. } => demo::run().map(|()| ExitCode::SUCCESS),
+        Command::Demo { keep_running, .. } => runtime()?
+            .block_on(crate::demo::run(keep_running))
+            .map(|()| ExitCode::SUCCESS),
         Command::Run { config, sim } => runtime()?
             .block_on(run::run(config.as_deref(), sim))
             .map(|()| ExitCode::SUCCESS),

@@ -14,7 +14,8 @@ use super::gate::{GateInput, GateOutcome, gate};
 use crate::api::AgentStatus;
 use crate::cluster::pods::KubeSignals;
 use crate::engine::{
-    AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, decide,
+    AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, alert_series,
+    decide,
 };
 use crate::incident::Event;
 use crate::metrics::Metrics;
@@ -239,6 +240,24 @@ impl Evaluator {
             for ((agent, signal), value) in &readings.values {
                 latest.insert((agent.clone(), signal.clone()), (now, *value));
             }
+            // kube and alert signals too, so post-rollback checks can use every signal
+            for (agent, w) in &self.windows {
+                for (name, s) in &w.policy.signals {
+                    let value = match &s.source {
+                        SignalSource::Alert { labels } => Some(
+                            alert_series(labels, w.observations.alerts(), now)
+                                .last()
+                                .and_then(|x| x.value)
+                                .unwrap_or(0.0),
+                        ),
+                        SignalSource::Kube(_) => {
+                            w.observations.samples(name).last().and_then(|x| x.value)
+                        }
+                        SignalSource::Metric { .. } => continue,
+                    };
+                    latest.insert((agent.clone(), name.clone()), (now, value));
+                }
+            }
         }
         let agents: Vec<String> = self.windows.keys().cloned().collect();
         for agent in agents {
@@ -314,13 +333,6 @@ impl Evaluator {
             limit: Some(20),
             ..Default::default()
         })?;
-        if let Some(inc) = existing
-            .iter()
-            .find(|i| i.revision == deploy.revision && i.trigger == Trigger::Automatic)
-        {
-            tracing::info!(agent, incident = %inc.id, state = %inc.state, "this deploy already has an incident: no new one");
-            return Ok(());
-        }
         let input = GateInput {
             decision: Some(decision.decision),
             paused_by: self
@@ -337,6 +349,35 @@ impl Evaluator {
             max_per_hour: self.limits.max_per_hour,
         };
         let outcome = gate(&input);
+        if let Some(inc) = existing
+            .iter()
+            .find(|i| i.revision == deploy.revision && i.trigger == Trigger::Automatic)
+        {
+            // a worse row now wants an unattended rollback of a deploy awaiting approval: go
+            if inc.state == crate::incident::State::AwaitingApproval
+                && outcome == GateOutcome::Rollback
+            {
+                let note = format!("escalated without approval: {}", decision.reason);
+                let entry = crate::store::AuditEntry {
+                    at: now,
+                    actor: "rollbackd".into(),
+                    action: "rollback.escalate".into(),
+                    target: inc.id.clone(),
+                    reason: decision.reason.clone(),
+                    detail: serde_json::to_value(decision).unwrap_or_default(),
+                };
+                self.store.transition(
+                    &crate::store::Transition::new(&inc.id, Event::Approve, now, &note)
+                        .expecting(inc.state)
+                        .audited(&entry),
+                )?;
+                tracing::warn!(agent, incident = %inc.id, row = ?decision.row, "awaiting approval, but a more severe row now rolls back unattended");
+                let _ = self.runner.send(inc.id.clone());
+                return Ok(());
+            }
+            tracing::info!(agent, incident = %inc.id, state = %inc.state, "this deploy already has an incident: no new one");
+            return Ok(());
+        }
         let Some(workload) = policy.primary_workload() else {
             return Ok(());
         };
@@ -397,7 +438,11 @@ impl Evaluator {
                 format!("{} — blocked: {why}", decision.reason),
             ),
         };
-        let vars: BTreeMap<String, String> = alert_vars(decision);
+        let vars = self
+            .windows
+            .get(agent)
+            .map(|w| alert_vars(policy, &w.observations, decision))
+            .unwrap_or_default();
         let new = NewIncident {
             agent: agent.clone(),
             namespace: workload.namespace.clone(),
@@ -424,7 +469,32 @@ impl Evaluator {
     }
 }
 
-/// Labels of the alerts behind a decision that HTTP steps may use (e.g. `plant`).
-fn alert_vars(_decision: &Decision) -> BTreeMap<String, String> {
-    BTreeMap::new()
+/// Labels of the firing alerts behind a decision's row, for HTTP step placeholders
+/// (GL-001's `{plant}`): every label of every matching alert still firing.
+fn alert_vars(
+    policy: &Policy,
+    observations: &Observations,
+    decision: &Decision,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let Some(row) = decision.row.as_deref().and_then(|r| policy.row(r)) else {
+        return vars;
+    };
+    let mut firing: BTreeMap<&str, &AlertTransition> = BTreeMap::new();
+    for t in observations.alerts() {
+        firing.insert(&t.fingerprint, t);
+    }
+    for c in &row.when {
+        let Some(SignalSource::Alert { labels }) = policy.signals.get(&c.signal).map(|s| &s.source)
+        else {
+            continue;
+        };
+        for t in firing
+            .values()
+            .filter(|t| t.firing && crate::engine::alert_matches(labels, &t.labels))
+        {
+            vars.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    vars
 }

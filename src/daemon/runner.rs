@@ -532,7 +532,7 @@ impl Runner {
             Event::WatchElapsed,
             "stable for the whole watch",
             Some(Stage::Resolved),
-            &BTreeMap::new(),
+            &self.target_version(policy).await,
         )?;
         Ok(())
     }

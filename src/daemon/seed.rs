@@ -34,8 +34,12 @@ pub fn seed(
 ) -> Result<Vec<String>, SimError> {
     let mut done = BTreeSet::new();
     let mut created = Vec::new();
-    for p in policies {
-        for w in &p.workloads {
+    // primary workloads first: their policy's container name wins over a coordinator's guess
+    let mut all: Vec<&crate::policy::Workload> =
+        policies.iter().flat_map(|p| p.workloads.iter()).collect();
+    all.sort_by_key(|w| w.role != WorkloadRole::Primary);
+    {
+        for w in all {
             if !done.insert((
                 w.namespace.clone(),
                 w.name.clone(),

@@ -114,7 +114,10 @@ pub fn tick(store: &Store, faults: &Faults, config: &SimConfig, state: &mut Cont
     replicasets::reconcile(&mut ctx);
     jobs::reconcile(&mut ctx);
     replicasets::update_pods(&mut ctx);
-    state.last_rv = store.resource_version();
+    // Remember the version seen at the START of the pass: a client write that lands while
+    // the controllers run must trigger another pass (level-triggered); the controllers' own
+    // writes cause at most one more, writeless, pass.
+    state.last_rv = rv;
 }
 
 /// Runs the controllers every `config.tick` until `stop` fires.

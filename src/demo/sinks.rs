@@ -1,0 +1,106 @@
+//! Local stand-ins for Slack's Web API and Statuspage, answering like the real services
+//! and printing what rollbackd sends them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::{patch, post};
+use serde_json::{Value, json};
+
+/// One received notification: (service, where, text).
+pub type Received = Arc<Mutex<Vec<(String, String, String)>>>;
+
+/// Starts both sinks; returns (slack api url, statuspage api url, what they received).
+pub async fn start() -> std::io::Result<(String, String, Received)> {
+    let received: Received = Arc::new(Mutex::new(Vec::new()));
+    let counter = Arc::new(AtomicU64::new(1));
+    let (r1, r2, r3, r4) = (
+        received.clone(),
+        received.clone(),
+        received.clone(),
+        received.clone(),
+    );
+    let c1 = counter.clone();
+    let slack = axum::Router::new()
+        .route(
+            "/api/chat.postMessage",
+            post(move |Json(body): Json<Value>| {
+                let (r, c) = (r1.clone(), c1.clone());
+                async move {
+                    let thread = if body.get("thread_ts").is_some() { " (thread)" } else { "" };
+                    let channel = body["channel"].as_str().unwrap_or("?").to_string();
+                    if let Ok(mut r) = r.lock() {
+                        r.push(("slack".into(), format!("{channel}{thread}"), body["text"].as_str().unwrap_or("").to_string()));
+                    }
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    Json(json!({"ok": true, "channel": "C0DEMO", "ts": format!("1700000000.{n:06}")}))
+                }
+            }),
+        )
+        .route(
+            "/api/chat.update",
+            post(move |Json(_body): Json<Value>| {
+                let _ = &r2;
+                async move { Json(json!({"ok": true})) }
+            }),
+        );
+    let c2 = counter.clone();
+    let statuspage = axum::Router::new()
+        .route(
+            "/v1/pages/{page}/incidents",
+            post(move |Path(page): Path<String>, Json(body): Json<Value>| {
+                let (r, c) = (r3.clone(), c2.clone());
+                async move {
+                    if let Ok(mut r) = r.lock() {
+                        r.push((
+                            "statuspage".into(),
+                            format!(
+                                "{page} ({})",
+                                body["incident"]["status"].as_str().unwrap_or("?")
+                            ),
+                            body["incident"]["name"].as_str().unwrap_or("").to_string(),
+                        ));
+                    }
+                    (
+                        StatusCode::CREATED,
+                        Json(json!({"id": format!("sp-{}", c.fetch_add(1, Ordering::SeqCst))})),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/v1/pages/{page}/incidents/{id}",
+            patch(
+                move |Path((page, id)): Path<(String, String)>, Json(body): Json<Value>| {
+                    let r = r4.clone();
+                    async move {
+                        if let Ok(mut r) = r.lock() {
+                            r.push((
+                                "statuspage".into(),
+                                format!(
+                                    "{page}/{id} ({})",
+                                    body["incident"]["status"].as_str().unwrap_or("?")
+                                ),
+                                String::new(),
+                            ));
+                        }
+                        Json(json!({"id": id}))
+                    }
+                },
+            ),
+        );
+    let mut urls = Vec::new();
+    for (app, suffix) in [(slack, "/api"), (statuspage, "/v1")] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        urls.push(format!("http://{}{suffix}", listener.local_addr()?));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    let statuspage_url = urls.pop().unwrap_or_default();
+    let slack_url = urls.pop().unwrap_or_default();
+    Ok((slack_url, statuspage_url, received))
+}
