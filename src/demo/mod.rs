@@ -680,7 +680,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     demo.timeline();
-    println!("\n{:<58} {}", "SCENARIO", "OUTCOME");
+    println!("\n{:<58} OUTCOME", "SCENARIO");
     for (s, o) in &summary {
         println!("{s:<58} {o}");
     }
