@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use rollbackd::cluster::rbac::{LEADER_ELECTION, REQUIRED, Rule};
 use rollbackd::policy::{SignalSource, load_all};
@@ -678,4 +679,185 @@ fn dockerfile_is_multi_stage_and_runs_as_the_deployments_user() {
     // The image tag the Deployment runs is the one the Dockerfile documents.
     let image = s(&container()["image"]);
     assert!(text.contains(&format!("-t {image} ")), "{image}");
+}
+
+mod cluster_support;
+
+/// (group, resource[/subresource], verb) of a mutating request the simulator recorded.
+fn grant_of_request(method: &str, path: &str) -> (String, String, String) {
+    let verb = match method {
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => "delete",
+        other => panic!("unexpected method {other}"),
+    };
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // /api/v1/namespaces/NS/RES[/NAME[/SUB]] or /apis/GROUP/VERSION/namespaces/NS/RES[...]
+    let (group, rest) = match parts.as_slice() {
+        ["api", _v, rest @ ..] => ("", rest),
+        ["apis", g, _v, rest @ ..] => (*g, rest),
+        _ => panic!("unexpected path {path}"),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, rest @ ..] if !rest.is_empty() => rest,
+        _ => panic!("cluster-scoped request {path}"),
+    };
+    let resource = match rest {
+        [res, _name, sub] => format!("{res}/{sub}"),
+        [res, ..] => res.to_string(),
+        [] => panic!("{path}"),
+    };
+    (group.to_string(), resource, verb.to_string())
+}
+
+/// Drives every mutating step kind of `rollbackd::cluster` and the leader elector against
+/// the simulator, then checks each recorded write against the RBAC rules — and that every
+/// write verb the rules grant was used (nothing granted "just in case").
+#[tokio::test]
+async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
+    use std::collections::BTreeMap as Map;
+
+    use cluster_support::{
+        NS as SIM_NS, at_revision, client_for, deploy_history, eventually, meta, start, workload,
+    };
+    use kube::api::Patch;
+    use rollbackd::cluster::annotate::mark_verified;
+    use rollbackd::cluster::{Kind, argo, configmap, image, job, restart, scale, service};
+    use rollbackd::cluster::{history, snapshot, undo};
+    use rollbackd::daemon::leader::LeaderElector;
+    use rollbackd::policy::{ImageRef, RevisionRef, WorkloadKind, WorkloadRole};
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 1).await;
+    let mut w = workload("web", "web", WorkloadRole::Primary);
+    w.configmaps = vec!["cfg".into()];
+    sim.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cfg", "namespace": SIM_NS}, "data": {"mode": "safe"}}))
+        .unwrap();
+    sim.create(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": SIM_NS},
+        "spec": {"selector": {"app": "web", "color": "blue"}, "ports": [{"port": 80}]}}))
+        .unwrap();
+    let m = meta("INC-RBAC", "step");
+    snapshot::snapshot_configmaps(&cluster, &w, 2)
+        .await
+        .unwrap();
+    undo::undo(&cluster, &w, RevisionRef::Previous, &m)
+        .await
+        .unwrap();
+    at_revision(&cluster, "web", 3).await;
+    image::set_image(&cluster, &w, None, &ImageRef::Literal("web:3".into()), &m)
+        .await
+        .unwrap();
+    restart::restart(&cluster, &w, &m).await.unwrap();
+    scale::scale(&cluster, &w, Some(2), &m).await.unwrap();
+    let sel: Map<String, String> = [("color".to_string(), "green".to_string())].into();
+    service::switch_service(&cluster, SIM_NS, "web", &sel, &[], &m)
+        .await
+        .unwrap();
+    let data: Map<String, String> = [("mode".to_string(), "fast".to_string())].into();
+    configmap::patch_configmap(&cluster, SIM_NS, "cfg", &data, &m)
+        .await
+        .unwrap();
+    configmap::restore_configmap(&cluster, SIM_NS, "cfg", 2, &m)
+        .await
+        .unwrap();
+    let (_, h) = history::load(&cluster, &w).await.unwrap();
+    let rs = h.current().unwrap().replicaset.clone();
+    mark_verified(&cluster, SIM_NS, &rs).await.unwrap();
+    job::run_job(
+        &cluster,
+        SIM_NS,
+        "migrate-down",
+        "migrate:1",
+        &["down".into()],
+        Duration::from_secs(10),
+        &CancellationToken::new(),
+        &m,
+    )
+    .await
+    .unwrap();
+    // An Argo Rollout: abort (status subresource) and undo.
+    sim.create(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "shop", "namespace": SIM_NS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shop"}},
+                 "template": {"metadata": {"labels": {"app": "shop"}},
+                              "spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
+    }))
+    .unwrap();
+    let rev = |v: &Value| {
+        v.pointer("/metadata/annotations/rollout.argoproj.io~1revision")
+            .and_then(Value::as_str)
+            .unwrap_or("0")
+            .to_string()
+    };
+    eventually("rollout at 1", 10, || async {
+        rev(&cluster.get(Kind::Rollout, SIM_NS, "shop").await.unwrap()) == "1"
+    })
+    .await;
+    cluster
+        .patch(
+            Kind::Rollout,
+            SIM_NS,
+            "shop",
+            &Patch::Merge(json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}})),
+            false,
+        )
+        .await
+        .unwrap();
+    eventually("rollout at 2", 10, || async {
+        rev(&cluster.get(Kind::Rollout, SIM_NS, "shop").await.unwrap()) == "2"
+    })
+    .await;
+    let mut ro = workload("shop", "shop", WorkloadRole::Primary);
+    ro.kind = WorkloadKind::Rollout;
+    argo::argo_abort(&cluster, &ro, &m).await.unwrap();
+    argo::argo_undo(&cluster, &ro, RevisionRef::Previous, &m)
+        .await
+        .unwrap();
+    // Leader election: create, renew, release.
+    let elector = LeaderElector::new(
+        client_for(&sim),
+        SIM_NS,
+        "rollbackd-leader",
+        "pod-a",
+        Duration::from_secs(1),
+        Duration::from_millis(50),
+    );
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(elector.run(cancel.clone(), tx));
+    rx.wait_for(|l| *l).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    cancel.cancel();
+    task.await.unwrap();
+
+    let granted: BTreeSet<(String, String, String)> = grants_of_rules(REQUIRED)
+        .into_iter()
+        .chain(grants_of_rules(LEADER_ELECTION))
+        .flat_map(|((g, r), verbs)| verbs.into_iter().map(move |v| (g.clone(), r.clone(), v)))
+        .collect();
+    let used: BTreeSet<(String, String, String)> = sim
+        .requests()
+        .iter()
+        .map(|r| grant_of_request(&r.method, &r.path))
+        .collect();
+    for u in &used {
+        assert!(granted.contains(u), "{u:?} is not granted by cluster::rbac");
+    }
+    let write_verbs = ["create", "update", "patch", "delete"];
+    let granted_writes: BTreeSet<_> = granted
+        .iter()
+        .filter(|(_, _, v)| write_verbs.contains(&v.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(
+        granted_writes, used,
+        "every write granted is one the code makes"
+    );
+    sim.shutdown().await;
 }
