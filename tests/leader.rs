@@ -262,3 +262,50 @@ async fn same_breach_seen_by_both_replicas_rolls_back_once() {
     standby.stop().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn leader_steps_down_before_expiry_when_the_api_is_unreachable() {
+    let (sim, client) = start().await;
+    let a = Replica::start(&client, "pod-a");
+    until(Duration::from_secs(2), "a leads", || a.leading()).await;
+    let renewed = from_micro_time(
+        lease(&client)
+            .await
+            .spec
+            .unwrap()
+            .renew_time
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap();
+    // The API goes away: renewals fail. A transient failure does not end leadership at
+    // once, but the leader must stop before a standby could take over (renewTime +
+    // lease duration).
+    let t0 = Instant::now();
+    sim.shutdown().await;
+    tokio::time::sleep(RENEW * 2).await;
+    assert!(
+        a.leading(),
+        "a single failed renewal is not the end of leadership"
+    );
+    let took = until(DURATION, "a steps down", || !a.leading()).await + RENEW * 2;
+    let stepped_down_at = Utc::now();
+    eprintln!(
+        "stepped down {took:?} after the API went away (t0 {:?} ago)",
+        t0.elapsed()
+    );
+    // The last renewal is the one read above or at most one more (shutdown takes a few
+    // milliseconds, renewals are RENEW apart): the leader stops within the renew deadline
+    // (DURATION - RENEW) of it, i.e. before that lease expires.
+    let last_possible_renewal = renewed + chrono::TimeDelta::from_std(RENEW).unwrap();
+    let expiry = last_possible_renewal + chrono::TimeDelta::from_std(DURATION).unwrap();
+    assert!(
+        stepped_down_at < expiry,
+        "stepped down at {stepped_down_at}, lease (renewed at most at {last_possible_renewal}) expires {expiry}"
+    );
+    assert!(
+        took >= DURATION / 2,
+        "kept leading through transient errors: {took:?}"
+    );
+    a.stop().await;
+}

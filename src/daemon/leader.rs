@@ -19,6 +19,22 @@
 //! reports `false` first, then releases the Lease (clears the holder) so a standby takes over
 //! on its next poll instead of waiting for expiry.
 //!
+//! # Wiring into the daemon (not done here)
+//!
+//! `daemon::start` should spawn `LeaderElector::run` (identity `$POD_NAME`, namespace
+//! `$POD_NAMESPACE`, Lease `rollbackd-leader`, e.g. 15 s duration, 2 s renewals) with a
+//! `watch::channel(false)` and gate on the receiver:
+//!
+//! - the evaluation loop runs its cycles, `on_deploy`, `on_alerts` and the runner hand-offs
+//!   only while `*rx.borrow()` is true (a standby keeps its watcher caches warm and its API
+//!   up, but decides nothing);
+//! - on a `false → true` change it resumes `store.in_flight()` incidents (as at start) and
+//!   evaluates at once; on `true → false` it stops starting new steps (the step in flight
+//!   reaches its journal, like shutdown) and `Runner::drive` refuses new work;
+//! - the API's mutating routes (trigger, approve, cancel, pause) and the webhook should
+//!   answer 503 on a standby so that the caller retries and reaches the leader (Alertmanager
+//!   retries 5xx), since each replica has its own SQLite store.
+//!
 //! Expiry is judged with the local clock against the holder's `renewTime`: clocks of the
 //! replicas must agree to well within `lease_duration` (NTP does this).
 
@@ -203,11 +219,25 @@ impl LeaderElector {
     /// Runs the election until `cancel`, reporting leadership on `tx` (only changes are
     /// sent). On cancellation a leader sends `false`, then releases the Lease.
     pub async fn run(self, cancel: CancellationToken, tx: watch::Sender<bool>) {
-        let mut last_renewed: Option<tokio::time::Instant> = None;
+        use tokio::time::{Instant, sleep_until, timeout_at};
+        // When the last successful write started: the Lease's renewTime is at most that
+        // old, so leading until `+ renew_deadline` stops `renew_every` before any standby
+        // may take over (at renewTime + lease_duration).
+        let mut last_renewed: Option<Instant> = None;
         loop {
-            let leading = match self.round(Utc::now()).await {
+            let started = Instant::now();
+            let deadline = last_renewed.map(|t| t + self.renew_deadline());
+            let round = self.round(Utc::now());
+            let result = match deadline {
+                // A leader's round may not outlive its deadline (a hung API).
+                Some(d) => timeout_at(d, round)
+                    .await
+                    .unwrap_or_else(|_| Err(LeaderError::Timeout(self.lease_name.clone()))),
+                None => round.await,
+            };
+            let leading = match result {
                 Ok(true) => {
-                    last_renewed = Some(tokio::time::Instant::now());
+                    last_renewed = Some(started);
                     true
                 }
                 Ok(false) => {
@@ -221,10 +251,9 @@ impl LeaderElector {
                 }
                 Err(e) => {
                     tracing::warn!(lease = %self.lease_name, error = %e, kind = e.metric_label(), "leader election round failed");
-                    // Keep leading only while the last renewal is recent enough that no
-                    // standby can have taken over.
-                    match last_renewed {
-                        Some(t) if t.elapsed() < self.renew_deadline() => true,
+                    // Keep leading only while no standby can have taken over.
+                    match deadline {
+                        Some(d) if Instant::now() < d => true,
                         _ => {
                             last_renewed = None;
                             false
@@ -233,9 +262,13 @@ impl LeaderElector {
                 }
             };
             report(&tx, leading, &self.identity);
+            let mut wake = started + self.renew_every;
+            if let Some(t) = last_renewed {
+                wake = wake.min(t + self.renew_deadline());
+            }
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(self.renew_every) => {}
+                _ = sleep_until(wake) => {}
             }
         }
         let was_leading = *tx.borrow();
