@@ -266,7 +266,15 @@ async fn same_breach_seen_by_both_replicas_rolls_back_once() {
 #[tokio::test]
 async fn leader_steps_down_before_expiry_when_the_api_is_unreachable() {
     let (sim, client) = start().await;
-    let a = Replica::start(&client, "pod-a");
+    // Longer than the other tests: the margin under test is `renew_every` (400 ms here),
+    // which a loaded CI machine must not eat.
+    const DURATION: Duration = Duration::from_secs(2);
+    const RENEW: Duration = Duration::from_millis(400);
+    let elector = LeaderElector::new(client.clone(), NS, LEASE, "pod-a", DURATION, RENEW);
+    let (tx, rx) = watch::channel(false);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(elector.run(cancel.clone(), tx));
+    let a = Replica { cancel, rx, task };
     until(Duration::from_secs(2), "a leads", || a.leading()).await;
     let renewed = from_micro_time(
         lease(&client)
