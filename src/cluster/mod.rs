@@ -14,6 +14,7 @@ pub mod http_step;
 pub mod image;
 pub mod job;
 pub mod pods;
+pub mod rbac;
 pub mod restart;
 pub mod retry;
 pub mod rollout_status;

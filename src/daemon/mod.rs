@@ -15,6 +15,7 @@ pub mod announce;
 pub mod collect;
 pub mod evaluate;
 pub mod gate;
+pub mod leader;
 pub mod runner;
 pub mod seed;
 

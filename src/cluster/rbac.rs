@@ -1,0 +1,136 @@
+//! The Kubernetes permissions rollbackd needs, derived from the calls the code makes.
+//!
+//! [`REQUIRED`] is what the daemon does to the agents' workloads, across their namespaces
+//! (the ClusterRole in `deploy/clusterrole.yaml`); [`LEADER_ELECTION`] is the Lease in
+//! rollbackd's own namespace (the Role in `deploy/role.yaml`). `tests/deploy_manifests.rs`
+//! checks that the rendered manifests grant exactly these rules and nothing more.
+//!
+//! Each rule names, in `why`, the code that needs it. When a module starts calling a new
+//! verb or resource, add it here and to the manifests (the test fails until both agree).
+
+/// One RBAC rule: verbs on resources of an API group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The API group (`""` is the core group).
+    pub group: &'static str,
+    /// Resources (and subresources such as `pods/log`).
+    pub resources: &'static [&'static str],
+    /// Verbs, in the order `get`, `list`, `watch`, `create`, `update`, `patch`.
+    pub verbs: &'static [&'static str],
+    /// Which code makes these calls.
+    pub why: &'static str,
+}
+
+/// Cluster-wide rules (a ClusterRole bound by a ClusterRoleBinding): rollbackd watches and
+/// rolls back workloads in every namespace its policies name.
+pub const REQUIRED: &[Rule] = &[
+    Rule {
+        group: "",
+        resources: &["pods"],
+        verbs: &["list", "watch"],
+        why: "watcher/mod.rs: pod reflector per namespace (kube signals: restarts, OOM kills, \
+              crash loops, image pull backoff); verify/pods.rs: pods of the current ReplicaSet \
+              held Ready; cluster/job.rs: collect_logs lists a Job's pods (job-name=…)",
+    },
+    Rule {
+        group: "",
+        resources: &["pods/log"],
+        verbs: &["get"],
+        why: "cluster/mod.rs Cluster::pod_logs: the logs of a failed migration Job's pods",
+    },
+    Rule {
+        group: "",
+        resources: &["configmaps"],
+        verbs: &["get", "create", "patch"],
+        why: "cluster/snapshot.rs: read a workload's ConfigMaps and create their snapshots \
+              when a deploy is first seen; cluster/configmap.rs: restore_configmap and \
+              patch_configmap (get + merge patch); cluster/backup.rs and executor/mod.rs: \
+              read objects before a step",
+    },
+    Rule {
+        group: "",
+        resources: &["services"],
+        verbs: &["get", "patch"],
+        why: "cluster/service.rs: switch_service reads and merge-patches the Service selector \
+              (blue-green); executor/mod.rs: reads it before the step",
+    },
+    Rule {
+        group: "apps",
+        resources: &["deployments"],
+        verbs: &["get", "list", "watch", "patch"],
+        why: "watcher/mod.rs: Deployment reflector and get of each watched workload; \
+              cluster/undo.rs, image.rs, restart.rs, scale.rs: patch the Deployment; \
+              cluster/rollout_status.rs, history.rs, backup.rs: get it",
+    },
+    Rule {
+        group: "apps",
+        resources: &["replicasets"],
+        verbs: &["get", "list", "watch", "patch"],
+        why: "watcher/mod.rs: ReplicaSet reflector (new revisions); cluster/history.rs: list a \
+              workload's ReplicaSets (revision history for undo); cluster/annotate.rs \
+              mark_verified: get + merge-patch rollbackd.io/verified",
+    },
+    Rule {
+        group: "batch",
+        resources: &["jobs"],
+        verbs: &["get", "create"],
+        why: "cluster/job.rs: create a method's Job (migration downgrade) and poll it",
+    },
+    Rule {
+        group: "argoproj.io",
+        resources: &["rollouts"],
+        verbs: &["get", "list", "watch", "patch"],
+        why: "watcher/mod.rs: Rollout reflector (namespaces with a Rollout workload); \
+              cluster/argo.rs and undo.rs: argo_undo patches the Rollout, argo_abort \
+              annotates it; image.rs, restart.rs, scale.rs on Rollout workloads",
+    },
+    Rule {
+        group: "argoproj.io",
+        resources: &["rollouts/status"],
+        verbs: &["patch"],
+        why: "cluster/argo.rs argo_abort: merge patch {\"status\":{\"abort\":true}} on the \
+              status subresource",
+    },
+];
+
+/// Rules in rollbackd's own namespace only (a Role bound by a RoleBinding): the leader
+/// election Lease of `daemon/leader.rs`.
+pub const LEADER_ELECTION: &[Rule] = &[Rule {
+    group: "coordination.k8s.io",
+    resources: &["leases"],
+    verbs: &["get", "create", "update"],
+    why: "daemon/leader.rs LeaderElector: get the Lease, create it when missing, and \
+          replace it (resourceVersion-checked) to acquire, renew and release leadership",
+}];
+
+/// Every rule, cluster-wide first.
+pub fn all() -> impl Iterator<Item = &'static Rule> {
+    REQUIRED.iter().chain(LEADER_ELECTION.iter())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_wildcards_no_delete_no_duplicates() {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in all() {
+            assert!(!r.group.contains('*'));
+            for res in r.resources {
+                assert!(!res.contains('*'), "{res}");
+                assert!(seen.insert((r.group, *res)), "{}/{res} twice", r.group);
+            }
+            for v in r.verbs {
+                assert!(
+                    !matches!(
+                        *v,
+                        "*" | "delete" | "deletecollection" | "escalate" | "bind" | "impersonate"
+                    ),
+                    "{v}"
+                );
+            }
+            assert!(!r.why.is_empty());
+        }
+    }
+}
