@@ -133,6 +133,16 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         notifier,
         channels,
         watch_interval: config.interval,
+        leader: config
+            .leader
+            .as_ref()
+            .map(|l| crate::daemon::LeaderOptions {
+                namespace: l.namespace.clone(),
+                lease_name: l.lease_name.clone(),
+                identity: l.identity.clone(),
+                lease_duration: l.lease_duration,
+                renew_every: l.renew_every,
+            }),
     })
     .await?;
     tracing::info!(api = %handle.api_addr, dry_run = config.dry_run, "rollbackd running");

@@ -112,6 +112,18 @@ pub struct Config {
     pub policy_paths: Vec<PathBuf>,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Leader election, when enabled: (namespace, lease, identity, duration, renew every).
+    pub leader: Option<LeaderConfig>,
+}
+
+/// Leader election settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderConfig {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_every: Duration,
 }
 
 /// Log output format.
@@ -331,6 +343,34 @@ impl RawConfig {
                 LogFormat::Text
             }
         };
+        let leader = self.leader.enabled.then(|| {
+            let identity = if self.leader.identity.is_empty() {
+                std::env::var("POD_NAME")
+                    .or_else(|_| std::env::var("HOSTNAME"))
+                    .unwrap_or_else(|_| "rollbackd".into())
+            } else {
+                self.leader.identity.clone()
+            };
+            let lease_duration = duration(
+                "leader.lease_duration",
+                &self.leader.lease_duration,
+                &mut errors,
+            );
+            let renew_every = duration("leader.renew_every", &self.leader.renew_every, &mut errors);
+            if renew_every >= lease_duration {
+                errors.push(ConfigError {
+                    key: "leader.renew_every".into(),
+                    message: "must be shorter than leader.lease_duration".into(),
+                });
+            }
+            LeaderConfig {
+                namespace: self.leader.namespace.clone(),
+                lease_name: self.leader.lease_name.clone(),
+                identity,
+                lease_duration,
+                renew_every,
+            }
+        });
         if self.policies.paths.is_empty() {
             errors.push(ConfigError {
                 key: "policies.paths".into(),
@@ -370,6 +410,7 @@ impl RawConfig {
             policy_paths: self.policies.paths,
             log_format,
             log_level: self.logging.level,
+            leader,
         })
     }
 }

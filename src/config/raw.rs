@@ -23,6 +23,32 @@ pub struct RawConfig {
     pub notify: Notify,
     pub policies: Policies,
     pub logging: Logging,
+    pub leader: Leader,
+}
+
+/// `[leader]`: leader election among replicas on a coordination.k8s.io Lease.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Leader {
+    pub enabled: bool,
+    pub namespace: String,
+    pub lease_name: String,
+    /// This replica's name; empty = the `POD_NAME` environment variable, else the hostname.
+    pub identity: String,
+    pub lease_duration: String,
+    pub renew_every: String,
+}
+impl Default for Leader {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            namespace: "rollbackd".into(),
+            lease_name: "rollbackd-leader".into(),
+            identity: String::new(),
+            lease_duration: "15s".into(),
+            renew_every: "2s".into(),
+        }
+    }
 }
 
 /// `[server]`

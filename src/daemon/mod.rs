@@ -89,6 +89,18 @@ pub struct DaemonOptions {
     pub channels: Channels,
     /// How often the post-rollback watch re-checks the signals.
     pub watch_interval: Duration,
+    /// Leader election among replicas; `None` = this instance always acts.
+    pub leader: Option<LeaderOptions>,
+}
+
+/// Where and how replicas elect the one that acts.
+#[derive(Debug, Clone)]
+pub struct LeaderOptions {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_every: Duration,
 }
 
 /// A running daemon.
@@ -198,6 +210,22 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         .await
     }));
 
+    // only the leader evaluates and acts; a standby keeps its caches warm
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
+    if let Some(l) = &opts.leader {
+        let elector = leader::LeaderElector::new(
+            opts.client.clone(),
+            &l.namespace,
+            &l.lease_name,
+            &l.identity,
+            l.lease_duration,
+            l.renew_every,
+        );
+        let c = cancel.clone();
+        tasks.push(tokio::spawn(async move { elector.run(c, leader_tx).await }));
+    } else {
+        drop(leader_tx);
+    }
     let cluster = Cluster::new(opts.client);
     let watcher = Arc::new(DeployWatcher::start(cluster.clone(), &policies, deploy_tx).await?);
     let executor = Executor::new(cluster, opts.store.clone());
@@ -211,10 +239,6 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         rolled_tx,
         opts.watch_interval,
     );
-    for inc in opts.store.in_flight()? {
-        tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
-        runner.drive(inc.id);
-    }
 
     let mut evaluator = Evaluator::new(
         &policies,
@@ -234,13 +258,34 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         .iter()
         .filter_map(|p| Some((p.agent.id.clone(), p.primary_workload()?.id.clone())))
         .collect();
+    let store = opts.store.clone();
+    let opts_has_leader = opts.leader.is_some();
     ready.store(true, Ordering::Relaxed);
     tasks.push(tokio::spawn(async move {
         let mut next = tokio::time::Instant::now();
+        let mut leader_rx = leader_rx;
+        let mut was_leader = false;
         loop {
+            let leading = *leader_rx.borrow();
+            if leading && !was_leader {
+                tracing::info!("acting as leader: resuming in-flight incidents");
+                for inc in store.in_flight().unwrap_or_default() {
+                    tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
+                    runner_for_loop.drive(inc.id);
+                }
+            } else if !leading && was_leader {
+                tracing::warn!("lost leadership: no new evaluations or steps until it is regained");
+            }
+            was_leader = leading;
             tokio::select! {
                 _ = c.cancelled() => break,
-                _ = tokio::time::sleep_until(next) => {
+                changed = leader_rx.changed(), if opts_has_leader => {
+                    if changed.is_err() {
+                        tracing::error!("leader election stopped: acting no more");
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep_until(next), if leading => {
                     let now = Utc::now();
                     let w = watcher.clone();
                     evaluator.cycle(now, &|_, workload| w.kube_signals(workload)).await;
@@ -252,11 +297,11 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                     }
                 }
                 Some(wake) = wake_rx.recv() => match wake {
-                    Wake::Alerts(agents) => evaluator.on_alerts(&agents, Utc::now()).await,
-                    Wake::Incident(id) => { runner_for_loop.drive(id); }
-                    Wake::Pauses => {}
+                    Wake::Alerts(agents) if leading => evaluator.on_alerts(&agents, Utc::now()).await,
+                    Wake::Incident(id) if leading => { runner_for_loop.drive(id); }
+                    _ => {}
                 },
-                Some(id) = runner_rx.recv() => { runner_for_loop.drive(id); }
+                Some(id) = runner_rx.recv(), if leading => { runner_for_loop.drive(id); }
                 Some(agent) = rolled_rx.recv() => evaluator.on_rolled_back(&agent, Utc::now()),
             }
         }

@@ -444,6 +444,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
             ..Channels::default()
         },
         watch_interval: Duration::from_millis(300),
+        leader: None,
     })
     .await?;
     println!(

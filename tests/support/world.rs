@@ -147,6 +147,7 @@ pub async fn world_custom(
             ..Channels::default()
         },
         watch_interval: Duration::from_millis(250),
+        leader: None,
     };
     configure(&mut options);
     let daemon = start(options).await.unwrap();
