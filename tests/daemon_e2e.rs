@@ -11,7 +11,7 @@ use rollbackd::daemon::collect::MetricSource;
 use rollbackd::incident::State;
 use rollbackd::signals::scrape::Scraper;
 use rollbackd::store::IncidentFilter;
-use support::world::{agent, set_image, undo_patches, wait_available, wait_for, world};
+use support::world::{agent, deploy_v2, undo_patches, wait_for, world};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
@@ -21,25 +21,7 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
         |_| {},
     )
     .await;
-    wait_available(&w, 3).await;
-    set_image(
-        &w.client,
-        "registry.local/greenlang/gl-002-boiler-efficiency:v2",
-    )
-    .await;
-    let status = w.daemon.status.clone();
-    wait_for(
-        "the v2 window to open with a healthy decision",
-        Duration::from_secs(20),
-        async || {
-            let s = status.read().unwrap().get("GL-002").cloned()?;
-            (s.revision == Some(2)
-                && s.window_open
-                && s.decision.as_ref()?.decision == rollbackd::engine::DecisionKind::None)
-                .then_some(())
-        },
-    )
-    .await;
+    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
 
     w.agent.handle().set_error_ratio(0.6).unwrap();
     let jump = Instant::now();
@@ -210,21 +192,7 @@ async fn notifiers_down_never_delay_the_rollback() {
         },
     )
     .await;
-    wait_available(&w, 3).await;
-    set_image(
-        &w.client,
-        "registry.local/greenlang/gl-002-boiler-efficiency:v2",
-    )
-    .await;
-    let status = w.daemon.status.clone();
-    wait_for("a healthy v2 window", Duration::from_secs(20), async || {
-        let s = status.read().unwrap().get("GL-002").cloned()?;
-        (s.revision == Some(2)
-            && s.window_open
-            && s.decision?.decision == rollbackd::engine::DecisionKind::None)
-            .then_some(())
-    })
-    .await;
+    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
     w.agent.handle().set_error_ratio(0.6).unwrap();
     let jump = Instant::now();
     let patched = wait_for("the rollback patch", Duration::from_secs(10), async || {
@@ -283,5 +251,64 @@ async fn notifiers_down_never_delay_the_rollback() {
         shown.contains("rollbackd_notifications_total{target=\"slack\",outcome=\"retry\"}"),
         "{shown}"
     );
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_decides_and_notifies_but_never_mutates() {
+    let w = support::world::world_custom(
+        agent().await,
+        MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
+        |_| {},
+        |o| o.limits.dry_run = true,
+    )
+    .await;
+    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
+    let writes_before = w.sim.requests().len();
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let store = w.daemon.store.clone();
+    let inc = wait_for(
+        "the dry-run incident to resolve",
+        Duration::from_secs(30),
+        async || {
+            let inc = store
+                .incidents(&IncidentFilter::default())
+                .unwrap()
+                .into_iter()
+                .next()?;
+            (inc.state == State::Resolved).then_some(inc)
+        },
+    )
+    .await;
+    assert!(inc.dry_run);
+    let writes: Vec<_> = w
+        .sim
+        .requests()
+        .into_iter()
+        .skip(writes_before)
+        .filter(|r| r.path.contains("gl-002-boiler-efficiency"))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a dry run mutated the cluster: {writes:?}"
+    );
+    let steps = store.steps(&inc.id).unwrap();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s.state == "dry_run"),
+        "{steps:?}"
+    );
+    let hook = w.hook.clone();
+    wait_for(
+        "the initiated notification",
+        Duration::from_secs(10),
+        async || {
+            hook.lock()
+                .unwrap()
+                .iter()
+                .any(|m| m["incident_id"] == inc.id.as_str() && m["stage"] == "initiated")
+                .then_some(())
+        },
+    )
+    .await;
     w.daemon.shutdown().await;
 }

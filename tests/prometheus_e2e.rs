@@ -16,7 +16,7 @@ use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
 use rollbackd::store::IncidentFilter;
 use support::alertmanager::AlertmanagerProcess;
 use support::prometheus::{PrometheusProcess, ScrapeTarget};
-use support::world::{World, agent, set_image, undo_patches, wait_available, wait_for, world};
+use support::world::{World, agent, deploy_v2, undo_patches, wait_for, world};
 
 /// The error ratio over a 5 s window, grouped like the policy's own query.
 const FAST_ERROR_RATE: &str = r#"sum by (namespace, deployment) (rate(gl_002_http_requests_total{status=~"5.."}[5s])) / sum by (namespace, deployment) (rate(gl_002_http_requests_total[5s]))"#;
@@ -47,23 +47,6 @@ fn fast_error_rate(p: &mut Policy) {
     {
         *promql = Some(FAST_ERROR_RATE.into());
     }
-}
-
-/// Deploys v2 and waits for its window to open with a healthy decision.
-async fn deploy_v2(w: &World, healthy: DecisionKind) {
-    wait_available(w, 3).await;
-    set_image(
-        &w.client,
-        "registry.local/greenlang/gl-002-boiler-efficiency:v2",
-    )
-    .await;
-    let status = w.daemon.status.clone();
-    wait_for("a healthy v2 window", Duration::from_secs(30), async || {
-        let s = status.read().unwrap().get("GL-002").cloned()?;
-        (s.revision == Some(2) && s.window_open && s.decision.as_ref()?.decision == healthy)
-            .then_some(())
-    })
-    .await;
 }
 
 async fn rolled_back_and_resolved(w: &World, jump: Instant, how: &str) {

@@ -277,6 +277,25 @@ impl Runner {
         let started = std::time::Instant::now();
         let outcome = self.executor.run(ctx, &method, self.store.as_ref()).await;
         let method_name = method.name.clone();
+        // a dry run writes no journal: keep its plans on the incident for people to read
+        if inc.dry_run
+            && let Ok(o) = &outcome
+        {
+            for step in &o.steps {
+                let row = crate::store::StepRow {
+                    incident_id: inc.id.clone(),
+                    index: step.index,
+                    workload: step.workload.clone(),
+                    name: step.name.clone(),
+                    kind: step.kind.clone(),
+                    state: "dry_run".into(),
+                    started_at: step.started_at,
+                    finished_at: step.finished_at,
+                    detail: serde_json::to_value(step).unwrap_or_default(),
+                };
+                self.store.save_step(&row)?;
+            }
+        }
         for step in outcome.iter().flat_map(|o| o.steps.iter()) {
             if let (Some(a), Some(b)) = (step.started_at, step.finished_at) {
                 let state = serde_json::to_value(&step.state)

@@ -217,3 +217,20 @@ pub async fn wait_available(w: &World, n: u64) {
     )
     .await;
 }
+
+/// Deploys v2 and waits for its window to open with a healthy decision.
+pub async fn deploy_v2(w: &World, healthy: rollbackd::engine::DecisionKind) {
+    wait_available(w, 3).await;
+    set_image(
+        &w.client,
+        "registry.local/greenlang/gl-002-boiler-efficiency:v2",
+    )
+    .await;
+    let status = w.daemon.status.clone();
+    wait_for("a healthy v2 window", Duration::from_secs(30), async || {
+        let s = status.read().unwrap().get("GL-002").cloned()?;
+        (s.revision == Some(2) && s.window_open && s.decision.as_ref()?.decision == healthy)
+            .then_some(())
+    })
+    .await;
+}
