@@ -527,7 +527,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     ));
     let _ = id;
 
-    demo.say("\n=== GL-009: error 12 % with p95 at ~2.5x its pre-deploy baseline");
+    demo.say("\n=== GL-009: error 12 % with p95 at ~2.3x its pre-deploy baseline");
     demo.agent("GL-009")?.handle().set_error_ratio(0.12)?;
     demo.agent("GL-009")?.handle().set_latency(0.2)?;
     demo.settle(
@@ -546,7 +546,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         .settle("GL-009", &[State::Resolved, State::Escalated])
         .await?;
     summary.push((
-        "GL-009 p95 2.5x baseline + 12 % errors → rollback".into(),
+        "GL-009 p95 ~2.3x baseline + 12 % errors → rollback".into(),
         outcome(&demo, &id),
     ));
 
@@ -717,12 +717,11 @@ fn outcome(demo: &Demo, id: &str) -> String {
         .steps(id)
         .map(|s| s.iter().filter(|s| s.state == "done").count())
         .unwrap_or(0);
-    let sent = store
-        .outbox_for(id)
-        .map(|o| o.iter().filter(|r| r.state == "sent").count())
-        .unwrap_or(0);
+    let rows = store.outbox_for(id).unwrap_or_default();
+    let sent = rows.iter().filter(|r| r.state == "sent").count();
+    let queued = rows.len();
     format!(
-        "{} (row {}, method {}, {steps} steps, {sent} notifications)",
+        "{} (row {}, method {}, {steps} steps, {sent}/{queued} notifications sent)",
         inc.state,
         inc.row.as_deref().unwrap_or("-"),
         inc.method.as_deref().unwrap_or("-")
