@@ -247,3 +247,49 @@ async fn argo_rollouts_are_watched_by_their_own_revision_annotation() {
     .await;
     sim.shutdown().await;
 }
+
+/// Workload ids are unique per policy only: two agents naming different Deployments with
+/// the same id get each its own kube signals.
+#[tokio::test]
+async fn kube_signals_are_per_agent_when_workload_ids_collide() {
+    let (sim, cluster) = start().await;
+    sim.create(deployment("waste-heat", "img:1", 1)).unwrap();
+    sim.create(deployment("heatreclaim", "img:1", 3)).unwrap();
+    rolled_out(&cluster, "waste-heat").await;
+    rolled_out(&cluster, "heatreclaim").await;
+    let mut a = (*policy(
+        vec![
+            workload("gl-006", "waste-heat", WorkloadRole::Coordinated),
+            workload("gl-001", "heatreclaim", WorkloadRole::Primary),
+        ],
+        vec![],
+        verification(),
+    ))
+    .clone();
+    a.agent.id = "GL-001".into();
+    let mut b = (*policy(
+        vec![workload("gl-006", "heatreclaim", WorkloadRole::Primary)],
+        vec![],
+        verification(),
+    ))
+    .clone();
+    b.agent.id = "GL-006".into();
+    let (tx, _rx) = mpsc::channel(64);
+    let watcher = DeployWatcher::start(
+        cluster.clone(),
+        &[std::sync::Arc::new(a), std::sync::Arc::new(b)],
+        tx,
+    )
+    .await
+    .unwrap();
+    eventually("both caches", 10, || async {
+        watcher
+            .kube_signals_of("GL-006", "gl-006")
+            .is_some_and(|s| s.available_replicas == 3)
+            && watcher
+                .kube_signals_of("GL-001", "gl-006")
+                .is_some_and(|s| s.available_replicas == 1)
+    })
+    .await;
+    assert!(watcher.kube_signals_of("GL-009", "gl-006").is_none());
+}

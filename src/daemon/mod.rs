@@ -288,7 +288,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                 _ = tokio::time::sleep_until(next), if leading => {
                     let now = Utc::now();
                     let w = watcher.clone();
-                    evaluator.cycle(now, &|_, workload| w.kube_signals(workload)).await;
+                    evaluator.cycle(now, &|agent, workload| w.kube_signals_of(agent, workload)).await;
                     next = tokio::time::Instant::now() + interval + jitter(max_jitter);
                 }
                 Some(d) = deploy_rx.recv() => {

@@ -240,6 +240,20 @@ impl DeployWatcher {
     /// workload or before the caches hold it).
     pub fn kube_signals(&self, workload_id: &str) -> Option<KubeSignals> {
         let t = self.targets.iter().find(|t| t.workload.id == workload_id)?;
+        self.signals_for(t)
+    }
+
+    /// Kube signals of one policy's workload: workload ids are unique within a policy only
+    /// (GL-001 and GL-006 both call a workload `gl-006`).
+    pub fn kube_signals_of(&self, agent: &str, workload_id: &str) -> Option<KubeSignals> {
+        let t = self
+            .targets
+            .iter()
+            .find(|t| t.agent == agent && t.workload.id == workload_id)?;
+        self.signals_for(t)
+    }
+
+    fn signals_for(&self, t: &Target) -> Option<KubeSignals> {
         let w = &t.workload;
         let s = self.stores.get(&w.namespace)?;
         let kind = Kind::of(w);
