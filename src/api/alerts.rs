@@ -201,7 +201,7 @@ fn receive_inner(
     if unmatched > 0 {
         tracing::warn!(
             unmatched,
-            "alerts for no known agent recorded with no agent (counted in rollbackd_webhook_alerts_total{result=\"unmatched\"})"
+            "alerts for no known agent recorded with no agent (counted in rollbackd_webhook_alerts_total, result=unmatched)"
         );
     }
     if !agents.is_empty() {
