@@ -11,7 +11,7 @@ use rollbackd::daemon::collect::MetricSource;
 use rollbackd::incident::State;
 use rollbackd::signals::scrape::Scraper;
 use rollbackd::store::IncidentFilter;
-use support::world::{agent, deploy_v2, undo_patches, wait_for, world};
+use support::world::{agent, deploy_v2, undo_patches, wait_for, wait_resolved, world};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
@@ -38,24 +38,7 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
     w.agent.handle().set_error_ratio(0.0).unwrap(); // the previous version is healthy
 
     let store = w.daemon.store.clone();
-    let incident = wait_for(
-        "the incident to resolve",
-        Duration::from_secs(40),
-        async || {
-            let inc = store
-                .incidents(&IncidentFilter::default())
-                .unwrap()
-                .into_iter()
-                .next()?;
-            assert!(
-                !matches!(inc.state, State::Failed | State::Escalated),
-                "incident failed: {:?}",
-                store.transitions(&inc.id).unwrap()
-            );
-            (inc.state == State::Resolved).then_some(inc)
-        },
-    )
-    .await;
+    let incident = wait_resolved(&w, "the incident to resolve", Duration::from_secs(40)).await;
     assert_eq!(incident.row.as_deref(), Some("p0-error-rate"));
     assert_eq!(incident.revision, Some(2));
     let path: Vec<State> = store
@@ -206,19 +189,7 @@ async fn notifiers_down_never_delay_the_rollback() {
     assert!(patched - jump < Duration::from_secs(5));
     w.agent.handle().set_error_ratio(0.0).unwrap();
     let store = w.daemon.store.clone();
-    let inc = wait_for(
-        "the incident to resolve",
-        Duration::from_secs(30),
-        async || {
-            let inc = store
-                .incidents(&IncidentFilter::default())
-                .unwrap()
-                .into_iter()
-                .next()?;
-            (inc.state == State::Resolved).then_some(inc)
-        },
-    )
-    .await;
+    let inc = wait_resolved(&w, "the incident to resolve", Duration::from_secs(30)).await;
     println!(
         "notifiers down: jump → resolved in {:.2} s",
         jump.elapsed().as_secs_f64()
@@ -267,17 +238,10 @@ async fn dry_run_decides_and_notifies_but_never_mutates() {
     let writes_before = w.sim.requests().len();
     w.agent.handle().set_error_ratio(0.6).unwrap();
     let store = w.daemon.store.clone();
-    let inc = wait_for(
+    let inc = wait_resolved(
+        &w,
         "the dry-run incident to resolve",
         Duration::from_secs(30),
-        async || {
-            let inc = store
-                .incidents(&IncidentFilter::default())
-                .unwrap()
-                .into_iter()
-                .next()?;
-            (inc.state == State::Resolved).then_some(inc)
-        },
     )
     .await;
     assert!(inc.dry_run);

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use rollbackd::daemon::collect::MetricSource;
 use rollbackd::engine::DecisionKind;
-use rollbackd::incident::State;
 use rollbackd::policy::{Policy, SignalSource};
 use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
 use rollbackd::store::IncidentFilter;
 use support::alertmanager::AlertmanagerProcess;
 use support::prometheus::{PrometheusProcess, ScrapeTarget};
-use support::world::{World, agent, deploy_v2, undo_patches, wait_for, world};
+use support::world::{World, agent, deploy_v2, undo_patches, wait_for, wait_resolved, world};
 
 /// The error ratio over a 5 s window, grouped like the policy's own query.
 const FAST_ERROR_RATE: &str = r#"sum by (namespace, deployment) (rate(gl_002_http_requests_total{status=~"5.."}[5s])) / sum by (namespace, deployment) (rate(gl_002_http_requests_total[5s]))"#;
@@ -60,25 +59,7 @@ async fn rolled_back_and_resolved(w: &World, jump: Instant, how: &str) {
         took.as_secs_f64()
     );
     w.agent.handle().set_error_ratio(0.0).unwrap();
-    let store = w.daemon.store.clone();
-    let inc = wait_for(
-        "the incident to resolve",
-        Duration::from_secs(60),
-        async || {
-            let inc = store
-                .incidents(&IncidentFilter::default())
-                .unwrap()
-                .into_iter()
-                .next()?;
-            assert!(
-                !matches!(inc.state, State::Escalated),
-                "escalated: {:?}",
-                store.transitions(&inc.id).unwrap()
-            );
-            (inc.state == State::Resolved).then_some(inc)
-        },
-    )
-    .await;
+    let inc = wait_resolved(w, "the incident to resolve", Duration::from_secs(60)).await;
     assert_eq!(undo_patches(&w.sim).len(), 1, "exactly one undo");
     assert!(
         took < Duration::from_secs(8),

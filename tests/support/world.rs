@@ -234,3 +234,27 @@ pub async fn deploy_v2(w: &World, healthy: rollbackd::engine::DecisionKind) {
     })
     .await;
 }
+
+/// Waits for the (only) incident to resolve; one that fails or escalates stops the test at
+/// once with its transitions.
+pub async fn wait_resolved(w: &World, what: &str, timeout: Duration) -> rollbackd::store::Incident {
+    let store = w.daemon.store.clone();
+    wait_for(what, timeout, async || {
+        let inc = store
+            .incidents(&rollbackd::store::IncidentFilter::default())
+            .unwrap()
+            .into_iter()
+            .next()?;
+        assert!(
+            !matches!(
+                inc.state,
+                rollbackd::incident::State::Failed | rollbackd::incident::State::Escalated
+            ),
+            "incident {} failed: {:?}",
+            inc.id,
+            store.transitions(&inc.id).unwrap()
+        );
+        (inc.state == rollbackd::incident::State::Resolved).then_some(inc)
+    })
+    .await
+}
