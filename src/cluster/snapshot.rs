@@ -41,18 +41,7 @@ pub async fn snapshot_configmaps(
             tracing::warn!(configmap = %name, namespace = %w.namespace, "ConfigMap to snapshot does not exist");
             continue;
         };
-        let obj = json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": snap, "namespace": w.namespace, "labels": {
-                MANAGED_BY: "rollbackd", SOURCE: name, REVISION: revision.to_string()}},
-            "data": src.get("data").cloned().unwrap_or(json!({})),
-            "binaryData": src.get("binaryData").cloned().unwrap_or(json!({})),
-        });
-        match cluster.create(Kind::ConfigMap, &w.namespace, &obj).await {
-            Ok(_) => {}
-            Err(e) if e.status_code() == Some(409) => {}
-            Err(e) => return Err(e),
-        }
+        create_snapshot(cluster, &w.namespace, &snap, name, revision, &src).await?;
         out.push(snap);
     }
     Ok(out)
@@ -91,21 +80,34 @@ pub async fn snapshot_from_revision(
             out.extend(snapshot_configmaps(cluster, &single, revision).await?);
             continue;
         };
-        let obj = json!({
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": snap, "namespace": w.namespace, "labels": {
-                MANAGED_BY: "rollbackd", SOURCE: name, REVISION: revision.to_string()}},
-            "data": src.get("data").cloned().unwrap_or(json!({})),
-            "binaryData": src.get("binaryData").cloned().unwrap_or(json!({})),
-        });
-        match cluster.create(Kind::ConfigMap, &w.namespace, &obj).await {
-            Ok(_) => {}
-            Err(e) if e.status_code() == Some(409) => {}
-            Err(e) => return Err(e),
-        }
+        create_snapshot(cluster, &w.namespace, &snap, name, revision, &src).await?;
         out.push(snap);
     }
     Ok(out)
+}
+
+/// Creates snapshot `snap` of ConfigMap `source` for `revision` with `src`'s data; an
+/// existing snapshot (409) is kept: snapshots are written once.
+async fn create_snapshot(
+    cluster: &Cluster,
+    namespace: &str,
+    snap: &str,
+    source: &str,
+    revision: u64,
+    src: &serde_json::Value,
+) -> Result<(), ClusterError> {
+    let obj = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": snap, "namespace": namespace, "labels": {
+            MANAGED_BY: "rollbackd", SOURCE: source, REVISION: revision.to_string()}},
+        "data": src.get("data").cloned().unwrap_or(json!({})),
+        "binaryData": src.get("binaryData").cloned().unwrap_or(json!({})),
+    });
+    match cluster.create(Kind::ConfigMap, namespace, &obj).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status_code() == Some(409) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The data of a snapshot, if it exists.
