@@ -23,9 +23,11 @@
 //!   snapshots and backups; [`executor`]: methods as ordered, parallel, resumable steps;
 //!   [`verify`]: rollout status, pod hold, health, checks, recovery; [`watcher`]: new
 //!   revisions and kube signals.
-//! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`).
+//! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`, `run`, `sim`,
+//!   `bench`); [`demo`]: the one-command demo; [`bench`]: the benchmark.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -1,5 +1,6 @@
 //! The command line: `rollbackd check` and `rollbackd evaluate`.
 
+mod bench;
 mod check;
 mod demo;
 mod evaluate;
@@ -61,6 +62,26 @@ pub enum Command {
         #[arg(long)]
         replay: bool,
     },
+    /// Measure this machine: webhook → rollback PATCH, evaluation cycles of 100 to 10,000
+    /// workloads, webhook ingestion; compare with Flagger and Argo Rollouts defaults.
+    Bench {
+        /// Write the figures to `<OUT>.json` and `<OUT>.md`.
+        #[arg(long, default_value = "target/bench/figures")]
+        out: PathBuf,
+        /// A small run of every measurement (seconds, not minutes).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// One size of the benchmark's evaluation cycle, in its own process (used by `bench`).
+    #[command(hide = true)]
+    BenchCycle {
+        #[arg(long)]
+        workloads: usize,
+        #[arg(long)]
+        prometheus: String,
+        #[arg(long, default_value_t = 6)]
+        cycles: usize,
+    },
     /// Replay a trace (JSON lines of samples and events) through a policy and print every change of decision.
     Evaluate {
         /// The policy file.
@@ -105,6 +126,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Run { config, sim } => runtime()?
             .block_on(run::run(config.as_deref(), sim))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Bench { out, quick } => runtime()?
+            .block_on(bench::bench(&out, quick))
+            .map(|()| ExitCode::SUCCESS),
+        Command::BenchCycle {
+            workloads,
+            prometheus,
+            cycles,
+        } => runtime()?
+            .block_on(bench::bench_cycle(workloads, &prometheus, cycles))
             .map(|()| ExitCode::SUCCESS),
         Command::Sim {
             listen,

@@ -117,10 +117,17 @@ impl MetricSource {
     }
 }
 
-/// The value of a batched result for one policy's primary workload.
-fn value_for(result: &QueryResult, policy: &Policy, sharing: usize) -> Option<f64> {
+/// The value of a batched result for one policy's primary workload; `groups` is the
+/// result grouped by (namespace, deployment), computed once per query, `None` when two
+/// series share a group (then only the single-series fallback applies).
+fn value_for(
+    result: &QueryResult,
+    groups: Option<&HashMap<Vec<String>, f64>>,
+    policy: &Policy,
+    sharing: usize,
+) -> Option<f64> {
     let workload = policy.primary_workload()?;
-    if let Ok(groups) = group_by(result, &["namespace", "deployment"])
+    if let Some(groups) = groups
         && let Some(v) = groups.get(&vec![workload.namespace.clone(), workload.name.clone()])
     {
         return Some(*v).filter(|v| !v.is_nan());
@@ -163,10 +170,11 @@ async fn read_prometheus(
     for (query, users, result) in futures::future::join_all(queries).await {
         match result {
             Ok(result) => {
+                let groups = group_by(&result, &["namespace", "deployment"]).ok();
                 for (p, signal) in users.iter() {
                     readings.values.insert(
                         (p.agent.id.clone(), signal.to_string()),
-                        value_for(&result, p, users.len()),
+                        value_for(&result, groups.as_ref(), p, users.len()),
                     );
                 }
             }

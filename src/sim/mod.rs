@@ -52,6 +52,7 @@ pub mod validate;
 pub mod watch;
 pub mod workload;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -129,7 +130,8 @@ pub struct Simulator;
 struct Shared {
     store: Arc<Store>,
     faults: Arc<Faults>,
-    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    requests: Arc<Mutex<VecDeque<RecordedRequest>>>,
+    recorded: tokio::sync::broadcast::Sender<RecordedRequest>,
 }
 
 impl Shared {
@@ -141,7 +143,8 @@ impl Shared {
         Shared {
             store: Arc::new(Store::new()),
             faults: Arc::new(faults),
-            requests: Arc::new(Mutex::new(Vec::new())),
+            requests: Arc::new(Mutex::new(VecDeque::new())),
+            recorded: tokio::sync::broadcast::channel(4096).0,
         }
     }
 }
@@ -202,6 +205,7 @@ async fn run(
         store: shared.store.clone(),
         faults: shared.faults.clone(),
         requests: shared.requests.clone(),
+        recorded: shared.recorded.clone(),
         shutdown: stop.clone(),
     };
     let app = server::router(state);
@@ -269,7 +273,15 @@ impl SimHandle {
             .requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Every mutating request from now on, as it arrives (a receiver that falls more than
+    /// 4096 requests behind loses the oldest; see `broadcast::error::RecvError::Lagged`).
+    pub fn subscribe_requests(&self) -> tokio::sync::broadcast::Receiver<RecordedRequest> {
+        self.shared.recorded.subscribe()
     }
 
     /// Writes a kubeconfig pointing at the simulator into `dir` and returns its path.

@@ -1,6 +1,6 @@
 //! The HTTP front: routing of discovery and resource paths to the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +37,9 @@ pub struct AppState {
     /// Injected faults (changed through the `/sim/faults` control endpoint).
     pub faults: Arc<Faults>,
     /// Every mutating request seen.
-    pub requests: Arc<Mutex<Vec<RecordedRequest>>>,
+    pub requests: Arc<Mutex<VecDeque<RecordedRequest>>>,
+    /// The same requests, published as they arrive.
+    pub recorded: tokio::sync::broadcast::Sender<RecordedRequest>,
     /// Fires when the server shuts down (ends watch streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -147,11 +149,12 @@ async fn handle(
             body: String::from_utf8_lossy(&body).into_owned(),
             at: SystemTime::now(),
         };
+        let _ = st.recorded.send(rec.clone());
         let mut requests = st.requests.lock().unwrap_or_else(|e| e.into_inner());
         if requests.len() >= MAX_RECORDED {
-            requests.remove(0);
+            requests.pop_front();
         }
-        requests.push(rec);
+        requests.push_back(rec);
     }
     if path.starts_with(faults::CONTROL_PATH) {
         return faults::control(&st.faults, &method, &body)

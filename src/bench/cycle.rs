@@ -1,0 +1,165 @@
+//! One evaluation cycle over 100 … 10,000 workloads that share three PromQL signals. Each
+//! size runs in its own process (`rollbackd bench-cycle`), so its peak RSS is its own: the
+//! parent serves the stand-in Prometheus, the child builds the fleet's policies, opens every
+//! post-deploy window and times `Evaluator::cycle` (read every signal, evaluate every agent).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use chrono::{TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::fake_prometheus::FakePrometheus;
+use super::fleet;
+use super::report::{Cycle, peak_rss_mib};
+use crate::cluster::pods::KubeSignals;
+use crate::daemon::announce::Channels;
+use crate::daemon::collect::MetricSource;
+use crate::daemon::evaluate::{Evaluator, Limits};
+use crate::metrics::Metrics;
+use crate::policy::SignalSource;
+use crate::signals::prometheus::{PromClient, PromClientConfig};
+use crate::store::{Store, Synchronous};
+
+/// What the child process reports (one JSON line on stdout).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildReport {
+    pub workloads: usize,
+    /// Wall time of each cycle, in ms.
+    pub cycles_ms: Vec<f64>,
+    /// PromQL requests of each cycle, as counted by rollbackd.
+    pub requests: Vec<usize>,
+    pub shared_signals: usize,
+    pub peak_rss_mib: f64,
+}
+
+/// The child: `cycles` cycles over `workloads` workloads against `prometheus`.
+pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow::Result<()> {
+    let policies = fleet::policies(workloads)?;
+    let shared_signals = policies.first().map_or(0, |p| {
+        p.signals
+            .values()
+            .filter(|s| matches!(s.source, SignalSource::Metric { .. }))
+            .count()
+    });
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(
+        &dir.path().join("rollbackd.db"),
+        Synchronous::Normal,
+    )?);
+    let (runner, _incidents) = tokio::sync::mpsc::unbounded_channel();
+    let mut evaluator = Evaluator::new(
+        &policies,
+        store,
+        Arc::new(Metrics::new()),
+        Arc::new(RwLock::new(BTreeMap::new())),
+        Arc::new(RwLock::new(BTreeMap::new())),
+        MetricSource::Prometheus(PromClient::new(PromClientConfig::new(prometheus))?),
+        Limits {
+            dry_run: true,
+            max_per_agent_per_window: 1,
+            max_per_hour: 10,
+        },
+        Channels::default(),
+        runner,
+    );
+    let deployed = Utc::now() - TimeDelta::minutes(1);
+    for i in 0..workloads {
+        evaluator
+            .on_deploy(
+                &fleet::agent(i),
+                2,
+                deployed,
+                Some(fleet::image(i, "v2")),
+                false,
+            )
+            .await;
+    }
+    let healthy = KubeSignals {
+        available_replicas: 1,
+        ..KubeSignals::default()
+    };
+    let kube = move |_: &str, _: &str| Some(healthy.clone());
+    let mut report = ChildReport {
+        workloads,
+        cycles_ms: Vec::with_capacity(cycles),
+        requests: Vec::with_capacity(cycles),
+        shared_signals,
+        peak_rss_mib: 0.0,
+    };
+    for _ in 0..cycles {
+        let t0 = Instant::now();
+        let readings = evaluator.cycle(Utc::now(), &kube).await;
+        report.cycles_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        report.requests.push(readings.requests);
+        if !readings.errors.is_empty() {
+            return Err(anyhow!("the cycle's reads failed: {:?}", readings.errors));
+        }
+    }
+    report.peak_rss_mib = peak_rss_mib().unwrap_or_default();
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// The parent: one child per size, each against a stand-in answering for exactly its fleet.
+pub async fn run(exe: &Path, sizes: &[usize], cycles: usize) -> anyhow::Result<Vec<Cycle>> {
+    let mut out = Vec::new();
+    for &n in sizes {
+        let prometheus = FakePrometheus::start(&fleet::healthy_answers(n)?).await?;
+        let before = prometheus.queries();
+        let output = tokio::process::Command::new(exe)
+            .args([
+                "bench-cycle",
+                "--workloads",
+                &n.to_string(),
+                "--prometheus",
+                &prometheus.url(),
+                "--cycles",
+                &cycles.to_string(),
+            ])
+            .env("RUST_LOG", "error")
+            .output()
+            .await
+            .with_context(|| format!("starting {}", exe.display()))?;
+        let seen = prometheus.queries() - before;
+        prometheus.stop().await;
+        if !output.status.success() {
+            return Err(anyhow!(
+                "bench-cycle --workloads {n} failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .context("bench-cycle printed no report")?;
+        let r: ChildReport = serde_json::from_str(line)
+            .with_context(|| format!("bench-cycle report {line:?}"))?;
+        out.push(summarize(&r, seen));
+    }
+    Ok(out)
+}
+
+fn summarize(r: &ChildReport, seen: usize) -> Cycle {
+    let first_ms = r.cycles_ms.first().copied().unwrap_or_default();
+    let mut steady: Vec<f64> = r.cycles_ms.iter().skip(1).copied().collect();
+    steady.sort_by(f64::total_cmp);
+    let median_ms = steady.get(steady.len() / 2).copied().unwrap_or(first_ms);
+    Cycle {
+        workloads: r.workloads,
+        first_ms,
+        median_ms,
+        max_ms: r.cycles_ms.iter().copied().fold(0.0, f64::max),
+        cycles: r.cycles_ms.len(),
+        promql_requests: r.requests.iter().copied().max().unwrap_or_default(),
+        promql_requests_seen: seen as f64 / r.cycles_ms.len().max(1) as f64,
+        shared_signals: r.shared_signals,
+        peak_rss_mib: r.peak_rss_mib,
+    }
+}

@@ -1,0 +1,244 @@
+//! The benchmark's fleet: `n` look-alike services cloned from `fleet.toml` (three shared
+//! PromQL signals), their Deployments in the Kubernetes simulator, and a whole rollbackd
+//! (SQLite file, API, watcher, runner) watching them, reading a stand-in Prometheus.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use k8s_openapi::api::apps::v1::Deployment;
+use serde_json::json;
+
+use super::fake_prometheus::{Answers, FakePrometheus};
+use crate::api::Auth;
+use crate::daemon::announce::Channels;
+use crate::daemon::collect::MetricSource;
+use crate::daemon::evaluate::Limits;
+use crate::daemon::{DaemonHandle, DaemonOptions, start};
+use crate::notify::NotifierConfig;
+use crate::policy::{Policy, SignalSource, parse_policy};
+use crate::signals::prometheus::{PromClient, PromClientConfig};
+use crate::sim::{SimConfig, SimHandle, Simulator};
+use crate::store::{Store, Synchronous};
+
+/// The namespace every fleet workload lives in.
+pub const NAMESPACE: &str = "bench";
+
+const TEMPLATE: &str = include_str!("fleet.toml");
+
+/// The Deployment of workload `i`.
+pub fn deployment(i: usize) -> String {
+    format!("svc-{i:05}")
+}
+
+/// The agent id of workload `i`.
+pub fn agent(i: usize) -> String {
+    format!("FLEET-{i:05}")
+}
+
+/// The image workload `i` runs at `version`.
+pub fn image(i: usize, version: &str) -> String {
+    format!("registry.local/bench/{}:{version}", deployment(i))
+}
+
+/// `n` policies, one per workload, all sharing the template's three PromQL texts.
+pub fn policies(n: usize) -> anyhow::Result<Vec<Arc<Policy>>> {
+    let template = parse_policy(Path::new("src/bench/fleet.toml"), TEMPLATE).map_err(|e| {
+        anyhow!(
+            "{}",
+            e.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    Ok((0..n)
+        .map(|i| {
+            let mut p = template.clone();
+            p.agent.id = agent(i);
+            if let Some(w) = p.workloads.first_mut() {
+                w.name = deployment(i);
+            }
+            Arc::new(p)
+        })
+        .collect())
+}
+
+/// The template's PromQL texts, with a healthy value for each: 0.1 % errors, p95 200 ms,
+/// p99 400 ms (no row matches).
+pub fn healthy_answers(n: usize) -> anyhow::Result<Answers> {
+    let template = policies(1)?;
+    let p = template.first().context("no template policy")?;
+    let values = p
+        .signals
+        .iter()
+        .filter_map(|(name, s)| match &s.source {
+            SignalSource::Metric {
+                promql: Some(q), ..
+            } => Some((
+                q.clone(),
+                match name.as_str() {
+                    "error_rate" => 0.001,
+                    "latency_p95" => 0.2,
+                    _ => 0.4,
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    Ok(Answers {
+        namespace: NAMESPACE.into(),
+        deployments: (0..n).map(deployment).collect(),
+        values,
+    })
+}
+
+/// A simulator, a stand-in Prometheus and a rollbackd over an `n`-workload fleet whose
+/// every workload is at revision 2 with its post-deploy window open.
+pub struct World {
+    pub sim: SimHandle,
+    pub prometheus: FakePrometheus,
+    pub daemon: DaemonHandle,
+    pub n: usize,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    /// Builds the world; takes a few seconds per thousand workloads.
+    pub async fn start(n: usize) -> anyhow::Result<World> {
+        let sim = Simulator::start("127.0.0.1:0".parse()?, SimConfig::default()).await?;
+        for i in 0..n {
+            sim.create(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": deployment(i), "namespace": NAMESPACE, "labels": {"app": deployment(i)}},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": deployment(i)}},
+                    "template": {"metadata": {"labels": {"app": deployment(i)}},
+                                 "spec": {"containers": [{"name": "app", "image": image(i, "v1")}]}},
+                    "progressDeadlineSeconds": 60,
+                }
+            }))?;
+        }
+        let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
+        let prometheus = FakePrometheus::start(&healthy_answers(n)?).await?;
+        let dir = tempfile::tempdir()?;
+        let store = Arc::new(Store::open(
+            &dir.path().join("rollbackd.db"),
+            Synchronous::Normal,
+        )?);
+        let daemon = start(DaemonOptions {
+            policies: policies(n)?,
+            store,
+            client: client.clone(),
+            source: MetricSource::Prometheus(PromClient::new(PromClientConfig::new(
+                prometheus.url(),
+            ))?),
+            listen: "127.0.0.1:0".parse()?,
+            max_body_bytes: 4 << 20,
+            auth: Auth {
+                tokens: Vec::new(),
+                webhook: Default::default(),
+            },
+            agent_label: "agent".into(),
+            interval: Duration::from_secs(1),
+            jitter: Duration::ZERO,
+            limits: Limits {
+                dry_run: false,
+                max_per_agent_per_window: 1,
+                max_per_hour: 1_000_000,
+            },
+            notifier: NotifierConfig::default(),
+            channels: Channels::default(),
+            watch_interval: Duration::from_secs(1),
+            leader: None,
+        })
+        .await?;
+        let world = World {
+            sim,
+            prometheus,
+            daemon,
+            n,
+            _dir: dir,
+        };
+        world.wait_rolled_out(1, Duration::from_secs(60 + n as u64 / 20)).await?;
+        world.deploy_v2(&client).await?;
+        world.wait_windows_open(Duration::from_secs(60 + n as u64 / 20)).await?;
+        Ok(world)
+    }
+
+    async fn wait_rolled_out(&self, version: u64, timeout: Duration) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        loop {
+            let done = (0..self.n)
+                .filter(|i| {
+                    self.sim
+                        .get("apps/v1", "Deployment", NAMESPACE, &deployment(*i))
+                        .is_some_and(|d| {
+                            d["status"]["availableReplicas"].as_u64() == Some(1)
+                                && d["metadata"]["generation"].as_u64() == Some(version)
+                        })
+                })
+                .count();
+            if done == self.n {
+                return Ok(());
+            }
+            if t0.elapsed() > timeout {
+                return Err(anyhow!(
+                    "only {done} of {} Deployments rolled out within {timeout:?}",
+                    self.n
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn deploy_v2(&self, client: &kube::Client) -> anyhow::Result<()> {
+        let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), NAMESPACE);
+        for i in 0..self.n {
+            let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image(i, "v2")}]}}}});
+            api.patch(
+                &deployment(i),
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Strategic(patch),
+            )
+            .await
+            .with_context(|| format!("deploying v2 of {}", deployment(i)))?;
+        }
+        Ok(())
+    }
+
+    async fn wait_windows_open(&self, timeout: Duration) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        loop {
+            let open = self.daemon.status.read().map_or(0, |s| {
+                s.values()
+                    .filter(|a| a.window_open && a.revision == Some(2))
+                    .count()
+            });
+            if open == self.n {
+                return Ok(());
+            }
+            if t0.elapsed() > timeout {
+                return Err(anyhow!(
+                    "only {open} of {} post-deploy windows open within {timeout:?}",
+                    self.n
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The webhook's URL.
+    pub fn webhook_url(&self) -> String {
+        format!("http://{}/api/v1/alerts", self.daemon.api_addr)
+    }
+
+    /// Stops everything.
+    pub async fn stop(self) {
+        self.daemon.shutdown().await;
+        self.prometheus.stop().await;
+        self.sim.shutdown().await;
+    }
+}

@@ -1,0 +1,31 @@
+//! `rollbackd bench` and its per-size child `rollbackd bench-cycle`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::bench::{BenchOptions, cycle, run};
+
+/// Runs the benchmark and prints the table.
+pub async fn bench(out: &Path, quick: bool) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the rollbackd executable")?;
+    let out: PathBuf = out.to_path_buf();
+    let opts = if quick {
+        BenchOptions::quick(out, exe)
+    } else {
+        BenchOptions::full(out, exe)
+    };
+    let figures = run(&opts).await?;
+    println!("{}", figures.table());
+    println!(
+        "figures written to {} and {}",
+        opts.out.with_extension("json").display(),
+        opts.out.with_extension("md").display()
+    );
+    Ok(())
+}
+
+/// One size's cycles, in this process (reports one JSON line).
+pub async fn bench_cycle(workloads: usize, prometheus: &str, cycles: usize) -> anyhow::Result<()> {
+    cycle::child(workloads, prometheus, cycles).await
+}
