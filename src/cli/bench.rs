@@ -8,6 +8,12 @@ use crate::bench::{BenchOptions, cycle, run};
 
 /// Runs the benchmark and prints the table.
 pub async fn bench(out: &Path, quick: bool) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rollbackd::bench=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let exe = std::env::current_exe().context("locating the rollbackd executable")?;
     let out: PathBuf = out.to_path_buf();
     let opts = if quick {
