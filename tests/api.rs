@@ -60,6 +60,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         wake: tx,
         ready: Arc::new(AtomicBool::new(true)),
         dry_run: false,
+        leading: tokio::sync::watch::channel(true).1,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

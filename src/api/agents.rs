@@ -64,6 +64,7 @@ fn set_pause(
     pause: bool,
 ) -> Result<Json<Value>, ApiError> {
     let caller = state.auth.caller(headers, Role::Operator)?;
+    state.require_leader()?;
     let req: ReasonRequest = if body.is_empty() {
         ReasonRequest::default()
     } else {

@@ -1,6 +1,8 @@
 //! `POST /api/v1/alerts`: Alertmanager's webhook (payload version 4). Alerts are recorded
 //! durably before the 2xx; a redelivery is recognised by (fingerprint, status, startsAt);
 //! alerts no policy claims are recorded as unmatched and counted, never dropped silently.
+//! A standby replica answers 503 without recording: the leader's store is the one that
+//! counts, and Alertmanager retries until it reaches the leader.
 
 use std::collections::BTreeMap;
 
@@ -150,6 +152,7 @@ fn receive_inner(
     body: &[u8],
 ) -> Result<Json<Value>, ApiError> {
     state.auth.webhook(headers)?;
+    state.require_leader()?;
     let payload: WebhookPayload = parse_json(body)?;
     if payload.version != "4" {
         return Err(ApiError::field(

@@ -29,6 +29,11 @@ pub enum ApiError {
     Locked(String),
     #[error("request body too large")]
     TooLarge,
+    /// This replica is a standby: only the leader records alerts and requests and acts.
+    /// The caller should retry (Alertmanager retries 5xx; through the Service it reaches
+    /// the leader).
+    #[error("this replica is a standby, not the leader: retry to reach the leader")]
+    NotLeader,
     /// The store failed: the caller should retry (Alertmanager retries 5xx).
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
@@ -53,6 +58,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Locked(_) => StatusCode::LOCKED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Transition(_) | StoreError::Concurrent { .. }) => {
                 StatusCode::CONFLICT

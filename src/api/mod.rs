@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -54,6 +54,11 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// Dry-run mode for the whole daemon.
     pub dry_run: bool,
+    /// Whether this replica leads (always `true` without leader election). Each replica
+    /// has its own store, so a standby answers the webhook and the operator's writes
+    /// (trigger, approve, cancel, pause, resume) with 503 rather than record what the
+    /// leader would never see; reads, `/healthz` and `/readyz` answer as usual.
+    pub leading: watch::Receiver<bool>,
 }
 
 impl ApiState {
@@ -62,6 +67,15 @@ impl ApiState {
         self.policies
             .iter()
             .find(|p| p.agent.id.eq_ignore_ascii_case(agent))
+    }
+
+    /// `Err(NotLeader)` (503) on a standby: the caller retries and reaches the leader.
+    pub fn require_leader(&self) -> Result<(), ApiError> {
+        if *self.leading.borrow() {
+            Ok(())
+        } else {
+            Err(ApiError::NotLeader)
+        }
     }
 }
 

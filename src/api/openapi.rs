@@ -51,19 +51,19 @@ pub fn document() -> Value {
         "paths": {
             "/api/v1/alerts": {"post": op("Alertmanager webhook (payload version 4); 2xx only once recorded", "webhook", Some("AlertmanagerPayload"), "200", &[400, 401, 403, 413, 503])},
             "/api/v1/rollbacks": {
-                "post": op("Trigger a rollback by hand", "bearer", Some("TriggerRequest"), "201", &[400, 401, 403, 404, 409, 423]),
+                "post": op("Trigger a rollback by hand", "bearer", Some("TriggerRequest"), "201", &[400, 401, 403, 404, 409, 423, 503]),
                 "get": {"summary": "List rollbacks (incidents), newest first", "security": [{"bearer": []}],
                         "parameters": [{"name": "agent", "in": "query", "schema": {"type": "string"}}, {"name": "state", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                         "responses": {"200": {"description": "incidents"}, "400": {"$ref": "#/components/responses/E400"}, "401": {"$ref": "#/components/responses/E401"}}}
             },
             "/api/v1/rollbacks/{id}": {"get": {"summary": "One rollback: timeline, steps, evidence, notifications, backups, audit", "security": [{"bearer": []}], "parameters": id, "responses": {"200": {"description": "incident"}, "404": {"$ref": "#/components/responses/E404"}}}},
-            "/api/v1/rollbacks/{id}/approve": {"post": with_params(op("Approve a rollback awaiting approval", "bearer", Some("Reason"), "200", &[401, 403, 404, 409, 423]), &id)},
-            "/api/v1/rollbacks/{id}/cancel": {"post": with_params(op("Cancel a rollback that has not started", "bearer", Some("Reason"), "200", &[401, 403, 404, 409]), &id)},
+            "/api/v1/rollbacks/{id}/approve": {"post": with_params(op("Approve a rollback awaiting approval", "bearer", Some("Reason"), "200", &[401, 403, 404, 409, 423, 503]), &id)},
+            "/api/v1/rollbacks/{id}/cancel": {"post": with_params(op("Cancel a rollback that has not started", "bearer", Some("Reason"), "200", &[401, 403, 404, 409, 503]), &id)},
             "/api/v1/agents": {"get": op("Agents with their window, current decision and evidence, and pauses", "bearer", None, "200", &[401])},
-            "/api/v1/agents/{id}/pause": {"post": with_params(op("Freeze automation for one agent", "bearer", Some("Reason"), "200", &[401, 403, 404]), &id)},
-            "/api/v1/agents/{id}/resume": {"post": with_params(op("Resume automation for one agent", "bearer", Some("Reason"), "200", &[401, 403, 404]), &id)},
-            "/api/v1/pause": {"post": op("Freeze all automation", "bearer", Some("Reason"), "200", &[401, 403])},
-            "/api/v1/resume": {"post": op("Resume all automation", "bearer", Some("Reason"), "200", &[401, 403])},
+            "/api/v1/agents/{id}/pause": {"post": with_params(op("Freeze automation for one agent", "bearer", Some("Reason"), "200", &[401, 403, 404, 503]), &id)},
+            "/api/v1/agents/{id}/resume": {"post": with_params(op("Resume automation for one agent", "bearer", Some("Reason"), "200", &[401, 403, 404, 503]), &id)},
+            "/api/v1/pause": {"post": op("Freeze all automation", "bearer", Some("Reason"), "200", &[401, 403, 503])},
+            "/api/v1/resume": {"post": op("Resume all automation", "bearer", Some("Reason"), "200", &[401, 403, 503])},
             "/api/v1/openapi.json": {"get": op("This document", "", None, "200", &[])},
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "ok", "content": {"text/plain": {}}}}}},
             "/readyz": {"get": {"summary": "Readiness", "responses": {"200": {"description": "ready", "content": {"text/plain": {}}}, "503": {"description": "not ready", "content": {"text/plain": {}}}}}},
@@ -82,7 +82,7 @@ pub fn document() -> Value {
                 "E409": error("conflicts with the incident's state"),
                 "E413": error("body over the size cap"),
                 "E423": error("automation is paused"),
-                "E503": error("store unavailable: retry")
+                "E503": error("store unavailable, or this replica is a standby: retry")
             },
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string", "nullable": true}}, "required": ["error"]},

@@ -65,6 +65,7 @@ pub async fn trigger(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
+    state.require_leader()?;
     let req: TriggerRequest = parse_json(&body)?;
     if req.reason.trim().is_empty() {
         return Err(ApiError::field(
@@ -163,6 +164,7 @@ fn change(
     action: &str,
 ) -> Result<Json<Value>, ApiError> {
     let caller = state.auth.caller(headers, Role::Operator)?;
+    state.require_leader()?;
     let req: ReasonRequest = if body.is_empty() {
         ReasonRequest::default()
     } else {

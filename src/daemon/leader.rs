@@ -19,19 +19,20 @@
 //! reports `false` first, then releases the Lease (clears the holder) so a standby takes over
 //! on its next poll instead of waiting for expiry.
 //!
-//! # Wiring into the daemon (not done here)
+//! # Wiring into the daemon
 //!
-//! `daemon::start` should spawn `LeaderElector::run` (identity `$POD_NAME`, namespace
+//! `daemon::start` spawns `LeaderElector::run` (identity `$POD_NAME`, namespace
 //! `$POD_NAMESPACE`, Lease `rollbackd-leader`, e.g. 15 s duration, 2 s renewals) with a
-//! `watch::channel(false)` and gate on the receiver:
+//! `watch::channel(false)` and gates on the receiver (`tests/leader_daemons.rs` runs two
+//! daemons against the simulator):
 //!
-//! - the evaluation loop runs its cycles, `on_deploy`, `on_alerts` and the runner hand-offs
-//!   only while `*rx.borrow()` is true (a standby keeps its watcher caches warm and its API
-//!   up, but decides nothing);
+//! - the evaluation loop runs its cycles and `on_alerts`, and hands incidents to the runner,
+//!   only while `*rx.borrow()` is true; a standby keeps its watcher caches and its deploy
+//!   windows (`on_deploy`) current and its API up, but decides nothing;
 //! - on a `false → true` change it resumes `store.in_flight()` incidents (as at start) and
-//!   evaluates at once; on `true → false` it stops starting new steps (the step in flight
-//!   reaches its journal, like shutdown) and `Runner::drive` refuses new work;
-//! - the API's mutating routes (trigger, approve, cancel, pause) and the webhook should
+//!   evaluates at once; on `true → false` it starts no new evaluation or incident (an
+//!   incident task already running is not stopped);
+//! - the API's mutating routes (trigger, approve, cancel, pause, resume) and the webhook
 //!   answer 503 on a standby so that the caller retries and reaches the leader (Alertmanager
 //!   retries 5xx), since each replica has its own SQLite store.
 //!

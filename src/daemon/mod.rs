@@ -174,6 +174,9 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
             addr: opts.listen,
             source,
         })?;
+    // only the leader evaluates, acts and takes writes through the API; a standby keeps its
+    // caches warm
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
     let api_state = ApiState {
         store: opts.store.clone(),
         policies: policies.clone(),
@@ -184,6 +187,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         wake: wake_tx,
         ready: ready.clone(),
         dry_run: opts.limits.dry_run,
+        leading: leader_rx.clone(),
     };
     let app = router(api_state, opts.max_body_bytes);
     let c = cancel.clone();
@@ -210,8 +214,6 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         .await
     }));
 
-    // only the leader evaluates and acts; a standby keeps its caches warm
-    let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
     if let Some(l) = &opts.leader {
         let elector = leader::LeaderElector::new(
             opts.client.clone(),

@@ -1,6 +1,7 @@
 //! A whole rollbackd for end-to-end tests: the Kubernetes simulator seeded with GL-002, a
 //! synthetic agent, a webhook receiver for notifications, and the daemon itself.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::routing::post;
 use chrono::TimeDelta;
-use rollbackd::api::Auth;
+use rollbackd::api::{AgentStatus, Auth};
 use rollbackd::config::{ApiToken, Role};
 use rollbackd::daemon::announce::Channels;
 use rollbackd::daemon::collect::MetricSource;
@@ -61,6 +62,10 @@ pub struct World {
     pub daemon: DaemonHandle,
     pub hook: Arc<Mutex<Vec<Value>>>,
     pub client: kube::Client,
+    /// The GL-002 policy the daemon runs.
+    pub policy: Arc<Policy>,
+    /// Where the notification receiver listens.
+    pub hook_url: String,
 }
 
 /// A synthetic GL-002 agent: 400 requests/s, ticking every 50 ms.
@@ -108,12 +113,39 @@ pub async fn world_custom(
     adjust(&mut policy);
     let policy = Arc::new(policy);
     seed::seed(&sim, std::slice::from_ref(&policy), 3).unwrap();
-    let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
+    let client = sim_client(&sim);
     let (hook_url, hook) = receiver().await;
-    let mut options = DaemonOptions {
+    let mut options = daemon_options(policy.clone(), client.clone(), source, hook_url.clone());
+    configure(&mut options);
+    let daemon = start(options).await.unwrap();
+    World {
+        sim,
+        agent,
+        daemon,
+        hook,
+        client,
+        policy,
+        hook_url,
+    }
+}
+
+/// A kube client of the simulator (its connection tasks run on the current runtime).
+pub fn sim_client(sim: &SimHandle) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap()
+}
+
+/// The options of a world's daemon: `policy`, an in-memory store, 250 ms evaluations, fast
+/// notifier retries to the receiver at `hook_url`, no leader election.
+pub fn daemon_options(
+    policy: Arc<Policy>,
+    client: kube::Client,
+    source: MetricSource,
+    hook_url: String,
+) -> DaemonOptions {
+    DaemonOptions {
         policies: vec![policy],
         store: Arc::new(Store::in_memory().unwrap()),
-        client: client.clone(),
+        client,
         source,
         listen: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1 << 20,
@@ -148,15 +180,6 @@ pub async fn world_custom(
         },
         watch_interval: Duration::from_millis(250),
         leader: None,
-    };
-    configure(&mut options);
-    let daemon = start(options).await.unwrap();
-    World {
-        sim,
-        agent,
-        daemon,
-        hook,
-        client,
     }
 }
 
@@ -202,11 +225,16 @@ pub fn undo_patches(sim: &SimHandle) -> Vec<Instant> {
 
 /// Waits until GL-002's Deployment has `n` available replicas (v1 rolled out).
 pub async fn wait_available(w: &World, n: u64) {
+    wait_available_in(&w.sim, n).await;
+}
+
+/// Waits until GL-002's Deployment in `sim` has `n` available replicas.
+pub async fn wait_available_in(sim: &SimHandle, n: u64) {
     wait_for(
         "the deployment to be available",
         Duration::from_secs(20),
         async || {
-            let d = w.sim.get(
+            let d = sim.get(
                 "apps/v1",
                 "Deployment",
                 "greenlang",
@@ -221,24 +249,52 @@ pub async fn wait_available(w: &World, n: u64) {
 /// Deploys v2 and waits for its window to open with a healthy decision.
 pub async fn deploy_v2(w: &World, healthy: rollbackd::engine::DecisionKind) {
     wait_available(w, 3).await;
-    set_image(
+    deploy_image(
         &w.client,
+        &w.daemon.status,
         "registry.local/greenlang/gl-002-boiler-efficiency:v2",
+        2,
+        healthy,
     )
     .await;
-    let status = w.daemon.status.clone();
-    wait_for("a healthy v2 window", Duration::from_secs(30), async || {
-        let s = status.read().unwrap().get("GL-002").cloned()?;
-        (s.revision == Some(2) && s.window_open && s.decision.as_ref()?.decision == healthy)
-            .then_some(())
-    })
+}
+
+/// Deploys `image` and waits until `status` (the acting daemon's) shows the window of
+/// `revision` open with a `healthy` decision.
+pub async fn deploy_image(
+    client: &kube::Client,
+    status: &Arc<std::sync::RwLock<BTreeMap<String, AgentStatus>>>,
+    image: &str,
+    revision: u64,
+    healthy: rollbackd::engine::DecisionKind,
+) {
+    set_image(client, image).await;
+    wait_for(
+        &format!("a healthy window of revision {revision}"),
+        Duration::from_secs(30),
+        async || {
+            let s = status.read().unwrap().get("GL-002").cloned()?;
+            (s.revision == Some(revision)
+                && s.window_open
+                && s.decision.as_ref()?.decision == healthy)
+                .then_some(())
+        },
+    )
     .await;
 }
 
 /// Waits for the (only) incident to resolve; one that fails or escalates stops the test at
 /// once with its transitions.
 pub async fn wait_resolved(w: &World, what: &str, timeout: Duration) -> rollbackd::store::Incident {
-    let store = w.daemon.store.clone();
+    wait_resolved_in(&w.daemon.store, what, timeout).await
+}
+
+/// As [`wait_resolved`], for the (only) incident of `store`.
+pub async fn wait_resolved_in(
+    store: &Arc<Store>,
+    what: &str,
+    timeout: Duration,
+) -> rollbackd::store::Incident {
     wait_for(what, timeout, async || {
         let inc = store
             .incidents(&rollbackd::store::IncidentFilter::default())
