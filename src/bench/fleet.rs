@@ -239,8 +239,18 @@ impl World {
         format!("http://{}/api/v1/alerts", self.daemon.api_addr)
     }
 
-    /// Stops everything.
+    /// Lets the incidents in flight finish (up to 60 s), then stops everything.
     pub async fn stop(self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(60)
+            && self
+                .daemon
+                .store
+                .in_flight()
+                .is_ok_and(|open| !open.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         self.daemon.shutdown().await;
         self.prometheus.stop().await;
         self.sim.shutdown().await;

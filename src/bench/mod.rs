@@ -70,10 +70,7 @@ impl BenchOptions {
     /// A small run that exercises every measurement in seconds (for the tests).
     pub fn quick(out: PathBuf, exe: PathBuf) -> Self {
         Self {
-            alerts: std::env::var("ROLLBACKD_BENCH_ALERTS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(20),
+            alerts: 20,
             sizes: vec![100],
             cycles: 3,
             batches: vec![10],

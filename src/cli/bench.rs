@@ -7,7 +7,7 @@ use anyhow::Context;
 use crate::bench::{BenchOptions, cycle, run};
 
 /// Runs the benchmark and prints the table.
-pub async fn bench(out: &Path, quick: bool) -> anyhow::Result<()> {
+pub async fn bench(out: &Path, quick: bool, alerts: Option<usize>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rollbackd::bench=info"));
     let _ = tracing_subscriber::fmt()
@@ -16,11 +16,14 @@ pub async fn bench(out: &Path, quick: bool) -> anyhow::Result<()> {
         .try_init();
     let exe = std::env::current_exe().context("locating the rollbackd executable")?;
     let out: PathBuf = out.to_path_buf();
-    let opts = if quick {
+    let mut opts = if quick {
         BenchOptions::quick(out, exe)
     } else {
         BenchOptions::full(out, exe)
     };
+    if let Some(n) = alerts {
+        opts.alerts = n;
+    }
     let figures = run(&opts).await?;
     println!("{}", figures.table());
     println!(

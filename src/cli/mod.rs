@@ -71,6 +71,9 @@ pub enum Command {
         /// A small run of every measurement (seconds, not minutes).
         #[arg(long)]
         quick: bool,
+        /// Alerts (and workloads) for webhook → PATCH (default 1,000; 20 with --quick).
+        #[arg(long)]
+        alerts: Option<usize>,
     },
     /// One size of the benchmark's evaluation cycle, in its own process (used by `bench`).
     #[command(hide = true)]
@@ -127,8 +130,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config, sim } => runtime()?
             .block_on(run::run(config.as_deref(), sim))
             .map(|()| ExitCode::SUCCESS),
-        Command::Bench { out, quick } => runtime()?
-            .block_on(bench::bench(&out, quick))
+        Command::Bench { out, quick, alerts } => runtime()?
+            .block_on(bench::bench(&out, quick, alerts))
             .map(|()| ExitCode::SUCCESS),
         Command::BenchCycle {
             workloads,

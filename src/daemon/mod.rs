@@ -290,7 +290,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                 _ = tokio::time::sleep_until(next), if leading => {
                     let now = Utc::now();
                     let w = watcher.clone();
-                    evaluator.cycle(now, &|agent, workload| w.kube_signals_of(agent, workload)).await;
+                    let kube = w.kube_snapshot();
+                    evaluator.cycle(now, &|agent, workload| kube.of(agent, workload)).await;
                     next = tokio::time::Instant::now() + interval + jitter(max_jitter);
                 }
                 Some(d) = deploy_rx.recv() => {
@@ -298,11 +299,31 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         evaluator.on_deploy(&d.agent, d.revision, d.at.unwrap_or_else(Utc::now), d.images.first().map(|(_, i)| i.clone()), d.rolled_back_by_rollbackd).await;
                     }
                 }
-                Some(wake) = wake_rx.recv() => match wake {
-                    Wake::Alerts(agents) if leading => evaluator.on_alerts(&agents, Utc::now()).await,
-                    Wake::Incident(id) if leading => { runner_for_loop.drive(id); }
-                    _ => {}
-                },
+                Some(wake) = wake_rx.recv() => {
+                    // an alert storm wakes the loop once per request: take every wake
+                    // waiting now and evaluate each woken agent once
+                    let mut agents: Vec<String> = Vec::new();
+                    let mut next = Some(wake);
+                    while let Some(wake) = next {
+                        match wake {
+                            Wake::Alerts(woken) if leading => {
+                                for a in woken {
+                                    if !agents.contains(&a) {
+                                        agents.push(a);
+                                    }
+                                }
+                            }
+                            Wake::Incident(id) if leading => {
+                                runner_for_loop.drive(id);
+                            }
+                            _ => {}
+                        }
+                        next = wake_rx.try_recv().ok();
+                    }
+                    if !agents.is_empty() {
+                        evaluator.on_alerts(&agents, Utc::now()).await;
+                    }
+                }
                 Some(id) = runner_rx.recv(), if leading => { runner_for_loop.drive(id); }
                 Some(agent) = rolled_rx.recv() => evaluator.on_rolled_back(&agent, Utc::now()),
             }

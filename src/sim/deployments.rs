@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::controller::{Ctx, int};
 use super::discovery::{DEPLOYMENTS, REPLICASETS};
 use super::ids;
+use super::store::ByController;
 use super::workload::{self, Rollup};
 
 /// The revision annotation on Deployments and their ReplicaSets.
@@ -106,7 +107,7 @@ fn status_for(d: &Value, r: &Rollup) -> Value {
 
 /// Reconciles every Deployment.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let all_sets = ctx.all(&REPLICASETS);
+    let all_sets = ByController::new(ctx.all(&REPLICASETS));
     for d in ctx.all(&DEPLOYMENTS) {
         let Some(r) = workload::sync(ctx, &d, &all_sets, REVISION) else {
             continue;

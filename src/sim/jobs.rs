@@ -6,8 +6,8 @@ use super::controller::{Ctx, int};
 use super::deployments::condition;
 use super::discovery::{JOBS, PODS};
 use super::ids;
-use super::replicasets::{create_pod, pods_of};
-use super::store::{namespace_of, uid_of};
+use super::replicasets::create_pod;
+use super::store::{ByController, namespace_of, uid_of};
 
 fn finished(job: &Value) -> bool {
     job.pointer("/status/conditions")
@@ -21,13 +21,12 @@ fn finished(job: &Value) -> bool {
 
 /// Reconciles every Job.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let all_pods = ctx.all(&PODS);
+    let all_pods = ByController::new(ctx.all(&PODS));
     for job in ctx.all(&JOBS) {
         if finished(&job) || job.pointer("/spec/suspend") == Some(&json!(true)) {
             continue;
         }
-        let ns = namespace_of(&job).to_string();
-        let pods = pods_of(&all_pods, &ns, uid_of(&job));
+        let pods = all_pods.of(uid_of(&job)).to_vec();
         if pods.is_empty() {
             let Some(mut template) = job
                 .pointer("/spec/template")

@@ -10,7 +10,7 @@ use super::controller::{Ctx, int, owner_ref};
 use super::discovery::{PODS, REPLICASETS};
 use super::faults::{Fault, Stage, container_status};
 use super::ids;
-use super::store::{controlled_by, name_of, namespace_of, uid_of};
+use super::store::{ByController, controlled_by, name_of, namespace_of, uid_of};
 
 /// Whether a pod's `Ready` condition is True.
 pub fn pod_ready(pod: &Value) -> bool {
@@ -57,10 +57,10 @@ pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) {
 
 /// Reconciles every ReplicaSet: pod count and status.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let all_pods = ctx.all(&PODS);
+    let all_pods = ByController::new(ctx.all(&PODS));
     for rs in ctx.all(&REPLICASETS) {
         let ns = namespace_of(&rs).to_string();
-        let mut pods = pods_of(&all_pods, &ns, uid_of(&rs));
+        let mut pods = all_pods.of(uid_of(&rs)).to_vec();
         let desired = int(&rs, "/spec/replicas").max(0) as usize;
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
         for _ in pods.len()..desired {

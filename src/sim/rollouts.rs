@@ -6,6 +6,7 @@ use serde_json::json;
 use super::controller::{Ctx, int};
 use super::deployments::condition;
 use super::discovery::{REPLICASETS, ROLLOUTS};
+use super::store::ByController;
 use super::workload;
 
 /// The revision annotation on Rollouts and their ReplicaSets.
@@ -13,7 +14,7 @@ pub const REVISION: &str = "rollout.argoproj.io/revision";
 
 /// Reconciles every Rollout.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let all_sets = ctx.all(&REPLICASETS);
+    let all_sets = ByController::new(ctx.all(&REPLICASETS));
     for ro in ctx.all(&ROLLOUTS) {
         let Some(r) = workload::sync(ctx, &ro, &all_sets, REVISION) else {
             continue;

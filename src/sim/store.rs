@@ -581,6 +581,36 @@ pub fn owned_by(obj: &Value, uid: &str) -> bool {
         .is_some_and(|refs| refs.iter().any(|o| o["uid"] == uid))
 }
 
+/// Objects grouped by the uid of their controller (the ownerReference with
+/// `controller: true`), so that a controller pass finds an owner's objects without scanning
+/// every object once per owner.
+pub struct ByController(std::collections::HashMap<String, Vec<Value>>);
+
+impl ByController {
+    /// Groups `objects`; those without a controller are left out.
+    pub fn new(objects: Vec<Value>) -> Self {
+        let mut groups: std::collections::HashMap<String, Vec<Value>> =
+            std::collections::HashMap::new();
+        for obj in objects {
+            let uid = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .and_then(|refs| refs.iter().find(|o| o["controller"] == json!(true)))
+                .and_then(|o| o["uid"].as_str())
+                .map(str::to_string);
+            if let Some(uid) = uid {
+                groups.entry(uid).or_default().push(obj);
+            }
+        }
+        ByController(groups)
+    }
+
+    /// The objects `uid` controls (uids are unique across namespaces).
+    pub fn of(&self, uid: &str) -> &[Value] {
+        self.0.get(uid).map_or(&[], Vec::as_slice)
+    }
+}
+
 /// Whether `obj` is controlled by `uid` (ownerReference with `controller: true`).
 pub fn controlled_by(obj: &Value, uid: &str) -> bool {
     obj.pointer("/metadata/ownerReferences")

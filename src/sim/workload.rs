@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::controller::{Ctx, int, owner_ref};
 use super::discovery::REPLICASETS;
 use super::ids;
-use super::store::{controlled_by, name_of, namespace_of, uid_of};
+use super::store::{ByController, name_of, namespace_of, uid_of};
 
 /// The label that ties a ReplicaSet and its pods to one pod template.
 pub const HASH_LABEL: &str = "pod-template-hash";
@@ -231,9 +231,13 @@ fn create_rs(
 /// `rev_key` is the revision annotation (`deployment.kubernetes.io/revision` or
 /// `rollout.argoproj.io/revision`).
 ///
-/// `all_sets` is every ReplicaSet at the start of the pass (one list per pass, not per owner).
-pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, all_sets: &[Value], rev_key: &str) -> Option<Rollup> {
-    let ns = namespace_of(owner).to_string();
+/// `all_sets` is every ReplicaSet at the start of the pass, by controller (one index per pass).
+pub fn sync(
+    ctx: &mut Ctx<'_>,
+    owner: &Value,
+    all_sets: &ByController,
+    rev_key: &str,
+) -> Option<Rollup> {
     let uid = uid_of(owner).to_string();
     let template = owner.pointer("/spec/template")?.clone();
     let paused = owner.pointer("/spec/paused") == Some(&json!(true));
@@ -242,11 +246,7 @@ pub fn sync(ctx: &mut Ctx<'_>, owner: &Value, all_sets: &[Value], rev_key: &str)
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
-    let mut sets: Vec<Value> = all_sets
-        .iter()
-        .filter(|rs| namespace_of(rs) == ns && controlled_by(rs, &uid))
-        .cloned()
-        .collect();
+    let mut sets: Vec<Value> = all_sets.of(&uid).to_vec();
     let max_rev = sets
         .iter()
         .map(|rs| revision_of(rs, rev_key))

@@ -5,6 +5,8 @@
 //! opens no new post-deploy window for it. On start every workload's current revision is
 //! rebuilt from the cluster and emitted with `initial: true`.
 
+mod index;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -22,11 +24,12 @@ use tokio::task::JoinHandle;
 
 use crate::cluster::annotate::LastAction;
 use crate::cluster::history::History;
-use crate::cluster::pods::{KubeSignals, selects};
+use crate::cluster::pods::KubeSignals;
 use crate::cluster::rollout_status::{RolloutStatus, status_of};
 use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
 use crate::cluster::{Cluster, Kind};
 use crate::policy::{Policy, Workload};
+use index::{NsIndex, controller_name};
 
 /// A revision of a watched workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,13 +93,6 @@ pub struct DeployWatcher {
     targets: Vec<Target>,
     stores: BTreeMap<String, NsStores>,
     tasks: Vec<JoinHandle<()>>,
-}
-
-fn to_values<K: Serialize>(items: Vec<Arc<K>>) -> Vec<Value> {
-    items
-        .iter()
-        .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
-        .collect()
 }
 
 /// Whether rollbackd's last action on `owner` created `revision`: an action that makes a
@@ -214,12 +210,14 @@ impl DeployWatcher {
                     match ev {
                         Ok(watcher::Event::InitDone) => {
                             ready = true;
-                            if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx).await {
+                            if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx, None).await {
                                 return;
                             }
                         }
-                        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) if ready => {
-                            if !process(&cluster, &s, &ns_targets, &mut seen, false, &tx).await {
+                        Ok(watcher::Event::Apply(rs) | watcher::Event::Delete(rs)) if ready => {
+                            // only the workload that controls this ReplicaSet can have a new revision
+                            let Some(owner) = controller_name(&rs) else { continue };
+                            if !process(&cluster, &s, &ns_targets, &mut seen, false, &tx, Some(owner)).await {
                                 return;
                             }
                         }
@@ -254,27 +252,23 @@ impl DeployWatcher {
     }
 
     fn signals_for(&self, t: &Target) -> Option<KubeSignals> {
-        let w = &t.workload;
-        let s = self.stores.get(&w.namespace)?;
-        let kind = Kind::of(w);
-        let owner = owner_from_store(s, w)?;
-        let history = History::from_objects(&owner, &to_values(s.replicasets.state()), kind);
-        let since = history.current().and_then(|r| r.created);
-        let selector = owner
-            .pointer("/spec/selector/matchLabels")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let pods = to_values(s.pods.state());
-        let selected: Vec<&Value> = pods
-            .iter()
-            .filter(|p| selects(&selector, p) && p.pointer("/metadata/deletionTimestamp").is_none())
-            .collect();
-        let available = owner
-            .pointer("/status/availableReplicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let stalled = matches!(status_of(kind, &owner), Ok(RolloutStatus::Failed(_)));
-        Some(KubeSignals::count(&selected, since, available, stalled))
+        let s = self.stores.get(&t.workload.namespace)?;
+        signals_with(t, s, &NsIndex::new(s.replicasets.state(), s.pods.state()))
+    }
+
+    /// Kube signals of every watched workload at once, each namespace's caches indexed once
+    /// (what an evaluation cycle asks for).
+    pub fn kube_snapshot(&self) -> KubeSnapshot {
+        let mut signals = HashMap::with_capacity(self.targets.len());
+        for (ns, s) in &self.stores {
+            let index = NsIndex::new(s.replicasets.state(), s.pods.state());
+            for t in self.targets.iter().filter(|t| &t.workload.namespace == ns) {
+                if let Some(k) = signals_with(t, s, &index) {
+                    signals.insert((t.agent.clone(), t.workload.id.clone()), k);
+                }
+            }
+        }
+        KubeSnapshot { signals }
     }
 
     /// Stops every watch.
@@ -289,6 +283,48 @@ impl Drop for DeployWatcher {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Kube signals of every watched workload at one moment.
+#[derive(Debug, Default)]
+pub struct KubeSnapshot {
+    signals: HashMap<(String, String), KubeSignals>,
+}
+
+impl KubeSnapshot {
+    /// One policy's workload's signals (`None` for an unknown workload or one not cached yet).
+    pub fn of(&self, agent: &str, workload_id: &str) -> Option<KubeSignals> {
+        self.signals
+            .get(&(agent.to_string(), workload_id.to_string()))
+            .cloned()
+    }
+}
+
+fn signals_with(t: &Target, s: &NsStores, index: &NsIndex) -> Option<KubeSignals> {
+    let w = &t.workload;
+    let kind = Kind::of(w);
+    let owner = owner_from_store(s, w)?;
+    let uid = owner
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let history = History::from_objects(&owner, &index.replicasets_of(uid), kind);
+    let since = history.current().and_then(|r| r.created);
+    let selector = owner
+        .pointer("/spec/selector/matchLabels")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let pods = index.pods_selected(&selector);
+    let selected: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+        .collect();
+    let available = owner
+        .pointer("/status/availableReplicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let stalled = matches!(status_of(kind, &owner), Ok(RolloutStatus::Failed(_)));
+    Some(KubeSignals::count(&selected, since, available, stalled))
 }
 
 fn owner_from_store(s: &NsStores, w: &Workload) -> Option<Value> {
@@ -313,15 +349,20 @@ async fn process(
     seen: &mut HashMap<(String, String), u64>,
     initial: bool,
     tx: &mpsc::Sender<DeployObserved>,
+    only: Option<&str>,
 ) -> bool {
-    let sets = to_values(s.replicasets.state());
-    for t in targets {
+    let index = NsIndex::new(s.replicasets.state(), Vec::new());
+    for t in targets.iter().filter(|t| only.is_none_or(|n| n == t.workload.name)) {
         let w = &t.workload;
         let kind = Kind::of(w);
         let key = (t.agent.clone(), w.id.clone());
         // The cached owner suffices to find the highest revision (its uid never changes).
         if let Some(cached) = owner_from_store(s, w) {
-            let h = History::from_objects(&cached, &sets, kind);
+            let uid = cached
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let h = History::from_objects(&cached, &index.replicasets_of(uid), kind);
             let known = seen.get(&key).copied();
             if h.current().is_none()
                 || known.is_some_and(|n| h.current().is_some_and(|c| c.number <= n))
@@ -338,7 +379,11 @@ async fn process(
                 continue;
             }
         };
-        let history = History::from_objects(&owner, &sets, kind);
+        let uid = owner
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let history = History::from_objects(&owner, &index.replicasets_of(uid), kind);
         let Some(cur) = history.current() else {
             continue;
         };
