@@ -142,8 +142,9 @@ impl World {
                 webhook: Default::default(),
             },
             agent_label: "agent".into(),
-            interval: Duration::from_secs(1),
-            jitter: Duration::ZERO,
+            // the shipped defaults ([evaluation] interval 15s, jitter 2s)
+            interval: Duration::from_secs(15),
+            jitter: Duration::from_secs(2),
             limits: Limits {
                 dry_run: false,
                 max_per_agent_per_window: 1,
@@ -239,18 +240,26 @@ impl World {
         format!("http://{}/api/v1/alerts", self.daemon.api_addr)
     }
 
+    /// Waits until at most `busy` incidents are in flight; false after `timeout`.
+    pub async fn settle(&self, busy: usize, timeout: Duration) -> bool {
+        let t0 = Instant::now();
+        while self
+            .daemon
+            .store
+            .in_flight()
+            .is_ok_and(|open| open.len() > busy)
+        {
+            if t0.elapsed() > timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// Lets the incidents in flight finish (up to 60 s), then stops everything.
     pub async fn stop(self) {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(60)
-            && self
-                .daemon
-                .store
-                .in_flight()
-                .is_ok_and(|open| !open.is_empty())
-        {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.settle(0, Duration::from_secs(60)).await;
         self.daemon.shutdown().await;
         self.prometheus.stop().await;
         self.sim.shutdown().await;

@@ -1,6 +1,8 @@
 //! Webhook received → first rollback PATCH: one firing outage alert per workload, sent one
-//! at a time; the clock stops when the simulator receives the undo PATCH of that
-//! workload's Deployment (both ends are timed in this process, on the wall clock).
+//! at a time to a daemon with at most [`BACKGROUND`] earlier incidents still rolling out and
+//! verifying; the clock stops when the
+//! simulator receives the undo PATCH of that workload's Deployment (both ends are timed in
+//! this process, on the wall clock).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,6 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use super::fleet::{self, NAMESPACE, World};
 use super::report::{Latency, WebhookToPatch};
 use crate::store::IncidentFilter;
+
+/// Earlier incidents that may still be rolling out and verifying when an alert is sent.
+pub const BACKGROUND: usize = 4;
 
 /// An Alertmanager (payload version 4) notification of one firing alert.
 pub fn outage_alert(i: usize) -> serde_json::Value {
@@ -78,6 +83,13 @@ async fn measure(world: &World) -> anyhow::Result<WebhookToPatch> {
         .await
         .map_err(|_| anyhow!("alert {i}: no rollback PATCH of {target} within 10 s"))??;
         latencies.push(patched.duration_since(sent).unwrap_or_default());
+        // the next alert meets a daemon with at most BACKGROUND earlier incidents still
+        // rolling out and verifying
+        if !world.settle(BACKGROUND, Duration::from_secs(30)).await {
+            return Err(anyhow!(
+                "alert {i}: more than {BACKGROUND} incidents still in flight after 30 s"
+            ));
+        }
     }
     let incidents = world
         .daemon

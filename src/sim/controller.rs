@@ -56,6 +56,17 @@ impl Ctx<'_> {
             .0
     }
 
+    /// The objects of a resource in `ns` that `owner`'s `spec.selector` selects.
+    pub fn selected(&self, r: &'static Resource, ns: &str, owner: &Value) -> Vec<Value> {
+        let selector = owner
+            .pointer("/spec/selector")
+            .map(LabelSelector::from_label_selector)
+            .unwrap_or_default();
+        self.store
+            .list(r, Some(ns), &selector, &FieldSelector::default())
+            .0
+    }
+
     /// Writes an object back (internal write: spec, metadata and status all kept).
     pub fn save(&self, r: &'static Resource, obj: Value) -> Option<Value> {
         let ns = namespace_of(&obj).to_string();
@@ -133,12 +144,22 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                // A bug in one controller must not stop the simulator: log and carry on.
-                let pass = std::panic::AssertUnwindSafe(|| tick(&store, &faults, &config, &mut state));
-                if std::panic::catch_unwind(pass).is_err() {
-                    tracing::error!("sim controller pass panicked; continuing");
-                    state = ControllerState::default();
-                }
+                // A pass is synchronous CPU work over every object: it runs on a blocking
+                // thread so that it never stalls the runtime's workers (the API server's
+                // handlers, and everything else sharing the runtime).
+                let (st, f, c) = (store.clone(), faults.clone(), config.clone());
+                let mut s = std::mem::take(&mut state);
+                state = tokio::task::spawn_blocking(move || {
+                    // A bug in one controller must not stop the simulator: log and carry on.
+                    let pass = std::panic::AssertUnwindSafe(|| tick(&st, &f, &c, &mut s));
+                    if std::panic::catch_unwind(pass).is_err() {
+                        tracing::error!("sim controller pass panicked; continuing");
+                        return ControllerState::default();
+                    }
+                    s
+                })
+                .await
+                .unwrap_or_default();
             }
             _ = stop.changed() => break,
         }

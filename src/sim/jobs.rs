@@ -7,7 +7,7 @@ use super::deployments::condition;
 use super::discovery::{JOBS, PODS};
 use super::ids;
 use super::replicasets::create_pod;
-use super::store::{ByController, namespace_of, uid_of};
+use super::store::{ByController, uid_of};
 
 fn finished(job: &Value) -> bool {
     job.pointer("/status/conditions")
@@ -44,7 +44,7 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
             template["metadata"]["labels"]["batch.kubernetes.io/job-name"] =
                 job["metadata"]["name"].clone();
             template["metadata"]["labels"]["job-name"] = job["metadata"]["name"].clone();
-            create_pod(ctx, &job, &template);
+            let _ = create_pod(ctx, &job, &template);
             let mut updated = job.clone();
             updated["status"] = json!({"active": 1, "startTime": ids::now(), "ready": 0});
             ctx.save(&JOBS, updated);

@@ -31,8 +31,8 @@ pub fn pods_of(all_pods: &[Value], ns: &str, uid: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Creates a pod from a template, owned by `owner`.
-pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) {
+/// Creates a pod from a template, owned by `owner`; returns it as stored.
+pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) -> Option<Value> {
     let ns = namespace_of(owner).to_string();
     let mut meta = template
         .get("metadata")
@@ -45,13 +45,15 @@ pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) {
         m.remove("name");
         m.remove("creationTimestamp");
     }
-    let Some(mut spec) = template.get("spec").filter(|s| s.is_object()).cloned() else {
-        return;
-    };
+    let mut spec = template.get("spec").filter(|s| s.is_object()).cloned()?;
     spec["nodeName"] = json!("sim-node");
     let pod = json!({"metadata": meta, "spec": spec});
-    if let Err(e) = ctx.store.create(&PODS, &ns, pod, false) {
-        tracing::debug!(error = %e, "sim could not create pod");
+    match ctx.store.create(&PODS, &ns, pod, false) {
+        Ok(created) => Some(created),
+        Err(e) => {
+            tracing::debug!(error = %e, "sim could not create pod");
+            None
+        }
     }
 }
 
@@ -63,8 +65,10 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
         let mut pods = all_pods.of(uid_of(&rs)).to_vec();
         let desired = int(&rs, "/spec/replicas").max(0) as usize;
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
+        let mut changed = false;
         for _ in pods.len()..desired {
-            create_pod(ctx, &rs, &template);
+            pods.extend(create_pod(ctx, &rs, &template));
+            changed = true;
         }
         if pods.len() > desired {
             // Delete unready pods first, then the newest.
@@ -79,11 +83,14 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
             for p in pods.iter().take(pods.len() - desired) {
                 let _ = ctx.store.delete(&PODS, &ns, name_of(p), false, false);
             }
+            changed = true;
         }
-        let pods = if pods.len() == desired {
-            pods
+        // after creating or deleting, read this ReplicaSet's pods back as stored (a delete
+        // with a grace period leaves the pod terminating)
+        let pods = if changed {
+            pods_of(&ctx.selected(&PODS, &ns, &rs), &ns, uid_of(&rs))
         } else {
-            pods_of(&ctx.all(&PODS), &ns, uid_of(&rs))
+            pods
         };
         let ready = pods.iter().filter(|p| pod_ready(p)).count();
         let mut status = json!({

@@ -104,4 +104,9 @@ CREATE TABLE pauses (
     reason    TEXT NOT NULL,
     at        TEXT NOT NULL
 );
+"#,
+    // 2: the safety gate counts rollbacks started since a time (`rollbacks_since`) on every
+    // decision; without this it scanned every transition ever recorded
+    r#"
+CREATE INDEX transitions_to_state ON transitions(to_state, at);
 "#];

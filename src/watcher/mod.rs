@@ -351,7 +351,16 @@ async fn process(
     tx: &mpsc::Sender<DeployObserved>,
     only: Option<&str>,
 ) -> bool {
-    let index = NsIndex::new(s.replicasets.state(), Vec::new());
+    // an event about one workload's ReplicaSet indexes only that workload's ReplicaSets
+    let sets = s.replicasets.state();
+    let sets = match only {
+        Some(owner) => sets
+            .into_iter()
+            .filter(|rs| controller_name(rs) == Some(owner))
+            .collect(),
+        None => sets,
+    };
+    let index = NsIndex::new(sets, Vec::new());
     for t in targets.iter().filter(|t| only.is_none_or(|n| n == t.workload.name)) {
         let w = &t.workload;
         let kind = Kind::of(w);
