@@ -139,9 +139,14 @@ impl Metrics {
 
     /// Adds 1 to a counter. Unknown names or wrong label counts are ignored (and caught by tests).
     pub fn inc(&self, name: &str, labels: &[&str]) {
+        self.add(name, labels, 1.0);
+    }
+
+    /// Adds `n` to a counter (like [`Metrics::inc`]).
+    pub fn add(&self, name: &str, labels: &[&str], n: f64) {
         self.with(name, |e| {
             if let (Some(key), Family::Counter(m)) = (Self::key(e, labels), &mut e.family) {
-                *m.entry(key).or_default() += 1.0;
+                *m.entry(key).or_default() += n;
             }
         });
     }

@@ -195,10 +195,10 @@ fn receive_inner(
         ("duplicate", duplicate),
         ("unmatched", unmatched),
     ] {
-        for _ in 0..n {
+        if n > 0 {
             state
                 .metrics
-                .inc("rollbackd_webhook_alerts_total", &[result]);
+                .add("rollbackd_webhook_alerts_total", &[result], n as f64);
         }
     }
     if unmatched > 0 {

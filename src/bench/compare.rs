@@ -131,7 +131,10 @@ mod tests {
     fn argo_rows_follow_failure_limit() {
         let rows = rows(&inputs());
         let argo: Vec<_> = rows.iter().filter(|r| r.tool == "Argo Rollouts").collect();
-        assert_eq!((argo[0].min_s, argo[0].mean_s, argo[0].max_s), (0.0, 150.0, 300.0));
+        assert_eq!(
+            (argo[0].min_s, argo[0].mean_s, argo[0].max_s),
+            (0.0, 150.0, 300.0)
+        );
         assert_eq!(
             (argo[1].min_s, argo[1].mean_s, argo[1].max_s),
             (900.0, 1050.0, 1200.0)

@@ -139,8 +139,8 @@ pub async fn run(exe: &Path, sizes: &[usize], cycles: usize) -> anyhow::Result<V
             .rev()
             .find(|l| l.starts_with('{'))
             .context("bench-cycle printed no report")?;
-        let r: ChildReport = serde_json::from_str(line)
-            .with_context(|| format!("bench-cycle report {line:?}"))?;
+        let r: ChildReport =
+            serde_json::from_str(line).with_context(|| format!("bench-cycle report {line:?}"))?;
         out.push(summarize(&r, seen));
     }
     Ok(out)

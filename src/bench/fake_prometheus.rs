@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
-use axum::{Form, Router};
 use axum::response::IntoResponse;
 use axum::routing::post;
+use axum::{Form, Router};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -164,11 +164,15 @@ impl World {
             _dir: dir,
         };
         let t0 = Instant::now();
-        world.wait_rolled_out(1, Duration::from_secs(60 + n as u64 / 20)).await?;
+        world
+            .wait_rolled_out(1, Duration::from_secs(60 + n as u64 / 20))
+            .await?;
         tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: v1 rolled out");
         world.deploy_v2(&client).await?;
         tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: v2 deployed");
-        world.wait_windows_open(Duration::from_secs(60 + n as u64 / 20)).await?;
+        world
+            .wait_windows_open(Duration::from_secs(60 + n as u64 / 20))
+            .await?;
         tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: every window open");
         Ok(world)
     }

@@ -54,7 +54,10 @@ async fn measure(world: &World) -> anyhow::Result<WebhookToPatch> {
     let mut answers = Vec::with_capacity(world.n);
     for i in 0..world.n {
         let body = serde_json::to_vec(&outage_alert(i))?;
-        let target = format!("/namespaces/{NAMESPACE}/deployments/{}", fleet::deployment(i));
+        let target = format!(
+            "/namespaces/{NAMESPACE}/deployments/{}",
+            fleet::deployment(i)
+        );
         let sent = SystemTime::now();
         let t0 = Instant::now();
         let response = http
@@ -66,10 +69,7 @@ async fn measure(world: &World) -> anyhow::Result<WebhookToPatch> {
             .with_context(|| format!("alert {i}"))?;
         answers.push(t0.elapsed());
         if !response.status().is_success() {
-            return Err(anyhow!(
-                "alert {i}: webhook answered {}",
-                response.status()
-            ));
+            return Err(anyhow!("alert {i}: webhook answered {}", response.status()));
         }
         let patched = tokio::time::timeout(Duration::from_secs(10), async {
             loop {

@@ -312,6 +312,11 @@ impl Evaluator {
             &[agent, decision.decision.as_str()],
         );
         tracing::info!(agent, decision = decision.decision.as_str(), row = ?decision.row, reason = %decision.reason, "decision changed");
+        if decision.decision == DecisionKind::None {
+            // nothing to act on (the gate would ignore it): no store reads for a healthy
+            // fleet's first cycle
+            return;
+        }
         let policy = w.policy.clone();
         let image = w.image.clone();
         if let Err(e) = self.act(&policy, &deploy, image, &decision, now) {

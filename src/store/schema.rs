@@ -1,7 +1,8 @@
 //! The SQLite schema, applied in order; `meta.schema_version` records how far.
 
 /// Each entry upgrades the schema by one version.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE incidents (
     id          TEXT PRIMARY KEY,
     agent       TEXT NOT NULL,
@@ -109,4 +110,5 @@ CREATE TABLE pauses (
     // decision; without this it scanned every transition ever recorded
     r#"
 CREATE INDEX transitions_to_state ON transitions(to_state, at);
-"#];
+"#,
+];

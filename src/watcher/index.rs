@@ -41,7 +41,10 @@ impl NsIndex {
         let mut by_owner: HashMap<String, Vec<Arc<ReplicaSet>>> = HashMap::new();
         for rs in replicasets {
             if let Some(uid) = controller_uid(&rs) {
-                by_owner.entry(uid.to_string()).or_default().push(rs.clone());
+                by_owner
+                    .entry(uid.to_string())
+                    .or_default()
+                    .push(rs.clone());
             }
         }
         let mut by_label: HashMap<(String, String), Vec<Arc<Pod>>> = HashMap::new();
@@ -109,7 +112,9 @@ mod tests {
     use serde_json::json;
 
     fn pod(name: &str, labels: Value) -> Arc<Pod> {
-        Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap())
+        Arc::new(
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap(),
+        )
     }
 
     fn rs(name: &str, owner_uid: &str, controller: bool) -> Arc<ReplicaSet> {
@@ -148,7 +153,11 @@ mod tests {
     #[test]
     fn replicasets_are_found_by_their_controller_only() {
         let index = NsIndex::new(
-            vec![rs("web-1", "u1", true), rs("web-2", "u1", true), rs("x", "u1", false)],
+            vec![
+                rs("web-1", "u1", true),
+                rs("web-2", "u1", true),
+                rs("x", "u1", false),
+            ],
             Vec::new(),
         );
         assert_eq!(index.replicasets_of("u1").len(), 2);

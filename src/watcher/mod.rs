@@ -210,14 +210,27 @@ impl DeployWatcher {
                     match ev {
                         Ok(watcher::Event::InitDone) => {
                             ready = true;
-                            if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx, None).await {
+                            if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx, None).await
+                            {
                                 return;
                             }
                         }
                         Ok(watcher::Event::Apply(rs) | watcher::Event::Delete(rs)) if ready => {
                             // only the workload that controls this ReplicaSet can have a new revision
-                            let Some(owner) = controller_name(&rs) else { continue };
-                            if !process(&cluster, &s, &ns_targets, &mut seen, false, &tx, Some(owner)).await {
+                            let Some(owner) = controller_name(&rs) else {
+                                continue;
+                            };
+                            if !process(
+                                &cluster,
+                                &s,
+                                &ns_targets,
+                                &mut seen,
+                                false,
+                                &tx,
+                                Some(owner),
+                            )
+                            .await
+                            {
                                 return;
                             }
                         }
@@ -361,7 +374,10 @@ async fn process(
         None => sets,
     };
     let index = NsIndex::new(sets, Vec::new());
-    for t in targets.iter().filter(|t| only.is_none_or(|n| n == t.workload.name)) {
+    for t in targets
+        .iter()
+        .filter(|t| only.is_none_or(|n| n == t.workload.name))
+    {
         let w = &t.workload;
         let kind = Kind::of(w);
         let key = (t.agent.clone(), w.id.clone());
