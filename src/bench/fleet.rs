@@ -17,7 +17,7 @@ use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonHandle, DaemonOptions, start};
 use crate::notify::NotifierConfig;
-use crate::policy::{Policy, SignalSource, parse_policy};
+use crate::policy::{Policy, PolicyErrors, SignalSource, parse_policy};
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::sim::{SimConfig, SimHandle, Simulator};
 use crate::store::{Store, Synchronous};
@@ -44,15 +44,8 @@ pub fn image(i: usize, version: &str) -> String {
 
 /// `n` policies, one per workload, all sharing the template's three PromQL texts.
 pub fn policies(n: usize) -> anyhow::Result<Vec<Arc<Policy>>> {
-    let template = parse_policy(Path::new("src/bench/fleet.toml"), TEMPLATE).map_err(|e| {
-        anyhow!(
-            "{}",
-            e.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let template =
+        parse_policy(Path::new("src/bench/fleet.toml"), TEMPLATE).map_err(PolicyErrors)?;
     Ok((0..n)
         .map(|i| {
             let mut p = template.clone();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::engine::DecisionKind;
-use crate::policy::{Policy, parse_policy};
+use crate::policy::{Policy, PolicyErrors, parse_policy};
 use crate::replay::{Change, format_text, parse_trace, replay};
 
 /// The embedded policies, by agent file name.
@@ -59,15 +59,7 @@ fn policy(name: &str) -> anyhow::Result<Policy> {
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| anyhow::anyhow!("no embedded policy {name}"))?;
-    parse_policy(Path::new(&format!("policies/{name}.toml")), text).map_err(|errors| {
-        anyhow::anyhow!(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
+    Ok(parse_policy(Path::new(&format!("policies/{name}.toml")), text).map_err(PolicyErrors)?)
 }
 
 /// Plays every scenario and prints the timeline, then the summary.

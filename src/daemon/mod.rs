@@ -289,8 +289,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                 }
                 _ = tokio::time::sleep_until(next), if leading => {
                     let now = Utc::now();
-                    let w = watcher.clone();
-                    let kube = w.kube_snapshot();
+                    let kube = watcher.kube_snapshot();
                     evaluator.cycle(now, &|agent, workload| kube.of(agent, workload)).await;
                     next = tokio::time::Instant::now() + interval + jitter(max_jitter);
                 }

@@ -22,7 +22,7 @@ use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonHandle, DaemonOptions, seed, start};
 use crate::incident::State;
 use crate::notify::{NotifierConfig, RetryConfig};
-use crate::policy::{HealthCheck, Policy, ScrapeSpec, SignalSource, parse_policy};
+use crate::policy::{HealthCheck, Policy, PolicyErrors, ScrapeSpec, SignalSource, parse_policy};
 use crate::signals::scrape::Scraper;
 use crate::sim::{SimConfig, SimHandle, Simulator};
 use crate::store::{IncidentFilter, Store};
@@ -66,15 +66,7 @@ fn demo_policy(
     prefix: &str,
     agent: &SyntheticAgent,
 ) -> anyhow::Result<Policy> {
-    let mut p = parse_policy(Path::new(file), text).map_err(|e| {
-        anyhow!(
-            "{}",
-            e.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })?;
+    let mut p = parse_policy(Path::new(file), text).map_err(PolicyErrors)?;
     for w in p
         .workloads
         .iter_mut()
