@@ -181,7 +181,7 @@ fn every_row_has_a_hit_and_a_short_trace() {
         if write {
             std::fs::create_dir_all(&dir).unwrap();
         }
-        for row in &policy.matrix {
+        for row in policy.matrix.iter() {
             for (kind, short) in [("hit", false), ("short", true)] {
                 let file = dir.join(format!("{}.{kind}.jsonl", row.id));
                 if write {

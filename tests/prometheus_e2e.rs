@@ -41,7 +41,7 @@ fn prometheus_source(url: &str) -> MetricSource {
 }
 
 fn fast_error_rate(p: &mut Policy) {
-    if let Some(s) = p.signals.get_mut("error_rate")
+    if let Some(s) = std::sync::Arc::make_mut(&mut p.signals).get_mut("error_rate")
         && let SignalSource::Metric { promql, .. } = &mut s.source
     {
         *promql = Some(FAST_ERROR_RATE.into());
@@ -81,8 +81,8 @@ async fn alertmanager_webhook_triggers_the_rollback() {
             rollbackd::signals::scrape::Scraper::new(Duration::from_secs(1)).unwrap(),
         ),
         |p| {
-            p.verification.checks.clear();
-            for s in p.signals.values_mut() {
+            std::sync::Arc::make_mut(&mut p.verification).checks.clear();
+            for s in std::sync::Arc::make_mut(&mut p.signals).values_mut() {
                 if let SignalSource::Metric { promql, scrape } = &mut s.source {
                     *promql = None;
                     *scrape = None;

@@ -36,7 +36,11 @@ pub struct ChildReport {
     pub peak_rss_mib: f64,
 }
 
-/// The child: `cycles` cycles over `workloads` workloads against `prometheus`.
+/// The simulated time between two cycles (the shipped `[evaluation] interval`).
+pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The child: `cycles` cycles over `workloads` workloads against `prometheus`, the clock
+/// advancing by [`INTERVAL`] each cycle.
 pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow::Result<()> {
     let policies = fleet::policies(workloads)?;
     let shared_signals = policies.first().map_or(0, |p| {
@@ -66,7 +70,8 @@ pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow:
         Channels::default(),
         runner,
     );
-    let deployed = Utc::now() - TimeDelta::minutes(1);
+    let start = Utc::now();
+    let deployed = start - TimeDelta::minutes(1);
     for i in 0..workloads {
         evaluator
             .on_deploy(
@@ -90,9 +95,12 @@ pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow:
         shared_signals,
         peak_rss_mib: 0.0,
     };
-    for _ in 0..cycles {
+    for k in 0..cycles {
+        // the daemon's clock, one default interval per cycle: enough cycles fill every
+        // signal's retained history, so the peak RSS is the steady state's
+        let now = start + TimeDelta::from_std(INTERVAL)? * k as i32;
         let t0 = Instant::now();
-        let readings = evaluator.cycle(Utc::now(), &kube).await;
+        let readings = evaluator.cycle(now, &kube).await;
         report.cycles_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         report.requests.push(readings.requests);
         if !readings.errors.is_empty() {

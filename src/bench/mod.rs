@@ -34,7 +34,7 @@ pub struct BenchOptions {
     pub alerts: usize,
     /// Fleet sizes for the evaluation cycle.
     pub sizes: Vec<usize>,
-    /// Cycles per size (the first, then the steady state).
+    /// Cycles per size (the first, then the steady state), one simulated interval apart.
     pub cycles: usize,
     /// Alerts per request for each ingestion level.
     pub batches: Vec<usize>,
@@ -48,6 +48,24 @@ pub struct BenchOptions {
     pub out: PathBuf,
     /// The `rollbackd` executable to run `bench-cycle` with.
     pub exe: PathBuf,
+    /// The measurements to run.
+    pub only: Vec<Measurement>,
+}
+
+/// One of the benchmark's measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Measurement {
+    /// Webhook received → first rollback PATCH.
+    Latency,
+    /// One evaluation cycle per fleet size.
+    Cycle,
+    /// Webhook ingestion.
+    Ingest,
+}
+
+impl Measurement {
+    /// Every measurement.
+    pub const ALL: [Measurement; 3] = [Self::Latency, Self::Cycle, Self::Ingest];
 }
 
 impl BenchOptions {
@@ -57,13 +75,15 @@ impl BenchOptions {
         Self {
             alerts: 1000,
             sizes: vec![100, 1000, 10_000],
-            cycles: 6,
+            // 25 min of 15 s cycles: past the fleet's longest retention (15 m `for` + 5 m)
+            cycles: 100,
             batches: vec![1, 10, 100],
             concurrency: 16,
             ingest_for: Duration::from_secs(5),
             ingest_workloads: 1000,
             out,
             exe,
+            only: Measurement::ALL.to_vec(),
         }
     }
 
@@ -79,6 +99,7 @@ impl BenchOptions {
             ingest_workloads: 20,
             out,
             exe,
+            only: Measurement::ALL.to_vec(),
         }
     }
 }
@@ -92,31 +113,35 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Figures> {
         ingestion: Vec::new(),
         comparison: Vec::new(),
     };
-    eprintln!(
-        "webhook → rollback PATCH: {} workloads, one alert each …",
-        opts.alerts
-    );
-    figures.webhook_to_patch = Some(latency::run(opts.alerts).await?);
-
-    eprintln!("evaluation cycles: {:?} workloads …", opts.sizes);
-    figures.cycles = cycle::run(&opts.exe, &opts.sizes, opts.cycles).await?;
-
-    eprintln!(
-        "webhook ingestion: {:?} alerts per request, {} senders …",
-        opts.batches, opts.concurrency
-    );
-    let world = fleet::World::start(opts.ingest_workloads).await?;
-    let next = Arc::new(AtomicUsize::new(0));
-    for &batch in &opts.batches {
-        match ingest::run(&world, batch, opts.concurrency, opts.ingest_for, &next).await {
-            Ok(i) => figures.ingestion.push(i),
-            Err(e) => {
-                world.stop().await;
-                return Err(e);
+    if opts.only.contains(&Measurement::Latency) {
+        eprintln!(
+            "webhook → rollback PATCH: {} workloads, one alert each …",
+            opts.alerts
+        );
+        figures.webhook_to_patch = Some(latency::run(opts.alerts).await?);
+    }
+    if opts.only.contains(&Measurement::Cycle) {
+        eprintln!("evaluation cycles: {:?} workloads …", opts.sizes);
+        figures.cycles = cycle::run(&opts.exe, &opts.sizes, opts.cycles).await?;
+    }
+    if opts.only.contains(&Measurement::Ingest) {
+        eprintln!(
+            "webhook ingestion: {:?} alerts per request, {} senders …",
+            opts.batches, opts.concurrency
+        );
+        let world = fleet::World::start(opts.ingest_workloads).await?;
+        let next = Arc::new(AtomicUsize::new(0));
+        for &batch in &opts.batches {
+            match ingest::run(&world, batch, opts.concurrency, opts.ingest_for, &next).await {
+                Ok(i) => figures.ingestion.push(i),
+                Err(e) => {
+                    world.stop().await;
+                    return Err(e);
+                }
             }
         }
+        world.stop().await;
     }
-    world.stop().await;
 
     let config = crate::config::load(None).map_err(|e| anyhow::anyhow!("{e}"))?;
     let cycle = figures

@@ -208,7 +208,7 @@ impl Figures {
                 )
             };
             out.push_str(&format!(
-                "| one evaluation cycle, {} workloads sharing {} PromQL signals | first {:.1} ms, steady {:.1} ms (max {:.1}); {} PromQL requests ({} seen by Prometheus); peak RSS {:.1} MiB | {} |\n",
+                "| one evaluation cycle, {} workloads sharing {} PromQL signals | first {:.1} ms, steady {:.1} ms (max {:.1}); {} PromQL requests ({} seen by Prometheus); peak RSS {:.1} MiB over {} cycles ({:.0} min of 15 s cycles) | {} |\n",
                 c.workloads,
                 c.shared_signals,
                 c.first_ms,
@@ -217,6 +217,8 @@ impl Figures {
                 c.promql_requests,
                 c.promql_requests_seen,
                 c.peak_rss_mib,
+                c.cycles,
+                c.cycles as f64 * super::cycle::INTERVAL.as_secs_f64() / 60.0,
                 target
             ));
         }

@@ -4,10 +4,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::bench::{BenchOptions, cycle, run};
+use crate::bench::{BenchOptions, Measurement, cycle, run};
 
 /// Runs the benchmark and prints the table.
-pub async fn bench(out: &Path, quick: bool, alerts: Option<usize>) -> anyhow::Result<()> {
+pub async fn bench(
+    out: &Path,
+    quick: bool,
+    alerts: Option<usize>,
+    only: Vec<Measurement>,
+) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rollbackd::bench=info"));
     let _ = tracing_subscriber::fmt()
@@ -23,6 +28,9 @@ pub async fn bench(out: &Path, quick: bool, alerts: Option<usize>) -> anyhow::Re
     };
     if let Some(n) = alerts {
         opts.alerts = n;
+    }
+    if !only.is_empty() {
+        opts.only = only;
     }
     let figures = run(&opts).await?;
     println!("{}", figures.table());

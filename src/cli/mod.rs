@@ -74,6 +74,9 @@ pub enum Command {
         /// Alerts (and workloads) for webhook → PATCH (default 1,000; 20 with --quick).
         #[arg(long)]
         alerts: Option<usize>,
+        /// Run only these measurements (repeatable; default all).
+        #[arg(long, value_enum)]
+        only: Vec<crate::bench::Measurement>,
     },
     /// One size of the benchmark's evaluation cycle, in its own process (used by `bench`).
     #[command(hide = true)]
@@ -130,8 +133,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config, sim } => runtime()?
             .block_on(run::run(config.as_deref(), sim))
             .map(|()| ExitCode::SUCCESS),
-        Command::Bench { out, quick, alerts } => runtime()?
-            .block_on(bench::bench(&out, quick, alerts))
+        Command::Bench {
+            out,
+            quick,
+            alerts,
+            only,
+        } => runtime()?
+            .block_on(bench::bench(&out, quick, alerts, only))
             .map(|()| ExitCode::SUCCESS),
         Command::BenchCycle {
             workloads,

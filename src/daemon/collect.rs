@@ -58,7 +58,7 @@ impl MetricSource {
             return BTreeMap::new();
         };
         let mut out = BTreeMap::new();
-        for (name, s) in &policy.signals {
+        for (name, s) in policy.signals.iter() {
             let (
                 Some(lookback),
                 SignalSource::Metric {
@@ -148,7 +148,7 @@ async fn read_prometheus(
 ) -> Readings {
     let mut by_query: BTreeMap<&str, Vec<(&Arc<Policy>, &str)>> = BTreeMap::new();
     for p in policies {
-        for (name, s) in &p.signals {
+        for (name, s) in p.signals.iter() {
             if let SignalSource::Metric {
                 promql: Some(q), ..
             } = &s.source
@@ -253,7 +253,7 @@ async fn read_scrapes(
                 None
             }
         };
-        for (name, s) in &policy.signals {
+        for (name, s) in policy.signals.iter() {
             let SignalSource::Metric {
                 scrape: Some(spec), ..
             } = &s.source

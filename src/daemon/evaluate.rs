@@ -163,6 +163,14 @@ impl Evaluator {
             image: image.clone(),
             baselines,
         });
+        // baselines the source did not give come from the samples before the deploy,
+        // which pruning drops as the window goes on: fix them now
+        w.observations.freeze_baselines(
+            w.policy
+                .signals
+                .iter()
+                .filter_map(|(name, s)| Some((name.as_str(), s.baseline?))),
+        );
         w.closed = false;
         w.image = image;
         w.last = None;
@@ -224,7 +232,7 @@ impl Evaluator {
                 continue;
             };
             let k = kube(&w.policy.agent.id, &workload.id);
-            for (name, s) in &w.policy.signals {
+            for (name, s) in w.policy.signals.iter() {
                 if let SignalSource::Kube(kind) = s.source {
                     w.observations.record_sample(
                         name,
@@ -233,8 +241,11 @@ impl Evaluator {
                     );
                 }
             }
-            let keep = w.policy.window.horizon() + TimeDelta::hours(2);
-            w.observations.prune(now, keep);
+            // only the history a decision can read: a fleet of 10,000 workloads keeps
+            // minutes of samples each, not the whole window
+            let policy = &w.policy;
+            w.observations
+                .prune_each(now, |signal| policy.sample_retention(signal));
         }
         if let Ok(mut latest) = self.latest.write() {
             for ((agent, signal), value) in &readings.values {
@@ -242,7 +253,7 @@ impl Evaluator {
             }
             // kube and alert signals too, so post-rollback checks can use every signal
             for (agent, w) in &self.windows {
-                for (name, s) in &w.policy.signals {
+                for (name, s) in w.policy.signals.iter() {
                     let value = match &s.source {
                         SignalSource::Alert { labels } => Some(
                             alert_series(labels, w.observations.alerts(), now)

@@ -74,7 +74,7 @@ fn demo_policy(
     {
         w.metrics_url = Some(agent.metrics_url());
     }
-    for (name, s) in p.signals.iter_mut() {
+    for (name, s) in Arc::make_mut(&mut p.signals).iter_mut() {
         let SignalSource::Metric { scrape, .. } = &mut s.source else {
             continue;
         };
@@ -102,7 +102,7 @@ fn demo_policy(
         };
     }
     // HTTP steps talk to the synthetic agent (same path), never to the runbooks' real hosts
-    for m in p.methods.values_mut() {
+    for m in Arc::make_mut(&mut p.methods).values_mut() {
         for step in &mut m.steps {
             if let crate::policy::StepAction::Http { url, .. } = &mut step.action {
                 let path = url.splitn(4, '/').nth(3).unwrap_or("health");
@@ -115,13 +115,14 @@ fn demo_policy(
             }
         }
     }
-    p.verification.health = Some(HealthCheck {
+    let verification = Arc::make_mut(&mut p.verification);
+    verification.health = Some(HealthCheck {
         url: format!("http://{}/health", agent.addr()),
         expect_status: 200,
     });
-    p.verification.ready_hold = TimeDelta::seconds(1);
-    p.verification.watch = TimeDelta::seconds(3);
-    p.verification.rollout_timeout = TimeDelta::seconds(30);
+    verification.ready_hold = TimeDelta::seconds(1);
+    verification.watch = TimeDelta::seconds(3);
+    verification.rollout_timeout = TimeDelta::seconds(30);
     Ok(p)
 }
 

@@ -1,5 +1,7 @@
 //! Evaluating one condition against a signal's samples, with three-valued truth.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::alerts::alert_series;
@@ -18,16 +20,16 @@ pub struct Context<'a> {
 
 impl Context<'_> {
     /// A signal's samples up to now; alert signals are derived from alert transitions.
-    fn series(&self, signal: &str) -> (Vec<Sample>, bool) {
+    fn series(&self, signal: &str) -> (Cow<'_, [Sample]>, bool) {
         match self.policy.signals.get(signal).map(|s| &s.source) {
             Some(SignalSource::Alert { labels }) => (
-                alert_series(labels, self.observations.alerts(), self.now),
+                Cow::Owned(alert_series(labels, self.observations.alerts(), self.now)),
                 true,
             ),
             _ => {
                 let all = self.observations.samples(signal);
                 let upto = all.partition_point(|s| s.at <= self.now);
-                (all[..upto].to_vec(), false)
+                (Cow::Borrowed(&all[..upto]), false)
             }
         }
     }
@@ -40,16 +42,7 @@ impl Context<'_> {
             return Some(*v);
         }
         let lookback = self.policy.signals.get(signal)?.baseline?;
-        let from = deploy.at - lookback;
-        let values: Vec<f64> = self
-            .observations
-            .samples(signal)
-            .iter()
-            .filter(|s| s.at >= from && s.at < deploy.at)
-            .filter_map(|s| s.value)
-            .filter(|v| v.is_finite())
-            .collect();
-        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+        self.observations.sample_baseline(signal, lookback)
     }
 
     /// Evaluates one condition.

@@ -137,11 +137,106 @@ impl Observations {
 
     /// Drops samples older than `keep` before `now` (baseline lookbacks must fit in it).
     pub fn prune(&mut self, now: DateTime<Utc>, keep: TimeDelta) {
-        let cutoff = now - keep;
-        for series in self.samples.values_mut() {
+        self.prune_each(now, |_| keep);
+    }
+
+    /// Drops each signal's samples older than `keep(signal)` before `now`.
+    pub fn prune_each(&mut self, now: DateTime<Utc>, keep: impl Fn(&str) -> TimeDelta) {
+        for (signal, series) in &mut self.samples {
+            let cutoff = now - keep(signal);
             let old = series.partition_point(|s| s.at < cutoff);
             // keep the newest old sample: it is still the current value
             series.drain(..old.saturating_sub(1));
         }
+    }
+
+    /// The mean of a signal's finite samples in `lookback` before the deploy.
+    pub fn sample_baseline(&self, signal: &str, lookback: TimeDelta) -> Option<f64> {
+        let deploy = self.deploy.as_ref()?;
+        let from = deploy.at - lookback;
+        let values: Vec<f64> = self
+            .samples(signal)
+            .iter()
+            .filter(|s| s.at >= from && s.at < deploy.at)
+            .filter_map(|s| s.value)
+            .filter(|v| v.is_finite())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    }
+
+    /// Fixes the current deploy's missing baselines from the samples before it, so that
+    /// pruning those samples later cannot move them.
+    pub fn freeze_baselines<'a>(&mut self, lookbacks: impl Iterator<Item = (&'a str, TimeDelta)>) {
+        let frozen: Vec<(String, f64)> = lookbacks
+            .filter(|(signal, _)| {
+                self.deploy
+                    .as_ref()
+                    .is_some_and(|d| !d.baselines.contains_key(*signal))
+            })
+            .filter_map(|(signal, lookback)| {
+                Some((signal.to_string(), self.sample_baseline(signal, lookback)?))
+            })
+            .collect();
+        if let Some(deploy) = self.deploy.as_mut() {
+            deploy.baselines.extend(frozen);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::UNIX_EPOCH + TimeDelta::minutes(minute)
+    }
+
+    fn every_minute(o: &mut Observations, signal: &str, from: i64, to: i64, value: f64) {
+        for m in from..=to {
+            o.record_sample(signal, at(m), Some(value));
+        }
+    }
+
+    #[test]
+    fn each_signal_keeps_its_own_history_and_the_sample_before_it() {
+        let mut o = Observations::new();
+        every_minute(&mut o, "long", 0, 60, 1.0);
+        every_minute(&mut o, "short", 0, 60, 1.0);
+        o.prune_each(at(60), |s| {
+            TimeDelta::minutes(if s == "long" { 20 } else { 5 })
+        });
+        // minute 40 onwards is inside; minute 39 is the value current at the cutoff
+        assert_eq!(o.samples("long").first().map(|s| s.at), Some(at(39)));
+        assert_eq!(o.samples("long").len(), 22);
+        assert_eq!(o.samples("short").first().map(|s| s.at), Some(at(54)));
+        assert_eq!(o.samples("short").len(), 7);
+    }
+
+    #[test]
+    fn a_frozen_baseline_survives_pruning_of_the_samples_it_came_from() {
+        let mut o = Observations::new();
+        every_minute(&mut o, "latency", 0, 59, 0.5);
+        o.record_deploy(Deploy {
+            at: at(60),
+            baselines: BTreeMap::from([("given".to_string(), 9.0)]),
+            ..Deploy::default()
+        });
+        o.freeze_baselines(
+            [
+                ("latency", TimeDelta::hours(1)),
+                ("given", TimeDelta::hours(1)),
+                ("unsampled", TimeDelta::hours(1)),
+            ]
+            .into_iter(),
+        );
+        every_minute(&mut o, "latency", 60, 180, 2.0);
+        o.prune(at(180), TimeDelta::minutes(10));
+        let baselines = &o.deploy().map(|d| d.baselines.clone()).unwrap_or_default();
+        assert_eq!(baselines.get("latency"), Some(&0.5));
+        // a baseline the source gave is not replaced; no samples, no baseline
+        assert_eq!(baselines.get("given"), Some(&9.0));
+        assert_eq!(baselines.get("unsampled"), None);
+        // without freezing, the same pruning loses the pre-deploy samples
+        assert_eq!(o.sample_baseline("latency", TimeDelta::hours(1)), None);
     }
 }

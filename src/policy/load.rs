@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::error::{Locator, PolicyError, PolicyErrors};
 use super::model::Policy;
 use super::raw::RawPolicy;
+use super::share::share_sections;
 use super::validate::validate;
 
 /// Parses and validates one policy from its text.
@@ -76,7 +77,8 @@ pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PolicyErrors> {
 }
 
 /// Loads every policy under `paths`, reporting every problem in every file, and checks
-/// that no two files claim the same agent or workload.
+/// that no two files claim the same agent or workload. Identical sections of different
+/// files share one allocation.
 pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Policy>, PolicyErrors> {
     let files = policy_files(paths)?;
     let mut policies = Vec::new();
@@ -117,6 +119,7 @@ pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Policy>, PolicyErrors> {
         }
     }
     if errors.is_empty() {
+        share_sections(&mut policies);
         Ok(policies)
     } else {
         Err(PolicyErrors(errors))

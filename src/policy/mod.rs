@@ -7,6 +7,7 @@ pub mod error;
 mod load;
 mod model;
 mod raw;
+mod share;
 pub mod template;
 mod validate;
 

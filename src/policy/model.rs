@@ -3,24 +3,27 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::TimeDelta;
 use serde::Serialize;
 
-/// One agent's runbook, validated.
-#[derive(Debug, Clone)]
+/// One agent's runbook, validated. The sections a fleet of look-alike policies repeats
+/// (signals, matrix, guards, methods, verification, templates) are shared behind `Arc`s:
+/// clones share them, and [`super::load_all`] shares identical sections between files.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// File the policy was loaded from (for messages).
     pub source: PathBuf,
     pub agent: Agent,
     pub window: Window,
     pub workloads: Vec<Workload>,
-    pub signals: BTreeMap<String, Signal>,
+    pub signals: Arc<BTreeMap<String, Signal>>,
     /// Decision matrix rows in precedence order: the first matching row wins.
-    pub matrix: Vec<Row>,
-    pub guards: Vec<Guard>,
-    pub methods: BTreeMap<String, Method>,
-    pub verification: Verification,
+    pub matrix: Arc<Vec<Row>>,
+    pub guards: Arc<Vec<Guard>>,
+    pub methods: Arc<BTreeMap<String, Method>>,
+    pub verification: Arc<Verification>,
     pub notify: Notify,
 }
 
@@ -41,10 +44,33 @@ impl Policy {
     pub fn row(&self, id: &str) -> Option<&Row> {
         self.matrix.iter().find(|r| r.id == id)
     }
+
+    /// How much of a signal's history decisions can read: its longest `for` (in the
+    /// matrix, the guards and the verification checks) or its baseline lookback, whichever
+    /// is longer. (Pruning also keeps the one sample before that, the value current then.)
+    pub fn sample_retention(&self, signal: &str) -> TimeDelta {
+        let conditions = self
+            .matrix
+            .iter()
+            .flat_map(|r| &r.when)
+            .chain(self.guards.iter().flat_map(|g| &g.when))
+            .chain(&self.verification.checks);
+        let held = conditions
+            .filter(|c| c.signal == signal)
+            .filter_map(|c| c.held_for)
+            .max()
+            .unwrap_or_default();
+        let lookback = self
+            .signals
+            .get(signal)
+            .and_then(|s| s.baseline)
+            .unwrap_or_default();
+        held.max(lookback)
+    }
 }
 
 /// The agent a runbook is about.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Agent {
     /// e.g. `GL-002`; alerts name the agent by this id.
     pub id: String,
@@ -54,7 +80,7 @@ pub struct Agent {
 }
 
 /// The post-deploy window.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
     /// How long after a deploy rows with `window = "inside"` apply.
     pub duration: TimeDelta,
@@ -91,7 +117,7 @@ pub enum WorkloadRole {
 }
 
 /// A Kubernetes workload the policy names.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workload {
     pub id: String,
     pub kind: WorkloadKind,
@@ -106,7 +132,7 @@ pub struct Workload {
 }
 
 /// A named input to the decision matrix.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
     pub name: String,
     pub description: Option<String>,
@@ -129,7 +155,7 @@ pub enum Unit {
 }
 
 /// Where a signal's samples come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SignalSource {
     /// A metric: PromQL when Prometheus is configured, direct scrape otherwise.
     Metric {
@@ -143,7 +169,7 @@ pub enum SignalSource {
 }
 
 /// How to compute a signal from two scrapes of `/metrics`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ScrapeSpec {
     Ratio {
         numerator: String,
@@ -190,7 +216,7 @@ pub struct Bound {
 
 /// A test on one signal: `lower < value < upper`, optionally as a multiple of the
 /// baseline, optionally required to hold for a duration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     pub signal: String,
     pub lower: Option<Bound>,
@@ -273,7 +299,7 @@ pub enum RowWindow {
 }
 
 /// One row of the decision matrix.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub id: String,
     /// The runbook's own severity name (P0, Severity 1, Immediate…).
@@ -304,7 +330,7 @@ pub enum GuardScope {
 
 /// A "do NOT roll back" rule: when its conditions hold (or cannot be evaluated), an
 /// automatic rollback is blocked and a human is told.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
     pub id: String,
     pub description: String,
@@ -324,7 +350,7 @@ impl Guard {
 }
 
 /// A named rollback method: ordered steps, stopping at the first failure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Method {
     pub name: String,
     pub description: Option<String>,
@@ -334,7 +360,7 @@ pub struct Method {
 }
 
 /// One step; with several workloads it runs on them in parallel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub name: String,
     pub workloads: Vec<String>,
@@ -365,7 +391,7 @@ pub enum ImageRef {
 }
 
 /// What a step does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StepAction {
     Undo(RevisionRef),
     SetImage(ImageRef),
@@ -426,7 +452,7 @@ impl StepAction {
 }
 
 /// How recovery is checked after a rollback.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
     pub rollout_timeout: TimeDelta,
     /// Pods must stay Ready with no new restarts this long.
@@ -441,25 +467,25 @@ pub struct Verification {
 }
 
 /// An HTTP health endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub url: String,
     pub expect_status: u16,
 }
 
 /// Who is told, and in which words.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Notify {
     pub slack_channel: Option<String>,
     /// Prefix for severe messages, e.g. `@here`.
     pub mention: Option<String>,
     pub status_url: Option<String>,
     pub statuspage: Option<Statuspage>,
-    pub templates: BTreeMap<Stage, String>,
+    pub templates: Arc<BTreeMap<Stage, String>>,
 }
 
 /// An Atlassian Statuspage page and component.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Statuspage {
     pub page_id: String,
     pub component_id: String,
@@ -494,4 +520,26 @@ impl Stage {
         ("inconclusive", Stage::Inconclusive),
         ("notice", Stage::Notice),
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sample_retention_is_the_longest_for_or_baseline_lookback() {
+        let p = crate::policy::load_file(std::path::Path::new("policies/gl-009.toml")).unwrap();
+        // latency_p95 has a 1 h baseline lookback; crashlooping_pods a 1 m `for`;
+        // service_outage neither
+        assert_eq!(
+            p.sample_retention("latency_p95"),
+            chrono::TimeDelta::hours(1)
+        );
+        assert_eq!(
+            p.sample_retention("crashlooping_pods"),
+            chrono::TimeDelta::minutes(1)
+        );
+        assert_eq!(
+            p.sample_retention("service_outage"),
+            chrono::TimeDelta::zero()
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::sync::Arc;
 
 use chrono::TimeDelta;
 use toml::Spanned;
@@ -69,11 +70,11 @@ impl Validator<'_> {
             agent,
             window,
             workloads,
-            signals,
-            matrix,
-            guards,
-            methods,
-            verification,
+            signals: Arc::new(signals),
+            matrix: Arc::new(matrix),
+            guards: Arc::new(guards),
+            methods: Arc::new(methods),
+            verification: Arc::new(verification),
             notify,
         }
     }
@@ -969,7 +970,7 @@ impl Validator<'_> {
                 page_id: s.page_id,
                 component_id: s.component_id,
             }),
-            templates,
+            templates: Arc::new(templates),
         }
     }
 }

@@ -52,7 +52,7 @@ pub fn format_text(policy: &Policy, change: &Change) -> String {
     for c in &d.evidence.conditions {
         out.push_str(&format!("\n    {} {}", mark(c.truth), describe(c)));
     }
-    for g in &d.evidence.guards {
+    for g in d.evidence.guards.iter() {
         let verdict = if g.blocks { "BLOCKS" } else { "passes" };
         out.push_str(&format!(
             "\n    guard {} {verdict}: {}",

@@ -1,7 +1,6 @@
 //! Shared helpers for the cluster, executor, verify and watcher tests.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,17 +191,17 @@ pub fn policy(
             stale_after: TimeDelta::minutes(5),
         },
         workloads,
-        signals: BTreeMap::new(),
-        matrix: Vec::new(),
-        guards: Vec::new(),
-        methods: methods.into_iter().map(|m| (m.name.clone(), m)).collect(),
-        verification,
+        signals: Default::default(),
+        matrix: Default::default(),
+        guards: Default::default(),
+        methods: Arc::new(methods.into_iter().map(|m| (m.name.clone(), m)).collect()),
+        verification: Arc::new(verification),
         notify: Notify {
             slack_channel: None,
             mention: None,
             status_url: None,
             statuspage: None,
-            templates: BTreeMap::new(),
+            templates: Default::default(),
         },
     })
 }

@@ -47,12 +47,13 @@ pub async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 pub fn gl002(agent: &SyntheticAgent) -> Policy {
     let mut p = load_file(std::path::Path::new("policies/gl-002.toml")).unwrap();
     p.workloads[0].metrics_url = Some(agent.metrics_url());
-    p.verification.health = Some(HealthCheck {
+    let verification = std::sync::Arc::make_mut(&mut p.verification);
+    verification.health = Some(HealthCheck {
         url: format!("http://{}/health", agent.addr()),
         expect_status: 200,
     });
-    p.verification.ready_hold = TimeDelta::seconds(1);
-    p.verification.watch = TimeDelta::seconds(3);
+    verification.ready_hold = TimeDelta::seconds(1);
+    verification.watch = TimeDelta::seconds(3);
     p
 }
 

@@ -53,9 +53,10 @@ pub struct QueryResult {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
+struct Envelope<'a> {
     status: String,
-    data: Option<Data>,
+    #[serde(borrow)]
+    data: Option<Data<'a>>,
     error_type: Option<String>,
     error: Option<String>,
     #[serde(default)]
@@ -64,9 +65,12 @@ struct Envelope {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Data {
+struct Data<'a> {
     result_type: String,
-    result: serde_json::Value,
+    /// Decoded once the type is known, straight from the text (no `Value` tree: a
+    /// 10,000-series answer would cost ten times its size).
+    #[serde(borrow)]
+    result: &'a serde_json::value::RawValue,
 }
 
 type RawPoint = (f64, String);
@@ -158,7 +162,8 @@ pub fn decode(status: u16, body: &str) -> Result<QueryResult, PromError> {
         .ok_or_else(|| PromError::Decode("success answer without data".into()))?;
     let (result_type, series) = match data.result_type.as_str() {
         "vector" => {
-            let raw: Vec<RawInstant> = serde_json::from_value(data.result).map_err(decode_err)?;
+            let raw: Vec<RawInstant> =
+                serde_json::from_str(data.result.get()).map_err(decode_err)?;
             let series = raw
                 .into_iter()
                 .map(|r| {
@@ -173,7 +178,7 @@ pub fn decode(status: u16, body: &str) -> Result<QueryResult, PromError> {
             (ResultType::Vector, series)
         }
         "scalar" => {
-            let raw: RawPoint = serde_json::from_value(data.result).map_err(decode_err)?;
+            let raw: RawPoint = serde_json::from_str(data.result.get()).map_err(decode_err)?;
             let p = to_point(&raw)?;
             let series = vec![Series {
                 labels: BTreeMap::new(),
@@ -183,7 +188,7 @@ pub fn decode(status: u16, body: &str) -> Result<QueryResult, PromError> {
             (ResultType::Scalar, series)
         }
         "matrix" => {
-            let raw: Vec<RawRange> = serde_json::from_value(data.result).map_err(decode_err)?;
+            let raw: Vec<RawRange> = serde_json::from_str(data.result.get()).map_err(decode_err)?;
             let series = raw
                 .into_iter()
                 .map(|r| {
