@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
-use rollbackd::api::{ApiState, Auth, Wake, router};
+use rollbackd::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
 use rollbackd::incident::{Event, State};
 use rollbackd::metrics::Metrics;
@@ -29,7 +29,7 @@ struct Api {
 }
 
 async fn start_with(webhook: WebhookAuth) -> Api {
-    let policies = load_all(&[PathBuf::from("policies")])
+    let policies: Vec<_> = load_all(&[PathBuf::from("policies")])
         .unwrap()
         .into_iter()
         .map(Arc::new)
@@ -37,6 +37,8 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     let store = Arc::new(Store::in_memory().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
     let state = ApiState {
+        agents: Arc::new(AgentIndex::new(&policies)),
+        alerts: AlertIngest::start(store.clone(), tx.clone()).unwrap(),
         store: store.clone(),
         policies: Arc::new(policies),
         auth: Arc::new(Auth {
@@ -131,10 +133,23 @@ async fn webhook_records_dedupes_and_reports_unmatched() {
         (res["new"].as_i64(), res["unmatched"].as_i64()),
         (Some(1), Some(1))
     );
-    assert_eq!(
-        api.wake.recv().await,
-        Some(Wake::Alerts(vec!["GL-002".into()]))
-    );
+    // the daemon is woken with the new alert of the agent that claims it, not the unmatched one
+    match api.wake.recv().await {
+        Some(Wake::Alerts(new)) => {
+            let woken: Vec<(&str, &str, bool)> = new
+                .iter()
+                .map(|a| {
+                    (
+                        a.agent.as_str(),
+                        a.transition.fingerprint.as_str(),
+                        a.transition.firing,
+                    )
+                })
+                .collect();
+            assert_eq!(woken, [("GL-002", "fp1", true)]);
+        }
+        other => panic!("expected an alerts wake, got {other:?}"),
+    }
     let (code, res) = api.post("/api/v1/alerts", Some(HOOK), body).await;
     assert_eq!(code, 200);
     assert_eq!(res["duplicate"], 2, "redelivery is idempotent: {res}");
@@ -180,6 +195,53 @@ async fn webhook_records_dedupes_and_reports_unmatched() {
         metrics.contains("rollbackd_webhook_alerts_total{result=\"unmatched\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_webhook_requests_are_each_recorded_and_wake_the_daemon_once_per_alert() {
+    let mut api = start().await;
+    let api_url = api.url.clone();
+    let requests = (0..64).map(|i| {
+        let (http, url) = (api.http.clone(), api_url.clone());
+        tokio::spawn(async move {
+            let body = payload(vec![alert("GL-002", "firing", &format!("storm-{i}"))]);
+            let res = http
+                .post(format!("{url}/api/v1/alerts"))
+                .bearer_auth(HOOK)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        })
+    });
+    for answer in futures::future::join_all(requests).await {
+        let (code, res) = answer.unwrap();
+        assert_eq!((code, res["new"].as_i64()), (200, Some(1)), "{res}");
+    }
+    // every answer came after its commit: all 64 are in the store
+    let stored = api
+        .store
+        .alerts_since(
+            Some(Some("GL-002")),
+            Utc::now() - chrono::TimeDelta::hours(1),
+        )
+        .unwrap();
+    assert_eq!(stored.len(), 64);
+    // the wakes carry each new alert exactly once (commits may group several requests)
+    let mut woken = Vec::new();
+    while woken.len() < 64 {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), api.wake.recv()).await {
+            Ok(Some(Wake::Alerts(new))) => {
+                woken.extend(new.into_iter().map(|a| a.transition.fingerprint))
+            }
+            other => panic!("expected alert wakes, got {other:?} after {}", woken.len()),
+        }
+    }
+    woken.sort();
+    woken.dedup();
+    assert_eq!(woken.len(), 64);
+    assert!(api.wake.try_recv().is_err(), "no alert is woken twice");
 }
 
 #[tokio::test]

@@ -228,6 +228,23 @@ fn alerts_are_recorded_once_and_unmatched_ones_are_kept() {
         2
     );
     assert_eq!(store.alerts_since(None, t(0)).unwrap().len(), 3);
+    // group commit: several requests in one transaction, each told what was new; the same
+    // alert in two requests of one commit is new once
+    let fresh = store
+        .record_alert_groups(
+            &[
+                vec![alert("c", "firing", Some("GL-002"))],
+                vec![
+                    alert("c", "firing", Some("GL-002")),
+                    alert("a", "firing", Some("GL-002")),
+                ],
+                vec![],
+            ],
+            t(4),
+        )
+        .unwrap();
+    assert_eq!(fresh, [vec![true], vec![false, false], vec![]]);
+    assert_eq!(store.alerts_since(None, t(0)).unwrap().len(), 4);
 }
 
 #[test]

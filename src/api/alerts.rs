@@ -1,10 +1,11 @@
 //! `POST /api/v1/alerts`: Alertmanager's webhook (payload version 4). Alerts are recorded
-//! durably before the 2xx; a redelivery is recognised by (fingerprint, status, startsAt);
+//! durably before the 2xx (concurrent requests share one commit, see [`super::ingest`]); a redelivery is recognised by (fingerprint, status, startsAt);
 //! alerts no policy claims are recorded as unmatched and counted, never dropped silently.
 //! A standby replica answers 503 without recording: the leader's store is the one that
 //! counts, and Alertmanager retries until it reaches the leader.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,8 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::parse_json;
-use super::{ApiError, ApiState, Wake};
-use crate::policy::Policy;
+use super::{ApiError, ApiState};
+use crate::policy::{Policy, WorkloadRole};
 use crate::replay::fingerprint_of;
 use crate::store::AlertRecord;
 
@@ -57,34 +58,53 @@ pub struct WebhookAlert {
     pub fingerprint: Option<String>,
 }
 
-/// The agent an alert is about: the `agent_label` naming an agent id, else the
-/// `namespace` + `deployment` (or `rollout`) labels naming one of a policy's workloads
-/// (primary workloads win over coordinated ones).
-pub fn resolve_agent(
-    policies: &[std::sync::Arc<Policy>],
-    labels: &BTreeMap<String, String>,
-    agent_label: &str,
-) -> Option<String> {
-    if let Some(agent) = labels.get(agent_label) {
-        return policies
-            .iter()
-            .find(|p| p.agent.id.eq_ignore_ascii_case(agent))
-            .map(|p| p.agent.id.clone());
+/// Which agent an alert is about, looked up by hash rather than by scanning every policy
+/// for every alert: the `agent_label` naming an agent id (any case), else the `namespace` +
+/// `deployment` (or `rollout`) labels naming one of a policy's workloads (primary workloads
+/// win over coordinated ones; among equals, the first policy).
+#[derive(Debug, Default)]
+pub struct AgentIndex {
+    by_id: HashMap<String, String>,
+    primary: HashMap<(String, String), String>,
+    coordinated: HashMap<(String, String), String>,
+}
+
+impl AgentIndex {
+    /// The index of `policies`.
+    pub fn new(policies: &[Arc<Policy>]) -> Self {
+        let mut index = Self::default();
+        for p in policies {
+            let id = &p.agent.id;
+            index
+                .by_id
+                .entry(id.to_lowercase())
+                .or_insert_with(|| id.clone());
+            for w in &p.workloads {
+                let map = if w.role == WorkloadRole::Primary {
+                    &mut index.primary
+                } else {
+                    &mut index.coordinated
+                };
+                map.entry((w.namespace.clone(), w.name.clone()))
+                    .or_insert_with(|| id.clone());
+            }
+        }
+        index
     }
-    let ns = labels.get("namespace")?;
-    let name = labels.get("deployment").or_else(|| labels.get("rollout"))?;
-    let owns = |p: &&std::sync::Arc<Policy>, primary: bool| {
-        p.workloads.iter().any(|w| {
-            &w.namespace == ns
-                && &w.name == name
-                && (w.role == crate::policy::WorkloadRole::Primary) == primary
-        })
-    };
-    policies
-        .iter()
-        .find(|p| owns(p, true))
-        .or_else(|| policies.iter().find(|p| owns(p, false)))
-        .map(|p| p.agent.id.clone())
+
+    /// The agent id an alert with these labels is about.
+    pub fn resolve(&self, labels: &BTreeMap<String, String>, agent_label: &str) -> Option<String> {
+        if let Some(agent) = labels.get(agent_label) {
+            return self.by_id.get(&agent.to_lowercase()).cloned();
+        }
+        let ns = labels.get("namespace")?;
+        let name = labels.get("deployment").or_else(|| labels.get("rollout"))?;
+        let key = (ns.clone(), name.clone());
+        self.primary
+            .get(&key)
+            .or_else(|| self.coordinated.get(&key))
+            .cloned()
+    }
 }
 
 fn to_record(
@@ -135,7 +155,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let result = receive_inner(&state, &headers, &body);
+    let result = receive_inner(&state, &headers, &body).await;
     let code = match &result {
         Ok(_) => "200".to_string(),
         Err(e) => e.status().as_u16().to_string(),
@@ -146,7 +166,7 @@ pub async fn receive(
     result
 }
 
-fn receive_inner(
+async fn receive_inner(
     state: &ApiState,
     headers: &HeaderMap,
     body: &[u8],
@@ -167,15 +187,9 @@ fn receive_inner(
         .alerts
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            to_record(
-                a,
-                i,
-                resolve_agent(&state.policies, &a.labels, &state.agent_label),
-            )
-        })
+        .map(|(i, a)| to_record(a, i, state.agents.resolve(&a.labels, &state.agent_label)))
         .collect::<Result<Vec<_>, _>>()?;
-    let fresh = state.store.record_alerts(&records, Utc::now())?;
+    let (records, fresh) = state.alerts.record(records).await?;
     let mut agents: Vec<String> = Vec::new();
     let (mut new, mut duplicate, mut unmatched) = (0, 0, 0);
     for (record, is_new) in records.iter().zip(&fresh) {
@@ -207,10 +221,61 @@ fn receive_inner(
             "alerts for no known agent recorded with no agent (counted in rollbackd_webhook_alerts_total, result=unmatched)"
         );
     }
-    if !agents.is_empty() {
-        let _ = state.wake.send(Wake::Alerts(agents.clone()));
-    }
     Ok(Json(
         json!({"received": records.len(), "new": new, "duplicate": duplicate, "unmatched": unmatched, "agents": agents}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_index_resolves_by_agent_label_then_by_workload_primary_first() {
+        let policies: Vec<Arc<Policy>> = crate::policy::load_all(&["policies".into()])
+            .expect("policies load")
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let index = AgentIndex::new(&policies);
+        let resolve = |pairs: &[(&str, &str)]| index.resolve(&labels(pairs), "agent");
+        assert_eq!(resolve(&[("agent", "gl-009")]).as_deref(), Some("GL-009"));
+        assert_eq!(resolve(&[("agent", "GL-404")]), None);
+        // the agent label wins over workload labels
+        assert_eq!(
+            resolve(&[
+                ("agent", "GL-008"),
+                ("namespace", "greenlang"),
+                ("deployment", "gl-002-boiler-efficiency")
+            ])
+            .as_deref(),
+            Some("GL-008")
+        );
+        // GL-001 coordinates GL-002's Deployment; GL-002 watches it: the primary wins
+        assert_eq!(
+            resolve(&[
+                ("namespace", "greenlang"),
+                ("deployment", "gl-002-boiler-efficiency")
+            ])
+            .as_deref(),
+            Some("GL-002")
+        );
+        // a workload only GL-001 coordinates belongs to GL-001
+        assert_eq!(
+            resolve(&[
+                ("namespace", "greenlang"),
+                ("deployment", "gl-001-process-heat-orchestrator-green")
+            ])
+            .as_deref(),
+            Some("GL-001")
+        );
+        assert_eq!(resolve(&[("namespace", "greenlang")]), None);
+    }
 }

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// the leader).
     #[error("this replica is a standby, not the leader: retry to reach the leader")]
     NotLeader,
+    /// A part of the daemon the request needs has stopped: the caller should retry.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The store failed: the caller should retry (Alertmanager retries 5xx).
     #[error("store unavailable: {0}")]
     Store(#[from] StoreError),
@@ -58,7 +61,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Locked(_) => StatusCode::LOCKED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotLeader => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotLeader | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Transition(_) | StoreError::Concurrent { .. }) => {
                 StatusCode::CONFLICT

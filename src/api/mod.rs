@@ -7,13 +7,15 @@ mod alerts;
 mod auth;
 mod error;
 mod health;
+mod ingest;
 pub mod openapi;
 mod rollbacks;
 
 pub use agents::AgentStatus;
-pub use alerts::{WebhookAlert, WebhookPayload, resolve_agent};
+pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload};
 pub use auth::{Auth, Caller};
 pub use error::ApiError;
+pub use ingest::AlertIngest;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -24,15 +26,23 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, watch};
 
+use crate::engine::AlertTransition;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::store::Store;
 
+/// A new state of an alert an agent claims, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAlert {
+    pub agent: String,
+    pub transition: AlertTransition,
+}
+
 /// What the API tells the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wake {
-    /// New alerts were recorded for these agents (`None`: unmatched).
-    Alerts(Vec<String>),
+    /// New alert states were recorded, in this order (alerts no agent claims are not here).
+    Alerts(Vec<AgentAlert>),
     /// An incident was created or changed by a human.
     Incident(String),
     /// A pause or resume changed.
@@ -50,6 +60,10 @@ pub struct ApiState {
     /// Each agent's window and current decision, written by the evaluation loop.
     pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
     pub wake: mpsc::UnboundedSender<Wake>,
+    /// Which agent an alert is about (built from `policies`).
+    pub agents: Arc<AgentIndex>,
+    /// Records the webhook's alerts (group commit) and wakes the daemon with them.
+    pub alerts: AlertIngest,
     /// Set once the daemon has loaded its state and reached the cluster.
     pub ready: Arc<AtomicBool>,
     /// Dry-run mode for the whole daemon.

@@ -2,7 +2,7 @@
 //! observations; each cycle reads the signals, feeds the pure engine, and hands
 //! decisions that need a human or a rollback to the incident side through the gate.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
 use super::gate::{GateInput, GateOutcome, gate};
-use crate::api::AgentStatus;
+use crate::api::{AgentAlert, AgentStatus};
 use crate::cluster::pods::KubeSignals;
 use crate::engine::{
     AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, alert_series,
@@ -29,6 +29,9 @@ pub struct Limits {
     pub max_per_agent_per_window: usize,
     pub max_per_hour: usize,
 }
+
+/// How far back recorded alerts are loaded when the daemon starts leading.
+pub const ALERT_LOOKBACK: TimeDelta = TimeDelta::hours(6);
 
 /// The latest value of every signal, shared with verification checks.
 pub type Latest = Arc<RwLock<BTreeMap<(String, String), (DateTime<Utc>, Option<f64>)>>>;
@@ -187,24 +190,52 @@ impl Evaluator {
         }
     }
 
-    /// Loads alerts recorded for `agents` and re-evaluates them at once.
-    pub async fn on_alerts(&mut self, agents: &[String], now: DateTime<Utc>) {
+    /// Records new alert states (in the order they were recorded) and evaluates once each
+    /// agent whose signals read one of them. Alerts no signal of the agent's policy
+    /// selects cannot change a decision: they stay in the store, not in memory.
+    pub fn on_alerts(&mut self, alerts: Vec<AgentAlert>, now: DateTime<Utc>) {
+        let mut agents = BTreeSet::new();
+        for a in alerts {
+            if let Some(w) = self.windows.get_mut(&a.agent)
+                && read_by(&w.policy, &a.transition.labels)
+            {
+                w.observations.record_alert(a.transition);
+                agents.insert(a.agent);
+            }
+        }
         for agent in agents {
-            let since = now - TimeDelta::hours(6);
-            let Ok(alerts) = self.store.alerts_since(Some(Some(agent)), since) else {
+            self.evaluate(&agent, now);
+        }
+    }
+
+    /// Loads the alerts recorded in the last [`ALERT_LOOKBACK`] (on becoming the leader:
+    /// alerts recorded before a restart still count). Decisions follow at the next cycle.
+    pub fn load_alerts(&mut self, now: DateTime<Utc>) {
+        let alerts = match self.store.alerts_since(None, now - ALERT_LOOKBACK) {
+            Ok(alerts) => alerts,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load recorded alerts: only new ones will count");
+                return;
+            }
+        };
+        for a in alerts {
+            let Some(w) = a
+                .alert
+                .agent
+                .as_ref()
+                .and_then(|id| self.windows.get_mut(id))
+            else {
                 continue;
             };
-            if let Some(w) = self.windows.get_mut(agent) {
-                for a in alerts {
-                    w.observations.record_alert(AlertTransition {
-                        at: a.received_at,
-                        firing: a.alert.status == "firing",
-                        fingerprint: a.alert.fingerprint,
-                        labels: a.alert.labels,
-                    });
-                }
+            if !read_by(&w.policy, &a.alert.labels) {
+                continue;
             }
-            self.evaluate(agent, now);
+            w.observations.record_alert(AlertTransition {
+                at: a.received_at,
+                firing: a.alert.status == "firing",
+                fingerprint: a.alert.fingerprint,
+                labels: a.alert.labels,
+            });
         }
     }
 
@@ -485,6 +516,14 @@ impl Evaluator {
     }
 }
 
+/// Whether one of `policy`'s alert signals selects an alert with these labels.
+fn read_by(policy: &Policy, labels: &BTreeMap<String, String>) -> bool {
+    policy.signals.values().any(|s| match &s.source {
+        SignalSource::Alert { labels: matcher } => crate::engine::alert_matches(matcher, labels),
+        _ => false,
+    })
+}
+
 /// Labels of the firing alerts behind a decision's row, for HTTP step placeholders
 /// (GL-001's `{plant}`): every label of every matching alert still firing.
 fn alert_vars(
@@ -513,4 +552,105 @@ fn alert_vars(
         }
     }
     vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AlertRecord;
+
+    fn evaluator(store: Arc<Store>) -> Evaluator {
+        let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
+            .expect("gl-002 loads");
+        let scraper = crate::signals::scrape::Scraper::new(std::time::Duration::from_secs(1))
+            .expect("scraper");
+        Evaluator::new(
+            &[Arc::new(policy)],
+            store,
+            Arc::new(Metrics::new()),
+            Arc::default(),
+            Arc::default(),
+            MetricSource::scrape(scraper),
+            Limits {
+                dry_run: true,
+                max_per_agent_per_window: 1,
+                max_per_hour: 10,
+            },
+            Channels::default(),
+            mpsc::unbounded_channel().0,
+        )
+    }
+
+    fn labels(condition: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("alertname".to_string(), "X".to_string()),
+            ("condition".to_string(), condition.to_string()),
+        ])
+    }
+
+    fn fingerprints(e: &Evaluator) -> Vec<String> {
+        e.windows["GL-002"]
+            .observations
+            .alerts()
+            .iter()
+            .map(|t| t.fingerprint.clone())
+            .collect()
+    }
+
+    #[test]
+    fn only_alerts_a_signal_reads_are_kept_in_memory() {
+        let mut e = evaluator(Arc::new(Store::in_memory().expect("store")));
+        let now = Utc::now();
+        let alert = |fingerprint: &str, condition: &str| AgentAlert {
+            agent: "GL-002".into(),
+            transition: AlertTransition {
+                at: now,
+                firing: true,
+                fingerprint: fingerprint.into(),
+                labels: labels(condition),
+            },
+        };
+        e.on_alerts(
+            vec![
+                alert("noise", "disk_almost_full"),
+                alert("outage", "service_outage"),
+            ],
+            now,
+        );
+        assert_eq!(fingerprints(&e), ["outage"]);
+    }
+
+    #[test]
+    fn alerts_recorded_before_a_restart_are_loaded_when_leading_starts() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let now = Utc::now();
+        let record = |fingerprint: &str, condition: &str, agent: Option<&str>| AlertRecord {
+            fingerprint: fingerprint.into(),
+            status: "firing".into(),
+            starts_at: now,
+            ends_at: None,
+            agent: agent.map(str::to_string),
+            labels: labels(condition),
+            annotations: BTreeMap::new(),
+        };
+        store
+            .record_alerts(
+                &[
+                    record("outage", "service_outage", Some("GL-002")),
+                    record("noise", "disk_almost_full", Some("GL-002")),
+                    record("other", "service_outage", None),
+                ],
+                now - TimeDelta::minutes(10),
+            )
+            .expect("recorded");
+        store
+            .record_alerts(
+                &[record("old", "service_outage", Some("GL-002"))],
+                now - ALERT_LOOKBACK - TimeDelta::minutes(1),
+            )
+            .expect("recorded");
+        let mut e = evaluator(store);
+        e.load_alerts(now);
+        assert_eq!(fingerprints(&e), ["outage"]);
+    }
 }

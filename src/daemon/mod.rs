@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiState, Auth, Wake, router};
+use crate::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
 use crate::cluster::Cluster;
 use crate::executor::Executor;
 use crate::metrics::Metrics;
@@ -57,6 +57,8 @@ pub enum DaemonError {
     Watch(#[from] crate::watcher::WatchError),
     #[error("notifiers: {0}")]
     Notify(#[from] crate::notify::NotifyError),
+    #[error("cannot start the alert writer thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 impl DaemonError {
@@ -67,6 +69,7 @@ impl DaemonError {
             DaemonError::Store(_) => "store",
             DaemonError::Watch(_) => "watch",
             DaemonError::Notify(_) => "notify",
+            DaemonError::Spawn(_) => "spawn",
         }
     }
 }
@@ -177,7 +180,11 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     // only the leader evaluates, acts and takes writes through the API; a standby keeps its
     // caches warm
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
+    let alerts =
+        AlertIngest::start(opts.store.clone(), wake_tx.clone()).map_err(DaemonError::Spawn)?;
     let api_state = ApiState {
+        agents: Arc::new(AgentIndex::new(&policies)),
+        alerts,
         store: opts.store.clone(),
         policies: policies.clone(),
         auth: Arc::new(opts.auth),
@@ -270,6 +277,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         loop {
             let leading = *leader_rx.borrow();
             if leading && !was_leader {
+                // alerts recorded before a restart still count; later ones come with wakes
+                evaluator.load_alerts(Utc::now());
                 tracing::info!("acting as leader: resuming in-flight incidents");
                 for inc in store.in_flight().unwrap_or_default() {
                     tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
@@ -299,19 +308,13 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                     }
                 }
                 Some(wake) = wake_rx.recv() => {
-                    // an alert storm wakes the loop once per request: take every wake
+                    // an alert storm wakes the loop once per commit: take every wake
                     // waiting now and evaluate each woken agent once
-                    let mut agents: Vec<String> = Vec::new();
+                    let mut alerts = Vec::new();
                     let mut next = Some(wake);
                     while let Some(wake) = next {
                         match wake {
-                            Wake::Alerts(woken) if leading => {
-                                for a in woken {
-                                    if !agents.contains(&a) {
-                                        agents.push(a);
-                                    }
-                                }
-                            }
+                            Wake::Alerts(new) if leading => alerts.extend(new),
                             Wake::Incident(id) if leading => {
                                 runner_for_loop.drive(id);
                             }
@@ -319,8 +322,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         }
                         next = wake_rx.try_recv().ok();
                     }
-                    if !agents.is_empty() {
-                        evaluator.on_alerts(&agents, Utc::now()).await;
+                    if !alerts.is_empty() {
+                        evaluator.on_alerts(alerts, Utc::now());
                     }
                 }
                 Some(id) = runner_rx.recv(), if leading => { runner_for_loop.drive(id); }

@@ -25,7 +25,7 @@ pub struct Deploy {
 }
 
 /// An Alertmanager alert changing state.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertTransition {
     pub at: DateTime<Utc>,
     pub firing: bool,

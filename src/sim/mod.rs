@@ -257,6 +257,12 @@ impl SimHandle {
         self.shared.store.get(r, namespace, name)
     }
 
+    /// The store's current resourceVersion: it moves with every write, so a value that
+    /// stays put means the simulator (its controllers included) is quiet.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.resource_version()
+    }
+
     /// Pods of any image whose reference contains `image_substring` get this fault.
     pub fn inject_fault(&self, image_substring: &str, fault: Fault) {
         self.shared.faults.inject(image_substring, fault);

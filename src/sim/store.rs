@@ -1,6 +1,6 @@
 //! The object store: objects by resource/namespace/name, resourceVersions, and watch fan-out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
@@ -75,11 +75,60 @@ fn key(r: &'static Resource, ns: &str, name: &str) -> Key {
 struct Inner {
     rv: u64,
     objects: BTreeMap<Key, Value>,
+    /// Owner uid → keys of the objects whose ownerReferences name it (garbage collection
+    /// finds dependents without scanning every object). Kept by [`Inner::put`] and
+    /// [`Inner::take`], the only writers of `objects`.
+    dependents: HashMap<String, BTreeSet<Key>>,
     history: VecDeque<Arc<StoredEvent>>,
     /// The oldest resourceVersion a watch can resume from.
     compacted: u64,
     /// How many events `history` keeps.
     limit: usize,
+}
+
+/// The uids an object's ownerReferences name.
+fn owner_uids(obj: &Value) -> impl Iterator<Item = &str> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["uid"].as_str())
+}
+
+impl Inner {
+    /// Stores `obj` under `k`, keeping the owner index.
+    fn put(&mut self, k: Key, obj: Value) {
+        if let Some(old) = self.objects.get(&k) {
+            let old_owners: Vec<String> = owner_uids(old).map(str::to_string).collect();
+            self.unindex(&k, old_owners);
+        }
+        for uid in owner_uids(&obj) {
+            self.dependents
+                .entry(uid.to_string())
+                .or_default()
+                .insert(k.clone());
+        }
+        self.objects.insert(k, obj);
+    }
+
+    /// Removes the object under `k`, keeping the owner index.
+    fn take(&mut self, k: &Key) -> Option<Value> {
+        let obj = self.objects.remove(k)?;
+        let owners: Vec<String> = owner_uids(&obj).map(str::to_string).collect();
+        self.unindex(k, owners);
+        Some(obj)
+    }
+
+    fn unindex(&mut self, k: &Key, owners: Vec<String>) {
+        for uid in owners {
+            if let Some(keys) = self.dependents.get_mut(&uid) {
+                keys.remove(k);
+                if keys.is_empty() {
+                    self.dependents.remove(&uid);
+                }
+            }
+        }
+    }
 }
 
 /// The shared object store.
@@ -308,7 +357,7 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
-        inner.objects.insert(k, obj.clone());
+        inner.put(k, obj.clone());
         self.record(&mut inner, r, EventType::Added, obj.clone(), None);
         Ok(obj)
     }
@@ -327,7 +376,7 @@ impl Store {
                          "labels": {"kubernetes.io/metadata.name": ns}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
         });
-        inner.objects.insert(k, obj.clone());
+        inner.put(k, obj.clone());
         self.record(inner, nsr, EventType::Added, obj, None);
     }
 
@@ -419,7 +468,7 @@ impl Store {
         inner.rv += 1;
         let rv = inner.rv;
         metadata_mut(&mut new)?.insert("resourceVersion".into(), json!(rv.to_string()));
-        inner.objects.insert(k, new.clone());
+        inner.put(k, new.clone());
         self.record(&mut inner, r, EventType::Modified, new.clone(), Some(old));
         Ok(new)
     }
@@ -447,7 +496,7 @@ impl Store {
         let mut pending = vec![(k, r)];
         let mut first = None;
         while let Some((k, r)) = pending.pop() {
-            let Some(mut obj) = inner.objects.remove(&k) else {
+            let Some(mut obj) = inner.take(&k) else {
                 continue;
             };
             inner.rv += 1;
@@ -478,11 +527,10 @@ impl Store {
                 first = Some(obj);
             }
             let dependents: Vec<Key> = inner
-                .objects
-                .iter()
-                .filter(|(_, v)| owned_by(v, &uid))
-                .map(|(k, _)| k.clone())
-                .collect();
+                .dependents
+                .get(&uid)
+                .map(|keys| keys.iter().cloned().collect())
+                .unwrap_or_default();
             for dk in dependents {
                 if orphan {
                     self.remove_owner(&mut inner, &dk, &uid);
@@ -518,7 +566,7 @@ impl Store {
         }
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
-        inner.objects.insert(k.clone(), obj.clone());
+        inner.put(k.clone(), obj.clone());
         self.record(inner, r, EventType::Modified, obj, Some(before));
     }
 

@@ -38,26 +38,43 @@ impl Store {
         alerts: &[AlertRecord],
         at: DateTime<Utc>,
     ) -> Result<Vec<bool>, StoreError> {
+        let mut fresh = self.record_alert_groups(std::slice::from_ref(&alerts), at)?;
+        Ok(fresh.pop().unwrap_or_default())
+    }
+
+    /// Records several requests' alerts in one transaction (group commit): all or none.
+    /// Returns, per group and alert, whether it was new.
+    pub fn record_alert_groups<A: AsRef<[AlertRecord]>>(
+        &self,
+        groups: &[A],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Vec<bool>>, StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let mut fresh = Vec::with_capacity(alerts.len());
+        let mut fresh = Vec::with_capacity(groups.len());
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO alerts (fingerprint, status, starts_at, ends_at, agent, labels, annotations, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
             )?;
-            for a in alerts {
-                let n = stmt.execute(params![
-                    a.fingerprint,
-                    a.status,
-                    ts(a.starts_at),
-                    a.ends_at.map(ts),
-                    a.agent,
-                    serde_json::to_string(&a.labels)?,
-                    serde_json::to_string(&a.annotations)?,
-                    ts(at)
-                ])?;
-                fresh.push(n == 1);
+            let received = ts(at);
+            for group in groups {
+                let group = group.as_ref();
+                let mut new = Vec::with_capacity(group.len());
+                for a in group {
+                    let n = stmt.execute(params![
+                        a.fingerprint,
+                        a.status,
+                        ts(a.starts_at),
+                        a.ends_at.map(ts),
+                        a.agent,
+                        serde_json::to_string(&a.labels)?,
+                        serde_json::to_string(&a.annotations)?,
+                        received
+                    ])?;
+                    new.push(n == 1);
+                }
+                fresh.push(new);
             }
         }
         tx.commit()?;
