@@ -124,6 +124,8 @@ fn transitions_are_compare_and_set_and_follow_the_lifecycle() {
         State::Cancelled
     );
     assert_eq!(store.transitions(&inc.id).unwrap().len(), 2);
+    // cancelled is finished: nothing to resume after a restart
+    assert!(store.in_flight().unwrap().is_empty());
 }
 
 #[test]

@@ -100,7 +100,17 @@ pub struct World {
 impl World {
     /// Builds the world; takes a few seconds per thousand workloads.
     pub async fn start(n: usize) -> anyhow::Result<World> {
-        let sim = Simulator::start("127.0.0.1:0".parse()?, SimConfig::default()).await?;
+        // The simulator stands in for a cluster that runs elsewhere. Its controllers make a
+        // full pass over every object each tick while anything changes; at the tests' 50 ms
+        // a 1,000-workload fleet keeps one of this machine's two cores busy with the
+        // stand-in alone. A 1 s tick and pods Ready after 1 s leave the CPU to what is
+        // measured (webhook → PATCH never waits for a controller pass).
+        let config = SimConfig {
+            tick: Duration::from_millis(1000),
+            pod_ready_after: Duration::from_secs(1),
+            ..SimConfig::default()
+        };
+        let sim = Simulator::start("127.0.0.1:0".parse()?, config).await?;
         for i in 0..n {
             sim.create(json!({
                 "apiVersion": "apps/v1", "kind": "Deployment",

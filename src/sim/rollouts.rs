@@ -14,8 +14,13 @@ pub const REVISION: &str = "rollout.argoproj.io/revision";
 
 /// Reconciles every Rollout.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
+    let rollouts = ctx.all(&ROLLOUTS);
+    if rollouts.is_empty() {
+        // no Rollouts: spare the pass a copy of every ReplicaSet
+        return;
+    }
     let all_sets = ByController::new(ctx.all(&REPLICASETS));
-    for ro in ctx.all(&ROLLOUTS) {
+    for ro in rollouts {
         let Some(r) = workload::sync(ctx, &ro, &all_sets, REVISION) else {
             continue;
         };

@@ -322,12 +322,25 @@ impl Store {
     }
 
     /// Incidents the daemon must pick up again after a restart.
+    /// Oldest first; only their rows are read (through the index on `state`), however
+    /// many finished incidents the store holds.
     pub fn in_flight(&self) -> Result<Vec<Incident>, StoreError> {
-        let all = self.incidents(&IncidentFilter {
-            limit: Some(10_000),
-            ..Default::default()
-        })?;
-        Ok(all.into_iter().filter(|i| i.state.is_in_flight()).collect())
+        let states: Vec<String> = State::ALL
+            .iter()
+            .filter(|s| s.is_in_flight())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM incidents WHERE state IN ({}) ORDER BY created_at, id",
+            states.join(", ")
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(from_row(r)?);
+        }
+        Ok(out)
     }
 
     /// The transitions of an incident, oldest first.

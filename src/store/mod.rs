@@ -6,6 +6,7 @@
 mod alerts;
 mod audit;
 mod backups;
+mod checkpoint;
 mod incidents;
 mod kube_journal;
 mod notify_outbox;
@@ -46,6 +47,8 @@ pub enum StoreError {
     Poisoned,
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    #[error("cannot start the WAL checkpointer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl StoreError {
@@ -59,6 +62,7 @@ impl StoreError {
             StoreError::Concurrent { .. } => "concurrent",
             StoreError::Poisoned => "poisoned",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::Thread(_) => "thread",
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum Synchronous {
 /// The store. Cheap to share behind an `Arc`; calls are short and serialized.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// Checkpoints the WAL off the write path (file stores only).
+    _checkpointer: Option<checkpoint::Checkpointer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -88,7 +94,11 @@ impl Store {
     /// Opens (creating if needed) the store at `path`, in WAL mode, migrated.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn, synchronous)
+        let mut store = Self::init(conn, synchronous)?;
+        store.conn()?.pragma_update(None, "wal_autocheckpoint", 0)?;
+        store._checkpointer =
+            Some(checkpoint::Checkpointer::start(path).map_err(StoreError::Thread)?);
+        Ok(store)
     }
 
     /// A private in-memory store (tests, `--dry-run` experiments).
@@ -129,6 +139,7 @@ impl Store {
         }
         Ok(Self {
             conn: Mutex::new(conn),
+            _checkpointer: None,
         })
     }
 
