@@ -10,7 +10,6 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AgentAlert, ApiError, Wake};
-use crate::engine::AlertTransition;
 use crate::store::{AlertRecord, Store, StoreError};
 
 /// Requests recorded in one transaction at most.
@@ -88,12 +87,7 @@ fn write_loop(
                 if let Some(agent) = &record.agent {
                     woken.push(AgentAlert {
                         agent: agent.clone(),
-                        transition: AlertTransition {
-                            at,
-                            firing: record.status == "firing",
-                            fingerprint: record.fingerprint.clone(),
-                            labels: record.labels.clone(),
-                        },
+                        transition: record.transition(at),
                     });
                 }
             }

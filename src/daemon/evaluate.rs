@@ -230,12 +230,8 @@ impl Evaluator {
             if !read_by(&w.policy, &a.alert.labels) {
                 continue;
             }
-            w.observations.record_alert(AlertTransition {
-                at: a.received_at,
-                firing: a.alert.status == "firing",
-                fingerprint: a.alert.fingerprint,
-                labels: a.alert.labels,
-            });
+            w.observations
+                .record_alert(a.alert.transition(a.received_at));
         }
     }
 

@@ -135,11 +135,6 @@ impl Observations {
         self.rollbacks.iter().find(|r| r.at <= now)
     }
 
-    /// Drops samples older than `keep` before `now` (baseline lookbacks must fit in it).
-    pub fn prune(&mut self, now: DateTime<Utc>, keep: TimeDelta) {
-        self.prune_each(now, |_| keep);
-    }
-
     /// Drops each signal's samples older than `keep(signal)` before `now`.
     pub fn prune_each(&mut self, now: DateTime<Utc>, keep: impl Fn(&str) -> TimeDelta) {
         for (signal, series) in &mut self.samples {
@@ -230,7 +225,7 @@ mod tests {
             .into_iter(),
         );
         every_minute(&mut o, "latency", 60, 180, 2.0);
-        o.prune(at(180), TimeDelta::minutes(10));
+        o.prune_each(at(180), |_| TimeDelta::minutes(10));
         let baselines = &o.deploy().map(|d| d.baselines.clone()).unwrap_or_default();
         assert_eq!(baselines.get("latency"), Some(&0.5));
         // a baseline the source gave is not replaced; no samples, no baseline

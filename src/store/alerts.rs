@@ -7,6 +7,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError, parse_ts, ts};
+use crate::engine::AlertTransition;
 
 /// One alert state as delivered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,6 +21,18 @@ pub struct AlertRecord {
     pub agent: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+}
+
+impl AlertRecord {
+    /// The alert state as the engine sees it, received at `at`.
+    pub fn transition(&self, at: DateTime<Utc>) -> AlertTransition {
+        AlertTransition {
+            at,
+            firing: self.status == "firing",
+            fingerprint: self.fingerprint.clone(),
+            labels: self.labels.clone(),
+        }
+    }
 }
 
 /// A stored alert with the time it arrived.
