@@ -82,6 +82,8 @@ fn incident_lifecycle_survives_reopening_the_file() {
         ]
     );
     assert_eq!(store.in_flight().unwrap().len(), 1);
+    assert_eq!(store.in_flight_count().unwrap(), 1);
+    assert_eq!(store.incident_counts().unwrap(), [(State::Verifying, 1)]);
     assert_eq!(store.outbox_for(&id).unwrap().len(), 1);
 }
 
@@ -126,6 +128,8 @@ fn transitions_are_compare_and_set_and_follow_the_lifecycle() {
     assert_eq!(store.transitions(&inc.id).unwrap().len(), 2);
     // cancelled is finished: nothing to resume after a restart
     assert!(store.in_flight().unwrap().is_empty());
+    assert_eq!(store.in_flight_count().unwrap(), 0);
+    assert_eq!(store.incident_counts().unwrap(), [(State::Cancelled, 1)]);
 }
 
 #[test]

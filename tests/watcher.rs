@@ -159,14 +159,19 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
     })
     .await;
     assert!(watcher.kube_signals("nope").is_none());
+    // the evaluation cycle's snapshot (which keeps signals while a workload's objects keep
+    // their resourceVersions) must follow every change below
+    let agent = p.agent.id.clone();
+    let snap = |id: &str| watcher.kube_snapshot().of(&agent, id);
+    assert_eq!(snap("web"), watcher.kube_signals("web"));
 
     sim.inject_fault("web:oom", Fault::OomKilled);
     set_image(&cluster, "web", "web:oom").await;
     sim.inject_fault("api:crash", Fault::CrashLoop);
     set_image(&cluster, "api", "api:crash").await;
     eventually("oom and crashloop counted", 10, || async {
-        let w = watcher.kube_signals("web").unwrap();
-        let a = watcher.kube_signals("api").unwrap();
+        let w = snap("web").unwrap();
+        let a = snap("api").unwrap();
         w.oom_kills >= 1
             && w.restarts >= 1
             && w.crashlooping_pods >= 1
@@ -175,7 +180,8 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
             && a.oom_kills == 0
     })
     .await;
-    let w = watcher.kube_signals("web").unwrap();
+    let w = snap("web").unwrap();
+    assert_eq!(Some(&w), watcher.kube_signals("web").as_ref());
     assert_eq!(w.image_pull_backoff, 0);
     assert_eq!(w.rollout_stalled, 0);
 
@@ -193,7 +199,7 @@ async fn kube_signals_count_restarts_oom_and_crashloop_from_the_cache() {
         .await
         .unwrap();
     eventually("image pull backoff and stalled", 15, || async {
-        let a = watcher.kube_signals("api").unwrap();
+        let a = snap("api").unwrap();
         a.image_pull_backoff >= 1 && a.rollout_stalled == 1
     })
     .await;

@@ -8,7 +8,6 @@ use axum::response::IntoResponse;
 
 use super::ApiState;
 use crate::incident::State as IncidentState;
-use crate::store::IncidentFilter;
 
 /// Alive: the process answers.
 pub async fn healthz() -> &'static str {
@@ -28,12 +27,9 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str)
 
 /// Prometheus text format.
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    if let Ok(incidents) = state.store.incidents(&IncidentFilter {
-        limit: Some(100_000),
-        ..Default::default()
-    }) {
+    if let Ok(counts) = state.store.incident_counts() {
         for s in IncidentState::ALL {
-            let n = incidents.iter().filter(|i| i.state == s).count();
+            let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
             state
                 .metrics
                 .set("rollbackd_incidents", &[s.as_str()], n as f64);

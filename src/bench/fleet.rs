@@ -273,19 +273,16 @@ impl World {
         format!("http://{}/api/v1/alerts", self.daemon.api_addr)
     }
 
-    /// Waits until at most `busy` incidents are in flight; false after `timeout`.
+    /// Waits until at most `busy` incidents are in flight; false after `timeout`. Polls a
+    /// count in the state index every 10 ms (reading the incidents themselves would compete
+    /// with the daemon for its store and the CPU it is measured on).
     pub async fn settle(&self, busy: usize, timeout: Duration) -> bool {
         let t0 = Instant::now();
-        while self
-            .daemon
-            .store
-            .in_flight()
-            .is_ok_and(|open| open.len() > busy)
-        {
+        while self.daemon.store.in_flight_count().is_ok_and(|n| n > busy) {
             if t0.elapsed() > timeout {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         true
     }

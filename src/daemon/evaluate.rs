@@ -52,7 +52,7 @@ pub struct Evaluator {
     pub metrics: Arc<Metrics>,
     pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
     pub latest: Latest,
-    pub source: MetricSource,
+    pub source: Arc<MetricSource>,
     pub limits: Limits,
     pub channels: Channels,
     /// Incidents to drive.
@@ -103,7 +103,7 @@ impl Evaluator {
             metrics,
             status,
             latest,
-            source,
+            source: Arc::new(source),
             limits,
             channels,
             runner,
@@ -241,11 +241,34 @@ impl Evaluator {
         now: DateTime<Utc>,
         kube: &(dyn Fn(&str, &str) -> Option<KubeSignals> + Sync),
     ) -> Readings {
-        let policies = self.policies();
-        let readings = self.source.read(&policies, now).await;
+        let readings = self.read(now).await;
+        self.apply(&readings, now, now, kube);
+        readings
+    }
+
+    /// Reads every metric signal at `now`, as a future that borrows nothing from the
+    /// evaluator: the loop keeps taking alerts while Prometheus answers (a slow query must
+    /// not hold back a webhook-driven rollback).
+    pub fn read(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl std::future::Future<Output = Readings> + Send + 'static {
+        let (source, policies) = (self.source.clone(), self.policies());
+        async move { source.read(&policies, now).await }
+    }
+
+    /// The second half of a cycle: records `readings` (read at `read_at`) and the kube
+    /// signals as samples, then evaluates every agent at `now`.
+    pub fn apply(
+        &mut self,
+        readings: &Readings,
+        read_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        kube: &(dyn Fn(&str, &str) -> Option<KubeSignals> + Sync),
+    ) {
         for ((agent, signal), value) in &readings.values {
             if let Some(w) = self.windows.get_mut(agent) {
-                w.observations.record_sample(signal, now, *value);
+                w.observations.record_sample(signal, read_at, *value);
             }
         }
         for (source, reason) in &readings.errors {
@@ -263,7 +286,7 @@ impl Evaluator {
                 if let SignalSource::Kube(kind) = s.source {
                     w.observations.record_sample(
                         name,
-                        now,
+                        read_at,
                         k.as_ref().map(|k| kube_value(k, kind)),
                     );
                 }
@@ -276,7 +299,7 @@ impl Evaluator {
         }
         if let Ok(mut latest) = self.latest.write() {
             for ((agent, signal), value) in &readings.values {
-                latest.insert((agent.clone(), signal.clone()), (now, *value));
+                latest.insert((agent.clone(), signal.clone()), (read_at, *value));
             }
             // kube and alert signals too, so post-rollback checks can use every signal
             for (agent, w) in &self.windows {
@@ -307,7 +330,6 @@ impl Evaluator {
                 started.elapsed().as_secs_f64(),
             );
         }
-        readings
     }
 
     /// Evaluates one agent and acts on a changed decision.

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -37,11 +37,15 @@ use crate::metrics::Metrics;
 use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
 use crate::policy::Policy;
 use crate::store::Store;
-use crate::watcher::DeployWatcher;
+use crate::watcher::{DeployWatcher, KubeSnapshot};
 use announce::Channels;
 use collect::MetricSource;
 use evaluate::{Evaluator, Latest, Limits};
 use runner::Runner;
+
+/// An evaluation cycle's read of the metric signals, running beside the loop.
+type ReadFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (collect::Readings, KubeSnapshot)> + Send>>;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -274,6 +278,9 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         let mut next = tokio::time::Instant::now();
         let mut leader_rx = leader_rx;
         let mut was_leader = false;
+        // the cycle's read in progress, and when it started: it runs beside the loop's other
+        // work, and only applying its readings needs the evaluator
+        let mut reading: Option<(DateTime<Utc>, ReadFuture)> = None;
         loop {
             let leading = *leader_rx.borrow();
             if leading && !was_leader {
@@ -296,10 +303,32 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         break;
                     }
                 }
-                _ = tokio::time::sleep_until(next), if leading => {
+                _ = tokio::time::sleep_until(next), if leading && reading.is_none() => {
                     let now = Utc::now();
-                    let kube = watcher.kube_snapshot();
-                    evaluator.cycle(now, &|agent, workload| kube.of(agent, workload)).await;
+                    // the metric reads and the kube signals (a pass over the watcher's
+                    // caches, on a blocking thread) run beside the loop
+                    let (metrics, w) = (evaluator.read(now), watcher.clone());
+                    let kube = tokio::task::spawn_blocking(move || w.kube_snapshot());
+                    reading = Some((now, Box::pin(async move {
+                        let (readings, kube) = tokio::join!(metrics, kube);
+                        let kube = kube.unwrap_or_else(|e| {
+                            // no kube signals this cycle: they read as no data (inconclusive)
+                            tracing::error!(error = %e, "could not derive the kube signals");
+                            KubeSnapshot::default()
+                        });
+                        (readings, kube)
+                    })));
+                }
+                (readings, kube) = async {
+                    match reading.as_mut() {
+                        Some((_, read)) => read.await,
+                        None => std::future::pending().await,
+                    }
+                }, if reading.is_some() => {
+                    let read_at = reading.take().map_or_else(Utc::now, |(at, _)| at);
+                    if leading {
+                        evaluator.apply(&readings, read_at, Utc::now(), &|agent, workload| kube.of(agent, workload));
+                    }
                     next = tokio::time::Instant::now() + interval + jitter(max_jitter);
                 }
                 Some(d) = deploy_rx.recv() => {

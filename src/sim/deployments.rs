@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use super::controller::{Ctx, int};
 use super::discovery::{DEPLOYMENTS, REPLICASETS};
 use super::ids;
-use super::store::ByController;
 use super::workload::{self, Rollup};
 
 /// The revision annotation on Deployments and their ReplicaSets.
@@ -105,11 +104,11 @@ fn status_for(d: &Value, r: &Rollup) -> Value {
     status
 }
 
-/// Reconciles every Deployment.
+/// Reconciles the queued Deployments.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let all_sets = ByController::new(ctx.all(&REPLICASETS));
-    for d in ctx.all(&DEPLOYMENTS) {
-        let Some(r) = workload::sync(ctx, &d, &all_sets, REVISION) else {
+    for d in ctx.next(&DEPLOYMENTS) {
+        let sets = ctx.controlled(&REPLICASETS, &d);
+        let Some(r) = workload::sync(ctx, &d, sets, REVISION) else {
             continue;
         };
         let mut updated = d.clone();

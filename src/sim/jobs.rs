@@ -7,7 +7,6 @@ use super::deployments::condition;
 use super::discovery::{JOBS, PODS};
 use super::ids;
 use super::replicasets::create_pod;
-use super::store::{ByController, uid_of};
 
 fn finished(job: &Value) -> bool {
     job.pointer("/status/conditions")
@@ -19,19 +18,13 @@ fn finished(job: &Value) -> bool {
         })
 }
 
-/// Reconciles every Job.
+/// Reconciles the queued Jobs.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let jobs = ctx.all(&JOBS);
-    if jobs.is_empty() {
-        // no Jobs: spare the pass a copy of every pod
-        return;
-    }
-    let all_pods = ByController::new(ctx.all(&PODS));
-    for job in jobs {
+    for job in ctx.next(&JOBS) {
         if finished(&job) || job.pointer("/spec/suspend") == Some(&json!(true)) {
             continue;
         }
-        let pods = all_pods.of(uid_of(&job)).to_vec();
+        let pods = ctx.controlled(&PODS, &job);
         if pods.is_empty() {
             let Some(mut template) = job
                 .pointer("/spec/template")

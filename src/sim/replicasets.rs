@@ -1,7 +1,6 @@
 //! The ReplicaSet controller (creates and deletes pods) and the kubelet stand-in that moves
 //! pods through their lifecycle, honouring injected faults.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -10,7 +9,7 @@ use super::controller::{Ctx, int, owner_ref};
 use super::discovery::{PODS, REPLICASETS};
 use super::faults::{Fault, Stage, container_status};
 use super::ids;
-use super::store::{ByController, controlled_by, name_of, namespace_of, uid_of};
+use super::store::{name_of, namespace_of, uid_of};
 
 /// Whether a pod's `Ready` condition is True.
 pub fn pod_ready(pod: &Value) -> bool {
@@ -20,15 +19,6 @@ pub fn pod_ready(pod: &Value) -> bool {
             cs.iter()
                 .any(|c| c["type"] == "Ready" && c["status"] == "True")
         })
-}
-
-/// Pods controlled by the object with `uid` in namespace `ns`.
-pub fn pods_of(all_pods: &[Value], ns: &str, uid: &str) -> Vec<Value> {
-    all_pods
-        .iter()
-        .filter(|p| namespace_of(p) == ns && controlled_by(p, uid))
-        .cloned()
-        .collect()
 }
 
 /// Creates a pod from a template, owned by `owner`; returns it as stored.
@@ -57,12 +47,11 @@ pub fn create_pod(ctx: &Ctx<'_>, owner: &Value, template: &Value) -> Option<Valu
     }
 }
 
-/// Reconciles every ReplicaSet: pod count and status.
+/// Reconciles the queued ReplicaSets: pod count and status.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let all_pods = ByController::new(ctx.all(&PODS));
-    for rs in ctx.all(&REPLICASETS) {
+    for rs in ctx.next(&REPLICASETS) {
         let ns = namespace_of(&rs).to_string();
-        let mut pods = all_pods.of(uid_of(&rs)).to_vec();
+        let mut pods = ctx.controlled(&PODS, &rs);
         let desired = int(&rs, "/spec/replicas").max(0) as usize;
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let mut changed = false;
@@ -85,10 +74,9 @@ pub fn reconcile(ctx: &mut Ctx<'_>) {
             }
             changed = true;
         }
-        // after creating or deleting, read this ReplicaSet's pods back as stored (a delete
-        // with a grace period leaves the pod terminating)
+        // after creating or deleting, read this ReplicaSet's pods back as stored
         let pods = if changed {
-            pods_of(&ctx.selected(&PODS, &ns, &rs), &ns, uid_of(&rs))
+            ctx.controlled(&PODS, &rs)
         } else {
             pods
         };
@@ -167,14 +155,10 @@ fn warn_about(ctx: &Ctx<'_>, pod: &Value, fault: Fault) {
     ctx.event_of_type(pod, "Warning", reason, &message);
 }
 
-/// Moves every non-terminal pod along its lifecycle.
+/// Moves the queued non-terminal pods along their lifecycle.
 pub fn update_pods(ctx: &mut Ctx<'_>) {
     let now = Instant::now();
-    let pods = ctx.all(&PODS);
-    let live: HashSet<String> = pods.iter().map(|p| uid_of(p).to_string()).collect();
-    ctx.state.pod_born.retain(|uid, _| live.contains(uid));
-    ctx.state.warned.retain(|uid| live.contains(uid));
-    for pod in pods {
+    for pod in ctx.next(&PODS) {
         let phase = pod
             .pointer("/status/phase")
             .and_then(Value::as_str)
@@ -203,7 +187,7 @@ pub fn update_pods(ctx: &mut Ctx<'_>) {
             stage,
             Stage::Faulty(Fault::NeverReady | Fault::ImagePullBackOff)
         ) {
-            ctx.state.busy = true;
+            ctx.again(&pod);
         }
         let spec = pod.get("spec").cloned().unwrap_or(json!({}));
         if let Stage::Faulty(f) = stage

@@ -6,22 +6,16 @@ use serde_json::json;
 use super::controller::{Ctx, int};
 use super::deployments::condition;
 use super::discovery::{REPLICASETS, ROLLOUTS};
-use super::store::ByController;
 use super::workload;
 
 /// The revision annotation on Rollouts and their ReplicaSets.
 pub const REVISION: &str = "rollout.argoproj.io/revision";
 
-/// Reconciles every Rollout.
+/// Reconciles the queued Rollouts.
 pub fn reconcile(ctx: &mut Ctx<'_>) {
-    let rollouts = ctx.all(&ROLLOUTS);
-    if rollouts.is_empty() {
-        // no Rollouts: spare the pass a copy of every ReplicaSet
-        return;
-    }
-    let all_sets = ByController::new(ctx.all(&REPLICASETS));
-    for ro in rollouts {
-        let Some(r) = workload::sync(ctx, &ro, &all_sets, REVISION) else {
+    for ro in ctx.next(&ROLLOUTS) {
+        let sets = ctx.controlled(&REPLICASETS, &ro);
+        let Some(r) = workload::sync(ctx, &ro, sets, REVISION) else {
             continue;
         };
         let old = ro.get("status").cloned().unwrap_or(json!({}));

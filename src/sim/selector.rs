@@ -125,32 +125,46 @@ impl LabelSelector {
         LabelSelector(reqs)
     }
 
+    /// The first `key=value` requirement, if any: a LIST can start from the objects that
+    /// carry this label instead of every object.
+    pub fn equality(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|r| match r {
+            Requirement::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
+    }
+
     /// Whether the labels satisfy every requirement.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.0.iter().all(|r| match r {
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-        })
+        self.matches_with(|k| labels.get(k).map(String::as_str))
     }
 
-    /// Whether the object's `metadata.labels` satisfy the selector.
+    /// Whether the object's `metadata.labels` satisfy the selector (read in place: a LIST
+    /// runs this on every object of the resource).
     pub fn matches_object(&self, obj: &Value) -> bool {
-        self.matches(&labels_of(obj))
-    }
-}
-
-/// The `metadata.labels` of an object as a map.
-pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
-    obj.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
+        if self.0.is_empty() {
+            return true;
+        }
+        let labels = obj
+            .get("metadata")
+            .and_then(|m| m.get("labels"))
+            .and_then(Value::as_object);
+        self.matches_with(|k| {
+            labels
+                .and_then(|m| m.get(k))
+                .map(|v| v.as_str().unwrap_or_default())
         })
-        .unwrap_or_default()
+    }
+
+    /// Whether every requirement holds, with `label` looking up a label's value.
+    fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::In(k, vs) => label(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+            Requirement::NotIn(k, vs) => label(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
+            Requirement::Exists(k) => label(k).is_some(),
+            Requirement::DoesNotExist(k) => label(k).is_none(),
+        })
+    }
 }
 
 /// A parsed field selector (`metadata.name=x,metadata.namespace!=y`).

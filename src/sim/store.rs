@@ -67,6 +67,27 @@ pub enum Part {
 
 type Key = (&'static str, &'static str, String, String);
 
+type LabelKey = (&'static str, &'static str, String, String, String);
+
+/// The label index entries of the object stored under `k`.
+fn label_keys(k: &Key, obj: &Value) -> Vec<LabelKey> {
+    obj.get("metadata")
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(label, value)| {
+            (
+                k.0,
+                k.1,
+                k.2.clone(),
+                label.clone(),
+                value.as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn key(r: &'static Resource, ns: &str, name: &str) -> Key {
     (r.group, r.plural, ns.to_string(), name.to_string())
 }
@@ -79,7 +100,13 @@ struct Inner {
     /// finds dependents without scanning every object). Kept by [`Inner::put`] and
     /// [`Inner::take`], the only writers of `objects`.
     dependents: HashMap<String, BTreeSet<Key>>,
+    /// (group, plural, namespace, label, value) → keys of the objects carrying that label
+    /// (a LIST with a `key=value` selector reads only those). Kept like `dependents`.
+    labelled: HashMap<LabelKey, BTreeSet<Key>>,
     history: VecDeque<Arc<StoredEvent>>,
+    /// Writes to reconciled resources the controllers have not taken yet (one entry per
+    /// object, so it stays bounded when no controller runs).
+    changes: HashMap<Key, Change>,
     /// The oldest resourceVersion a watch can resume from.
     compacted: u64,
     /// How many events `history` keeps.
@@ -100,7 +127,10 @@ impl Inner {
     fn put(&mut self, k: Key, obj: Value) {
         if let Some(old) = self.objects.get(&k) {
             let old_owners: Vec<String> = owner_uids(old).map(str::to_string).collect();
-            self.unindex(&k, old_owners);
+            let old_controller = controller_of(old);
+            let old_labels = label_keys(&k, old);
+            self.unindex(&k, old_owners, old_labels);
+            self.note(&k, old_controller, None);
         }
         for uid in owner_uids(&obj) {
             self.dependents
@@ -108,6 +138,10 @@ impl Inner {
                 .or_default()
                 .insert(k.clone());
         }
+        for lk in label_keys(&k, &obj) {
+            self.labelled.entry(lk).or_default().insert(k.clone());
+        }
+        self.note(&k, controller_of(&obj), None);
         self.objects.insert(k, obj);
     }
 
@@ -115,11 +149,36 @@ impl Inner {
     fn take(&mut self, k: &Key) -> Option<Value> {
         let obj = self.objects.remove(k)?;
         let owners: Vec<String> = owner_uids(&obj).map(str::to_string).collect();
-        self.unindex(k, owners);
+        self.unindex(k, owners, label_keys(k, &obj));
+        self.note(k, controller_of(&obj), Some(uid_of(&obj).to_string()));
         Some(obj)
     }
 
-    fn unindex(&mut self, k: &Key, owners: Vec<String>) {
+    /// Queues a write to `k` for the controllers (only for the resources they reconcile).
+    fn note(&mut self, k: &Key, controller: Option<(String, String)>, gone: Option<String>) {
+        let Some(resource) = RECONCILED
+            .iter()
+            .find(|r| r.group == k.0 && r.plural == k.1)
+            .copied()
+        else {
+            return;
+        };
+        let change = self.changes.entry(k.clone()).or_insert_with(|| Change {
+            resource,
+            namespace: k.2.clone(),
+            name: k.3.clone(),
+            controllers: Vec::new(),
+            gone: Vec::new(),
+        });
+        if let Some(c) = controller
+            && !change.controllers.contains(&c)
+        {
+            change.controllers.push(c);
+        }
+        change.gone.extend(gone);
+    }
+
+    fn unindex(&mut self, k: &Key, owners: Vec<String>, labels: Vec<LabelKey>) {
         for uid in owners {
             if let Some(keys) = self.dependents.get_mut(&uid) {
                 keys.remove(k);
@@ -128,7 +187,54 @@ impl Inner {
                 }
             }
         }
+        for lk in labels {
+            if let Some(keys) = self.labelled.get_mut(&lk) {
+                keys.remove(k);
+                if keys.is_empty() {
+                    self.labelled.remove(&lk);
+                }
+            }
+        }
     }
+}
+
+/// The resources the simulator's controllers reconcile: writes to them are queued as
+/// [`Change`]s, so a controller pass visits what changed instead of every object.
+const RECONCILED: [&Resource; 5] = [
+    &discovery::DEPLOYMENTS,
+    &discovery::ROLLOUTS,
+    &discovery::REPLICASETS,
+    &discovery::JOBS,
+    &discovery::PODS,
+];
+
+/// Writes to one object that the controllers have not taken yet ([`Store::take_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The object's resource.
+    pub resource: &'static Resource,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its controllers, as (kind, name) in the same namespace, before and after the writes.
+    pub controllers: Vec<(String, String)>,
+    /// uids of the objects deleted under this name (their controller memory can go).
+    pub gone: Vec<String>,
+}
+
+/// The (kind, name) of the ownerReference with `controller: true`.
+fn controller_of(obj: &Value) -> Option<(String, String)> {
+    obj.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|o| o["controller"] == json!(true))
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap_or_default().to_string(),
+                o["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
 }
 
 /// The shared object store.
@@ -253,6 +359,38 @@ impl Store {
         self.lock().objects.get(&key(r, ns, name)).cloned()
     }
 
+    /// The writes to reconciled resources since the last call, one entry per object.
+    pub fn take_changes(&self) -> Vec<Change> {
+        std::mem::take(&mut self.lock().changes)
+            .into_values()
+            .collect()
+    }
+
+    /// The (namespace, name) of every object of a resource.
+    pub fn names(&self, r: &'static Resource) -> Vec<(String, String)> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|(g, p, _, _)| *g == r.group && *p == r.plural)
+            .map(|(_, _, ns, name)| (ns.clone(), name.clone()))
+            .collect()
+    }
+
+    /// The objects of a resource that `uid` controls (through the owner index, in key order).
+    pub fn controlled(&self, r: &'static Resource, uid: &str) -> Vec<Value> {
+        let inner = self.lock();
+        inner
+            .dependents
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .filter(|(g, p, _, _)| *g == r.group && *p == r.plural)
+            .filter_map(|k| inner.objects.get(k))
+            .filter(|obj| controlled_by(obj, uid))
+            .cloned()
+            .collect()
+    }
+
     /// Objects of one resource, optionally in one namespace, filtered by selectors.
     pub fn list(
         &self,
@@ -262,6 +400,26 @@ impl Store {
         fields: &FieldSelector,
     ) -> (Vec<Value>, u64) {
         let inner = self.lock();
+        // In one namespace with a `key=value` requirement: only the objects with that label.
+        if let (Some(ns), Some((label, value))) = (ns, labels.equality()) {
+            let lk = (
+                r.group,
+                r.plural,
+                ns.to_string(),
+                label.to_string(),
+                value.to_string(),
+            );
+            let items = inner
+                .labelled
+                .get(&lk)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| inner.objects.get(k))
+                .filter(|v| labels.matches_object(v) && fields.matches(v))
+                .cloned()
+                .collect();
+            return (items, inner.rv);
+        }
         // Keys sort by (group, plural, namespace, name): scan only this resource's range.
         let start = (
             r.group,
@@ -629,36 +787,6 @@ pub fn owned_by(obj: &Value, uid: &str) -> bool {
         .is_some_and(|refs| refs.iter().any(|o| o["uid"] == uid))
 }
 
-/// Objects grouped by the uid of their controller (the ownerReference with
-/// `controller: true`), so that a controller pass finds an owner's objects without scanning
-/// every object once per owner.
-pub struct ByController(std::collections::HashMap<String, Vec<Value>>);
-
-impl ByController {
-    /// Groups `objects`; those without a controller are left out.
-    pub fn new(objects: Vec<Value>) -> Self {
-        let mut groups: std::collections::HashMap<String, Vec<Value>> =
-            std::collections::HashMap::new();
-        for obj in objects {
-            let uid = obj
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .and_then(|refs| refs.iter().find(|o| o["controller"] == json!(true)))
-                .and_then(|o| o["uid"].as_str())
-                .map(str::to_string);
-            if let Some(uid) = uid {
-                groups.entry(uid).or_default().push(obj);
-            }
-        }
-        ByController(groups)
-    }
-
-    /// The objects `uid` controls (uids are unique across namespaces).
-    pub fn of(&self, uid: &str) -> &[Value] {
-        self.0.get(uid).map_or(&[], Vec::as_slice)
-    }
-}
-
 /// Whether `obj` is controlled by `uid` (ownerReference with `controller: true`).
 pub fn controlled_by(obj: &Value, uid: &str) -> bool {
     obj.pointer("/metadata/ownerReferences")
@@ -750,5 +878,49 @@ mod tests {
         assert!(store.get(&NAMESPACES, "", "team").is_some());
         store.delete(&NAMESPACES, "", "team", false, false).unwrap();
         assert!(store.get(&CONFIGMAPS, "team", "a").is_none());
+    }
+
+    #[test]
+    fn label_selector_lists_use_the_label_index_and_follow_relabels() {
+        let store = Store::new();
+        let labelled =
+            |name: &str, labels: Value| json!({"metadata": {"name": name, "labels": labels}});
+        for (ns, name, labels) in [
+            ("n", "one", json!({"app": "a"})),
+            ("n", "two", json!({"app": "b"})),
+            ("n", "three", json!({"app": "a", "tier": "x"})),
+            ("m", "four", json!({"app": "a"})),
+        ] {
+            store
+                .create(&CONFIGMAPS, ns, labelled(name, labels), false)
+                .unwrap();
+        }
+        let names = |ns: Option<&str>, sel: &str| -> Vec<String> {
+            let sel = LabelSelector::parse(sel).unwrap();
+            store
+                .list(&CONFIGMAPS, ns, &sel, &FieldSelector::default())
+                .0
+                .iter()
+                .map(|o| name_of(o).to_string())
+                .collect()
+        };
+        assert_eq!(names(Some("n"), "app=a"), ["one", "three"]);
+        assert_eq!(names(Some("n"), "app=a,tier=x"), ["three"]);
+        assert_eq!(names(Some("n"), "tier=x,app=b"), Vec::<String>::new());
+        assert_eq!(names(Some("n"), "app!=a"), ["two"]);
+        assert_eq!(names(None, "app=a"), ["four", "one", "three"]);
+
+        let mut one = store.get(&CONFIGMAPS, "n", "one").unwrap();
+        one["metadata"]["labels"] = json!({"app": "b"});
+        store
+            .update(&CONFIGMAPS, "n", "one", one, Part::Main, false)
+            .unwrap();
+        assert_eq!(names(Some("n"), "app=a"), ["three"]);
+        assert_eq!(names(Some("n"), "app=b"), ["one", "two"]);
+        store
+            .delete(&CONFIGMAPS, "n", "three", false, false)
+            .unwrap();
+        assert_eq!(names(Some("n"), "app=a"), Vec::<String>::new());
+        assert_eq!(names(Some("m"), "app=a"), ["four"]);
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::controller::{Ctx, int, owner_ref};
 use super::discovery::REPLICASETS;
 use super::ids;
-use super::store::{ByController, name_of, namespace_of, uid_of};
+use super::store::{name_of, namespace_of, uid_of};
 
 /// The label that ties a ReplicaSet and its pods to one pod template.
 pub const HASH_LABEL: &str = "pod-template-hash";
@@ -231,11 +231,11 @@ fn create_rs(
 /// `rev_key` is the revision annotation (`deployment.kubernetes.io/revision` or
 /// `rollout.argoproj.io/revision`).
 ///
-/// `all_sets` is every ReplicaSet at the start of the pass, by controller (one index per pass).
+/// `sets` are the ReplicaSets `owner` controls.
 pub fn sync(
     ctx: &mut Ctx<'_>,
     owner: &Value,
-    all_sets: &ByController,
+    mut sets: Vec<Value>,
     rev_key: &str,
 ) -> Option<Rollup> {
     let uid = uid_of(owner).to_string();
@@ -246,7 +246,6 @@ pub fn sync(
         .and_then(Value::as_i64)
         .unwrap_or(1)
         .max(0);
-    let mut sets: Vec<Value> = all_sets.of(&uid).to_vec();
     let max_rev = sets
         .iter()
         .map(|rs| revision_of(rs, rev_key))
@@ -359,7 +358,7 @@ pub fn sync(
         && !paused
         && now.saturating_duration_since(entry.1) > Duration::from_secs(deadline);
     if !r.complete && !paused && !r.deadline_exceeded {
-        ctx.state.busy = true; // the progress deadline can pass with time alone
+        ctx.again(owner); // the progress deadline can pass with time alone
     }
     Some(r)
 }

@@ -169,6 +169,16 @@ fn from_row(r: &Row<'_>) -> Result<Incident, StoreError> {
     })
 }
 
+/// The in-flight states as an SQL list (`'rolling_back', …`).
+fn in_flight_states() -> String {
+    State::ALL
+        .iter()
+        .filter(|s| s.is_in_flight())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Store {
     /// Opens an incident in `detected`, applies `first` (start, request approval or block),
     /// and queues its notifications and audit entry, all in one transaction. An audit entry
@@ -321,19 +331,45 @@ impl Store {
         Ok(out)
     }
 
+    /// How many incidents are in flight, counted in the `state` index.
+    pub fn in_flight_count(&self) -> Result<usize, StoreError> {
+        let conn = self.conn()?;
+        let n: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM incidents WHERE state IN ({})",
+                in_flight_states()
+            ))?
+            .query_row([], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// How many incidents are in each state (states with none are left out), counted in the
+    /// `state` index without reading a row.
+    pub fn incident_counts(&self) -> Result<Vec<(State, usize)>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt =
+            conn.prepare_cached("SELECT state, COUNT(*) FROM incidents GROUP BY state")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(0)?;
+            let n: i64 = r.get(1)?;
+            out.push((
+                state.parse().map_err(StoreError::Corrupt)?,
+                usize::try_from(n).unwrap_or(0),
+            ));
+        }
+        Ok(out)
+    }
+
     /// Incidents the daemon must pick up again after a restart.
     /// Oldest first; only their rows are read (through the index on `state`), however
     /// many finished incidents the store holds.
     pub fn in_flight(&self) -> Result<Vec<Incident>, StoreError> {
-        let states: Vec<String> = State::ALL
-            .iter()
-            .filter(|s| s.is_in_flight())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM incidents WHERE state IN ({}) ORDER BY created_at, id",
-            states.join(", ")
+            in_flight_states()
         ))?;
         let mut rows = stmt.query([])?;
         let mut out = Vec::new();

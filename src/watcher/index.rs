@@ -35,6 +35,22 @@ pub fn controller_name(rs: &ReplicaSet) -> Option<&str> {
         .map(|r| r.name.as_str())
 }
 
+/// The `(label, value)` pairs of a `matchLabels` JSON object (none if it is absent, empty
+/// or has a non-string value: such a selector selects nothing here).
+pub fn match_pairs(match_labels: &Value) -> Vec<(String, String)> {
+    let Some(want) = match_labels.as_object() else {
+        return Vec::new();
+    };
+    let mut pairs = Vec::with_capacity(want.len());
+    for (k, v) in want {
+        let Some(v) = v.as_str() else {
+            return Vec::new();
+        };
+        pairs.push((k.clone(), v.to_string()));
+    }
+    pairs
+}
+
 impl NsIndex {
     /// Indexes the given objects.
     pub fn new(replicasets: Vec<Arc<ReplicaSet>>, pods: Vec<Arc<Pod>>) -> Self {
@@ -64,29 +80,30 @@ impl NsIndex {
 
     /// The ReplicaSets `owner_uid` controls, as JSON.
     pub fn replicasets_of(&self, owner_uid: &str) -> Vec<Value> {
-        self.replicasets
-            .get(owner_uid)
-            .into_iter()
-            .flatten()
+        self.replicasets_controlled_by(owner_uid)
+            .iter()
             .filter_map(|rs| serde_json::to_value(rs.as_ref()).ok())
             .collect()
+    }
+
+    /// The ReplicaSets `owner_uid` controls, as cached.
+    pub fn replicasets_controlled_by(&self, owner_uid: &str) -> &[Arc<ReplicaSet>] {
+        self.replicasets.get(owner_uid).map_or(&[], Vec::as_slice)
     }
 
     /// The Pods a `matchLabels` selector selects (none for an empty or absent selector,
     /// like `cluster::pods::selects`), as JSON.
     pub fn pods_selected(&self, match_labels: &Value) -> Vec<Value> {
-        let Some(want) = match_labels.as_object().filter(|m| !m.is_empty()) else {
-            return Vec::new();
-        };
-        let mut want_pairs = Vec::with_capacity(want.len());
-        for (k, v) in want {
-            let Some(v) = v.as_str() else {
-                return Vec::new();
-            };
-            want_pairs.push((k.clone(), v.to_string()));
-        }
+        self.pods_matching(&match_pairs(match_labels))
+            .into_iter()
+            .filter_map(|pod| serde_json::to_value(pod.as_ref()).ok())
+            .collect()
+    }
+
+    /// The Pods that carry every `(label, value)` pair (none for no pairs), as cached.
+    pub fn pods_matching(&self, want: &[(String, String)]) -> Vec<&Arc<Pod>> {
         // the rarest pair's pods are the candidates; each must carry every pair
-        let Some(candidates) = want_pairs
+        let Some(candidates) = want
             .iter()
             .map(|p| self.pods.get(p).map_or(&[][..], Vec::as_slice))
             .min_by_key(|c| c.len())
@@ -97,11 +114,9 @@ impl NsIndex {
             .iter()
             .filter(|pod| {
                 let labels = pod.metadata.labels.as_ref();
-                want_pairs
-                    .iter()
+                want.iter()
                     .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
             })
-            .filter_map(|pod| serde_json::to_value(pod.as_ref()).ok())
             .collect()
     }
 }

@@ -7,8 +7,10 @@
 
 mod index;
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -29,7 +31,7 @@ use crate::cluster::rollout_status::{RolloutStatus, status_of};
 use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
 use crate::cluster::{Cluster, Kind};
 use crate::policy::{Policy, Workload};
-use index::{NsIndex, controller_name};
+use index::{NsIndex, controller_name, match_pairs};
 
 /// A revision of a watched workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -93,6 +95,9 @@ pub struct DeployWatcher {
     targets: Vec<Target>,
     stores: BTreeMap<String, NsStores>,
     tasks: Vec<JoinHandle<()>>,
+    /// Per (agent, workload): the digest of the objects its kube signals were computed
+    /// from, and those signals. A cycle recomputes only the workloads whose objects changed.
+    signals: Mutex<HashMap<(String, String), (u64, KubeSignals)>>,
 }
 
 /// Whether rollbackd's last action on `owner` created `revision`: an action that makes a
@@ -244,6 +249,7 @@ impl DeployWatcher {
             targets,
             stores,
             tasks,
+            signals: Mutex::new(HashMap::new()),
         })
     }
 
@@ -271,13 +277,35 @@ impl DeployWatcher {
 
     /// Kube signals of every watched workload at once, each namespace's caches indexed once
     /// (what an evaluation cycle asks for).
+    ///
+    /// Signals are derived from the cached objects only, so a workload whose objects kept
+    /// their resourceVersions keeps its signals from the last snapshot: a fleet where little
+    /// changes costs an index and a digest per workload, not a conversion of every object.
     pub fn kube_snapshot(&self) -> KubeSnapshot {
         let mut signals = HashMap::with_capacity(self.targets.len());
+        let mut cache = self.signals.lock().unwrap_or_else(|e| e.into_inner());
         for (ns, s) in &self.stores {
             let index = NsIndex::new(s.replicasets.state(), s.pods.state());
             for t in self.targets.iter().filter(|t| &t.workload.namespace == ns) {
-                if let Some(k) = signals_with(t, s, &index) {
-                    signals.insert((t.agent.clone(), t.workload.id.clone()), k);
+                let key = (t.agent.clone(), t.workload.id.clone());
+                let digest = inputs_digest(t, s, &index);
+                let known = match (digest, cache.get(&key)) {
+                    (Some(d), Some((seen, k))) if *seen == d => Some(k.clone()),
+                    _ => None,
+                };
+                let k = match known {
+                    Some(k) => Some(k),
+                    None => {
+                        let k = signals_with(t, s, &index);
+                        match (digest, &k) {
+                            (Some(d), Some(k)) => cache.insert(key.clone(), (d, k.clone())),
+                            _ => cache.remove(&key),
+                        };
+                        k
+                    }
+                };
+                if let Some(k) = k {
+                    signals.insert(key, k);
                 }
             }
         }
@@ -311,6 +339,59 @@ impl KubeSnapshot {
             .get(&(agent.to_string(), workload_id.to_string()))
             .cloned()
     }
+}
+
+/// A digest of the resourceVersions of the objects [`signals_with`] reads for `t` (its
+/// owner, the ReplicaSets it controls, the pods its selector selects), independent of their
+/// order in the caches. `None` when the owner is not cached (nothing to remember).
+fn inputs_digest(t: &Target, s: &NsStores, index: &NsIndex) -> Option<u64> {
+    fn one(name: Option<&String>, rv: Option<&String>) -> u64 {
+        let mut h = DefaultHasher::new();
+        (name, rv).hash(&mut h);
+        h.finish()
+    }
+    let w = &t.workload;
+    let (meta, labels) = match Kind::of(w) {
+        Kind::Rollout => {
+            let o = s.rollouts.get(
+                &ObjectRef::new_with(&w.name, Kind::Rollout.resource()).within(&w.namespace),
+            )?;
+            let labels = match_pairs(
+                o.data
+                    .pointer("/spec/selector/matchLabels")
+                    .unwrap_or(&Value::Null),
+            );
+            (o.metadata.clone(), labels)
+        }
+        _ => {
+            let d = s
+                .deployments
+                .get(&ObjectRef::new(&w.name).within(&w.namespace))?;
+            let labels = d
+                .spec
+                .as_ref()
+                .and_then(|spec| spec.selector.match_labels.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            (d.metadata.clone(), labels)
+        }
+    };
+    let uid = meta.uid.clone().unwrap_or_default();
+    let mut digest = one(meta.name.as_ref(), meta.resource_version.as_ref());
+    for rs in index.replicasets_controlled_by(&uid) {
+        digest = digest.wrapping_add(one(
+            rs.metadata.name.as_ref(),
+            rs.metadata.resource_version.as_ref(),
+        ));
+    }
+    for p in index.pods_matching(&labels) {
+        digest = digest.wrapping_add(one(
+            p.metadata.name.as_ref(),
+            p.metadata.resource_version.as_ref(),
+        ));
+    }
+    Some(digest)
 }
 
 fn signals_with(t: &Target, s: &NsStores, index: &NsIndex) -> Option<KubeSignals> {
