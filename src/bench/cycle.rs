@@ -1,7 +1,10 @@
 //! One evaluation cycle over 100 … 10,000 workloads that share three PromQL signals. Each
 //! size runs in its own process (`rollbackd bench-cycle`), so its peak RSS is its own: the
-//! parent serves the stand-in Prometheus, the child builds the fleet's policies, opens every
-//! post-deploy window and times `Evaluator::cycle` (read every signal, evaluate every agent).
+//! parent serves the stand-in Prometheus and a simulator holding the fleet's Deployments;
+//! the child watches them as the daemon does (reflector caches of Deployments, ReplicaSets
+//! and pods), builds the fleet's policies, opens every post-deploy window and times what a
+//! daemon cycle does: derive every workload's kube signals from the caches, read every
+//! PromQL signal, evaluate every agent.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::fake_prometheus::FakePrometheus;
 use super::fleet;
 use super::report::{Cycle, peak_rss_mib};
-use crate::cluster::pods::KubeSignals;
+use crate::cluster::Cluster;
 use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::{Evaluator, Limits};
@@ -23,13 +26,16 @@ use crate::metrics::Metrics;
 use crate::policy::SignalSource;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::store::{Store, Synchronous};
+use crate::watcher::DeployWatcher;
 
 /// What the child process reports (one JSON line on stdout).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildReport {
     pub workloads: usize,
-    /// Wall time of each cycle, in ms.
+    /// Wall time of each cycle, in ms (kube signals included).
     pub cycles_ms: Vec<f64>,
+    /// Of which deriving the kube signals from the watcher's caches, in ms.
+    pub kube_ms: Vec<f64>,
     /// PromQL requests of each cycle, as counted by rollbackd.
     pub requests: Vec<usize>,
     pub shared_signals: usize,
@@ -39,10 +45,31 @@ pub struct ChildReport {
 /// The simulated time between two cycles (the shipped `[evaluation] interval`).
 pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// The child: `cycles` cycles over `workloads` workloads against `prometheus`, the clock
-/// advancing by [`INTERVAL`] each cycle.
-pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow::Result<()> {
+/// The child: `cycles` cycles over `workloads` workloads against `prometheus` and the
+/// cluster at `kube`, the clock advancing by [`INTERVAL`] each cycle.
+pub async fn child(
+    workloads: usize,
+    prometheus: &str,
+    kube: &str,
+    cycles: usize,
+) -> anyhow::Result<()> {
     let policies = fleet::policies(workloads)?;
+    let client = kube::Client::try_from(kube::Config::new(kube.parse()?))?;
+    let (deploys, mut observed) = tokio::sync::mpsc::channel(1024);
+    let watcher = DeployWatcher::start(Cluster::new(client), &policies, deploys).await?;
+    // the windows are opened below; the revisions the watcher reports are not needed
+    tokio::spawn(async move { while observed.recv().await.is_some() {} });
+    let t0 = Instant::now();
+    while watcher.kube_snapshot().len() < workloads {
+        if t0.elapsed() > std::time::Duration::from_secs(60 + workloads as u64 / 50) {
+            return Err(anyhow!(
+                "the watcher's caches hold {} of {workloads} workloads after {:?}",
+                watcher.kube_snapshot().len(),
+                t0.elapsed()
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let shared_signals = policies.first().map_or(0, |p| {
         p.signals
             .values()
@@ -83,14 +110,10 @@ pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow:
             )
             .await;
     }
-    let healthy = KubeSignals {
-        available_replicas: 1,
-        ..KubeSignals::default()
-    };
-    let kube = move |_: &str, _: &str| Some(healthy.clone());
     let mut report = ChildReport {
         workloads,
         cycles_ms: Vec::with_capacity(cycles),
+        kube_ms: Vec::with_capacity(cycles),
         requests: Vec::with_capacity(cycles),
         shared_signals,
         peak_rss_mib: 0.0,
@@ -100,7 +123,11 @@ pub async fn child(workloads: usize, prometheus: &str, cycles: usize) -> anyhow:
         // signal's retained history, so the peak RSS is the steady state's
         let now = start + TimeDelta::from_std(INTERVAL)? * k as i32;
         let t0 = Instant::now();
-        let readings = evaluator.cycle(now, &kube).await;
+        let kube = watcher.kube_snapshot();
+        report.kube_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        let readings = evaluator
+            .cycle(now, &|agent, workload| kube.of(agent, workload))
+            .await;
         report.cycles_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         report.requests.push(readings.requests);
         if !readings.errors.is_empty() {
@@ -117,6 +144,7 @@ pub async fn run(exe: &Path, sizes: &[usize], cycles: usize) -> anyhow::Result<V
     let mut out = Vec::new();
     for &n in sizes {
         let prometheus = FakePrometheus::start(&fleet::healthy_answers(n)?).await?;
+        let sim = fleet::start_cluster(n).await?;
         let before = prometheus.queries();
         let output = tokio::process::Command::new(exe)
             .args([
@@ -125,6 +153,8 @@ pub async fn run(exe: &Path, sizes: &[usize], cycles: usize) -> anyhow::Result<V
                 &n.to_string(),
                 "--prometheus",
                 &prometheus.url(),
+                "--kube",
+                &sim.url(),
                 "--cycles",
                 &cycles.to_string(),
             ])
@@ -134,6 +164,7 @@ pub async fn run(exe: &Path, sizes: &[usize], cycles: usize) -> anyhow::Result<V
             .with_context(|| format!("starting {}", exe.display()))?;
         let seen = prometheus.queries() - before;
         prometheus.stop().await;
+        sim.shutdown().await;
         if !output.status.success() {
             return Err(anyhow!(
                 "bench-cycle --workloads {n} failed ({}): {}",
@@ -156,18 +187,28 @@ pub async fn run(exe: &Path, sizes: &[usize], cycles: usize) -> anyhow::Result<V
 
 fn summarize(r: &ChildReport, seen: usize) -> Cycle {
     let first_ms = r.cycles_ms.first().copied().unwrap_or_default();
-    let mut steady: Vec<f64> = r.cycles_ms.iter().skip(1).copied().collect();
-    steady.sort_by(f64::total_cmp);
-    let median_ms = steady.get(steady.len() / 2).copied().unwrap_or(first_ms);
+    let median_ms = steady_median(&r.cycles_ms);
     Cycle {
         workloads: r.workloads,
         first_ms,
         median_ms,
         max_ms: r.cycles_ms.iter().copied().fold(0.0, f64::max),
+        kube_median_ms: steady_median(&r.kube_ms),
         cycles: r.cycles_ms.len(),
         promql_requests: r.requests.iter().copied().max().unwrap_or_default(),
         promql_requests_seen: seen as f64 / r.cycles_ms.len().max(1) as f64,
         shared_signals: r.shared_signals,
         peak_rss_mib: r.peak_rss_mib,
     }
+}
+
+/// The median of every value but the first (the steady state); the first if there is no other.
+fn steady_median(values: &[f64]) -> f64 {
+    let mut steady: Vec<f64> = values.iter().skip(1).copied().collect();
+    steady.sort_by(f64::total_cmp);
+    steady
+        .get(steady.len() / 2)
+        .or(values.first())
+        .copied()
+        .unwrap_or_default()
 }

@@ -87,6 +87,54 @@ pub fn healthy_answers(n: usize) -> anyhow::Result<Answers> {
     })
 }
 
+/// A simulator holding the fleet's `n` Deployments, each rolled out at v1 (one Ready pod).
+pub async fn start_cluster(n: usize) -> anyhow::Result<SimHandle> {
+    // The simulator stands in for a cluster that runs elsewhere, yet shares this machine's
+    // two cores. Its controllers reconcile only what changed, and a 1 s tick with pods
+    // Ready after 1 s keeps the stand-in's share of the CPU small (webhook → PATCH never
+    // waits for a controller pass).
+    let config = SimConfig {
+        tick: Duration::from_millis(1000),
+        pod_ready_after: Duration::from_secs(1),
+        ..SimConfig::default()
+    };
+    let t0 = Instant::now();
+    let sim = Simulator::start("127.0.0.1:0".parse()?, config).await?;
+    for i in 0..n {
+        sim.create(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": deployment(i), "namespace": NAMESPACE, "labels": {"app": deployment(i)}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": deployment(i)}},
+                "template": {"metadata": {"labels": {"app": deployment(i)}},
+                             "spec": {"containers": [{"name": "app", "image": image(i, "v1")}]}},
+                "progressDeadlineSeconds": 60,
+            }
+        }))?;
+    }
+    let timeout = Duration::from_secs(60 + n as u64 / 20);
+    loop {
+        let done = (0..n)
+            .filter(|i| {
+                sim.get("apps/v1", "Deployment", NAMESPACE, &deployment(*i))
+                    .is_some_and(|d| d["status"]["availableReplicas"].as_u64() == Some(1))
+            })
+            .count();
+        if done == n {
+            break;
+        }
+        if t0.elapsed() > timeout {
+            return Err(anyhow!(
+                "only {done} of {n} Deployments rolled out within {timeout:?}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: v1 rolled out");
+    Ok(sim)
+}
+
 /// A simulator, a stand-in Prometheus and a rollbackd over an `n`-workload fleet whose
 /// every workload is at revision 2 with its post-deploy window open.
 pub struct World {
@@ -100,30 +148,8 @@ pub struct World {
 impl World {
     /// Builds the world; takes a few seconds per thousand workloads.
     pub async fn start(n: usize) -> anyhow::Result<World> {
-        // The simulator stands in for a cluster that runs elsewhere. Its controllers make a
-        // full pass over every object each tick while anything changes; at the tests' 50 ms
-        // a 1,000-workload fleet keeps one of this machine's two cores busy with the
-        // stand-in alone. A 1 s tick and pods Ready after 1 s leave the CPU to what is
-        // measured (webhook → PATCH never waits for a controller pass).
-        let config = SimConfig {
-            tick: Duration::from_millis(1000),
-            pod_ready_after: Duration::from_secs(1),
-            ..SimConfig::default()
-        };
-        let sim = Simulator::start("127.0.0.1:0".parse()?, config).await?;
-        for i in 0..n {
-            sim.create(json!({
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": {"name": deployment(i), "namespace": NAMESPACE, "labels": {"app": deployment(i)}},
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app": deployment(i)}},
-                    "template": {"metadata": {"labels": {"app": deployment(i)}},
-                                 "spec": {"containers": [{"name": "app", "image": image(i, "v1")}]}},
-                    "progressDeadlineSeconds": 60,
-                }
-            }))?;
-        }
+        let t0 = Instant::now();
+        let sim = start_cluster(n).await?;
         let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
         let prometheus = FakePrometheus::start(&healthy_answers(n)?).await?;
         let dir = tempfile::tempdir()?;
@@ -166,11 +192,6 @@ impl World {
             n,
             _dir: dir,
         };
-        let t0 = Instant::now();
-        world
-            .wait_rolled_out(1, Duration::from_secs(60 + n as u64 / 20))
-            .await?;
-        tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: v1 rolled out");
         world.deploy_v2(&client).await?;
         tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: v2 deployed");
         world
@@ -187,32 +208,6 @@ impl World {
             .await?;
         tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: simulator quiet");
         Ok(world)
-    }
-
-    async fn wait_rolled_out(&self, version: u64, timeout: Duration) -> anyhow::Result<()> {
-        let t0 = Instant::now();
-        loop {
-            let done = (0..self.n)
-                .filter(|i| {
-                    self.sim
-                        .get("apps/v1", "Deployment", NAMESPACE, &deployment(*i))
-                        .is_some_and(|d| {
-                            d["status"]["availableReplicas"].as_u64() == Some(1)
-                                && d["metadata"]["generation"].as_u64() == Some(version)
-                        })
-                })
-                .count();
-            if done == self.n {
-                return Ok(());
-            }
-            if t0.elapsed() > timeout {
-                return Err(anyhow!(
-                    "only {done} of {} Deployments rolled out within {timeout:?}",
-                    self.n
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     async fn deploy_v2(&self, client: &kube::Client) -> anyhow::Result<()> {

@@ -117,6 +117,9 @@ pub struct Cycle {
     /// The median of the following cycles (steady state).
     pub median_ms: f64,
     pub max_ms: f64,
+    /// Of the steady cycle: deriving the kube signals from the watcher's caches (median).
+    #[serde(default)]
+    pub kube_median_ms: f64,
     pub cycles: usize,
     /// PromQL requests per cycle as counted by rollbackd.
     pub promql_requests: usize,
@@ -208,12 +211,13 @@ impl Figures {
                 )
             };
             out.push_str(&format!(
-                "| one evaluation cycle, {} workloads sharing {} PromQL signals | first {:.1} ms, steady {:.1} ms (max {:.1}); {} PromQL requests ({} seen by Prometheus); peak RSS {:.1} MiB over {} cycles ({:.0} min of 15 s cycles) | {} |\n",
+                "| one evaluation cycle, {} workloads sharing {} PromQL signals | first {:.1} ms, steady {:.1} ms (max {:.1}; kube signals {:.1} ms of it); {} PromQL requests ({} seen by Prometheus); peak RSS {:.1} MiB over {} cycles ({:.0} min of 15 s cycles) | {} |\n",
                 c.workloads,
                 c.shared_signals,
                 c.first_ms,
                 c.median_ms,
                 c.max_ms,
+                c.kube_median_ms,
                 c.promql_requests,
                 c.promql_requests_seen,
                 c.peak_rss_mib,

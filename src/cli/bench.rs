@@ -43,6 +43,11 @@ pub async fn bench(
 }
 
 /// One size's cycles, in this process (reports one JSON line).
-pub async fn bench_cycle(workloads: usize, prometheus: &str, cycles: usize) -> anyhow::Result<()> {
-    cycle::child(workloads, prometheus, cycles).await
+pub async fn bench_cycle(
+    workloads: usize,
+    prometheus: &str,
+    kube: &str,
+    cycles: usize,
+) -> anyhow::Result<()> {
+    cycle::child(workloads, prometheus, kube, cycles).await
 }

@@ -85,6 +85,9 @@ pub enum Command {
         workloads: usize,
         #[arg(long)]
         prometheus: String,
+        /// The Kubernetes API (a simulator) holding the fleet's Deployments.
+        #[arg(long)]
+        kube: String,
         #[arg(long, default_value_t = 6)]
         cycles: usize,
     },
@@ -144,9 +147,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BenchCycle {
             workloads,
             prometheus,
+            kube,
             cycles,
         } => runtime()?
-            .block_on(bench::bench_cycle(workloads, &prometheus, cycles))
+            .block_on(bench::bench_cycle(workloads, &prometheus, &kube, cycles))
             .map(|()| ExitCode::SUCCESS),
         Command::Sim {
             listen,

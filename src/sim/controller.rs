@@ -1,4 +1,11 @@
 //! The controller loop: runs every controller once per tick until shut down.
+//!
+//! Like the real controllers, a pass works from queues, not from every object: the store
+//! reports each written object ([`Store::take_changes`]), which queues it and its
+//! controller (a pod's ReplicaSet, a ReplicaSet's Deployment or Rollout, a pod's Job).
+//! Objects that can change with time alone (pods on their way to Ready, crash-looping
+//! pods, rollouts before their progress deadline) are queued again for the next tick.
+//! The first pass, and the first after a fault rule changes, visits every object.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;

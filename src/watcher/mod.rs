@@ -333,6 +333,16 @@ pub struct KubeSnapshot {
 }
 
 impl KubeSnapshot {
+    /// How many workloads have signals.
+    pub fn len(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Whether no workload has signals (the caches are still empty).
+    pub fn is_empty(&self) -> bool {
+        self.signals.is_empty()
+    }
+
     /// One policy's workload's signals (`None` for an unknown workload or one not cached yet).
     pub fn of(&self, agent: &str, workload_id: &str) -> Option<KubeSignals> {
         self.signals
