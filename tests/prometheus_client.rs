@@ -109,7 +109,12 @@ async fn error_ratio_follows_the_agent() {
     assert_eq!(r.result_type, ResultType::Matrix);
     assert_eq!(r.series.len(), 1);
     assert!(r.series[0].points.len() >= 5, "{:?}", r.series[0].points);
-    assert!((r.series[0].value - 0.6).abs() < 0.01);
+    // the 5 s rate window still moves with scrape timing: settled means within 0.02
+    assert!(
+        (r.series[0].value - 0.6).abs() < 0.02,
+        "range query's last value {} is not ≈ 0.6",
+        r.series[0].value
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
