@@ -154,6 +154,26 @@ impl Inner {
         Some(obj)
     }
 
+    /// The objects of `r`, in one namespace or all. Keys sort by (group, plural, namespace,
+    /// name): only this resource's range is read.
+    fn of_resource<'a>(
+        &'a self,
+        r: &'static Resource,
+        ns: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> {
+        let start = (
+            r.group,
+            r.plural,
+            ns.unwrap_or_default().to_string(),
+            String::new(),
+        );
+        self.objects
+            .range(start..)
+            .take_while(move |((g, p, n, _), _)| {
+                *g == r.group && *p == r.plural && ns.is_none_or(|ns| ns == n)
+            })
+    }
+
     /// Queues a write to `k` for the controllers (only for the resources they reconcile).
     fn note(&mut self, k: &Key, controller: Option<(String, String)>, gone: Option<String>) {
         let Some(resource) = RECONCILED
@@ -369,10 +389,8 @@ impl Store {
     /// The (namespace, name) of every object of a resource.
     pub fn names(&self, r: &'static Resource) -> Vec<(String, String)> {
         self.lock()
-            .objects
-            .keys()
-            .filter(|(g, p, _, _)| *g == r.group && *p == r.plural)
-            .map(|(_, _, ns, name)| (ns.clone(), name.clone()))
+            .of_resource(r, None)
+            .map(|((_, _, ns, name), _)| (ns.clone(), name.clone()))
             .collect()
     }
 
@@ -400,40 +418,29 @@ impl Store {
         fields: &FieldSelector,
     ) -> (Vec<Value>, u64) {
         let inner = self.lock();
-        // In one namespace with a `key=value` requirement: only the objects with that label.
-        if let (Some(ns), Some((label, value))) = (ns, labels.equality()) {
-            let lk = (
-                r.group,
-                r.plural,
-                ns.to_string(),
-                label.to_string(),
-                value.to_string(),
-            );
-            let items = inner
-                .labelled
-                .get(&lk)
-                .into_iter()
-                .flatten()
-                .filter_map(|k| inner.objects.get(k))
-                .filter(|v| labels.matches_object(v) && fields.matches(v))
-                .cloned()
-                .collect();
-            return (items, inner.rv);
-        }
-        // Keys sort by (group, plural, namespace, name): scan only this resource's range.
-        let start = (
-            r.group,
-            r.plural,
-            ns.unwrap_or_default().to_string(),
-            String::new(),
-        );
-        let items = inner
-            .objects
-            .range(start..)
-            .take_while(|((g, p, n, _), _)| {
-                *g == r.group && *p == r.plural && ns.is_none_or(|ns| ns == n)
-            })
-            .map(|(_, v)| v)
+        // In one namespace with a `key=value` requirement, the candidates are the objects
+        // carrying that label; otherwise every object of the resource (in `ns`).
+        let candidates: Box<dyn Iterator<Item = &Value>> = match (ns, labels.equality()) {
+            (Some(ns), Some((label, value))) => {
+                let lk = (
+                    r.group,
+                    r.plural,
+                    ns.to_string(),
+                    label.to_string(),
+                    value.to_string(),
+                );
+                Box::new(
+                    inner
+                        .labelled
+                        .get(&lk)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|k| inner.objects.get(k)),
+                )
+            }
+            _ => Box::new(inner.of_resource(r, ns).map(|(_, v)| v)),
+        };
+        let items = candidates
             .filter(|v| labels.matches_object(v) && fields.matches(v))
             .cloned()
             .collect();
@@ -734,9 +741,7 @@ impl Store {
         let live = self.events.subscribe();
         let replay = match since {
             None | Some(0) => inner
-                .objects
-                .iter()
-                .filter(|((g, p, _, _), _)| *g == r.group && *p == r.plural)
+                .of_resource(r, None)
                 .map(|(_, v)| {
                     Arc::new(StoredEvent {
                         rv: inner.rv,
