@@ -59,17 +59,17 @@ pub async fn child(
     let watcher = DeployWatcher::start(Cluster::new(client), &policies, deploys).await?;
     // the windows are opened below; the revisions the watcher reports are not needed
     tokio::spawn(async move { while observed.recv().await.is_some() {} });
-    let t0 = Instant::now();
-    while watcher.kube_snapshot().len() < workloads {
-        if t0.elapsed() > std::time::Duration::from_secs(60 + workloads as u64 / 50) {
-            return Err(anyhow!(
-                "the watcher's caches hold {} of {workloads} workloads after {:?}",
-                watcher.kube_snapshot().len(),
-                t0.elapsed()
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    fleet::poll_until(
+        std::time::Duration::from_secs(60 + workloads as u64 / 50),
+        std::time::Duration::from_millis(200),
+        || {
+            let cached = watcher.kube_snapshot().len();
+            fleet::done_when(cached >= workloads, || {
+                format!("the watcher's caches hold {cached} of {workloads} workloads")
+            })
+        },
+    )
+    .await?;
     let shared_signals = policies.first().map_or(0, |p| {
         p.signals
             .values()

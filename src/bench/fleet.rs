@@ -87,6 +87,33 @@ pub fn healthy_answers(n: usize) -> anyhow::Result<Answers> {
     })
 }
 
+/// How often the fleet's waits look again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Calls `check` every `every` until it is `Ok`; after `timeout`, fails with the last
+/// thing `check` said was missing.
+pub async fn poll_until(
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(missing) if t0.elapsed() > timeout => {
+                return Err(anyhow!("{missing} after {:?}", t0.elapsed()));
+            }
+            Err(_) => tokio::time::sleep(every).await,
+        }
+    }
+}
+
+/// `Ok` when `done`, else what is missing.
+pub fn done_when(done: bool, missing: impl FnOnce() -> String) -> Result<(), String> {
+    if done { Ok(()) } else { Err(missing()) }
+}
+
 /// A simulator holding the fleet's `n` Deployments, each rolled out at v1 (one Ready pod).
 pub async fn start_cluster(n: usize) -> anyhow::Result<SimHandle> {
     // The simulator stands in for a cluster that runs elsewhere, yet shares this machine's
@@ -113,24 +140,18 @@ pub async fn start_cluster(n: usize) -> anyhow::Result<SimHandle> {
             }
         }))?;
     }
-    let timeout = Duration::from_secs(60 + n as u64 / 20);
-    loop {
+    poll_until(Duration::from_secs(60 + n as u64 / 20), POLL, || {
         let done = (0..n)
             .filter(|i| {
                 sim.get("apps/v1", "Deployment", NAMESPACE, &deployment(*i))
                     .is_some_and(|d| d["status"]["availableReplicas"].as_u64() == Some(1))
             })
             .count();
-        if done == n {
-            break;
-        }
-        if t0.elapsed() > timeout {
-            return Err(anyhow!(
-                "only {done} of {n} Deployments rolled out within {timeout:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        done_when(done == n, || {
+            format!("only {done} of {n} Deployments rolled out")
+        })
+    })
+    .await?;
     tracing::info!(workloads = n, elapsed = ?t0.elapsed(), "fleet: v1 rolled out");
     Ok(sim)
 }
@@ -226,41 +247,32 @@ impl World {
     }
 
     async fn wait_windows_open(&self, timeout: Duration) -> anyhow::Result<()> {
-        let t0 = Instant::now();
-        loop {
+        poll_until(timeout, POLL, || {
             let open = self.daemon.status.read().map_or(0, |s| {
                 s.values()
                     .filter(|a| a.window_open && a.revision == Some(2))
                     .count()
             });
-            if open == self.n {
-                return Ok(());
-            }
-            if t0.elapsed() > timeout {
-                return Err(anyhow!(
-                    "only {open} of {} post-deploy windows open within {timeout:?}",
-                    self.n
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            done_when(open == self.n, || {
+                format!("only {open} of {} post-deploy windows open", self.n)
+            })
+        })
+        .await
     }
 
     /// Waits until the simulator's store has not changed for `quiet`.
     async fn wait_quiet(&self, quiet: Duration, timeout: Duration) -> anyhow::Result<()> {
-        let t0 = Instant::now();
         let (mut rv, mut since) = (self.sim.resource_version(), Instant::now());
-        while since.elapsed() < quiet {
-            if t0.elapsed() > timeout {
-                return Err(anyhow!("the simulator was still busy after {timeout:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        poll_until(timeout, Duration::from_millis(50), || {
             let now = self.sim.resource_version();
             if now != rv {
                 (rv, since) = (now, Instant::now());
             }
-        }
-        Ok(())
+            done_when(since.elapsed() >= quiet, || {
+                "the simulator was still busy".to_string()
+            })
+        })
+        .await
     }
 
     /// The webhook's URL.
@@ -272,14 +284,14 @@ impl World {
     /// count in the state index every 10 ms (reading the incidents themselves would compete
     /// with the daemon for its store and the CPU it is measured on).
     pub async fn settle(&self, busy: usize, timeout: Duration) -> bool {
-        let t0 = Instant::now();
-        while self.daemon.store.in_flight_count().is_ok_and(|n| n > busy) {
-            if t0.elapsed() > timeout {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
+        poll_until(timeout, Duration::from_millis(10), || {
+            done_when(
+                !self.daemon.store.in_flight_count().is_ok_and(|n| n > busy),
+                String::new,
+            )
+        })
+        .await
+        .is_ok()
     }
 
     /// Lets the incidents in flight finish (up to 60 s), then stops everything.
