@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
     PatchParams, PostParams,
@@ -1049,6 +1049,69 @@ async fn streaming_list_watcher_gets_initial_events_end() {
     .unwrap();
     assert_eq!(initial.len(), 1);
     assert_eq!(image(&initial[0]), "web:1");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn lists_come_in_chunks_and_a_paged_watcher_sees_every_object() {
+    let (sim, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    for i in 0..7 {
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": format!("cm-{i}"), "labels": {"app": "x"}}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    // by hand: limit 3 gives 3 + 3 + 1, each chunk with the first chunk's resourceVersion
+    let mut names = Vec::new();
+    let mut rvs = Vec::new();
+    let mut remaining = Vec::new();
+    let mut params = ListParams::default().limit(3);
+    loop {
+        let page = api.list(&params).await.unwrap();
+        names.push(page.items.len());
+        rvs.push(page.metadata.resource_version.clone().unwrap());
+        remaining.push(page.metadata.remaining_item_count);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => break,
+        }
+    }
+    assert_eq!(names, [3, 3, 1]);
+    assert!(rvs.iter().all(|rv| *rv == rvs[0]), "{rvs:?}");
+    assert_eq!(remaining, [Some(4), Some(1), None]);
+    // a token that is not one is a 400, not a full list
+    let err = api
+        .list(&ListParams::default().limit(3).continue_token("garbage"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 400 && s.message.contains("continue key is not valid")),
+        "{err:?}"
+    );
+    // what the daemon's reflectors do, in pages of 2
+    let mut stream = Box::pin(watcher(
+        api.clone(),
+        watcher::Config::default().page_size(2),
+    ));
+    let mut initial = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.try_next().await.unwrap().unwrap() {
+                watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap()),
+                watcher::Event::InitDone => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap();
+    initial.sort();
+    assert_eq!(
+        initial,
+        (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>()
+    );
     sim.shutdown().await;
 }
 

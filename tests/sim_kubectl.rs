@@ -281,6 +281,40 @@ async fn scale_and_label_selectors() {
         .ok(&["get", "pods", "-l", "app in (web,api),!nope", "-o", "name"])
         .await;
     assert_eq!(pods.lines().count(), 5, "{pods}");
+    // kubectl lists in chunks (--chunk-size, 500 by default) and follows `continue`
+    for out in ["wide", "name"] {
+        let args = [
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "--chunk-size=2",
+            "-o",
+            out,
+            "-v=6",
+        ];
+        let run = c.kubectl(&args).await;
+        assert!(run.ok, "kubectl {args:?} failed:\n{}", run.text());
+        assert_eq!(
+            run.stdout.lines().filter(|l| l.contains("web-")).count(),
+            5,
+            "-o {out}: {}",
+            run.stdout
+        );
+        // kubectl -v=6 logs each request: three chunks, the last two with a token
+        let lists: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("GET") && l.contains("/pods?"))
+            .collect();
+        assert_eq!(lists.len(), 3, "-o {out}: {lists:#?}");
+        assert!(lists.iter().all(|l| l.contains("limit=2")), "{lists:#?}");
+        assert_eq!(
+            lists.iter().filter(|l| l.contains("continue=")).count(),
+            2,
+            "{lists:#?}"
+        );
+    }
     c.stop().await;
 }
 

@@ -3,7 +3,7 @@
 //!
 //! It serves discovery (legacy and aggregated v2/v2beta1), a minimal OpenAPI v3 (so
 //! `kubectl apply` validates server-side), an in-memory object store with resourceVersions,
-//! optimistic concurrency, the three patch flavours, an approximate server-side apply, dry
+//! optimistic concurrency, chunked LISTs (`limit`/`continue`), the three patch flavours, an approximate server-side apply, dry
 //! runs, garbage collection and watches; and controllers for Deployments, ReplicaSets, Pods,
 //! Jobs and Argo Rollouts with per-image fault injection.
 //!
@@ -37,6 +37,7 @@ pub mod faults;
 pub mod ids;
 pub mod jobs;
 pub mod openapi;
+pub mod paging;
 pub mod patch;
 pub mod protobuf;
 pub mod replicasets;

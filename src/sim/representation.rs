@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::discovery::Resource;
+use super::store::Listed;
 use super::table;
 
 /// The representation a request asked for.
@@ -40,29 +41,48 @@ impl Representation {
     pub fn object(self, r: &Resource, obj: &Value, rv: u64) -> Value {
         match self {
             Representation::Full => obj.clone(),
-            Representation::Table => table::to_table(r, std::slice::from_ref(obj), rv),
+            Representation::Table => table::to_table(
+                r,
+                std::slice::from_ref(obj),
+                json!({"resourceVersion": rv.to_string()}),
+            ),
             Representation::Metadata => partial(obj),
         }
     }
 
-    /// A collection (a list).
-    pub fn list(self, r: &Resource, items: &[Value], rv: u64) -> Value {
+    /// A collection (a list, or one chunk of it).
+    pub fn list(self, r: &Resource, listed: &Listed) -> Value {
+        let metadata = list_metadata(listed);
+        let items = &listed.items;
         match self {
             Representation::Full => json!({
                 "kind": format!("{}List", r.kind),
                 "apiVersion": r.api_version(),
-                "metadata": {"resourceVersion": rv.to_string()},
+                "metadata": metadata,
                 "items": items,
             }),
-            Representation::Table => table::to_table(r, items, rv),
+            Representation::Table => table::to_table(r, items, metadata),
             Representation::Metadata => json!({
                 "kind": "PartialObjectMetadataList",
                 "apiVersion": "meta.k8s.io/v1",
-                "metadata": {"resourceVersion": rv.to_string()},
+                "metadata": metadata,
                 "items": items.iter().map(partial).collect::<Vec<_>>(),
             }),
         }
     }
+}
+
+/// A list's `ListMeta`: its resourceVersion and, for a chunk with more to come, the
+/// `continue` token and (without selectors) `remainingItemCount`.
+fn list_metadata(listed: &Listed) -> Value {
+    let mut m = json!({"resourceVersion": listed.rv.to_string()});
+    if let Some(next) = &listed.next {
+        m["continue"] = json!(next.token());
+    }
+    if let Some(n) = listed.remaining {
+        m["remainingItemCount"] = json!(n);
+    }
+    m
 }
 
 fn partial(obj: &Value) -> Value {

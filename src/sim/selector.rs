@@ -125,6 +125,11 @@ impl LabelSelector {
         LabelSelector(reqs)
     }
 
+    /// Whether it selects everything (no requirement).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The first `key=value` requirement, if any: a LIST can start from the objects that
     /// carry this label instead of every object.
     pub fn equality(&self) -> Option<(&str, &str)> {
@@ -172,6 +177,11 @@ impl LabelSelector {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
+    /// Whether it selects everything (no requirement).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Parses the `fieldSelector` query parameter.
     pub fn parse(s: &str) -> Result<Self, ApiError> {
         let mut out = Vec::new();

@@ -16,6 +16,7 @@ use super::RecordedRequest;
 use super::discovery::{self, Resource};
 use super::faults::{self, Faults};
 use super::openapi;
+use super::paging::Chunk;
 use super::patch::{self, PatchType};
 use super::protobuf;
 use super::representation::Representation;
@@ -237,8 +238,9 @@ fn dispatch(
             if is_watch(query) {
                 return start_watch(st, r, t.namespace.clone(), labels, fields, query, accept);
             }
-            let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
-            Ok(ok(&Representation::from_accept(accept).list(r, &items, rv)))
+            let chunk = Chunk::from_query(query)?;
+            let listed = store.list_chunk(r, t.namespace.as_deref(), &labels, &fields, &chunk);
+            Ok(ok(&Representation::from_accept(accept).list(r, &listed)))
         }
         (Method::GET, Some(name), None) if is_watch(query) => {
             // The old single-object watch path: a watch with a name field selector.

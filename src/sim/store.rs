@@ -1,6 +1,7 @@
 //! The object store: objects by resource/namespace/name, resourceVersions, and watch fan-out.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
@@ -9,6 +10,7 @@ use tokio::sync::broadcast;
 use super::defaults;
 use super::discovery::{self, Resource};
 use super::ids;
+use super::paging::{Chunk, Cursor};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, qualified};
 use super::validate;
@@ -63,6 +65,19 @@ pub enum Part {
     Status,
     /// Internal write (controllers, seeding): everything is kept.
     All,
+}
+
+/// One chunk of a LIST.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The objects, in key order.
+    pub items: Vec<Value>,
+    /// The list's resourceVersion (the first chunk's, on every chunk).
+    pub rv: u64,
+    /// Where the next chunk starts, when more objects remain.
+    pub next: Option<Cursor>,
+    /// How many objects remain after this chunk (known only without selectors).
+    pub remaining: Option<usize>,
 }
 
 type Key = (&'static str, &'static str, String, String);
@@ -160,15 +175,20 @@ impl Inner {
         &'a self,
         r: &'static Resource,
         ns: Option<&'a str>,
+        after: Bound<&Key>,
     ) -> impl Iterator<Item = (&'a Key, &'a Value)> {
-        let start = (
+        let first = (
             r.group,
             r.plural,
             ns.unwrap_or_default().to_string(),
             String::new(),
         );
+        let from = match after {
+            Bound::Excluded(k) if *k >= first => Bound::Excluded(k.clone()),
+            _ => Bound::Included(first),
+        };
         self.objects
-            .range(start..)
+            .range((from, Bound::Unbounded))
             .take_while(move |((g, p, n, _), _)| {
                 *g == r.group && *p == r.plural && ns.is_none_or(|ns| ns == n)
             })
@@ -389,7 +409,7 @@ impl Store {
     /// The (namespace, name) of every object of a resource.
     pub fn names(&self, r: &'static Resource) -> Vec<(String, String)> {
         self.lock()
-            .of_resource(r, None)
+            .of_resource(r, None, Bound::Unbounded)
             .map(|((_, _, ns, name), _)| (ns.clone(), name.clone()))
             .collect()
     }
@@ -409,7 +429,8 @@ impl Store {
             .collect()
     }
 
-    /// Objects of one resource, optionally in one namespace, filtered by selectors.
+    /// Objects of one resource, optionally in one namespace, filtered by selectors, and the
+    /// store's resourceVersion.
     pub fn list(
         &self,
         r: &'static Resource,
@@ -417,10 +438,32 @@ impl Store {
         labels: &LabelSelector,
         fields: &FieldSelector,
     ) -> (Vec<Value>, u64) {
+        let listed = self.list_chunk(r, ns, labels, fields, &Chunk::default());
+        (listed.items, listed.rv)
+    }
+
+    /// One chunk of a LIST, in key order (namespace, name): at most `chunk.limit` objects
+    /// after `chunk.after`, with the cursor of the next chunk when more remain.
+    pub fn list_chunk(
+        &self,
+        r: &'static Resource,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        chunk: &Chunk,
+    ) -> Listed {
         let inner = self.lock();
+        let after = chunk
+            .after
+            .as_ref()
+            .map(|c| (r.group, r.plural, c.namespace.clone(), c.name.clone()));
+        let from = match &after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
         // In one namespace with a `key=value` requirement, the candidates are the objects
         // carrying that label; otherwise every object of the resource (in `ns`).
-        let candidates: Box<dyn Iterator<Item = &Value>> = match (ns, labels.equality()) {
+        let candidates: Box<dyn Iterator<Item = (&Key, &Value)>> = match (ns, labels.equality()) {
             (Some(ns), Some((label, value))) => {
                 let lk = (
                     r.group,
@@ -434,17 +477,41 @@ impl Store {
                         .labelled
                         .get(&lk)
                         .into_iter()
-                        .flatten()
-                        .filter_map(|k| inner.objects.get(k)),
+                        .flat_map(move |keys| keys.range((from, Bound::Unbounded)))
+                        .filter_map(|k| inner.objects.get_key_value(k)),
                 )
             }
-            _ => Box::new(inner.of_resource(r, ns).map(|(_, v)| v)),
+            _ => Box::new(inner.of_resource(r, ns, from)),
         };
-        let items = candidates
-            .filter(|v| labels.matches_object(v) && fields.matches(v))
-            .cloned()
-            .collect();
-        (items, inner.rv)
+        let mut matching =
+            candidates.filter(|(_, v)| labels.matches_object(v) && fields.matches(v));
+        let limit = chunk.limit.unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for (k, v) in matching.by_ref() {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(v.clone());
+            last = Some(k);
+        }
+        let rv = chunk.after.as_ref().map_or(inner.rv, |c| c.rv);
+        // like the API server, the count is known only without selectors
+        let remaining =
+            (more && labels.is_empty() && fields.is_empty()).then(|| 1 + matching.count());
+        let next = last.filter(|_| more).map(|(_, _, namespace, name)| Cursor {
+            rv,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        });
+        Listed {
+            items,
+            rv,
+            next,
+            remaining,
+        }
     }
 
     /// Creates an object with POST semantics. With `dry_run` nothing is stored.
@@ -741,7 +808,7 @@ impl Store {
         let live = self.events.subscribe();
         let replay = match since {
             None | Some(0) => inner
-                .of_resource(r, None)
+                .of_resource(r, None, Bound::Unbounded)
                 .map(|(_, v)| {
                     Arc::new(StoredEvent {
                         rv: inner.rv,
@@ -927,5 +994,89 @@ mod tests {
             .unwrap();
         assert_eq!(names(Some("n"), "app=a"), Vec::<String>::new());
         assert_eq!(names(Some("m"), "app=a"), ["four"]);
+    }
+
+    /// Pages through a LIST with `limit`, following the cursors: (names per chunk, the
+    /// chunks' resourceVersions, their remaining counts).
+    fn chunks(
+        store: &Store,
+        ns: Option<&str>,
+        sel: &str,
+        limit: usize,
+    ) -> (Vec<Vec<String>>, Vec<u64>, Vec<Option<usize>>) {
+        let sel = LabelSelector::parse(sel).unwrap();
+        let mut chunk = Chunk {
+            limit: Some(limit),
+            after: None,
+        };
+        let (mut names, mut rvs, mut remaining) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            let listed = store.list_chunk(&CONFIGMAPS, ns, &sel, &FieldSelector::default(), &chunk);
+            names.push(
+                listed
+                    .items
+                    .iter()
+                    .map(|o| name_of(o).to_string())
+                    .collect(),
+            );
+            rvs.push(listed.rv);
+            remaining.push(listed.remaining);
+            match listed.next {
+                // the token a client sends back must lead to the same place
+                Some(next) => chunk.after = Some(Cursor::parse(&next.token()).unwrap()),
+                None => return (names, rvs, remaining),
+            }
+        }
+    }
+
+    #[test]
+    fn limited_lists_come_in_key_order_chunks_with_the_first_resource_version() {
+        let store = Store::new();
+        for (ns, name) in [("b", "e"), ("a", "c"), ("a", "a"), ("b", "d"), ("a", "b")] {
+            let obj = json!({"metadata": {"name": name, "labels": {"app": "x"}}});
+            store.create(&CONFIGMAPS, ns, obj, false).unwrap();
+        }
+        let (names, rvs, remaining) = chunks(&store, None, "", 2);
+        assert_eq!(names, [vec!["a", "b"], vec!["c", "d"], vec!["e"]]);
+        assert!(rvs.iter().all(|rv| *rv == rvs[0]), "{rvs:?}");
+        assert_eq!(remaining, [Some(3), Some(1), None]);
+        // in one namespace, through the label index: selectors leave the count unknown
+        let (names, _, remaining) = chunks(&store, Some("a"), "app=x", 2);
+        assert_eq!(names, [vec!["a", "b"], vec!["c"]]);
+        assert_eq!(remaining, [None, None]);
+        // an exact fit ends without a cursor
+        let (names, _, _) = chunks(&store, Some("a"), "", 3);
+        assert_eq!(names, [vec!["a", "b", "c"]]);
+
+        // objects created between chunks: after the cursor they are served, before it not
+        let sel = LabelSelector::default();
+        let first = store.list_chunk(
+            &CONFIGMAPS,
+            Some("a"),
+            &sel,
+            &FieldSelector::default(),
+            &Chunk {
+                limit: Some(2),
+                after: None,
+            },
+        );
+        for name in ["aa", "z"] {
+            store
+                .create(&CONFIGMAPS, "a", json!({"metadata": {"name": name}}), false)
+                .unwrap();
+        }
+        let rest = store.list_chunk(
+            &CONFIGMAPS,
+            Some("a"),
+            &sel,
+            &FieldSelector::default(),
+            &Chunk {
+                limit: Some(10),
+                after: first.next.clone(),
+            },
+        );
+        let rest: Vec<&str> = rest.items.iter().map(name_of).collect();
+        assert_eq!(rest, ["c", "z"]);
+        assert!(first.next.is_some_and(|c| c.rv == first.rv));
     }
 }

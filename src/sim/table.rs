@@ -89,8 +89,8 @@ fn pod_cells(p: &Value) -> Vec<Value> {
     ]
 }
 
-/// Converts objects into a Table for `kubectl get`.
-pub fn to_table(r: &Resource, items: &[Value], rv: u64) -> Value {
+/// Converts objects into a Table for `kubectl get`, with the list's `ListMeta`.
+pub fn to_table(r: &Resource, items: &[Value], metadata: Value) -> Value {
     let (columns, rows): (Vec<Value>, Vec<Vec<Value>>) = match r.kind {
         "Deployment" => (
             vec![
@@ -314,7 +314,7 @@ pub fn to_table(r: &Resource, items: &[Value], rv: u64) -> Value {
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": rv.to_string()},
+        "metadata": metadata,
         "columnDefinitions": columns,
         "rows": rows,
     })
