@@ -194,7 +194,7 @@ async fn undo_matches_kubectl_rollout_undo() {
 }
 
 fn status_line(obj: &Value) -> String {
-    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(obj.clone()).unwrap();
+    let d: rollbackd::cluster::views::DeploymentView = serde_json::from_value(obj.clone()).unwrap();
     match rollbackd::cluster::rollout_status::deployment_status(&d) {
         rollbackd::cluster::rollout_status::RolloutStatus::Done(m)
         | rollbackd::cluster::rollout_status::RolloutStatus::Waiting(m) => m,

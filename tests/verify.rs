@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use cluster_support::*;
-use k8s_openapi::api::apps::v1::Deployment;
 use rollbackd::cluster::Kind;
 use rollbackd::cluster::backup::NoBackup;
 use rollbackd::cluster::history::load;
 use rollbackd::cluster::rollout_status::{RolloutStatus, deployment_status};
+use rollbackd::cluster::views::DeploymentView;
 use rollbackd::executor::{Executor, MemoryJournal, RunContext};
 use rollbackd::policy::{Bound, Condition, HealthCheck, RevisionRef, StepAction, WorkloadRole};
 use rollbackd::sim::{Fault, SimHandle};
@@ -25,7 +25,7 @@ fn d(
     spec_replicas: Option<i64>,
     (replicas, updated, available): (i64, i64, i64),
     progressing_reason: Option<&str>,
-) -> Deployment {
+) -> DeploymentView {
     let mut v = json!({
         "metadata": {"name": "x", "generation": generation},
         "spec": {"selector": {"matchLabels": {"app": "x"}},

@@ -40,6 +40,9 @@ pub struct ChildReport {
     pub requests: Vec<usize>,
     pub shared_signals: usize,
     pub peak_rss_mib: f64,
+    /// Peak RSS once the watcher's caches held the fleet.
+    #[serde(default)]
+    pub watch_rss_mib: f64,
 }
 
 /// The simulated time between two cycles (the shipped `[evaluation] interval`).
@@ -70,6 +73,7 @@ pub async fn child(
         },
     )
     .await?;
+    let watch_rss_mib = peak_rss_mib().unwrap_or_default();
     let shared_signals = policies.first().map_or(0, |p| {
         p.signals
             .values()
@@ -117,6 +121,7 @@ pub async fn child(
         requests: Vec::with_capacity(cycles),
         shared_signals,
         peak_rss_mib: 0.0,
+        watch_rss_mib,
     };
     for k in 0..cycles {
         // the daemon's clock, one default interval per cycle: enough cycles fill every
@@ -194,11 +199,13 @@ fn summarize(r: &ChildReport, seen: usize) -> Cycle {
         median_ms,
         max_ms: r.cycles_ms.iter().copied().fold(0.0, f64::max),
         kube_median_ms: steady_median(&r.kube_ms),
+        kube_first_ms: r.kube_ms.first().copied().unwrap_or_default(),
         cycles: r.cycles_ms.len(),
         promql_requests: r.requests.iter().copied().max().unwrap_or_default(),
         promql_requests_seen: seen as f64 / r.cycles_ms.len().max(1) as f64,
         shared_signals: r.shared_signals,
         peak_rss_mib: r.peak_rss_mib,
+        watch_rss_mib: r.watch_rss_mib,
     }
 }
 

@@ -120,6 +120,9 @@ pub struct Cycle {
     /// Of the steady cycle: deriving the kube signals from the watcher's caches (median).
     #[serde(default)]
     pub kube_median_ms: f64,
+    /// Of the first cycle: deriving the kube signals.
+    #[serde(default)]
+    pub kube_first_ms: f64,
     pub cycles: usize,
     /// PromQL requests per cycle as counted by rollbackd.
     pub promql_requests: usize,
@@ -129,6 +132,9 @@ pub struct Cycle {
     pub shared_signals: usize,
     /// Peak RSS of the measuring process (VmHWM).
     pub peak_rss_mib: f64,
+    /// Peak RSS once the watcher's caches held the fleet, before the evaluator was built.
+    #[serde(default)]
+    pub watch_rss_mib: f64,
 }
 
 /// Webhook ingestion under load.
@@ -211,16 +217,18 @@ impl Figures {
                 )
             };
             out.push_str(&format!(
-                "| one evaluation cycle, {} workloads sharing {} PromQL signals | first {:.1} ms, steady {:.1} ms (max {:.1}; kube signals {:.1} ms of it); {} PromQL requests ({} seen by Prometheus); peak RSS {:.1} MiB over {} cycles ({:.0} min of 15 s cycles) | {} |\n",
+                "| one evaluation cycle, {} workloads sharing {} PromQL signals | first {:.1} ms, steady {:.1} ms (max {:.1}; kube signals {:.1} / {:.1} ms of them); {} PromQL requests ({} seen by Prometheus); peak RSS {:.1} MiB ({:.1} MiB with the watcher's caches filled) over {} cycles ({:.0} min of 15 s cycles) | {} |\n",
                 c.workloads,
                 c.shared_signals,
                 c.first_ms,
                 c.median_ms,
                 c.max_ms,
+                c.kube_first_ms,
                 c.kube_median_ms,
                 c.promql_requests,
                 c.promql_requests_seen,
                 c.peak_rss_mib,
+                c.watch_rss_mib,
                 c.cycles,
                 c.cycles as f64 * super::cycle::INTERVAL.as_secs_f64() / 60.0,
                 target

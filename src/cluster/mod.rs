@@ -22,6 +22,7 @@ pub mod scale;
 pub mod service;
 pub mod snapshot;
 pub mod undo;
+pub mod views;
 
 use std::time::Duration;
 

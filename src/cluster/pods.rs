@@ -1,11 +1,12 @@
 //! Pods: readiness and restart counts of a revision's pods, and the kube signals.
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::history::controlled_by;
-use super::name_of;
+use super::views::{ContainerView, PodView};
 
 /// What matters about one pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,49 +27,51 @@ pub struct PodState {
     pub created: Option<DateTime<Utc>>,
 }
 
+fn waiting_reason(c: &ContainerView) -> Option<&str> {
+    c.state.waiting.as_ref()?.reason.as_deref()
+}
+
+fn last_termination_reason(c: &ContainerView) -> Option<&str> {
+    c.last_state.terminated.as_ref()?.reason.as_deref()
+}
+
+/// An API time as chrono.
+pub fn chrono_time(t: &Time) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(t.0.as_microsecond())
+}
+
 impl PodState {
     /// Reads a pod object.
-    pub fn of(pod: &Value) -> PodState {
-        let statuses: Vec<&Value> = pod
-            .pointer("/status/containerStatuses")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+    pub fn of(pod: &PodView) -> PodState {
+        let status = pod.status.as_ref();
+        let containers = status.map_or(&[][..], |s| s.container_statuses.as_slice());
         let waiting = |reasons: &[&str]| {
-            statuses.iter().any(|c| {
-                c.pointer("/state/waiting/reason")
-                    .and_then(Value::as_str)
-                    .is_some_and(|r| reasons.contains(&r))
-            })
+            containers
+                .iter()
+                .any(|c| waiting_reason(c).is_some_and(|r| reasons.contains(&r)))
         };
         PodState {
-            name: name_of(pod).to_string(),
-            ready: pod
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                }),
-            restarts: statuses
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            ready: status.is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            }),
+            restarts: containers
                 .iter()
-                .filter_map(|c| c["restartCount"].as_u64())
+                .map(|c| u64::try_from(c.restart_count).unwrap_or(0))
                 .sum(),
-            oom_killed: statuses
+            oom_killed: containers
                 .iter()
-                .filter(|c| {
-                    c.pointer("/lastState/terminated/reason")
-                        .and_then(Value::as_str)
-                        == Some("OOMKilled")
-                })
+                .filter(|c| last_termination_reason(c) == Some("OOMKilled"))
                 .count() as u64,
             crash_looping: waiting(&["CrashLoopBackOff"]),
             image_pull_backoff: waiting(&["ImagePullBackOff", "ErrImagePull"]),
             created: pod
-                .pointer("/metadata/creationTimestamp")
-                .and_then(Value::as_str)
-                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&Utc)),
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(chrono_time),
         }
     }
 }
@@ -76,18 +79,6 @@ impl PodState {
 /// The pods controlled by the ReplicaSet with uid `rs_uid`.
 pub fn pods_of_replicaset<'a>(pods: &'a [Value], rs_uid: &str) -> Vec<&'a Value> {
     pods.iter().filter(|p| controlled_by(p, rs_uid)).collect()
-}
-
-/// Whether a pod's labels match every `matchLabels` entry of a selector.
-pub fn selects(match_labels: &Value, pod: &Value) -> bool {
-    let Some(want) = match_labels.as_object() else {
-        return false;
-    };
-    let labels = pod.pointer("/metadata/labels");
-    !want.is_empty()
-        && want
-            .iter()
-            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// Kubernetes-derived signals of one workload.
@@ -111,7 +102,7 @@ impl KubeSignals {
     /// Counts signals from the workload's pods (already selected), the deploy time and the
     /// workload's rollout state.
     pub fn count(
-        pods: &[&Value],
+        pods: &[&PodView],
         since: Option<DateTime<Utc>>,
         available: u64,
         stalled: bool,
@@ -135,5 +126,88 @@ impl KubeSignals {
             s.image_pull_backoff += u64::from(st.image_pull_backoff);
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A pod as the API serves it (spec, IPs, image ids and all), read as a view.
+    fn pod(name: &str, created: &str, ready: &str, containers: Value) -> PodView {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created,
+                "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "web:2",
+                "resources": {"limits": {"memory": "256Mi"}}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.7",
+                "conditions": [{"type": "PodScheduled", "status": "True"},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": created}],
+                "containerStatuses": containers}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pod_state_reads_readiness_restarts_and_waiting_reasons() {
+        let p = pod(
+            "web-1",
+            "2026-11-24T10:00:00Z",
+            "False",
+            json!([
+                {"name": "app", "ready": false, "restartCount": 3, "image": "web:2",
+                 "imageID": "sha256:1",
+                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                 "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}},
+                {"name": "proxy", "ready": true, "restartCount": 1,
+                 "state": {"waiting": {"reason": "ErrImagePull"}}}
+            ]),
+        );
+        let st = PodState::of(&p);
+        assert_eq!(st.name, "web-1");
+        assert!(!st.ready && st.crash_looping && st.image_pull_backoff);
+        assert_eq!((st.restarts, st.oom_killed), (4, 1));
+        assert_eq!(
+            st.created.map(|t| t.to_rfc3339()),
+            Some("2026-11-24T10:00:00+00:00".into())
+        );
+        let healthy = pod(
+            "web-2",
+            "2026-11-24T10:00:00Z",
+            "True",
+            json!([{"name": "app", "ready": true, "restartCount": 0,
+                "state": {"running": {"startedAt": "2026-11-24T10:00:01Z"}}}]),
+        );
+        let st = PodState::of(&healthy);
+        assert!(st.ready && !st.crash_looping && !st.image_pull_backoff);
+        assert_eq!((st.restarts, st.oom_killed), (0, 0));
+    }
+
+    #[test]
+    fn restarts_count_only_pods_created_since_the_deploy() {
+        let crashing = |name: &str, created: &str| {
+            pod(
+                name,
+                created,
+                "False",
+                json!([{"name": "app", "restartCount": 2,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"reason": "OOMKilled"}}}]),
+            )
+        };
+        let old = crashing("old", "2026-11-24T09:00:00Z");
+        let new = crashing("new", "2026-11-24T10:05:00Z");
+        let since = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        let s = KubeSignals::count(&[&old, &new], since, 1, true);
+        assert_eq!((s.restarts, s.oom_kills), (2, 1), "only the new pod's");
+        assert_eq!(s.crashlooping_pods, 2, "crash-looping counts every pod");
+        assert_eq!((s.available_replicas, s.rollout_stalled), (1, 1));
+        assert_eq!(
+            KubeSignals::count(&[&old, &new], None, 0, false).restarts,
+            4
+        );
     }
 }

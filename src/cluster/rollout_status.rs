@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::DeploymentStatus;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::views::DeploymentView;
 use super::{Cluster, ClusterError, Kind};
 use crate::policy::Workload;
 
@@ -23,10 +24,11 @@ pub enum RolloutStatus {
 }
 
 /// kubectl's `DeploymentStatusViewer.Status`, rule for rule.
-pub fn deployment_status(d: &Deployment) -> RolloutStatus {
+pub fn deployment_status(d: &DeploymentView) -> RolloutStatus {
     let name = d.metadata.name.as_deref().unwrap_or_default();
     let generation = d.metadata.generation.unwrap_or(0);
-    let status = d.status.clone().unwrap_or_default();
+    let unknown = DeploymentStatus::default();
+    let status = d.status.as_ref().unwrap_or(&unknown);
     if generation > status.observed_generation.unwrap_or(0) {
         return RolloutStatus::Waiting(
             "Waiting for deployment spec update to be observed...".into(),

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::CheckResult;
 use crate::cluster::history::load;
 use crate::cluster::pods::{PodState, pods_of_replicaset};
+use crate::cluster::views::PodView;
 use crate::cluster::{Cluster, ClusterError, Kind, selector_string};
 use crate::policy::Workload;
 
@@ -28,11 +29,12 @@ async fn current_pods(
     let pods = cluster
         .list(Kind::Pod, &w.namespace, Some(&selector_string(&owner)))
         .await?;
-    let states = pods_of_replicaset(&pods, &cur.uid)
-        .into_iter()
-        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
-        .map(PodState::of)
-        .collect();
+    let mut states = Vec::new();
+    for p in pods_of_replicaset(&pods, &cur.uid) {
+        if p.pointer("/metadata/deletionTimestamp").is_none() {
+            states.push(PodState::of(&serde_json::from_value::<PodView>(p.clone())?));
+        }
+    }
     Ok((want, states))
 }
 

@@ -6,17 +6,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use crate::cluster::views::{PodView, ReplicaSetView};
 use serde_json::Value;
 
 /// ReplicaSets by controller uid and Pods by label, of one namespace at one moment.
 pub struct NsIndex {
-    replicasets: HashMap<String, Vec<Arc<ReplicaSet>>>,
-    pods: HashMap<(String, String), Vec<Arc<Pod>>>,
+    replicasets: HashMap<String, Vec<Arc<ReplicaSetView>>>,
+    pods: HashMap<(String, String), Vec<Arc<PodView>>>,
 }
 
-fn controller_uid(rs: &ReplicaSet) -> Option<&str> {
+fn controller_uid(rs: &ReplicaSetView) -> Option<&str> {
     rs.metadata
         .owner_references
         .as_ref()?
@@ -26,7 +25,7 @@ fn controller_uid(rs: &ReplicaSet) -> Option<&str> {
 }
 
 /// The name of the object that controls `rs` (a Deployment or a Rollout).
-pub fn controller_name(rs: &ReplicaSet) -> Option<&str> {
+pub fn controller_name(rs: &ReplicaSetView) -> Option<&str> {
     rs.metadata
         .owner_references
         .as_ref()?
@@ -53,8 +52,8 @@ pub fn match_pairs(match_labels: &Value) -> Vec<(String, String)> {
 
 impl NsIndex {
     /// Indexes the given objects.
-    pub fn new(replicasets: Vec<Arc<ReplicaSet>>, pods: Vec<Arc<Pod>>) -> Self {
-        let mut by_owner: HashMap<String, Vec<Arc<ReplicaSet>>> = HashMap::new();
+    pub fn new(replicasets: Vec<Arc<ReplicaSetView>>, pods: Vec<Arc<PodView>>) -> Self {
+        let mut by_owner: HashMap<String, Vec<Arc<ReplicaSetView>>> = HashMap::new();
         for rs in replicasets {
             if let Some(uid) = controller_uid(&rs) {
                 by_owner
@@ -63,7 +62,7 @@ impl NsIndex {
                     .push(rs.clone());
             }
         }
-        let mut by_label: HashMap<(String, String), Vec<Arc<Pod>>> = HashMap::new();
+        let mut by_label: HashMap<(String, String), Vec<Arc<PodView>>> = HashMap::new();
         for pod in pods {
             for (k, v) in pod.metadata.labels.iter().flatten() {
                 by_label
@@ -87,21 +86,12 @@ impl NsIndex {
     }
 
     /// The ReplicaSets `owner_uid` controls, as cached.
-    pub fn replicasets_controlled_by(&self, owner_uid: &str) -> &[Arc<ReplicaSet>] {
+    pub fn replicasets_controlled_by(&self, owner_uid: &str) -> &[Arc<ReplicaSetView>] {
         self.replicasets.get(owner_uid).map_or(&[], Vec::as_slice)
     }
 
-    /// The Pods a `matchLabels` selector selects (none for an empty or absent selector,
-    /// like `cluster::pods::selects`), as JSON.
-    pub fn pods_selected(&self, match_labels: &Value) -> Vec<Value> {
-        self.pods_matching(&match_pairs(match_labels))
-            .into_iter()
-            .filter_map(|pod| serde_json::to_value(pod.as_ref()).ok())
-            .collect()
-    }
-
     /// The Pods that carry every `(label, value)` pair (none for no pairs), as cached.
-    pub fn pods_matching(&self, want: &[(String, String)]) -> Vec<&Arc<Pod>> {
+    pub fn pods_matching(&self, want: &[(String, String)]) -> Vec<&Arc<PodView>> {
         // the rarest pair's pods are the candidates; each must carry every pair
         let Some(candidates) = want
             .iter()
@@ -126,13 +116,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(name: &str, labels: Value) -> Arc<Pod> {
+    fn pod(name: &str, labels: Value) -> Arc<PodView> {
         Arc::new(
             serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap(),
         )
     }
 
-    fn rs(name: &str, owner_uid: &str, controller: bool) -> Arc<ReplicaSet> {
+    fn rs(name: &str, owner_uid: &str, controller: bool) -> Arc<ReplicaSetView> {
         Arc::new(
             serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": [
                 {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": owner_uid, "controller": controller}
@@ -153,9 +143,9 @@ mod tests {
         );
         let names = |sel: Value| -> Vec<String> {
             index
-                .pods_selected(&sel)
+                .pods_matching(&match_pairs(&sel))
                 .iter()
-                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+                .map(|p| p.metadata.name.clone().unwrap())
                 .collect()
         };
         assert_eq!(names(json!({"app": "web", "tier": "front"})), ["a"]);

@@ -6,18 +6,16 @@
 //! rebuilt from the cluster and emitted with `initial: true`.
 
 mod index;
+mod signals;
+mod trim;
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::Value;
@@ -27,11 +25,12 @@ use tokio::task::JoinHandle;
 use crate::cluster::annotate::LastAction;
 use crate::cluster::history::History;
 use crate::cluster::pods::KubeSignals;
-use crate::cluster::rollout_status::{RolloutStatus, status_of};
 use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
+use crate::cluster::views::{DeploymentView, PodView, ReplicaSetView};
 use crate::cluster::{Cluster, Kind};
 use crate::policy::{Policy, Workload};
-use index::{NsIndex, controller_name, match_pairs};
+use index::{NsIndex, controller_name};
+use signals::{Inputs, Owner, current_replicaset};
 
 /// A revision of a watched workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -84,9 +83,9 @@ struct Target {
 
 #[derive(Clone)]
 struct NsStores {
-    replicasets: Store<ReplicaSet>,
-    pods: Store<Pod>,
-    deployments: Store<Deployment>,
+    replicasets: Store<ReplicaSetView>,
+    pods: Store<PodView>,
+    deployments: Store<DeploymentView>,
     rollouts: Store<DynamicObject>,
 }
 
@@ -141,25 +140,27 @@ impl DeployWatcher {
         let mut stores = BTreeMap::new();
         let mut tasks = Vec::new();
         for ns in namespaces {
-            let (pods, pw) = reflector::store::<Pod>();
+            let (pods, pw) = reflector::store::<PodView>();
             let pod_stream = reflector::reflector(
                 pw,
                 watcher(
-                    Api::<Pod>::namespaced(client.clone(), &ns),
+                    Api::<PodView>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
-                ),
+                )
+                .modify(trim::pod),
             )
             .default_backoff();
             tasks.push(tokio::spawn(
                 pod_stream.for_each(|_| futures::future::ready(())),
             ));
-            let (deployments, dw) = reflector::store::<Deployment>();
+            let (deployments, dw) = reflector::store::<DeploymentView>();
             let d_stream = reflector::reflector(
                 dw,
                 watcher(
-                    Api::<Deployment>::namespaced(client.clone(), &ns),
+                    Api::<DeploymentView>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
-                ),
+                )
+                .modify(trim::deployment),
             )
             .default_backoff();
             tasks.push(tokio::spawn(
@@ -177,14 +178,15 @@ impl DeployWatcher {
                     watcher(
                         Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &ar),
                         watcher::Config::default(),
-                    ),
+                    )
+                    .modify(trim::rollout),
                 )
                 .default_backoff();
                 tasks.push(tokio::spawn(
                     r_stream.for_each(|_| futures::future::ready(())),
                 ));
             }
-            let (replicasets, rsw) = reflector::store::<ReplicaSet>();
+            let (replicasets, rsw) = reflector::store::<ReplicaSetView>();
             let s = NsStores {
                 replicasets: replicasets.clone(),
                 pods,
@@ -200,9 +202,10 @@ impl DeployWatcher {
             let rs_stream = reflector::reflector(
                 rsw,
                 watcher(
-                    Api::<ReplicaSet>::namespaced(client.clone(), &ns),
+                    Api::<ReplicaSetView>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
-                ),
+                )
+                .modify(trim::replicaset),
             )
             .default_backoff();
             let cluster = cluster.clone();
@@ -272,7 +275,8 @@ impl DeployWatcher {
 
     fn signals_for(&self, t: &Target) -> Option<KubeSignals> {
         let s = self.stores.get(&t.workload.namespace)?;
-        signals_with(t, s, &NsIndex::new(s.replicasets.state(), s.pods.state()))
+        let index = NsIndex::new(s.replicasets.state(), s.pods.state());
+        Inputs::of(&t.workload, s, &index).map(|i| i.signals())
     }
 
     /// Kube signals of every watched workload at once, each namespace's caches indexed once
@@ -288,25 +292,20 @@ impl DeployWatcher {
             let index = NsIndex::new(s.replicasets.state(), s.pods.state());
             for t in self.targets.iter().filter(|t| &t.workload.namespace == ns) {
                 let key = (t.agent.clone(), t.workload.id.clone());
-                let digest = inputs_digest(t, s, &index);
-                let known = match (digest, cache.get(&key)) {
-                    (Some(d), Some((seen, k))) if *seen == d => Some(k.clone()),
-                    _ => None,
+                let Some(inputs) = Inputs::of(&t.workload, s, &index) else {
+                    cache.remove(&key);
+                    continue;
                 };
-                let k = match known {
-                    Some(k) => Some(k),
-                    None => {
-                        let k = signals_with(t, s, &index);
-                        match (digest, &k) {
-                            (Some(d), Some(k)) => cache.insert(key.clone(), (d, k.clone())),
-                            _ => cache.remove(&key),
-                        };
+                let digest = inputs.digest();
+                let k = match cache.get(&key) {
+                    Some((seen, k)) if *seen == digest => k.clone(),
+                    _ => {
+                        let k = inputs.signals();
+                        cache.insert(key.clone(), (digest, k.clone()));
                         k
                     }
                 };
-                if let Some(k) = k {
-                    signals.insert(key, k);
-                }
+                signals.insert(key, k);
             }
         }
         KubeSnapshot { signals }
@@ -351,99 +350,6 @@ impl KubeSnapshot {
     }
 }
 
-/// A digest of the resourceVersions of the objects [`signals_with`] reads for `t` (its
-/// owner, the ReplicaSets it controls, the pods its selector selects), independent of their
-/// order in the caches. `None` when the owner is not cached (nothing to remember).
-fn inputs_digest(t: &Target, s: &NsStores, index: &NsIndex) -> Option<u64> {
-    fn one(name: Option<&String>, rv: Option<&String>) -> u64 {
-        let mut h = DefaultHasher::new();
-        (name, rv).hash(&mut h);
-        h.finish()
-    }
-    let w = &t.workload;
-    let (meta, labels) = match Kind::of(w) {
-        Kind::Rollout => {
-            let o = s.rollouts.get(
-                &ObjectRef::new_with(&w.name, Kind::Rollout.resource()).within(&w.namespace),
-            )?;
-            let labels = match_pairs(
-                o.data
-                    .pointer("/spec/selector/matchLabels")
-                    .unwrap_or(&Value::Null),
-            );
-            (o.metadata.clone(), labels)
-        }
-        _ => {
-            let d = s
-                .deployments
-                .get(&ObjectRef::new(&w.name).within(&w.namespace))?;
-            let labels = d
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.selector.match_labels.clone())
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            (d.metadata.clone(), labels)
-        }
-    };
-    let uid = meta.uid.clone().unwrap_or_default();
-    let mut digest = one(meta.name.as_ref(), meta.resource_version.as_ref());
-    for rs in index.replicasets_controlled_by(&uid) {
-        digest = digest.wrapping_add(one(
-            rs.metadata.name.as_ref(),
-            rs.metadata.resource_version.as_ref(),
-        ));
-    }
-    for p in index.pods_matching(&labels) {
-        digest = digest.wrapping_add(one(
-            p.metadata.name.as_ref(),
-            p.metadata.resource_version.as_ref(),
-        ));
-    }
-    Some(digest)
-}
-
-fn signals_with(t: &Target, s: &NsStores, index: &NsIndex) -> Option<KubeSignals> {
-    let w = &t.workload;
-    let kind = Kind::of(w);
-    let owner = owner_from_store(s, w)?;
-    let uid = owner
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let history = History::from_objects(&owner, &index.replicasets_of(uid), kind);
-    let since = history.current().and_then(|r| r.created);
-    let selector = owner
-        .pointer("/spec/selector/matchLabels")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let pods = index.pods_selected(&selector);
-    let selected: Vec<&Value> = pods
-        .iter()
-        .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
-        .collect();
-    let available = owner
-        .pointer("/status/availableReplicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let stalled = matches!(status_of(kind, &owner), Ok(RolloutStatus::Failed(_)));
-    Some(KubeSignals::count(&selected, since, available, stalled))
-}
-
-fn owner_from_store(s: &NsStores, w: &Workload) -> Option<Value> {
-    match Kind::of(w) {
-        Kind::Rollout => s
-            .rollouts
-            .get(&ObjectRef::new_with(&w.name, Kind::Rollout.resource()).within(&w.namespace))
-            .and_then(|o| serde_json::to_value(o.as_ref()).ok()),
-        _ => s
-            .deployments
-            .get(&ObjectRef::new(&w.name).within(&w.namespace))
-            .and_then(|o| serde_json::to_value(o.as_ref()).ok()),
-    }
-}
-
 /// Checks every target of a namespace for a new highest revision. Returns false when the
 /// receiver is gone.
 async fn process(
@@ -473,16 +379,14 @@ async fn process(
         let kind = Kind::of(w);
         let key = (t.agent.clone(), w.id.clone());
         // The cached owner suffices to find the highest revision (its uid never changes).
-        if let Some(cached) = owner_from_store(s, w) {
-            let uid = cached
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let h = History::from_objects(&cached, &index.replicasets_of(uid), kind);
+        if let Some(cached) = Owner::cached(s, w) {
+            let current = current_replicaset(
+                index.replicasets_controlled_by(cached.uid()),
+                kind.revision_annotation(),
+            )
+            .map(|(n, _)| n);
             let known = seen.get(&key).copied();
-            if h.current().is_none()
-                || known.is_some_and(|n| h.current().is_some_and(|c| c.number <= n))
-            {
+            if current.is_none() || known.is_some_and(|n| current.is_some_and(|c| c <= n)) {
                 continue;
             }
         }

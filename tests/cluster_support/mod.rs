@@ -84,7 +84,7 @@ pub fn image_of(obj: &Value) -> String {
 pub async fn rolled_out(cluster: &Cluster, name: &str) {
     eventually("rollout", 15, || async {
         let d = cluster.get(Kind::Deployment, NS, name).await.unwrap();
-        let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(d).unwrap();
+        let d: rollbackd::cluster::views::DeploymentView = serde_json::from_value(d).unwrap();
         matches!(
             rollbackd::cluster::rollout_status::deployment_status(&d),
             rollbackd::cluster::rollout_status::RolloutStatus::Done(_)
