@@ -39,6 +39,8 @@ pub type Latest = Arc<RwLock<BTreeMap<(String, String), (DateTime<Utc>, Option<f
 struct Window {
     policy: Arc<Policy>,
     observations: Observations,
+    /// How much history each signal keeps (`Policy::sample_retention`, computed once).
+    retention: HashMap<String, TimeDelta>,
     /// A completed rollback closed the window: no more decisions until a new deploy.
     closed: bool,
     image: Option<String>,
@@ -90,6 +92,11 @@ impl Evaluator {
                 let w = Window {
                     policy: p.clone(),
                     observations: Observations::new(),
+                    retention: p
+                        .signals
+                        .keys()
+                        .map(|name| (name.clone(), p.sample_retention(name)))
+                        .collect(),
                     closed: false,
                     image: None,
                     last: None,
@@ -293,9 +300,10 @@ impl Evaluator {
             }
             // only the history a decision can read: a fleet of 10,000 workloads keeps
             // minutes of samples each, not the whole window
-            let policy = &w.policy;
-            w.observations
-                .prune_each(now, |signal| policy.sample_retention(signal));
+            let retention = &w.retention;
+            w.observations.prune_each(now, |signal| {
+                retention.get(signal).copied().unwrap_or_default()
+            });
         }
         if let Ok(mut latest) = self.latest.write() {
             for ((agent, signal), value) in &readings.values {
