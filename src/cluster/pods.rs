@@ -1,12 +1,11 @@
 //! Pods: readiness and restart counts of a revision's pods, and the kube signals.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::history::controlled_by;
-use super::views::{ContainerView, PodView};
+use super::views::PodView;
 
 /// What matters about one pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -27,51 +26,17 @@ pub struct PodState {
     pub created: Option<DateTime<Utc>>,
 }
 
-fn waiting_reason(c: &ContainerView) -> Option<&str> {
-    c.state.waiting.as_ref()?.reason.as_deref()
-}
-
-fn last_termination_reason(c: &ContainerView) -> Option<&str> {
-    c.last_state.terminated.as_ref()?.reason.as_deref()
-}
-
-/// An API time as chrono.
-pub fn chrono_time(t: &Time) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(t.0.as_microsecond())
-}
-
 impl PodState {
-    /// Reads a pod object.
+    /// What a pod view says.
     pub fn of(pod: &PodView) -> PodState {
-        let status = pod.status.as_ref();
-        let containers = status.map_or(&[][..], |s| s.container_statuses.as_slice());
-        let waiting = |reasons: &[&str]| {
-            containers
-                .iter()
-                .any(|c| waiting_reason(c).is_some_and(|r| reasons.contains(&r)))
-        };
         PodState {
             name: pod.metadata.name.clone().unwrap_or_default(),
-            ready: status.is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            }),
-            restarts: containers
-                .iter()
-                .map(|c| u64::try_from(c.restart_count).unwrap_or(0))
-                .sum(),
-            oom_killed: containers
-                .iter()
-                .filter(|c| last_termination_reason(c) == Some("OOMKilled"))
-                .count() as u64,
-            crash_looping: waiting(&["CrashLoopBackOff"]),
-            image_pull_backoff: waiting(&["ImagePullBackOff", "ErrImagePull"]),
-            created: pod
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .and_then(chrono_time),
+            ready: pod.ready,
+            restarts: pod.restarts,
+            oom_killed: pod.oom_killed,
+            crash_looping: pod.crash_looping,
+            image_pull_backoff: pod.image_pull_backoff,
+            created: pod.created,
         }
     }
 }
@@ -113,17 +78,16 @@ impl KubeSignals {
             ..KubeSignals::default()
         };
         for p in pods {
-            let st = PodState::of(p);
-            let recent = match (since, st.created) {
+            let recent = match (since, p.created) {
                 (Some(since), Some(c)) => c >= since,
                 _ => true,
             };
             if recent {
-                s.restarts += st.restarts;
-                s.oom_kills += st.oom_killed;
+                s.restarts += p.restarts;
+                s.oom_kills += p.oom_killed;
             }
-            s.crashlooping_pods += u64::from(st.crash_looping);
-            s.image_pull_backoff += u64::from(st.image_pull_backoff);
+            s.crashlooping_pods += u64::from(p.crash_looping);
+            s.image_pull_backoff += u64::from(p.image_pull_backoff);
         }
         s
     }
@@ -134,7 +98,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A pod as the API serves it (spec, IPs, image ids and all), read as a view.
+    /// A pod as the API serves it (spec, IPs and all), read as a view.
     fn pod(name: &str, created: &str, ready: &str, containers: Value) -> PodView {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created,
@@ -147,41 +111,6 @@ mod tests {
                 "containerStatuses": containers}
         }))
         .unwrap()
-    }
-
-    #[test]
-    fn pod_state_reads_readiness_restarts_and_waiting_reasons() {
-        let p = pod(
-            "web-1",
-            "2026-11-24T10:00:00Z",
-            "False",
-            json!([
-                {"name": "app", "ready": false, "restartCount": 3, "image": "web:2",
-                 "imageID": "sha256:1",
-                 "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
-                 "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}},
-                {"name": "proxy", "ready": true, "restartCount": 1,
-                 "state": {"waiting": {"reason": "ErrImagePull"}}}
-            ]),
-        );
-        let st = PodState::of(&p);
-        assert_eq!(st.name, "web-1");
-        assert!(!st.ready && st.crash_looping && st.image_pull_backoff);
-        assert_eq!((st.restarts, st.oom_killed), (4, 1));
-        assert_eq!(
-            st.created.map(|t| t.to_rfc3339()),
-            Some("2026-11-24T10:00:00+00:00".into())
-        );
-        let healthy = pod(
-            "web-2",
-            "2026-11-24T10:00:00Z",
-            "True",
-            json!([{"name": "app", "ready": true, "restartCount": 0,
-                "state": {"running": {"startedAt": "2026-11-24T10:00:01Z"}}}]),
-        );
-        let st = PodState::of(&healthy);
-        assert!(st.ready && !st.crash_looping && !st.image_pull_backoff);
-        assert_eq!((st.restarts, st.oom_killed), (0, 0));
     }
 
     #[test]

@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::DeploymentStatus;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::views::DeploymentView;
+use super::views::{DeploymentView, DeploymentViewStatus};
 use super::{Cluster, ClusterError, Kind};
 use crate::policy::Workload;
 
@@ -27,18 +26,14 @@ pub enum RolloutStatus {
 pub fn deployment_status(d: &DeploymentView) -> RolloutStatus {
     let name = d.metadata.name.as_deref().unwrap_or_default();
     let generation = d.metadata.generation.unwrap_or(0);
-    let unknown = DeploymentStatus::default();
+    let unknown = DeploymentViewStatus::default();
     let status = d.status.as_ref().unwrap_or(&unknown);
     if generation > status.observed_generation.unwrap_or(0) {
         return RolloutStatus::Waiting(
             "Waiting for deployment spec update to be observed...".into(),
         );
     }
-    let progressing = status
-        .conditions
-        .as_ref()
-        .and_then(|cs| cs.iter().find(|c| c.type_ == "Progressing"));
-    if progressing.is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded")) {
+    if status.deadline_exceeded {
         return RolloutStatus::Failed(format!(
             "deployment {name:?} exceeded its progress deadline"
         ));
@@ -46,7 +41,7 @@ pub fn deployment_status(d: &DeploymentView) -> RolloutStatus {
     let updated = status.updated_replicas.unwrap_or(0);
     let replicas = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
-    if let Some(want) = d.spec.as_ref().and_then(|s| s.replicas)
+    if let Some(want) = d.replicas
         && updated < want
     {
         return RolloutStatus::Waiting(format!(

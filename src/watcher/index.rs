@@ -6,8 +6,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::cluster::views::{PodView, ReplicaSetView};
 use serde_json::Value;
+
+use crate::cluster::views::{PodView, ReplicaSetView};
 
 /// ReplicaSets by controller uid and Pods by label, of one namespace at one moment.
 pub struct NsIndex {
@@ -15,23 +16,9 @@ pub struct NsIndex {
     pods: HashMap<(String, String), Vec<Arc<PodView>>>,
 }
 
-fn controller_uid(rs: &ReplicaSetView) -> Option<&str> {
-    rs.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.as_str())
-}
-
 /// The name of the object that controls `rs` (a Deployment or a Rollout).
 pub fn controller_name(rs: &ReplicaSetView) -> Option<&str> {
-    rs.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.name.as_str())
+    rs.controller.as_ref().map(|c| c.name.as_str())
 }
 
 /// The `(label, value)` pairs of a `matchLabels` JSON object (none if it is absent, empty
@@ -55,16 +42,13 @@ impl NsIndex {
     pub fn new(replicasets: Vec<Arc<ReplicaSetView>>, pods: Vec<Arc<PodView>>) -> Self {
         let mut by_owner: HashMap<String, Vec<Arc<ReplicaSetView>>> = HashMap::new();
         for rs in replicasets {
-            if let Some(uid) = controller_uid(&rs) {
-                by_owner
-                    .entry(uid.to_string())
-                    .or_default()
-                    .push(rs.clone());
+            if let Some(c) = &rs.controller {
+                by_owner.entry(c.uid.clone()).or_default().push(rs.clone());
             }
         }
         let mut by_label: HashMap<(String, String), Vec<Arc<PodView>>> = HashMap::new();
         for pod in pods {
-            for (k, v) in pod.metadata.labels.iter().flatten() {
+            for (k, v) in &pod.labels {
                 by_label
                     .entry((k.clone(), v.clone()))
                     .or_default()
@@ -75,14 +59,6 @@ impl NsIndex {
             replicasets: by_owner,
             pods: by_label,
         }
-    }
-
-    /// The ReplicaSets `owner_uid` controls, as JSON.
-    pub fn replicasets_of(&self, owner_uid: &str) -> Vec<Value> {
-        self.replicasets_controlled_by(owner_uid)
-            .iter()
-            .filter_map(|rs| serde_json::to_value(rs.as_ref()).ok())
-            .collect()
     }
 
     /// The ReplicaSets `owner_uid` controls, as cached.
@@ -103,9 +79,8 @@ impl NsIndex {
         candidates
             .iter()
             .filter(|pod| {
-                let labels = pod.metadata.labels.as_ref();
                 want.iter()
-                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+                    .all(|(k, v)| pod.labels.iter().any(|(pk, pv)| pk == k && pv == v))
             })
             .collect()
     }
@@ -145,7 +120,7 @@ mod tests {
             index
                 .pods_matching(&match_pairs(&sel))
                 .iter()
-                .map(|p| p.metadata.name.clone().unwrap())
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
                 .collect()
         };
         assert_eq!(names(json!({"app": "web", "tier": "front"})), ["a"]);
@@ -165,7 +140,7 @@ mod tests {
             ],
             Vec::new(),
         );
-        assert_eq!(index.replicasets_of("u1").len(), 2);
-        assert!(index.replicasets_of("u2").is_empty());
+        assert_eq!(index.replicasets_controlled_by("u1").len(), 2);
+        assert!(index.replicasets_controlled_by("u2").is_empty());
     }
 }

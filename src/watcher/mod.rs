@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cluster::annotate::LastAction;
-use crate::cluster::history::History;
 use crate::cluster::pods::KubeSignals;
 use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
 use crate::cluster::views::{DeploymentView, PodView, ReplicaSetView};
@@ -146,8 +145,7 @@ impl DeployWatcher {
                 watcher(
                     Api::<PodView>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
-                )
-                .modify(trim::pod),
+                ),
             )
             .default_backoff();
             tasks.push(tokio::spawn(
@@ -159,8 +157,7 @@ impl DeployWatcher {
                 watcher(
                     Api::<DeploymentView>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
-                )
-                .modify(trim::deployment),
+                ),
             )
             .default_backoff();
             tasks.push(tokio::spawn(
@@ -204,8 +201,7 @@ impl DeployWatcher {
                 watcher(
                     Api::<ReplicaSetView>::namespaced(client.clone(), &ns),
                     watcher::Config::default(),
-                )
-                .modify(trim::replicaset),
+                ),
             )
             .default_backoff();
             let cluster = cluster.clone();
@@ -380,11 +376,8 @@ async fn process(
         let key = (t.agent.clone(), w.id.clone());
         // The cached owner suffices to find the highest revision (its uid never changes).
         if let Some(cached) = Owner::cached(s, w) {
-            let current = current_replicaset(
-                index.replicasets_controlled_by(cached.uid()),
-                kind.revision_annotation(),
-            )
-            .map(|(n, _)| n);
+            let current =
+                current_replicaset(index.replicasets_controlled_by(cached.uid())).map(|(n, _)| n);
             let known = seen.get(&key).copied();
             if current.is_none() || known.is_some_and(|n| current.is_some_and(|c| c <= n)) {
                 continue;
@@ -403,28 +396,27 @@ async fn process(
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let history = History::from_objects(&owner, &index.replicasets_of(uid), kind);
-        let Some(cur) = history.current() else {
+        let Some((number, cur)) = current_replicaset(index.replicasets_controlled_by(uid)) else {
             continue;
         };
         let first = !seen.contains_key(&key);
-        if seen.get(&key).is_some_and(|&n| cur.number <= n) {
+        if seen.get(&key).is_some_and(|&n| number <= n) {
             continue;
         }
-        seen.insert(key, cur.number);
-        let ours = created_by_rollbackd(&owner, cur.number);
+        seen.insert(key, number);
+        let ours = created_by_rollbackd(&owner, number);
         // An undo's revision gets the snapshot of the revision it restored.
         let undo_source = LastAction::read(&owner)
             .filter(|r| ours && matches!(r.kind.as_str(), "undo" | "argo_undo"))
             .and_then(|r| r.to_revision);
         let snap = match undo_source {
-            Some(src) => snapshot_from_revision(cluster, w, cur.number, src).await,
-            None => snapshot_configmaps(cluster, w, cur.number).await,
+            Some(src) => snapshot_from_revision(cluster, w, number, src).await,
+            None => snapshot_configmaps(cluster, w, number).await,
         };
         let snapshots = match snap {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(workload = %w.id, revision = cur.number, error = %e, "ConfigMap snapshot failed");
+                tracing::warn!(workload = %w.id, revision = number, error = %e, "ConfigMap snapshot failed");
                 Vec::new()
             }
         };
@@ -433,7 +425,7 @@ async fn process(
             workload: w.id.clone(),
             namespace: w.namespace.clone(),
             name: w.name.clone(),
-            revision: cur.number,
+            revision: number,
             at: cur.created,
             observed_at: Utc::now(),
             images: cur.images.clone(),

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::NsStores;
 use super::index::{NsIndex, match_pairs};
 use crate::cluster::Kind;
-use crate::cluster::pods::{KubeSignals, chrono_time};
+use crate::cluster::pods::KubeSignals;
 use crate::cluster::rollout_status::{RolloutStatus, argo_rollout_status, deployment_status};
 use crate::cluster::views::{DeploymentView, PodView, ReplicaSetView};
 use crate::policy::Workload;
@@ -58,14 +58,7 @@ impl Owner {
     /// The `(label, value)` pairs of its `spec.selector.matchLabels`.
     fn selector(&self) -> Vec<(String, String)> {
         match self {
-            Owner::Deployment(d) => d
-                .spec
-                .as_ref()
-                .map(|spec| {
-                    let labels = &spec.selector.match_labels;
-                    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-                })
-                .unwrap_or_default(),
+            Owner::Deployment(d) => d.selector.clone(),
             Owner::Rollout(r) => match_pairs(
                 r.data
                     .pointer("/spec/selector/matchLabels")
@@ -106,7 +99,6 @@ impl Owner {
 
 /// Everything one workload's kube signals are derived from.
 pub struct Inputs<'a> {
-    kind: Kind,
     owner: Owner,
     replicasets: &'a [Arc<ReplicaSetView>],
     pods: Vec<&'a Arc<PodView>>,
@@ -119,7 +111,6 @@ impl<'a> Inputs<'a> {
         let replicasets = index.replicasets_controlled_by(owner.uid());
         let pods = index.pods_matching(&owner.selector());
         Some(Inputs {
-            kind: Kind::of(w),
             owner,
             replicasets,
             pods,
@@ -144,36 +135,22 @@ impl<'a> Inputs<'a> {
     /// current revision's ReplicaSet, pods crash-looping or failing to pull, available
     /// replicas, and whether the rollout stalled. Pods being deleted do not count.
     pub fn signals(&self) -> KubeSignals {
-        let since = current_replicaset(self.replicasets, self.kind.revision_annotation())
-            .and_then(|(_, rs)| rs.metadata.creation_timestamp.as_ref())
-            .and_then(chrono_time);
+        let since = current_replicaset(self.replicasets).and_then(|(_, rs)| rs.created);
         let live: Vec<&PodView> = self
             .pods
             .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| !p.deleting)
             .map(|p| p.as_ref())
             .collect();
         KubeSignals::count(&live, since, self.owner.available(), self.owner.stalled())
     }
 }
 
-/// The ReplicaSet with the highest revision annotation and its revision (the current
-/// revision, as in `History::current`).
-pub fn current_replicaset<'r>(
-    replicasets: &'r [Arc<ReplicaSetView>],
-    annotation: &str,
-) -> Option<(u64, &'r ReplicaSetView)> {
+/// The ReplicaSet with the highest revision and that revision (the current revision, as
+/// in `History::current`).
+pub fn current_replicaset(replicasets: &[Arc<ReplicaSetView>]) -> Option<(u64, &ReplicaSetView)> {
     replicasets
         .iter()
-        .filter_map(|rs| {
-            let n = rs
-                .metadata
-                .annotations
-                .as_ref()?
-                .get(annotation)?
-                .parse::<u64>()
-                .ok()?;
-            Some((n, rs.as_ref()))
-        })
+        .filter_map(|rs| Some((rs.revision?, rs.as_ref())))
         .max_by_key(|(n, _)| *n)
 }
