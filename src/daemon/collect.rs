@@ -79,7 +79,7 @@ impl MetricSource {
                 Ok(result) => {
                     let workload = policy.primary_workload();
                     let series = result.series.iter().find(|s| {
-                        workload.is_some_and(|w| s.labels.get("deployment") == Some(&w.name))
+                        workload.is_some_and(|w| s.label("deployment") == Some(w.name.as_str()))
                             || result.series.len() == 1
                     });
                     let points: Vec<f64> = series
@@ -134,7 +134,7 @@ fn value_for(
     }
     // an unlabelled single series answers a query only one policy uses
     match (result.series.as_slice(), sharing) {
-        ([only], 1) if !only.labels.contains_key("deployment") => {
+        ([only], 1) if only.label("deployment").is_none() => {
             Some(only.value).filter(|v| !v.is_nan())
         }
         _ => None,

@@ -78,7 +78,7 @@ pub fn group_by(
     for series in &result.series {
         let key: Vec<String> = by
             .iter()
-            .map(|l| series.labels.get(*l).cloned().unwrap_or_default())
+            .map(|l| series.label(l).unwrap_or_default().to_string())
             .collect();
         if out.contains_key(&key) {
             return Err(BatchError::DuplicateGroup { key });
@@ -92,10 +92,9 @@ pub fn group_by(
 mod tests {
     use super::*;
     use crate::signals::prometheus::{ResultType, Series};
-    use std::collections::BTreeMap;
 
     fn series(ns: &str, dep: &str, v: f64) -> Series {
-        let labels: BTreeMap<String, String> = [("namespace", ns), ("deployment", dep)]
+        let labels: Vec<(String, String)> = [("namespace", ns), ("deployment", dep)]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

@@ -1,9 +1,8 @@
 //! Decoding of the Prometheus HTTP API JSON answers into [`QueryResult`].
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, TimeZone, Utc};
-use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::error::PromError;
 
@@ -30,13 +29,25 @@ pub struct Point {
 /// One labelled series of a query answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
-    /// The series labels (empty for scalars and aggregated results).
-    pub labels: BTreeMap<String, String>,
+    /// The series labels in the answer's order (empty for scalars and aggregated
+    /// results). A list, not a map: a 10,000-series answer would spend most of its
+    /// memory on map nodes.
+    pub labels: Vec<(String, String)>,
     /// The value: the only sample for vectors and scalars, the last sample
     /// for matrices (NaN if a matrix series has no samples).
     pub value: f64,
     /// All samples, oldest first (one for vectors and scalars).
     pub points: Vec<Point>,
+}
+
+impl Series {
+    /// The value of one label, if the series has it.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A decoded successful answer of `/api/v1/query` or `/api/v1/query_range`.
@@ -77,17 +88,38 @@ type RawPoint = (f64, String);
 
 #[derive(Deserialize)]
 struct RawInstant {
-    #[serde(default)]
-    metric: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "label_pairs")]
+    metric: Vec<(String, String)>,
     value: RawPoint,
 }
 
 #[derive(Deserialize)]
 struct RawRange {
-    #[serde(default)]
-    metric: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "label_pairs")]
+    metric: Vec<(String, String)>,
     #[serde(default)]
     values: Vec<RawPoint>,
+}
+
+/// A `metric` object's `label: value` pairs, in order.
+fn label_pairs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(String, String)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of label values")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(pair) = map.next_entry::<String, String>()? {
+                pairs.push(pair);
+            }
+            Ok(pairs)
+        }
+    }
+    d.deserialize_map(Pairs)
 }
 
 /// Parses a Prometheus sample value string: decimal numbers, `NaN`, `+Inf`, `-Inf`.
@@ -181,7 +213,7 @@ pub fn decode(status: u16, body: &str) -> Result<QueryResult, PromError> {
             let raw: RawPoint = serde_json::from_str(data.result.get()).map_err(decode_err)?;
             let p = to_point(&raw)?;
             let series = vec![Series {
-                labels: BTreeMap::new(),
+                labels: Vec::new(),
                 value: p.value,
                 points: vec![p],
             }];
@@ -234,7 +266,7 @@ mod tests {
         assert_eq!(r.result_type, ResultType::Vector);
         assert_eq!(r.series.len(), 4);
         assert_eq!(r.series[0].value, 0.61);
-        assert_eq!(r.series[0].labels["job"], "a");
+        assert_eq!(r.series[0].label("job"), Some("a"));
         assert_eq!(
             r.series[0].points[0].at.timestamp_millis(),
             1_700_000_000_500
