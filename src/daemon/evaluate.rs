@@ -316,11 +316,11 @@ impl Evaluator {
                         SignalSource::Alert { labels } => Some(
                             alert_series(labels, w.observations.alerts(), now)
                                 .last()
-                                .and_then(|x| x.value)
+                                .and_then(|x| x.value())
                                 .unwrap_or(0.0),
                         ),
                         SignalSource::Kube(_) => {
-                            w.observations.samples(name).last().and_then(|x| x.value)
+                            w.observations.samples(name).last().and_then(|x| x.value())
                         }
                         SignalSource::Metric { .. } => continue,
                     };

@@ -52,11 +52,8 @@ pub fn alert_series(
             firing.remove(t.fingerprint.as_str());
         }
         let value = if firing.is_empty() { 0.0 } else { 1.0 };
-        if series.last().and_then(|s| s.value) != Some(value) {
-            series.push(Sample {
-                at: t.at,
-                value: Some(value),
-            });
+        if series.last().and_then(|s| s.value()) != Some(value) {
+            series.push(Sample::new(t.at, Some(value)));
         }
     }
     series

@@ -28,7 +28,7 @@ impl Context<'_> {
             ),
             _ => {
                 let all = self.observations.samples(signal);
-                let upto = all.partition_point(|s| s.at <= self.now);
+                let upto = all.partition_point(|s| s.at() <= self.now);
                 (Cow::Borrowed(&all[..upto]), false)
             }
         }
@@ -61,23 +61,20 @@ impl Context<'_> {
         };
         let latest = match series.last() {
             Some(s) => *s,
-            None if is_alert => Sample {
-                at: self.deployed_at,
-                value: Some(0.0),
-            },
+            None if is_alert => Sample::new(self.deployed_at, Some(0.0)),
             None => {
                 evidence.note = Some("no samples".into());
                 return evidence;
             }
         };
         if !is_alert {
-            let age = self.now - latest.at;
+            let age = self.now - latest.at();
             if age > self.policy.window.stale_after {
                 evidence.note = Some(format!("stale: last sample {} ago", format_duration(age)));
                 return evidence;
             }
         }
-        let Some(value) = latest.value else {
+        let Some(value) = latest.value() else {
             evidence.note = Some("no data (NaN or null)".into());
             return evidence;
         };
@@ -132,8 +129,8 @@ impl Context<'_> {
     ) -> TimeDelta {
         let mut start = self.now;
         for s in series.iter().rev() {
-            match s.value {
-                Some(v) if accepts(v) => start = s.at,
+            match s.value() {
+                Some(v) if accepts(v) => start = s.at(),
                 _ => break,
             }
         }
