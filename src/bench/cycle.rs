@@ -22,6 +22,7 @@ use crate::cluster::Cluster;
 use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::{Evaluator, Limits};
+use crate::daemon::latest::LatestReadings;
 use crate::metrics::Metrics;
 use crate::policy::SignalSource;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
@@ -91,7 +92,7 @@ pub async fn child(
         store,
         Arc::new(Metrics::new()),
         Arc::new(RwLock::new(BTreeMap::new())),
-        Arc::new(RwLock::new(BTreeMap::new())),
+        Arc::new(RwLock::new(LatestReadings::default())),
         MetricSource::Prometheus(PromClient::new(PromClientConfig::new(prometheus))?),
         Limits {
             dry_run: true,

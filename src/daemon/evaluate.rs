@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
 use super::gate::{GateInput, GateOutcome, gate};
+use super::latest::Latest;
 use crate::api::{AgentAlert, AgentStatus};
 use crate::cluster::pods::KubeSignals;
 use crate::engine::{
@@ -32,9 +33,6 @@ pub struct Limits {
 
 /// How far back recorded alerts are loaded when the daemon starts leading.
 pub const ALERT_LOOKBACK: TimeDelta = TimeDelta::hours(6);
-
-/// The latest value of every signal, shared with verification checks.
-pub type Latest = Arc<RwLock<BTreeMap<(String, String), (DateTime<Utc>, Option<f64>)>>>;
 
 struct Window {
     policy: Arc<Policy>,
@@ -307,7 +305,7 @@ impl Evaluator {
         }
         if let Ok(mut latest) = self.latest.write() {
             for ((agent, signal), value) in &readings.values {
-                latest.insert((agent.clone(), signal.clone()), (read_at, *value));
+                latest.set(agent, signal, read_at, *value);
             }
             // kube and alert signals too, so post-rollback checks can use every signal
             for (agent, w) in &self.windows {
@@ -324,7 +322,7 @@ impl Evaluator {
                         }
                         SignalSource::Metric { .. } => continue,
                     };
-                    latest.insert((agent.clone(), name.clone()), (now, value));
+                    latest.set(agent, name, now, value);
                 }
             }
         }

@@ -15,6 +15,7 @@ pub mod announce;
 pub mod collect;
 pub mod evaluate;
 pub mod gate;
+pub mod latest;
 pub mod leader;
 pub mod runner;
 pub mod seed;
@@ -40,7 +41,8 @@ use crate::store::Store;
 use crate::watcher::{DeployWatcher, KubeSnapshot};
 use announce::Channels;
 use collect::MetricSource;
-use evaluate::{Evaluator, Latest, Limits};
+use evaluate::{Evaluator, Limits};
+use latest::{Latest, LatestReadings};
 use runner::Runner;
 
 /// An evaluation cycle's read of the metric signals, running beside the loop.
@@ -160,7 +162,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(RwLock::new(BTreeMap::new()));
-    let latest: Latest = Arc::new(RwLock::new(BTreeMap::new()));
+    let latest: Latest = Arc::new(RwLock::new(LatestReadings::default()));
     let policies = Arc::new(opts.policies);
     let ready = Arc::new(AtomicBool::new(false));
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();

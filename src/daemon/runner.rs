@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::announce::{Channels, announce, elapsed, version_of};
-use super::evaluate::Latest;
+use super::latest::Latest;
 use crate::cluster::history::load;
 use crate::executor::{Executor, RunContext};
 use crate::incident::{Event, State};
@@ -37,10 +37,7 @@ pub struct LatestChecks {
 impl LatestChecks {
     /// The latest reading of `signal` taken after `since`.
     fn reading(&self, signal: &str) -> Option<Option<f64>> {
-        let latest = self.latest.read().ok()?;
-        let (at, value) = latest
-            .get(&(self.agent.clone(), signal.to_string()))
-            .copied()?;
+        let (at, value) = self.latest.read().ok()?.get(&self.agent, signal)?;
         (at > self.since).then_some(value)
     }
 

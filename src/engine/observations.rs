@@ -100,7 +100,8 @@ pub struct RollbackRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
     deploy: Option<Deploy>,
-    samples: BTreeMap<String, Vec<Sample>>,
+    /// Each signal's samples, oldest first (a short list: a policy has a handful of signals).
+    samples: Vec<(String, Vec<Sample>)>,
     alerts: Vec<AlertTransition>,
     approvals: Vec<Approval>,
     rollbacks: Vec<RollbackRecord>,
@@ -128,7 +129,14 @@ impl Observations {
     /// replaces it; an older one is inserted in place.
     pub fn record_sample(&mut self, signal: &str, at: DateTime<Utc>, value: Option<f64>) {
         let value = value.filter(|v| !v.is_nan());
-        let series = self.samples.entry(signal.to_string()).or_default();
+        let i = match self.samples.iter().position(|(s, _)| s == signal) {
+            Some(i) => i,
+            None => {
+                self.samples.push((signal.to_string(), Vec::new()));
+                self.samples.len() - 1
+            }
+        };
+        let series = &mut self.samples[i].1;
         let sample = Sample::new(at, value);
         let pos = series.partition_point(|s| s.at() < at);
         match series.get_mut(pos) {
@@ -164,7 +172,10 @@ impl Observations {
 
     /// Samples of one signal, oldest first.
     pub fn samples(&self, signal: &str) -> &[Sample] {
-        self.samples.get(signal).map_or(&[], Vec::as_slice)
+        self.samples
+            .iter()
+            .find(|(s, _)| s == signal)
+            .map_or(&[], |(_, series)| series.as_slice())
     }
 
     /// Alert transitions, oldest first.
