@@ -37,8 +37,9 @@ pub const ALERT_LOOKBACK: TimeDelta = TimeDelta::hours(6);
 struct Window {
     policy: Arc<Policy>,
     observations: Observations,
-    /// How much history each signal keeps (`Policy::sample_retention`, computed once).
-    retention: HashMap<String, TimeDelta>,
+    /// How much history each signal keeps (`Policy::sample_retention`, computed once), in
+    /// the order of `policy.signals`.
+    retention: Vec<TimeDelta>,
     /// A completed rollback closed the window: no more decisions until a new deploy.
     closed: bool,
     image: Option<String>,
@@ -93,7 +94,7 @@ impl Evaluator {
                     retention: p
                         .signals
                         .keys()
-                        .map(|name| (name.clone(), p.sample_retention(name)))
+                        .map(|name| p.sample_retention(name))
                         .collect(),
                     closed: false,
                     image: None,
@@ -298,9 +299,14 @@ impl Evaluator {
             }
             // only the history a decision can read: a fleet of 10,000 workloads keeps
             // minutes of samples each, not the whole window
-            let retention = &w.retention;
+            let (retention, signals) = (&w.retention, &w.policy.signals);
             w.observations.prune_each(now, |signal| {
-                retention.get(signal).copied().unwrap_or_default()
+                signals
+                    .keys()
+                    .position(|name| name == signal)
+                    .and_then(|i| retention.get(i))
+                    .copied()
+                    .unwrap_or_default()
             });
         }
         if let Ok(mut latest) = self.latest.write() {

@@ -75,9 +75,22 @@ impl WatchError {
 }
 
 #[derive(Clone)]
+/// One watched workload: a policy and the index of the workload in it (the policy is
+/// shared, not copied per workload).
 struct Target {
-    agent: String,
-    workload: Workload,
+    policy: Arc<Policy>,
+    index: usize,
+}
+
+impl Target {
+    fn agent(&self) -> &str {
+        &self.policy.agent.id
+    }
+
+    fn workload(&self) -> &Workload {
+        // in range: `index` comes from `0..workloads.len()` of this (immutable) policy
+        &self.policy.workloads[self.index]
+    }
 }
 
 #[derive(Clone)]
@@ -119,10 +132,10 @@ impl DeployWatcher {
     ) -> Result<DeployWatcher, WatchError> {
         let mut targets = Vec::new();
         for p in policies {
-            for w in &p.workloads {
+            for index in 0..p.workloads.len() {
                 targets.push(Target {
-                    agent: p.agent.id.clone(),
-                    workload: w.clone(),
+                    policy: p.clone(),
+                    index,
                 });
             }
         }
@@ -131,7 +144,7 @@ impl DeployWatcher {
         }
         let mut namespaces: Vec<String> = targets
             .iter()
-            .map(|t| t.workload.namespace.clone())
+            .map(|t| t.workload().namespace.clone())
             .collect();
         namespaces.sort();
         namespaces.dedup();
@@ -168,7 +181,7 @@ impl DeployWatcher {
             let rollouts = rw.as_reader();
             if targets
                 .iter()
-                .any(|t| t.workload.namespace == ns && Kind::of(&t.workload) == Kind::Rollout)
+                .any(|t| t.workload().namespace == ns && Kind::of(t.workload()) == Kind::Rollout)
             {
                 let r_stream = reflector::reflector(
                     rw,
@@ -193,7 +206,7 @@ impl DeployWatcher {
             stores.insert(ns.clone(), s.clone());
             let ns_targets: Vec<Target> = targets
                 .iter()
-                .filter(|t| t.workload.namespace == ns)
+                .filter(|t| t.workload().namespace == ns)
                 .cloned()
                 .collect();
             let rs_stream = reflector::reflector(
@@ -255,7 +268,10 @@ impl DeployWatcher {
     /// Kube signals of a workload from the watcher's caches (`None` for an unknown
     /// workload or before the caches hold it).
     pub fn kube_signals(&self, workload_id: &str) -> Option<KubeSignals> {
-        let t = self.targets.iter().find(|t| t.workload.id == workload_id)?;
+        let t = self
+            .targets
+            .iter()
+            .find(|t| t.workload().id == workload_id)?;
         self.signals_for(t)
     }
 
@@ -265,14 +281,14 @@ impl DeployWatcher {
         let t = self
             .targets
             .iter()
-            .find(|t| t.agent == agent && t.workload.id == workload_id)?;
+            .find(|t| t.agent() == agent && t.workload().id == workload_id)?;
         self.signals_for(t)
     }
 
     fn signals_for(&self, t: &Target) -> Option<KubeSignals> {
-        let s = self.stores.get(&t.workload.namespace)?;
+        let s = self.stores.get(&t.workload().namespace)?;
         let index = NsIndex::new(s.replicasets.state(), s.pods.state());
-        Inputs::of(&t.workload, s, &index).map(|i| i.signals())
+        Inputs::of(t.workload(), s, &index).map(|i| i.signals())
     }
 
     /// Kube signals of every watched workload at once, each namespace's caches indexed once
@@ -286,9 +302,13 @@ impl DeployWatcher {
         let mut cache = self.signals.lock().unwrap_or_else(|e| e.into_inner());
         for (ns, s) in &self.stores {
             let index = NsIndex::new(s.replicasets.state(), s.pods.state());
-            for t in self.targets.iter().filter(|t| &t.workload.namespace == ns) {
-                let key = (t.agent.clone(), t.workload.id.clone());
-                let Some(inputs) = Inputs::of(&t.workload, s, &index) else {
+            for t in self
+                .targets
+                .iter()
+                .filter(|t| &t.workload().namespace == ns)
+            {
+                let key = (t.agent().to_string(), t.workload().id.clone());
+                let Some(inputs) = Inputs::of(t.workload(), s, &index) else {
                     cache.remove(&key);
                     continue;
                 };
@@ -369,11 +389,11 @@ async fn process(
     let index = NsIndex::new(sets, Vec::new());
     for t in targets
         .iter()
-        .filter(|t| only.is_none_or(|n| n == t.workload.name))
+        .filter(|t| only.is_none_or(|n| n == t.workload().name))
     {
-        let w = &t.workload;
+        let w = t.workload();
         let kind = Kind::of(w);
-        let key = (t.agent.clone(), w.id.clone());
+        let key = (t.agent().to_string(), w.id.clone());
         // The cached owner suffices to find the highest revision (its uid never changes).
         if let Some(cached) = Owner::cached(s, w) {
             let current =
@@ -421,7 +441,7 @@ async fn process(
             }
         };
         let ev = DeployObserved {
-            agent: t.agent.clone(),
+            agent: t.agent().to_string(),
             workload: w.id.clone(),
             namespace: w.namespace.clone(),
             name: w.name.clone(),
