@@ -138,6 +138,8 @@ impl Observations {
         };
         let series = &mut self.samples[i].1;
         let sample = Sample::new(at, value);
+        // compare at the kept precision: a time recorded twice replaces, whatever its nanoseconds
+        let at = sample.at();
         let pos = series.partition_point(|s| s.at() < at);
         match series.get_mut(pos) {
             Some(existing) if existing.at() == at => *existing = sample,
@@ -248,6 +250,17 @@ mod tests {
         for m in from..=to {
             o.record_sample(signal, at(m), Some(value));
         }
+    }
+
+    #[test]
+    fn a_time_recorded_twice_replaces_at_the_kept_precision() {
+        let mut o = Observations::new();
+        let t = at(1) + TimeDelta::nanoseconds(1_234_567);
+        o.record_sample("s", t, Some(1.0));
+        o.record_sample("s", t, Some(2.0));
+        o.record_sample("s", t + TimeDelta::nanoseconds(100), Some(3.0));
+        assert_eq!(o.samples("s").len(), 1);
+        assert_eq!(o.samples("s")[0].value(), Some(3.0));
     }
 
     #[test]
