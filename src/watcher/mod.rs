@@ -74,9 +74,9 @@ impl WatchError {
     }
 }
 
-#[derive(Clone)]
 /// One watched workload: a policy and the index of the workload in it (the policy is
 /// shared, not copied per workload).
+#[derive(Clone)]
 struct Target {
     policy: Arc<Policy>,
     index: usize,
