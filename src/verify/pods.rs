@@ -31,8 +31,9 @@ async fn current_pods(
         .await?;
     let mut states = Vec::new();
     for p in pods_of_replicaset(&pods, &cur.uid) {
-        if p.pointer("/metadata/deletionTimestamp").is_none() {
-            states.push(PodState::of(&serde_json::from_value::<PodView>(p.clone())?));
+        let view: PodView = serde_json::from_value(p.clone())?;
+        if !view.deleting {
+            states.push(PodState::of(&view));
         }
     }
     Ok((want, states))
