@@ -138,3 +138,105 @@ fn bad_trace_names_line_and_field() {
         "{stderr}"
     );
 }
+
+/// Every decision of a scenario trace, as JSON.
+fn decisions(agent: &str, scenario: &str) -> Vec<serde_json::Value> {
+    let (stdout, stderr, ok) = evaluate(
+        &Path::new("policies").join(format!("{agent}.toml")),
+        &Path::new("tests/traces/scenarios").join(format!("{agent}--{scenario}.jsonl")),
+        "json",
+    );
+    assert!(ok, "{stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn what_held_before_the_deploy_is_told_not_rolled_back() {
+    let d = decisions("gl-002", "alert-started-before-deploy-is-not-blamed");
+    let notice = d.iter().find(|d| d["decision"] == "notify").unwrap();
+    let held = notice["evidence"]["preexisting"][0]["held_before"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        held.contains("held before the deploy since 2025-11-17T11:00:00Z"),
+        "{held}"
+    );
+    assert!(
+        notice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not because of this deploy"),
+        "{notice}"
+    );
+    let d = decisions("gl-002", "error-rate-high-before-the-fix-is-not-blamed");
+    assert!(d.iter().all(|d| d["decision"] != "rollback"), "{d:?}");
+    let notice = &d[1];
+    assert_eq!(notice["evidence"]["preexisting"][0]["row"], "p0-error-rate");
+    let d = decisions("gl-002", "rate-range-waits-for-post-deploy-data");
+    let waiting = &d[1];
+    assert_eq!(waiting["decision"], "none");
+    let d = decisions("gl-002", "outage-after-the-rollout-completed-rolls-back");
+    assert_eq!(d.last().unwrap()["row"], "p0-service-outage");
+}
+
+#[test]
+fn a_rollout_in_progress_is_not_an_outage_and_infinity_is_no_data() {
+    let d = decisions("gl-002", "recreate-rollout-is-not-an-outage");
+    assert!(
+        d.iter().all(|d| d["decision"] == "none"),
+        "0 available while the rollout progresses: {d:?}"
+    );
+    let d = decisions("gl-002", "infinite-error-ratio-is-no-data");
+    let unknown = d.iter().find(|d| d["decision"] == "inconclusive").unwrap();
+    let missing = unknown["evidence"]["unknown_rows"][0]["missing"][0]
+        .as_str()
+        .unwrap();
+    assert!(missing.starts_with("error_rate: no data"), "{missing}");
+    let d = decisions("gl-002", "undecidable-past-the-deadline-escalates");
+    let late = d.last().unwrap();
+    assert_eq!(late["decision"], "escalate");
+    assert_eq!(late["evidence"]["unknown_rows"][0]["deadline_passed"], "5m");
+}
+
+#[test]
+fn evidence_never_shows_no_value_beside_a_true_condition() {
+    fn check(v: &serde_json::Value, path: &str, bad: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("truth") == Some(&serde_json::json!("true"))
+                    && m.get("value") == Some(&serde_json::Value::Null)
+                {
+                    bad.push(format!("{path}: {v}"));
+                }
+                for (k, x) in m {
+                    check(x, &format!("{path}.{k}"), bad);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    check(x, &format!("{path}[{i}]"), bad);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    for entry in std::fs::read_dir("tests/traces/scenarios").unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".jsonl"))
+        else {
+            continue;
+        };
+        let (agent, scenario) = name.split_once("--").unwrap();
+        for d in decisions(agent, scenario) {
+            check(&d, name, &mut bad);
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}

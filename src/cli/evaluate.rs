@@ -1,5 +1,6 @@
 //! `rollbackd evaluate`: replay a trace and print every change of decision.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -25,12 +26,16 @@ pub fn run(policy: &Path, trace: &Path, format: Format) -> anyhow::Result<ExitCo
             return Ok(ExitCode::FAILURE);
         }
     };
+    let mut out = std::io::stdout().lock();
     for change in replay(&policy, &lines) {
         let text = match format {
             Format::Text => format_text(&policy, &change),
             Format::Json => format_json(&policy, &change),
         };
-        println!("{text}");
+        // a reader that went away (`| head`) ends the output, not the process with a panic
+        if writeln!(out, "{text}").is_err() {
+            break;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -61,6 +61,8 @@ pub struct KubeSignals {
     pub available_replicas: u64,
     /// 1 when the rollout exceeded its progress deadline, else 0.
     pub rollout_stalled: u64,
+    /// 1 while the rollout is still replacing pods within its progress deadline, else 0.
+    pub rollout_progressing: u64,
 }
 
 impl KubeSignals {

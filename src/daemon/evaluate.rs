@@ -12,11 +12,12 @@ use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
 use super::gate::{GateInput, GateOutcome, gate};
 use super::latest::Latest;
+use super::pre_deploy::{self, Fetched};
 use crate::api::{AgentAlert, AgentStatus};
 use crate::cluster::pods::KubeSignals;
 use crate::engine::{
-    AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, alert_series,
-    decide,
+    AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, RolloutPhase,
+    alert_series, decide,
 };
 use crate::incident::Event;
 use crate::metrics::Metrics;
@@ -44,6 +45,9 @@ struct Window {
     closed: bool,
     image: Option<String>,
     last: Option<(DecisionKind, Option<String>, Option<String>)>,
+    /// The revision whose baselines and pre-deploy values are being fetched: until they
+    /// arrive, a missing baseline is not yet worth telling anyone about.
+    fetching: Option<u64>,
 }
 
 /// Everything one agent's evaluation needs, owned by the loop task.
@@ -58,6 +62,21 @@ pub struct Evaluator {
     pub channels: Channels,
     /// Incidents to drive.
     pub runner: mpsc::UnboundedSender<String>,
+    /// Baselines and pre-deploy values fetched off the loop, applied at the next cycle.
+    fetched_tx: mpsc::UnboundedSender<Fetched>,
+    fetched_rx: mpsc::UnboundedReceiver<Fetched>,
+}
+
+/// The rollout phase the kube signals read: stalled past the progress deadline,
+/// progressing while the rollout still replaces pods, else complete.
+fn rollout_phase(k: &KubeSignals) -> RolloutPhase {
+    if k.rollout_stalled > 0 {
+        RolloutPhase::Stalled
+    } else if k.rollout_progressing > 0 {
+        RolloutPhase::Progressing
+    } else {
+        RolloutPhase::Complete
+    }
 }
 
 fn kube_value(k: &KubeSignals, s: KubeSignal) -> f64 {
@@ -99,11 +118,15 @@ impl Evaluator {
                     closed: false,
                     image: None,
                     last: None,
+                    fetching: None,
                 };
                 (p.agent.id.clone(), w)
             })
             .collect();
+        let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
         Self {
+            fetched_tx,
+            fetched_rx,
             windows,
             store,
             metrics,
@@ -121,7 +144,9 @@ impl Evaluator {
     }
 
     /// A new revision of a watched workload. Revisions rollbackd made itself do not open a
-    /// window: they close the current one.
+    /// window: they close the current one. Baselines and pre-deploy values come first from
+    /// the samples before the deploy; Prometheus' answers for them are fetched beside the
+    /// loop (a fleet-wide deploy must not stall alert handling) and applied when they arrive.
     pub async fn on_deploy(
         &mut self,
         agent: &str,
@@ -130,10 +155,6 @@ impl Evaluator {
         image: Option<String>,
         by_rollbackd: bool,
     ) {
-        let baselines = match self.windows.get(agent) {
-            Some(w) if !by_rollbackd => self.source.baselines(&w.policy, at).await,
-            _ => BTreeMap::new(),
-        };
         let Some(w) = self.windows.get_mut(agent) else {
             return;
         };
@@ -170,19 +191,49 @@ impl Evaluator {
             at,
             revision: Some(revision),
             image: image.clone(),
-            baselines,
+            ..Deploy::default()
         });
-        // baselines the source did not give come from the samples before the deploy,
-        // which pruning drops as the window goes on: fix them now
+        // the samples before the deploy, which pruning drops as the window goes on: fix
+        // what they say now
         w.observations.freeze_baselines(
             w.policy
                 .signals
                 .iter()
                 .filter_map(|(name, s)| Some((name.as_str(), s.baseline?))),
         );
+        let policy = w.policy.clone();
+        w.observations
+            .freeze_pre_deploy(|signal| policy.pre_deploy_max_age(signal));
         w.closed = false;
         w.image = image;
         w.last = None;
+        if matches!(self.source.as_ref(), MetricSource::Prometheus(_)) {
+            w.fetching = Some(revision);
+            let (source, policy, tx) = (
+                self.source.clone(),
+                w.policy.clone(),
+                self.fetched_tx.clone(),
+            );
+            tokio::spawn(async move {
+                let _ = tx.send(pre_deploy::fetch(source, policy, revision, at).await);
+            });
+        }
+    }
+
+    /// Applies the baselines and pre-deploy values fetched for a deploy (the source's
+    /// answers win over those frozen from samples), unless a newer deploy replaced it.
+    fn apply_fetched(&mut self) {
+        while let Ok(f) = self.fetched_rx.try_recv() {
+            let Some(w) = self.windows.get_mut(&f.agent) else {
+                continue;
+            };
+            if w.fetching != Some(f.revision) {
+                continue;
+            }
+            w.fetching = None;
+            w.observations.update_reference(f.baselines, f.pre_deploy);
+            w.last = None;
+        }
     }
 
     /// A rollback of `agent`'s current deploy completed (from the incident runner).
@@ -200,6 +251,7 @@ impl Evaluator {
     /// agent whose signals read one of them. Alerts no signal of the agent's policy
     /// selects cannot change a decision: they stay in the store, not in memory.
     pub fn on_alerts(&mut self, alerts: Vec<AgentAlert>, now: DateTime<Utc>) {
+        self.apply_fetched();
         let mut agents = BTreeSet::new();
         for a in alerts {
             if let Some(w) = self.windows.get_mut(&a.agent)
@@ -272,6 +324,7 @@ impl Evaluator {
         now: DateTime<Utc>,
         kube: &(dyn Fn(&str, &str) -> Option<KubeSignals> + Sync),
     ) {
+        self.apply_fetched();
         for ((agent, signal), value) in &readings.values {
             if let Some(w) = self.windows.get_mut(agent) {
                 w.observations.record_sample(signal, read_at, *value);
@@ -288,6 +341,8 @@ impl Evaluator {
                 continue;
             };
             let k = kube(&w.policy.agent.id, &workload.id);
+            w.observations
+                .record_rollout(read_at, k.as_ref().map(rollout_phase));
             for (name, s) in w.policy.signals.iter() {
                 if let SignalSource::Kube(kind) = s.source {
                     w.observations.record_sample(
@@ -355,6 +410,10 @@ impl Evaluator {
         let horizon = w.policy.window.horizon();
         let open = !w.closed && now - deploy.at <= horizon;
         let decision = open.then(|| decide(&w.policy, &w.observations, now));
+        if let Some(d) = &decision {
+            w.observations
+                .track_unknown(&d.evidence.unknown_row_ids(), now);
+        }
         if let Ok(mut status) = self.status.write() {
             status.insert(
                 agent.to_string(),
@@ -370,6 +429,15 @@ impl Evaluator {
             );
         }
         let Some(decision) = decision else { return };
+        if w.fetching.is_some()
+            && matches!(
+                decision.decision,
+                DecisionKind::Inconclusive | DecisionKind::Escalate
+            )
+        {
+            // the baselines are on their way: missing ones are not news yet
+            return;
+        }
         let key = (
             decision.decision,
             decision.row.clone(),
@@ -635,6 +703,7 @@ mod tests {
             agent: "GL-002".into(),
             transition: AlertTransition {
                 at: now,
+                started_at: None,
                 firing: true,
                 fingerprint: fingerprint.into(),
                 labels: labels(condition),

@@ -64,7 +64,9 @@ pub fn gate(input: &GateInput) -> GateOutcome {
         }
         DecisionKind::AwaitApproval => GateOutcome::AwaitApproval,
         DecisionKind::Blocked => GateOutcome::Block("blocked by the policy".into()),
-        DecisionKind::Notify | DecisionKind::Inconclusive => GateOutcome::Tell,
+        DecisionKind::Notify | DecisionKind::Inconclusive | DecisionKind::Escalate => {
+            GateOutcome::Tell
+        }
         DecisionKind::None => GateOutcome::Ignore,
     }
 }

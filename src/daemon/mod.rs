@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod gate;
 pub mod latest;
 pub mod leader;
+pub mod pre_deploy;
 pub mod runner;
 pub mod seed;
 

@@ -58,3 +58,19 @@ pub fn alert_series(
     }
     series
 }
+
+/// The alerts matching `matcher` that are firing at `now` (each fingerprint's latest state).
+pub fn firing_alerts<'a>(
+    matcher: &BTreeMap<String, String>,
+    transitions: &'a [AlertTransition],
+    now: DateTime<Utc>,
+) -> Vec<&'a AlertTransition> {
+    let mut latest: BTreeMap<&str, &AlertTransition> = BTreeMap::new();
+    for t in transitions
+        .iter()
+        .filter(|t| t.at <= now && alert_matches(matcher, &t.labels))
+    {
+        latest.insert(&t.fingerprint, t);
+    }
+    latest.into_values().filter(|t| t.firing).collect()
+}

@@ -58,6 +58,8 @@ impl Context<'_> {
             required_for: cond.held_for.map(format_duration),
             truth: Truth::Unknown,
             note: None,
+            pre_deploy: None,
+            preexisting: None,
         };
         let latest = match series.last() {
             Some(s) => *s,
@@ -81,7 +83,7 @@ impl Context<'_> {
         evidence.value = Some(value);
         let baseline = if cond.relative_to_baseline {
             match self.baseline(&cond.signal) {
-                Some(b) if b > 0.0 => {
+                Some(b) if b > 0.0 && b.is_finite() => {
                     evidence.baseline = Some(b);
                     Some(b)
                 }

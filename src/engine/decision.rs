@@ -20,6 +20,9 @@ pub enum DecisionKind {
     Blocked,
     /// Data is missing: nothing is decided, a human is told.
     Inconclusive,
+    /// A rollback row has stayed undecidable past its runbook deadline: a human must decide
+    /// now (paged, not just told).
+    Escalate,
 }
 
 impl DecisionKind {
@@ -32,6 +35,7 @@ impl DecisionKind {
             DecisionKind::Rollback => "rollback",
             DecisionKind::Blocked => "blocked",
             DecisionKind::Inconclusive => "inconclusive",
+            DecisionKind::Escalate => "escalate",
         }
     }
 }
@@ -84,6 +88,13 @@ pub struct ConditionEvidence {
     /// Why the truth is unknown or false when that is not obvious.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The signal's value just before the deploy, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre_deploy: Option<f64>,
+    /// Set when the condition holds but already held before the deploy: it is not evidence
+    /// against the deploy (`held before the deploy since …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preexisting: Option<String>,
 }
 
 /// One guard's verdict.
@@ -104,6 +115,22 @@ pub struct UnknownRow {
     pub action: Action,
     /// `signal: why` for each condition that lacked data.
     pub missing: Vec<String>,
+    /// How long the row has been undecidable without a break.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_for: Option<String>,
+    /// The runbook's deadline for acting on the row, when it has passed while undecidable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline_passed: Option<String>,
+}
+
+/// A row whose conditions hold, but not because of the deploy: told, never acted on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreexistingRow {
+    pub row: String,
+    pub severity: String,
+    pub action: Action,
+    /// `signal: held before the deploy since …` for each pre-existing condition.
+    pub held_before: Vec<String>,
 }
 
 /// Everything that explains a decision.
@@ -119,11 +146,22 @@ pub struct Evidence {
     pub guards: Vec<GuardEvidence>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_rows: Vec<UnknownRow>,
+    /// Rows that hold only because of conditions older than the deploy.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preexisting: Vec<PreexistingRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
     /// What stopped a wanted rollback: a guard id, or `already_rolled_back`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,
+}
+
+impl Evidence {
+    /// The ids of the rows that could not be evaluated (for
+    /// [`Observations::track_unknown`](super::Observations::track_unknown)).
+    pub fn unknown_row_ids(&self) -> Vec<String> {
+        self.unknown_rows.iter().map(|u| u.row.clone()).collect()
+    }
 }
 
 /// The engine's answer for one workload at one instant.

@@ -13,11 +13,12 @@
 //! 5. `rollback_after_approval` waits for an approval.
 
 mod alerts;
+mod attribution;
 mod condition;
 mod decision;
 mod observations;
 
-pub use alerts::{alert_belongs_to, alert_matches, alert_series};
+pub use alerts::{alert_belongs_to, alert_matches, alert_series, firing_alerts};
 pub use decision::*;
 pub use observations::*;
 
@@ -60,13 +61,22 @@ pub fn decide(policy: &Policy, observations: &Observations, now: DateTime<Utc>) 
     };
     let mut matched = None;
     for row in policy.matrix.iter().filter(|r| row_applies(policy, r, age)) {
-        let conditions: Vec<ConditionEvidence> = row.when.iter().map(|c| ctx.evaluate(c)).collect();
+        let conditions: Vec<ConditionEvidence> = row
+            .when
+            .iter()
+            .map(|c| ctx.evaluate_against_deploy(c))
+            .collect();
         match Truth::all(conditions.iter().map(|c| c.truth)) {
+            Truth::True if row.action >= Action::RollbackAfterApproval && predates(&conditions) => {
+                evidence.preexisting.push(preexisting_row(row, &conditions));
+            }
             Truth::True => {
                 matched = Some((row, conditions));
                 break;
             }
-            Truth::Unknown => evidence.unknown_rows.push(unknown_row(row, &conditions)),
+            Truth::Unknown => evidence
+                .unknown_rows
+                .push(unknown_row(&ctx, row, &conditions)),
             Truth::False => {}
         }
     }
@@ -75,6 +85,23 @@ pub fn decide(policy: &Policy, observations: &Observations, now: DateTime<Utc>) 
     };
     evidence.conditions = conditions;
     decide_row(&ctx, row, evidence)
+}
+
+/// Whether a holding row holds only because of conditions older than the deploy.
+fn predates(conditions: &[ConditionEvidence]) -> bool {
+    conditions.iter().any(|c| c.preexisting.is_some())
+}
+
+fn preexisting_row(row: &Row, conditions: &[ConditionEvidence]) -> PreexistingRow {
+    PreexistingRow {
+        row: row.id.clone(),
+        severity: row.severity.clone(),
+        action: row.action,
+        held_before: conditions
+            .iter()
+            .filter_map(|c| Some(format!("{}: {}", c.signal, c.preexisting.as_deref()?)))
+            .collect(),
+    }
 }
 
 fn row_applies(policy: &Policy, row: &Row, age: chrono::TimeDelta) -> bool {
@@ -87,7 +114,13 @@ fn row_applies(policy: &Policy, row: &Row, age: chrono::TimeDelta) -> bool {
     window_ok && row.within.is_none_or(|w| age <= w) && age >= chrono::TimeDelta::zero()
 }
 
-fn unknown_row(row: &Row, conditions: &[ConditionEvidence]) -> UnknownRow {
+fn unknown_row(ctx: &Context<'_>, row: &Row, conditions: &[ConditionEvidence]) -> UnknownRow {
+    let since = ctx.observations.unknown_since(&row.id).unwrap_or(ctx.now);
+    let unknown_for = ctx.now - since;
+    let deadline_passed = row
+        .deadline
+        .filter(|d| row.action >= Action::RollbackAfterApproval && unknown_for > *d)
+        .map(format_duration);
     UnknownRow {
         row: row.id.clone(),
         severity: row.severity.clone(),
@@ -97,6 +130,9 @@ fn unknown_row(row: &Row, conditions: &[ConditionEvidence]) -> UnknownRow {
             .filter(|c| c.truth == Truth::Unknown)
             .map(|c| format!("{}: {}", c.signal, c.note.as_deref().unwrap_or("no data")))
             .collect(),
+        unknown_for: (unknown_for > chrono::TimeDelta::zero())
+            .then(|| format_duration(unknown_for)),
+        deadline_passed,
     }
 }
 
@@ -106,6 +142,9 @@ fn no_match(evidence: Evidence) -> Decision {
         .iter()
         .filter(|u| u.action != Action::None)
         .collect();
+    if let Some(late) = acting.iter().find(|u| u.deadline_passed.is_some()) {
+        return escalate(late, evidence.clone());
+    }
     if let Some(first) = acting.first() {
         let reason = format!(
             "cannot evaluate {} row(s), first {} ({}): {}",
@@ -116,7 +155,43 @@ fn no_match(evidence: Evidence) -> Decision {
         );
         return Decision::plain(DecisionKind::Inconclusive, reason, evidence);
     }
+    if let Some(first) = evidence.preexisting.first() {
+        return preexisting(first, evidence.clone());
+    }
     Decision::plain(DecisionKind::None, "no row matched", evidence)
+}
+
+/// A rollback row undecidable past its runbook deadline: a human must decide now.
+fn escalate(late: &UnknownRow, evidence: Evidence) -> Decision {
+    let reason = format!(
+        "row {} ({}) has been undecidable for {}, past its {} deadline: a human must decide ({})",
+        late.row,
+        late.severity,
+        late.unknown_for.as_deref().unwrap_or("0s"),
+        late.deadline_passed.as_deref().unwrap_or("?"),
+        late.missing.join("; ")
+    );
+    Decision {
+        row: Some(late.row.clone()),
+        severity: Some(late.severity.clone()),
+        deadline: late.deadline_passed.clone(),
+        ..Decision::plain(DecisionKind::Escalate, reason, evidence)
+    }
+}
+
+/// A rollback row holds only because of conditions older than the deploy: tell a human.
+fn preexisting(first: &PreexistingRow, evidence: Evidence) -> Decision {
+    let reason = format!(
+        "{} {} holds, but not because of this deploy: {} — not rolled back; a human is told",
+        first.severity,
+        first.row,
+        first.held_before.join("; ")
+    );
+    Decision {
+        row: Some(first.row.clone()),
+        severity: Some(first.severity.clone()),
+        ..Decision::plain(DecisionKind::Notify, reason, evidence)
+    }
 }
 
 fn decide_row(ctx: &Context<'_>, row: &Row, mut evidence: Evidence) -> Decision {
@@ -145,6 +220,11 @@ fn decide_row(ctx: &Context<'_>, row: &Row, mut evidence: Evidence) -> Decision 
                 unknown.severity,
                 unknown.missing.join("; ")
             );
+        }
+        (Action::None | Action::Notify, None) if !evidence.preexisting.is_empty() => {
+            // a worse row holds, though not because of this deploy: that is what to tell
+            let first = evidence.preexisting[0].clone();
+            return preexisting(&first, evidence);
         }
         (Action::None, None) => decision.decision = DecisionKind::None,
         (Action::Notify, None) => decision.decision = DecisionKind::Notify,
@@ -443,6 +523,7 @@ rollout_timeout = "5m"
         let fire = |obs: &mut Observations, m| {
             obs.record_alert(AlertTransition {
                 at: t(m),
+                started_at: None,
                 firing: true,
                 fingerprint: "f".into(),
                 labels: [("condition".to_string(), "data_corruption".to_string())].into(),
@@ -466,6 +547,7 @@ rollout_timeout = "5m"
         for _ in 0..3 {
             obs.record_alert(AlertTransition {
                 at: t(1),
+                started_at: None,
                 firing: true,
                 fingerprint: "f".into(),
                 labels: [("condition".to_string(), "data_corruption".to_string())].into(),

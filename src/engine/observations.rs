@@ -16,11 +16,12 @@ pub struct Sample {
 }
 
 impl Sample {
-    /// A sample (times are kept to the microsecond).
+    /// A sample (times are kept to the microsecond). A non-finite value (NaN, ±Inf: an
+    /// x/0 ratio of inconsistent counters) is no data.
     pub fn new(at: DateTime<Utc>, value: Option<f64>) -> Self {
         Sample {
             at_us: at.timestamp_micros(),
-            value: value.unwrap_or(f64::NAN),
+            value: value.filter(|v| v.is_finite()).unwrap_or(f64::NAN),
         }
     }
 
@@ -69,12 +70,39 @@ pub struct Deploy {
     /// Baselines captured elsewhere (e.g. PromQL with `offset`); they win over baselines
     /// computed from pre-deploy samples.
     pub baselines: BTreeMap<String, f64>,
+    /// Each signal's value just before the deploy (given by the source, or frozen from the
+    /// last sample before it): a condition that already held then is not the deploy's doing.
+    pub pre_deploy: BTreeMap<String, f64>,
+}
+
+/// Where the workload's rollout stands (from the cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutPhase {
+    /// Still replacing pods, within its progress deadline.
+    Progressing,
+    /// Every replica updated and available.
+    Complete,
+    /// Past its progress deadline.
+    Stalled,
+}
+
+/// The smallest and largest finite value a signal took since the deploy: a condition (an
+/// interval) held at every post-deploy sample exactly when it holds at both.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Extent {
+    pub min: f64,
+    pub max: f64,
 }
 
 /// An Alertmanager alert changing state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlertTransition {
+    /// When rollbackd learned of the change.
     pub at: DateTime<Utc>,
+    /// Alertmanager's `startsAt`: when the condition began (may be long before `at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
     pub firing: bool,
     /// Identity of the alert across deliveries.
     pub fingerprint: String,
@@ -105,6 +133,12 @@ pub struct Observations {
     alerts: Vec<AlertTransition>,
     approvals: Vec<Approval>,
     rollbacks: Vec<RollbackRecord>,
+    /// Per signal, the range of its values since the deploy.
+    extents: Vec<(String, Extent)>,
+    /// The latest rollout phase and when it was read.
+    rollout: Option<(DateTime<Utc>, Option<RolloutPhase>)>,
+    /// Rows that have been undecidable (missing data) since when, continuously.
+    unknown_since: Vec<(String, DateTime<Utc>)>,
 }
 
 impl Observations {
@@ -118,17 +152,27 @@ impl Observations {
         self.deploy.as_ref()
     }
 
-    /// A new deploy: approvals and rollbacks belonged to the previous one.
+    /// A new deploy: approvals, rollbacks and undecidable rows belonged to the previous
+    /// one. Samples already recorded since it start its extents.
     pub fn record_deploy(&mut self, deploy: Deploy) {
         self.approvals.clear();
         self.rollbacks.clear();
+        self.unknown_since.clear();
+        self.extents.clear();
+        for (signal, series) in &self.samples {
+            for s in series.iter().filter(|s| s.at() >= deploy.at) {
+                if let Some(v) = s.value() {
+                    widen(&mut self.extents, signal, v);
+                }
+            }
+        }
         self.deploy = Some(deploy);
     }
 
-    /// Adds a sample; NaN is stored as no data. A sample for a time already recorded
+    /// Adds a sample; a non-finite value (NaN, ±Inf) is stored as no data. A sample for a time already recorded
     /// replaces it; an older one is inserted in place.
     pub fn record_sample(&mut self, signal: &str, at: DateTime<Utc>, value: Option<f64>) {
-        let value = value.filter(|v| !v.is_nan());
+        let value = value.filter(|v| v.is_finite());
         let i = match self.samples.iter().position(|(s, _)| s == signal) {
             Some(i) => i,
             None => {
@@ -136,8 +180,13 @@ impl Observations {
                 self.samples.len() - 1
             }
         };
-        let series = &mut self.samples[i].1;
         let sample = Sample::new(at, value);
+        if let (Some(v), Some(d)) = (sample.value(), &self.deploy)
+            && at >= d.at
+        {
+            widen(&mut self.extents, signal, v);
+        }
+        let series = &mut self.samples[i].1;
         // compare at the kept precision: a time recorded twice replaces, whatever its nanoseconds
         let at = sample.at();
         let pos = series.partition_point(|s| s.at() < at);
@@ -146,6 +195,55 @@ impl Observations {
             Some(_) => series.insert(pos, sample),
             None => series.push(sample),
         }
+    }
+
+    /// The range of a signal's values since the deploy.
+    pub fn extent(&self, signal: &str) -> Option<Extent> {
+        self.extents
+            .iter()
+            .find(|(s, _)| s == signal)
+            .map(|(_, e)| *e)
+    }
+
+    /// The workload's rollout phase read at `at` (`None`: could not be read).
+    pub fn record_rollout(&mut self, at: DateTime<Utc>, phase: Option<RolloutPhase>) {
+        self.rollout = Some((at, phase));
+    }
+
+    /// The rollout phase read last, unless older than `stale_after` before `now`.
+    pub fn rollout_phase(
+        &self,
+        now: DateTime<Utc>,
+        stale_after: TimeDelta,
+    ) -> Option<RolloutPhase> {
+        self.rollout
+            .filter(|(at, _)| *at <= now && now - *at <= stale_after)
+            .and_then(|(_, phase)| phase)
+    }
+
+    /// Since when `row` has been undecidable without a break, if it is now.
+    pub fn unknown_since(&self, row: &str) -> Option<DateTime<Utc>> {
+        self.unknown_since
+            .iter()
+            .find(|(r, _)| r == row)
+            .map(|(_, at)| *at)
+    }
+
+    /// Remembers which rows the decision at `now` could not evaluate: a row that stays
+    /// undecidable past its runbook deadline is handed to a human.
+    pub fn track_unknown(&mut self, unknown_rows: &[String], now: DateTime<Utc>) {
+        self.unknown_since
+            .retain(|(row, _)| unknown_rows.iter().any(|u| u == row));
+        for row in unknown_rows {
+            if !self.unknown_since.iter().any(|(r, _)| r == row) {
+                self.unknown_since.push((row.clone(), now));
+            }
+        }
+    }
+
+    /// A signal's value just before the deploy: given with it, else frozen at the deploy.
+    pub fn pre_deploy(&self, signal: &str) -> Option<f64> {
+        self.deploy.as_ref()?.pre_deploy.get(signal).copied()
     }
 
     /// An alert fired or resolved. Redeliveries of the same state are ignored.
@@ -219,6 +317,41 @@ impl Observations {
         (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
     }
 
+    /// Reference values for the current deploy that arrived after it (e.g. from
+    /// Prometheus): they replace those frozen from samples.
+    pub fn update_reference(
+        &mut self,
+        baselines: BTreeMap<String, f64>,
+        pre_deploy: BTreeMap<String, f64>,
+    ) {
+        if let Some(deploy) = self.deploy.as_mut() {
+            deploy.baselines.extend(baselines);
+            deploy.pre_deploy.extend(pre_deploy);
+        }
+    }
+
+    /// Fixes the current deploy's missing pre-deploy values from the last sample of each
+    /// signal before it (not older than `max_age(signal)`), before pruning drops them.
+    pub fn freeze_pre_deploy(&mut self, max_age: impl Fn(&str) -> TimeDelta) {
+        let Some(deploy) = self.deploy.as_ref() else {
+            return;
+        };
+        let frozen: Vec<(String, f64)> = self
+            .samples
+            .iter()
+            .filter(|(signal, _)| !deploy.pre_deploy.contains_key(signal))
+            .filter_map(|(signal, series)| {
+                let before = series.partition_point(|s| s.at() < deploy.at);
+                let last = series[..before].last()?;
+                let fresh = deploy.at - last.at() <= max_age(signal);
+                Some((signal.clone(), last.value().filter(|_| fresh)?))
+            })
+            .collect();
+        if let Some(deploy) = self.deploy.as_mut() {
+            deploy.pre_deploy.extend(frozen);
+        }
+    }
+
     /// Fixes the current deploy's missing baselines from the samples before it, so that
     /// pruning those samples later cannot move them.
     pub fn freeze_baselines<'a>(&mut self, lookbacks: impl Iterator<Item = (&'a str, TimeDelta)>) {
@@ -235,6 +368,17 @@ impl Observations {
         if let Some(deploy) = self.deploy.as_mut() {
             deploy.baselines.extend(frozen);
         }
+    }
+}
+
+/// Widens `signal`'s extent to include `v`.
+fn widen(extents: &mut Vec<(String, Extent)>, signal: &str, v: f64) {
+    match extents.iter_mut().find(|(s, _)| s == signal) {
+        Some((_, e)) => {
+            e.min = e.min.min(v);
+            e.max = e.max.max(v);
+        }
+        None => extents.push((signal.to_string(), Extent { min: v, max: v })),
     }
 }
 

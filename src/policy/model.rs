@@ -45,6 +45,15 @@ impl Policy {
         self.matrix.iter().find(|r| r.id == id)
     }
 
+    /// How old a sample before the deploy may be to stand for `signal`'s pre-deploy value.
+    pub fn pre_deploy_max_age(&self, signal: &str) -> TimeDelta {
+        self.signals
+            .get(signal)
+            .map_or(self.window.stale_after, |s| {
+                s.pre_deploy_max_age(self.window.stale_after)
+            })
+    }
+
     /// How much of a signal's history decisions can read: its longest `for` (in the
     /// matrix, the guards and the verification checks) or its baseline lookback, whichever
     /// is longer. (Pruning also keeps the one sample before that, the value current then.)
@@ -88,6 +97,12 @@ pub struct Window {
     pub fix_forward_after: Option<TimeDelta>,
     /// A sample older than this is no data.
     pub stale_after: TimeDelta,
+    /// An alert counts against a deploy only if it started at least this long after it
+    /// (default 0s: after the deploy). Alerts that started earlier are pre-existing.
+    pub alert_grace: TimeDelta,
+    /// A condition that already held before the deploy counts against it only once its value
+    /// is this many times worse than before the deploy (default 2).
+    pub worsened_factor: f64,
 }
 
 impl Window {
@@ -140,6 +155,32 @@ pub struct Signal {
     pub source: SignalSource,
     /// Lookback before the deploy from which the baseline is taken.
     pub baseline: Option<TimeDelta>,
+    /// How far back one value reaches (`rate(x[5m])` → 5m): for that long after a deploy the
+    /// value still reads pre-deploy data. From `range` or the PromQL's longest range selector.
+    pub range: Option<TimeDelta>,
+    /// The series only reads the current revision (e.g. selected by pod-template-hash, or
+    /// kube counters of the new pods): it is never pre-deploy data.
+    pub per_revision: bool,
+}
+
+impl Signal {
+    /// How old a sample before the deploy may be and still say what the signal read at the
+    /// deploy: `stale_after`, or the signal's range when longer (a value over the last hour
+    /// changes little in ten minutes).
+    pub fn pre_deploy_max_age(&self, stale_after: TimeDelta) -> TimeDelta {
+        self.range.map_or(stale_after, |r| r.max(stale_after))
+    }
+
+    /// Whether a value of this signal can carry a condition from before the deploy: metric
+    /// signals not marked per-revision, alerts, and kube state other than the counters of
+    /// the new revision's pods (restarts, OOM kills).
+    pub fn can_predate_deploy(&self) -> bool {
+        !self.per_revision
+            && !matches!(
+                self.source,
+                SignalSource::Kube(KubeSignal::Restarts | KubeSignal::OomKills)
+            )
+    }
 }
 
 /// The unit a signal's value is in (for display).

@@ -41,6 +41,10 @@ pub struct RawWindow {
     pub duration: Dur,
     pub fix_forward_after: Option<Spanned<Dur>>,
     pub stale_after: Option<Dur>,
+    /// An alert counts against a deploy only if it started this long after it.
+    pub alert_grace: Option<Dur>,
+    /// How many times worse a pre-existing condition must get to count against a deploy.
+    pub worsened_factor: Option<Spanned<f64>>,
 }
 
 /// One `[[workloads]]` entry.
@@ -71,6 +75,11 @@ pub struct RawSignal {
     pub alert: Option<BTreeMap<String, String>>,
     /// Lookback before the deploy from which the baseline is taken, e.g. `"1h"`.
     pub baseline: Option<Dur>,
+    /// How far back one value reaches (default: the PromQL's longest range selector).
+    pub range: Option<Dur>,
+    /// The series reads only the current revision.
+    #[serde(default)]
+    pub per_revision: bool,
 }
 
 /// `scrape = { … }`: how to compute the signal from the agent's own `/metrics`.

@@ -84,7 +84,21 @@ impl Validator<'_> {
             duration: raw.duration.0,
             fix_forward_after: raw.fix_forward_after.as_ref().map(|d| d.get_ref().0),
             stale_after: raw.stale_after.map_or(TimeDelta::minutes(5), |d| d.0),
+            alert_grace: raw.alert_grace.map_or(TimeDelta::zero(), |d| d.0),
+            worsened_factor: raw.worsened_factor.as_ref().map_or(2.0, |f| *f.get_ref()),
         };
+        if let Some(f) = &raw.worsened_factor
+            && !(f.get_ref().is_finite() && *f.get_ref() > 1.0)
+        {
+            self.error(
+                f.span(),
+                "window.worsened_factor",
+                "must be a number greater than 1 (e.g. 2: twice as bad as before the deploy)",
+            );
+        }
+        if window.alert_grace < TimeDelta::zero() {
+            self.error(0..0, "window.alert_grace", "must not be negative");
+        }
         if window.duration <= TimeDelta::zero() {
             self.error(0..0, "window.duration", "must be longer than 0s");
         }
@@ -232,6 +246,11 @@ impl Validator<'_> {
                         unit,
                         source,
                         baseline: s.baseline.map(|d| d.0),
+                        range: s
+                            .range
+                            .map(|d| d.0)
+                            .or_else(|| s.promql.as_deref().and_then(promql_range)),
+                        per_revision: s.per_revision,
                     },
                 );
             }
@@ -467,6 +486,40 @@ impl Validator<'_> {
             .collect()
     }
 
+    /// Kube state that every rollout passes through (no pods available, a pod restarting,
+    /// an image still pulling) is no evidence unless it lasts: an unattended rollback row on
+    /// it needs `for`. `rollout_stalled` carries its own deadline (progressDeadlineSeconds).
+    fn transient_kube_without_for(
+        &mut self,
+        when: &[Condition],
+        signals: &BTreeMap<String, Signal>,
+        field: &str,
+        span: Range<usize>,
+    ) {
+        for (j, c) in when.iter().enumerate() {
+            let transient = signals.get(&c.signal).is_some_and(|s| {
+                matches!(
+                    s.source,
+                    SignalSource::Kube(
+                        KubeSignal::AvailableReplicas
+                            | KubeSignal::CrashloopingPods
+                            | KubeSignal::ImagePullBackoff
+                    )
+                )
+            });
+            if transient && c.held_for.is_none() {
+                self.error(
+                    span.clone(),
+                    format!("{field}.when[{j}].for"),
+                    format!(
+                        "kube signal {:?} passes through this state during every rollout: an unattended rollback row on it needs `for` (e.g. \"2m\")",
+                        c.signal
+                    ),
+                );
+            }
+        }
+    }
+
     fn matrix(
         &mut self,
         raw: Vec<Spanned<RawRow>>,
@@ -527,6 +580,9 @@ impl Validator<'_> {
                     format!("{field}.method"),
                     format!("unknown method {:?} ({})", m.get_ref(), known(methods)),
                 );
+            }
+            if action == Action::Rollback {
+                self.transient_kube_without_for(&when, signals, &field, span.clone());
             }
             if r.method.is_none()
                 && matches!(action, Action::Rollback | Action::RollbackAfterApproval)
@@ -972,5 +1028,92 @@ impl Validator<'_> {
             }),
             templates: Arc::new(templates),
         }
+    }
+}
+
+/// The longest range selector (`[5m]`, or a subquery's `[30m:1m]`) in a PromQL query.
+pub fn promql_range(query: &str) -> Option<TimeDelta> {
+    query
+        .split('[')
+        .skip(1)
+        .filter_map(|rest| rest.split(']').next())
+        .filter_map(|inside| {
+            crate::policy::duration::parse_duration(inside.split(':').next()?.trim()).ok()
+        })
+        .max()
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::promql_range;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn the_longest_range_selector_is_the_range() {
+        let q = r#"sum(rate(x{s=~"5.."}[5m])) / sum(rate(x[1m])) + max_over_time(y[30m:1m])"#;
+        assert_eq!(promql_range(q), Some(TimeDelta::minutes(30)));
+        assert_eq!(promql_range("up"), None);
+        assert_eq!(
+            promql_range("x{a=~\"[a-z]\"}"),
+            None,
+            "a regex class is no range"
+        );
+    }
+
+    #[test]
+    fn an_unattended_row_on_transient_kube_state_needs_for() {
+        let policy = |when: &str, action: &str| {
+            format!(
+                r#"
+[agent]
+id = "T"
+name = "T"
+[window]
+duration = "2h"
+[[workloads]]
+id = "w"
+kind = "Deployment"
+namespace = "ns"
+name = "w"
+[signals.available]
+kube = "available_replicas"
+[[matrix]]
+id = "down"
+severity = "P0"
+when = [{when}]
+action = "{action}"
+method = "m"
+[methods.m]
+[[methods.m.steps]]
+undo = "previous"
+[verification]
+rollout_timeout = "5m"
+[notify]
+"#
+            )
+        };
+        let parse =
+            |text: String| crate::policy::parse_policy(std::path::Path::new("p.toml"), &text);
+        let errors = parse(policy(
+            r#"{ signal = "available", at_most = 0 }"#,
+            "rollback",
+        ))
+        .expect_err("no `for` on an unattended outage row");
+        let text = errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains("p.toml:"), "{text}");
+        assert!(text.contains("matrix[0].when[0].for"), "{text}");
+        assert!(text.contains("during every rollout"), "{text}");
+        assert!(
+            parse(policy(
+                r#"{ signal = "available", at_most = 0, for = "2m" }"#,
+                "rollback"
+            ))
+            .is_ok()
+        );
+        assert!(parse(policy(r#"{ signal = "available", at_most = 0 }"#, "notify")).is_ok());
     }
 }

@@ -62,9 +62,22 @@ pub fn format_text(policy: &Policy, change: &Change) -> String {
             out.push_str(&format!("\n      {} {}", mark(c.truth), describe(c)));
         }
     }
-    for u in &d.evidence.unknown_rows {
+    for p in &d.evidence.preexisting {
         out.push_str(&format!(
-            "\n    ? row {} ({}) unknown: {}",
+            "\n    ~ row {} ({}) holds, not because of the deploy: {}",
+            p.row,
+            p.severity,
+            p.held_before.join("; ")
+        ));
+    }
+    for u in &d.evidence.unknown_rows {
+        let late = match (&u.unknown_for, &u.deadline_passed) {
+            (Some(f), Some(d)) => format!(" for {f}, past its {d} deadline"),
+            (Some(f), None) => format!(" for {f}"),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "\n    ? row {} ({}) unknown{late}: {}",
             u.row,
             u.severity,
             u.missing.join("; ")
@@ -97,8 +110,14 @@ fn describe(c: &crate::engine::ConditionEvidence) -> String {
     if let Some(held) = &c.held_for {
         s.push_str(&format!(", held {held}"));
     }
+    if let Some(pre) = c.pre_deploy {
+        s.push_str(&format!(", {} before the deploy", format_value(pre)));
+    }
     if let Some(note) = &c.note {
         s.push_str(&format!(" ({note})"));
+    }
+    if let Some(held) = &c.preexisting {
+        s.push_str(&format!(" [{held}]"));
     }
     s
 }

@@ -36,6 +36,7 @@ pub fn replay(policy: &Policy, lines: &[TraceLine]) -> Vec<Change> {
             continue;
         }
         let decision = decide(policy, &observations, line.at);
+        observations.track_unknown(&decision.evidence.unknown_row_ids(), line.at);
         let key = |d: &Decision| (d.decision, d.row.clone(), d.evidence.blocked_by.clone());
         if changes
             .last()
@@ -63,15 +64,22 @@ pub fn apply(policy: &Policy, observations: &mut Observations, line: &TraceLine)
             revision,
             image,
             baselines,
-        } => observations.record_deploy(Deploy {
-            at: line.at,
-            revision: *revision,
-            image: image.clone(),
-            baselines: baselines.clone(),
-        }),
+            pre_deploy,
+        } => {
+            observations.record_deploy(Deploy {
+                at: line.at,
+                revision: *revision,
+                image: image.clone(),
+                baselines: baselines.clone(),
+                pre_deploy: pre_deploy.clone(),
+            });
+            observations.freeze_pre_deploy(|signal| policy.pre_deploy_max_age(signal));
+        }
+        Entry::Rollout { phase } => observations.record_rollout(line.at, *phase),
         Entry::AlertFiring {
             labels,
             fingerprint,
+            ..
         }
         | Entry::AlertResolved {
             labels,
@@ -83,8 +91,13 @@ pub fn apply(policy: &Policy, observations: &mut Observations, line: &TraceLine)
             if identified && !alert_belongs_to(policy, labels) {
                 return;
             }
+            let started_at = match &line.entry {
+                Entry::AlertFiring { starts_at, .. } => *starts_at,
+                _ => None,
+            };
             observations.record_alert(AlertTransition {
                 at: line.at,
+                started_at,
                 firing: matches!(line.entry, Entry::AlertFiring { .. }),
                 fingerprint: fingerprint
                     .clone()

@@ -4,6 +4,7 @@
 //! {"at": "2025-11-17T14:30:00Z", "event": "deploy", "revision": 12}
 //! {"at": "2025-11-17T14:31:00Z", "signals": {"error_rate": 0.35, "latency_p95": null}}
 //! {"at": "2025-11-17T14:32:00Z", "event": "alert_firing", "labels": {"condition": "data_corruption"}}
+//! {"at": "2025-11-17T14:32:30Z", "event": "rollout", "phase": "progressing"}
 //! ```
 
 use std::collections::BTreeMap;
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+
+use crate::engine::RolloutPhase;
 
 /// A problem in a trace file, with its line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,10 +49,18 @@ pub enum Entry {
         revision: Option<u64>,
         image: Option<String>,
         baselines: BTreeMap<String, f64>,
+        /// Values just before the deploy, as a source would give them.
+        pre_deploy: BTreeMap<String, f64>,
     },
     AlertFiring {
         labels: BTreeMap<String, String>,
         fingerprint: Option<String>,
+        /// Alertmanager's `startsAt` (default: the line's time).
+        starts_at: Option<DateTime<Utc>>,
+    },
+    /// The workload's rollout phase (`None`: could not be read).
+    Rollout {
+        phase: Option<RolloutPhase>,
     },
     AlertResolved {
         labels: BTreeMap<String, String>,
@@ -83,17 +94,21 @@ struct RawLine {
     revision: Option<u64>,
     image: Option<String>,
     baselines: Option<BTreeMap<String, f64>>,
+    pre_deploy: Option<BTreeMap<String, f64>>,
+    starts_at: Option<String>,
+    phase: Option<String>,
     by: Option<String>,
     row: Option<String>,
 }
 
 /// The event names a trace may use.
-pub const EVENTS: [&str; 5] = [
+pub const EVENTS: [&str; 6] = [
     "deploy",
     "alert_firing",
     "alert_resolved",
     "approved",
     "rolled_back",
+    "rollout",
 ];
 
 /// Reads and parses a trace file.
@@ -154,14 +169,7 @@ fn parse_line(raw: &str) -> Result<(DateTime<Utc>, Entry), FieldError> {
         (field, message)
     })?;
     let at = match &line.at {
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| {
-                (
-                    "at".to_string(),
-                    format!("{s:?} is not an RFC 3339 time: {e}"),
-                )
-            })?,
+        Value::String(s) => rfc3339(s, "at")?,
         other => {
             return Err((
                 "at".into(),
@@ -185,10 +193,32 @@ fn parse_line(raw: &str) -> Result<(DateTime<Utc>, Entry), FieldError> {
                     revision: line.revision,
                     image: line.image,
                     baselines: line.baselines.unwrap_or_default(),
+                    pre_deploy: line.pre_deploy.unwrap_or_default(),
                 },
                 "alert_firing" => Entry::AlertFiring {
                     labels,
                     fingerprint: line.fingerprint,
+                    starts_at: line
+                        .starts_at
+                        .as_deref()
+                        .map(|s| rfc3339(s, "starts_at"))
+                        .transpose()?,
+                },
+                "rollout" => Entry::Rollout {
+                    phase: match line.phase.as_deref() {
+                        None => None,
+                        Some("progressing") => Some(RolloutPhase::Progressing),
+                        Some("complete") => Some(RolloutPhase::Complete),
+                        Some("stalled") => Some(RolloutPhase::Stalled),
+                        Some(other) => {
+                            return Err((
+                                "phase".into(),
+                                format!(
+                                    "unknown rollout phase {other:?} (expected progressing, complete or stalled)"
+                                ),
+                            ));
+                        }
+                    },
                 },
                 "alert_resolved" => Entry::AlertResolved {
                     labels,
@@ -214,6 +244,17 @@ fn parse_line(raw: &str) -> Result<(DateTime<Utc>, Entry), FieldError> {
         }
     };
     Ok((at, entry))
+}
+
+fn rfc3339(text: &str, field: &str) -> Result<DateTime<Utc>, FieldError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| {
+            (
+                field.to_string(),
+                format!("{text:?} is not an RFC 3339 time: {e}"),
+            )
+        })
 }
 
 fn parse_signals(

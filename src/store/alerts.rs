@@ -28,6 +28,7 @@ impl AlertRecord {
     pub fn transition(&self, at: DateTime<Utc>) -> AlertTransition {
         AlertTransition {
             at,
+            started_at: Some(self.starts_at),
             firing: self.status == "firing",
             fingerprint: self.fingerprint.clone(),
             labels: self.labels.clone(),

@@ -84,16 +84,14 @@ impl Owner {
         }
     }
 
-    /// Whether its rollout failed (`kubectl rollout status`'s rules).
-    fn stalled(&self) -> bool {
-        let status = match self {
-            Owner::Deployment(d) => deployment_status(d),
-            Owner::Rollout(r) => match serde_json::to_value(r.as_ref()) {
-                Ok(v) => argo_rollout_status(&v),
-                Err(_) => return false,
-            },
-        };
-        matches!(status, RolloutStatus::Failed(_))
+    /// Where its rollout stands (`kubectl rollout status`'s rules); `None` if unreadable.
+    fn rollout_status(&self) -> Option<RolloutStatus> {
+        match self {
+            Owner::Deployment(d) => Some(deployment_status(d)),
+            Owner::Rollout(r) => serde_json::to_value(r.as_ref())
+                .ok()
+                .map(|v| argo_rollout_status(&v)),
+        }
     }
 }
 
@@ -142,7 +140,12 @@ impl<'a> Inputs<'a> {
             .filter(|p| !p.deleting)
             .map(|p| p.as_ref())
             .collect();
-        KubeSignals::count(&live, since, self.owner.available(), self.owner.stalled())
+        let status = self.owner.rollout_status();
+        let stalled = matches!(status, Some(RolloutStatus::Failed(_)));
+        KubeSignals {
+            rollout_progressing: u64::from(matches!(status, Some(RolloutStatus::Waiting(_)))),
+            ..KubeSignals::count(&live, since, self.owner.available(), stalled)
+        }
     }
 }
 

@@ -189,6 +189,8 @@ pub fn policy(
             duration: TimeDelta::hours(2),
             fix_forward_after: None,
             stale_after: TimeDelta::minutes(5),
+            alert_grace: TimeDelta::zero(),
+            worsened_factor: 2.0,
         },
         workloads,
         signals: Default::default(),
