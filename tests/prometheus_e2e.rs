@@ -2,7 +2,9 @@
 //! temporary directories): the synthetic agent's error rate jumps to 60 % and rollbackd
 //! rolls GL-002 back in the Kubernetes simulator, once through Alertmanager's webhook and
 //! once from its own PromQL evaluation; with Prometheus stopped mid-window the decision is
-//! inconclusive, a human is told, and nothing is rolled back.
+//! inconclusive, a human is told, and nothing is rolled back; a fix deployed while the error
+//! rate is already high is not blamed for it (told, never rolled back), and the next bad
+//! deploy on the healthy service is rolled back as fast as ever.
 
 mod support;
 
@@ -15,7 +17,10 @@ use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
 use rollbackd::store::IncidentFilter;
 use support::alertmanager::AlertmanagerProcess;
 use support::prometheus::{PrometheusProcess, ScrapeTarget};
-use support::world::{World, agent, deploy_v2, undo_patches, wait_for, wait_resolved, world};
+use support::world::{
+    World, agent, deploy_image, deploy_v2, set_image, undo_patches, wait_available, wait_for,
+    wait_resolved, world,
+};
 
 /// The error ratio over a 5 s window, grouped like the policy's own query.
 const FAST_ERROR_RATE: &str = r#"sum by (namespace, deployment) (rate(gl_002_http_requests_total{status=~"5.."}[5s])) / sum by (namespace, deployment) (rate(gl_002_http_requests_total[5s]))"#;
@@ -223,5 +228,86 @@ async fn prometheus_down_mid_window_is_inconclusive_and_never_rolls_back() {
         metrics.contains("rollbackd_signal_errors_total{source=\"prometheus\""),
         "{metrics}"
     );
+    w.daemon.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fix_for_a_failing_service_is_not_rolled_back_but_the_next_bad_deploy_is() {
+    let agent = agent().await;
+    let target = ScrapeTarget::new(agent.addr())
+        .label("namespace", "greenlang")
+        .label("deployment", "gl-002-boiler-efficiency");
+    let prom = PrometheusProcess::start(&[target], &[]).await;
+    let w = world(agent, prometheus_source(&prom.url()), fast_error_rate).await;
+    wait_available(&w, 3).await;
+    // the service is failing before anyone deploys: 60 % errors, as rollbackd reads them
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let status = w.daemon.status.clone();
+    let prom_client = PromClient::new(PromClientConfig::new(prom.url())).unwrap();
+    wait_for(
+        "Prometheus to see 60 % errors",
+        Duration::from_secs(20),
+        async || {
+            let r = prom_client.query(FAST_ERROR_RATE, None).await.ok()?;
+            (r.series.first()?.value > 0.5).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // rollbackd samples it too
+    // the fix: deployed while the errors are high; they go on until its pods take over
+    set_image(
+        &w.client,
+        "registry.local/greenlang/gl-002-boiler-efficiency:v2-fix",
+    )
+    .await;
+    let told = wait_for(
+        "the pre-existing error rate to be told",
+        Duration::from_secs(20),
+        async || {
+            let d = status.read().unwrap().get("GL-002")?.decision.clone()?;
+            (d.decision == DecisionKind::Notify && !d.evidence.preexisting.is_empty()).then_some(d)
+        },
+    )
+    .await;
+    println!("fix deployed into 60 % errors: {}", told.reason);
+    assert!(
+        told.reason.contains("not because of this deploy"),
+        "{}",
+        told.reason
+    );
+    assert_eq!(told.evidence.preexisting[0].row, "p0-error-rate");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(undo_patches(&w.sim).is_empty(), "the fix was rolled back");
+    w.agent.handle().set_error_ratio(0.0).unwrap(); // the fix's pods serve cleanly
+    // the old pods' errors age out of the [5s] range; nothing is rolled back meanwhile
+    wait_for(
+        "the fix to read healthy",
+        Duration::from_secs(30),
+        async || {
+            let d = status.read().unwrap().get("GL-002")?.decision.clone()?;
+            (d.decision == DecisionKind::None).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(undo_patches(&w.sim).is_empty(), "the fix was rolled back");
+    let incidents = w
+        .daemon
+        .store
+        .incidents(&IncidentFilter::default())
+        .unwrap();
+    assert!(incidents.is_empty(), "{incidents:?}");
+    // then a bad deploy on the healthy service: rolled back within the usual time
+    deploy_image(
+        &w.client,
+        &w.daemon.status,
+        "registry.local/greenlang/gl-002-boiler-efficiency:v3",
+        3,
+        DecisionKind::None,
+    )
+    .await;
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let jump = Instant::now();
+    rolled_back_and_resolved(&w, jump, "bad deploy after the fix").await;
     w.daemon.shutdown().await;
 }

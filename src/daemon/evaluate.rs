@@ -104,12 +104,17 @@ impl Evaluator {
         channels: Channels,
         runner: mpsc::UnboundedSender<String>,
     ) -> Self {
+        let scraped = matches!(source, MetricSource::Scrape { .. });
         let windows = policies
             .iter()
             .map(|p| {
                 let w = Window {
                     policy: p.clone(),
-                    observations: Observations::new(),
+                    observations: if scraped {
+                        Observations::scraped()
+                    } else {
+                        Observations::new()
+                    },
                     retention: p
                         .signals
                         .keys()

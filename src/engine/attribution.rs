@@ -80,7 +80,9 @@ impl Context<'_> {
     /// since, without getting `worsened_factor` times worse.
     fn sample_blame(&self, cond: &Condition, signal: &Signal, e: &mut ConditionEvidence) {
         let age = self.now - self.deployed_at;
-        let reaching_back = signal.range.filter(|r| age < *r);
+        let reaching_back = signal
+            .range()
+            .filter(|r| age < *r && !self.observations.direct_scrape());
         let Some(value) = e.value else { return };
         match e.pre_deploy {
             Some(pre) if bad_side(cond, pre) => {
@@ -306,6 +308,14 @@ rollout_timeout = "5m"
         assert_eq!(decide(&policy, &o, t(20)).decision, DecisionKind::None);
         at(&mut o, 300, Some(0.15));
         assert_eq!(decide(&policy, &o, t(300)).decision, DecisionKind::Rollback);
+        // a rate between two direct scrapes reaches back one scrape, not the PromQL's [5m]
+        let mut o = Observations::scraped();
+        o.record_deploy(Deploy {
+            at: t(0),
+            ..Deploy::default()
+        });
+        at(&mut o, 20, Some(0.15));
+        assert_eq!(decide(&policy, &o, t(20)).decision, DecisionKind::Rollback);
     }
 
     #[test]

@@ -139,12 +139,30 @@ pub struct Observations {
     rollout: Option<(DateTime<Utc>, Option<RolloutPhase>)>,
     /// Rows that have been undecidable (missing data) since when, continuously.
     unknown_since: Vec<(String, DateTime<Utc>)>,
+    /// Metric values are rates between two direct scrapes, not PromQL over a range: no value
+    /// reaches back before the deploy by more than one scrape.
+    direct_scrape: bool,
 }
 
 impl Observations {
     /// Empty observations.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Observations whose metric values come from direct scrapes (see
+    /// [`Observations::direct_scrape`]).
+    pub fn scraped() -> Self {
+        Observations {
+            direct_scrape: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether metric values are rates between direct scrapes rather than PromQL over a
+    /// range (a PromQL range selector then says nothing about how far a value reaches back).
+    pub fn direct_scrape(&self) -> bool {
+        self.direct_scrape
     }
 
     /// The current deploy, if one was seen.

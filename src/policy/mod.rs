@@ -9,7 +9,7 @@ mod model;
 mod raw;
 mod share;
 pub mod template;
-mod validate;
+pub(crate) mod validate;
 
 pub use error::{PolicyError, PolicyErrors};
 pub use load::{load_all, load_file, parse_policy, policy_files};

@@ -155,8 +155,8 @@ pub struct Signal {
     pub source: SignalSource,
     /// Lookback before the deploy from which the baseline is taken.
     pub baseline: Option<TimeDelta>,
-    /// How far back one value reaches (`rate(x[5m])` → 5m): for that long after a deploy the
-    /// value still reads pre-deploy data. From `range` or the PromQL's longest range selector.
+    /// The policy's `range`: how far back one value reaches, when the PromQL does not say
+    /// (see [`Signal::range`]).
     pub range: Option<TimeDelta>,
     /// The series only reads the current revision (e.g. selected by pod-template-hash, or
     /// kube counters of the new pods): it is never pre-deploy data.
@@ -164,11 +164,23 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// How far back one value reaches (`rate(x[5m])` → 5m): for that long after a deploy the
+    /// value still reads pre-deploy data. The policy's `range`, else the PromQL's longest
+    /// range selector.
+    pub fn range(&self) -> Option<TimeDelta> {
+        self.range.or_else(|| match &self.source {
+            SignalSource::Metric {
+                promql: Some(q), ..
+            } => crate::policy::validate::promql_range(q),
+            _ => None,
+        })
+    }
+
     /// How old a sample before the deploy may be and still say what the signal read at the
     /// deploy: `stale_after`, or the signal's range when longer (a value over the last hour
     /// changes little in ten minutes).
     pub fn pre_deploy_max_age(&self, stale_after: TimeDelta) -> TimeDelta {
-        self.range.map_or(stale_after, |r| r.max(stale_after))
+        self.range().map_or(stale_after, |r| r.max(stale_after))
     }
 
     /// Whether a value of this signal can carry a condition from before the deploy: metric

@@ -246,10 +246,7 @@ impl Validator<'_> {
                         unit,
                         source,
                         baseline: s.baseline.map(|d| d.0),
-                        range: s
-                            .range
-                            .map(|d| d.0)
-                            .or_else(|| s.promql.as_deref().and_then(promql_range)),
+                        range: s.range.map(|d| d.0),
                         per_revision: s.per_revision,
                     },
                 );
