@@ -48,6 +48,20 @@ struct Window {
     /// The revision whose baselines and pre-deploy values are being fetched: until they
     /// arrive, a missing baseline is not yet worth telling anyone about.
     fetching: Option<u64>,
+    /// Every decision for the current deploy so far was `none` or `notify`.
+    clean: bool,
+    /// The current deploy lived through its window cleanly and was reported as verified.
+    verified: bool,
+}
+
+/// A revision that lived through its whole post-deploy window without a breach: it is
+/// marked verified, so `last_known_good` can return to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevisionVerified {
+    pub agent: String,
+    /// The policy's id of the primary workload.
+    pub workload: String,
+    pub revision: u64,
 }
 
 /// Everything one agent's evaluation needs, owned by the loop task.
@@ -65,6 +79,8 @@ pub struct Evaluator {
     /// Baselines and pre-deploy values fetched off the loop, applied at the next cycle.
     fetched_tx: mpsc::UnboundedSender<Fetched>,
     fetched_rx: mpsc::UnboundedReceiver<Fetched>,
+    /// Where revisions that lived through their window cleanly are reported.
+    verified_tx: Option<mpsc::UnboundedSender<RevisionVerified>>,
 }
 
 /// The rollout phase the kube signals read: stalled past the progress deadline,
@@ -124,12 +140,15 @@ impl Evaluator {
                     image: None,
                     last: None,
                     fetching: None,
+                    clean: false,
+                    verified: false,
                 };
                 (p.agent.id.clone(), w)
             })
             .collect();
         let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
         Self {
+            verified_tx: None,
             fetched_tx,
             fetched_rx,
             windows,
@@ -210,6 +229,8 @@ impl Evaluator {
         w.observations
             .freeze_pre_deploy(|signal| policy.pre_deploy_max_age(signal));
         w.closed = false;
+        w.clean = true;
+        w.verified = false;
         w.image = image;
         w.last = None;
         if matches!(self.source.as_ref(), MetricSource::Prometheus(_)) {
@@ -223,6 +244,11 @@ impl Evaluator {
                 let _ = tx.send(pre_deploy::fetch(source, policy, revision, at).await);
             });
         }
+    }
+
+    /// Reports revisions that live through their whole window cleanly on `tx`.
+    pub fn report_verified(&mut self, tx: mpsc::UnboundedSender<RevisionVerified>) {
+        self.verified_tx = Some(tx);
     }
 
     /// Applies the baselines and pre-deploy values fetched for a deploy (the source's
@@ -418,6 +444,28 @@ impl Evaluator {
         if let Some(d) = &decision {
             w.observations
                 .track_unknown(&d.evidence.unknown_row_ids(), now);
+            if !matches!(d.decision, DecisionKind::None | DecisionKind::Notify) {
+                w.clean = false;
+            }
+        }
+        if w.clean && !w.closed && !w.verified && now - deploy.at > w.policy.window.duration {
+            w.verified = true;
+            if let (Some(tx), Some(revision), Some(workload)) = (
+                &self.verified_tx,
+                deploy.revision,
+                w.policy.primary_workload(),
+            ) {
+                tracing::info!(
+                    agent,
+                    revision,
+                    "revision lived through its window without a breach: verified"
+                );
+                let _ = tx.send(RevisionVerified {
+                    agent: agent.to_string(),
+                    workload: workload.id.clone(),
+                    revision,
+                });
+            }
         }
         if let Ok(mut status) = self.status.write() {
             status.insert(
@@ -698,6 +746,60 @@ mod tests {
             .iter()
             .map(|t| t.fingerprint.clone())
             .collect()
+    }
+
+    /// A cycle at `at` where every metric reads `error_rate` and the rest healthy.
+    fn cycle_at(e: &mut Evaluator, at: DateTime<Utc>, error_rate: f64) {
+        let mut readings = Readings::default();
+        for (name, s) in e.windows["GL-002"].policy.signals.iter() {
+            if let SignalSource::Metric { .. } = s.source {
+                let v = if name == "error_rate" {
+                    error_rate
+                } else {
+                    0.2
+                };
+                readings
+                    .values
+                    .insert(("GL-002".to_string(), name.clone()), Some(v));
+            }
+        }
+        let healthy = KubeSignals {
+            available_replicas: 3,
+            ..KubeSignals::default()
+        };
+        e.apply(&readings, at, at, &|_, _| Some(healthy.clone()));
+    }
+
+    #[tokio::test]
+    async fn a_revision_that_lives_through_its_window_cleanly_is_reported_verified() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut e = evaluator(Arc::new(Store::in_memory().expect("store")));
+        e.report_verified(tx);
+        let t0 = Utc::now() - TimeDelta::hours(3);
+        cycle_at(&mut e, t0 - TimeDelta::minutes(1), 0.0);
+        e.on_deploy("GL-002", 7, t0, None, false).await;
+        for m in [1, 30, 90, 119] {
+            cycle_at(&mut e, t0 + TimeDelta::minutes(m), 0.001);
+        }
+        assert!(rx.try_recv().is_err(), "not before the window ends");
+        cycle_at(&mut e, t0 + TimeDelta::minutes(121), 0.001);
+        let v = rx.try_recv().expect("verified after 2h");
+        assert_eq!(
+            (v.agent.as_str(), v.workload.as_str(), v.revision),
+            ("GL-002", "gl-002", 7)
+        );
+        cycle_at(&mut e, t0 + TimeDelta::minutes(122), 0.001);
+        assert!(rx.try_recv().is_err(), "reported once");
+        // a deploy that breached once is not verified, even if it recovered
+        e.on_deploy("GL-002", 8, t0 + TimeDelta::minutes(125), None, false)
+            .await;
+        cycle_at(&mut e, t0 + TimeDelta::minutes(126), 0.7);
+        cycle_at(&mut e, t0 + TimeDelta::minutes(130), 0.0);
+        cycle_at(&mut e, t0 + TimeDelta::minutes(250), 0.0);
+        assert!(
+            rx.try_recv().is_err(),
+            "a breached revision is not verified"
+        );
     }
 
     #[test]
