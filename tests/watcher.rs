@@ -99,6 +99,7 @@ async fn new_revisions_snapshots_own_undo_flag_and_initial_rebuild() {
         step_index: 0,
         reason: "test".into(),
         dry_run: false,
+        expected_revision: None,
     };
     undo::undo(&cluster, &w, RevisionRef::Previous, &meta)
         .await

@@ -41,6 +41,10 @@ pub struct ActionMeta {
     pub reason: String,
     /// Report the change instead of making it.
     pub dry_run: bool,
+    /// The revision the incident is about, for the workload acted on (`None`: the revision
+    /// the step reads first). A step whose workload has moved on to another deploy fails
+    /// with [`ClusterError::Superseded`] instead of acting on the newer deploy.
+    pub expected_revision: Option<u64>,
 }
 
 /// The content of [`LAST_ACTION`].
@@ -69,6 +73,15 @@ pub struct LastAction {
     /// The revision rolled back to, for undo and revision-based set_image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_revision: Option<u64>,
+    /// The `pod-template-hash` of the ReplicaSet whose template an undo restored: the
+    /// deployment controller reuses that ReplicaSet, so the revision rollbackd produced is
+    /// the one whose ReplicaSet carries this hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
+    /// [`template_digest`] of the pod template rollbackd wrote (undo, set_image, restart):
+    /// the workload still runs rollbackd's change while its template has this digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_digest: Option<String>,
 }
 
 impl LastAction {
@@ -84,7 +97,20 @@ impl LastAction {
             reason: meta.reason.clone(),
             from_revision: None,
             to_revision: None,
+            template_hash: None,
+            template_digest: None,
         }
+    }
+
+    /// Whether the workload `owner` still runs the template this record says rollbackd
+    /// wrote for `incident`.
+    pub fn wrote_current_template(&self, owner: &Value, incident: &str) -> bool {
+        self.incident == incident
+            && self.template_digest.as_deref().is_some_and(|d| {
+                owner
+                    .pointer("/spec/template")
+                    .is_some_and(|t| template_digest(t) == d)
+            })
     }
 
     /// The annotation value (a JSON string).
@@ -118,6 +144,53 @@ impl LastAction {
     /// Whether this record is the given incident's method step.
     pub fn is_step(&self, incident: &str, method: &str, step_index: usize) -> bool {
         self.incident == incident && self.method == method && self.step_index == Some(step_index)
+    }
+}
+
+/// A stable digest of a pod template, ignoring the controllers' hash labels and empty
+/// values (64-bit FNV-1a over canonical JSON, as 16 hex digits).
+pub fn template_digest(template: &Value) -> String {
+    let mut text = String::new();
+    canonical_json(
+        &crate::cluster::undo::comparable_template(template),
+        &mut text,
+    );
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// JSON with object keys in sorted order, whatever the map's own order.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&m[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(e, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 

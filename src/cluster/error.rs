@@ -48,6 +48,27 @@ pub enum ClusterError {
         /// Its current revision.
         current: u64,
     },
+    /// The workload no longer runs the incident's revision: someone deployed since. The step
+    /// refuses, so a fresh deploy is never rolled back by a rollback meant for an older one.
+    #[error(
+        "{workload} is no longer on revision {expected} (now {found}): someone deployed since; not acting on the newer deploy"
+    )]
+    Superseded {
+        /// The workload (`namespace/name`).
+        workload: String,
+        /// The revision the incident is about.
+        expected: u64,
+        /// What the workload runs now.
+        found: String,
+    },
+    /// No revision is safe to roll back to (gone, or itself rolled back as bad).
+    #[error("no safe revision to roll {workload} back to: {reason}")]
+    NoSafeTarget {
+        /// The workload (`namespace/name`).
+        workload: String,
+        /// Why none is safe, for a human.
+        reason: String,
+    },
     /// The Deployment is paused.
     #[error("cannot undo a paused deployment; resume it first")]
     Paused,
@@ -114,6 +135,8 @@ impl ClusterError {
             ClusterError::RevisionNotFound(_) => "revision_not_found",
             ClusterError::NoPrevious(_) => "no_previous",
             ClusterError::NoLastKnownGood { .. } => "no_last_known_good",
+            ClusterError::Superseded { .. } => "superseded",
+            ClusterError::NoSafeTarget { .. } => "no_safe_target",
             ClusterError::Paused => "paused",
             ClusterError::Invalid(_) => "invalid_object",
             ClusterError::InvalidStep(_) => "invalid_step",

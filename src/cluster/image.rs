@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction, template_digest};
+use super::guard::RevisionGuard;
 use super::history::{images_of, load};
-use super::{Cluster, ClusterError, Kind};
+use super::{Cluster, ClusterError, Kind, resource_version, retry};
 use crate::policy::{ImageRef, RevisionRef, Workload};
 
 /// The container a step acts on: the step's, else the workload's, else the first one.
@@ -14,7 +15,9 @@ pub fn container_name(template: &Value, step: Option<&str>, w: &Workload) -> Opt
         .or_else(|| images_of(template).first().map(|(n, _)| n.clone()))
 }
 
-/// Plans or performs a `set_image` on a policy workload.
+/// Plans or performs a `set_image` on a policy workload. The write carries the
+/// resourceVersion it read; on a 409 Conflict it re-reads and, if someone deployed
+/// meanwhile, fails with [`ClusterError::Superseded`].
 pub async fn set_image(
     cluster: &Cluster,
     w: &Workload,
@@ -22,8 +25,25 @@ pub async fn set_image(
     image: &ImageRef,
     meta: &ActionMeta,
 ) -> Result<ActionOutcome, ClusterError> {
+    let guard = RevisionGuard::new(meta);
+    retry::on_conflict(cluster.retry_policy(), || {
+        set_image_once(cluster, w, container, image, meta, &guard)
+    })
+    .await
+}
+
+/// One read-check-write cycle of a `set_image`.
+async fn set_image_once(
+    cluster: &Cluster,
+    w: &Workload,
+    container: Option<&str>,
+    image: &ImageRef,
+    meta: &ActionMeta,
+    guard: &RevisionGuard,
+) -> Result<ActionOutcome, ClusterError> {
     let kind = Kind::of(w);
     let (owner, history) = load(cluster, w).await?;
+    guard.check(&owner, &history)?;
     let template = owner
         .pointer("/spec/template")
         .cloned()
@@ -67,9 +87,15 @@ pub async fn set_image(
     let mut record = LastAction::new(meta, "set_image");
     record.from_revision = from_revision;
     record.to_revision = to_revision;
+    let mut written = template.clone();
+    if let Some(slot) = written.pointer_mut(&format!("/spec/containers/{index}/image")) {
+        *slot = json!(target);
+    }
+    record.template_digest = Some(template_digest(&written));
+    let rv = resource_version(&owner);
     let (patch, content_type) = if kind == Kind::Deployment {
         let body = json!({
-            "metadata": {"annotations": record.annotations(&owner)},
+            "metadata": {"resourceVersion": rv, "annotations": record.annotations(&owner)},
             "spec": {"template": {"spec": {"containers": [{"name": c, "image": target}]}}}
         });
         (
@@ -82,6 +108,7 @@ pub async fn set_image(
             {"op": "test", "path": format!("/spec/template/spec/containers/{index}/name"), "value": c},
             {"op": "replace", "path": format!("/spec/template/spec/containers/{index}/image"), "value": target},
             {"op": "add", "path": "/metadata/annotations", "value": merged_annotations(&owner, &record)},
+            {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
         ]);
         (
             kube::api::Patch::Json(serde_json::from_value(body)?),

@@ -7,9 +7,11 @@ use serde_json::{Map, Value, json};
 
 use super::annotate::{
     APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED, VERIFIED_HASH,
+    template_digest,
 };
+use super::guard::RevisionGuard;
 use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
-use super::{Cluster, ClusterError, Kind, name_of};
+use super::{Cluster, ClusterError, Kind, name_of, resource_version, retry};
 use crate::policy::{RevisionRef, Workload};
 
 /// Annotations kubectl keeps from the Deployment instead of the ReplicaSet.
@@ -100,7 +102,9 @@ pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value>
     out
 }
 
-/// Plans or performs an undo of a Deployment or Rollout object.
+/// Plans or performs an undo of a Deployment or Rollout object. The write carries the
+/// resourceVersion it read; on a 409 Conflict the undo re-reads and, if someone deployed
+/// meanwhile, fails with [`ClusterError::Superseded`].
 pub async fn undo_object(
     cluster: &Cluster,
     kind: Kind,
@@ -109,8 +113,26 @@ pub async fn undo_object(
     to: RevisionRef,
     meta: &ActionMeta,
 ) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
+    let guard = RevisionGuard::new(meta);
+    retry::on_conflict(cluster.retry_policy(), || {
+        undo_once(cluster, kind, namespace, name, to, meta, &guard)
+    })
+    .await
+}
+
+/// One read-check-write cycle of an undo.
+async fn undo_once(
+    cluster: &Cluster,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    to: RevisionRef,
+    meta: &ActionMeta,
+    guard: &RevisionGuard,
+) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
     let owner = cluster.get(kind, namespace, name).await?;
     let history = history_of(cluster, kind, &owner).await?;
+    guard.check(&owner, &history)?;
     let rev = history.resolve(to)?.clone();
     let from_revision = history.current().map(|r| r.number).unwrap_or(0);
     let outcome = UndoOutcome {
@@ -147,10 +169,13 @@ pub async fn undo_object(
     );
     record.from_revision = Some(from_revision);
     record.to_revision = Some(rev.number);
+    record.template_hash = rev.template_hash.clone();
+    record.template_digest = Some(template_digest(&template));
     annotations.extend(record.annotations(&owner));
     let ops = json!([
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": resource_version(&owner)},
     ]);
     if meta.dry_run {
         return Ok((
