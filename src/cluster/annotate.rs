@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Cluster, ClusterError, Kind, annotation};
+use crate::policy::Workload;
 
 /// The annotation recording rollbackd's last action on a workload (a JSON string).
 pub const LAST_ACTION: &str = "rollbackd.io/last-action";
@@ -16,6 +17,13 @@ pub const VERIFIED: &str = "rollbackd.io/verified";
 /// reached a Deployment (e.g. by a human's `kubectl rollout undo`) would spread to unverified
 /// revisions; only a mark whose hash matches the ReplicaSet's own label counts.
 pub const VERIFIED_HASH: &str = "rollbackd.io/verified-template-hash";
+/// The annotation marking a ReplicaSet whose revision rollbackd rolled back as bad (the
+/// value is the incident's id). rollbackd never rolls back *to* such a revision.
+pub const ROLLED_BACK_AS_BAD: &str = "rollbackd.io/rolled-back-as-bad";
+/// The `pod-template-hash` of the ReplicaSet that was rolled back as bad: as with
+/// [`VERIFIED_HASH`], a mark copied onto another ReplicaSet (through the Deployment's
+/// annotations) does not count there.
+pub const ROLLED_BACK_AS_BAD_HASH: &str = "rollbackd.io/rolled-back-as-bad-template-hash";
 /// The annotation listing the steps rollbackd applied to an object, newest last, as a JSON
 /// array of `"<incident>/<method>/<step index>"` (at most [`APPLIED_STEPS_KEPT`]). Unlike
 /// [`LAST_ACTION`] it survives later steps, so a resumed run (even one whose journal was
@@ -252,6 +260,62 @@ pub async fn mark_verified(
     namespace: &str,
     replicaset: &str,
 ) -> Result<(), ClusterError> {
+    mark_replicaset(
+        cluster,
+        namespace,
+        replicaset,
+        (VERIFIED, "true"),
+        VERIFIED_HASH,
+    )
+    .await
+}
+
+/// Marks revision `revision` of a policy workload as verified (it lived through its whole
+/// post-deploy window without a breach), so `last_known_good` can pick it. Returns the
+/// ReplicaSet's name; a revision not in the history is [`ClusterError::RevisionNotFound`].
+pub async fn mark_revision_verified(
+    cluster: &Cluster,
+    w: &Workload,
+    revision: u64,
+) -> Result<String, ClusterError> {
+    let (_, history) = crate::cluster::history::load(cluster, w).await?;
+    let rs = history
+        .find(revision)
+        .ok_or(ClusterError::RevisionNotFound(revision))?
+        .replicaset
+        .clone();
+    mark_verified(cluster, &w.namespace, &rs).await?;
+    Ok(rs)
+}
+
+/// Marks a ReplicaSet as rolled back as bad by `incident` (bound to its hash by
+/// [`ROLLED_BACK_AS_BAD_HASH`]).
+pub async fn mark_rolled_back_as_bad(
+    cluster: &Cluster,
+    namespace: &str,
+    replicaset: &str,
+    incident: &str,
+) -> Result<(), ClusterError> {
+    let mark = (ROLLED_BACK_AS_BAD, incident);
+    mark_replicaset(
+        cluster,
+        namespace,
+        replicaset,
+        mark,
+        ROLLED_BACK_AS_BAD_HASH,
+    )
+    .await
+}
+
+/// Sets one annotation on a ReplicaSet, with `hash_key` naming the ReplicaSet's own
+/// template hash so the mark cannot spread to other ReplicaSets.
+async fn mark_replicaset(
+    cluster: &Cluster,
+    namespace: &str,
+    replicaset: &str,
+    (key, value): (&str, &str),
+    hash_key: &str,
+) -> Result<(), ClusterError> {
     let rs = cluster.get(Kind::ReplicaSet, namespace, replicaset).await?;
     let hash = crate::cluster::history::hash_label(&rs)
         .ok_or_else(|| {
@@ -260,7 +324,7 @@ pub async fn mark_verified(
             ))
         })?
         .to_string();
-    let patch = json!({"metadata": {"annotations": {VERIFIED: "true", VERIFIED_HASH: hash}}});
+    let patch = json!({"metadata": {"annotations": {key: value, hash_key: hash}}});
     cluster
         .patch(
             Kind::ReplicaSet,

@@ -8,10 +8,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::ClusterError;
-use super::annotate::{ActionMeta, LastAction};
+use super::annotate::{ActionMeta, LastAction, mark_rolled_back_as_bad};
 use super::history::{History, Revision, images_of};
 use super::undo::comparable_template;
+use super::{Cluster, ClusterError};
 
 /// The revision a step protects: the incident's, else the one the step reads first.
 #[derive(Debug)]
@@ -105,5 +105,44 @@ fn describe(owner: &Value, history: &History) -> String {
     match running(owner, history) {
         Some(r) => format!("revision {} ({images})", r.number),
         None => format!("a new template ({images}) not yet given a revision"),
+    }
+}
+
+/// The revision an incident's rollback takes out of service: the incident's revision, else
+/// the one the workload runs, unless this incident's own earlier step wrote it.
+pub fn rolled_back_revision<'a>(
+    owner: &Value,
+    history: &'a History,
+    meta: &ActionMeta,
+) -> Option<&'a Revision> {
+    match meta.expected_revision {
+        Some(n) => history.find(n),
+        None => {
+            let ours = LastAction::read(owner)
+                .is_some_and(|r| r.wrote_current_template(owner, &meta.incident));
+            running(owner, history).filter(|_| !ours)
+        }
+    }
+}
+
+/// Marks the revision a rollback takes out of service as rolled back as bad (before the
+/// rollback's write, so a crash in between cannot lose the mark), and returns its number.
+/// A mark that cannot be written is logged and the rollback goes on: refusing to roll back
+/// a bad deploy for want of a bookkeeping annotation would be the greater harm.
+pub async fn mark_bad(
+    cluster: &Cluster,
+    namespace: &str,
+    owner: &Value,
+    history: &History,
+    meta: &ActionMeta,
+) -> Option<u64> {
+    let rev = rolled_back_revision(owner, history, meta)?;
+    match mark_rolled_back_as_bad(cluster, namespace, &rev.replicaset, &meta.incident).await {
+        Ok(()) => Some(rev.number),
+        Err(e) => {
+            tracing::warn!(workload = %history.workload, revision = rev.number, error = %e,
+                "could not mark the rolled-back revision as bad");
+            None
+        }
     }
 }

@@ -3,9 +3,9 @@
 use serde_json::{Value, json};
 
 use super::annotate::{ActionMeta, ActionOutcome, LastAction, template_digest};
-use super::guard::RevisionGuard;
+use super::guard::{RevisionGuard, mark_bad};
 use super::history::{images_of, load};
-use super::{Cluster, ClusterError, Kind, resource_version, retry};
+use super::{Cluster, ClusterError, Kind, generation, resource_version, retry};
 use crate::policy::{ImageRef, RevisionRef, Workload};
 
 /// The container a step acts on: the step's, else the workload's, else the first one.
@@ -58,26 +58,30 @@ async fn set_image_once(
         )));
     };
     let from_revision = history.current().map(|r| r.number);
-    let (target, to_revision) = match image {
-        ImageRef::Literal(i) => (i.clone(), None),
+    let (target, to_revision, skipped_bad) = match image {
+        ImageRef::Literal(i) => (i.clone(), None, Vec::new()),
         ImageRef::Previous | ImageRef::LastKnownGood => {
             let r = if *image == ImageRef::Previous {
                 RevisionRef::Previous
             } else {
                 RevisionRef::LastKnownGood
             };
-            let rev = history.resolve(r)?;
+            let safe = history.resolve_safe(r)?;
+            let rev = &safe.revision;
             let img = rev.image(Some(&c)).ok_or_else(|| {
                 ClusterError::InvalidStep(format!(
                     "revision {} of {} has no container {c:?}",
                     rev.number, w.name
                 ))
             })?;
-            (img.to_string(), Some(rev.number))
+            (img.to_string(), Some(rev.number), safe.skipped_bad)
         }
     };
-    let detail = json!({"container": c, "from_image": images[index].1, "image": target,
+    let mut detail = json!({"container": c, "from_image": images[index].1, "image": target,
                         "from_revision": from_revision, "to_revision": to_revision});
+    if !skipped_bad.is_empty() {
+        detail["skipped_bad"] = json!(skipped_bad);
+    }
     if images[index].1 == target {
         return Ok(ActionOutcome::Skipped {
             reason: format!("container {c} already runs {target}"),
@@ -108,7 +112,7 @@ async fn set_image_once(
             {"op": "test", "path": format!("/spec/template/spec/containers/{index}/name"), "value": c},
             {"op": "replace", "path": format!("/spec/template/spec/containers/{index}/image"), "value": target},
             {"op": "add", "path": "/metadata/annotations", "value": merged_annotations(&owner, &record)},
-            {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+            {"op": "test", "path": "/metadata/generation", "value": generation(&owner)},
         ]);
         (
             kube::api::Patch::Json(serde_json::from_value(body)?),
@@ -121,9 +125,17 @@ async fn set_image_once(
                          "content_type": content_type, "patch": patch_body(&patch), "set_image": detail}),
         });
     }
+    if to_revision.is_some()
+        && let Some(n) = mark_bad(cluster, &w.namespace, &owner, &history, meta).await
+    {
+        detail["marked_bad"] = json!(n);
+    }
     cluster
         .patch(kind, &w.namespace, &w.name, &patch, false)
-        .await?;
+        .await
+        .map_err(|e| {
+            e.from_json_patch_test(&format!("{} {}/{}", kind.name(), w.namespace, w.name))
+        })?;
     Ok(ActionOutcome::Done { detail })
 }
 

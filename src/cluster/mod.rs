@@ -305,6 +305,14 @@ pub fn resource_version(obj: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `metadata.generation` of a JSON object (`null` when absent). It moves only when the
+/// spec changes, so a JSON patch `test` on it fails when someone else changed the spec.
+pub fn generation(obj: &Value) -> Value {
+    obj.pointer("/metadata/generation")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 /// An annotation of a JSON object.
 pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
     obj.pointer("/metadata/annotations")
