@@ -179,3 +179,34 @@ async fn a_configmap_restore_rereads_after_a_racing_write_and_still_matches_its_
     );
     sim.shutdown().await;
 }
+
+/// The record rollbackd writes with a template change names the template the API server
+/// stored, so the watcher can recognise rollbackd's own revision (issue 12 item 4).
+#[tokio::test]
+async fn the_record_of_a_template_change_names_the_stored_template() {
+    use rollbackd::cluster::annotate::template_digest;
+    use rollbackd::watcher::created_by_rollbackd;
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 1).await;
+    let w = workload("web", "web", WorkloadRole::Primary);
+    let recorded = |d: &Value| LastAction::read(d).and_then(|r| r.template_digest);
+    image::set_image(
+        &cluster,
+        &w,
+        None,
+        &ImageRef::Literal("web:3".into()),
+        &meta("INC-T", "img"),
+    )
+    .await
+    .unwrap();
+    let d = cluster.get(Kind::Deployment, NS, "web").await.unwrap();
+    assert_eq!(recorded(&d), Some(template_digest(&d["spec"]["template"])));
+    assert!(created_by_rollbackd(&d, None));
+    at_revision(&cluster, "web", 3).await;
+    restart::restart(&cluster, &w, &meta("INC-T", "restart"))
+        .await
+        .unwrap();
+    let d = cluster.get(Kind::Deployment, NS, "web").await.unwrap();
+    assert_eq!(recorded(&d), Some(template_digest(&d["spec"]["template"])));
+    sim.shutdown().await;
+}
