@@ -1,8 +1,10 @@
 //! The precondition of every step that acts on a workload: it still runs the revision the
 //! incident is about. A deploy that lands between rollbackd's read and its write makes the
-//! write fail (every write carries the resourceVersion it read, so the API server answers
-//! 409 Conflict); the step re-reads, and this guard then refuses with
-//! [`ClusterError::Superseded`] instead of rolling back someone's fresh deploy.
+//! write fail (a JSON patch `test`s the `metadata.generation` it read: 422; a merge or
+//! strategic patch carries the `metadata.resourceVersion` it read: 409 Conflict); the step
+//! re-reads, and this guard then refuses with [`ClusterError::Superseded`] instead of
+//! rolling back someone's fresh deploy. It also marks the revision a rollback takes out of
+//! service as rolled back as bad, so no later rollback restores it.
 
 use std::sync::OnceLock;
 

@@ -158,6 +158,10 @@ async fn undo_once(
         skipped_bad: target.skipped_bad,
         marked_bad: None,
     };
+    if !outcome.skipped_bad.is_empty() {
+        tracing::info!(workload = %history.workload, skipped = ?outcome.skipped_bad, to = rev.number,
+            "passing over revisions rollbackd rolled back as bad");
+    }
     if owner.pointer("/spec/paused") == Some(&Value::Bool(true)) {
         return Err(ClusterError::Paused);
     }

@@ -18,6 +18,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Tests can make someone else's write land between a client's read and its write with
+//! [`SimHandle::race_next_write`].
+//!
 //! For a simulator in its own process (`rollbackd sim --listen ADDR`), use [`serve`]; faults
 //! can be preset in [`SimConfig::faults`] or changed at runtime through
 //! `POST/DELETE/GET /sim/faults` (see [`faults::CONTROL_PATH`]).
