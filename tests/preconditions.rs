@@ -210,3 +210,55 @@ async fn the_record_of_a_template_change_names_the_stored_template() {
     assert_eq!(recorded(&d), Some(template_digest(&d["spec"]["template"])));
     sim.shutdown().await;
 }
+
+/// An abort meant for the incident's canary must not abort someone's newer rollout.
+#[tokio::test]
+async fn argo_abort_never_aborts_a_racing_rollout() {
+    use rollbackd::cluster::argo;
+    use rollbackd::policy::WorkloadKind;
+    let (sim, cluster) = start().await;
+    sim.create(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "shop", "namespace": NS},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "shop"}},
+                 "strategy": {"canary": {"steps": [{"setWeight": 50}]}},
+                 "template": {"metadata": {"labels": {"app": "shop"}},
+                              "spec": {"containers": [{"name": "app", "image": "shop:1"}]}}}
+    }))
+    .unwrap();
+    let rev = |v: &Value| {
+        v.pointer("/metadata/annotations/rollout.argoproj.io~1revision")
+            .and_then(Value::as_str)
+            .unwrap_or("0")
+            .to_string()
+    };
+    eventually("revision 1", 10, || async {
+        rev(&cluster.get(Kind::Rollout, NS, "shop").await.unwrap()) == "1"
+    })
+    .await;
+    let mut w = workload("shop", "shop", WorkloadRole::Primary);
+    w.kind = WorkloadKind::Rollout;
+    sim.race_next_write(
+        "argoproj.io/v1alpha1",
+        "Rollout",
+        NS,
+        "shop",
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "shop:2"}]}}}}),
+    )
+    .unwrap();
+    let mut m = meta("INC-ARGO", "abort");
+    m.expected_revision = Some(1);
+    let err = argo::argo_abort(&cluster, &w, &m).await.unwrap_err();
+    assert!(
+        matches!(err, ClusterError::Superseded { expected: 1, .. }),
+        "{err}"
+    );
+    let ro = cluster.get(Kind::Rollout, NS, "shop").await.unwrap();
+    assert_ne!(
+        ro["status"]["abort"],
+        json!(true),
+        "the newer rollout was aborted"
+    );
+    assert!(LastAction::read(&ro).is_none());
+    sim.shutdown().await;
+}
