@@ -533,9 +533,11 @@ async fn argo_abort_and_undo() {
         .unwrap();
     assert!(p.path.ends_with("/rollouts/shop/status"), "{}", p.path);
     assert!(p.query.contains("fieldManager=rollbackd"));
-    assert_eq!(
-        serde_json::from_str::<Value>(&p.body).unwrap(),
-        json!({"status": {"abort": true}})
+    let body = serde_json::from_str::<Value>(&p.body).unwrap();
+    assert_eq!(body["status"], json!({"abort": true}));
+    assert!(
+        body["metadata"]["resourceVersion"].is_string(),
+        "the abort carries the resourceVersion it read: {body}"
     );
     let ro = cluster.get(Kind::Rollout, NS, "shop").await.unwrap();
     assert_eq!(last_action(&ro).kind, "argo_abort");

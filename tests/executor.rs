@@ -261,6 +261,7 @@ async fn a_step_journaled_as_started_is_rechecked_against_the_annotation() {
         step_index: 0,
         reason: "test".into(),
         dry_run: false,
+        expected_revision: None,
     };
     undo::undo(&cluster, &w, RevisionRef::Previous, &meta)
         .await

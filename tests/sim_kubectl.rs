@@ -460,3 +460,65 @@ async fn seeded_objects_and_server_side_apply() {
     );
     c.stop().await;
 }
+
+/// Optimistic concurrency as the real API server answers it (issue 12 item 14): a patch whose
+/// body carries a stale `metadata.resourceVersion` is a 409 Conflict; a JSON patch whose
+/// `test` op fails is a 422 whose message keeps none of the patch library's words; a patch
+/// carrying the current resourceVersion, or a passing `test`, is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_resource_versions_and_failed_json_patch_tests_are_refused() {
+    let c = cluster().await;
+    c.web().await;
+    let rv = || async {
+        c.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ])
+        .await
+    };
+    let stale = rv().await;
+    c.ok(&["set", "image", "deployment/web", "nginx=nginx:1.2"])
+        .await;
+    let merge =
+        format!(r#"{{"metadata":{{"resourceVersion":"{stale}"}},"spec":{{"replicas":5}}}}"#);
+    let run = c
+        .kubectl(&["patch", "deploy", "web", "--type=merge", "-p", &merge])
+        .await;
+    assert!(!run.ok, "{}", run.text());
+    assert!(
+        run.stderr.contains(
+            "Error from server (Conflict): Operation cannot be fulfilled on deployments.apps \"web\": the object has been modified; please apply your changes to the latest version and try again"
+        ),
+        "{}",
+        run.text()
+    );
+    let test = format!(
+        r#"[{{"op":"test","path":"/metadata/resourceVersion","value":"{stale}"}},{{"op":"replace","path":"/spec/replicas","value":5}}]"#
+    );
+    let run = c
+        .kubectl(&["patch", "deploy", "web", "--type=json", "-p", &test])
+        .await;
+    assert!(!run.ok, "{}", run.text());
+    assert!(
+        run.stderr.contains(
+            "The request is invalid: the server rejected our request due to an error in our request"
+        ),
+        "{}",
+        run.text()
+    );
+    let replicas = || async {
+        c.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"])
+            .await
+    };
+    assert_eq!(replicas().await, "3", "a refused patch changed nothing");
+    c.rolled_out("web").await; // the controllers are quiet: the version read stays current
+    let fresh = rv().await;
+    let test = test.replace(&stale, &fresh);
+    c.ok(&["patch", "deploy", "web", "--type=json", "-p", &test])
+        .await;
+    assert_eq!(replicas().await, "5");
+    c.stop().await;
+}

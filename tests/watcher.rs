@@ -99,6 +99,7 @@ async fn new_revisions_snapshots_own_undo_flag_and_initial_rebuild() {
         step_index: 0,
         reason: "test".into(),
         dry_run: false,
+        expected_revision: None,
     };
     undo::undo(&cluster, &w, RevisionRef::Previous, &meta)
         .await
@@ -298,4 +299,76 @@ async fn kube_signals_are_per_agent_when_workload_ids_collide() {
     })
     .await;
     assert!(watcher.kube_signals_of("GL-009", "gl-006").is_none());
+}
+
+/// Issue 12 item 4: rollbackd's own revisions are recognised by what its annotation says
+/// it wrote, not by "the revision after the one it acted on". Here a human deploys right
+/// after rollbackd's undo, before the deployment controller syncs: the controller makes ONE
+/// new revision (3) from the human's template. Revision 3 is the human's deploy, although
+/// it is "rollbackd's from_revision + 1".
+#[tokio::test]
+async fn a_human_deploy_landing_right_after_rollbackds_undo_is_not_rollbackds() {
+    use rollbackd::sim::{SimConfig, Simulator};
+    let config = SimConfig {
+        tick: Duration::from_millis(400),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    let cluster = rollbackd::cluster::Cluster::new(client_for(&sim))
+        .with_call_timeout(Duration::from_secs(5));
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 1).await;
+    let w = workload("web", "web", WorkloadRole::Primary);
+    let p = policy(vec![w.clone()], vec![], verification());
+    let (tx, mut rx) = mpsc::channel(16);
+    let _watcher = DeployWatcher::start(cluster.clone(), std::slice::from_ref(&p), tx)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await.revision, 2);
+    let mut meta = meta("INC-H", "undo");
+    meta.expected_revision = Some(2);
+    undo::undo(&cluster, &w, RevisionRef::Previous, &meta)
+        .await
+        .unwrap();
+    set_image(&cluster, "web", "web:4").await;
+    let ev = next(&mut rx).await;
+    assert_eq!(ev.images[0].1, "web:4", "one revision, the human's: {ev:?}");
+    assert!(
+        !ev.rolled_back_by_rollbackd,
+        "the human's deploy taken for rollbackd's rollback: {ev:?}"
+    );
+    sim.shutdown().await;
+}
+
+/// `created_by_rollbackd` reads what rollbackd's record says it wrote: the template (its
+/// digest) and, for an undo, the restored ReplicaSet's hash. "from_revision + 1" alone
+/// (an older record, or any record whose template is no longer the workload's) is not proof.
+#[test]
+fn rollbackds_revision_is_the_template_its_record_names() {
+    use rollbackd::cluster::annotate::{LAST_ACTION, LastAction, template_digest};
+    use rollbackd::watcher::created_by_rollbackd;
+    let template = json!({"metadata": {"labels": {"app": "web"}},
+                          "spec": {"containers": [{"name": "app", "image": "web:1"}]}});
+    let owner = |record: &LastAction, image: &str| {
+        let mut t = template.clone();
+        t["spec"]["containers"][0]["image"] = json!(image);
+        json!({"metadata": {"annotations": {LAST_ACTION: record.to_annotation()}},
+               "spec": {"template": t}})
+    };
+    let mut record = LastAction::new(&meta("INC-1", "undo"), "undo");
+    record.from_revision = Some(2);
+    record.to_revision = Some(1);
+    // An older record (no digest): not recognised.
+    assert!(!created_by_rollbackd(&owner(&record, "web:1"), Some("h1")));
+    record.template_digest = Some(template_digest(&template));
+    record.template_hash = Some("h1".into());
+    assert!(created_by_rollbackd(&owner(&record, "web:1"), Some("h1")));
+    // The current ReplicaSet is another one, or the workload runs someone else's template.
+    assert!(!created_by_rollbackd(&owner(&record, "web:1"), Some("h4")));
+    assert!(!created_by_rollbackd(&owner(&record, "web:4"), Some("h1")));
+    // A scale writes no template: never a revision of rollbackd's.
+    let mut scale = LastAction::new(&meta("INC-1", "scale"), "scale");
+    scale.template_digest = Some(template_digest(&template));
+    assert!(!created_by_rollbackd(&owner(&scale, "web:1"), None));
 }

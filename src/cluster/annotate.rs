@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Cluster, ClusterError, Kind, annotation};
+use crate::policy::Workload;
 
 /// The annotation recording rollbackd's last action on a workload (a JSON string).
 pub const LAST_ACTION: &str = "rollbackd.io/last-action";
@@ -16,6 +17,13 @@ pub const VERIFIED: &str = "rollbackd.io/verified";
 /// reached a Deployment (e.g. by a human's `kubectl rollout undo`) would spread to unverified
 /// revisions; only a mark whose hash matches the ReplicaSet's own label counts.
 pub const VERIFIED_HASH: &str = "rollbackd.io/verified-template-hash";
+/// The annotation marking a ReplicaSet whose revision rollbackd rolled back as bad (the
+/// value is the incident's id). rollbackd never rolls back *to* such a revision.
+pub const ROLLED_BACK_AS_BAD: &str = "rollbackd.io/rolled-back-as-bad";
+/// The `pod-template-hash` of the ReplicaSet that was rolled back as bad: as with
+/// [`VERIFIED_HASH`], a mark copied onto another ReplicaSet (through the Deployment's
+/// annotations) does not count there.
+pub const ROLLED_BACK_AS_BAD_HASH: &str = "rollbackd.io/rolled-back-as-bad-template-hash";
 /// The annotation listing the steps rollbackd applied to an object, newest last, as a JSON
 /// array of `"<incident>/<method>/<step index>"` (at most [`APPLIED_STEPS_KEPT`]). Unlike
 /// [`LAST_ACTION`] it survives later steps, so a resumed run (even one whose journal was
@@ -41,6 +49,10 @@ pub struct ActionMeta {
     pub reason: String,
     /// Report the change instead of making it.
     pub dry_run: bool,
+    /// The revision the incident is about, for the workload acted on (`None`: the revision
+    /// the step reads first). A step whose workload has moved on to another deploy fails
+    /// with [`ClusterError::Superseded`] instead of acting on the newer deploy.
+    pub expected_revision: Option<u64>,
 }
 
 /// The content of [`LAST_ACTION`].
@@ -69,6 +81,15 @@ pub struct LastAction {
     /// The revision rolled back to, for undo and revision-based set_image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_revision: Option<u64>,
+    /// The `pod-template-hash` of the ReplicaSet whose template an undo restored: the
+    /// deployment controller reuses that ReplicaSet, so the revision rollbackd produced is
+    /// the one whose ReplicaSet carries this hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_hash: Option<String>,
+    /// [`template_digest`] of the pod template rollbackd wrote (undo, set_image, restart):
+    /// the workload still runs rollbackd's change while its template has this digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_digest: Option<String>,
 }
 
 impl LastAction {
@@ -84,7 +105,20 @@ impl LastAction {
             reason: meta.reason.clone(),
             from_revision: None,
             to_revision: None,
+            template_hash: None,
+            template_digest: None,
         }
+    }
+
+    /// Whether the workload `owner` still runs the template this record says rollbackd
+    /// wrote for `incident`.
+    pub fn wrote_current_template(&self, owner: &Value, incident: &str) -> bool {
+        self.incident == incident
+            && self.template_digest.as_deref().is_some_and(|d| {
+                owner
+                    .pointer("/spec/template")
+                    .is_some_and(|t| template_digest(t) == d)
+            })
     }
 
     /// The annotation value (a JSON string).
@@ -118,6 +152,53 @@ impl LastAction {
     /// Whether this record is the given incident's method step.
     pub fn is_step(&self, incident: &str, method: &str, step_index: usize) -> bool {
         self.incident == incident && self.method == method && self.step_index == Some(step_index)
+    }
+}
+
+/// A stable digest of a pod template, ignoring the controllers' hash labels and empty
+/// values (64-bit FNV-1a over canonical JSON, as 16 hex digits).
+pub fn template_digest(template: &Value) -> String {
+    let mut text = String::new();
+    canonical_json(
+        &crate::cluster::undo::comparable_template(template),
+        &mut text,
+    );
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// JSON with object keys in sorted order, whatever the map's own order.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&m[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, e) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(e, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 
@@ -179,6 +260,62 @@ pub async fn mark_verified(
     namespace: &str,
     replicaset: &str,
 ) -> Result<(), ClusterError> {
+    mark_replicaset(
+        cluster,
+        namespace,
+        replicaset,
+        (VERIFIED, "true"),
+        VERIFIED_HASH,
+    )
+    .await
+}
+
+/// Marks revision `revision` of a policy workload as verified (it lived through its whole
+/// post-deploy window without a breach), so `last_known_good` can pick it. Returns the
+/// ReplicaSet's name; a revision not in the history is [`ClusterError::RevisionNotFound`].
+pub async fn mark_revision_verified(
+    cluster: &Cluster,
+    w: &Workload,
+    revision: u64,
+) -> Result<String, ClusterError> {
+    let (_, history) = crate::cluster::history::load(cluster, w).await?;
+    let rs = history
+        .find(revision)
+        .ok_or(ClusterError::RevisionNotFound(revision))?
+        .replicaset
+        .clone();
+    mark_verified(cluster, &w.namespace, &rs).await?;
+    Ok(rs)
+}
+
+/// Marks a ReplicaSet as rolled back as bad by `incident` (bound to its hash by
+/// [`ROLLED_BACK_AS_BAD_HASH`]).
+pub async fn mark_rolled_back_as_bad(
+    cluster: &Cluster,
+    namespace: &str,
+    replicaset: &str,
+    incident: &str,
+) -> Result<(), ClusterError> {
+    let mark = (ROLLED_BACK_AS_BAD, incident);
+    mark_replicaset(
+        cluster,
+        namespace,
+        replicaset,
+        mark,
+        ROLLED_BACK_AS_BAD_HASH,
+    )
+    .await
+}
+
+/// Sets one annotation on a ReplicaSet, with `hash_key` naming the ReplicaSet's own
+/// template hash so the mark cannot spread to other ReplicaSets.
+async fn mark_replicaset(
+    cluster: &Cluster,
+    namespace: &str,
+    replicaset: &str,
+    (key, value): (&str, &str),
+    hash_key: &str,
+) -> Result<(), ClusterError> {
     let rs = cluster.get(Kind::ReplicaSet, namespace, replicaset).await?;
     let hash = crate::cluster::history::hash_label(&rs)
         .ok_or_else(|| {
@@ -187,7 +324,7 @@ pub async fn mark_verified(
             ))
         })?
         .to_string();
-    let patch = json!({"metadata": {"annotations": {VERIFIED: "true", VERIFIED_HASH: hash}}});
+    let patch = json!({"metadata": {"annotations": {key: value, hash_key: hash}}});
     cluster
         .patch(
             Kind::ReplicaSet,

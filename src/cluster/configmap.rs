@@ -6,10 +6,25 @@ use serde_json::{Map, Value, json};
 
 use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::snapshot::{snapshot_data, snapshot_name};
-use super::{Cluster, ClusterError, Kind};
+use super::{Cluster, ClusterError, Kind, resource_version, retry};
 
-/// Plans or performs a merge patch of some `data` keys.
+/// Plans or performs a merge patch of some `data` keys. The patch carries the
+/// resourceVersion it read; a 409 Conflict re-reads and re-plans.
 pub async fn patch_configmap(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    data: &BTreeMap<String, String>,
+    meta: &ActionMeta,
+) -> Result<ActionOutcome, ClusterError> {
+    retry::on_conflict(cluster.retry_policy(), || {
+        patch_once(cluster, namespace, name, data, meta)
+    })
+    .await
+}
+
+/// One read-plan-write cycle of a ConfigMap patch.
+async fn patch_once(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -31,13 +46,29 @@ pub async fn patch_configmap(
         });
     }
     let record = LastAction::new(meta, "patch_configmap");
-    let body = json!({"metadata": {"annotations": record.annotations(&cm)}, "data": changed});
+    let body = json!({"metadata": {"resourceVersion": resource_version(&cm), "annotations": record.annotations(&cm)},
+                      "data": changed});
     apply(cluster, namespace, name, body, meta, detail).await
 }
 
 /// Plans or performs a restore of ConfigMap `name` from its snapshot at `revision`: keys of
-/// the snapshot are set, keys absent from it are removed.
+/// the snapshot are set, keys absent from it are removed. The patch carries the
+/// resourceVersion it read; a 409 Conflict re-reads, so a key added meanwhile is removed too.
 pub async fn restore_configmap(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+    revision: u64,
+    meta: &ActionMeta,
+) -> Result<ActionOutcome, ClusterError> {
+    retry::on_conflict(cluster.retry_policy(), || {
+        restore_once(cluster, namespace, name, revision, meta)
+    })
+    .await
+}
+
+/// One read-plan-write cycle of a ConfigMap restore.
+async fn restore_once(
     cluster: &Cluster,
     namespace: &str,
     name: &str,
@@ -69,7 +100,8 @@ pub async fn restore_configmap(
     }
     let mut record = LastAction::new(meta, "restore_configmap");
     record.to_revision = Some(revision);
-    let body = json!({"metadata": {"annotations": record.annotations(&cm)}, "data": data});
+    let body = json!({"metadata": {"resourceVersion": resource_version(&cm), "annotations": record.annotations(&cm)},
+                      "data": data});
     apply(cluster, namespace, name, body, meta, detail).await
 }
 

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// The message of the API server's 422 for a JSON patch that cannot be applied (a failed
+/// `test` op among them).
+pub const JSON_PATCH_NOT_APPLIED: &str =
+    "the server rejected our request due to an error in our request";
+
 /// Why a cluster action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -47,6 +52,30 @@ pub enum ClusterError {
         workload: String,
         /// Its current revision.
         current: u64,
+    },
+    /// The workload no longer runs the incident's revision: someone deployed since. The step
+    /// refuses, so a fresh deploy is never rolled back by a rollback meant for an older one.
+    #[error(
+        "{workload} is no longer on revision {expected} (now {found}): someone deployed since; not acting on the newer deploy"
+    )]
+    Superseded {
+        /// The workload (`namespace/name`).
+        workload: String,
+        /// The revision the incident is about.
+        expected: u64,
+        /// What the workload runs now.
+        found: String,
+    },
+    /// A JSON patch's `test` precondition failed: the object changed since it was read.
+    #[error("{0} changed since it was read (a JSON patch test failed)")]
+    PreconditionFailed(String),
+    /// No revision is safe to roll back to (gone, or itself rolled back as bad).
+    #[error("no safe revision to roll {workload} back to: {reason}")]
+    NoSafeTarget {
+        /// The workload (`namespace/name`).
+        workload: String,
+        /// Why none is safe, for a human.
+        reason: String,
     },
     /// The Deployment is paused.
     #[error("cannot undo a paused deployment; resume it first")]
@@ -114,6 +143,9 @@ impl ClusterError {
             ClusterError::RevisionNotFound(_) => "revision_not_found",
             ClusterError::NoPrevious(_) => "no_previous",
             ClusterError::NoLastKnownGood { .. } => "no_last_known_good",
+            ClusterError::Superseded { .. } => "superseded",
+            ClusterError::NoSafeTarget { .. } => "no_safe_target",
+            ClusterError::PreconditionFailed(_) => "precondition_failed",
             ClusterError::Paused => "paused",
             ClusterError::Invalid(_) => "invalid_object",
             ClusterError::InvalidStep(_) => "invalid_step",
@@ -142,5 +174,26 @@ impl ClusterError {
     /// Whether the error is a 409 Conflict.
     pub fn is_conflict(&self) -> bool {
         self.status_code() == Some(409)
+    }
+
+    /// Whether a write lost a race with another write (409 Conflict, or a failed JSON
+    /// patch precondition): the step re-reads and decides again.
+    pub fn is_write_race(&self) -> bool {
+        self.is_conflict() || matches!(self, ClusterError::PreconditionFailed(_))
+    }
+
+    /// Turns the API server's answer to a JSON patch whose `test` op failed (422, reason
+    /// Invalid, with the generic message below: the server keeps none of the patch
+    /// library's words) into [`ClusterError::PreconditionFailed`]; other errors pass.
+    pub fn from_json_patch_test(self, object: &str) -> ClusterError {
+        match &self {
+            ClusterError::Api {
+                source: kube::Error::Api(s),
+                ..
+            } if s.code == 422 && s.message == JSON_PATCH_NOT_APPLIED => {
+                ClusterError::PreconditionFailed(object.to_string())
+            }
+            _ => self,
+        }
     }
 }

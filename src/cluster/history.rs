@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::annotate::{VERIFIED, VERIFIED_HASH};
+use super::annotate::{ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, VERIFIED, VERIFIED_HASH};
 use super::{Cluster, ClusterError, Kind, annotation, name_of, selector_string};
 use crate::policy::{RevisionRef, Workload};
 
@@ -30,6 +30,9 @@ pub struct Revision {
     pub images: Vec<(String, String)>,
     /// Whether rollbackd verified this revision (its mark names this ReplicaSet's hash).
     pub verified: bool,
+    /// The incident that rolled this revision back as bad (its mark names this
+    /// ReplicaSet's hash); rollbackd never rolls back to it.
+    pub rolled_back_as_bad: Option<String>,
     /// The ReplicaSet's annotations.
     pub annotations: Map<String, Value>,
 }
@@ -40,10 +43,15 @@ impl Revision {
         let number = annotation(rs, revision_annotation)?.parse::<u64>().ok()?;
         let template = rs.pointer("/spec/template").cloned().unwrap_or(Value::Null);
         let template_hash = hash_label(rs).map(str::to_string);
-        let verified = annotation(rs, VERIFIED) == Some("true")
-            && template_hash
+        let own_mark = |hash_key: &str| {
+            template_hash
                 .as_deref()
-                .is_some_and(|h| annotation(rs, VERIFIED_HASH) == Some(h));
+                .is_some_and(|h| annotation(rs, hash_key) == Some(h))
+        };
+        let verified = annotation(rs, VERIFIED) == Some("true") && own_mark(VERIFIED_HASH);
+        let rolled_back_as_bad = annotation(rs, ROLLED_BACK_AS_BAD)
+            .filter(|_| own_mark(ROLLED_BACK_AS_BAD_HASH))
+            .map(str::to_string);
         Some(Revision {
             number,
             replicaset: name_of(rs).to_string(),
@@ -61,6 +69,7 @@ impl Revision {
             images: images_of(&template),
             template,
             verified,
+            rolled_back_as_bad,
             annotations: rs
                 .pointer("/metadata/annotations")
                 .and_then(Value::as_object)
@@ -191,6 +200,94 @@ impl History {
             RevisionRef::Revision(n) => self.find(n).ok_or(ClusterError::RevisionNotFound(n)),
         }
     }
+}
+
+/// A revision safe to roll back to, and the bad ones passed over to reach it.
+#[derive(Debug, Clone)]
+pub struct SafeTarget {
+    /// The revision to restore.
+    pub revision: Revision,
+    /// Newer candidates skipped because rollbackd rolled them back as bad.
+    pub skipped_bad: Vec<u64>,
+}
+
+impl History {
+    /// Resolves a revision reference to a revision that is safe to roll back to: it exists
+    /// (its ReplicaSet is there) and rollbackd never rolled it back as bad. `previous` is
+    /// the newest earlier revision not marked bad (kubectl would take the second-highest
+    /// even when it is broken); `last_known_good` the newest earlier verified one not
+    /// marked bad. When none is safe: [`ClusterError::NoSafeTarget`].
+    pub fn resolve_safe(&self, r: RevisionRef) -> Result<SafeTarget, ClusterError> {
+        let current = self.current().map_or(0, |r| r.number);
+        let candidates: Vec<&Revision> = match r {
+            RevisionRef::Revision(n) => {
+                vec![self.find(n).ok_or(ClusterError::RevisionNotFound(n))?]
+            }
+            RevisionRef::Previous => {
+                let earlier: Vec<&Revision> = self
+                    .revisions
+                    .iter()
+                    .rev()
+                    .filter(|r| r.number < current)
+                    .collect();
+                if earlier.is_empty() {
+                    return Err(ClusterError::NoPrevious(self.workload.clone()));
+                }
+                earlier
+            }
+            RevisionRef::LastKnownGood => {
+                let verified: Vec<&Revision> = self
+                    .revisions
+                    .iter()
+                    .rev()
+                    .filter(|r| r.number < current && r.verified)
+                    .collect();
+                if verified.is_empty() {
+                    return Err(ClusterError::NoLastKnownGood {
+                        workload: self.workload.clone(),
+                        current,
+                    });
+                }
+                verified
+            }
+        };
+        let skipped: Vec<&Revision> = candidates
+            .iter()
+            .copied()
+            .take_while(|r| r.rolled_back_as_bad.is_some())
+            .collect();
+        match candidates.get(skipped.len()) {
+            Some(rev) => Ok(SafeTarget {
+                revision: (*rev).clone(),
+                skipped_bad: skipped.iter().map(|r| r.number).collect(),
+            }),
+            None => Err(ClusterError::NoSafeTarget {
+                workload: self.workload.clone(),
+                reason: unsafe_reason(r, &skipped),
+            }),
+        }
+    }
+}
+
+/// Why every candidate was refused, for a human.
+fn unsafe_reason(r: RevisionRef, bad: &[&Revision]) -> String {
+    let each = bad
+        .iter()
+        .map(|r| {
+            format!(
+                "revision {} was rolled back as bad by {}",
+                r.number,
+                r.rolled_back_as_bad.as_deref().unwrap_or("rollbackd")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let rest = match r {
+        RevisionRef::Revision(_) => "refusing to restore it",
+        RevisionRef::Previous => "no earlier revision is left",
+        RevisionRef::LastKnownGood => "no other verified revision is left",
+    };
+    format!("{each}; {rest}")
 }
 
 /// Reads a workload object's history from the cluster.

@@ -2,9 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::annotate::{ActionMeta, ActionOutcome, LastAction};
+use super::annotate::{ActionMeta, ActionOutcome, LastAction, template_digest};
+use super::guard::{RevisionGuard, mark_bad};
 use super::history::{images_of, load};
-use super::{Cluster, ClusterError, Kind};
+use super::{Cluster, ClusterError, Kind, generation, resource_version, retry};
 use crate::policy::{ImageRef, RevisionRef, Workload};
 
 /// The container a step acts on: the step's, else the workload's, else the first one.
@@ -14,7 +15,9 @@ pub fn container_name(template: &Value, step: Option<&str>, w: &Workload) -> Opt
         .or_else(|| images_of(template).first().map(|(n, _)| n.clone()))
 }
 
-/// Plans or performs a `set_image` on a policy workload.
+/// Plans or performs a `set_image` on a policy workload. The write carries the
+/// resourceVersion it read; on a 409 Conflict it re-reads and, if someone deployed
+/// meanwhile, fails with [`ClusterError::Superseded`].
 pub async fn set_image(
     cluster: &Cluster,
     w: &Workload,
@@ -22,8 +25,25 @@ pub async fn set_image(
     image: &ImageRef,
     meta: &ActionMeta,
 ) -> Result<ActionOutcome, ClusterError> {
+    let guard = RevisionGuard::new(meta);
+    retry::on_conflict(cluster.retry_policy(), || {
+        set_image_once(cluster, w, container, image, meta, &guard)
+    })
+    .await
+}
+
+/// One read-check-write cycle of a `set_image`.
+async fn set_image_once(
+    cluster: &Cluster,
+    w: &Workload,
+    container: Option<&str>,
+    image: &ImageRef,
+    meta: &ActionMeta,
+    guard: &RevisionGuard,
+) -> Result<ActionOutcome, ClusterError> {
     let kind = Kind::of(w);
     let (owner, history) = load(cluster, w).await?;
+    guard.check(&owner, &history)?;
     let template = owner
         .pointer("/spec/template")
         .cloned()
@@ -38,26 +58,30 @@ pub async fn set_image(
         )));
     };
     let from_revision = history.current().map(|r| r.number);
-    let (target, to_revision) = match image {
-        ImageRef::Literal(i) => (i.clone(), None),
+    let (target, to_revision, skipped_bad) = match image {
+        ImageRef::Literal(i) => (i.clone(), None, Vec::new()),
         ImageRef::Previous | ImageRef::LastKnownGood => {
             let r = if *image == ImageRef::Previous {
                 RevisionRef::Previous
             } else {
                 RevisionRef::LastKnownGood
             };
-            let rev = history.resolve(r)?;
+            let safe = history.resolve_safe(r)?;
+            let rev = &safe.revision;
             let img = rev.image(Some(&c)).ok_or_else(|| {
                 ClusterError::InvalidStep(format!(
                     "revision {} of {} has no container {c:?}",
                     rev.number, w.name
                 ))
             })?;
-            (img.to_string(), Some(rev.number))
+            (img.to_string(), Some(rev.number), safe.skipped_bad)
         }
     };
-    let detail = json!({"container": c, "from_image": images[index].1, "image": target,
+    let mut detail = json!({"container": c, "from_image": images[index].1, "image": target,
                         "from_revision": from_revision, "to_revision": to_revision});
+    if !skipped_bad.is_empty() {
+        detail["skipped_bad"] = json!(skipped_bad);
+    }
     if images[index].1 == target {
         return Ok(ActionOutcome::Skipped {
             reason: format!("container {c} already runs {target}"),
@@ -67,9 +91,15 @@ pub async fn set_image(
     let mut record = LastAction::new(meta, "set_image");
     record.from_revision = from_revision;
     record.to_revision = to_revision;
+    let mut written = template.clone();
+    if let Some(slot) = written.pointer_mut(&format!("/spec/containers/{index}/image")) {
+        *slot = json!(target);
+    }
+    record.template_digest = Some(template_digest(&written));
+    let rv = resource_version(&owner);
     let (patch, content_type) = if kind == Kind::Deployment {
         let body = json!({
-            "metadata": {"annotations": record.annotations(&owner)},
+            "metadata": {"resourceVersion": rv, "annotations": record.annotations(&owner)},
             "spec": {"template": {"spec": {"containers": [{"name": c, "image": target}]}}}
         });
         (
@@ -82,6 +112,7 @@ pub async fn set_image(
             {"op": "test", "path": format!("/spec/template/spec/containers/{index}/name"), "value": c},
             {"op": "replace", "path": format!("/spec/template/spec/containers/{index}/image"), "value": target},
             {"op": "add", "path": "/metadata/annotations", "value": merged_annotations(&owner, &record)},
+            {"op": "test", "path": "/metadata/generation", "value": generation(&owner)},
         ]);
         (
             kube::api::Patch::Json(serde_json::from_value(body)?),
@@ -94,9 +125,17 @@ pub async fn set_image(
                          "content_type": content_type, "patch": patch_body(&patch), "set_image": detail}),
         });
     }
+    if to_revision.is_some()
+        && let Some(n) = mark_bad(cluster, &w.namespace, &owner, &history, meta).await
+    {
+        detail["marked_bad"] = json!(n);
+    }
     cluster
         .patch(kind, &w.namespace, &w.name, &patch, false)
-        .await?;
+        .await
+        .map_err(|e| {
+            e.from_json_patch_test(&format!("{} {}/{}", kind.name(), w.namespace, w.name))
+        })?;
     Ok(ActionOutcome::Done { detail })
 }
 

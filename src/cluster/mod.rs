@@ -9,6 +9,7 @@ pub mod argo;
 pub mod backup;
 pub mod configmap;
 pub mod error;
+pub mod guard;
 pub mod history;
 pub mod http_step;
 pub mod image;
@@ -294,6 +295,22 @@ pub fn name_of(obj: &Value) -> &str {
     obj.pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default()
+}
+
+/// `metadata.resourceVersion` of a JSON object (`null` when absent). Every write sends
+/// back the version it read, so a write that lost a race is a 409 Conflict.
+pub fn resource_version(obj: &Value) -> Value {
+    obj.pointer("/metadata/resourceVersion")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// `metadata.generation` of a JSON object (`null` when absent). It moves only when the
+/// spec changes, so a JSON patch `test` on it fails when someone else changed the spec.
+pub fn generation(obj: &Value) -> Value {
+    obj.pointer("/metadata/generation")
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// An annotation of a JSON object.

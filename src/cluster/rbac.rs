@@ -68,7 +68,8 @@ pub const REQUIRED: &[Rule] = &[
         verbs: &["get", "list", "watch", "patch"],
         why: "watcher/mod.rs: ReplicaSet reflector (new revisions); cluster/history.rs: list a \
               workload's ReplicaSets (revision history for undo); cluster/annotate.rs \
-              mark_verified: get + merge-patch rollbackd.io/verified",
+              mark_verified and mark_rolled_back_as_bad (cluster/guard.rs, before a \
+              rollback): get + merge-patch rollbackd.io/verified, rollbackd.io/rolled-back-as-bad",
     },
     Rule {
         group: "batch",

@@ -66,8 +66,8 @@ where
         .await
 }
 
-/// Runs a read-modify-write cycle again (from the read) when it ends in 409 Conflict, at
-/// most `policy.conflict_attempts` times in all.
+/// Runs a read-modify-write cycle again (from the read) when it ends in 409 Conflict or a
+/// failed JSON patch precondition, at most `policy.conflict_attempts` times in all.
 pub async fn on_conflict<T, F, Fut>(policy: &RetryPolicy, mut op: F) -> Result<T, ClusterError>
 where
     F: FnMut() -> Fut,
@@ -78,7 +78,7 @@ where
     loop {
         n += 1;
         match op().await {
-            Err(e) if e.is_conflict() && n < attempts => {
+            Err(e) if e.is_write_race() && n < attempts => {
                 tracing::info!(attempt = n, error = %e, "conflict, re-reading and re-applying");
             }
             other => return other,

@@ -4,10 +4,14 @@
 use serde_json::{Value, json};
 
 use super::annotate::{ActionMeta, ActionOutcome, LastAction, REPLICAS_BEFORE_SCALE};
+use super::guard::RevisionGuard;
+use super::history::load;
 use super::{Cluster, ClusterError, Kind, annotation, retry};
 use crate::policy::Workload;
 
-/// Plans or performs `scale = N` (`Some`) or `scale = "restore"` (`None`).
+/// Plans or performs `scale = N` (`Some`) or `scale = "restore"` (`None`). The write carries
+/// the resourceVersion it read; a workload that moved on to someone's newer deploy is not
+/// scaled ([`ClusterError::Superseded`]).
 pub async fn scale(
     cluster: &Cluster,
     w: &Workload,
@@ -15,8 +19,10 @@ pub async fn scale(
     meta: &ActionMeta,
 ) -> Result<ActionOutcome, ClusterError> {
     let kind = Kind::of(w);
+    let guard = RevisionGuard::new(meta);
     retry::on_conflict(cluster.retry_policy(), || async {
-        let obj = cluster.get_workload(w).await?;
+        let (obj, history) = load(cluster, w).await?;
+        guard.check(&obj, &history)?;
         let current = obj
             .pointer("/spec/replicas")
             .and_then(Value::as_i64)

@@ -5,11 +5,27 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::annotate::{ActionMeta, ActionOutcome, LastAction};
-use super::{Cluster, ClusterError, Kind};
+use super::{Cluster, ClusterError, Kind, resource_version, retry};
 
 /// Plans or performs a selector switch: `selector` keys are set and `remove` keys deleted
 /// in ONE merge patch (keys set to `null`), so the Service never has a half-switched selector.
+/// The patch carries the resourceVersion it read; a 409 Conflict re-reads and re-plans.
 pub async fn switch_service(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &str,
+    selector: &BTreeMap<String, String>,
+    remove: &[String],
+    meta: &ActionMeta,
+) -> Result<ActionOutcome, ClusterError> {
+    retry::on_conflict(cluster.retry_policy(), || {
+        switch_once(cluster, namespace, service, selector, remove, meta)
+    })
+    .await
+}
+
+/// One read-plan-write cycle of a selector switch.
+async fn switch_once(
     cluster: &Cluster,
     namespace: &str,
     service: &str,
@@ -45,7 +61,7 @@ pub async fn switch_service(
     }
     let record = LastAction::new(meta, "switch_service");
     let body = json!({
-        "metadata": {"annotations": record.annotations(&svc)},
+        "metadata": {"resourceVersion": resource_version(&svc), "annotations": record.annotations(&svc)},
         "spec": {"selector": sel}
     });
     if meta.dry_run {

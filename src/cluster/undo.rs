@@ -6,10 +6,12 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::annotate::{
-    APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, VERIFIED, VERIFIED_HASH,
+    APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, ROLLED_BACK_AS_BAD,
+    ROLLED_BACK_AS_BAD_HASH, VERIFIED, VERIFIED_HASH, template_digest,
 };
+use super::guard::{RevisionGuard, mark_bad};
 use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
-use super::{Cluster, ClusterError, Kind, name_of};
+use super::{Cluster, ClusterError, Kind, generation, name_of, retry};
 use crate::policy::{RevisionRef, Workload};
 
 /// Annotations kubectl keeps from the Deployment instead of the ReplicaSet.
@@ -31,6 +33,12 @@ pub struct UndoOutcome {
     pub to_revision: u64,
     /// `(container, image)` of the restored template.
     pub images: Vec<(String, String)>,
+    /// Newer revisions passed over because rollbackd had rolled them back as bad.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_bad: Vec<u64>,
+    /// The revision this undo marked as rolled back as bad.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub marked_bad: Option<u64>,
 }
 
 /// The labels controllers add to a ReplicaSet's template: Deployments use
@@ -92,7 +100,15 @@ pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value>
         }
     }
     for (k, v) in &rev.annotations {
-        let ours = [VERIFIED, VERIFIED_HASH, LAST_ACTION, APPLIED_STEPS].contains(&k.as_str());
+        let ours = [
+            VERIFIED,
+            VERIFIED_HASH,
+            ROLLED_BACK_AS_BAD,
+            ROLLED_BACK_AS_BAD_HASH,
+            LAST_ACTION,
+            APPLIED_STEPS,
+        ]
+        .contains(&k.as_str());
         if !ANNOTATIONS_TO_SKIP.contains(&k.as_str()) && !ours {
             out.insert(k.clone(), v.clone());
         }
@@ -100,7 +116,10 @@ pub fn rollback_annotations(owner: &Value, rev: &Revision) -> Map<String, Value>
     out
 }
 
-/// Plans or performs an undo of a Deployment or Rollout object.
+/// Plans or performs an undo of a Deployment or Rollout object. The JSON patch `test`s the
+/// `metadata.generation` it read (the spec is unchanged since: status updates do not
+/// count); when the test fails the undo re-reads and, if someone deployed meanwhile, fails
+/// with [`ClusterError::Superseded`].
 pub async fn undo_object(
     cluster: &Cluster,
     kind: Kind,
@@ -109,15 +128,40 @@ pub async fn undo_object(
     to: RevisionRef,
     meta: &ActionMeta,
 ) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
+    let guard = RevisionGuard::new(meta);
+    retry::on_conflict(cluster.retry_policy(), || {
+        undo_once(cluster, kind, namespace, name, to, meta, &guard)
+    })
+    .await
+}
+
+/// One read-check-write cycle of an undo.
+async fn undo_once(
+    cluster: &Cluster,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    to: RevisionRef,
+    meta: &ActionMeta,
+    guard: &RevisionGuard,
+) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
     let owner = cluster.get(kind, namespace, name).await?;
     let history = history_of(cluster, kind, &owner).await?;
-    let rev = history.resolve(to)?.clone();
+    guard.check(&owner, &history)?;
+    let target = history.resolve_safe(to)?;
+    let rev = target.revision;
     let from_revision = history.current().map(|r| r.number).unwrap_or(0);
-    let outcome = UndoOutcome {
+    let mut outcome = UndoOutcome {
         from_revision,
         to_revision: rev.number,
         images: images_of(&rev.template),
+        skipped_bad: target.skipped_bad,
+        marked_bad: None,
     };
+    if !outcome.skipped_bad.is_empty() {
+        tracing::info!(workload = %history.workload, skipped = ?outcome.skipped_bad, to = rev.number,
+            "passing over revisions rollbackd rolled back as bad");
+    }
     if owner.pointer("/spec/paused") == Some(&Value::Bool(true)) {
         return Err(ClusterError::Paused);
     }
@@ -147,10 +191,13 @@ pub async fn undo_object(
     );
     record.from_revision = Some(from_revision);
     record.to_revision = Some(rev.number);
+    record.template_hash = rev.template_hash.clone();
+    record.template_digest = Some(template_digest(&template));
     annotations.extend(record.annotations(&owner));
     let ops = json!([
         {"op": "replace", "path": "/spec/template", "value": template},
         {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+        {"op": "test", "path": "/metadata/generation", "value": generation(&owner)},
     ]);
     if meta.dry_run {
         return Ok((
@@ -166,9 +213,11 @@ pub async fn undo_object(
         ));
     }
     let patch: json_patch::Patch = serde_json::from_value(ops)?;
+    outcome.marked_bad = mark_bad(cluster, namespace, &owner, &history, meta).await;
     cluster
         .patch(kind, namespace, name, &kube::api::Patch::Json(patch), false)
-        .await?;
+        .await
+        .map_err(|e| e.from_json_patch_test(&format!("{} {namespace}/{name}", kind.name())))?;
     tracing::info!(
         workload = %format!("{namespace}/{}", name_of(&owner)),
         from = from_revision, to = rev.number, incident = %meta.incident,

@@ -156,6 +156,9 @@ pub struct ReplicaSetView {
     pub created: Option<DateTime<Utc>>,
     /// `(container, image)` of its pod template, in order.
     pub images: Vec<(String, String)>,
+    /// Its template hash label (`pod-template-hash`, or Argo's
+    /// `rollouts-pod-template-hash`): which template it runs.
+    pub template_hash: Option<String>,
 }
 view_of!(ReplicaSetView, ReplicaSet);
 
@@ -183,7 +186,13 @@ impl From<raw::ReplicaSet> for ReplicaSetView {
             .as_ref()
             .and_then(|a| a.get(key))
             .and_then(|v| v.parse().ok());
+        let template_hash = rs.metadata.labels.as_ref().and_then(|l| {
+            l.get(crate::cluster::history::POD_TEMPLATE_HASH)
+                .or_else(|| l.get("rollouts-pod-template-hash"))
+                .cloned()
+        });
         ReplicaSetView {
+            template_hash,
             created: rs
                 .metadata
                 .creation_timestamp

@@ -23,6 +23,18 @@ pub struct RunContext {
     pub vars: BTreeMap<String, String>,
     /// Cancels the run between steps and inside waits.
     pub cancel: CancellationToken,
+    /// The deploy the incident is about (the runner fills it from the incident). Steps on
+    /// that workload refuse with `ClusterError::Superseded` once it runs another revision.
+    pub incident_revision: Option<IncidentRevision>,
+}
+
+/// The workload and revision an incident is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRevision {
+    /// The workload's policy id.
+    pub workload: String,
+    /// Its revision when the incident opened.
+    pub revision: u64,
 }
 
 impl RunContext {
@@ -39,6 +51,16 @@ impl RunContext {
             dry_run: false,
             vars: BTreeMap::new(),
             cancel: CancellationToken::new(),
+            incident_revision: None,
         }
+    }
+
+    /// The revision a step on workload `workload_id` expects to find (`None` for workloads
+    /// other than the incident's).
+    pub fn expected_revision(&self, workload_id: &str) -> Option<u64> {
+        self.incident_revision
+            .as_ref()
+            .filter(|r| r.workload == workload_id)
+            .map(|r| r.revision)
     }
 }

@@ -289,6 +289,7 @@ impl Executor {
             step_index: index,
             reason: ctx.reason.clone(),
             dry_run: ctx.dry_run,
+            expected_revision: ctx.expected_revision(&w.id),
         };
         if !ctx.dry_run {
             let rec = journal.status(key, index, &w.id);

@@ -18,6 +18,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Tests can make someone else's write land between a client's read and its write with
+//! [`SimHandle::race_next_write`].
+//!
 //! For a simulator in its own process (`rollbackd sim --listen ADDR`), use [`serve`]; faults
 //! can be preset in [`SimConfig::faults`] or changed at runtime through
 //! `POST/DELETE/GET /sim/faults` (see [`faults::CONTROL_PATH`]).
@@ -40,6 +43,7 @@ pub mod openapi;
 pub mod paging;
 pub mod patch;
 pub mod protobuf;
+pub mod race;
 pub mod replicasets;
 pub mod representation;
 pub mod rollouts;
@@ -67,6 +71,7 @@ use tokio::task::JoinHandle;
 pub use faults::Fault;
 
 use faults::Faults;
+use race::Races;
 use server::AppState;
 use store::Store;
 
@@ -131,6 +136,7 @@ pub struct Simulator;
 struct Shared {
     store: Arc<Store>,
     faults: Arc<Faults>,
+    races: Arc<Races>,
     requests: Arc<Mutex<VecDeque<RecordedRequest>>>,
     recorded: tokio::sync::broadcast::Sender<RecordedRequest>,
 }
@@ -144,6 +150,7 @@ impl Shared {
         Shared {
             store: Arc::new(Store::new()),
             faults: Arc::new(faults),
+            races: Arc::new(Races::default()),
             requests: Arc::new(Mutex::new(VecDeque::new())),
             recorded: tokio::sync::broadcast::channel(4096).0,
         }
@@ -205,6 +212,7 @@ async fn run(
     let state = AppState {
         store: shared.store.clone(),
         faults: shared.faults.clone(),
+        races: shared.races.clone(),
         requests: shared.requests.clone(),
         recorded: shared.recorded.clone(),
         shutdown: stop.clone(),
@@ -267,6 +275,24 @@ impl SimHandle {
     /// Pods of any image whose reference contains `image_substring` get this fault.
     pub fn inject_fault(&self, image_substring: &str, fault: Fault) {
         self.shared.faults.inject(image_substring, fault);
+    }
+
+    /// Makes a competing change land just before the next PATCH or PUT of one object: the
+    /// strategic merge patch `change` is applied first (a new resourceVersion, a new
+    /// generation when the spec changes), then the request is handled against the result,
+    /// as if someone else's write had landed between the client's read and its write.
+    pub fn race_next_write(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        change: Value,
+    ) -> Result<(), SimError> {
+        let r = discovery::find_kind(api_version, kind)
+            .ok_or_else(|| SimError::UnsupportedKind(api_version.to_string(), kind.to_string()))?;
+        self.shared.races.add(r, namespace, name, change);
+        Ok(())
     }
 
     /// Removes every injected fault.

@@ -37,6 +37,12 @@ impl PatchType {
     }
 }
 
+/// The message of the 422 the real API server answers when a JSON patch cannot be applied
+/// (a failed `test` op, a missing path): `NewGenericServerResponse(422, …)` keeps none of
+/// the patch library's words, so `kubectl` prints "The request is invalid: " and this.
+pub const JSON_PATCH_FAILED: &str =
+    "the server rejected our request due to an error in our request";
+
 /// Applies `patch` (raw body) of the given type to `target`.
 pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value, ApiError> {
     let patch: Value = serde_json::from_slice(patch_body).map_err(|e| match kind {
@@ -56,7 +62,8 @@ pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value
                 .map_err(|e| ApiError::BadRequest(format!("error decoding JSON patch: {e}")))?;
             let mut out = target.clone();
             json_patch::patch(&mut out, &ops).map_err(|e| {
-                ApiError::Invalid(format!("the JSON patch could not be applied: {e}"))
+                tracing::debug!(error = %e, "sim: JSON patch not applied");
+                ApiError::Invalid(JSON_PATCH_FAILED.into())
             })?;
             Ok(out)
         }
@@ -265,6 +272,22 @@ mod tests {
         assert_eq!(out["m"], json!({"z": 3}));
         // "c" has no merge key: plain replace with directives stripped.
         assert_eq!(out["c"], json!([]));
+    }
+
+    #[test]
+    fn a_failed_json_patch_test_is_422_invalid_with_the_api_servers_message() {
+        let target = json!({"metadata": {"resourceVersion": "7"}, "spec": {"replicas": 1}});
+        let body = br#"[{"op":"test","path":"/metadata/resourceVersion","value":"6"},
+                        {"op":"replace","path":"/spec/replicas","value":3}]"#;
+        let err = apply(&target, body, PatchType::Json).unwrap_err();
+        assert_eq!((err.code(), err.reason()), (422, "Invalid"));
+        assert_eq!(err.to_string(), JSON_PATCH_FAILED);
+        let ok = br#"[{"op":"test","path":"/metadata/resourceVersion","value":"7"},
+                      {"op":"replace","path":"/spec/replicas","value":3}]"#;
+        assert_eq!(
+            apply(&target, ok, PatchType::Json).unwrap()["spec"]["replicas"],
+            3
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::openapi;
 use super::paging::Chunk;
 use super::patch::{self, PatchType};
 use super::protobuf;
+use super::race::Races;
 use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Injected faults (changed through the `/sim/faults` control endpoint).
     pub faults: Arc<Faults>,
+    /// Competing writes waiting for the next write of an object (tests).
+    pub races: Arc<Races>,
     /// Every mutating request seen.
     pub requests: Arc<Mutex<VecDeque<RecordedRequest>>>,
     /// The same requests, published as they arrive.
@@ -264,6 +267,7 @@ fn dispatch(
             Ok(json_response(StatusCode::CREATED, &created))
         }
         (Method::PUT, Some(name), sub) => {
+            st.races.land_before_write(store, r, &ns, name)?;
             let obj = parse_body(body, content_type)?;
             write_sub(store, r, &ns, name, sub, obj, dry_run(query))
         }
@@ -279,9 +283,8 @@ fn dispatch(
                 let created = store.create(r, &ns, obj, dry_run(query))?;
                 return Ok(json_response(StatusCode::CREATED, &created));
             }
-            let current = current_view(store, r, &ns, name, sub)?;
-            let patched = patch::apply(&current, body, kind)?;
-            write_sub(store, r, &ns, name, sub, patched, dry_run(query))
+            st.races.land_before_write(store, r, &ns, name)?;
+            patch_object(store, r, &ns, name, sub, body, kind, dry_run(query))
         }
         (Method::DELETE, Some(name), None) => {
             let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -312,6 +315,41 @@ fn dispatch(
             "the server does not allow this method on the requested resource ({method})"
         ))),
     }
+}
+
+/// How often a PATCH is re-applied when another write lands between its read and write.
+const PATCH_ATTEMPTS: usize = 5;
+
+/// Applies a patch to the live object and writes it. Like the real API server, a patch
+/// that carries no resourceVersion of its own is re-applied to the fresh object when
+/// another write lands in between; one whose body sets a different resourceVersion than
+/// the live one is a 409 Conflict (optimistic concurrency).
+#[allow(clippy::too_many_arguments)]
+fn patch_object(
+    store: &Store,
+    r: &'static Resource,
+    ns: &str,
+    name: &str,
+    sub: Option<&str>,
+    body: &[u8],
+    kind: PatchType,
+    dry: bool,
+) -> Result<Response, ApiError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let current = current_view(store, r, ns, name, sub)?;
+        let patched = patch::apply(&current, body, kind)?;
+        let sets_version = resource_version(&patched) != resource_version(&current);
+        match write_sub(store, r, ns, name, sub, patched, dry) {
+            Err(ApiError::Conflict(_)) if !sets_version && attempt < PATCH_ATTEMPTS => {}
+            other => return other,
+        }
+    }
+}
+
+fn resource_version(obj: &Value) -> Option<&Value> {
+    obj.pointer("/metadata/resourceVersion")
 }
 
 fn is_watch(query: &HashMap<String, String>) -> bool {

@@ -216,6 +216,7 @@ pub fn meta(incident: &str, step: &str) -> ActionMeta {
         step_index: 0,
         reason: "test".to_string(),
         dry_run: false,
+        expected_revision: None,
     }
 }
 
