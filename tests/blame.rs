@@ -1,0 +1,95 @@
+//! The whole daemon, driven through its Alertmanager webhook: an alert that started before the
+//! deploy (Alertmanager's `startsAt`) is told to a human and never rolls the deploy back; an
+//! alert that started after it still rolls back at once.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use rollbackd::daemon::collect::MetricSource;
+use rollbackd::engine::DecisionKind;
+use rollbackd::signals::scrape::Scraper;
+use rollbackd::store::IncidentFilter;
+use serde_json::{Value, json};
+use support::world::{agent, deploy_v2, undo_patches, wait_for, world};
+
+fn firing(condition: &str, fingerprint: &str, starts_at: chrono::DateTime<Utc>) -> Value {
+    json!({"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing",
+        "receiver": "rollbackd", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+        "externalURL": "http://am", "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "GL002", "agent": "GL-002", "condition": condition},
+            "annotations": {}, "startsAt": starts_at.to_rfc3339(),
+            "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph",
+            "fingerprint": fingerprint}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_that_started_before_the_deploy_never_rolls_it_back() {
+    let w = world(
+        agent().await,
+        MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
+        |_| {},
+    )
+    .await;
+    deploy_v2(&w, DecisionKind::None).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/alerts", w.daemon.api_addr);
+    let old = firing("service_outage", "old", Utc::now() - TimeDelta::hours(1));
+    let res = http.post(&url).json(&old).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let status = w.daemon.status.clone();
+    let told = wait_for("the notice", Duration::from_secs(10), async || {
+        let d = status.read().unwrap().get("GL-002")?.decision.clone()?;
+        (d.decision == DecisionKind::Notify).then_some(d)
+    })
+    .await;
+    let held = &told.evidence.preexisting[0].held_before[0];
+    assert!(held.contains("held before the deploy since"), "{held}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        undo_patches(&w.sim).is_empty(),
+        "rolled back for an old alert"
+    );
+    assert!(
+        w.daemon
+            .store
+            .incidents(&IncidentFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+    // the webhook's notice says why
+    let hook = w.hook.clone();
+    let notice = wait_for("the notice message", Duration::from_secs(10), async || {
+        hook.lock()
+            .unwrap()
+            .iter()
+            .find(|m| m["stage"] == "notice")
+            .cloned()
+    })
+    .await;
+    assert!(
+        notice["text"]
+            .as_str()
+            .unwrap()
+            .contains("not because of this deploy"),
+        "{notice}"
+    );
+    // an alert that starts after the deploy is evidence: rolled back
+    let new = firing("data_corruption", "new", Utc::now());
+    let res = http.post(&url).json(&new).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    wait_for("the rollback patch", Duration::from_secs(10), async || {
+        undo_patches(&w.sim).first().copied()
+    })
+    .await;
+    let inc = w
+        .daemon
+        .store
+        .incidents(&IncidentFilter::default())
+        .unwrap()
+        .remove(0);
+    assert_eq!(inc.row.as_deref(), Some("p0-data-corruption"));
+    w.daemon.shutdown().await;
+}
