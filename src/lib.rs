@@ -25,6 +25,7 @@
 //!   revisions and kube signals.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`, `run`, `sim`,
 //!   `bench`); [`demo`]: the one-command demo; [`bench`]: the benchmark.
+//! - [`text`]: cutting outside text to a size on a character boundary.
 
 pub mod api;
 pub mod bench;
@@ -44,5 +45,6 @@ pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod synthetic_agent;
+pub mod text;
 pub mod verify;
 pub mod watcher;
