@@ -112,6 +112,12 @@ impl Metrics {
             Family::Counter(BTreeMap::new()),
         );
         add(
+            "rollbackd_webhook_unauthenticated",
+            "1 when the Alertmanager webhook accepts alerts without credentials (allow_unauthenticated).",
+            &[][..],
+            Family::Gauge(BTreeMap::new()),
+        );
+        add(
             "rollbackd_incidents",
             "Incidents by state (from the store at scrape time).",
             &["state"][..],

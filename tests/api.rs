@@ -82,7 +82,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
 async fn start() -> Api {
     start_with(WebhookAuth {
         bearer_token: Some(HOOK.into()),
-        basic: None,
+        ..WebhookAuth::default()
     })
     .await
 }
@@ -316,8 +316,8 @@ async fn webhook_auth_bearer_and_basic() {
         403
     );
     let basic = start_with(WebhookAuth {
-        bearer_token: None,
         basic: Some(("am".into(), "s3cret".into())),
+        ..WebhookAuth::default()
     })
     .await;
     let send = |user: &str, pass: &str| {
@@ -601,4 +601,88 @@ async fn health_readiness_metrics_and_openapi() {
         .unwrap();
     assert!(text.contains("# TYPE rollbackd_rollbacks_total counter"));
     assert!(text.contains("rollbackd_incidents{state=\"resolved\"} 0"));
+}
+
+/// Issue 12 item 11: webhook URLs are secrets. Rows queued before target names replaced
+/// them still hold the URL; the API shows viewers only the target's name.
+#[tokio::test]
+async fn an_incident_never_shows_a_webhook_url_to_viewers() {
+    let api = start().await;
+    let new = NewIncident {
+        agent: "GL-002".into(),
+        namespace: "greenlang".into(),
+        workload: "gl-002-boiler-efficiency".into(),
+        revision: Some(7),
+        from_image: None,
+        row: Some("p0-error-rate".into()),
+        severity: Some("P0".into()),
+        method: Some("quick".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "error 60%".into(),
+        decision: json!({"decision": "rollback"}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: None,
+    };
+    let slack_url = "https://hooks.slack.com/services/T0/B0/SECRETslack";
+    let hook_url = "https://hooks.example/SECREThook?token=SECRET";
+    let message = json!({"incident_id": "x", "agent_id": "GL-002", "agent_name": "B",
+        "stage": "initiated", "severity": "P0", "text": "ROLLBACK INITIATED", "fields": {}});
+    let legacy = [
+        rollbackd::store::NewOutbox {
+            target_key: format!("slack_webhook:{slack_url}"),
+            target: json!({"kind": "slack_webhook", "url": slack_url}),
+            message: message.clone(),
+        },
+        rollbackd::store::NewOutbox {
+            target_key: format!("webhook:{hook_url}"),
+            target: json!({"kind": "webhook", "url": hook_url}),
+            message,
+        },
+    ];
+    let inc = api
+        .store
+        .create_incident(&new, Event::RequestApproval, Utc::now(), &legacy, None)
+        .unwrap();
+    let (code, shown) = api
+        .get(&format!("/api/v1/rollbacks/{}", inc.id), Some(VIEWER))
+        .await;
+    assert_eq!(code, 200);
+    let text = shown.to_string();
+    assert!(!text.contains("SECRET"), "{text}");
+    let targets: Vec<&str> = shown["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["slack_webhook:slack-webhook", "webhook:webhook"]);
+}
+
+/// Issue 12 item 11: a webhook without credentials accepts nobody unless the configuration
+/// says, explicitly, that anyone may post alerts.
+#[tokio::test]
+async fn a_webhook_without_credentials_accepts_alerts_only_when_explicitly_open() {
+    let body = payload(vec![alert("GL-002", "firing", "open-1")]);
+    let closed = start_with(WebhookAuth::default()).await;
+    let (code, answer) = closed.post("/api/v1/alerts", None, body.clone()).await;
+    assert_eq!(code, 403, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("[webhook]"),
+        "{answer}"
+    );
+    assert!(
+        closed
+            .store
+            .alerts_since(None, chrono::DateTime::UNIX_EPOCH)
+            .unwrap()
+            .is_empty()
+    );
+    let open = start_with(WebhookAuth {
+        allow_unauthenticated: true,
+        ..WebhookAuth::default()
+    })
+    .await;
+    assert_eq!(open.post("/api/v1/alerts", None, body).await.0, 200);
 }

@@ -53,20 +53,37 @@ impl std::fmt::Debug for ApiToken {
     }
 }
 
-/// How the Alertmanager webhook authenticates (its `http_config`).
+/// How the Alertmanager webhook authenticates (its `http_config`). With neither a bearer
+/// token nor basic credentials the webhook refuses every request, unless
+/// `allow_unauthenticated` says anyone may post alerts.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct WebhookAuth {
     pub bearer_token: Option<String>,
     pub basic: Option<(String, String)>,
+    /// Accept alerts without credentials when none are configured (an explicit choice).
+    pub allow_unauthenticated: bool,
+}
+
+impl WebhookAuth {
+    /// Whether no credentials are configured.
+    pub fn has_credentials(&self) -> bool {
+        self.bearer_token.is_some() || self.basic.is_some()
+    }
+
+    /// Whether anyone may post alerts (no credentials, explicitly allowed).
+    pub fn is_open(&self) -> bool {
+        !self.has_credentials() && self.allow_unauthenticated
+    }
 }
 
 impl std::fmt::Debug for WebhookAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "WebhookAuth(bearer: {}, basic: {})",
+            "WebhookAuth(bearer: {}, basic: {}, allow_unauthenticated: {})",
             self.bearer_token.is_some(),
-            self.basic.is_some()
+            self.basic.is_some(),
+            self.allow_unauthenticated
         )
     }
 }
@@ -270,6 +287,23 @@ impl RawConfig {
                 None
             }
         };
+        let webhook_auth = WebhookAuth {
+            bearer_token,
+            basic,
+            allow_unauthenticated: self.webhook.allow_unauthenticated,
+        };
+        let credentials_given = self.webhook.bearer_token.is_some()
+            || self.webhook.bearer_token_file.is_some()
+            || self.webhook.basic_username.is_some();
+        if !credentials_given && !webhook_auth.allow_unauthenticated {
+            errors.push(ConfigError {
+                key: "webhook".into(),
+                message: "[webhook] has no credentials, so anyone could post alerts: set \
+                          bearer_token(_file) or basic_username + basic_password(_file), or \
+                          allow_unauthenticated = true to accept that"
+                    .into(),
+            });
+        }
         let kube = match self.kubernetes.mode.as_str() {
             "infer" => KubeMode::Infer,
             "sim" => KubeMode::Sim,
@@ -384,10 +418,7 @@ impl RawConfig {
             listen,
             max_body_bytes: self.server.max_body_bytes,
             tokens,
-            webhook_auth: WebhookAuth {
-                bearer_token,
-                basic,
-            },
+            webhook_auth,
             agent_label: self.webhook.agent_label,
             store_path: self.store.path,
             synchronous: self.store.synchronous,
@@ -412,5 +443,33 @@ impl RawConfig {
             log_level: self.logging.level,
             leader,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_without_credentials_is_refused_unless_explicitly_open() {
+        let errors = RawConfig::default().validate().unwrap_err();
+        let webhook: Vec<&ConfigError> = errors.0.iter().filter(|e| e.key == "webhook").collect();
+        assert_eq!(webhook.len(), 1, "{errors}");
+        assert!(webhook[0].message.contains("[webhook]"), "{errors}");
+        assert!(
+            webhook[0].message.contains("allow_unauthenticated"),
+            "{errors}"
+        );
+
+        let mut open = RawConfig::default();
+        open.webhook.allow_unauthenticated = true;
+        let config = open.validate().unwrap();
+        assert!(config.webhook_auth.allow_unauthenticated);
+        assert!(config.webhook_auth.is_open());
+
+        let mut bearer = RawConfig::default();
+        bearer.webhook.bearer_token = Some("a-long-enough-token".into());
+        let config = bearer.validate().unwrap();
+        assert!(!config.webhook_auth.is_open());
     }
 }

@@ -5,23 +5,51 @@ use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
 
-use crate::notify::{Message, Target};
+use crate::notify::{Message, SLACK_WEBHOOK_NAME, Target, WEBHOOK_NAME};
 use crate::policy::duration::format_duration;
 use crate::policy::template::render;
 use crate::policy::{Policy, Stage};
 use crate::store::{Incident, NewOutbox};
 
-/// Which notifier kinds are configured daemon-wide.
-#[derive(Debug, Clone, Default)]
+/// Which notifier kinds are configured daemon-wide. The webhook URLs are handed to the
+/// notifiers ([`Channels::webhook_urls`]); outbox rows only name them.
+#[derive(Clone, Default)]
 pub struct Channels {
     /// A Slack bot token is set: use the Web API with the policy's channel.
     pub slack_api: bool,
-    /// Else an incoming webhook URL.
+    /// Else an incoming webhook URL (a secret).
     pub slack_webhook_url: Option<String>,
     /// A Statuspage key is set: use the policy's page and component.
     pub statuspage: bool,
-    /// A generic JSON webhook.
+    /// A generic JSON webhook (its URL may hold a token).
     pub webhook_url: Option<String>,
+}
+
+/// Secrets are not printed.
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("slack_api", &self.slack_api)
+            .field("slack_webhook", &self.slack_webhook_url.is_some())
+            .field("statuspage", &self.statuspage)
+            .field("webhook", &self.webhook_url.is_some())
+            .finish()
+    }
+}
+
+impl Channels {
+    /// The webhook URLs by the target names outbox rows carry, for
+    /// [`crate::notify::NotifierConfig::webhook_urls`].
+    pub fn webhook_urls(&self) -> BTreeMap<String, String> {
+        let named = [
+            (SLACK_WEBHOOK_NAME, &self.slack_webhook_url),
+            (WEBHOOK_NAME, &self.webhook_url),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(name, url)| Some((name.to_string(), url.clone()?)))
+            .collect()
+    }
 }
 
 /// Severities that earn the policy's `mention`.
@@ -167,7 +195,9 @@ pub fn announce(
         (Some(channel), true, _) => targets.push(Target::Slack {
             channel: channel.clone(),
         }),
-        (_, _, Some(url)) => targets.push(Target::SlackWebhook { url: url.clone() }),
+        (_, _, Some(_)) => targets.push(Target::SlackWebhook {
+            name: SLACK_WEBHOOK_NAME.into(),
+        }),
         _ => {}
     }
     // the status page is for incidents, not for "monitor" notices or missing data
@@ -178,8 +208,10 @@ pub fn announce(
             component_id: sp.component_id.clone(),
         });
     }
-    if let Some(url) = &channels.webhook_url {
-        targets.push(Target::Webhook { url: url.clone() });
+    if channels.webhook_url.is_some() {
+        targets.push(Target::Webhook {
+            name: WEBHOOK_NAME.into(),
+        });
     }
     targets
         .into_iter()
@@ -201,6 +233,61 @@ pub fn elapsed(d: TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Trigger;
+    use chrono::Utc;
+
+    fn gl002() -> Policy {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gl-002.toml");
+        let source = std::fs::read_to_string(&path).unwrap();
+        crate::policy::parse_policy(&path, &source).unwrap()
+    }
+
+    fn incident() -> Incident {
+        let now = Utc::now();
+        Incident {
+            id: "inc-1".into(),
+            agent: "GL-002".into(),
+            namespace: "greenlang".into(),
+            workload: "gl-002-boiler-efficiency".into(),
+            revision: Some(7),
+            from_image: Some("ghcr.io/greenlang/gl-002:v1.2.5".into()),
+            row: Some("p0-error-rate".into()),
+            severity: Some("P0".into()),
+            method: Some("quick".into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "error rate 60%".into(),
+            decision: serde_json::json!({}),
+            state: crate::incident::State::Detected,
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn outbox_rows_name_webhooks_without_their_urls() {
+        let channels = Channels {
+            slack_webhook_url: Some("https://hooks.slack.com/services/T/B/SECRET1".into()),
+            webhook_url: Some("https://hooks.example/SECRET2".into()),
+            ..Channels::default()
+        };
+        let rows = announce(
+            &gl002(),
+            &incident(),
+            Stage::Initiated,
+            &BTreeMap::new(),
+            &channels,
+        );
+        let keys: Vec<&str> = rows.iter().map(|r| r.target_key.as_str()).collect();
+        assert_eq!(keys, ["slack_webhook:slack-webhook", "webhook:webhook"]);
+        for row in &rows {
+            let stored = serde_json::to_string(row).unwrap();
+            assert!(!stored.contains("SECRET"), "{stored}");
+        }
+    }
 
     #[test]
     fn versions_are_tags() {

@@ -157,6 +157,22 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos((nanos * 2_654_435_761 % max.as_nanos().max(1)) as u64)
 }
 
+/// Says at start, in the log and on `/metrics`, whether the Alertmanager webhook accepts
+/// alerts from anyone.
+fn report_webhook_auth(auth: &Auth, metrics: &Metrics) {
+    let open = auth.webhook.is_open();
+    if open {
+        tracing::warn!(
+            "the Alertmanager webhook accepts alerts without credentials ([webhook] allow_unauthenticated = true)"
+        );
+    }
+    metrics.set(
+        "rollbackd_webhook_unauthenticated",
+        &[],
+        if open { 1.0 } else { 0.0 },
+    );
+}
+
 /// Starts every task; returns once the API listens and the watcher has its first view.
 pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let cancel = CancellationToken::new();
@@ -164,6 +180,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let status = Arc::new(RwLock::new(BTreeMap::new()));
     let latest: Latest = Arc::new(RwLock::new(LatestReadings::default()));
     let policies = Arc::new(opts.policies);
+    report_webhook_auth(&opts.auth, &metrics);
     let ready = Arc::new(AtomicBool::new(false));
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
     let (runner_tx, mut runner_rx) = mpsc::unbounded_channel::<String>();
@@ -213,7 +230,10 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         }
     }));
 
-    let notifiers = Notifiers::new(opts.notifier)?;
+    // webhook URLs are secrets: the notifiers hold them, outbox rows only name them
+    let mut notifier = opts.notifier;
+    notifier.webhook_urls.extend(opts.channels.webhook_urls());
+    let notifiers = Notifiers::new(notifier)?;
     let outbox: Arc<dyn OutboxStore> = opts.store.clone();
     let observer = Arc::new(MetricsObserver(metrics.clone()));
     let c = cancel.clone();
@@ -370,4 +390,42 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         cancel,
         tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WebhookAuth;
+
+    #[test]
+    fn an_open_webhook_shows_on_metrics() {
+        let open = Auth {
+            webhook: WebhookAuth {
+                allow_unauthenticated: true,
+                ..WebhookAuth::default()
+            },
+            ..Auth::default()
+        };
+        let metrics = Metrics::new();
+        report_webhook_auth(&open, &metrics);
+        assert!(
+            metrics
+                .render()
+                .contains("\nrollbackd_webhook_unauthenticated 1\n")
+        );
+        let closed = Auth {
+            webhook: WebhookAuth {
+                bearer_token: Some("a-long-enough-token".into()),
+                allow_unauthenticated: true,
+                ..WebhookAuth::default()
+            },
+            ..Auth::default()
+        };
+        report_webhook_auth(&closed, &metrics);
+        assert!(
+            metrics
+                .render()
+                .contains("\nrollbackd_webhook_unauthenticated 0\n")
+        );
+    }
 }
