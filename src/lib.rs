@@ -25,7 +25,8 @@
 //!   revisions and kube signals.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`, `run`, `sim`,
 //!   `bench`); [`demo`]: the one-command demo; [`bench`]: the benchmark.
-//! - [`text`]: cutting outside text to a size on a character boundary.
+//! - [`text`]: cutting outside text to a size on a character boundary; [`health`]: the
+//!   daemon's critical tasks, and `/healthz` failing when one stops.
 
 pub mod api;
 pub mod bench;
@@ -36,6 +37,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod executor;
+pub mod health;
 pub mod incident;
 pub mod metrics;
 pub mod notify;

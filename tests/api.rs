@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use rollbackd::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
+use rollbackd::health::TaskHealth;
 use rollbackd::incident::{Event, State};
 use rollbackd::metrics::Metrics;
 use rollbackd::policy::load_all;
@@ -25,6 +26,8 @@ struct Api {
     store: Arc<Store>,
     wake: mpsc::UnboundedReceiver<Wake>,
     http: reqwest::Client,
+    /// The daemon's critical tasks, as `/healthz` reads them.
+    tasks: Arc<TaskHealth>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -36,7 +39,9 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         .collect();
     let store = Arc::new(Store::in_memory().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
+    let tasks = Arc::new(TaskHealth::new());
     let state = ApiState {
+        tasks: tasks.clone(),
         agents: Arc::new(AgentIndex::new(&policies)),
         alerts: AlertIngest::start(store.clone(), tx.clone()).unwrap(),
         store: store.clone(),
@@ -75,6 +80,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         store,
         wake: rx,
         http: reqwest::Client::new(),
+        tasks,
         _server: server,
     }
 }
@@ -685,4 +691,25 @@ async fn a_webhook_without_credentials_accepts_alerts_only_when_explicitly_open(
     })
     .await;
     assert_eq!(open.post("/api/v1/alerts", None, body).await.0, 200);
+}
+
+/// Issue 12 item 9: a critical task that stopped fails the liveness probe, naming it.
+#[tokio::test]
+async fn healthz_fails_naming_a_stopped_task() {
+    let api = start().await;
+    let get = || async {
+        let res = api
+            .http
+            .get(format!("{}/healthz", api.url))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    };
+    assert_eq!(get().await, (200, "ok".to_string()));
+    api.tasks.stopped("evaluation", "panicked: boom");
+    let (code, body) = get().await;
+    assert_eq!(code, 503);
+    assert!(body.contains("evaluation"), "{body}");
+    assert!(body.contains("panicked: boom"), "{body}");
 }

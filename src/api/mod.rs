@@ -66,6 +66,8 @@ pub struct ApiState {
     pub alerts: AlertIngest,
     /// Set once the daemon has loaded its state and reached the cluster.
     pub ready: Arc<AtomicBool>,
+    /// The daemon's critical tasks: `/healthz` fails once one has stopped.
+    pub tasks: Arc<crate::health::TaskHealth>,
     /// Dry-run mode for the whole daemon.
     pub dry_run: bool,
     /// Whether this replica leads (always `true` without leader election). Each replica

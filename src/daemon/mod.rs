@@ -34,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
 use crate::cluster::Cluster;
 use crate::executor::Executor;
+use crate::health::{Expect, Supervisor, TaskHealth};
 use crate::metrics::Metrics;
 use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
 use crate::policy::Policy;
@@ -119,8 +120,10 @@ pub struct DaemonHandle {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>,
+    /// The critical tasks: a stopped one fails `/healthz`.
+    pub tasks: Arc<TaskHealth>,
     cancel: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    tasks_running: Vec<JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -128,7 +131,7 @@ impl DaemonHandle {
     /// the outbox, and waits for the tasks.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        for t in self.tasks {
+        for t in self.tasks_running {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     }
@@ -157,6 +160,13 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos((nanos * 2_654_435_761 % max.as_nanos().max(1)) as u64)
 }
 
+/// Drives an incident; a driver that panics is a runner failure (`/healthz` fails).
+fn drive(runner: &Arc<Runner>, supervisor: &Supervisor, id: String) {
+    if let Some(handle) = runner.drive(id) {
+        supervisor.watch("runner", Expect::MayFinish, handle);
+    }
+}
+
 /// Says at start, in the log and on `/metrics`, whether the Alertmanager webhook accepts
 /// alerts from anyone.
 fn report_webhook_auth(auth: &Auth, metrics: &Metrics) {
@@ -181,6 +191,11 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let latest: Latest = Arc::new(RwLock::new(LatestReadings::default()));
     let policies = Arc::new(opts.policies);
     report_webhook_auth(&opts.auth, &metrics);
+    let supervisor = Supervisor {
+        health: Arc::new(TaskHealth::new()),
+        metrics: metrics.clone(),
+        shutdown: cancel.clone(),
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
     let (runner_tx, mut runner_rx) = mpsc::unbounded_channel::<String>();
@@ -216,19 +231,22 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         status: status.clone(),
         wake: wake_tx,
         ready: ready.clone(),
+        tasks: supervisor.health.clone(),
         dry_run: opts.limits.dry_run,
         leading: leader_rx.clone(),
     };
     let app = router(api_state, opts.max_body_bytes);
     let c = cancel.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { c.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API server stopped");
-        }
-    }));
+    tasks.push(
+        supervisor.spawn("api", Expect::RunsUntilShutdown, async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        }),
+    );
 
     // webhook URLs are secrets: the notifiers hold them, outbox rows only name them
     let mut notifier = opts.notifier;
@@ -237,15 +255,17 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let outbox: Arc<dyn OutboxStore> = opts.store.clone();
     let observer = Arc::new(MetricsObserver(metrics.clone()));
     let c = cancel.clone();
-    tasks.push(tokio::spawn(async move {
-        run_outbox(
-            outbox,
-            notifiers,
-            observer,
-            async move { c.cancelled().await },
-        )
-        .await
-    }));
+    tasks.push(
+        supervisor.spawn("outbox", Expect::RunsUntilShutdown, async move {
+            run_outbox(
+                outbox,
+                notifiers,
+                observer,
+                async move { c.cancelled().await },
+            )
+            .await
+        }),
+    );
 
     if let Some(l) = &opts.leader {
         let elector = leader::LeaderElector::new(
@@ -257,12 +277,19 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
             l.renew_every,
         );
         let c = cancel.clone();
-        tasks.push(tokio::spawn(async move { elector.run(c, leader_tx).await }));
+        tasks.push(
+            supervisor.spawn("leader", Expect::RunsUntilShutdown, async move {
+                elector.run(c, leader_tx).await
+            }),
+        );
     } else {
         drop(leader_tx);
     }
     let cluster = Cluster::new(opts.client);
-    let watcher = Arc::new(DeployWatcher::start(cluster.clone(), &policies, deploy_tx).await?);
+    let watcher = Arc::new(
+        DeployWatcher::start_supervised(cluster.clone(), &policies, deploy_tx, supervisor.clone())
+            .await?,
+    );
     let executor = Executor::new(cluster, opts.store.clone());
     let runner = Runner::new(
         opts.store.clone(),
@@ -296,7 +323,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let store = opts.store.clone();
     let opts_has_leader = opts.leader.is_some();
     ready.store(true, Ordering::Relaxed);
-    tasks.push(tokio::spawn(async move {
+    let sup = supervisor.clone();
+    tasks.push(supervisor.spawn("evaluation", Expect::RunsUntilShutdown, async move {
         let mut next = tokio::time::Instant::now();
         let mut leader_rx = leader_rx;
         let mut was_leader = false;
@@ -311,7 +339,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                 tracing::info!("acting as leader: resuming in-flight incidents");
                 for inc in store.in_flight().unwrap_or_default() {
                     tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
-                    runner_for_loop.drive(inc.id);
+                    drive(&runner_for_loop, &sup, inc.id);
                 }
             } else if !leading && was_leader {
                 tracing::warn!("lost leadership: no new evaluations or steps until it is regained");
@@ -367,7 +395,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         match wake {
                             Wake::Alerts(new) if leading => alerts.extend(new),
                             Wake::Incident(id) if leading => {
-                                runner_for_loop.drive(id);
+                                drive(&runner_for_loop, &sup, id);
                             }
                             _ => {}
                         }
@@ -377,7 +405,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         evaluator.on_alerts(alerts, Utc::now());
                     }
                 }
-                Some(id) = runner_rx.recv(), if leading => { runner_for_loop.drive(id); }
+                Some(id) = runner_rx.recv(), if leading => { drive(&runner_for_loop, &sup, id); }
                 Some(agent) = rolled_rx.recv() => evaluator.on_rolled_back(&agent, Utc::now()),
             }
         }
@@ -387,8 +415,9 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         store: opts.store,
         metrics,
         status,
+        tasks: supervisor.health,
         cancel,
-        tasks,
+        tasks_running: tasks,
     })
 }
 
