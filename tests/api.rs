@@ -20,11 +20,13 @@ use tokio::sync::mpsc;
 const OPERATOR: &str = "operator-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789ab";
 const HOOK: &str = "alertmanager-secret-token";
+/// The wake channel's capacity in these tests.
+const WAKE_CAPACITY: usize = 64;
 
 struct Api {
     url: String,
     store: Arc<Store>,
-    wake: mpsc::UnboundedReceiver<Wake>,
+    wake: mpsc::Receiver<Wake>,
     http: reqwest::Client,
     /// The daemon's critical tasks, as `/healthz` reads them.
     tasks: Arc<TaskHealth>,
@@ -38,7 +40,8 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         .map(Arc::new)
         .collect();
     let store = Arc::new(Store::in_memory().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = rollbackd::channel::bounded("wake", WAKE_CAPACITY, metrics.clone());
     let tasks = Arc::new(TaskHealth::new());
     let state = ApiState {
         tasks: tasks.clone(),
@@ -62,7 +65,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
             webhook,
         }),
         agent_label: "agent".into(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         status: Arc::new(RwLock::new(BTreeMap::new())),
         wake: tx,
         ready: Arc::new(AtomicBool::new(true)),
@@ -712,4 +715,32 @@ async fn healthz_fails_naming_a_stopped_task() {
     assert_eq!(code, 503);
     assert!(body.contains("evaluation"), "{body}");
     assert!(body.contains("panicked: boom"), "{body}");
+}
+
+/// Issue 12 item 15: the API's wake channel is bounded. With the daemon not draining it,
+/// requests still answer and the wakes that did not fit are counted, not queued forever.
+#[tokio::test]
+async fn a_full_wake_channel_drops_and_counts_instead_of_growing() {
+    let api = start().await;
+    for _ in 0..WAKE_CAPACITY + 3 {
+        assert_eq!(
+            api.post("/api/v1/pause", Some(OPERATOR), json!({"reason": "freeze"}))
+                .await
+                .0,
+            200
+        );
+    }
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("rollbackd_channel_dropped_total{channel=\"wake\"} 3"),
+        "{text}"
+    );
 }

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::mpsc;
 
 use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
@@ -57,7 +56,7 @@ pub struct Evaluator {
     pub limits: Limits,
     pub channels: Channels,
     /// Incidents to drive.
-    pub runner: mpsc::UnboundedSender<String>,
+    pub runner: crate::channel::BoundedTx<String>,
 }
 
 fn kube_value(k: &KubeSignals, s: KubeSignal) -> f64 {
@@ -83,7 +82,7 @@ impl Evaluator {
         source: MetricSource,
         limits: Limits,
         channels: Channels,
-        runner: mpsc::UnboundedSender<String>,
+        runner: crate::channel::BoundedTx<String>,
     ) -> Self {
         let windows = policies
             .iter()
@@ -607,7 +606,7 @@ mod tests {
                 max_per_hour: 10,
             },
             Channels::default(),
-            mpsc::unbounded_channel().0,
+            crate::channel::BoundedTx::detached("runner"),
         )
     }
 

@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
+use crate::channel::bounded;
 use crate::cluster::Cluster;
 use crate::executor::Executor;
 use crate::health::{Expect, Supervisor, TaskHealth};
@@ -45,6 +46,9 @@ use collect::MetricSource;
 use evaluate::{Evaluator, Limits};
 use latest::{Latest, LatestReadings};
 use runner::Runner;
+
+/// Capacity of each internal channel of the evaluation loop.
+const CHANNEL_CAPACITY: usize = 4096;
 
 /// An evaluation cycle's read of the metric signals, running beside the loop.
 type ReadFuture =
@@ -197,10 +201,12 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         shutdown: cancel.clone(),
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
-    let (runner_tx, mut runner_rx) = mpsc::unbounded_channel::<String>();
-    let (rolled_tx, mut rolled_rx) = mpsc::unbounded_channel::<String>();
-    let (deploy_tx, mut deploy_rx) = mpsc::channel(1024);
+    // bounded: alerts wait for room (back-pressure on the webhook); other wakes, incident
+    // drives and rollback notes are dropped and counted when a stalled loop lets them fill
+    let (wake_tx, mut wake_rx) = bounded::<Wake>("wake", CHANNEL_CAPACITY, metrics.clone());
+    let (runner_tx, mut runner_rx) = bounded::<String>("runner", CHANNEL_CAPACITY, metrics.clone());
+    let (rolled_tx, mut rolled_rx) = bounded::<String>("rolled", CHANNEL_CAPACITY, metrics.clone());
+    let (deploy_tx, mut deploy_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let mut tasks = Vec::new();
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
