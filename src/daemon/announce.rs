@@ -99,6 +99,10 @@ pub fn values(
     if let Some(r) = incident.revision {
         v.insert("from_revision", r.to_string());
     }
+    // a target the operator named is known before the rollback runs
+    if let Some(r) = incident.vars.get("to_revision") {
+        v.insert("to_revision", r.clone());
+    }
     let eta = incident
         .method
         .as_ref()
@@ -123,15 +127,29 @@ pub fn values(
         .and_then(|r| policy.row(r))
         .and_then(|r| r.approver.clone());
     v.insert("approver", approver.unwrap_or_else(|| "an operator".into()));
-    v.insert("evidence", evidence_summary(&incident.decision));
+    let evidence = evidence_parts(&incident.decision);
+    if !evidence.is_empty() {
+        v.insert("evidence", evidence.join("; "));
+    }
     for (k, val) in extra {
         v.insert(k, val.clone());
     }
     v
 }
 
-/// One line of evidence from a stored decision: each condition's value against its threshold.
+/// One line of evidence from a stored decision: each condition's value against its
+/// threshold (`n/a` without any).
 pub fn evidence_summary(decision: &serde_json::Value) -> String {
+    let parts = evidence_parts(decision);
+    if parts.is_empty() {
+        "n/a".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Each condition's value against its threshold, and what blocked the decision.
+fn evidence_parts(decision: &serde_json::Value) -> Vec<String> {
     let conditions = decision["evidence"]["conditions"]
         .as_array()
         .cloned()
@@ -152,11 +170,38 @@ pub fn evidence_summary(decision: &serde_json::Value) -> String {
     if let Some(by) = decision["evidence"]["blocked_by"].as_str() {
         parts.push(format!("blocked by {by}"));
     }
-    if parts.is_empty() {
-        "n/a".into()
-    } else {
-        parts.join("; ")
+    parts
+}
+
+/// The template without the lines whose placeholders all lack a value, so a message says
+/// only what is known at its stage (no "Target Version: n/a (revision n/a)" before the
+/// rollback chose its target). Lines without placeholders are kept.
+pub fn drop_unknown_lines(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+    template
+        .split('\n')
+        .filter(|line| {
+            let names = placeholders(line);
+            names.is_empty() || names.iter().any(|n| values.contains_key(n))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `{name}` placeholders of one template line (`{{` and `}}` are literal braces).
+fn placeholders(line: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('{') {
+        let tail = &rest[open..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            rest = after;
+            continue;
+        }
+        let Some(close) = tail.find('}') else { break };
+        names.push(&tail[1..close]);
+        rest = &tail[close + 1..];
     }
+    names
 }
 
 /// The outbox rows announcing `stage` of `incident`.
@@ -180,7 +225,9 @@ pub fn announce(
         agent_name: policy.agent.name.clone(),
         stage,
         severity: incident.severity.clone(),
-        text: render(template, &values).trim().to_string(),
+        text: render(&drop_unknown_lines(template, &values), &values)
+            .trim()
+            .to_string(),
         fields: values
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
@@ -265,6 +312,73 @@ mod tests {
             created_at: now,
             updated_at: now,
         }
+    }
+
+    fn text_of(rows: &[NewOutbox]) -> String {
+        rows[0].message["text"].as_str().unwrap().to_string()
+    }
+
+    fn webhook_only() -> Channels {
+        Channels {
+            webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            ..Channels::default()
+        }
+    }
+
+    #[test]
+    fn the_initiated_message_leaves_out_what_is_not_known_yet() {
+        let policy = gl002();
+        let rows = announce(
+            &policy,
+            &incident(),
+            Stage::Initiated,
+            &BTreeMap::new(),
+            &webhook_only(),
+        );
+        let text = text_of(&rows);
+        assert!(!text.contains("n/a"), "{text}");
+        assert!(!text.contains("Target Version"), "{text}");
+        assert!(
+            text.contains("Current Version: v1.2.5 (revision 7)"),
+            "{text}"
+        );
+        // a target the operator named is known from the start
+        let mut manual = incident();
+        manual.vars.insert("to_revision".into(), "5".into());
+        let text = text_of(&announce(
+            &policy,
+            &manual,
+            Stage::Initiated,
+            &BTreeMap::new(),
+            &webhook_only(),
+        ));
+        assert!(text.contains("(revision 5)"), "{text}");
+        // once the rollback ran, the target is filled in
+        let extra = BTreeMap::from([
+            ("to_version", "v1.2.4".to_string()),
+            ("to_revision", "6".to_string()),
+        ]);
+        let text = text_of(&announce(
+            &policy,
+            &incident(),
+            Stage::Initiated,
+            &extra,
+            &webhook_only(),
+        ));
+        assert!(
+            text.contains("Target Version: v1.2.4 (revision 6)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lines_without_placeholders_and_escaped_braces_are_kept() {
+        let values = BTreeMap::from([("agent_id", "GL-002".to_string())]);
+        let template = "A {{literal}} line\n{to_version} ({to_revision})\n{agent_id}: {error}";
+        assert_eq!(
+            drop_unknown_lines(template, &values),
+            "A {{literal}} line\n{agent_id}: {error}"
+        );
     }
 
     #[test]

@@ -337,6 +337,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         // the cycle's read in progress, and when it started: it runs beside the loop's other
         // work, and only applying its readings needs the evaluator
         let mut reading: Option<(DateTime<Utc>, ReadFuture)> = None;
+        // failing reads are logged when they start and end, not every cycle
+        let mut outages = collect::ReadOutages::default();
         loop {
             let leading = *leader_rx.borrow();
             if leading && !was_leader {
@@ -382,6 +384,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                     }
                 }, if reading.is_some() => {
                     let read_at = reading.take().map_or_else(Utc::now, |(at, _)| at);
+                    outages.report(&readings, read_at);
                     if leading {
                         evaluator.apply(&readings, read_at, Utc::now(), &|agent, workload| kube.of(agent, workload));
                     }
