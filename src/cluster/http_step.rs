@@ -110,6 +110,23 @@ fn fill_value(v: &Value, vars: &BTreeMap<String, String>) -> Result<Value, Clust
     })
 }
 
+/// The first [`SNIPPET_LIMIT`] bytes of an answer, cut on a character boundary; the rest
+/// is not read (an agent's answer can be any size).
+async fn body_start(mut resp: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    // one character past the limit, so the cut can tell a split character from the end
+    while body.len() <= SNIPPET_LIMIT {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body.truncate(SNIPPET_LIMIT + 4);
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    truncate_in_place(&mut text, SNIPPET_LIMIT);
+    text
+}
+
 /// Plans or makes the call; success iff the status equals `expect_status`.
 #[allow(clippy::too_many_arguments)]
 pub async fn http_call(
@@ -146,8 +163,7 @@ pub async fn http_call(
     };
     let resp = req.send().await.map_err(|e| err(e.to_string()))?;
     let status = resp.status().as_u16();
-    let mut snippet = resp.text().await.unwrap_or_default();
-    truncate_in_place(&mut snippet, SNIPPET_LIMIT);
+    let snippet = body_start(resp).await;
     if status != expect_status {
         return Err(err(format!(
             "status {status}, expected {expect_status}: {snippet}"
