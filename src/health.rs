@@ -8,15 +8,28 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
-/// The tasks that stopped, each with why. Shared by the supervisors and `/healthz`.
-#[derive(Debug, Default)]
+/// The tasks that stopped, each with why. Shared by the supervisors, `/healthz` and the
+/// binary (which shuts down when one stops).
+#[derive(Debug)]
 pub struct TaskHealth {
     stopped: Mutex<BTreeMap<String, String>>,
+    /// How many failures were recorded, for [`TaskHealth::failed`].
+    count: watch::Sender<usize>,
+}
+
+impl Default for TaskHealth {
+    fn default() -> Self {
+        TaskHealth {
+            stopped: Mutex::default(),
+            count: watch::channel(0).0,
+        }
+    }
 }
 
 impl TaskHealth {
@@ -29,6 +42,18 @@ impl TaskHealth {
     pub fn stopped(&self, task: &str, why: &str) {
         let mut stopped = self.stopped.lock().unwrap_or_else(|e| e.into_inner());
         stopped.insert(task.to_string(), why.to_string());
+        self.count.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves once a task has stopped (at once if one already has), with the first
+    /// stopped task and why.
+    pub async fn failed(&self) -> (String, String) {
+        let mut rx = self.count.subscribe();
+        let _ = rx.wait_for(|n| *n > 0).await;
+        self.failures()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| ("unknown".into(), "stopped".into()))
     }
 
     /// Every stopped task with why, by task name.
@@ -163,6 +188,25 @@ mod tests {
             1.0
         );
         assert!(!sup.health.is_healthy());
+    }
+
+    #[tokio::test]
+    async fn failed_resolves_once_a_task_stopped() {
+        let health = Arc::new(TaskHealth::new());
+        let waiting = tokio::spawn({
+            let health = health.clone();
+            async move { health.failed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        health.stopped("outbox", "returned before shutdown");
+        let (task, why) = waiting.await.unwrap();
+        assert_eq!(
+            (task.as_str(), why.as_str()),
+            ("outbox", "returned before shutdown")
+        );
+        // and at once when a task had already stopped
+        assert_eq!(health.failed().await.0, "outbox");
     }
 
     #[tokio::test]
