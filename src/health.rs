@@ -103,7 +103,9 @@ fn panic_message(e: &JoinError) -> String {
 /// What a supervisor needs: where to record, what to count, and when stopping is expected.
 #[derive(Clone)]
 pub struct Supervisor {
+    /// Where stopped tasks are recorded (read by `/healthz`).
     pub health: Arc<TaskHealth>,
+    /// Where `rollbackd_task_exits_total` (and, for the watcher, watch errors) are counted.
     pub metrics: Arc<Metrics>,
     /// Cancelled at shutdown: tasks ending after it are expected to.
     pub shutdown: CancellationToken,

@@ -40,11 +40,19 @@ struct Outage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutageChange {
     /// The read failed after working (or on its first cycle).
-    Started { read: String, error: String },
-    /// It works again after failing this long, over this many cycles.
-    Ended {
+    Started {
+        /// `promql <query>` or `scrape <agent>`.
         read: String,
+        /// The first failure's error.
+        error: String,
+    },
+    /// It works again.
+    Ended {
+        /// `promql <query>` or `scrape <agent>`.
+        read: String,
+        /// How long it failed: from its first failed cycle to this one.
         after: chrono::TimeDelta,
+        /// How many cycles failed.
         cycles: u64,
     },
 }

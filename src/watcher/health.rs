@@ -29,8 +29,13 @@ pub enum WatchChange {
     Failed,
     /// Still failing: counted, not logged.
     StillFailing,
-    /// Back in sync after an outage this long, with this many errors.
-    Recovered { after: TimeDelta, errors: u64 },
+    /// Back in sync.
+    Recovered {
+        /// How long the watch was failing.
+        after: TimeDelta,
+        /// Errors during the outage.
+        errors: u64,
+    },
     /// In sync, as before.
     InSync,
 }
