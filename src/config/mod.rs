@@ -99,8 +99,9 @@ pub enum KubeMode {
     Sim,
 }
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
+/// The validated configuration. Its `Debug` leaves secrets out (tokens, keys, webhook
+/// URLs, Prometheus headers' values).
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
@@ -131,6 +132,47 @@ pub struct Config {
     pub log_level: String,
     /// Leader election, when enabled: (namespace, lease, identity, duration, renew every).
     pub leader: Option<LeaderConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("tokens", &self.tokens)
+            .field("webhook_auth", &self.webhook_auth)
+            .field("agent_label", &self.agent_label)
+            .field("store_path", &self.store_path)
+            .field("synchronous", &self.synchronous)
+            .field("kube", &self.kube)
+            .field("prometheus_url", &self.prometheus_url)
+            .field("prometheus_bearer", &set(&self.prometheus_bearer))
+            .field(
+                "prometheus_headers",
+                &self.prometheus_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("prometheus_timeout", &self.prometheus_timeout)
+            .field("interval", &self.interval)
+            .field("jitter", &self.jitter)
+            .field("dry_run", &self.dry_run)
+            .field(
+                "max_rollbacks_per_agent_per_window",
+                &self.max_rollbacks_per_agent_per_window,
+            )
+            .field("max_rollbacks_per_hour", &self.max_rollbacks_per_hour)
+            .field("slack_token", &set(&self.slack_token))
+            .field("slack_api_url", &self.slack_api_url)
+            .field("slack_webhook_url", &set(&self.slack_webhook_url))
+            .field("statuspage_api_key", &set(&self.statuspage_api_key))
+            .field("statuspage_api_url", &self.statuspage_api_url)
+            .field("webhook_url", &set(&self.webhook_url))
+            .field("policy_paths", &self.policy_paths)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("leader", &self.leader)
+            .finish()
+    }
 }
 
 /// Leader election settings.
@@ -471,5 +513,23 @@ mod tests {
         bearer.webhook.bearer_token = Some("a-long-enough-token".into());
         let config = bearer.validate().unwrap();
         assert!(!config.webhook_auth.is_open());
+    }
+
+    #[test]
+    fn debug_output_leaves_secrets_out() {
+        let mut secrets = RawConfig::default();
+        secrets.webhook.bearer_token = Some("SECRET-bearer-0123456789".into());
+        secrets.notify.slack_token = Some("SECRET-xoxb".into());
+        secrets.notify.slack_webhook_url = Some("https://hooks.slack.com/SECRET".into());
+        secrets.notify.webhook_url = Some("https://hooks.example/SECRET".into());
+        secrets.notify.statuspage_api_key = Some("SECRET-key".into());
+        secrets.prometheus.bearer_token = Some("SECRET-prom".into());
+        secrets
+            .prometheus
+            .headers
+            .insert("X-Scope-OrgID".into(), "SECRET-tenant".into());
+        let shown = format!("{:?}", secrets.validate().unwrap());
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("X-Scope-OrgID"), "{shown}");
     }
 }
