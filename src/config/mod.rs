@@ -222,6 +222,17 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
     raw.validate()
 }
 
+/// The shipped evaluation interval and jitter (`[evaluation]` defaults), for figures that
+/// compare against them without a configuration file.
+pub fn evaluation_defaults() -> (Duration, Duration) {
+    let raw = raw::Evaluation::default();
+    let mut errors = Vec::new();
+    (
+        duration("evaluation.interval", &raw.interval, &mut errors),
+        duration("evaluation.jitter", &raw.jitter, &mut errors),
+    )
+}
+
 /// Reads a secret given inline or as a file (trailing newline trimmed).
 fn secret(
     key: &str,
@@ -513,6 +524,14 @@ mod tests {
         bearer.webhook.bearer_token = Some("a-long-enough-token".into());
         let config = bearer.validate().unwrap();
         assert!(!config.webhook_auth.is_open());
+    }
+
+    #[test]
+    fn evaluation_defaults_are_the_shipped_ones() {
+        assert_eq!(
+            evaluation_defaults(),
+            (Duration::from_secs(15), Duration::from_secs(2))
+        );
     }
 
     #[test]
