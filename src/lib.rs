@@ -25,9 +25,13 @@
 //!   revisions and kube signals.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`, `run`, `sim`,
 //!   `bench`); [`demo`]: the one-command demo; [`bench`]: the benchmark.
+//! - [`channel`]: bounded internal channels (back-pressure or a counted drop).
+//! - [`text`]: cutting outside text to a size on a character boundary; [`health`]: the
+//!   daemon's critical tasks, and `/healthz` failing when one stops.
 
 pub mod api;
 pub mod bench;
+pub mod channel;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -35,6 +39,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod executor;
+pub mod health;
 pub mod incident;
 pub mod metrics;
 pub mod notify;
@@ -44,5 +49,6 @@ pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod synthetic_agent;
+pub mod text;
 pub mod verify;
 pub mod watcher;

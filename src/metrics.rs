@@ -112,6 +112,30 @@ impl Metrics {
             Family::Counter(BTreeMap::new()),
         );
         add(
+            "rollbackd_webhook_unauthenticated",
+            "1 when the Alertmanager webhook accepts alerts without credentials (allow_unauthenticated).",
+            &[][..],
+            Family::Gauge(BTreeMap::new()),
+        );
+        add(
+            "rollbackd_task_exits_total",
+            "Critical tasks that stopped before shutdown (returned or panicked), by task.",
+            &["task"][..],
+            Family::Counter(BTreeMap::new()),
+        );
+        add(
+            "rollbackd_watch_errors_total",
+            "Kubernetes watch errors (each failed watch or re-list attempt), by resource.",
+            &["resource"][..],
+            Family::Counter(BTreeMap::new()),
+        );
+        add(
+            "rollbackd_channel_dropped_total",
+            "Internal messages dropped because their bounded channel was full, by channel.",
+            &["channel"][..],
+            Family::Counter(BTreeMap::new()),
+        );
+        add(
             "rollbackd_incidents",
             "Incidents by state (from the store at scrape time).",
             &["state"][..],

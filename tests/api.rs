@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use rollbackd::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
+use rollbackd::health::TaskHealth;
 use rollbackd::incident::{Event, State};
 use rollbackd::metrics::Metrics;
 use rollbackd::policy::load_all;
@@ -19,12 +20,16 @@ use tokio::sync::mpsc;
 const OPERATOR: &str = "operator-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789ab";
 const HOOK: &str = "alertmanager-secret-token";
+/// The wake channel's capacity in these tests.
+const WAKE_CAPACITY: usize = 64;
 
 struct Api {
     url: String,
     store: Arc<Store>,
-    wake: mpsc::UnboundedReceiver<Wake>,
+    wake: mpsc::Receiver<Wake>,
     http: reqwest::Client,
+    /// The daemon's critical tasks, as `/healthz` reads them.
+    tasks: Arc<TaskHealth>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -35,8 +40,11 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         .map(Arc::new)
         .collect();
     let store = Arc::new(Store::in_memory().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = rollbackd::channel::bounded("wake", WAKE_CAPACITY, metrics.clone());
+    let tasks = Arc::new(TaskHealth::new());
     let state = ApiState {
+        tasks: tasks.clone(),
         agents: Arc::new(AgentIndex::new(&policies)),
         alerts: AlertIngest::start(store.clone(), tx.clone()).unwrap(),
         store: store.clone(),
@@ -57,7 +65,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
             webhook,
         }),
         agent_label: "agent".into(),
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         status: Arc::new(RwLock::new(BTreeMap::new())),
         wake: tx,
         ready: Arc::new(AtomicBool::new(true)),
@@ -75,6 +83,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         store,
         wake: rx,
         http: reqwest::Client::new(),
+        tasks,
         _server: server,
     }
 }
@@ -82,7 +91,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
 async fn start() -> Api {
     start_with(WebhookAuth {
         bearer_token: Some(HOOK.into()),
-        basic: None,
+        ..WebhookAuth::default()
     })
     .await
 }
@@ -316,8 +325,8 @@ async fn webhook_auth_bearer_and_basic() {
         403
     );
     let basic = start_with(WebhookAuth {
-        bearer_token: None,
         basic: Some(("am".into(), "s3cret".into())),
+        ..WebhookAuth::default()
     })
     .await;
     let send = |user: &str, pass: &str| {
@@ -601,4 +610,137 @@ async fn health_readiness_metrics_and_openapi() {
         .unwrap();
     assert!(text.contains("# TYPE rollbackd_rollbacks_total counter"));
     assert!(text.contains("rollbackd_incidents{state=\"resolved\"} 0"));
+}
+
+/// Issue 12 item 11: webhook URLs are secrets. Rows queued before target names replaced
+/// them still hold the URL; the API shows viewers only the target's name.
+#[tokio::test]
+async fn an_incident_never_shows_a_webhook_url_to_viewers() {
+    let api = start().await;
+    let new = NewIncident {
+        agent: "GL-002".into(),
+        namespace: "greenlang".into(),
+        workload: "gl-002-boiler-efficiency".into(),
+        revision: Some(7),
+        from_image: None,
+        row: Some("p0-error-rate".into()),
+        severity: Some("P0".into()),
+        method: Some("quick".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "error 60%".into(),
+        decision: json!({"decision": "rollback"}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: None,
+    };
+    let slack_url = "https://hooks.slack.com/services/T0/B0/SECRETslack";
+    let hook_url = "https://hooks.example/SECREThook?token=SECRET";
+    let message = json!({"incident_id": "x", "agent_id": "GL-002", "agent_name": "B",
+        "stage": "initiated", "severity": "P0", "text": "ROLLBACK INITIATED", "fields": {}});
+    let legacy = [
+        rollbackd::store::NewOutbox {
+            target_key: format!("slack_webhook:{slack_url}"),
+            target: json!({"kind": "slack_webhook", "url": slack_url}),
+            message: message.clone(),
+        },
+        rollbackd::store::NewOutbox {
+            target_key: format!("webhook:{hook_url}"),
+            target: json!({"kind": "webhook", "url": hook_url}),
+            message,
+        },
+    ];
+    let inc = api
+        .store
+        .create_incident(&new, Event::RequestApproval, Utc::now(), &legacy, None)
+        .unwrap();
+    let (code, shown) = api
+        .get(&format!("/api/v1/rollbacks/{}", inc.id), Some(VIEWER))
+        .await;
+    assert_eq!(code, 200);
+    let text = shown.to_string();
+    assert!(!text.contains("SECRET"), "{text}");
+    let targets: Vec<&str> = shown["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["slack_webhook:slack-webhook", "webhook:webhook"]);
+}
+
+/// Issue 12 item 11: a webhook without credentials accepts nobody unless the configuration
+/// says, explicitly, that anyone may post alerts.
+#[tokio::test]
+async fn a_webhook_without_credentials_accepts_alerts_only_when_explicitly_open() {
+    let body = payload(vec![alert("GL-002", "firing", "open-1")]);
+    let closed = start_with(WebhookAuth::default()).await;
+    let (code, answer) = closed.post("/api/v1/alerts", None, body.clone()).await;
+    assert_eq!(code, 403, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("[webhook]"),
+        "{answer}"
+    );
+    assert!(
+        closed
+            .store
+            .alerts_since(None, chrono::DateTime::UNIX_EPOCH)
+            .unwrap()
+            .is_empty()
+    );
+    let open = start_with(WebhookAuth {
+        allow_unauthenticated: true,
+        ..WebhookAuth::default()
+    })
+    .await;
+    assert_eq!(open.post("/api/v1/alerts", None, body).await.0, 200);
+}
+
+/// Issue 12 item 9: a critical task that stopped fails the liveness probe, naming it.
+#[tokio::test]
+async fn healthz_fails_naming_a_stopped_task() {
+    let api = start().await;
+    let get = || async {
+        let res = api
+            .http
+            .get(format!("{}/healthz", api.url))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    };
+    assert_eq!(get().await, (200, "ok".to_string()));
+    api.tasks.stopped("evaluation", "panicked: boom");
+    let (code, body) = get().await;
+    assert_eq!(code, 503);
+    assert!(body.contains("evaluation"), "{body}");
+    assert!(body.contains("panicked: boom"), "{body}");
+}
+
+/// Issue 12 item 15: the API's wake channel is bounded. With the daemon not draining it,
+/// requests still answer and the wakes that did not fit are counted, not queued forever.
+#[tokio::test]
+async fn a_full_wake_channel_drops_and_counts_instead_of_growing() {
+    let api = start().await;
+    for _ in 0..WAKE_CAPACITY + 3 {
+        assert_eq!(
+            api.post("/api/v1/pause", Some(OPERATOR), json!({"reason": "freeze"}))
+                .await
+                .0,
+            200
+        );
+    }
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("rollbackd_channel_dropped_total{channel=\"wake\"} 3"),
+        "{text}"
+    );
 }

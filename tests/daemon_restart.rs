@@ -152,7 +152,7 @@ fn killed_mid_rollback_the_incident_completes_once() {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"{}\"\n[kubernetes]\nmode = \"kubeconfig\"\nkubeconfig = \"{}\"\n[evaluation]\ninterval = \"500ms\"\njitter = \"0s\"\n[policies]\npaths = [\"{}\"]\n[[auth.tokens]]\nname = \"oncall\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n",
+            "[server]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"{}\"\n[kubernetes]\nmode = \"kubeconfig\"\nkubeconfig = \"{}\"\n[evaluation]\ninterval = \"500ms\"\njitter = \"0s\"\n[policies]\npaths = [\"{}\"]\n[webhook]\nallow_unauthenticated = true\n[[auth.tokens]]\nname = \"oncall\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n",
             dir.path().join("rollbackd.db").display(),
             kubeconfig.display(),
             policies.display()

@@ -83,6 +83,7 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
     NotifierConfig {
         slack_api_url: slack.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         slack_token: Some(TOKEN.into()),
+        webhook_urls: BTreeMap::new(),
         statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         statuspage_api_key: Some(KEY.into()),
         statuspage_min_interval: Duration::ZERO,
@@ -97,6 +98,14 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
         max_in_flight: 16,
         shutdown_grace: Duration::from_secs(3),
     }
+}
+
+/// `cfg` with webhook URLs by target name (the outbox rows only name them).
+fn with_hooks(mut cfg: NotifierConfig, hooks: &[(&str, String)]) -> NotifierConfig {
+    for (name, url) in hooks {
+        cfg.webhook_urls.insert(name.to_string(), url.clone());
+    }
+    cfg
 }
 
 /// Records every attempt's outcome.
@@ -215,7 +224,7 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
     let hook_rx = Receiver::start(|_, _| Reply::text(200, "")).await;
     let store = Arc::new(MemoryOutbox::new());
     let hook = Target::Webhook {
-        url: format!("{}/hooks/rollbackd", hook_rx.url),
+        name: "rollbackd".into(),
     };
     let messages: Vec<Message> = LIFECYCLE
         .iter()
@@ -230,7 +239,10 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
     let started = Instant::now();
     let worker = Worker::start(
         &store,
-        config(Some(&slack_rx), Some(&sp_rx)),
+        with_hooks(
+            config(Some(&slack_rx), Some(&sp_rx)),
+            &[("rollbackd", format!("{}/hooks/rollbackd", hook_rx.url))],
+        ),
         outcomes.clone(),
     );
     wait_until(LIMIT, "all sent", || settled(&store)).await;
@@ -543,9 +555,7 @@ async fn statuspage_down_gives_up_without_delaying_others() {
             .await;
     let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
     let hook_rx = Receiver::start(|_, _| Reply::text(204, "")).await;
-    let hook = Target::Webhook {
-        url: format!("{}/b", hook_rx.url),
-    };
+    let hook = Target::Webhook { name: "b".into() };
     let store = Arc::new(MemoryOutbox::new());
     let now = Utc::now();
     let down = store.push(message("inc-a", Stage::Initiated, "P0"), statuspage(), now);
@@ -561,7 +571,10 @@ async fn statuspage_down_gives_up_without_delaying_others() {
     let started = Instant::now();
     let worker = Worker::start(
         &store,
-        config(Some(&slack_rx), Some(&sp_rx)),
+        with_hooks(
+            config(Some(&slack_rx), Some(&sp_rx)),
+            &[("b", format!("{}/b", hook_rx.url))],
+        ),
         outcomes.clone(),
     );
     wait_until(LIMIT, "others sent", || {
@@ -619,18 +632,26 @@ async fn slack_incoming_webhook_ok_and_invalid_payload() {
     let good = store.push(
         msg.clone(),
         Target::SlackWebhook {
-            url: format!("{}/services/good", rx.url),
+            name: "good".into(),
         },
         Utc::now(),
     );
     let bad = store.push(
         msg.clone(),
-        Target::SlackWebhook {
-            url: format!("{}/services/bad", rx.url),
-        },
+        Target::SlackWebhook { name: "bad".into() },
         Utc::now(),
     );
-    let worker = Worker::start(&store, config(None, None), Arc::default());
+    let worker = Worker::start(
+        &store,
+        with_hooks(
+            config(None, None),
+            &[
+                ("good", format!("{}/services/good", rx.url)),
+                ("bad", format!("{}/services/bad", rx.url)),
+            ],
+        ),
+        Arc::default(),
+    );
     wait_until(LIMIT, "settled", || settled(&store)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     worker.stop().await;
@@ -670,18 +691,28 @@ async fn generic_webhook_retries_5xx_and_gives_up_on_4xx() {
     let flaky = store.push(
         msg.clone(),
         Target::Webhook {
-            url: format!("{}/flaky", rx.url),
+            name: "flaky".into(),
         },
         Utc::now(),
     );
     let gone = store.push(
         msg,
         Target::Webhook {
-            url: format!("{}/gone", rx.url),
+            name: "gone".into(),
         },
         Utc::now(),
     );
-    let worker = Worker::start(&store, config(None, None), Arc::default());
+    let worker = Worker::start(
+        &store,
+        with_hooks(
+            config(None, None),
+            &[
+                ("flaky", format!("{}/flaky", rx.url)),
+                ("gone", format!("{}/gone", rx.url)),
+            ],
+        ),
+        Arc::default(),
+    );
     wait_until(LIMIT, "settled", || settled(&store)).await;
     worker.stop().await;
     assert!(is_sent(&store, flaky));
@@ -757,15 +788,19 @@ async fn shutdown_flushes_due_items_once_and_returns_promptly() {
     })
     .await;
     let store = Arc::new(MemoryOutbox::new());
-    let mut cfg = config(None, None);
+    let mut cfg = with_hooks(
+        config(None, None),
+        &[
+            ("/fast", format!("{}/fast", hook_rx.url)),
+            ("/slow", format!("{}/slow", hook_rx.url)),
+        ],
+    );
     // The worker will not look again on its own within the test.
     cfg.poll_interval = Duration::from_secs(60);
     cfg.shutdown_grace = Duration::from_millis(500);
     let worker = Worker::start(&store, cfg.clone(), Arc::default());
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let hook = |p: &str| Target::Webhook {
-        url: format!("{}{p}", hook_rx.url),
-    };
+    let hook = |p: &str| Target::Webhook { name: p.into() };
     let queued = store.push(
         message("inc-1", Stage::Failed, "P0"),
         hook("/fast"),
@@ -883,12 +918,10 @@ async fn an_unrecorded_delivery_is_repeated_only_after_a_cooldown() {
     });
     let id = store.inner.push(
         message("inc-1", Stage::Initiated, "P0"),
-        Target::Webhook {
-            url: format!("{}/h", rx.url),
-        },
+        Target::Webhook { name: "h".into() },
         Utc::now(),
     );
-    let cfg = config(None, None);
+    let cfg = with_hooks(config(None, None), &[("h", format!("{}/h", rx.url))]);
     let notifiers = Notifiers::new(cfg.clone()).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let observer = Arc::new(Outcomes::default());
@@ -999,12 +1032,10 @@ async fn a_timed_out_request_is_retried() {
     let store = Arc::new(MemoryOutbox::new());
     let id = store.push(
         message("inc-1", Stage::Inconclusive, "P1"),
-        Target::Webhook {
-            url: format!("{}/h", rx.url),
-        },
+        Target::Webhook { name: "h".into() },
         Utc::now(),
     );
-    let mut cfg = config(None, None);
+    let mut cfg = with_hooks(config(None, None), &[("h", format!("{}/h", rx.url))]);
     cfg.request_timeout = Duration::from_millis(300);
     let started = Instant::now();
     let worker = Worker::start(&store, cfg, Arc::default());
@@ -1048,4 +1079,40 @@ async fn missing_credentials_fail_at_once_without_a_request() {
     }
     assert!(slack_rx.requests().is_empty());
     assert!(sp_rx.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_webhook_target_is_a_name_and_only_the_notifiers_know_its_url() {
+    let rx = Receiver::start(|_, _| Reply::text(200, "")).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let named = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        Target::Webhook {
+            name: "webhook".into(),
+        },
+        Utc::now(),
+    );
+    let unknown = store.push(
+        message("inc-2", Stage::Initiated, "P0"),
+        Target::Webhook {
+            name: "nobody".into(),
+        },
+        Utc::now(),
+    );
+    let cfg = with_hooks(
+        config(None, None),
+        &[("webhook", format!("{}/hooks/SECRET", rx.url))],
+    );
+    assert!(!format!("{cfg:?}").contains("SECRET"), "{cfg:?}");
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    worker.stop().await;
+    assert!(is_sent(&store, named));
+    assert_eq!(rx.requests_to("/hooks/SECRET").len(), 1);
+    let failed = store.record(unknown).unwrap();
+    assert_eq!(failed.status, OutboxStatus::Failed);
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("webhook: not configured: no URL for webhook \"nobody\"")
+    );
 }

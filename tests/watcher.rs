@@ -372,3 +372,69 @@ fn rollbackds_revision_is_the_template_its_record_names() {
     scale.template_digest = Some(template_digest(&template));
     assert!(!created_by_rollbackd(&owner(&scale, "web:1"), None));
 }
+
+/// Issue 12 item 9: with the API server gone every watch fails; the errors are counted,
+/// and once the watches have failed for longer than the policy's `stale_after` the cached
+/// objects give no kube signals (no data) instead of their last values.
+#[tokio::test]
+async fn failing_watches_are_counted_and_their_signals_go_stale() {
+    use rollbackd::health::Supervisor;
+    use rollbackd::metrics::Metrics;
+    use std::sync::Arc;
+
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1"], 2).await;
+    rolled_out(&cluster, "web").await;
+    let p = policy(
+        vec![workload("web", "web", WorkloadRole::Primary)],
+        vec![],
+        verification(),
+    );
+    let stale_after = p.window.stale_after;
+    let metrics = Arc::new(Metrics::new());
+    let supervisor = Supervisor {
+        metrics: metrics.clone(),
+        ..Supervisor::default()
+    };
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = DeployWatcher::start_supervised(
+        cluster.clone(),
+        std::slice::from_ref(&p),
+        tx,
+        supervisor.clone(),
+    )
+    .await
+    .unwrap();
+    next(&mut rx).await;
+    let agent = p.agent.id.clone();
+    eventually("signals from the caches", 10, || async {
+        watcher
+            .kube_snapshot()
+            .of(&agent, "web")
+            .is_some_and(|s| s.available_replicas == 2)
+    })
+    .await;
+
+    sim.shutdown().await;
+    eventually("watch errors counted", 20, || async {
+        ["pods", "replicasets", "deployments"]
+            .iter()
+            .all(|r| metrics.counter("rollbackd_watch_errors_total", &[r]) >= 1.0)
+    })
+    .await;
+    let now = chrono::Utc::now();
+    assert!(
+        watcher.kube_snapshot_at(now).of(&agent, "web").is_some(),
+        "within stale_after the cached view still counts"
+    );
+    let later = now + stale_after + chrono::TimeDelta::seconds(1);
+    assert_eq!(
+        watcher.kube_snapshot_at(later).of(&agent, "web"),
+        None,
+        "past stale_after a failing watch's cache is no data"
+    );
+    assert!(
+        supervisor.health.is_healthy(),
+        "a failing watch retries; its task runs on"
+    );
+}

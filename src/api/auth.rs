@@ -71,11 +71,20 @@ impl Auth {
         })
     }
 
-    /// Checks the webhook's credentials; open when none are configured.
+    /// Checks the webhook's credentials. With none configured it is open only when
+    /// `allow_unauthenticated` says so; otherwise every request is refused (fail safe).
     pub fn webhook(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let w = &self.webhook;
-        if w.bearer_token.is_none() && w.basic.is_none() {
-            return Ok(());
+        if !w.has_credentials() {
+            return if w.allow_unauthenticated {
+                Ok(())
+            } else {
+                Err(ApiError::Forbidden(
+                    "no webhook credentials are configured in [webhook] and \
+                     allow_unauthenticated is not set: alerts are refused"
+                        .into(),
+                ))
+            };
         }
         let header = headers
             .get("authorization")

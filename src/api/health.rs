@@ -9,9 +9,19 @@ use axum::response::IntoResponse;
 use super::ApiState;
 use crate::incident::State as IncidentState;
 
-/// Alive: the process answers.
-pub async fn healthz() -> &'static str {
-    "ok"
+/// Alive: the process answers and every critical task still runs. A stopped task
+/// (evaluation loop, incident runner, watcher, outbox worker) answers 503 naming it, so
+/// Kubernetes restarts the pod.
+pub async fn healthz(State(state): State<ApiState>) -> (StatusCode, String) {
+    let failures = state.tasks.failures();
+    if failures.is_empty() {
+        return (StatusCode::OK, "ok".into());
+    }
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|(task, why)| format!("task {task} stopped: {why}"))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, lines.join("\n"))
 }
 
 /// Ready: state loaded, store answering.

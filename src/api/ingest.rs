@@ -10,6 +10,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AgentAlert, ApiError, Wake};
+use crate::channel::BoundedTx;
 use crate::store::{AlertRecord, Store, StoreError};
 
 /// Requests recorded in one transaction at most.
@@ -25,13 +26,17 @@ struct Job {
 /// The handle requests record through; the writer thread ends when every handle is gone.
 #[derive(Clone)]
 pub struct AlertIngest {
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::Sender<Job>,
 }
 
+/// Most requests waiting for the writer thread; more wait for room (back-pressure).
+const MAX_QUEUED_REQUESTS: usize = 4096;
+
 impl AlertIngest {
-    /// Starts the writer thread over `store`; new alerts of known agents go to `wake`.
-    pub fn start(store: Arc<Store>, wake: mpsc::UnboundedSender<Wake>) -> std::io::Result<Self> {
-        let (jobs, rx) = mpsc::unbounded_channel();
+    /// Starts the writer thread over `store`; new alerts of known agents go to `wake`
+    /// (waiting for room when it is full: alerts are never dropped).
+    pub fn start(store: Arc<Store>, wake: BoundedTx<Wake>) -> std::io::Result<Self> {
+        let (jobs, rx) = mpsc::channel(MAX_QUEUED_REQUESTS);
         std::thread::Builder::new()
             .name("rollbackd-alerts".into())
             .spawn(move || write_loop(&store, &wake, rx))?;
@@ -47,16 +52,13 @@ impl AlertIngest {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { records, reply })
+            .await
             .map_err(|_| stopped())?;
         Ok(answer.await.map_err(|_| stopped())??)
     }
 }
 
-fn write_loop(
-    store: &Store,
-    wake: &mpsc::UnboundedSender<Wake>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-) {
+fn write_loop(store: &Store, wake: &BoundedTx<Wake>, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_REQUESTS_PER_COMMIT {
@@ -93,7 +95,7 @@ fn write_loop(
             }
         }
         if !woken.is_empty() {
-            let _ = wake.send(Wake::Alerts(woken));
+            let _ = wake.send_blocking(Wake::Alerts(woken));
         }
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send(result.map(|fresh| (job.records, fresh)));

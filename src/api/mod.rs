@@ -24,7 +24,9 @@ use std::sync::{Arc, RwLock};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use crate::channel::BoundedTx;
 
 use crate::engine::AlertTransition;
 use crate::metrics::Metrics;
@@ -59,13 +61,17 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Each agent's window and current decision, written by the evaluation loop.
     pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
-    pub wake: mpsc::UnboundedSender<Wake>,
+    /// Bounded: a full channel drops the wake and counts it (the store has the change;
+    /// the next wake or evaluation picks it up).
+    pub wake: BoundedTx<Wake>,
     /// Which agent an alert is about (built from `policies`).
     pub agents: Arc<AgentIndex>,
     /// Records the webhook's alerts (group commit) and wakes the daemon with them.
     pub alerts: AlertIngest,
     /// Set once the daemon has loaded its state and reached the cluster.
     pub ready: Arc<AtomicBool>,
+    /// The daemon's critical tasks: `/healthz` fails once one has stopped.
+    pub tasks: Arc<crate::health::TaskHealth>,
     /// Dry-run mode for the whole daemon.
     pub dry_run: bool,
     /// Whether this replica leads (always `true` without leader election). Each replica

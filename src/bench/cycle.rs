@@ -86,7 +86,7 @@ pub async fn child(
         &dir.path().join("rollbackd.db"),
         Synchronous::Normal,
     )?);
-    let (runner, _incidents) = tokio::sync::mpsc::unbounded_channel();
+    let (runner, _incidents) = crate::channel::bounded("runner", 1024, Arc::new(Metrics::new()));
     let mut evaluator = Evaluator::new(
         &policies,
         store,

@@ -189,7 +189,11 @@ impl World {
             max_body_bytes: 4 << 20,
             auth: Auth {
                 tokens: Vec::new(),
-                webhook: Default::default(),
+                // the benchmark's senders post without credentials
+                webhook: crate::config::WebhookAuth {
+                    allow_unauthenticated: true,
+                    ..Default::default()
+                },
             },
             agent_label: "agent".into(),
             // the shipped defaults ([evaluation] interval 15s, jitter 2s)

@@ -146,13 +146,21 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
     })
     .await?;
     tracing::info!(api = %handle.api_addr, dry_run = config.dry_run, "rollbackd running");
-    shutdown_signal().await;
+    // a critical task that stops takes the process down (non-zero exit), so it is restarted
+    let tasks = handle.tasks.clone();
+    let failed = tokio::select! {
+        _ = shutdown_signal() => None,
+        f = tasks.failed() => Some(f),
+    };
     tracing::info!("shutting down: finishing the step in flight and flushing the outbox");
     handle.shutdown().await;
     if let Some(sim) = sim_handle {
         sim.shutdown().await;
     }
-    Ok(())
+    match failed {
+        Some((task, why)) => anyhow::bail!("critical task {task} stopped: {why}"),
+        None => Ok(()),
+    }
 }
 
 /// SIGINT or SIGTERM.

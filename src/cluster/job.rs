@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::annotate::{ActionMeta, ActionOutcome, LastAction};
 use super::{Cluster, ClusterError, Kind, name_of};
+use crate::text::cap;
 
 /// The Job's name for an incident: `<name>-<incident>`, DNS-safe, at most 63 characters.
 /// The same incident and step always get the same name, so a resumed run finds its Job.
@@ -16,7 +17,7 @@ pub fn job_name(name: &str, incident: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    s.truncate(63);
+    crate::text::truncate_in_place(&mut s, 63);
     s.trim_matches('-').to_string()
 }
 
@@ -106,7 +107,11 @@ pub async fn run_job(
     }
 }
 
-/// The logs of every pod of a Job, each headed by the pod name (errors are noted inline).
+/// Most bytes of Job logs kept: they are copied into the step's detail, the audit and Slack.
+pub const LOG_LIMIT: usize = 16 * 1024;
+
+/// The logs of every pod of a Job, each headed by the pod name (errors are noted inline),
+/// at most [`LOG_LIMIT`] bytes.
 pub async fn collect_logs(cluster: &Cluster, namespace: &str, job: &str) -> String {
     let pods = match cluster
         .list(Kind::Pod, namespace, Some(&format!("job-name={job}")))
@@ -115,14 +120,65 @@ pub async fn collect_logs(cluster: &Cluster, namespace: &str, job: &str) -> Stri
         Ok(p) => p,
         Err(e) => return format!("(could not list pods: {e})"),
     };
-    let mut out = String::new();
+    let mut logs = Vec::with_capacity(pods.len());
     for p in &pods {
-        let pod = name_of(p);
+        let pod = name_of(p).to_string();
+        let log = cluster
+            .pod_logs(namespace, &pod)
+            .await
+            .map_err(|e| e.to_string());
+        logs.push((pod, log));
+    }
+    join_logs(&logs)
+}
+
+/// Pods' logs (or the error reading them) as one text, capped at [`LOG_LIMIT`] bytes on a
+/// character boundary with a note of how much was cut.
+fn join_logs(logs: &[(String, Result<String, String>)]) -> String {
+    let mut out = String::new();
+    for (pod, log) in logs {
         out.push_str(&format!("==> pod {pod} <==\n"));
-        match cluster.pod_logs(namespace, pod).await {
-            Ok(l) => out.push_str(&l),
+        match log {
+            Ok(l) => out.push_str(l),
             Err(e) => out.push_str(&format!("(could not read logs: {e})\n")),
         }
     }
-    out
+    cap(&out, LOG_LIMIT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_capped_on_a_character_boundary() {
+        // 40 KiB of three-byte characters: no cut may split one
+        let big = "é€".repeat(8 * 1024);
+        let logs = [
+            ("migrate-1".to_string(), Ok(big.clone())),
+            ("migrate-2".to_string(), Err("gone".to_string())),
+        ];
+        let text = join_logs(&logs);
+        let total = "==> pod migrate-1 <==\n".len()
+            + big.len()
+            + "==> pod migrate-2 <==\n(could not read logs: gone)\n".len();
+        assert!(
+            text.starts_with("==> pod migrate-1 <==\né€"),
+            "{}",
+            crate::text::truncate_chars(&text, 40)
+        );
+        let kept = text.find('…').unwrap();
+        assert!(kept <= LOG_LIMIT, "{kept}");
+        assert!(
+            text.ends_with(&format!("… ({} bytes cut)", total - kept)),
+            "{}",
+            &text[kept..]
+        );
+    }
+
+    #[test]
+    fn short_logs_are_kept_whole() {
+        let logs = [("p".to_string(), Ok("ready\n".to_string()))];
+        assert_eq!(join_logs(&logs), "==> pod p <==\nready\n");
+    }
 }

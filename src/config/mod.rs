@@ -53,20 +53,37 @@ impl std::fmt::Debug for ApiToken {
     }
 }
 
-/// How the Alertmanager webhook authenticates (its `http_config`).
+/// How the Alertmanager webhook authenticates (its `http_config`). With neither a bearer
+/// token nor basic credentials the webhook refuses every request, unless
+/// `allow_unauthenticated` says anyone may post alerts.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct WebhookAuth {
     pub bearer_token: Option<String>,
     pub basic: Option<(String, String)>,
+    /// Accept alerts without credentials when none are configured (an explicit choice).
+    pub allow_unauthenticated: bool,
+}
+
+impl WebhookAuth {
+    /// Whether no credentials are configured.
+    pub fn has_credentials(&self) -> bool {
+        self.bearer_token.is_some() || self.basic.is_some()
+    }
+
+    /// Whether anyone may post alerts (no credentials, explicitly allowed).
+    pub fn is_open(&self) -> bool {
+        !self.has_credentials() && self.allow_unauthenticated
+    }
 }
 
 impl std::fmt::Debug for WebhookAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "WebhookAuth(bearer: {}, basic: {})",
+            "WebhookAuth(bearer: {}, basic: {}, allow_unauthenticated: {})",
             self.bearer_token.is_some(),
-            self.basic.is_some()
+            self.basic.is_some(),
+            self.allow_unauthenticated
         )
     }
 }
@@ -82,8 +99,9 @@ pub enum KubeMode {
     Sim,
 }
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
+/// The validated configuration. Its `Debug` leaves secrets out (tokens, keys, webhook
+/// URLs, Prometheus headers' values).
+#[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub max_body_bytes: usize,
@@ -114,6 +132,47 @@ pub struct Config {
     pub log_level: String,
     /// Leader election, when enabled: (namespace, lease, identity, duration, renew every).
     pub leader: Option<LeaderConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("tokens", &self.tokens)
+            .field("webhook_auth", &self.webhook_auth)
+            .field("agent_label", &self.agent_label)
+            .field("store_path", &self.store_path)
+            .field("synchronous", &self.synchronous)
+            .field("kube", &self.kube)
+            .field("prometheus_url", &self.prometheus_url)
+            .field("prometheus_bearer", &set(&self.prometheus_bearer))
+            .field(
+                "prometheus_headers",
+                &self.prometheus_headers.keys().collect::<Vec<_>>(),
+            )
+            .field("prometheus_timeout", &self.prometheus_timeout)
+            .field("interval", &self.interval)
+            .field("jitter", &self.jitter)
+            .field("dry_run", &self.dry_run)
+            .field(
+                "max_rollbacks_per_agent_per_window",
+                &self.max_rollbacks_per_agent_per_window,
+            )
+            .field("max_rollbacks_per_hour", &self.max_rollbacks_per_hour)
+            .field("slack_token", &set(&self.slack_token))
+            .field("slack_api_url", &self.slack_api_url)
+            .field("slack_webhook_url", &set(&self.slack_webhook_url))
+            .field("statuspage_api_key", &set(&self.statuspage_api_key))
+            .field("statuspage_api_url", &self.statuspage_api_url)
+            .field("webhook_url", &set(&self.webhook_url))
+            .field("policy_paths", &self.policy_paths)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("leader", &self.leader)
+            .finish()
+    }
 }
 
 /// Leader election settings.
@@ -161,6 +220,17 @@ pub fn load(file: Option<&Path>) -> Result<Config, ConfigErrors> {
         )
     })?;
     raw.validate()
+}
+
+/// The shipped evaluation interval and jitter (`[evaluation]` defaults), for figures that
+/// compare against them without a configuration file.
+pub fn evaluation_defaults() -> (Duration, Duration) {
+    let raw = raw::Evaluation::default();
+    let mut errors = Vec::new();
+    (
+        duration("evaluation.interval", &raw.interval, &mut errors),
+        duration("evaluation.jitter", &raw.jitter, &mut errors),
+    )
 }
 
 /// Reads a secret given inline or as a file (trailing newline trimmed).
@@ -270,6 +340,23 @@ impl RawConfig {
                 None
             }
         };
+        let webhook_auth = WebhookAuth {
+            bearer_token,
+            basic,
+            allow_unauthenticated: self.webhook.allow_unauthenticated,
+        };
+        let credentials_given = self.webhook.bearer_token.is_some()
+            || self.webhook.bearer_token_file.is_some()
+            || self.webhook.basic_username.is_some();
+        if !credentials_given && !webhook_auth.allow_unauthenticated {
+            errors.push(ConfigError {
+                key: "webhook".into(),
+                message: "[webhook] has no credentials, so anyone could post alerts: set \
+                          bearer_token(_file) or basic_username + basic_password(_file), or \
+                          allow_unauthenticated = true to accept that"
+                    .into(),
+            });
+        }
         let kube = match self.kubernetes.mode.as_str() {
             "infer" => KubeMode::Infer,
             "sim" => KubeMode::Sim,
@@ -384,10 +471,7 @@ impl RawConfig {
             listen,
             max_body_bytes: self.server.max_body_bytes,
             tokens,
-            webhook_auth: WebhookAuth {
-                bearer_token,
-                basic,
-            },
+            webhook_auth,
             agent_label: self.webhook.agent_label,
             store_path: self.store.path,
             synchronous: self.store.synchronous,
@@ -412,5 +496,59 @@ impl RawConfig {
             log_level: self.logging.level,
             leader,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_without_credentials_is_refused_unless_explicitly_open() {
+        let errors = RawConfig::default().validate().unwrap_err();
+        let webhook: Vec<&ConfigError> = errors.0.iter().filter(|e| e.key == "webhook").collect();
+        assert_eq!(webhook.len(), 1, "{errors}");
+        assert!(webhook[0].message.contains("[webhook]"), "{errors}");
+        assert!(
+            webhook[0].message.contains("allow_unauthenticated"),
+            "{errors}"
+        );
+
+        let mut open = RawConfig::default();
+        open.webhook.allow_unauthenticated = true;
+        let config = open.validate().unwrap();
+        assert!(config.webhook_auth.allow_unauthenticated);
+        assert!(config.webhook_auth.is_open());
+
+        let mut bearer = RawConfig::default();
+        bearer.webhook.bearer_token = Some("a-long-enough-token".into());
+        let config = bearer.validate().unwrap();
+        assert!(!config.webhook_auth.is_open());
+    }
+
+    #[test]
+    fn evaluation_defaults_are_the_shipped_ones() {
+        assert_eq!(
+            evaluation_defaults(),
+            (Duration::from_secs(15), Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn debug_output_leaves_secrets_out() {
+        let mut secrets = RawConfig::default();
+        secrets.webhook.bearer_token = Some("SECRET-bearer-0123456789".into());
+        secrets.notify.slack_token = Some("SECRET-xoxb".into());
+        secrets.notify.slack_webhook_url = Some("https://hooks.slack.com/SECRET".into());
+        secrets.notify.webhook_url = Some("https://hooks.example/SECRET".into());
+        secrets.notify.statuspage_api_key = Some("SECRET-key".into());
+        secrets.prometheus.bearer_token = Some("SECRET-prom".into());
+        secrets
+            .prometheus
+            .headers
+            .insert("X-Scope-OrgID".into(), "SECRET-tenant".into());
+        let shown = format!("{:?}", secrets.validate().unwrap());
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("X-Scope-OrgID"), "{shown}");
     }
 }

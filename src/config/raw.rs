@@ -96,6 +96,9 @@ pub struct Webhook {
     pub basic_username: Option<String>,
     pub basic_password: Option<String>,
     pub basic_password_file: Option<PathBuf>,
+    /// Accept alerts from anyone when no credentials are set (else the daemon refuses to
+    /// start): an explicit choice, warned about at start and shown on `/metrics`.
+    pub allow_unauthenticated: bool,
     pub agent_label: String,
 }
 impl Default for Webhook {
@@ -106,6 +109,7 @@ impl Default for Webhook {
             basic_username: None,
             basic_password: None,
             basic_password_file: None,
+            allow_unauthenticated: false,
             agent_label: "agent".into(),
         }
     }

@@ -5,23 +5,51 @@ use std::collections::BTreeMap;
 
 use chrono::TimeDelta;
 
-use crate::notify::{Message, Target};
+use crate::notify::{Message, SLACK_WEBHOOK_NAME, Target, WEBHOOK_NAME};
 use crate::policy::duration::format_duration;
 use crate::policy::template::render;
 use crate::policy::{Policy, Stage};
 use crate::store::{Incident, NewOutbox};
 
-/// Which notifier kinds are configured daemon-wide.
-#[derive(Debug, Clone, Default)]
+/// Which notifier kinds are configured daemon-wide. The webhook URLs are handed to the
+/// notifiers ([`Channels::webhook_urls`]); outbox rows only name them.
+#[derive(Clone, Default)]
 pub struct Channels {
     /// A Slack bot token is set: use the Web API with the policy's channel.
     pub slack_api: bool,
-    /// Else an incoming webhook URL.
+    /// Else an incoming webhook URL (a secret).
     pub slack_webhook_url: Option<String>,
     /// A Statuspage key is set: use the policy's page and component.
     pub statuspage: bool,
-    /// A generic JSON webhook.
+    /// A generic JSON webhook (its URL may hold a token).
     pub webhook_url: Option<String>,
+}
+
+/// Secrets are not printed.
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("slack_api", &self.slack_api)
+            .field("slack_webhook", &self.slack_webhook_url.is_some())
+            .field("statuspage", &self.statuspage)
+            .field("webhook", &self.webhook_url.is_some())
+            .finish()
+    }
+}
+
+impl Channels {
+    /// The webhook URLs by the target names outbox rows carry, for
+    /// [`crate::notify::NotifierConfig::webhook_urls`].
+    pub fn webhook_urls(&self) -> BTreeMap<String, String> {
+        let named = [
+            (SLACK_WEBHOOK_NAME, &self.slack_webhook_url),
+            (WEBHOOK_NAME, &self.webhook_url),
+        ];
+        named
+            .into_iter()
+            .filter_map(|(name, url)| Some((name.to_string(), url.clone()?)))
+            .collect()
+    }
 }
 
 /// Severities that earn the policy's `mention`.
@@ -71,6 +99,10 @@ pub fn values(
     if let Some(r) = incident.revision {
         v.insert("from_revision", r.to_string());
     }
+    // a target the operator named is known before the rollback runs
+    if let Some(r) = incident.vars.get("to_revision") {
+        v.insert("to_revision", r.clone());
+    }
     let eta = incident
         .method
         .as_ref()
@@ -95,15 +127,29 @@ pub fn values(
         .and_then(|r| policy.row(r))
         .and_then(|r| r.approver.clone());
     v.insert("approver", approver.unwrap_or_else(|| "an operator".into()));
-    v.insert("evidence", evidence_summary(&incident.decision));
+    let evidence = evidence_parts(&incident.decision);
+    if !evidence.is_empty() {
+        v.insert("evidence", evidence.join("; "));
+    }
     for (k, val) in extra {
         v.insert(k, val.clone());
     }
     v
 }
 
-/// One line of evidence from a stored decision: each condition's value against its threshold.
+/// One line of evidence from a stored decision: each condition's value against its
+/// threshold (`n/a` without any).
 pub fn evidence_summary(decision: &serde_json::Value) -> String {
+    let parts = evidence_parts(decision);
+    if parts.is_empty() {
+        "n/a".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Each condition's value against its threshold, and what blocked the decision.
+fn evidence_parts(decision: &serde_json::Value) -> Vec<String> {
     let conditions = decision["evidence"]["conditions"]
         .as_array()
         .cloned()
@@ -124,11 +170,38 @@ pub fn evidence_summary(decision: &serde_json::Value) -> String {
     if let Some(by) = decision["evidence"]["blocked_by"].as_str() {
         parts.push(format!("blocked by {by}"));
     }
-    if parts.is_empty() {
-        "n/a".into()
-    } else {
-        parts.join("; ")
+    parts
+}
+
+/// The template without the lines whose placeholders all lack a value, so a message says
+/// only what is known at its stage (no "Target Version: n/a (revision n/a)" before the
+/// rollback chose its target). Lines without placeholders are kept.
+pub fn drop_unknown_lines(template: &str, values: &BTreeMap<&'static str, String>) -> String {
+    template
+        .split('\n')
+        .filter(|line| {
+            let names = placeholders(line);
+            names.is_empty() || names.iter().any(|n| values.contains_key(n))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The `{name}` placeholders of one template line (`{{` and `}}` are literal braces).
+fn placeholders(line: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('{') {
+        let tail = &rest[open..];
+        if let Some(after) = tail.strip_prefix("{{") {
+            rest = after;
+            continue;
+        }
+        let Some(close) = tail.find('}') else { break };
+        names.push(&tail[1..close]);
+        rest = &tail[close + 1..];
     }
+    names
 }
 
 /// The outbox rows announcing `stage` of `incident`.
@@ -152,7 +225,9 @@ pub fn announce(
         agent_name: policy.agent.name.clone(),
         stage,
         severity: incident.severity.clone(),
-        text: render(template, &values).trim().to_string(),
+        text: render(&drop_unknown_lines(template, &values), &values)
+            .trim()
+            .to_string(),
         fields: values
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
@@ -167,7 +242,9 @@ pub fn announce(
         (Some(channel), true, _) => targets.push(Target::Slack {
             channel: channel.clone(),
         }),
-        (_, _, Some(url)) => targets.push(Target::SlackWebhook { url: url.clone() }),
+        (_, _, Some(_)) => targets.push(Target::SlackWebhook {
+            name: SLACK_WEBHOOK_NAME.into(),
+        }),
         _ => {}
     }
     // the status page is for incidents, not for "monitor" notices or missing data
@@ -178,8 +255,10 @@ pub fn announce(
             component_id: sp.component_id.clone(),
         });
     }
-    if let Some(url) = &channels.webhook_url {
-        targets.push(Target::Webhook { url: url.clone() });
+    if channels.webhook_url.is_some() {
+        targets.push(Target::Webhook {
+            name: WEBHOOK_NAME.into(),
+        });
     }
     targets
         .into_iter()
@@ -201,6 +280,128 @@ pub fn elapsed(d: TimeDelta) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Trigger;
+    use chrono::Utc;
+
+    fn gl002() -> Policy {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gl-002.toml");
+        let source = std::fs::read_to_string(&path).unwrap();
+        crate::policy::parse_policy(&path, &source).unwrap()
+    }
+
+    fn incident() -> Incident {
+        let now = Utc::now();
+        Incident {
+            id: "inc-1".into(),
+            agent: "GL-002".into(),
+            namespace: "greenlang".into(),
+            workload: "gl-002-boiler-efficiency".into(),
+            revision: Some(7),
+            from_image: Some("ghcr.io/greenlang/gl-002:v1.2.5".into()),
+            row: Some("p0-error-rate".into()),
+            severity: Some("P0".into()),
+            method: Some("quick".into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "error rate 60%".into(),
+            decision: serde_json::json!({}),
+            state: crate::incident::State::Detected,
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: Some(now),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn text_of(rows: &[NewOutbox]) -> String {
+        rows[0].message["text"].as_str().unwrap().to_string()
+    }
+
+    fn webhook_only() -> Channels {
+        Channels {
+            webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            ..Channels::default()
+        }
+    }
+
+    #[test]
+    fn the_initiated_message_leaves_out_what_is_not_known_yet() {
+        let policy = gl002();
+        let rows = announce(
+            &policy,
+            &incident(),
+            Stage::Initiated,
+            &BTreeMap::new(),
+            &webhook_only(),
+        );
+        let text = text_of(&rows);
+        assert!(!text.contains("n/a"), "{text}");
+        assert!(!text.contains("Target Version"), "{text}");
+        assert!(
+            text.contains("Current Version: v1.2.5 (revision 7)"),
+            "{text}"
+        );
+        // a target the operator named is known from the start
+        let mut manual = incident();
+        manual.vars.insert("to_revision".into(), "5".into());
+        let text = text_of(&announce(
+            &policy,
+            &manual,
+            Stage::Initiated,
+            &BTreeMap::new(),
+            &webhook_only(),
+        ));
+        assert!(text.contains("(revision 5)"), "{text}");
+        // once the rollback ran, the target is filled in
+        let extra = BTreeMap::from([
+            ("to_version", "v1.2.4".to_string()),
+            ("to_revision", "6".to_string()),
+        ]);
+        let text = text_of(&announce(
+            &policy,
+            &incident(),
+            Stage::Initiated,
+            &extra,
+            &webhook_only(),
+        ));
+        assert!(
+            text.contains("Target Version: v1.2.4 (revision 6)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn lines_without_placeholders_and_escaped_braces_are_kept() {
+        let values = BTreeMap::from([("agent_id", "GL-002".to_string())]);
+        let template = "A {{literal}} line\n{to_version} ({to_revision})\n{agent_id}: {error}";
+        assert_eq!(
+            drop_unknown_lines(template, &values),
+            "A {{literal}} line\n{agent_id}: {error}"
+        );
+    }
+
+    #[test]
+    fn outbox_rows_name_webhooks_without_their_urls() {
+        let channels = Channels {
+            slack_webhook_url: Some("https://hooks.slack.com/services/T/B/SECRET1".into()),
+            webhook_url: Some("https://hooks.example/SECRET2".into()),
+            ..Channels::default()
+        };
+        let rows = announce(
+            &gl002(),
+            &incident(),
+            Stage::Initiated,
+            &BTreeMap::new(),
+            &channels,
+        );
+        let keys: Vec<&str> = rows.iter().map(|r| r.target_key.as_str()).collect();
+        assert_eq!(keys, ["slack_webhook:slack-webhook", "webhook:webhook"]);
+        for row in &rows {
+            let stored = serde_json::to_string(row).unwrap();
+            assert!(!stored.contains("SECRET"), "{stored}");
+        }
+    }
 
     #[test]
     fn versions_are_tags() {

@@ -24,6 +24,109 @@ pub struct Readings {
     pub errors: Vec<(String, String)>,
     /// Requests made (PromQL queries or scrapes).
     pub requests: usize,
+    /// Each request that failed this cycle (`promql <query>`, `scrape <agent>`) with its
+    /// error, for [`ReadOutages`]: the log tells when a read starts and stops failing.
+    pub failed: BTreeMap<String, String>,
+}
+
+/// A read (one PromQL query, one agent's scrape) that fails, while it does.
+#[derive(Debug, Clone, PartialEq)]
+struct Outage {
+    since: DateTime<Utc>,
+    cycles: u64,
+}
+
+/// What a cycle changed about a read's failures, for the log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutageChange {
+    /// The read failed after working (or on its first cycle).
+    Started {
+        /// `promql <query>` or `scrape <agent>`.
+        read: String,
+        /// The first failure's error.
+        error: String,
+    },
+    /// It works again.
+    Ended {
+        /// `promql <query>` or `scrape <agent>`.
+        read: String,
+        /// How long it failed: from its first failed cycle to this one.
+        after: chrono::TimeDelta,
+        /// How many cycles failed.
+        cycles: u64,
+    },
+}
+
+/// The reads that are failing. During a Prometheus outage each query fails every cycle;
+/// the log says so once when it starts and once when it ends (with its length), and
+/// `rollbackd_signal_errors_total` counts every failure.
+#[derive(Debug, Default)]
+pub struct ReadOutages {
+    failing: BTreeMap<String, Outage>,
+}
+
+impl ReadOutages {
+    /// Records one cycle's readings (read at `at`) and returns what changed.
+    pub fn update(&mut self, readings: &Readings, at: DateTime<Utc>) -> Vec<OutageChange> {
+        let mut changes = Vec::new();
+        let ended: Vec<String> = self
+            .failing
+            .keys()
+            .filter(|r| !readings.failed.contains_key(*r))
+            .cloned()
+            .collect();
+        for read in ended {
+            if let Some(o) = self.failing.remove(&read) {
+                changes.push(OutageChange::Ended {
+                    read,
+                    after: at - o.since,
+                    cycles: o.cycles,
+                });
+            }
+        }
+        for (read, error) in &readings.failed {
+            match self.failing.get_mut(read) {
+                Some(o) => o.cycles += 1,
+                None => {
+                    self.failing.insert(
+                        read.clone(),
+                        Outage {
+                            since: at,
+                            cycles: 1,
+                        },
+                    );
+                    changes.push(OutageChange::Started {
+                        read: read.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+        changes
+    }
+
+    /// [`ReadOutages::update`], then one log line per change.
+    pub fn report(&mut self, readings: &Readings, at: DateTime<Utc>) {
+        for change in self.update(readings, at) {
+            match change {
+                OutageChange::Started { read, error } => tracing::warn!(
+                    read,
+                    error,
+                    "signal read failing: its signals have no data until it recovers (each failure is counted in rollbackd_signal_errors_total)"
+                ),
+                OutageChange::Ended {
+                    read,
+                    after,
+                    cycles,
+                } => tracing::info!(
+                    read,
+                    failed_cycles = cycles,
+                    "signal read recovered after {}",
+                    crate::policy::duration::format_duration(after)
+                ),
+            }
+        }
+    }
 }
 
 /// Where metric signals come from.
@@ -182,7 +285,9 @@ async fn read_prometheus(
                 readings
                     .errors
                     .push(("prometheus".into(), format!("{}: {e}", e.metric_label())));
-                tracing::warn!(query, error = %e, "PromQL query failed: its signals have no data this cycle");
+                readings
+                    .failed
+                    .insert(format!("promql {query}"), e.to_string());
                 for (p, signal) in users.iter() {
                     readings
                         .values
@@ -250,6 +355,9 @@ async fn read_scrapes(
                     "scrape".into(),
                     format!("{agent}: {}: {e}", e.metric_label()),
                 ));
+                readings
+                    .failed
+                    .insert(format!("scrape {agent}"), e.to_string());
                 None
             }
         };
@@ -284,4 +392,64 @@ async fn read_scrapes(
         }
     }
     readings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn cycle(failed: &[&str]) -> Readings {
+        Readings {
+            failed: failed
+                .iter()
+                .map(|r| (r.to_string(), "HTTP 503".to_string()))
+                .collect(),
+            ..Readings::default()
+        }
+    }
+
+    #[test]
+    fn an_outage_is_told_when_it_starts_and_when_it_ends_not_every_cycle() {
+        let mut o = ReadOutages::default();
+        let q = "promql sum(rate(x[5m]))";
+        assert_eq!(o.update(&cycle(&[]), at(0)), []);
+        assert_eq!(
+            o.update(&cycle(&[q]), at(15)),
+            [OutageChange::Started {
+                read: q.into(),
+                error: "HTTP 503".into()
+            }]
+        );
+        for i in 2..10 {
+            assert_eq!(o.update(&cycle(&[q]), at(15 * i)), [], "cycle {i}");
+        }
+        assert_eq!(
+            o.update(&cycle(&[]), at(150)),
+            [OutageChange::Ended {
+                read: q.into(),
+                after: chrono::TimeDelta::seconds(135),
+                cycles: 9
+            }]
+        );
+        assert_eq!(o.update(&cycle(&[]), at(165)), []);
+    }
+
+    #[test]
+    fn reads_fail_and_recover_independently() {
+        let mut o = ReadOutages::default();
+        o.update(&cycle(&["promql a", "scrape GL-002"]), at(0));
+        let changes = o.update(&cycle(&["promql a"]), at(30));
+        assert_eq!(
+            changes,
+            [OutageChange::Ended {
+                read: "scrape GL-002".into(),
+                after: chrono::TimeDelta::seconds(30),
+                cycles: 1
+            }]
+        );
+    }
 }

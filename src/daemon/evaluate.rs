@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::mpsc;
 
 use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
@@ -14,6 +13,7 @@ use super::gate::{GateInput, GateOutcome, gate};
 use super::latest::Latest;
 use super::pre_deploy::{self, Fetched};
 use crate::api::{AgentAlert, AgentStatus};
+use crate::channel::BoundedTx;
 use crate::cluster::pods::KubeSignals;
 use crate::engine::{
     AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, RolloutPhase,
@@ -75,12 +75,12 @@ pub struct Evaluator {
     pub limits: Limits,
     pub channels: Channels,
     /// Incidents to drive.
-    pub runner: mpsc::UnboundedSender<String>,
+    pub runner: crate::channel::BoundedTx<String>,
     /// Baselines and pre-deploy values fetched off the loop, applied at the next cycle.
-    fetched_tx: mpsc::UnboundedSender<Fetched>,
-    fetched_rx: mpsc::UnboundedReceiver<Fetched>,
+    fetched_tx: tokio::sync::mpsc::Sender<Fetched>,
+    fetched_rx: tokio::sync::mpsc::Receiver<Fetched>,
     /// Where revisions that lived through their window cleanly are reported.
-    verified_tx: Option<mpsc::UnboundedSender<RevisionVerified>>,
+    verified_tx: Option<BoundedTx<RevisionVerified>>,
 }
 
 /// The rollout phase the kube signals read: stalled past the progress deadline,
@@ -118,7 +118,7 @@ impl Evaluator {
         source: MetricSource,
         limits: Limits,
         channels: Channels,
-        runner: mpsc::UnboundedSender<String>,
+        runner: crate::channel::BoundedTx<String>,
     ) -> Self {
         let scraped = matches!(source, MetricSource::Scrape { .. });
         let windows = policies
@@ -146,7 +146,8 @@ impl Evaluator {
                 (p.agent.id.clone(), w)
             })
             .collect();
-        let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
+        // one fetch per deploy in flight per agent, at most: the fetch tasks wait for room
+        let (fetched_tx, fetched_rx) = tokio::sync::mpsc::channel(policies.len() * 2 + 16);
         Self {
             verified_tx: None,
             fetched_tx,
@@ -241,13 +242,15 @@ impl Evaluator {
                 self.fetched_tx.clone(),
             );
             tokio::spawn(async move {
-                let _ = tx.send(pre_deploy::fetch(source, policy, revision, at).await);
+                let _ = tx
+                    .send(pre_deploy::fetch(source, policy, revision, at).await)
+                    .await;
             });
         }
     }
 
     /// Reports revisions that live through their whole window cleanly on `tx`.
-    pub fn report_verified(&mut self, tx: mpsc::UnboundedSender<RevisionVerified>) {
+    pub fn report_verified(&mut self, tx: BoundedTx<RevisionVerified>) {
         self.verified_tx = Some(tx);
     }
 
@@ -728,7 +731,7 @@ mod tests {
                 max_per_hour: 10,
             },
             Channels::default(),
-            mpsc::unbounded_channel().0,
+            crate::channel::BoundedTx::detached("runner"),
         )
     }
 
@@ -772,7 +775,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revision_that_lives_through_its_window_cleanly_is_reported_verified() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = crate::channel::bounded("verified", 8, Arc::new(Metrics::new()));
         let mut e = evaluator(Arc::new(Store::in_memory().expect("store")));
         e.report_verified(tx);
         let t0 = Utc::now() - TimeDelta::hours(3);

@@ -33,8 +33,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
+use crate::channel::bounded;
 use crate::cluster::Cluster;
 use crate::executor::Executor;
+use crate::health::{Expect, Supervisor, TaskHealth};
 use crate::metrics::Metrics;
 use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
 use crate::policy::Policy;
@@ -45,6 +47,9 @@ use collect::MetricSource;
 use evaluate::{Evaluator, Limits};
 use latest::{Latest, LatestReadings};
 use runner::Runner;
+
+/// Capacity of each internal channel of the evaluation loop.
+const CHANNEL_CAPACITY: usize = 4096;
 
 /// An evaluation cycle's read of the metric signals, running beside the loop.
 type ReadFuture =
@@ -120,8 +125,10 @@ pub struct DaemonHandle {
     pub store: Arc<Store>,
     pub metrics: Arc<Metrics>,
     pub status: Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>,
+    /// The critical tasks: a stopped one fails `/healthz`.
+    pub tasks: Arc<TaskHealth>,
     cancel: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    tasks_running: Vec<JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -129,7 +136,7 @@ impl DaemonHandle {
     /// the outbox, and waits for the tasks.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        for t in self.tasks {
+        for t in self.tasks_running {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     }
@@ -158,6 +165,29 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos((nanos * 2_654_435_761 % max.as_nanos().max(1)) as u64)
 }
 
+/// Drives an incident; a driver that panics is a runner failure (`/healthz` fails).
+fn drive(runner: &Arc<Runner>, supervisor: &Supervisor, id: String) {
+    if let Some(handle) = runner.drive(id) {
+        supervisor.watch("runner", Expect::MayFinish, handle);
+    }
+}
+
+/// Says at start, in the log and on `/metrics`, whether the Alertmanager webhook accepts
+/// alerts from anyone.
+fn report_webhook_auth(auth: &Auth, metrics: &Metrics) {
+    let open = auth.webhook.is_open();
+    if open {
+        tracing::warn!(
+            "the Alertmanager webhook accepts alerts without credentials ([webhook] allow_unauthenticated = true)"
+        );
+    }
+    metrics.set(
+        "rollbackd_webhook_unauthenticated",
+        &[],
+        if open { 1.0 } else { 0.0 },
+    );
+}
+
 /// Starts every task; returns once the API listens and the watcher has its first view.
 pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let cancel = CancellationToken::new();
@@ -165,11 +195,19 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let status = Arc::new(RwLock::new(BTreeMap::new()));
     let latest: Latest = Arc::new(RwLock::new(LatestReadings::default()));
     let policies = Arc::new(opts.policies);
+    report_webhook_auth(&opts.auth, &metrics);
+    let supervisor = Supervisor {
+        health: Arc::new(TaskHealth::new()),
+        metrics: metrics.clone(),
+        shutdown: cancel.clone(),
+    };
     let ready = Arc::new(AtomicBool::new(false));
-    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
-    let (runner_tx, mut runner_rx) = mpsc::unbounded_channel::<String>();
-    let (rolled_tx, mut rolled_rx) = mpsc::unbounded_channel::<String>();
-    let (deploy_tx, mut deploy_rx) = mpsc::channel(1024);
+    // bounded: alerts wait for room (back-pressure on the webhook); other wakes, incident
+    // drives and rollback notes are dropped and counted when a stalled loop lets them fill
+    let (wake_tx, mut wake_rx) = bounded::<Wake>("wake", CHANNEL_CAPACITY, metrics.clone());
+    let (runner_tx, mut runner_rx) = bounded::<String>("runner", CHANNEL_CAPACITY, metrics.clone());
+    let (rolled_tx, mut rolled_rx) = bounded::<String>("rolled", CHANNEL_CAPACITY, metrics.clone());
+    let (deploy_tx, mut deploy_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let mut tasks = Vec::new();
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -200,33 +238,41 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         status: status.clone(),
         wake: wake_tx,
         ready: ready.clone(),
+        tasks: supervisor.health.clone(),
         dry_run: opts.limits.dry_run,
         leading: leader_rx.clone(),
     };
     let app = router(api_state, opts.max_body_bytes);
     let c = cancel.clone();
-    tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { c.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API server stopped");
-        }
-    }));
+    tasks.push(
+        supervisor.spawn("api", Expect::RunsUntilShutdown, async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { c.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        }),
+    );
 
-    let notifiers = Notifiers::new(opts.notifier)?;
+    // webhook URLs are secrets: the notifiers hold them, outbox rows only name them
+    let mut notifier = opts.notifier;
+    notifier.webhook_urls.extend(opts.channels.webhook_urls());
+    let notifiers = Notifiers::new(notifier)?;
     let outbox: Arc<dyn OutboxStore> = opts.store.clone();
     let observer = Arc::new(MetricsObserver(metrics.clone()));
     let c = cancel.clone();
-    tasks.push(tokio::spawn(async move {
-        run_outbox(
-            outbox,
-            notifiers,
-            observer,
-            async move { c.cancelled().await },
-        )
-        .await
-    }));
+    tasks.push(
+        supervisor.spawn("outbox", Expect::RunsUntilShutdown, async move {
+            run_outbox(
+                outbox,
+                notifiers,
+                observer,
+                async move { c.cancelled().await },
+            )
+            .await
+        }),
+    );
 
     if let Some(l) = &opts.leader {
         let elector = leader::LeaderElector::new(
@@ -238,12 +284,19 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
             l.renew_every,
         );
         let c = cancel.clone();
-        tasks.push(tokio::spawn(async move { elector.run(c, leader_tx).await }));
+        tasks.push(
+            supervisor.spawn("leader", Expect::RunsUntilShutdown, async move {
+                elector.run(c, leader_tx).await
+            }),
+        );
     } else {
         drop(leader_tx);
     }
     let cluster = Cluster::new(opts.client);
-    let watcher = Arc::new(DeployWatcher::start(cluster.clone(), &policies, deploy_tx).await?);
+    let watcher = Arc::new(
+        DeployWatcher::start_supervised(cluster.clone(), &policies, deploy_tx, supervisor.clone())
+            .await?,
+    );
     let executor = Executor::new(cluster, opts.store.clone());
     let runner = Runner::new(
         opts.store.clone(),
@@ -277,13 +330,16 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let store = opts.store.clone();
     let opts_has_leader = opts.leader.is_some();
     ready.store(true, Ordering::Relaxed);
-    tasks.push(tokio::spawn(async move {
+    let sup = supervisor.clone();
+    tasks.push(supervisor.spawn("evaluation", Expect::RunsUntilShutdown, async move {
         let mut next = tokio::time::Instant::now();
         let mut leader_rx = leader_rx;
         let mut was_leader = false;
         // the cycle's read in progress, and when it started: it runs beside the loop's other
         // work, and only applying its readings needs the evaluator
         let mut reading: Option<(DateTime<Utc>, ReadFuture)> = None;
+        // failing reads are logged when they start and end, not every cycle
+        let mut outages = collect::ReadOutages::default();
         loop {
             let leading = *leader_rx.borrow();
             if leading && !was_leader {
@@ -292,7 +348,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                 tracing::info!("acting as leader: resuming in-flight incidents");
                 for inc in store.in_flight().unwrap_or_default() {
                     tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
-                    runner_for_loop.drive(inc.id);
+                    drive(&runner_for_loop, &sup, inc.id);
                 }
             } else if !leading && was_leader {
                 tracing::warn!("lost leadership: no new evaluations or steps until it is regained");
@@ -329,6 +385,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                     }
                 }, if reading.is_some() => {
                     let read_at = reading.take().map_or_else(Utc::now, |(at, _)| at);
+                    outages.report(&readings, read_at);
                     if leading {
                         evaluator.apply(&readings, read_at, Utc::now(), &|agent, workload| kube.of(agent, workload));
                     }
@@ -348,7 +405,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         match wake {
                             Wake::Alerts(new) if leading => alerts.extend(new),
                             Wake::Incident(id) if leading => {
-                                runner_for_loop.drive(id);
+                                drive(&runner_for_loop, &sup, id);
                             }
                             _ => {}
                         }
@@ -358,7 +415,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
                         evaluator.on_alerts(alerts, Utc::now());
                     }
                 }
-                Some(id) = runner_rx.recv(), if leading => { runner_for_loop.drive(id); }
+                Some(id) = runner_rx.recv(), if leading => { drive(&runner_for_loop, &sup, id); }
                 Some(agent) = rolled_rx.recv() => evaluator.on_rolled_back(&agent, Utc::now()),
             }
         }
@@ -368,7 +425,46 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         store: opts.store,
         metrics,
         status,
+        tasks: supervisor.health,
         cancel,
-        tasks,
+        tasks_running: tasks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WebhookAuth;
+
+    #[test]
+    fn an_open_webhook_shows_on_metrics() {
+        let open = Auth {
+            webhook: WebhookAuth {
+                allow_unauthenticated: true,
+                ..WebhookAuth::default()
+            },
+            ..Auth::default()
+        };
+        let metrics = Metrics::new();
+        report_webhook_auth(&open, &metrics);
+        assert!(
+            metrics
+                .render()
+                .contains("\nrollbackd_webhook_unauthenticated 1\n")
+        );
+        let closed = Auth {
+            webhook: WebhookAuth {
+                bearer_token: Some("a-long-enough-token".into()),
+                allow_unauthenticated: true,
+                ..WebhookAuth::default()
+            },
+            ..Auth::default()
+        };
+        report_webhook_auth(&closed, &metrics);
+        assert!(
+            metrics
+                .render()
+                .contains("\nrollbackd_webhook_unauthenticated 0\n")
+        );
+    }
 }

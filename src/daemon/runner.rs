@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::announce::{Channels, announce, elapsed, version_of};
@@ -103,7 +102,7 @@ pub struct Runner {
     pub latest: Latest,
     pub channels: Channels,
     /// Told when a rollback of an agent's deploy completed (closes its window).
-    pub rolled_back: mpsc::UnboundedSender<String>,
+    pub rolled_back: crate::channel::BoundedTx<String>,
     /// How often the post-rollback watch re-checks the signals.
     pub watch_interval: Duration,
     running: Mutex<HashSet<String>>,
@@ -119,7 +118,7 @@ impl Runner {
         metrics: Arc<Metrics>,
         latest: Latest,
         channels: Channels,
-        rolled_back: mpsc::UnboundedSender<String>,
+        rolled_back: crate::channel::BoundedTx<String>,
         watch_interval: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {

@@ -1,5 +1,6 @@
 //! Notifier settings: endpoints, credentials, timeouts, retry and worker pacing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::retry::RetryConfig;
@@ -11,6 +12,10 @@ pub struct NotifierConfig {
     pub slack_api_url: String,
     /// Slack bot token (`xoxb-…`); Slack Web API targets fail permanently without it.
     pub slack_token: Option<String>,
+    /// Webhook URLs by target name (`slack-webhook`, `webhook`): secrets, so outbox rows
+    /// name the target and only the notifiers know the URL. A target whose name is not
+    /// here fails permanently.
+    pub webhook_urls: BTreeMap<String, String>,
     /// Statuspage API base URL.
     pub statuspage_api_url: String,
     /// Statuspage API key; Statuspage targets fail permanently without it.
@@ -37,6 +42,7 @@ impl Default for NotifierConfig {
         NotifierConfig {
             slack_api_url: "https://slack.com/api".into(),
             slack_token: None,
+            webhook_urls: BTreeMap::new(),
             statuspage_api_url: "https://api.statuspage.io/v1".into(),
             statuspage_api_key: None,
             statuspage_min_interval: Duration::from_secs(1),
@@ -57,6 +63,10 @@ impl std::fmt::Debug for NotifierConfig {
         f.debug_struct("NotifierConfig")
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_token", &redact(&self.slack_token))
+            .field(
+                "webhook_urls",
+                &self.webhook_urls.keys().collect::<Vec<_>>(),
+            )
             .field("statuspage_api_url", &self.statuspage_api_url)
             .field("statuspage_api_key", &redact(&self.statuspage_api_key))
             .field("statuspage_min_interval", &self.statuspage_min_interval)

@@ -72,8 +72,10 @@ pub enum Target {
     },
     /// Slack incoming webhook: a plain post answered with the text `ok`.
     SlackWebhook {
-        /// The webhook URL (a secret: never logged).
-        url: String,
+        /// The name of the webhook URL in [`super::NotifierConfig::webhook_urls`]. The URL
+        /// itself is a secret: it is never stored, logged or shown.
+        #[serde(default = "slack_webhook_name")]
+        name: String,
     },
     /// An Atlassian Statuspage incident on one component.
     Statuspage {
@@ -84,9 +86,26 @@ pub enum Target {
     },
     /// A generic JSON POST.
     Webhook {
-        /// The receiver's URL.
-        url: String,
+        /// The name of the receiver's URL in [`super::NotifierConfig::webhook_urls`] (the
+        /// URL may hold a token: it is never stored, logged or shown).
+        #[serde(default = "webhook_name")]
+        name: String,
     },
+}
+
+/// The name the daemon gives the configured Slack incoming webhook (`notify.slack_webhook_url`).
+pub const SLACK_WEBHOOK_NAME: &str = "slack-webhook";
+/// The name the daemon gives the configured generic webhook (`notify.webhook_url`).
+pub const WEBHOOK_NAME: &str = "webhook";
+
+/// Rows queued before targets were named held the URL (dropped when read); they go to
+/// the configured webhook of their kind.
+fn slack_webhook_name() -> String {
+    SLACK_WEBHOOK_NAME.into()
+}
+
+fn webhook_name() -> String {
+    WEBHOOK_NAME.into()
 }
 
 impl Target {
@@ -106,12 +125,12 @@ impl Target {
     pub fn key(&self) -> String {
         match self {
             Target::Slack { channel } => format!("slack:{channel}"),
-            Target::SlackWebhook { url } => format!("slack_webhook:{url}"),
+            Target::SlackWebhook { name } => format!("slack_webhook:{name}"),
             Target::Statuspage {
                 page_id,
                 component_id,
             } => format!("statuspage:{page_id}/{component_id}"),
-            Target::Webhook { url } => format!("webhook:{url}"),
+            Target::Webhook { name } => format!("webhook:{name}"),
         }
     }
 }
@@ -180,6 +199,20 @@ mod tests {
         json["stage"] = "exploded".into();
         let err = serde_json::from_value::<Message>(json).unwrap_err();
         assert!(err.to_string().contains("unknown stage"), "{err}");
+    }
+
+    #[test]
+    fn a_target_stored_with_its_url_reads_back_as_a_name() {
+        let legacy = serde_json::json!({"kind": "webhook", "url": "https://x.example/SECRET"});
+        let target: Target = serde_json::from_value(legacy).unwrap();
+        assert_eq!(
+            target,
+            Target::Webhook {
+                name: WEBHOOK_NAME.into()
+            }
+        );
+        let stored = serde_json::to_string(&target).unwrap();
+        assert_eq!(stored, r#"{"kind":"webhook","name":"webhook"}"#);
     }
 
     #[test]

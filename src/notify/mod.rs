@@ -26,7 +26,10 @@ mod worker;
 pub use config::NotifierConfig;
 pub use error::NotifyError;
 pub use memory::{MemoryOutbox, OutboxRecord, OutboxStatus};
-pub use message::{Message, OutboxItem, Target, ThreadRef, stage_from_name, stage_name};
+pub use message::{
+    Message, OutboxItem, SLACK_WEBHOOK_NAME, Target, ThreadRef, WEBHOOK_NAME, stage_from_name,
+    stage_name,
+};
 pub use mrkdwn::slack_text;
 pub use notifiers::Notifiers;
 pub use outbox::{DeliveryObserver, NoopObserver, OutboxStore};

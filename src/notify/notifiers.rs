@@ -58,7 +58,8 @@ impl Notifiers {
                     .send(channel, item.target.key(), message, thread.as_ref())
                     .await
             }
-            Target::SlackWebhook { url } => {
+            Target::SlackWebhook { name } => {
+                let url = self.webhook_url("slack_webhook", name)?;
                 slack_webhook::send(&self.client, url, message).await?;
                 Ok(None)
             }
@@ -76,10 +77,23 @@ impl Notifiers {
                     )
                     .await
             }
-            Target::Webhook { url } => {
+            Target::Webhook { name } => {
+                let url = self.webhook_url("webhook", name)?;
                 webhook::send(&self.client, url, message).await?;
                 Ok(None)
             }
         }
+    }
+
+    /// The URL configured for a webhook target's name.
+    fn webhook_url(&self, target: &'static str, name: &str) -> Result<&str, NotifyError> {
+        self.config
+            .webhook_urls
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| NotifyError::NotConfigured {
+                target,
+                detail: format!("no URL for webhook {name:?}"),
+            })
     }
 }

@@ -6,6 +6,7 @@ use rusqlite::{Transaction, params};
 use serde::Serialize;
 
 use super::{Store, StoreError, parse_ts, ts};
+use crate::notify::Target;
 
 /// A notification to queue: where it goes (`target`, with a stable `target_key` used to
 /// keep per-target order and threads) and what it says (`message`).
@@ -69,6 +70,23 @@ fn from_row(r: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {
     })
 }
 
+/// A row with its target re-read as a [`Target`] (which keeps a webhook's name and drops
+/// any URL) and its key rebuilt from it. A target that does not read is shown as its kind.
+fn redacted(mut row: OutboxRow) -> OutboxRow {
+    match serde_json::from_value::<Target>(row.target.clone()) {
+        Ok(target) => {
+            row.target_key = target.key();
+            row.target = serde_json::to_value(&target).unwrap_or_default();
+        }
+        Err(_) => {
+            let kind = row.target["kind"].as_str().unwrap_or("unknown").to_string();
+            row.target_key = kind.clone();
+            row.target = serde_json::json!({ "kind": kind });
+        }
+    }
+    row
+}
+
 impl Store {
     /// Queues notifications for an incident outside a transition.
     pub fn enqueue(
@@ -108,7 +126,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Every outbox row of an incident, in order.
+    /// Every outbox row of an incident, in order, as the API may show it: rows queued
+    /// before webhook targets were named held the webhook URL (a secret) in `target` and
+    /// `target_key`; they come back with the target's name instead.
     pub fn outbox_for(&self, incident_id: &str) -> Result<Vec<OutboxRow>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(&format!(
@@ -117,7 +137,7 @@ impl Store {
         let mut rows = stmt.query([incident_id])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(from_row(r)?);
+            out.push(redacted(from_row(r)?));
         }
         Ok(out)
     }

@@ -4,7 +4,12 @@
 //! revision rollbackd itself created (undo, set_image, restart) is flagged so the caller
 //! opens no new post-deploy window for it. On start every workload's current revision is
 //! rebuilt from the cluster and emitted with `initial: true`.
+//!
+//! Every watch task is a critical task (its stop fails `/healthz`); watch errors are
+//! counted and logged on state changes, and a workload whose namespace's watches have
+//! failed for longer than its policy's `stale_after` gets no kube signals (no data).
 
+mod health;
 mod index;
 mod signals;
 mod trim;
@@ -20,14 +25,16 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
 
 use crate::cluster::annotate::LastAction;
 use crate::cluster::pods::KubeSignals;
 use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
 use crate::cluster::views::{DeploymentView, PodView, ReplicaSetView};
 use crate::cluster::{Cluster, Kind};
+use crate::health::{Expect, Supervisor};
 use crate::policy::{Policy, Workload};
+pub use health::{WatchChange, WatchHealth};
 use index::{NsIndex, controller_name};
 use signals::{Inputs, Owner, current_replicaset};
 
@@ -105,7 +112,9 @@ struct NsStores {
 pub struct DeployWatcher {
     targets: Vec<Target>,
     stores: BTreeMap<String, NsStores>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<AbortHandle>,
+    /// Which watches are failing, and since when.
+    watches: Arc<WatchHealth>,
     /// Per (agent, workload): the digest of the objects its kube signals were computed
     /// from, and those signals. A cycle recomputes only the workloads whose objects changed.
     signals: Mutex<HashMap<(String, String), (u64, KubeSignals)>>,
@@ -140,11 +149,23 @@ pub fn created_by_rollbackd(owner: &Value, current_hash: Option<&str>) -> bool {
 
 impl DeployWatcher {
     /// Starts watching every workload (primary and coordinated) the policies name and
-    /// sends revisions on `tx`.
+    /// sends revisions on `tx` (its tasks' stops and watch errors are recorded in a
+    /// supervisor of its own; the daemon uses [`DeployWatcher::start_supervised`]).
     pub async fn start(
         cluster: Cluster,
         policies: &[Arc<Policy>],
         tx: mpsc::Sender<DeployObserved>,
+    ) -> Result<DeployWatcher, WatchError> {
+        Self::start_supervised(cluster, policies, tx, Supervisor::default()).await
+    }
+
+    /// [`DeployWatcher::start`] with the daemon's supervisor: a watch task that stops
+    /// before shutdown is a `watcher` failure, and watch errors are counted in its metrics.
+    pub async fn start_supervised(
+        cluster: Cluster,
+        policies: &[Arc<Policy>],
+        tx: mpsc::Sender<DeployObserved>,
+        supervisor: Supervisor,
     ) -> Result<DeployWatcher, WatchError> {
         let mut targets = Vec::new();
         for p in policies {
@@ -167,6 +188,20 @@ impl DeployWatcher {
         let client = cluster.client().clone();
         let mut stores = BTreeMap::new();
         let mut tasks = Vec::new();
+        let watches = Arc::new(WatchHealth::new());
+        let spawn =
+            |tasks: &mut Vec<AbortHandle>,
+             task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+                let handle = tokio::spawn(task);
+                tasks.push(handle.abort_handle());
+                supervisor.watch("watcher", Expect::RunsUntilShutdown, handle);
+            };
+        let observer = |resource: &'static str, ns: &str| Observer {
+            resource,
+            namespace: ns.to_string(),
+            watches: watches.clone(),
+            metrics: supervisor.metrics.clone(),
+        };
         for ns in namespaces {
             let (pods, pw) = reflector::store::<PodView>();
             let pod_stream = reflector::reflector(
@@ -177,9 +212,10 @@ impl DeployWatcher {
                 ),
             )
             .default_backoff();
-            tasks.push(tokio::spawn(
-                pod_stream.for_each(|_| futures::future::ready(())),
-            ));
+            spawn(
+                &mut tasks,
+                Box::pin(observer("pods", &ns).drain(pod_stream)),
+            );
             let (deployments, dw) = reflector::store::<DeploymentView>();
             let d_stream = reflector::reflector(
                 dw,
@@ -189,9 +225,10 @@ impl DeployWatcher {
                 ),
             )
             .default_backoff();
-            tasks.push(tokio::spawn(
-                d_stream.for_each(|_| futures::future::ready(())),
-            ));
+            spawn(
+                &mut tasks,
+                Box::pin(observer("deployments", &ns).drain(d_stream)),
+            );
             let ar = Kind::Rollout.resource();
             let rw = reflector::store::Writer::<DynamicObject>::new(ar.clone());
             let rollouts = rw.as_reader();
@@ -208,9 +245,10 @@ impl DeployWatcher {
                     .modify(trim::rollout),
                 )
                 .default_backoff();
-                tasks.push(tokio::spawn(
-                    r_stream.for_each(|_| futures::future::ready(())),
-                ));
+                spawn(
+                    &mut tasks,
+                    Box::pin(observer("rollouts", &ns).drain(r_stream)),
+                );
             }
             let (replicasets, rsw) = reflector::store::<ReplicaSetView>();
             let s = NsStores {
@@ -235,48 +273,54 @@ impl DeployWatcher {
             .default_backoff();
             let cluster = cluster.clone();
             let tx = tx.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut seen: HashMap<(String, String), u64> = HashMap::new();
-                let mut ready = false;
-                let mut stream = std::pin::pin!(rs_stream);
-                while let Some(ev) = stream.next().await {
-                    match ev {
-                        Ok(watcher::Event::InitDone) => {
-                            ready = true;
-                            if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx, None).await
-                            {
-                                return;
+            let rs_observer = observer("replicasets", &ns);
+            spawn(
+                &mut tasks,
+                Box::pin(async move {
+                    let mut seen: HashMap<(String, String), u64> = HashMap::new();
+                    let mut ready = false;
+                    let mut stream = std::pin::pin!(rs_stream);
+                    while let Some(ev) = stream.next().await {
+                        rs_observer.event(&ev);
+                        match ev {
+                            Ok(watcher::Event::InitDone) => {
+                                ready = true;
+                                if !process(&cluster, &s, &ns_targets, &mut seen, true, &tx, None)
+                                    .await
+                                {
+                                    return;
+                                }
                             }
-                        }
-                        Ok(watcher::Event::Apply(rs) | watcher::Event::Delete(rs)) if ready => {
-                            // only the workload that controls this ReplicaSet can have a new revision
-                            let Some(owner) = controller_name(&rs) else {
-                                continue;
-                            };
-                            if !process(
-                                &cluster,
-                                &s,
-                                &ns_targets,
-                                &mut seen,
-                                false,
-                                &tx,
-                                Some(owner),
-                            )
-                            .await
-                            {
-                                return;
+                            Ok(watcher::Event::Apply(rs) | watcher::Event::Delete(rs)) if ready => {
+                                // only the workload that controls this ReplicaSet can have a new revision
+                                let Some(owner) = controller_name(&rs) else {
+                                    continue;
+                                };
+                                if !process(
+                                    &cluster,
+                                    &s,
+                                    &ns_targets,
+                                    &mut seen,
+                                    false,
+                                    &tx,
+                                    Some(owner),
+                                )
+                                .await
+                                {
+                                    return;
+                                }
                             }
+                            Ok(_) | Err(_) => {}
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "replicaset watch error"),
                     }
-                }
-            }));
+                }),
+            );
         }
         Ok(DeployWatcher {
             targets,
             stores,
             tasks,
+            watches,
             signals: Mutex::new(HashMap::new()),
         })
     }
@@ -302,6 +346,9 @@ impl DeployWatcher {
     }
 
     fn signals_for(&self, t: &Target) -> Option<KubeSignals> {
+        if self.stale(t, Utc::now()) {
+            return None;
+        }
         let s = self.stores.get(&t.workload().namespace)?;
         let index = NsIndex::new(s.replicasets.state(), s.pods.state());
         Inputs::of(t.workload(), s, &index).map(|i| i.signals())
@@ -314,6 +361,13 @@ impl DeployWatcher {
     /// their resourceVersions keeps its signals from the last snapshot: a fleet where little
     /// changes costs an index and a digest per workload, not a conversion of every object.
     pub fn kube_snapshot(&self) -> KubeSnapshot {
+        self.kube_snapshot_at(Utc::now())
+    }
+
+    /// [`DeployWatcher::kube_snapshot`] as of `now`: a workload whose namespace's watches
+    /// have been failing for longer than its policy's `stale_after` is left out (no data),
+    /// rather than given the cache's old values.
+    pub fn kube_snapshot_at(&self, now: DateTime<Utc>) -> KubeSnapshot {
         let mut signals = HashMap::with_capacity(self.targets.len());
         let mut cache = self.signals.lock().unwrap_or_else(|e| e.into_inner());
         for (ns, s) in &self.stores {
@@ -323,6 +377,9 @@ impl DeployWatcher {
                 .iter()
                 .filter(|t| &t.workload().namespace == ns)
             {
+                if self.stale(t, now) {
+                    continue;
+                }
                 let key = (t.agent().to_string(), t.workload().id.clone());
                 let Some(inputs) = Inputs::of(t.workload(), s, &index) else {
                     cache.remove(&key);
@@ -343,6 +400,17 @@ impl DeployWatcher {
         KubeSnapshot { signals }
     }
 
+    /// Whether the caches a target's signals come from are stale at `now`.
+    fn stale(&self, t: &Target, now: DateTime<Utc>) -> bool {
+        self.watches
+            .stale(&t.workload().namespace, now, t.policy.window.stale_after)
+    }
+
+    /// Which watches are failing (for tests and diagnostics).
+    pub fn watch_health(&self) -> &WatchHealth {
+        &self.watches
+    }
+
     /// Stops every watch.
     pub fn stop(&mut self) {
         for t in self.tasks.drain(..) {
@@ -354,6 +422,40 @@ impl DeployWatcher {
 impl Drop for DeployWatcher {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Reports one watch's events to [`WatchHealth`] and the error counter.
+struct Observer {
+    resource: &'static str,
+    namespace: String,
+    watches: Arc<WatchHealth>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Observer {
+    /// Records one event (an error, or any other event as "in sync").
+    fn event<K, E: std::fmt::Display>(&self, ev: &Result<K, E>) {
+        let error = ev.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        self.watches.observe(
+            self.resource,
+            &self.namespace,
+            error,
+            Utc::now(),
+            &self.metrics,
+        );
+    }
+
+    /// Drives a reflector stream (which fills the cache) and records its events.
+    async fn drain<S, K, E>(self, stream: S)
+    where
+        S: futures::Stream<Item = Result<K, E>>,
+        E: std::fmt::Display,
+    {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(ev) = stream.next().await {
+            self.event(&ev);
+        }
     }
 }
 

@@ -156,7 +156,11 @@ pub fn daemon_options(
                 role: Role::Operator,
                 secret: TOKEN.into(),
             }],
-            webhook: Default::default(),
+            // the tests' Alertmanager posts without credentials
+            webhook: rollbackd::config::WebhookAuth {
+                allow_unauthenticated: true,
+                ..Default::default()
+            },
         },
         agent_label: "agent".into(),
         interval: Duration::from_millis(250),
