@@ -602,3 +602,103 @@ async fn health_readiness_metrics_and_openapi() {
     assert!(text.contains("# TYPE rollbackd_rollbacks_total counter"));
     assert!(text.contains("rollbackd_incidents{state=\"resolved\"} 0"));
 }
+
+fn gl008(revision: Option<u64>) -> NewIncident {
+    NewIncident {
+        agent: "GL-008".into(),
+        namespace: "greenlang-gl008".into(),
+        workload: "steam-trap-inspector".into(),
+        revision,
+        from_image: None,
+        row: Some("sev2-error-rate".into()),
+        severity: Some("Severity 2".into()),
+        method: Some("standard".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "error 30%".into(),
+        decision: json!({"decision": "await_approval"}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: None,
+    }
+}
+
+#[tokio::test]
+async fn an_open_incident_is_found_among_all_of_the_agents_incidents() {
+    let api = start().await;
+    let t0 = Utc::now() - chrono::TimeDelta::hours(2);
+    let open = api
+        .store
+        .create_incident(&gl008(None), Event::RequestApproval, t0, &[], None)
+        .unwrap();
+    // 60 newer incidents of the same agent, all finished
+    for i in 0..60 {
+        let at = t0 + chrono::TimeDelta::seconds(i + 1);
+        let done = api
+            .store
+            .create_incident(&gl008(Some(100 + i as u64)), Event::Block, at, &[], None)
+            .unwrap();
+        api.store
+            .transition(&rollbackd::store::Transition::new(
+                &done.id,
+                Event::Cancel,
+                at,
+                "x",
+            ))
+            .unwrap();
+    }
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-008", "reason": "error spike"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"].as_str().unwrap().contains(&open.id),
+        "names the open incident: {res}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_triggers_for_one_deploy_open_one_incident() {
+    let api = start().await;
+    let req = json!({"agent": "GL-002", "method": "quick", "reason": "error spike"});
+    let results = futures::future::join_all(
+        (0..8).map(|_| api.post("/api/v1/rollbacks", Some(OPERATOR), req.clone())),
+    )
+    .await;
+    let mut codes: Vec<u16> = results.iter().map(|r| r.0).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [201, 409, 409, 409, 409, 409, 409, 409],
+        "{results:?}"
+    );
+    let open = api
+        .store
+        .incidents(&rollbackd::store::IncidentFilter {
+            agent: Some("GL-002".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(open.len(), 1);
+}
+
+#[tokio::test]
+async fn the_list_limit_is_range_checked() {
+    let api = start().await;
+    for bad in ["0", "1001", "-1", "lots"] {
+        let (code, res) = api
+            .get(&format!("/api/v1/rollbacks?limit={bad}"), Some(VIEWER))
+            .await;
+        assert_eq!(
+            (code, res["field"].as_str()),
+            (400, Some("limit")),
+            "limit={bad}: {res}"
+        );
+    }
+    let (code, res) = api.get("/api/v1/rollbacks?limit=1000", Some(VIEWER)).await;
+    assert_eq!(code, 200, "{res}");
+}

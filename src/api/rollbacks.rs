@@ -15,7 +15,7 @@ use super::{ApiError, ApiState, Wake};
 use crate::config::Role;
 use crate::incident::{Event, State as IncidentState};
 use crate::policy::Action;
-use crate::store::{AuditEntry, IncidentFilter, NewIncident, Transition, Trigger};
+use crate::store::{AuditEntry, IncidentFilter, NewIncident, Opened, Transition, Trigger};
 
 /// `POST /api/v1/rollbacks` body.
 #[derive(Debug, Deserialize)]
@@ -44,7 +44,23 @@ pub struct ReasonRequest {
 pub struct ListQuery {
     pub agent: Option<String>,
     pub state: Option<String>,
-    pub limit: Option<usize>,
+    /// How many incidents, 1..=[`MAX_LIST_LIMIT`] (default 100).
+    pub limit: Option<String>,
+}
+
+/// The largest `limit` the list accepts.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// `limit` as a number in 1..=[`MAX_LIST_LIMIT`], or a 400 naming `limit`.
+fn parse_limit(limit: Option<&str>) -> Result<Option<usize>, ApiError> {
+    let Some(text) = limit else { return Ok(None) };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(ApiError::field(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_LIST_LIMIT}, got {text:?}"),
+        )),
+    }
 }
 
 fn audit(actor: &str, action: &str, target: &str, reason: &str, detail: Value) -> AuditEntry {
@@ -109,12 +125,6 @@ pub async fn trigger(
         .ok()
         .and_then(|s| s.get(&policy.agent.id).cloned());
     let revision = status.as_ref().and_then(|s| s.revision);
-    if let Some(open) = state.store.open_incident_for(&policy.agent.id, revision)? {
-        return Err(ApiError::Conflict(format!(
-            "incident {} is already {} for {}",
-            open.id, open.state, policy.agent.id
-        )));
-    }
     let workload = policy
         .primary_workload()
         .ok_or_else(|| ApiError::NotFound("policy has no primary workload".into()))?;
@@ -147,10 +157,22 @@ pub async fn trigger(
         &req.reason,
         json!({"agent": policy.agent.id, "method": method, "revision": req.revision, "dry_run": dry_run}),
     );
+    // checked against every open incident of the agent in the create's own transaction:
+    // two concurrent triggers for one deploy open one incident (the runner announces the
+    // start, as it does after an approval)
     let incident =
-        state
+        match state
             .store
-            .create_incident(&new, Event::Start, Utc::now(), &[], Some(&entry))?;
+            .open_incident(&new, Event::Start, Utc::now(), Some(&entry), |_| Vec::new())?
+        {
+            Opened::New(incident) => incident,
+            Opened::AlreadyOpen(open) => {
+                return Err(ApiError::Conflict(format!(
+                    "incident {} is already {} for {}",
+                    open.id, open.state, policy.agent.id
+                )));
+            }
+        };
     let _ = state.wake.send(Wake::Incident(incident.id.clone()));
     Ok((StatusCode::CREATED, Json(json!(incident))))
 }
@@ -267,7 +289,7 @@ pub async fn list(
     let incidents = state.store.incidents(&IncidentFilter {
         agent: q.agent,
         state: state_filter,
-        limit: q.limit,
+        limit: parse_limit(q.limit.as_deref())?,
     })?;
     Ok(Json(json!({"rollbacks": incidents})))
 }
