@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
-use rollbackd::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
+use rollbackd::api::{AgentIndex, AgentStatus, AlertIngest, ApiState, Auth, Wake, router};
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
+use rollbackd::daemon::latest::Latest;
 use rollbackd::incident::{Event, State};
 use rollbackd::metrics::Metrics;
 use rollbackd::policy::load_all;
@@ -23,6 +24,8 @@ const HOOK: &str = "alertmanager-secret-token";
 struct Api {
     url: String,
     store: Arc<Store>,
+    status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
+    latest: Latest,
     wake: mpsc::UnboundedReceiver<Wake>,
     http: reqwest::Client,
     _server: tokio::task::JoinHandle<()>,
@@ -35,6 +38,8 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         .map(Arc::new)
         .collect();
     let store = Arc::new(Store::in_memory().unwrap());
+    let status: Arc<RwLock<BTreeMap<String, AgentStatus>>> = Arc::default();
+    let latest: Latest = Arc::default();
     let (tx, rx) = mpsc::unbounded_channel();
     let state = ApiState {
         agents: Arc::new(AgentIndex::new(&policies)),
@@ -58,11 +63,13 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         }),
         agent_label: "agent".into(),
         metrics: Arc::new(Metrics::new()),
-        status: Arc::new(RwLock::new(BTreeMap::new())),
+        status: status.clone(),
         wake: tx,
         ready: Arc::new(AtomicBool::new(true)),
         dry_run: false,
         leading: tokio::sync::watch::channel(true).1,
+        latest: latest.clone(),
+        channels: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -73,6 +80,8 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     Api {
         url,
         store,
+        status,
+        latest,
         wake: rx,
         http: reqwest::Client::new(),
         _server: server,
@@ -99,6 +108,22 @@ fn payload(alerts: Vec<Value>) -> Value {
 }
 
 impl Api {
+    /// Publishes what the evaluation loop would: `agent` runs `revision`, deployed at `at`.
+    fn runs(&self, agent: &str, revision: u64, at: chrono::DateTime<Utc>) {
+        self.status.write().unwrap().insert(
+            agent.to_string(),
+            AgentStatus {
+                revision: Some(revision),
+                image: None,
+                deployed_at: Some(at),
+                window_open: true,
+                window_ends_at: None,
+                decision: None,
+                evaluated_at: Some(Utc::now()),
+            },
+        );
+    }
+
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
         if let Some(t) = token {
@@ -507,6 +532,12 @@ async fn approve_and_cancel_race_fails_cleanly() {
         vars: BTreeMap::new(),
         deploy_at: None,
     };
+    api.runs("GL-008", 43, Utc::now());
+    // the evaluation loop reads the alert-driven "always" guard: no migration alert
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-008", "irreversible_migration", Utc::now(), Some(0.0));
     let inc = api
         .store
         .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
@@ -701,4 +732,180 @@ async fn the_list_limit_is_range_checked() {
     }
     let (code, res) = api.get("/api/v1/rollbacks?limit=1000", Some(VIEWER)).await;
     assert_eq!(code, 200, "{res}");
+}
+
+fn gl001_blocked(revision: u64, deploy_at: chrono::DateTime<Utc>) -> NewIncident {
+    NewIncident {
+        agent: "GL-001".into(),
+        namespace: "greenlang".into(),
+        workload: "gl-001-process-heat-orchestrator".into(),
+        revision: Some(revision),
+        from_image: None,
+        row: None,
+        severity: Some("Severity 2".into()),
+        method: Some("emergency".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "heat optimization errors — blocked: guard life-safety-heat holds".into(),
+        decision: json!({"decision": "blocked", "evidence": {"blocked_by": "life-safety-heat"}}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: Some(deploy_at),
+    }
+}
+
+#[tokio::test]
+async fn an_always_guard_cannot_be_approved_away() {
+    let api = start().await;
+    let now = Utc::now();
+    api.runs("GL-001", 5, now - chrono::TimeDelta::minutes(10));
+    let inc = api
+        .store
+        .create_incident(
+            &gl001_blocked(5, now - chrono::TimeDelta::minutes(10)),
+            Event::Block,
+            now,
+            &[],
+            None,
+        )
+        .unwrap();
+    let approve = format!("/api/v1/rollbacks/{}/approve", inc.id);
+    // no reading of backup heat at all: the life-safety guard fails safe
+    let (code, res) = api
+        .post(&approve, Some(OPERATOR), json!({"reason": "I know"}))
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("life-safety-heat cannot be evaluated"),
+        "{res}"
+    );
+    // backup heat reads 0: the guard holds, with its runbook sentence
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(0.0));
+    let (code, res) = api
+        .post(&approve, Some(OPERATOR), json!({"reason": "I know"}))
+        .await;
+    assert_eq!(code, 409, "{res}");
+    let error = res["error"].as_str().unwrap();
+    assert!(
+        error.contains("guard life-safety-heat holds: Never rollback if it will cause heat loss to life-safety systems"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Blocked,
+        "nothing changed"
+    );
+    let refusals: Vec<(String, String)> = api
+        .store
+        .audit_log(Some(&inc.id), 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("alice".to_string(), "rollback.approve_refused".to_string()),
+            ("alice".to_string(), "rollback.approve_refused".to_string())
+        ]
+    );
+    // backup heat confirmed: the human may proceed (the other guards are `unattended`)
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(1.0));
+    let (code, res) = api.post(&approve, Some(OPERATOR), json!({})).await;
+    assert_eq!(
+        (code, res["state"].as_str()),
+        (200, Some("rolling_back")),
+        "{res}"
+    );
+}
+
+#[tokio::test]
+async fn approving_a_replaced_deploy_supersedes_it_instead_of_rolling_back_the_fix() {
+    let api = start().await;
+    let new = gl008(Some(43));
+    let inc = api
+        .store
+        .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .unwrap();
+    let approve = format!("/api/v1/rollbacks/{}/approve", inc.id);
+    // the daemon has not read the agent's revision yet: no approval on a guess
+    let (code, res) = api.post(&approve, Some(OPERATOR), json!({})).await;
+    assert_eq!(code, 409, "{res}");
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::AwaitingApproval
+    );
+    // a fix-forward deploy (revision 44) landed since the request
+    api.runs("GL-008", 44, Utc::now());
+    let (code, res) = api
+        .post(
+            &approve,
+            Some(OPERATOR),
+            json!({"reason": "yesterday's request"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("deploy revision 43 was replaced by revision 44 at "),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Superseded
+    );
+    let audit = api.store.audit_log(Some(&inc.id), 10).unwrap();
+    assert_eq!(audit[0].action, "rollback.supersede");
+    assert!(audit[0].reason.contains("replaced by revision 44"));
+}
+
+#[tokio::test]
+async fn approving_past_fix_forward_after_supersedes() {
+    let api = start().await;
+    let deployed = Utc::now() - chrono::TimeDelta::hours(5);
+    api.runs("GL-001", 5, deployed);
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(1.0));
+    let inc = api
+        .store
+        .create_incident(
+            &gl001_blocked(5, deployed),
+            Event::Block,
+            Utc::now(),
+            &[],
+            None,
+        )
+        .unwrap();
+    let (code, res) = api
+        .post(
+            &format!("/api/v1/rollbacks/{}/approve", inc.id),
+            Some(OPERATOR),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("past fix_forward_after 4h: fix forward"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Superseded
+    );
 }

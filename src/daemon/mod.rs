@@ -201,6 +201,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         ready: ready.clone(),
         dry_run: opts.limits.dry_run,
         leading: leader_rx.clone(),
+        latest: latest.clone(),
+        channels: opts.channels.clone(),
     };
     let app = router(api_state, opts.max_body_bytes);
     let c = cancel.clone();

@@ -15,10 +15,12 @@
 mod alerts;
 mod condition;
 mod decision;
+mod guards_now;
 mod observations;
 
 pub use alerts::{alert_belongs_to, alert_matches, alert_series};
 pub use decision::*;
+pub use guards_now::{Reading, always_blocking, guard_sentence, guards_now};
 pub use observations::*;
 
 use chrono::{DateTime, Utc};

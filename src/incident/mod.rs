@@ -11,8 +11,12 @@
 //!            is past `fix_forward_after`)
 //! ```
 
+mod supersede;
+
 use std::fmt;
 use std::str::FromStr;
+
+pub use supersede::{Running, may_supersede, superseded};
 
 use serde::{Deserialize, Serialize};
 
