@@ -16,6 +16,7 @@ pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload};
 pub use auth::{Auth, Caller};
 pub use error::ApiError;
 pub use ingest::AlertIngest;
+pub use rollbacks::incident_baselines;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;

@@ -121,6 +121,8 @@ pub struct DaemonHandle {
     pub status: Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// The incident runner: its tasks are waited for at shutdown.
+    runner: Arc<Runner>,
 }
 
 impl DaemonHandle {
@@ -128,6 +130,8 @@ impl DaemonHandle {
     /// the outbox, and waits for the tasks.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        // the runner's incident tasks stop at their next step boundary, journal written
+        self.runner.shutdown(Duration::from_secs(10)).await;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
@@ -255,6 +259,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         opts.channels.clone(),
         rolled_tx,
         opts.watch_interval,
+        status.clone(),
     );
 
     let mut evaluator = Evaluator::new(
@@ -271,6 +276,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let c = cancel.clone();
     let (interval, max_jitter) = (opts.interval, opts.jitter);
     let runner_for_loop = runner.clone();
+    let runner_for_handle = runner.clone();
     let primary: BTreeMap<String, String> = policies
         .iter()
         .filter_map(|p| Some((p.agent.id.clone(), p.primary_workload()?.id.clone())))
@@ -371,5 +377,6 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         status,
         cancel,
         tasks,
+        runner: runner_for_handle,
     })
 }

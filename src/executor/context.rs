@@ -23,6 +23,16 @@ pub struct RunContext {
     pub vars: BTreeMap<String, String>,
     /// Cancels the run between steps and inside waits.
     pub cancel: CancellationToken,
+    /// Stops the run at the next step boundary (a human's cancel or pause, shutdown): the
+    /// step in flight finishes and reaches its journal; later steps are not run.
+    pub stop: CancellationToken,
+}
+
+impl RunContext {
+    /// Whether the run must not start another step.
+    pub fn stopping(&self) -> bool {
+        self.cancel.is_cancelled() || self.stop.is_cancelled()
+    }
 }
 
 impl RunContext {
@@ -39,6 +49,7 @@ impl RunContext {
             dry_run: false,
             vars: BTreeMap::new(),
             cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! detected → awaiting_approval → rolling_back → verifying → monitoring → resolved
-//!          ↘ blocked (guard)                  ↘ failed → escalated
+//!          ↘ blocked (guard; also from rolling_back before a mutating step)
+//!                                             ↘ failed → escalated
 //!          ↘ cancelled (from every open state but failed: in flight, the runner stops at
 //!            the next step boundary)
 //!          ↘ superseded (from detected, awaiting_approval, blocked, and rolling_back
@@ -179,7 +180,9 @@ pub fn next(from: State, event: Event) -> Result<State, TransitionError> {
         (S::Detected, E::RequestApproval) => S::AwaitingApproval,
         (S::Detected, E::Block) => S::Blocked,
         (S::AwaitingApproval | S::Blocked, E::Approve) => S::RollingBack,
-        (S::AwaitingApproval, E::Block) => S::Blocked,
+        // an approved incident whose `always` guard holds again before its first mutating
+        // step (the runner checks the journal)
+        (S::AwaitingApproval | S::RollingBack, E::Block) => S::Blocked,
         (
             S::Detected
             | S::AwaitingApproval
