@@ -902,7 +902,202 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::AgentStatus;
     use crate::policy::Bound;
+    use crate::store::{NewIncident, Trigger};
+
+    /// A runner whose cluster is never reached (nothing here mutates).
+    fn runner(
+        store: Arc<Store>,
+        policy: Policy,
+        status: AgentStatuses,
+        latest: Latest,
+    ) -> Arc<Runner> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let executor = Executor::new(crate::cluster::Cluster::new(client), store.clone());
+        Runner::new(
+            store,
+            Arc::new(vec![Arc::new(policy)]),
+            executor,
+            Arc::new(Metrics::new()),
+            latest,
+            Channels::default(),
+            mpsc::unbounded_channel().0,
+            Duration::from_millis(100),
+            status,
+        )
+    }
+
+    fn load(path: &str) -> Policy {
+        crate::policy::load_file(std::path::Path::new(path)).expect("policy loads")
+    }
+
+    fn new_incident(policy: &Policy, revision: u64, method: &str) -> NewIncident {
+        let w = policy.primary_workload().expect("primary workload");
+        NewIncident {
+            agent: policy.agent.id.clone(),
+            namespace: w.namespace.clone(),
+            workload: w.name.clone(),
+            revision: Some(revision),
+            from_image: None,
+            row: None,
+            severity: Some("P1".into()),
+            method: Some(method.into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "x".into(),
+            decision: serde_json::json!({}),
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: Some(Utc::now() - chrono::TimeDelta::minutes(5)),
+        }
+    }
+
+    fn status_of(agent: &str, revision: u64) -> AgentStatuses {
+        let status = AgentStatus {
+            revision: Some(revision),
+            image: None,
+            deployed_at: Some(Utc::now()),
+            window_open: true,
+            window_ends_at: None,
+            decision: None,
+            evaluated_at: None,
+        };
+        Arc::new(RwLock::new(BTreeMap::from([(agent.to_string(), status)])))
+    }
+
+    fn step(store: &Store, id: &str, event: Event) {
+        store
+            .transition(&Transition::new(id, event, Utc::now(), "test"))
+            .expect("transition");
+    }
+
+    fn notes(store: &Store, id: &str) -> String {
+        store
+            .transitions(id)
+            .expect("transitions")
+            .iter()
+            .map(|t| format!("{} {}: {}", t.event, t.to, t.note))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_watch_with_no_data_at_all_escalates_instead_of_resolving() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut policy = load("policies/gl-002.toml");
+        Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::milliseconds(600);
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        step(&store, &inc.id, Event::StepsDone);
+        step(&store, &inc.id, Event::Verified);
+        let r = runner(
+            store.clone(),
+            policy,
+            status_of("GL-002", 7),
+            Latest::default(),
+        );
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Escalated,
+            "{log}"
+        );
+        assert!(log.contains("no data during the watch"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn an_approved_rollback_of_a_replaced_deploy_is_superseded_before_any_step() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let policy = load("policies/gl-002.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::RequestApproval,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        step(&store, &inc.id, Event::Approve);
+        // revision 8 (a fix forward) landed between the approval and the runner's start
+        let r = runner(
+            store.clone(),
+            policy,
+            status_of("GL-002", 8),
+            Latest::default(),
+        );
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Superseded,
+            "{log}"
+        );
+        assert!(
+            log.contains("deploy revision 7 was replaced by revision 8"),
+            "{log}"
+        );
+        assert!(
+            store.steps(&inc.id).expect("steps").is_empty(),
+            "nothing ran"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_always_guard_that_holds_again_blocks_an_approved_rollback_before_any_step() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let policy = load("policies/gl-001.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 5, "emergency"),
+                Event::RequestApproval,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        step(&store, &inc.id, Event::Approve);
+        let latest = Latest::default();
+        latest
+            .write()
+            .expect("lock")
+            .set("GL-001", "backup_heat_available", Utc::now(), Some(0.0));
+        let r = runner(store.clone(), policy, status_of("GL-001", 5), latest);
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Blocked,
+            "{log}"
+        );
+        assert!(log.contains("guard life-safety-heat holds"), "{log}");
+        assert!(
+            store.steps(&inc.id).expect("steps").is_empty(),
+            "nothing ran"
+        );
+    }
 
     fn below(signal: &str, value: f64) -> Condition {
         Condition {
