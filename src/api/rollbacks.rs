@@ -366,7 +366,8 @@ fn conflict(id: &str, action: &str, e: crate::store::StoreError) -> ApiError {
     }
 }
 
-/// Cancels an incident that has not started rolling back.
+/// Cancels an incident; one in flight (rolling back, verifying, monitoring) is stopped by the
+/// runner at its next step boundary, which tells who stopped it after which step.
 pub async fn cancel(
     State(state): State<ApiState>,
     Path(id): Path<String>,

@@ -3,13 +3,14 @@
 //!
 //! ```text
 //! detected → awaiting_approval → rolling_back → verifying → monitoring → resolved
-//!          ↘ blocked (guard; also from rolling_back before a mutating step)
-//!                                             ↘ failed → escalated
-//!          ↘ cancelled (from every open state but failed: in flight, the runner stops at
+//!          ↘ blocked (guard, rate limit)      ↘ failed → escalated
+//!          ↘ cancelled (from any open state but failed; in flight, the runner stops at
 //!            the next step boundary)
 //!          ↘ superseded (from detected, awaiting_approval, blocked, and rolling_back
 //!            before a mutating step: a newer deploy replaced the revision, or the deploy
 //!            is past `fix_forward_after`)
+//! rolling_back → blocked, before a mutating step: an `always` guard holds again after
+//! an approval
 //! ```
 
 mod supersede;
