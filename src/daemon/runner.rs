@@ -483,6 +483,14 @@ impl Runner {
             };
             // stops at the next step boundary on a cancel, a pause or shutdown
             let stop = self.shutdown.child_token();
+            let working = matches!(
+                inc.state,
+                State::RollingBack | State::Verifying | State::Monitoring
+            );
+            if working && self.store.paused(&inc.agent)?.is_some() {
+                // paused already (e.g. resumed at start while paused): not even a first step
+                stop.cancel();
+            }
             let watching = self.watch_for_stop(&inc, stop.clone());
             let ctx = RunContext {
                 dry_run: inc.dry_run,
@@ -981,6 +989,62 @@ mod tests {
             .map(|t| format!("{} {}: {}", t.event, t.to, t.note))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_incident_picked_up_while_paused_runs_no_step_until_resume() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let policy = load("policies/gl-002.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        store
+            .pause(&crate::store::Pause {
+                scope: crate::store::GLOBAL.into(),
+                paused_by: "alice".into(),
+                reason: "freeze".into(),
+                at: Utc::now(),
+            })
+            .expect("paused");
+        let r = runner(
+            store.clone(),
+            policy,
+            status_of("GL-002", 7),
+            Latest::default(),
+        );
+        let task = r.drive(inc.id.clone()).expect("driven");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::RollingBack,
+            "{}",
+            notes(&store, &inc.id)
+        );
+        assert!(
+            store.steps(&inc.id).expect("steps").is_empty(),
+            "no step ran"
+        );
+        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        assert_eq!(audit[0].action, "rollback.paused");
+        assert!(
+            audit[0]
+                .reason
+                .contains("paused by alice (freeze) before any step ran"),
+            "{}",
+            audit[0].reason
+        );
+        r.shutdown(Duration::from_secs(2)).await;
+        assert!(task.is_finished(), "shutdown ends a held incident task");
     }
 
     #[tokio::test]
