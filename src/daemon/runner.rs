@@ -382,15 +382,7 @@ impl Runner {
         });
         if let Some(why) = superseded(inc, policy, running, now) {
             tracing::warn!(%why, "superseded before any step");
-            let extra = BTreeMap::from([("error", why.clone())]);
-            self.transition(
-                inc,
-                policy,
-                Event::Supersede,
-                &why,
-                Some(Stage::Superseded),
-                &extra,
-            )?;
+            self.end_before_steps(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
             return Ok(false);
         }
         let approved = self
@@ -416,17 +408,41 @@ impl Runner {
         };
         let sentence = guard_sentence(guard);
         tracing::warn!(%sentence, "an always guard blocks the approved rollback before its first step");
-        let extra = BTreeMap::from([("error", sentence.clone())]);
         let note = format!("blocked before the first step: {sentence}");
-        self.transition(
-            inc,
-            policy,
-            Event::Block,
-            &note,
-            Some(Stage::Blocked),
-            &extra,
-        )?;
+        self.end_before_steps(inc, policy, Event::Block, Stage::Blocked, &note)?;
         Ok(false)
+    }
+
+    /// Supersedes or blocks an incident before its first step: the transition, its
+    /// announcement (`{error}` says why) and an audit entry, in one transaction.
+    fn end_before_steps(
+        &self,
+        inc: &Incident,
+        policy: &Policy,
+        event: Event,
+        stage: Stage,
+        why: &str,
+    ) -> Result<State, crate::store::StoreError> {
+        let extra = BTreeMap::from([("error", why.to_string())]);
+        let rows = announce(policy, inc, stage, &extra, &self.channels);
+        let action = match event {
+            Event::Supersede => "rollback.supersede",
+            _ => "rollback.block",
+        };
+        let entry = AuditEntry {
+            at: Utc::now(),
+            actor: "rollbackd".into(),
+            action: action.into(),
+            target: inc.id.clone(),
+            reason: why.to_string(),
+            detail: serde_json::json!({"from": inc.state, "before": "the first step"}),
+        };
+        self.store.transition(
+            &Transition::new(&inc.id, event, Utc::now(), why)
+                .expecting(inc.state)
+                .notifying(&rows)
+                .audited(&entry),
+        )
     }
 
     fn transition(
@@ -1123,6 +1139,8 @@ mod tests {
             store.steps(&inc.id).expect("steps").is_empty(),
             "nothing ran"
         );
+        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        assert_eq!(audit[0].action, "rollback.supersede");
     }
 
     #[tokio::test]
