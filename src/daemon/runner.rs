@@ -853,7 +853,10 @@ impl Runner {
             baselines: crate::api::incident_baselines(inc),
         };
         let (mut ticks, mut saw_data) = (0usize, false);
-        while Utc::now() < end {
+        // at least one look when there is a watch: a watch that ran out while the rollback
+        // was paused (or the daemon down) is not stable by default
+        let watches = policy.verification.watch > chrono::TimeDelta::zero();
+        while Utc::now() < end || (watches && ticks == 0 && !inc.dry_run) {
             let left = (end - Utc::now()).to_std().unwrap_or_default();
             tokio::select! {
                 // a cancel, a pause or shutdown: the caller says why (a watch tick is a
@@ -1061,6 +1064,46 @@ mod tests {
         );
         r.shutdown(Duration::from_secs(2)).await;
         assert!(task.is_finished(), "shutdown ends a held incident task");
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_ran_out_while_held_still_looks_once() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut policy = load("policies/gl-002.toml");
+        Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::minutes(1);
+        let t0 = Utc::now() - chrono::TimeDelta::minutes(10);
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                t0,
+                &[],
+                None,
+            )
+            .expect("incident");
+        for event in [Event::StepsDone, Event::Verified] {
+            store
+                .transition(&Transition::new(&inc.id, event, t0, "test"))
+                .expect("transition");
+        }
+        let latest = Latest::default();
+        latest
+            .write()
+            .expect("lock")
+            .set("GL-002", "error_rate", Utc::now(), Some(0.4));
+        let r = runner(store.clone(), policy, status_of("GL-002", 7), latest);
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Escalated,
+            "{log}"
+        );
+        assert!(log.contains("error_rate = 0.4, needs < 0.01"), "{log}");
     }
 
     #[tokio::test]
