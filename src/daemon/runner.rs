@@ -161,6 +161,14 @@ pub type AgentStatuses = Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>;
 /// How often an incident task looks for a cancel or a pause while it works.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
+/// The runner is working on an incident in this state (a cancel or a pause stops it).
+fn is_working(state: State) -> bool {
+    matches!(
+        state,
+        State::RollingBack | State::Verifying | State::Monitoring
+    )
+}
+
 /// What the runner does after an incident task stopped at a boundary.
 enum AfterStop {
     /// Done driving it (cancelled, or the daemon is shutting down).
@@ -489,60 +497,25 @@ impl Runner {
             if self.shutdown.is_cancelled() {
                 return Ok(());
             }
-            let inc = self
-                .store
-                .incident(id)?
-                .ok_or_else(|| crate::store::StoreError::NotFound(id.to_string()))?;
+            let inc = self.load(id)?;
             let Some(policy) = self.policy(&inc.agent) else {
                 tracing::error!(agent = %inc.agent, "no policy for this incident's agent");
                 return Ok(());
             };
-            // stops at the next step boundary on a cancel, a pause or shutdown
-            let stop = self.shutdown.child_token();
-            let working = matches!(
-                inc.state,
-                State::RollingBack | State::Verifying | State::Monitoring
-            );
-            if working && self.store.paused(&inc.agent)?.is_some() {
-                // paused already (e.g. resumed at start while paused): not even a first step
-                stop.cancel();
-            }
-            let watching = self.watch_for_stop(&inc, stop.clone());
-            let ctx = RunContext {
-                dry_run: inc.dry_run,
-                vars: inc.vars.clone(),
-                stop: stop.clone(),
-                ..RunContext::new(inc.id.clone(), policy.clone(), inc.reason.clone())
-            };
-            let result = match inc.state {
-                State::RollingBack => self.roll_back(&inc, &policy, &ctx).await,
-                State::Verifying => self.verify(&inc, &policy, &ctx).await,
-                State::Monitoring => self.watch(&inc, &policy, &stop).await,
-                _ => Ok(()),
-            };
-            watching.abort();
-            match result {
-                // a human moved it meanwhile (a cancel): the next pass tells
-                Err(crate::store::StoreError::Concurrent { .. }) => {}
-                other => other?,
-            }
-            let now = self
-                .store
-                .incident(id)?
-                .ok_or_else(|| crate::store::StoreError::NotFound(id.to_string()))?;
-            let cancelled_in_flight = now.state == State::Cancelled && inc.state.is_in_flight();
+            let stop = self.one_pass(&inc, &policy).await?;
+            let now = self.load(id)?;
+            let cancelled_in_flight = now.state == State::Cancelled && is_working(inc.state);
             if stop.is_cancelled() || cancelled_in_flight {
                 match self.stopped(&now, &policy).await? {
                     AfterStop::Halt => return Ok(()),
                     AfterStop::Resume => continue,
                 }
             }
-            let inc = now;
-            match inc.state {
+            match now.state {
                 State::RollingBack | State::Verifying | State::Monitoring => {}
                 State::Failed => {
                     self.transition(
-                        &inc,
+                        &now,
                         &policy,
                         Event::Escalate,
                         "handed to a human with the evidence",
@@ -552,6 +525,46 @@ impl Runner {
                 }
                 _ => return Ok(()),
             }
+        }
+    }
+
+    fn load(&self, id: &str) -> Result<Incident, crate::store::StoreError> {
+        self.store
+            .incident(id)?
+            .ok_or_else(|| crate::store::StoreError::NotFound(id.to_string()))
+    }
+
+    /// Drives one phase of `inc` (rolling back, verifying or watching) until it moves on or
+    /// stops at a step boundary (a cancel, a pause, shutdown); returns the pass's stop token.
+    async fn one_pass(
+        &self,
+        inc: &Incident,
+        policy: &Arc<Policy>,
+    ) -> Result<CancellationToken, crate::store::StoreError> {
+        let stop = self.shutdown.child_token();
+        if is_working(inc.state) && self.store.paused(&inc.agent)?.is_some() {
+            // paused already (e.g. resumed at start while paused): not even a first step
+            stop.cancel();
+        }
+        let watching = self.watch_for_stop(inc, stop.clone());
+        let ctx = RunContext {
+            dry_run: inc.dry_run,
+            vars: inc.vars.clone(),
+            stop: stop.clone(),
+            ..RunContext::new(inc.id.clone(), policy.clone(), inc.reason.clone())
+        };
+        let result = match inc.state {
+            State::RollingBack => self.roll_back(inc, policy, &ctx).await,
+            State::Verifying => self.verify(inc, policy, &ctx).await,
+            State::Monitoring => self.watch(inc, policy, &stop).await,
+            _ => Ok(()),
+        };
+        watching.abort();
+        match result {
+            // a human moved it meanwhile (a cancel): the caller tells
+            Err(crate::store::StoreError::Concurrent { .. }) => Ok(stop),
+            Err(e) => Err(e),
+            Ok(()) => Ok(stop),
         }
     }
 
