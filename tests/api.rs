@@ -909,3 +909,30 @@ async fn approving_past_fix_forward_after_supersedes() {
         State::Superseded
     );
 }
+
+#[tokio::test]
+async fn approving_a_rollback_in_flight_changes_nothing_even_after_a_new_revision() {
+    let api = start().await;
+    let inc = api
+        .store
+        .create_incident(&gl008(Some(43)), Event::Start, Utc::now(), &[], None)
+        .unwrap();
+    // the rollback itself made a new revision
+    api.runs("GL-008", 44, Utc::now());
+    let (code, res) = api
+        .post(
+            &format!("/api/v1/rollbacks/{}/approve", inc.id),
+            Some(OPERATOR),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"].as_str().unwrap().contains("is rolling_back"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::RollingBack
+    );
+}

@@ -255,8 +255,12 @@ pub async fn approve(
             "incident {id} is blocked because the deploy was already rolled back; trigger a new rollback instead"
         )));
     }
+    // only what an approval can move: anything else gets the lifecycle's 409 below
     if let Some(policy) = state.policy(&incident.agent).cloned()
-        && !incident.state.is_terminal()
+        && matches!(
+            incident.state,
+            IncidentState::AwaitingApproval | IncidentState::Blocked
+        )
     {
         recheck_world(&state, &caller.name, &incident, &policy, Utc::now())?;
     }

@@ -390,7 +390,7 @@ impl Runner {
         });
         if let Some(why) = superseded(inc, policy, running, now) {
             tracing::warn!(%why, "superseded before any step");
-            self.end_before_steps(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
+            self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
             return Ok(false);
         }
         let approved = self
@@ -417,13 +417,15 @@ impl Runner {
         let sentence = guard_sentence(guard);
         tracing::warn!(%sentence, "an always guard blocks the approved rollback before its first step");
         let note = format!("blocked before the first step: {sentence}");
-        self.end_before_steps(inc, policy, Event::Block, Stage::Blocked, &note)?;
+        self.end_without_rollback(inc, policy, Event::Block, Stage::Blocked, &note)?;
         Ok(false)
     }
 
-    /// Supersedes or blocks an incident before its first step: the transition, its
-    /// announcement (`{error}` says why) and an audit entry, in one transaction.
-    fn end_before_steps(
+    /// Supersedes or blocks an incident that mutated nothing (before its first step, or a
+    /// mutating step that found a fresh deploy on the workload and wrote nothing): the
+    /// transition, its announcement (`{error}` says why) and an audit entry, in one
+    /// transaction.
+    fn end_without_rollback(
         &self,
         inc: &Incident,
         policy: &Policy,
@@ -443,7 +445,7 @@ impl Runner {
             action: action.into(),
             target: inc.id.clone(),
             reason: why.to_string(),
-            detail: serde_json::json!({"from": inc.state, "before": "the first step"}),
+            detail: serde_json::json!({"from": inc.state}),
         };
         self.store.transition(
             &Transition::new(&inc.id, event, Utc::now(), why)
