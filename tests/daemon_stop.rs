@@ -215,3 +215,41 @@ async fn shutdown_waits_for_the_step_in_flight_to_reach_its_journal() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(undo_patches(&w.sim).is_empty(), "no step after shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_during_verification_stops_it_at_once() {
+    let w = slow_world().await;
+    // the error rate stays high: verification would wait its whole rollout_timeout (5m)
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let store = w.daemon.store.clone();
+    let inc = wait_for("verification", Duration::from_secs(20), async || {
+        store
+            .incidents(&IncidentFilter::default())
+            .unwrap()
+            .into_iter()
+            .find(|i| i.state == State::Verifying)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // into the signal checks
+    let (code, res) = post_api(
+        &w,
+        &format!("/api/v1/rollbacks/{}/cancel", inc.id),
+        json!({"reason": "taking over by hand"}),
+    )
+    .await;
+    assert_eq!(
+        (code, res["state"].as_str()),
+        (200, Some("cancelled")),
+        "{res}"
+    );
+    let text = wait_for("the stop message", Duration::from_secs(5), async || {
+        messages(&w, &inc.id, "stopped").into_iter().next()
+    })
+    .await;
+    assert!(
+        text.contains("rollback.cancel by oncall: taking over by hand")
+            && text.contains("during verification, after step 3 (wait_rollout)"),
+        "{text}"
+    );
+    w.daemon.shutdown().await;
+}

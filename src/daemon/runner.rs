@@ -38,6 +38,8 @@ pub struct LatestChecks {
     pub grace: Duration,
     /// The deploy's pre-deploy baselines (carried by the incident), per signal.
     pub baselines: BTreeMap<String, f64>,
+    /// A cancel, a pause or shutdown: stop waiting for a passing reading.
+    pub stop: CancellationToken,
 }
 
 /// One reading judged against a check.
@@ -124,14 +126,17 @@ impl SignalChecks for LatestChecks {
                     (false, detail.clone())
                 }
             };
-            if passed || tokio::time::Instant::now() >= deadline {
+            if passed || tokio::time::Instant::now() >= deadline || self.stop.is_cancelled() {
                 return CheckResult {
                     name: condition.signal.clone(),
                     passed,
                     detail,
                 };
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::select! {
+                _ = self.stop.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
         }
     }
 }
@@ -780,6 +785,7 @@ impl Runner {
             since,
             grace,
             baselines: crate::api::incident_baselines(inc),
+            stop: ctx.stop.clone(),
         };
         let verifier = Verifier::new(self.executor.clone());
         // a cancel, a pause or shutdown ends verification's waits; the caller says why
@@ -866,6 +872,7 @@ impl Runner {
             since: entered,
             grace: Duration::ZERO,
             baselines: crate::api::incident_baselines(inc),
+            stop: stop.clone(),
         };
         let (mut ticks, mut saw_data) = (0usize, false);
         // at least one look when there is a watch: a watch that ran out while the rollback
@@ -1260,6 +1267,7 @@ mod tests {
             since,
             grace: Duration::from_millis(200),
             baselines: BTreeMap::from([("latency_p95".to_string(), 2.0)]),
+            stop: CancellationToken::new(),
         }
     }
 
