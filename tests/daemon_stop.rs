@@ -191,6 +191,17 @@ async fn a_pause_holds_a_rollback_in_flight_until_resume() {
         1,
         "the slow step is not run again: {steps:?}"
     );
+    let actions: Vec<String> = store
+        .audit_log(Some(&inc.id), 20)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.contains(&"rollback.paused".to_string())
+            && actions.contains(&"rollback.continued".to_string()),
+        "{actions:?}"
+    );
     w.daemon.shutdown().await;
 }
 

@@ -327,6 +327,14 @@ impl Runner {
             }
             if self.store.paused(&inc.agent)?.is_none() {
                 tracing::info!("pause lifted: the rollback continues from its journal");
+                self.store.audit(&AuditEntry {
+                    at: Utc::now(),
+                    actor: "rollbackd".into(),
+                    action: "rollback.continued".into(),
+                    target: inc.id.clone(),
+                    reason: format!("the pause was lifted: continuing {progress}"),
+                    detail: serde_json::json!({"state": inc.state}),
+                })?;
                 return Ok(AfterStop::Resume);
             }
         }
