@@ -7,8 +7,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
-use rollbackd::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
+use rollbackd::api::{AgentIndex, AgentStatus, AlertIngest, ApiState, Auth, Wake, router};
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
+use rollbackd::daemon::latest::Latest;
 use rollbackd::health::TaskHealth;
 use rollbackd::incident::{Event, State};
 use rollbackd::metrics::Metrics;
@@ -26,6 +27,8 @@ const WAKE_CAPACITY: usize = 64;
 struct Api {
     url: String,
     store: Arc<Store>,
+    status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
+    latest: Latest,
     wake: mpsc::Receiver<Wake>,
     http: reqwest::Client,
     /// The daemon's critical tasks, as `/healthz` reads them.
@@ -43,6 +46,8 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = rollbackd::channel::bounded("wake", WAKE_CAPACITY, metrics.clone());
     let tasks = Arc::new(TaskHealth::new());
+    let status: Arc<RwLock<BTreeMap<String, AgentStatus>>> = Arc::default();
+    let latest: Latest = Arc::default();
     let state = ApiState {
         tasks: tasks.clone(),
         agents: Arc::new(AgentIndex::new(&policies)),
@@ -66,11 +71,13 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         }),
         agent_label: "agent".into(),
         metrics,
-        status: Arc::new(RwLock::new(BTreeMap::new())),
+        status: status.clone(),
         wake: tx,
         ready: Arc::new(AtomicBool::new(true)),
         dry_run: false,
         leading: tokio::sync::watch::channel(true).1,
+        latest: latest.clone(),
+        channels: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -81,6 +88,8 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     Api {
         url,
         store,
+        status,
+        latest,
         wake: rx,
         http: reqwest::Client::new(),
         tasks,
@@ -108,6 +117,22 @@ fn payload(alerts: Vec<Value>) -> Value {
 }
 
 impl Api {
+    /// Publishes what the evaluation loop would: `agent` runs `revision`, deployed at `at`.
+    fn runs(&self, agent: &str, revision: u64, at: chrono::DateTime<Utc>) {
+        self.status.write().unwrap().insert(
+            agent.to_string(),
+            AgentStatus {
+                revision: Some(revision),
+                image: None,
+                deployed_at: Some(at),
+                window_open: true,
+                window_ends_at: None,
+                decision: None,
+                evaluated_at: Some(Utc::now()),
+            },
+        );
+    }
+
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
         let mut req = self.http.post(format!("{}{path}", self.url)).json(&body);
         if let Some(t) = token {
@@ -516,6 +541,12 @@ async fn approve_and_cancel_race_fails_cleanly() {
         vars: BTreeMap::new(),
         deploy_at: None,
     };
+    api.runs("GL-008", 43, Utc::now());
+    // the evaluation loop reads the alert-driven "always" guard: no migration alert
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-008", "irreversible_migration", Utc::now(), Some(0.0));
     let inc = api
         .store
         .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
@@ -742,5 +773,308 @@ async fn a_full_wake_channel_drops_and_counts_instead_of_growing() {
     assert!(
         text.contains("rollbackd_channel_dropped_total{channel=\"wake\"} 3"),
         "{text}"
+    );
+}
+
+fn gl008(revision: Option<u64>) -> NewIncident {
+    NewIncident {
+        agent: "GL-008".into(),
+        namespace: "greenlang-gl008".into(),
+        workload: "steam-trap-inspector".into(),
+        revision,
+        from_image: None,
+        row: Some("sev2-error-rate".into()),
+        severity: Some("Severity 2".into()),
+        method: Some("standard".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "error 30%".into(),
+        decision: json!({"decision": "await_approval"}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: None,
+    }
+}
+
+#[tokio::test]
+async fn an_open_incident_is_found_among_all_of_the_agents_incidents() {
+    let api = start().await;
+    let t0 = Utc::now() - chrono::TimeDelta::hours(2);
+    let open = api
+        .store
+        .create_incident(&gl008(None), Event::RequestApproval, t0, &[], None)
+        .unwrap();
+    // 60 newer incidents of the same agent, all finished
+    for i in 0..60 {
+        let at = t0 + chrono::TimeDelta::seconds(i + 1);
+        let done = api
+            .store
+            .create_incident(&gl008(Some(100 + i as u64)), Event::Block, at, &[], None)
+            .unwrap();
+        api.store
+            .transition(&rollbackd::store::Transition::new(
+                &done.id,
+                Event::Cancel,
+                at,
+                "x",
+            ))
+            .unwrap();
+    }
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-008", "reason": "error spike"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"].as_str().unwrap().contains(&open.id),
+        "names the open incident: {res}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_triggers_for_one_deploy_open_one_incident() {
+    let api = start().await;
+    let req = json!({"agent": "GL-002", "method": "quick", "reason": "error spike"});
+    let results = futures::future::join_all(
+        (0..8).map(|_| api.post("/api/v1/rollbacks", Some(OPERATOR), req.clone())),
+    )
+    .await;
+    let mut codes: Vec<u16> = results.iter().map(|r| r.0).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [201, 409, 409, 409, 409, 409, 409, 409],
+        "{results:?}"
+    );
+    let open = api
+        .store
+        .incidents(&rollbackd::store::IncidentFilter {
+            agent: Some("GL-002".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(open.len(), 1);
+}
+
+#[tokio::test]
+async fn the_list_limit_is_range_checked() {
+    let api = start().await;
+    for bad in ["0", "1001", "-1", "lots"] {
+        let (code, res) = api
+            .get(&format!("/api/v1/rollbacks?limit={bad}"), Some(VIEWER))
+            .await;
+        assert_eq!(
+            (code, res["field"].as_str()),
+            (400, Some("limit")),
+            "limit={bad}: {res}"
+        );
+    }
+    let (code, res) = api.get("/api/v1/rollbacks?limit=1000", Some(VIEWER)).await;
+    assert_eq!(code, 200, "{res}");
+}
+
+fn gl001_blocked(revision: u64, deploy_at: chrono::DateTime<Utc>) -> NewIncident {
+    NewIncident {
+        agent: "GL-001".into(),
+        namespace: "greenlang".into(),
+        workload: "gl-001-process-heat-orchestrator".into(),
+        revision: Some(revision),
+        from_image: None,
+        row: None,
+        severity: Some("Severity 2".into()),
+        method: Some("emergency".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "heat optimization errors — blocked: guard life-safety-heat holds".into(),
+        decision: json!({"decision": "blocked", "evidence": {"blocked_by": "life-safety-heat"}}),
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: Some(deploy_at),
+    }
+}
+
+#[tokio::test]
+async fn an_always_guard_cannot_be_approved_away() {
+    let api = start().await;
+    let now = Utc::now();
+    api.runs("GL-001", 5, now - chrono::TimeDelta::minutes(10));
+    let inc = api
+        .store
+        .create_incident(
+            &gl001_blocked(5, now - chrono::TimeDelta::minutes(10)),
+            Event::Block,
+            now,
+            &[],
+            None,
+        )
+        .unwrap();
+    let approve = format!("/api/v1/rollbacks/{}/approve", inc.id);
+    // no reading of backup heat at all: the life-safety guard fails safe
+    let (code, res) = api
+        .post(&approve, Some(OPERATOR), json!({"reason": "I know"}))
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("life-safety-heat cannot be evaluated"),
+        "{res}"
+    );
+    // backup heat reads 0: the guard holds, with its runbook sentence
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(0.0));
+    let (code, res) = api
+        .post(&approve, Some(OPERATOR), json!({"reason": "I know"}))
+        .await;
+    assert_eq!(code, 409, "{res}");
+    let error = res["error"].as_str().unwrap();
+    assert!(
+        error.contains("guard life-safety-heat holds: Never rollback if it will cause heat loss to life-safety systems"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Blocked,
+        "nothing changed"
+    );
+    let refusals: Vec<(String, String)> = api
+        .store
+        .audit_log(Some(&inc.id), 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action))
+        .collect();
+    assert_eq!(
+        refusals,
+        [
+            ("alice".to_string(), "rollback.approve_refused".to_string()),
+            ("alice".to_string(), "rollback.approve_refused".to_string())
+        ]
+    );
+    // backup heat confirmed: the human may proceed (the other guards are `unattended`)
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(1.0));
+    let (code, res) = api.post(&approve, Some(OPERATOR), json!({})).await;
+    assert_eq!(
+        (code, res["state"].as_str()),
+        (200, Some("rolling_back")),
+        "{res}"
+    );
+}
+
+#[tokio::test]
+async fn approving_a_replaced_deploy_supersedes_it_instead_of_rolling_back_the_fix() {
+    let api = start().await;
+    let new = gl008(Some(43));
+    let inc = api
+        .store
+        .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .unwrap();
+    let approve = format!("/api/v1/rollbacks/{}/approve", inc.id);
+    // the daemon has not read the agent's revision yet: no approval on a guess
+    let (code, res) = api.post(&approve, Some(OPERATOR), json!({})).await;
+    assert_eq!(code, 409, "{res}");
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::AwaitingApproval
+    );
+    // a fix-forward deploy (revision 44) landed since the request
+    api.runs("GL-008", 44, Utc::now());
+    let (code, res) = api
+        .post(
+            &approve,
+            Some(OPERATOR),
+            json!({"reason": "yesterday's request"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("deploy revision 43 was replaced by revision 44 at "),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Superseded
+    );
+    let audit = api.store.audit_log(Some(&inc.id), 10).unwrap();
+    assert_eq!(audit[0].action, "rollback.supersede");
+    assert!(audit[0].reason.contains("replaced by revision 44"));
+}
+
+#[tokio::test]
+async fn approving_past_fix_forward_after_supersedes() {
+    let api = start().await;
+    let deployed = Utc::now() - chrono::TimeDelta::hours(5);
+    api.runs("GL-001", 5, deployed);
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(1.0));
+    let inc = api
+        .store
+        .create_incident(
+            &gl001_blocked(5, deployed),
+            Event::Block,
+            Utc::now(),
+            &[],
+            None,
+        )
+        .unwrap();
+    let (code, res) = api
+        .post(
+            &format!("/api/v1/rollbacks/{}/approve", inc.id),
+            Some(OPERATOR),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("past fix_forward_after 4h: fix forward"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::Superseded
+    );
+}
+
+#[tokio::test]
+async fn approving_a_rollback_in_flight_changes_nothing_even_after_a_new_revision() {
+    let api = start().await;
+    let inc = api
+        .store
+        .create_incident(&gl008(Some(43)), Event::Start, Utc::now(), &[], None)
+        .unwrap();
+    // the rollback itself made a new revision
+    api.runs("GL-008", 44, Utc::now());
+    let (code, res) = api
+        .post(
+            &format!("/api/v1/rollbacks/{}/approve", inc.id),
+            Some(OPERATOR),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"].as_str().unwrap().contains("is rolling_back"),
+        "{res}"
+    );
+    assert_eq!(
+        api.store.incident(&inc.id).unwrap().unwrap().state,
+        State::RollingBack
     );
 }

@@ -16,6 +16,7 @@ pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload};
 pub use auth::{Auth, Caller};
 pub use error::ApiError;
 pub use ingest::AlertIngest;
+pub use rollbacks::incident_baselines;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -79,6 +80,11 @@ pub struct ApiState {
     /// (trigger, approve, cancel, pause, resume) with 503 rather than record what the
     /// leader would never see; reads, `/healthz` and `/readyz` answer as usual.
     pub leading: watch::Receiver<bool>,
+    /// The latest reading of every signal (written by the evaluation loop): an approval
+    /// re-evaluates the incident's guards against it.
+    pub latest: crate::daemon::latest::Latest,
+    /// Which notifiers are configured: an incident the API ends (superseded) is announced.
+    pub channels: crate::daemon::announce::Channels,
 }
 
 impl ApiState {

@@ -13,9 +13,13 @@ use serde_json::{Value, json};
 use super::error::parse_json;
 use super::{ApiError, ApiState, Wake};
 use crate::config::Role;
-use crate::incident::{Event, State as IncidentState};
-use crate::policy::Action;
-use crate::store::{AuditEntry, IncidentFilter, NewIncident, Transition, Trigger};
+use crate::daemon::announce::announce;
+use crate::engine::{always_blocking, guard_sentence, guards_now};
+use crate::incident::{Event, Running, State as IncidentState, may_supersede, superseded};
+use crate::policy::{Action, Policy, Stage};
+use crate::store::{
+    AuditEntry, Incident, IncidentFilter, NewIncident, Opened, Transition, Trigger,
+};
 
 /// `POST /api/v1/rollbacks` body.
 #[derive(Debug, Deserialize)]
@@ -44,7 +48,23 @@ pub struct ReasonRequest {
 pub struct ListQuery {
     pub agent: Option<String>,
     pub state: Option<String>,
-    pub limit: Option<usize>,
+    /// How many incidents, 1..=[`MAX_LIST_LIMIT`] (default 100).
+    pub limit: Option<String>,
+}
+
+/// The largest `limit` the list accepts.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// `limit` as a number in 1..=[`MAX_LIST_LIMIT`], or a 400 naming `limit`.
+fn parse_limit(limit: Option<&str>) -> Result<Option<usize>, ApiError> {
+    let Some(text) = limit else { return Ok(None) };
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_LIST_LIMIT).contains(&n) => Ok(Some(n)),
+        _ => Err(ApiError::field(
+            "limit",
+            format!("must be a whole number from 1 to {MAX_LIST_LIMIT}, got {text:?}"),
+        )),
+    }
 }
 
 fn audit(actor: &str, action: &str, target: &str, reason: &str, detail: Value) -> AuditEntry {
@@ -109,12 +129,6 @@ pub async fn trigger(
         .ok()
         .and_then(|s| s.get(&policy.agent.id).cloned());
     let revision = status.as_ref().and_then(|s| s.revision);
-    if let Some(open) = state.store.open_incident_for(&policy.agent.id, revision)? {
-        return Err(ApiError::Conflict(format!(
-            "incident {} is already {} for {}",
-            open.id, open.state, policy.agent.id
-        )));
-    }
     let workload = policy
         .primary_workload()
         .ok_or_else(|| ApiError::NotFound("policy has no primary workload".into()))?;
@@ -147,10 +161,22 @@ pub async fn trigger(
         &req.reason,
         json!({"agent": policy.agent.id, "method": method, "revision": req.revision, "dry_run": dry_run}),
     );
+    // checked against every open incident of the agent in the create's own transaction:
+    // two concurrent triggers for one deploy open one incident (the runner announces the
+    // start, as it does after an approval)
     let incident =
-        state
+        match state
             .store
-            .create_incident(&new, Event::Start, Utc::now(), &[], Some(&entry))?;
+            .open_incident(&new, Event::Start, Utc::now(), Some(&entry), |_| Vec::new())?
+        {
+            Opened::New(incident) => incident,
+            Opened::AlreadyOpen(open) => {
+                return Err(ApiError::Conflict(format!(
+                    "incident {} is already {} for {}",
+                    open.id, open.state, policy.agent.id
+                )));
+            }
+        };
     let _ = state.wake.send(Wake::Incident(incident.id.clone()));
     Ok((StatusCode::CREATED, Json(json!(incident))))
 }
@@ -199,13 +225,19 @@ fn change(
     Ok(Json(json!({"id": id, "state": to, "by": caller.name})))
 }
 
-/// Approves an incident awaiting approval (or blocked by an `unattended` guard).
+/// Approves an incident awaiting approval (or blocked by an `unattended` guard), after
+/// checking the world again: an incident whose deploy was replaced or is past
+/// `fix_forward_after` ends as superseded (409 saying why), and an `always` guard that holds
+/// or cannot be evaluated now refuses the approval (409 with its sentence; audited; nothing
+/// changes).
 pub async fn approve(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let caller = state.auth.caller(&headers, Role::Operator)?;
+    state.require_leader()?;
     let incident = state
         .store
         .incident(&id)?
@@ -223,6 +255,15 @@ pub async fn approve(
             "incident {id} is blocked because the deploy was already rolled back; trigger a new rollback instead"
         )));
     }
+    // only what an approval can move: anything else gets the lifecycle's 409 below
+    if let Some(policy) = state.policy(&incident.agent).cloned()
+        && matches!(
+            incident.state,
+            IncidentState::AwaitingApproval | IncidentState::Blocked
+        )
+    {
+        recheck_world(&state, &caller.name, &incident, &policy, Utc::now())?;
+    }
     change(
         &state,
         &headers,
@@ -233,7 +274,104 @@ pub async fn approve(
     )
 }
 
-/// Cancels an incident that has not started rolling back.
+/// What runs on `agent` now, as the evaluation loop last published it.
+fn running(state: &ApiState, agent: &str) -> Option<Running> {
+    let status = state.status.read().ok()?;
+    let s = status.get(agent)?;
+    Some(Running {
+        revision: s.revision,
+        deployed_at: s.deployed_at,
+    })
+}
+
+/// The pre-deploy baselines an incident carries (`decision.baselines`).
+pub fn incident_baselines(incident: &Incident) -> BTreeMap<String, f64> {
+    serde_json::from_value(incident.decision["baselines"].clone()).unwrap_or_default()
+}
+
+/// Item 7 and item 6 of issue 12, for an approval: supersede an incident the world moved
+/// past, refuse one an `always` guard forbids.
+fn recheck_world(
+    state: &ApiState,
+    by: &str,
+    incident: &Incident,
+    policy: &Policy,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let id = &incident.id;
+    let Some(running) = running(state, &incident.agent) else {
+        return Err(ApiError::Conflict(format!(
+            "incident {id} not approved: rollbackd has not yet read which revision of {} runs (just started?); retry in a moment",
+            incident.agent
+        )));
+    };
+    if may_supersede(incident.state)
+        && let Some(why) = superseded(incident, policy, Some(running), now)
+    {
+        let extra = BTreeMap::from([("error", why.clone())]);
+        let rows = announce(policy, incident, Stage::Superseded, &extra, &state.channels);
+        let entry = audit(
+            by,
+            "rollback.supersede",
+            id,
+            &why,
+            json!({"from": incident.state, "running_revision": running.revision}),
+        );
+        let note = format!("superseded when {by} approved: {why}");
+        state
+            .store
+            .transition(
+                &Transition::new(id, Event::Supersede, now, &note)
+                    .expecting(incident.state)
+                    .notifying(&rows)
+                    .audited(&entry),
+            )
+            .map_err(|e| conflict(id, "approve", e))?;
+        return Err(ApiError::Conflict(format!(
+            "incident {id} not approved and ended as superseded: {why}"
+        )));
+    }
+    let baselines = incident_baselines(incident);
+    let latest = state.latest.read().ok();
+    let guards = guards_now(
+        policy,
+        incident.row.as_deref(),
+        &baselines,
+        |signal| latest.as_ref()?.get(&incident.agent, signal),
+        now,
+    );
+    drop(latest);
+    if let Some(guard) = always_blocking(&guards) {
+        let sentence = guard_sentence(guard);
+        let entry = audit(
+            by,
+            "rollback.approve_refused",
+            id,
+            &sentence,
+            json!({"guard": guard.guard, "evidence": guard}),
+        );
+        state.store.audit(&entry)?;
+        return Err(ApiError::Conflict(format!(
+            "incident {id} cannot be approved: {sentence}; an \"always\" guard is not lifted by an approval"
+        )));
+    }
+    Ok(())
+}
+
+fn conflict(id: &str, action: &str, e: crate::store::StoreError) -> ApiError {
+    match e {
+        crate::store::StoreError::Transition(t) => {
+            ApiError::Conflict(format!("incident {id} is {}: cannot {action}", t.from))
+        }
+        crate::store::StoreError::Concurrent { .. } => {
+            ApiError::Conflict(format!("incident {id} changed meanwhile: cannot {action}"))
+        }
+        other => ApiError::from(other),
+    }
+}
+
+/// Cancels an incident; one in flight (rolling back, verifying, monitoring) is stopped by the
+/// runner at its next step boundary, which tells who stopped it after which step.
 pub async fn cancel(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -267,7 +405,7 @@ pub async fn list(
     let incidents = state.store.incidents(&IncidentFilter {
         agent: q.agent,
         state: state_filter,
-        limit: q.limit,
+        limit: parse_limit(q.limit.as_deref())?,
     })?;
     Ok(Json(json!({"rollbacks": incidents})))
 }

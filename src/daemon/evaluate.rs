@@ -22,7 +22,7 @@ use crate::engine::{
 use crate::incident::Event;
 use crate::metrics::Metrics;
 use crate::policy::{KubeSignal, Policy, SignalSource, Stage};
-use crate::store::{IncidentFilter, NewIncident, Store, Trigger};
+use crate::store::{NewIncident, Opened, Store, Trigger};
 
 /// Safety limits from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +44,9 @@ struct Window {
     /// A completed rollback closed the window: no more decisions until a new deploy.
     closed: bool,
     image: Option<String>,
-    last: Option<(DecisionKind, Option<String>, Option<String>)>,
+    /// The last decision key seen, and whether it was acted on (an action that failed on a
+    /// store error, or that a pause held back, is tried again at the next cycle).
+    last: Option<(DecisionKey, bool)>,
     /// The revision whose baselines and pre-deploy values are being fetched: until they
     /// arrive, a missing baseline is not yet worth telling anyone about.
     fetching: Option<u64>,
@@ -62,6 +64,18 @@ pub struct RevisionVerified {
     /// The policy's id of the primary workload.
     pub workload: String,
     pub revision: u64,
+}
+
+/// What makes a decision new: its kind, row and blocker.
+type DecisionKey = (DecisionKind, Option<String>, Option<String>);
+
+/// What [`Evaluator::act`] did with a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Acted {
+    /// Done with this decision: an incident or notice exists, or there is nothing to do.
+    Done,
+    /// Automation is paused: the decision is acted on once the pause is lifted.
+    Paused(String),
 }
 
 /// Everything one agent's evaluation needs, owned by the loop task.
@@ -494,29 +508,48 @@ impl Evaluator {
             // the baselines are on their way: missing ones are not news yet
             return;
         }
-        let key = (
+        let key: DecisionKey = (
             decision.decision,
             decision.row.clone(),
             decision.evidence.blocked_by.clone(),
         );
-        if w.last.as_ref() == Some(&key) {
+        let changed = w.last.as_ref().is_none_or(|(last, _)| last != &key);
+        if !changed && w.last.as_ref().is_some_and(|(_, acted)| *acted) {
             return;
         }
-        w.last = Some(key);
-        self.metrics.inc(
-            "rollbackd_decisions_total",
-            &[agent, decision.decision.as_str()],
-        );
-        tracing::info!(agent, decision = decision.decision.as_str(), row = ?decision.row, reason = %decision.reason, "decision changed");
+        if changed {
+            self.metrics.inc(
+                "rollbackd_decisions_total",
+                &[agent, decision.decision.as_str()],
+            );
+            tracing::info!(agent, decision = decision.decision.as_str(), row = ?decision.row, reason = %decision.reason, "decision changed");
+        }
+        // acted on only once the action is recorded: a store error or a pause leaves the
+        // decision to the next cycle (after `resume`, a still-failing deploy is acted on)
+        w.last = Some((key, false));
         if decision.decision == DecisionKind::None {
             // nothing to act on (the gate would ignore it): no store reads for a healthy
             // fleet's first cycle
+            w.last = w.last.take().map(|(k, _)| (k, true));
             return;
         }
         let policy = w.policy.clone();
         let image = w.image.clone();
-        if let Err(e) = self.act(&policy, &deploy, image, &decision, now) {
-            tracing::error!(agent, error = %e, "could not record the decision's incident");
+        let acted = match self.act(&policy, &deploy, image, &decision, now) {
+            Ok(Acted::Done) => true,
+            Ok(Acted::Paused(why)) => {
+                if changed {
+                    tracing::warn!(agent, %why, decision = decision.decision.as_str(), "automation paused: not acting until it is resumed");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::error!(agent, error = %e, "could not record the decision's incident: retried next cycle");
+                false
+            }
+        };
+        if let Some(w) = self.windows.get_mut(agent) {
+            w.last = w.last.take().map(|(k, _)| (k, acted));
         }
     }
 
@@ -527,13 +560,9 @@ impl Evaluator {
         image: Option<String>,
         decision: &Decision,
         now: DateTime<Utc>,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<Acted, crate::store::StoreError> {
         let agent = &policy.agent.id;
-        let existing = self.store.incidents(&IncidentFilter {
-            agent: Some(agent.clone()),
-            limit: Some(20),
-            ..Default::default()
-        })?;
+        let existing = self.store.automatic_incident_for(agent, deploy.revision)?;
         let input = GateInput {
             decision: Some(decision.decision),
             paused_by: self
@@ -550,10 +579,7 @@ impl Evaluator {
             max_per_hour: self.limits.max_per_hour,
         };
         let outcome = gate(&input);
-        if let Some(inc) = existing
-            .iter()
-            .find(|i| i.revision == deploy.revision && i.trigger == Trigger::Automatic)
-        {
+        if let Some(inc) = &existing {
             // a worse row now wants an unattended rollback of a deploy awaiting approval: go
             if inc.state == crate::incident::State::AwaitingApproval
                 && outcome == GateOutcome::Rollback
@@ -574,20 +600,17 @@ impl Evaluator {
                 )?;
                 tracing::warn!(agent, incident = %inc.id, row = ?decision.row, "awaiting approval, but a more severe row now rolls back unattended");
                 let _ = self.runner.send(inc.id.clone());
-                return Ok(());
+                return Ok(Acted::Done);
             }
             tracing::info!(agent, incident = %inc.id, state = %inc.state, "this deploy already has an incident: no new one");
-            return Ok(());
+            return Ok(Acted::Done);
         }
         let Some(workload) = policy.primary_workload() else {
-            return Ok(());
+            return Ok(Acted::Done);
         };
         let (event, stage, reason) = match outcome {
-            GateOutcome::Ignore => return Ok(()),
-            GateOutcome::Paused(why) => {
-                tracing::warn!(agent, %why, decision = decision.decision.as_str(), "automation paused: not acting");
-                return Ok(());
-            }
+            GateOutcome::Ignore => return Ok(Acted::Done),
+            GateOutcome::Paused(why) => return Ok(Acted::Paused(why)),
             GateOutcome::Tell => {
                 let stage = if decision.decision == DecisionKind::Inconclusive {
                     Stage::Inconclusive
@@ -620,7 +643,8 @@ impl Evaluator {
                     updated_at: now,
                 };
                 let rows = announce(policy, &notice, stage, &BTreeMap::new(), &self.channels);
-                return self.store.enqueue(&notice.id, &rows, now);
+                self.store.enqueue(&notice.id, &rows, now)?;
+                return Ok(Acted::Done);
             }
             GateOutcome::Rollback => (Event::Start, Stage::Initiated, decision.reason.clone()),
             GateOutcome::AwaitApproval => (
@@ -656,18 +680,43 @@ impl Evaluator {
             trigger: Trigger::Automatic,
             requested_by: None,
             reason,
-            decision: serde_json::to_value(decision).unwrap_or_default(),
+            decision: incident_decision(decision, deploy),
             dry_run: self.limits.dry_run,
             vars,
             deploy_at: Some(deploy.at),
         };
-        let incident = self.store.create_incident(&new, event, now, &[], None)?;
-        let rows = announce(policy, &incident, stage, &BTreeMap::new(), &self.channels);
-        self.store.enqueue(&incident.id, &rows, now)?;
+        // the incident and its notifications in one transaction, checked against every open
+        // incident of the agent in that same transaction
+        let opened = self
+            .store
+            .open_incident(&new, event, now, None, |incident| {
+                announce(policy, incident, stage, &BTreeMap::new(), &self.channels)
+            })?;
+        let incident = match opened {
+            Opened::New(incident) => incident,
+            Opened::AlreadyOpen(open) => {
+                tracing::info!(agent, incident = %open.id, state = %open.state, "this deploy already has an open incident: no new one");
+                return Ok(Acted::Done);
+            }
+        };
         tracing::info!(agent, incident = %incident.id, state = %incident.state, "incident opened");
         let _ = self.runner.send(incident.id);
-        Ok(())
+        Ok(Acted::Done)
     }
+}
+
+/// The decision stored on an incident: the engine's decision with its evidence, plus the
+/// deploy's frozen pre-deploy baselines (`baselines`), so that `relative_to = "baseline"`
+/// verification checks can be computed after the rollback.
+fn incident_decision(decision: &Decision, deploy: &Deploy) -> serde_json::Value {
+    let mut value = serde_json::to_value(decision).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert(
+            "baselines".into(),
+            serde_json::to_value(&deploy.baselines).unwrap_or_default(),
+        );
+    }
+    value
 }
 
 /// Whether one of `policy`'s alert signals selects an alert with these labels.
@@ -711,7 +760,7 @@ fn alert_vars(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AlertRecord;
+    use crate::store::{AlertRecord, IncidentFilter};
 
     fn evaluator(store: Arc<Store>) -> Evaluator {
         let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
@@ -802,6 +851,129 @@ mod tests {
         assert!(
             rx.try_recv().is_err(),
             "a breached revision is not verified"
+        );
+    }
+
+    fn rollback_decision() -> Decision {
+        let mut d = Decision::plain(
+            DecisionKind::Rollback,
+            "P0 p0-service-outage: available_replicas=0",
+            crate::engine::Evidence::default(),
+        );
+        d.row = Some("p0-service-outage".into());
+        d.severity = Some("P0".into());
+        d.method = Some("quick".into());
+        d
+    }
+
+    fn deploy(at: DateTime<Utc>, revision: u64) -> Deploy {
+        Deploy {
+            at,
+            revision: Some(revision),
+            image: None,
+            baselines: BTreeMap::from([("latency_p95".to_string(), 0.8)]),
+            pre_deploy: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn an_incident_and_its_notifications_are_written_together_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store.db");
+        let store = Arc::new(Store::open(&path, crate::store::Synchronous::Normal).expect("store"));
+        // a fault hook: the disk refuses the notifications
+        rusqlite::Connection::open(&path)
+            .expect("second connection")
+            .execute_batch(
+                "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            )
+            .expect("fault hook");
+        let mut e = evaluator(store.clone());
+        e.channels.webhook_url = Some("http://127.0.0.1:9/hook".into());
+        let policy = e.windows["GL-002"].policy.clone();
+        let now = Utc::now();
+        let result = e.act(&policy, &deploy(now, 7), None, &rollback_decision(), now);
+        assert!(result.is_err(), "the failed enqueue is reported");
+        assert_eq!(
+            store
+                .incidents(&IncidentFilter::default())
+                .expect("incidents"),
+            [],
+            "no incident without its notifications"
+        );
+    }
+
+    /// GL-002 deployed a minute ago, with a data-corruption alert since (a P0 rollback row).
+    fn failing_deploy(e: &mut Evaluator, now: DateTime<Utc>) {
+        let w = e.windows.get_mut("GL-002").expect("GL-002 window");
+        w.observations
+            .record_deploy(deploy(now - TimeDelta::minutes(1), 7));
+        w.observations.record_alert(AlertTransition {
+            at: now - TimeDelta::seconds(30),
+            started_at: None,
+            firing: true,
+            fingerprint: "corrupt".into(),
+            labels: labels("data_corruption"),
+        });
+    }
+
+    fn incident_count(store: &Store) -> usize {
+        store
+            .incidents(&IncidentFilter::default())
+            .expect("incidents")
+            .len()
+    }
+
+    #[test]
+    fn a_decision_whose_action_failed_on_a_store_error_is_retried_next_cycle() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("store.db");
+        let store = Arc::new(Store::open(&path, crate::store::Synchronous::Normal).expect("store"));
+        let hook = rusqlite::Connection::open(&path).expect("second connection");
+        hook.execute_batch(
+            "CREATE TRIGGER incidents_full BEFORE INSERT ON incidents BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+        )
+        .expect("fault hook");
+        let mut e = evaluator(store.clone());
+        let now = Utc::now();
+        failing_deploy(&mut e, now);
+        e.evaluate("GL-002", now);
+        assert_eq!(incident_count(&store), 0, "the store refused it");
+        hook.execute_batch("DROP TRIGGER incidents_full;")
+            .expect("disk back");
+        e.evaluate("GL-002", now + TimeDelta::seconds(1));
+        assert_eq!(incident_count(&store), 1, "same decision, acted on now");
+        e.evaluate("GL-002", now + TimeDelta::seconds(2));
+        assert_eq!(incident_count(&store), 1, "and only once");
+    }
+
+    #[test]
+    fn a_pause_is_re_evaluated_when_lifted() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut e = evaluator(store.clone());
+        let now = Utc::now();
+        store
+            .pause(&crate::store::Pause {
+                scope: crate::store::GLOBAL.into(),
+                paused_by: "alice".into(),
+                reason: "maintenance".into(),
+                at: now,
+            })
+            .expect("paused");
+        failing_deploy(&mut e, now);
+        e.evaluate("GL-002", now);
+        e.evaluate("GL-002", now + TimeDelta::seconds(1));
+        assert_eq!(incident_count(&store), 0, "paused: nothing acted on");
+        store.resume(crate::store::GLOBAL).expect("resumed");
+        e.evaluate("GL-002", now + TimeDelta::seconds(2));
+        let incidents = store
+            .incidents(&IncidentFilter::default())
+            .expect("incidents");
+        assert_eq!(incidents.len(), 1, "the still-failing deploy is acted on");
+        assert_eq!(incidents[0].row.as_deref(), Some("p0-data-corruption"));
+        assert_eq!(
+            incidents[0].decision["baselines"]["latency_p95"], 0.8,
+            "the deploy's baselines travel with the incident"
         );
     }
 

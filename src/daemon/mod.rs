@@ -129,6 +129,8 @@ pub struct DaemonHandle {
     pub tasks: Arc<TaskHealth>,
     cancel: CancellationToken,
     tasks_running: Vec<JoinHandle<()>>,
+    /// The incident runner: its tasks are waited for at shutdown.
+    runner: Arc<Runner>,
 }
 
 impl DaemonHandle {
@@ -136,6 +138,8 @@ impl DaemonHandle {
     /// the outbox, and waits for the tasks.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        // the runner's incident tasks stop at their next step boundary, journal written
+        self.runner.shutdown(Duration::from_secs(10)).await;
         for t in self.tasks_running {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
@@ -241,6 +245,8 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         tasks: supervisor.health.clone(),
         dry_run: opts.limits.dry_run,
         leading: leader_rx.clone(),
+        latest: latest.clone(),
+        channels: opts.channels.clone(),
     };
     let app = router(api_state, opts.max_body_bytes);
     let c = cancel.clone();
@@ -307,6 +313,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         opts.channels.clone(),
         rolled_tx,
         opts.watch_interval,
+        status.clone(),
     );
 
     let mut evaluator = Evaluator::new(
@@ -323,6 +330,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let c = cancel.clone();
     let (interval, max_jitter) = (opts.interval, opts.jitter);
     let runner_for_loop = runner.clone();
+    let runner_for_handle = runner.clone();
     let primary: BTreeMap<String, String> = policies
         .iter()
         .filter_map(|p| Some((p.agent.id.clone(), p.primary_workload()?.id.clone())))
@@ -428,6 +436,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         tasks: supervisor.health,
         cancel,
         tasks_running: tasks,
+        runner: runner_for_handle,
     })
 }
 

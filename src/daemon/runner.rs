@@ -4,25 +4,29 @@
 //! and the executor's journal makes sure no step runs twice.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::announce::{Channels, announce, elapsed, version_of};
 use super::latest::Latest;
 use crate::cluster::history::load;
+use crate::engine::{always_blocking, guard_sentence, guards_now};
 use crate::executor::{Executor, RunContext};
-use crate::incident::{Event, State};
+use crate::incident::{Event, Running, State, superseded};
 use crate::metrics::Metrics;
 use crate::policy::{Condition, Method, Policy, RevisionRef, Stage, StepAction};
-use crate::store::{Incident, Store, Transition};
+use crate::store::{AuditEntry, Incident, Store, Transition};
 use crate::verify::{CheckResult, SignalChecks, Verifier};
 
-/// Post-rollback checks against the evaluation loop's readings: a check passes on the first
-/// reading taken after `since` that satisfies it; it fails when none does within `grace`
-/// (signals computed over a window, like `rate(…[5m])`, need time to reflect the rollback).
+/// Post-rollback checks against the evaluation loop's readings: a check passes once the
+/// readings taken after `since` satisfy it continuously for its `for` (at once without one);
+/// it fails when that does not happen within `grace` (plus its `for`): signals computed over
+/// a window, like `rate(…[5m])`, need time to reflect the rollback. `relative_to =
+/// "baseline"` checks compare `value / baseline` with the deploy's pre-deploy baseline.
 #[derive(Clone)]
 pub struct LatestChecks {
     pub agent: String,
@@ -31,64 +35,107 @@ pub struct LatestChecks {
     pub since: chrono::DateTime<Utc>,
     /// How long a check may wait for a passing reading.
     pub grace: Duration,
+    /// The deploy's pre-deploy baselines (carried by the incident), per signal.
+    pub baselines: BTreeMap<String, f64>,
+    /// A cancel, a pause or shutdown: stop waiting for a passing reading.
+    pub stop: CancellationToken,
+}
+
+/// One reading judged against a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The reading satisfies the check.
+    Pass(String),
+    /// The reading (data) does not satisfy it.
+    Fail(String),
+    /// No usable reading (none since `since`, no data, non-finite, no baseline).
+    NoData(String),
 }
 
 impl LatestChecks {
-    /// The latest reading of `signal` taken after `since`.
-    fn reading(&self, signal: &str) -> Option<Option<f64>> {
+    /// The latest reading of `signal` taken after `since`, with its time.
+    fn reading(&self, signal: &str) -> Option<(chrono::DateTime<Utc>, Option<f64>)> {
         let (at, value) = self.latest.read().ok()?.get(&self.agent, signal)?;
-        (at > self.since).then_some(value)
+        (at > self.since).then_some((at, value))
     }
 
-    fn verdict(condition: &Condition, value: Option<Option<f64>>) -> (bool, String) {
+    /// The latest reading judged against `condition`, ignoring its `for` (the watch's tick).
+    pub fn verdict_now(&self, condition: &Condition) -> Verdict {
+        self.verdict(
+            condition,
+            self.reading(&condition.signal).and_then(|(_, v)| v),
+        )
+    }
+
+    fn verdict(&self, condition: &Condition, value: Option<f64>) -> Verdict {
         let fmt = crate::engine::format_value;
-        match value {
-            _ if condition.relative_to_baseline => (
-                false,
-                "baseline-relative checks are not supported after a rollback".into(),
-            ),
-            Some(Some(v)) if condition.accepts(v) => (
-                true,
-                format!(
-                    "{} = {} {}",
-                    condition.signal,
-                    fmt(v),
-                    condition.describe_thresholds()
+        let signal = &condition.signal;
+        let Some(v) = value.filter(|v| v.is_finite()) else {
+            return Verdict::NoData(format!("{signal}: no recent data (no data is not a pass)"));
+        };
+        let (compared, shown) = if condition.relative_to_baseline {
+            match self.baselines.get(signal) {
+                Some(b) if *b > 0.0 && b.is_finite() => (
+                    v / b,
+                    format!("{} ({:.2}x baseline {})", fmt(v), v / b, fmt(*b)),
                 ),
-            ),
-            Some(Some(v)) => (
-                false,
-                format!(
-                    "{} = {}, needs {}",
-                    condition.signal,
-                    fmt(v),
-                    condition.describe_thresholds()
-                ),
-            ),
-            Some(None) | None => (
-                false,
-                format!(
-                    "{}: no recent data (no data is not a pass)",
-                    condition.signal
-                ),
-            ),
+                _ => {
+                    return Verdict::NoData(format!(
+                        "{signal}: no pre-deploy baseline to compare with (no data is not a pass)"
+                    ));
+                }
+            }
+        } else {
+            (v, fmt(v))
+        };
+        let needs = condition.describe_thresholds();
+        if condition.accepts(compared) {
+            Verdict::Pass(format!("{signal} = {shown} {needs}"))
+        } else {
+            Verdict::Fail(format!("{signal} = {shown}, needs {needs}"))
         }
     }
 }
 
 impl SignalChecks for LatestChecks {
     async fn check(&self, condition: &Condition) -> CheckResult {
-        let deadline = tokio::time::Instant::now() + self.grace;
+        let hold = condition.held_for.unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + self.grace + hold.to_std().unwrap_or_default();
+        let mut passing_since: Option<chrono::DateTime<Utc>> = None;
         loop {
-            let (passed, detail) = Self::verdict(condition, self.reading(&condition.signal));
-            if passed || tokio::time::Instant::now() >= deadline {
+            let reading = self.reading(&condition.signal);
+            let verdict = self.verdict(condition, reading.and_then(|(_, v)| v));
+            let (passed, detail) = match (&verdict, reading) {
+                (Verdict::Pass(detail), Some((at, _))) => {
+                    let since = *passing_since.get_or_insert(at);
+                    let held = at - since;
+                    if held >= hold {
+                        (true, detail.clone())
+                    } else {
+                        let d = format!(
+                            "{detail}, but held only {} of the required {}",
+                            crate::policy::duration::format_duration(held),
+                            crate::policy::duration::format_duration(hold)
+                        );
+                        (false, d)
+                    }
+                }
+                (Verdict::Pass(detail) | Verdict::Fail(detail) | Verdict::NoData(detail), _) => {
+                    passing_since = None;
+                    (false, detail.clone())
+                }
+            };
+            if passed || tokio::time::Instant::now() >= deadline || self.stop.is_cancelled() {
                 return CheckResult {
                     name: condition.signal.clone(),
                     passed,
                     detail,
                 };
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::select! {
+                _ = self.stop.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
         }
     }
 }
@@ -105,7 +152,33 @@ pub struct Runner {
     pub rolled_back: crate::channel::BoundedTx<String>,
     /// How often the post-rollback watch re-checks the signals.
     pub watch_interval: Duration,
+    /// Each agent's running revision, as the evaluation loop publishes it.
+    pub status: AgentStatuses,
     running: Mutex<HashSet<String>>,
+    /// Cancelled at shutdown: every incident task stops at its next step boundary.
+    shutdown: CancellationToken,
+}
+
+/// The evaluation loop's per-agent status map.
+pub type AgentStatuses = Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>;
+
+/// How often an incident task looks for a cancel or a pause while it works.
+const STOP_POLL: Duration = Duration::from_millis(200);
+
+/// The runner is working on an incident in this state (a cancel or a pause stops it).
+fn is_working(state: State) -> bool {
+    matches!(
+        state,
+        State::RollingBack | State::Verifying | State::Monitoring
+    )
+}
+
+/// What the runner does after an incident task stopped at a boundary.
+enum AfterStop {
+    /// Done driving it (cancelled, or the daemon is shutting down).
+    Halt,
+    /// The pause was lifted: carry on from the journal.
+    Resume,
 }
 
 impl Runner {
@@ -120,6 +193,7 @@ impl Runner {
         channels: Channels,
         rolled_back: crate::channel::BoundedTx<String>,
         watch_interval: Duration,
+        status: AgentStatuses,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -130,8 +204,24 @@ impl Runner {
             channels,
             rolled_back,
             watch_interval,
+            status,
             running: Mutex::new(HashSet::new()),
+            shutdown: CancellationToken::new(),
         })
+    }
+
+    /// Stops every incident task at its next step boundary (the step in flight reaches its
+    /// journal; in-flight incidents resume after a restart) and waits up to `limit` for them.
+    pub async fn shutdown(&self, limit: Duration) {
+        self.shutdown.cancel();
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if self.running.lock().map_or(true, |r| r.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!("shutdown: incident tasks still running after {limit:?}");
     }
 
     fn policy(&self, agent: &str) -> Option<Arc<Policy>> {
@@ -140,6 +230,9 @@ impl Runner {
 
     /// Drives `id` in its own task unless it is already being driven.
     pub fn drive(self: &Arc<Self>, id: String) -> Option<tokio::task::JoinHandle<()>> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
         {
             let Ok(mut running) = self.running.lock() else {
                 return None;
@@ -161,6 +254,217 @@ impl Runner {
             }
             .instrument(span),
         ))
+    }
+
+    /// Polls the store while a pass works: a cancel or a pause of the incident's agent
+    /// cancels `stop` (the run stops at its next step boundary).
+    fn watch_for_stop(
+        &self,
+        inc: &Incident,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let (store, id, agent) = (self.store.clone(), inc.id.clone(), inc.agent.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(STOP_POLL) => {}
+                }
+                let cancelled = store
+                    .incident(&id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| i.state == State::Cancelled);
+                let paused = store.paused(&agent).ok().flatten().is_some();
+                if cancelled || paused {
+                    stop.cancel();
+                    return;
+                }
+            }
+        })
+    }
+
+    /// After a pass stopped at a boundary: on shutdown, leave the incident for the next
+    /// start; cancelled, tell who stopped it after which step; paused, tell it and hold
+    /// until the pause is lifted.
+    async fn stopped(
+        &self,
+        inc: &Incident,
+        policy: &Policy,
+    ) -> Result<AfterStop, crate::store::StoreError> {
+        if self.shutdown.is_cancelled() {
+            tracing::info!(state = %inc.state, "shutdown: stopped at a step boundary; resumes on restart");
+            return Ok(AfterStop::Halt);
+        }
+        let progress = self.progress(inc)?;
+        if inc.state == State::Cancelled {
+            let by = self
+                .store
+                .transitions(&inc.id)?
+                .into_iter()
+                .rev()
+                .find(|t| t.to == State::Cancelled)
+                .map_or_else(|| "cancelled".to_string(), |t| t.note);
+            let sentence = format!("stopped ({by}) {progress}");
+            tracing::warn!(%sentence, "rollback cancelled in flight");
+            self.tell_stopped(inc, policy, "rollback.stopped", &sentence)?;
+            return Ok(AfterStop::Halt);
+        }
+        let Some(pause) = self.store.paused(&inc.agent)? else {
+            return Ok(AfterStop::Resume);
+        };
+        let sentence = format!(
+            "paused by {} ({}) {progress}; it continues from there when automation is resumed",
+            pause.paused_by, pause.reason
+        );
+        tracing::warn!(%sentence, "rollback held by a pause");
+        self.tell_stopped(inc, policy, "rollback.paused", &sentence)?;
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(AfterStop::Halt),
+                _ = tokio::time::sleep(STOP_POLL) => {}
+            }
+            if self.store.paused(&inc.agent)?.is_none() {
+                tracing::info!("pause lifted: the rollback continues from its journal");
+                self.store.audit(&AuditEntry {
+                    at: Utc::now(),
+                    actor: "rollbackd".into(),
+                    action: "rollback.continued".into(),
+                    target: inc.id.clone(),
+                    reason: format!("the pause was lifted: continuing {progress}"),
+                    detail: serde_json::json!({"state": inc.state}),
+                })?;
+                return Ok(AfterStop::Resume);
+            }
+        }
+    }
+
+    /// Where a stopped incident got to: the last finished step, or the phase.
+    fn progress(&self, inc: &Incident) -> Result<String, crate::store::StoreError> {
+        let last = self
+            .store
+            .transitions(&inc.id)?
+            .into_iter()
+            .rev()
+            .find(|t| t.to != State::Cancelled)
+            .map(|t| t.to);
+        let steps = self.store.steps(&inc.id)?;
+        let done = steps
+            .iter()
+            .filter(|r| r.finished_at.is_some() && r.state != "failed")
+            .max_by_key(|r| r.index);
+        let after = match done {
+            Some(r) => format!("after step {} ({}) on {}", r.index + 1, r.name, r.workload),
+            None => "before any step ran".to_string(),
+        };
+        Ok(match last {
+            Some(State::Verifying) => format!("during verification, {after}"),
+            Some(State::Monitoring) => format!("during the post-rollback watch, {after}"),
+            _ => after,
+        })
+    }
+
+    /// Audits and announces a stop (`Stage::Stopped`), outside a transition.
+    fn tell_stopped(
+        &self,
+        inc: &Incident,
+        policy: &Policy,
+        action: &str,
+        sentence: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        let extra = BTreeMap::from([("error", sentence.to_string())]);
+        let rows = announce(policy, inc, Stage::Stopped, &extra, &self.channels);
+        self.store.enqueue(&inc.id, &rows, Utc::now())?;
+        self.store.audit(&AuditEntry {
+            at: Utc::now(),
+            actor: "rollbackd".into(),
+            action: action.into(),
+            target: inc.id.clone(),
+            reason: sentence.to_string(),
+            detail: serde_json::json!({"state": inc.state}),
+        })
+    }
+
+    /// Before the first step of an incident: a newer deploy or `fix_forward_after` ends it
+    /// as superseded; for an approved incident, an `always` guard that holds (or cannot be
+    /// evaluated) now blocks it. Returns whether it may proceed.
+    fn world_still_wants_it(
+        &self,
+        inc: &Incident,
+        policy: &Policy,
+    ) -> Result<bool, crate::store::StoreError> {
+        let now = Utc::now();
+        let running = self.status.read().ok().and_then(|s| {
+            s.get(&inc.agent).map(|st| Running {
+                revision: st.revision,
+                deployed_at: st.deployed_at,
+            })
+        });
+        if let Some(why) = superseded(inc, policy, running, now) {
+            tracing::warn!(%why, "superseded before any step");
+            self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
+            return Ok(false);
+        }
+        let approved = self
+            .store
+            .transitions(&inc.id)?
+            .iter()
+            .any(|t| t.event == "approve");
+        if !approved {
+            return Ok(true);
+        }
+        let baselines = crate::api::incident_baselines(inc);
+        let latest = self.latest.read().ok();
+        let guards = guards_now(
+            policy,
+            inc.row.as_deref(),
+            &baselines,
+            |signal| latest.as_ref()?.get(&inc.agent, signal),
+            now,
+        );
+        drop(latest);
+        let Some(guard) = always_blocking(&guards) else {
+            return Ok(true);
+        };
+        let sentence = guard_sentence(guard);
+        tracing::warn!(%sentence, "an always guard blocks the approved rollback before its first step");
+        let note = format!("blocked before the first step: {sentence}");
+        self.end_without_rollback(inc, policy, Event::Block, Stage::Blocked, &note)?;
+        Ok(false)
+    }
+
+    /// Supersedes or blocks an incident that mutated nothing (before its first step, or a
+    /// mutating step that found a fresh deploy on the workload and wrote nothing): the
+    /// transition, its announcement (`{error}` says why) and an audit entry, in one
+    /// transaction.
+    fn end_without_rollback(
+        &self,
+        inc: &Incident,
+        policy: &Policy,
+        event: Event,
+        stage: Stage,
+        why: &str,
+    ) -> Result<State, crate::store::StoreError> {
+        let extra = BTreeMap::from([("error", why.to_string())]);
+        let rows = announce(policy, inc, stage, &extra, &self.channels);
+        let action = match event {
+            Event::Supersede => "rollback.supersede",
+            _ => "rollback.block",
+        };
+        let entry = AuditEntry {
+            at: Utc::now(),
+            actor: "rollbackd".into(),
+            action: action.into(),
+            target: inc.id.clone(),
+            reason: why.to_string(),
+            detail: serde_json::json!({"from": inc.state}),
+        };
+        self.store.transition(
+            &Transition::new(&inc.id, event, Utc::now(), why)
+                .expecting(inc.state)
+                .notifying(&rows)
+                .audited(&entry),
+        )
     }
 
     fn transition(
@@ -204,26 +508,28 @@ impl Runner {
 
     async fn run(&self, id: &str) -> Result<(), crate::store::StoreError> {
         loop {
-            let inc = self
-                .store
-                .incident(id)?
-                .ok_or_else(|| crate::store::StoreError::NotFound(id.to_string()))?;
+            if self.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let inc = self.load(id)?;
             let Some(policy) = self.policy(&inc.agent) else {
                 tracing::error!(agent = %inc.agent, "no policy for this incident's agent");
                 return Ok(());
             };
-            let ctx = RunContext {
-                dry_run: inc.dry_run,
-                vars: inc.vars.clone(),
-                ..RunContext::new(inc.id.clone(), policy.clone(), inc.reason.clone())
-            };
-            match inc.state {
-                State::RollingBack => self.roll_back(&inc, &policy, &ctx).await?,
-                State::Verifying => self.verify(&inc, &policy, &ctx).await?,
-                State::Monitoring => self.watch(&inc, &policy).await?,
+            let stop = self.one_pass(&inc, &policy).await?;
+            let now = self.load(id)?;
+            let cancelled_in_flight = now.state == State::Cancelled && is_working(inc.state);
+            if stop.is_cancelled() || cancelled_in_flight {
+                match self.stopped(&now, &policy).await? {
+                    AfterStop::Halt => return Ok(()),
+                    AfterStop::Resume => continue,
+                }
+            }
+            match now.state {
+                State::RollingBack | State::Verifying | State::Monitoring => {}
                 State::Failed => {
                     self.transition(
-                        &inc,
+                        &now,
                         &policy,
                         Event::Escalate,
                         "handed to a human with the evidence",
@@ -236,12 +542,55 @@ impl Runner {
         }
     }
 
+    fn load(&self, id: &str) -> Result<Incident, crate::store::StoreError> {
+        self.store
+            .incident(id)?
+            .ok_or_else(|| crate::store::StoreError::NotFound(id.to_string()))
+    }
+
+    /// Drives one phase of `inc` (rolling back, verifying or watching) until it moves on or
+    /// stops at a step boundary (a cancel, a pause, shutdown); returns the pass's stop token.
+    async fn one_pass(
+        &self,
+        inc: &Incident,
+        policy: &Arc<Policy>,
+    ) -> Result<CancellationToken, crate::store::StoreError> {
+        let stop = self.shutdown.child_token();
+        if is_working(inc.state) && self.store.paused(&inc.agent)?.is_some() {
+            // paused already (e.g. resumed at start while paused): not even a first step
+            stop.cancel();
+        }
+        let watching = self.watch_for_stop(inc, stop.clone());
+        let ctx = RunContext {
+            dry_run: inc.dry_run,
+            vars: inc.vars.clone(),
+            stop: stop.clone(),
+            ..RunContext::new(inc.id.clone(), policy.clone(), inc.reason.clone())
+        };
+        let result = match inc.state {
+            State::RollingBack => self.roll_back(inc, policy, &ctx).await,
+            State::Verifying => self.verify(inc, policy, &ctx).await,
+            State::Monitoring => self.watch(inc, policy, &stop).await,
+            _ => Ok(()),
+        };
+        watching.abort();
+        match result {
+            // a human moved it meanwhile (a cancel): the caller tells
+            Err(crate::store::StoreError::Concurrent { .. }) => Ok(stop),
+            Err(e) => Err(e),
+            Ok(()) => Ok(stop),
+        }
+    }
+
     async fn roll_back(
         &self,
         inc: &Incident,
         policy: &Arc<Policy>,
         ctx: &RunContext,
     ) -> Result<(), crate::store::StoreError> {
+        if self.store.steps(&inc.id)?.is_empty() && !self.world_still_wants_it(inc, policy)? {
+            return Ok(());
+        }
         // an approval moved it here without an announcement: announce the start once
         if !self
             .store
@@ -272,6 +621,10 @@ impl Runner {
         };
         let started = std::time::Instant::now();
         let outcome = self.executor.run(ctx, &method, self.store.as_ref()).await;
+        if outcome.as_ref().is_ok_and(|o| o.cancelled) || ctx.cancel.is_cancelled() {
+            // stopped at a step boundary (cancel, pause, shutdown): the caller says why
+            return Ok(());
+        }
         let method_name = method.name.clone();
         // a dry run writes no journal: keep its plans on the incident for people to read
         if inc.dry_run
@@ -438,9 +791,19 @@ impl Runner {
             latest: self.latest.clone(),
             since,
             grace,
+            baselines: crate::api::incident_baselines(inc),
+            stop: ctx.stop.clone(),
         };
         let verifier = Verifier::new(self.executor.clone());
-        let outcome = verifier.verify(ctx, &checks, self.store.as_ref()).await;
+        // a cancel, a pause or shutdown ends verification's waits; the caller says why
+        let ctx = RunContext {
+            cancel: ctx.stop.clone(),
+            ..ctx.clone()
+        };
+        let outcome = verifier.verify(&ctx, &checks, self.store.as_ref()).await;
+        if ctx.stop.is_cancelled() {
+            return Ok(());
+        }
         let mut extra = self.target_version(policy).await;
         if outcome.passed {
             self.metrics.inc(
@@ -499,6 +862,7 @@ impl Runner {
         &self,
         inc: &Incident,
         policy: &Arc<Policy>,
+        stop: &CancellationToken,
     ) -> Result<(), crate::store::StoreError> {
         let entered = self
             .store
@@ -514,32 +878,70 @@ impl Runner {
             latest: self.latest.clone(),
             since: entered,
             grace: Duration::ZERO,
+            baselines: crate::api::incident_baselines(inc),
+            stop: stop.clone(),
         };
-        while Utc::now() < end {
+        let (mut ticks, mut saw_data) = (0usize, false);
+        // at least one look when there is a watch: a watch that ran out while the rollback
+        // was paused (or the daemon down) is not stable by default
+        let watches = policy.verification.watch > chrono::TimeDelta::zero();
+        while Utc::now() < end || (watches && ticks == 0 && !inc.dry_run) {
             let left = (end - Utc::now()).to_std().unwrap_or_default();
-            tokio::time::sleep(left.min(self.watch_interval)).await;
+            tokio::select! {
+                // a cancel, a pause or shutdown: the caller says why (a watch tick is a
+                // step boundary)
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(left.min(self.watch_interval)) => {}
+            }
             if inc.dry_run {
                 continue;
             }
+            ticks += 1;
             for c in &policy.verification.checks {
-                let r = checks.check(c).await;
-                let has_data = !r.detail.contains("no recent data");
-                if !r.passed && has_data {
-                    let extra = BTreeMap::from([(
-                        "error",
-                        format!("degraded during the watch: {}", r.detail),
-                    )]);
-                    self.transition(
-                        inc,
-                        policy,
-                        Event::WatchBreached,
-                        &r.detail,
-                        Some(Stage::Failed),
-                        &extra,
-                    )?;
-                    return Ok(());
+                match checks.verdict_now(c) {
+                    Verdict::Pass(_) => saw_data = true,
+                    Verdict::NoData(_) => {}
+                    Verdict::Fail(detail) => {
+                        let extra = BTreeMap::from([(
+                            "error",
+                            format!("degraded during the watch: {detail}"),
+                        )]);
+                        self.transition(
+                            inc,
+                            policy,
+                            Event::WatchBreached,
+                            &detail,
+                            Some(Stage::Failed),
+                            &extra,
+                        )?;
+                        return Ok(());
+                    }
                 }
             }
+        }
+        if ticks > 0 && !saw_data && !policy.verification.checks.is_empty() {
+            // silence is not stability: a human looks
+            let detail = format!(
+                "no data during the watch: none of {} had a reading in {}",
+                policy
+                    .verification
+                    .checks
+                    .iter()
+                    .map(|c| c.signal.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                elapsed(policy.verification.watch)
+            );
+            let extra = BTreeMap::from([("error", detail.clone())]);
+            self.transition(
+                inc,
+                policy,
+                Event::WatchBreached,
+                &detail,
+                Some(Stage::Failed),
+                &extra,
+            )?;
+            return Ok(());
         }
         self.transition(
             inc,
@@ -550,5 +952,404 @@ impl Runner {
             &self.target_version(policy).await,
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::AgentStatus;
+    use crate::policy::Bound;
+    use crate::store::{NewIncident, Trigger};
+
+    /// A runner whose cluster is never reached (nothing here mutates).
+    fn runner(
+        store: Arc<Store>,
+        policy: Policy,
+        status: AgentStatuses,
+        latest: Latest,
+    ) -> Arc<Runner> {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let executor = Executor::new(crate::cluster::Cluster::new(client), store.clone());
+        Runner::new(
+            store,
+            Arc::new(vec![Arc::new(policy)]),
+            executor,
+            Arc::new(Metrics::new()),
+            latest,
+            Channels::default(),
+            crate::channel::BoundedTx::detached("rolled"),
+            Duration::from_millis(100),
+            status,
+        )
+    }
+
+    fn load(path: &str) -> Policy {
+        crate::policy::load_file(std::path::Path::new(path)).expect("policy loads")
+    }
+
+    fn new_incident(policy: &Policy, revision: u64, method: &str) -> NewIncident {
+        let w = policy.primary_workload().expect("primary workload");
+        NewIncident {
+            agent: policy.agent.id.clone(),
+            namespace: w.namespace.clone(),
+            workload: w.name.clone(),
+            revision: Some(revision),
+            from_image: None,
+            row: None,
+            severity: Some("P1".into()),
+            method: Some(method.into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "x".into(),
+            decision: serde_json::json!({}),
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: Some(Utc::now() - chrono::TimeDelta::minutes(5)),
+        }
+    }
+
+    fn status_of(agent: &str, revision: u64) -> AgentStatuses {
+        let status = AgentStatus {
+            revision: Some(revision),
+            image: None,
+            deployed_at: Some(Utc::now()),
+            window_open: true,
+            window_ends_at: None,
+            decision: None,
+            evaluated_at: None,
+        };
+        Arc::new(RwLock::new(BTreeMap::from([(agent.to_string(), status)])))
+    }
+
+    fn step(store: &Store, id: &str, event: Event) {
+        store
+            .transition(&Transition::new(id, event, Utc::now(), "test"))
+            .expect("transition");
+    }
+
+    fn notes(store: &Store, id: &str) -> String {
+        store
+            .transitions(id)
+            .expect("transitions")
+            .iter()
+            .map(|t| format!("{} {}: {}", t.event, t.to, t.note))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn an_in_flight_incident_picked_up_while_paused_runs_no_step_until_resume() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let policy = load("policies/gl-002.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        store
+            .pause(&crate::store::Pause {
+                scope: crate::store::GLOBAL.into(),
+                paused_by: "alice".into(),
+                reason: "freeze".into(),
+                at: Utc::now(),
+            })
+            .expect("paused");
+        let r = runner(
+            store.clone(),
+            policy,
+            status_of("GL-002", 7),
+            Latest::default(),
+        );
+        let task = r.drive(inc.id.clone()).expect("driven");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::RollingBack,
+            "{}",
+            notes(&store, &inc.id)
+        );
+        assert!(
+            store.steps(&inc.id).expect("steps").is_empty(),
+            "no step ran"
+        );
+        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        assert_eq!(audit[0].action, "rollback.paused");
+        assert!(
+            audit[0]
+                .reason
+                .contains("paused by alice (freeze) before any step ran"),
+            "{}",
+            audit[0].reason
+        );
+        r.shutdown(Duration::from_secs(2)).await;
+        assert!(task.is_finished(), "shutdown ends a held incident task");
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_ran_out_while_held_still_looks_once() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut policy = load("policies/gl-002.toml");
+        Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::minutes(1);
+        let t0 = Utc::now() - chrono::TimeDelta::minutes(10);
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                t0,
+                &[],
+                None,
+            )
+            .expect("incident");
+        for event in [Event::StepsDone, Event::Verified] {
+            store
+                .transition(&Transition::new(&inc.id, event, t0, "test"))
+                .expect("transition");
+        }
+        let latest = Latest::default();
+        latest
+            .write()
+            .expect("lock")
+            .set("GL-002", "error_rate", Utc::now(), Some(0.4));
+        let r = runner(store.clone(), policy, status_of("GL-002", 7), latest);
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Escalated,
+            "{log}"
+        );
+        assert!(log.contains("error_rate = 0.4, needs < 0.01"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_watch_with_no_data_at_all_escalates_instead_of_resolving() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut policy = load("policies/gl-002.toml");
+        Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::milliseconds(600);
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        step(&store, &inc.id, Event::StepsDone);
+        step(&store, &inc.id, Event::Verified);
+        let r = runner(
+            store.clone(),
+            policy,
+            status_of("GL-002", 7),
+            Latest::default(),
+        );
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Escalated,
+            "{log}"
+        );
+        assert!(log.contains("no data during the watch"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn an_approved_rollback_of_a_replaced_deploy_is_superseded_before_any_step() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let policy = load("policies/gl-002.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::RequestApproval,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        step(&store, &inc.id, Event::Approve);
+        // revision 8 (a fix forward) landed between the approval and the runner's start
+        let r = runner(
+            store.clone(),
+            policy,
+            status_of("GL-002", 8),
+            Latest::default(),
+        );
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Superseded,
+            "{log}"
+        );
+        assert!(
+            log.contains("deploy revision 7 was replaced by revision 8"),
+            "{log}"
+        );
+        assert!(
+            store.steps(&inc.id).expect("steps").is_empty(),
+            "nothing ran"
+        );
+        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        assert_eq!(audit[0].action, "rollback.supersede");
+    }
+
+    #[tokio::test]
+    async fn an_always_guard_that_holds_again_blocks_an_approved_rollback_before_any_step() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let policy = load("policies/gl-001.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 5, "emergency"),
+                Event::RequestApproval,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        step(&store, &inc.id, Event::Approve);
+        let latest = Latest::default();
+        latest
+            .write()
+            .expect("lock")
+            .set("GL-001", "backup_heat_available", Utc::now(), Some(0.0));
+        let r = runner(store.clone(), policy, status_of("GL-001", 5), latest);
+        r.run(&inc.id).await.expect("runs");
+        let log = notes(&store, &inc.id);
+        assert_eq!(
+            store
+                .incident(&inc.id)
+                .expect("read")
+                .expect("exists")
+                .state,
+            State::Blocked,
+            "{log}"
+        );
+        assert!(log.contains("guard life-safety-heat holds"), "{log}");
+        assert!(
+            store.steps(&inc.id).expect("steps").is_empty(),
+            "nothing ran"
+        );
+    }
+
+    fn below(signal: &str, value: f64) -> Condition {
+        Condition {
+            signal: signal.into(),
+            lower: None,
+            upper: Some(Bound {
+                value,
+                inclusive: false,
+            }),
+            equals: None,
+            relative_to_baseline: false,
+            held_for: None,
+        }
+    }
+
+    fn checks(since: chrono::DateTime<Utc>) -> LatestChecks {
+        LatestChecks {
+            agent: "GL-009".into(),
+            latest: Latest::default(),
+            since,
+            grace: Duration::from_millis(200),
+            baselines: BTreeMap::from([("latency_p95".to_string(), 2.0)]),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn set(c: &LatestChecks, signal: &str, at: chrono::DateTime<Utc>, value: Option<f64>) {
+        c.latest
+            .write()
+            .expect("lock")
+            .set(&c.agent, signal, at, value);
+    }
+
+    #[tokio::test]
+    async fn a_baseline_relative_check_compares_with_the_deploys_baseline() {
+        let since = Utc::now();
+        let c = checks(since);
+        let relative = Condition {
+            relative_to_baseline: true,
+            ..below("latency_p95", 1.5)
+        };
+        set(
+            &c,
+            "latency_p95",
+            since + chrono::TimeDelta::seconds(1),
+            Some(2.2),
+        );
+        let r = c.check(&relative).await;
+        assert!(r.passed, "{}", r.detail);
+        assert!(r.detail.contains("1.10x baseline 2"), "{}", r.detail);
+        set(
+            &c,
+            "latency_p95",
+            since + chrono::TimeDelta::seconds(2),
+            Some(3.5),
+        );
+        let r = c.check(&relative).await;
+        assert!(!r.passed, "1.75x baseline: {}", r.detail);
+        let no_baseline = LatestChecks {
+            baselines: BTreeMap::new(),
+            ..c.clone()
+        };
+        assert!(matches!(
+            no_baseline.verdict_now(&relative),
+            Verdict::NoData(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_checks_for_must_be_held_by_the_readings() {
+        let since = Utc::now();
+        let c = checks(since);
+        let ms = chrono::TimeDelta::milliseconds;
+        let held = Condition {
+            held_for: Some(chrono::TimeDelta::seconds(1)),
+            ..below("error_rate", 0.01)
+        };
+        // one good reading, then nothing: not held for 1 s
+        set(&c, "error_rate", since + ms(100), Some(0.001));
+        let r = c.check(&held).await;
+        assert!(!r.passed, "{}", r.detail);
+        assert!(
+            r.detail.contains("held only 0s of the required 1s"),
+            "{}",
+            r.detail
+        );
+        // good readings every 100 ms for 1.5 s: held
+        let writer = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for k in 2..=17 {
+                    set(&c, "error_rate", since + ms(100 * k), Some(0.002));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let r = c.check(&held).await;
+        writer.abort();
+        assert!(r.passed, "{}", r.detail);
     }
 }

@@ -26,6 +26,9 @@ pub struct RunContext {
     /// The deploy the incident is about (the runner fills it from the incident). Steps on
     /// that workload refuse with `ClusterError::Superseded` once it runs another revision.
     pub incident_revision: Option<IncidentRevision>,
+    /// Stops the run at the next step boundary (a human's cancel or pause, shutdown): the
+    /// step in flight finishes and reaches its journal; later steps are not run.
+    pub stop: CancellationToken,
 }
 
 /// The workload and revision an incident is about.
@@ -35,6 +38,13 @@ pub struct IncidentRevision {
     pub workload: String,
     /// Its revision when the incident opened.
     pub revision: u64,
+}
+
+impl RunContext {
+    /// Whether the run must not start another step.
+    pub fn stopping(&self) -> bool {
+        self.cancel.is_cancelled() || self.stop.is_cancelled()
+    }
 }
 
 impl RunContext {
@@ -52,6 +62,7 @@ impl RunContext {
             vars: BTreeMap::new(),
             cancel: CancellationToken::new(),
             incident_revision: None,
+            stop: CancellationToken::new(),
         }
     }
 

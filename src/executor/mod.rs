@@ -210,7 +210,8 @@ impl Executor {
         };
         let mut stopped = false;
         for (index, (step, ws)) in method.steps.iter().zip(&plan).enumerate() {
-            if !stopped && ctx.cancel.is_cancelled() {
+            // a step boundary: a cancel, a pause or shutdown stops the run here
+            if !stopped && ctx.stopping() {
                 out.cancelled = true;
                 stopped = true;
             }

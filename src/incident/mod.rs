@@ -3,12 +3,22 @@
 //!
 //! ```text
 //! detected → awaiting_approval → rolling_back → verifying → monitoring → resolved
-//!          ↘ blocked (guard)                  ↘ failed → escalated
-//!          ↘ cancelled (from detected, awaiting_approval, blocked)
+//!          ↘ blocked (guard, rate limit)      ↘ failed → escalated
+//!          ↘ cancelled (from any open state but failed; in flight, the runner stops at
+//!            the next step boundary)
+//!          ↘ superseded (from detected, awaiting_approval, blocked, and rolling_back
+//!            before a mutating step: a newer deploy replaced the revision, or the deploy
+//!            is past `fix_forward_after`)
+//! rolling_back → blocked, before a mutating step: an `always` guard holds again after
+//! an approval
 //! ```
+
+mod supersede;
 
 use std::fmt;
 use std::str::FromStr;
+
+pub use supersede::{Running, may_supersede, superseded};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,15 +42,18 @@ pub enum State {
     Failed,
     /// A human has been handed the incident with its evidence.
     Escalated,
-    /// A human cancelled it before anything ran.
+    /// A human cancelled it (in flight: stopped at a step boundary).
     Cancelled,
     /// A guard (or an earlier rollback) stopped the rollback; a human decides.
     Blocked,
+    /// The world moved on before anything was mutated: a newer deploy replaced the
+    /// incident's revision, or the deploy is past `fix_forward_after`. Nothing is rolled back.
+    Superseded,
 }
 
 impl State {
     /// Every state, in lifecycle order.
-    pub const ALL: [State; 10] = [
+    pub const ALL: [State; 11] = [
         State::Detected,
         State::AwaitingApproval,
         State::RollingBack,
@@ -51,6 +64,7 @@ impl State {
         State::Escalated,
         State::Cancelled,
         State::Blocked,
+        State::Superseded,
     ];
 
     /// The spelling used in the API, the store and metrics.
@@ -66,12 +80,16 @@ impl State {
             State::Escalated => "escalated",
             State::Cancelled => "cancelled",
             State::Blocked => "blocked",
+            State::Superseded => "superseded",
         }
     }
 
     /// No further transition is possible.
     pub fn is_terminal(self) -> bool {
-        matches!(self, State::Resolved | State::Escalated | State::Cancelled)
+        matches!(
+            self,
+            State::Resolved | State::Escalated | State::Cancelled | State::Superseded
+        )
     }
 
     /// The daemon still has work to do for it (resumed after a restart).
@@ -132,6 +150,11 @@ pub enum Event {
     WatchBreached,
     /// A human was handed the incident.
     Escalate,
+    /// The incident's revision is no longer the one running (a newer deploy landed) or the
+    /// deploy is past `fix_forward_after`: end it without rolling back. From `rolling_back`
+    /// only before a mutating step ran (the caller checks the journal; a mutating step that
+    /// finds a fresh deploy on the workload uses it too).
+    Supersede,
 }
 
 /// A transition that the lifecycle does not allow.
@@ -158,8 +181,21 @@ pub fn next(from: State, event: Event) -> Result<State, TransitionError> {
         (S::Detected, E::RequestApproval) => S::AwaitingApproval,
         (S::Detected, E::Block) => S::Blocked,
         (S::AwaitingApproval | S::Blocked, E::Approve) => S::RollingBack,
-        (S::AwaitingApproval, E::Block) => S::Blocked,
-        (S::Detected | S::AwaitingApproval | S::Blocked, E::Cancel) => S::Cancelled,
+        // an approved incident whose `always` guard holds again before its first mutating
+        // step (the runner checks the journal)
+        (S::AwaitingApproval | S::RollingBack, E::Block) => S::Blocked,
+        (
+            S::Detected
+            | S::AwaitingApproval
+            | S::Blocked
+            | S::RollingBack
+            | S::Verifying
+            | S::Monitoring,
+            E::Cancel,
+        ) => S::Cancelled,
+        (S::Detected | S::AwaitingApproval | S::Blocked | S::RollingBack, E::Supersede) => {
+            S::Superseded
+        }
         (S::RollingBack, E::StepsDone) => S::Verifying,
         (S::RollingBack, E::StepFailed) => S::Failed,
         (S::Verifying, E::Verified) => S::Monitoring,
@@ -201,8 +237,8 @@ mod tests {
             "cannot Approve an incident that is cancelled"
         );
         assert!(
-            next(State::RollingBack, Event::Cancel).is_err(),
-            "no cancel mid-rollback"
+            next(State::Resolved, Event::Cancel).is_err(),
+            "nothing to cancel once resolved"
         );
     }
 
@@ -221,6 +257,7 @@ mod tests {
             Event::WatchElapsed,
             Event::WatchBreached,
             Event::Escalate,
+            Event::Supersede,
         ];
         for s in State::ALL.into_iter().filter(|s| s.is_terminal()) {
             for e in events {
@@ -230,5 +267,29 @@ mod tests {
         for s in State::ALL {
             assert_eq!(s.as_str().parse::<State>(), Ok(s));
         }
+    }
+
+    #[test]
+    fn a_rollback_in_flight_can_be_cancelled() {
+        for s in [State::RollingBack, State::Verifying, State::Monitoring] {
+            assert_eq!(next(s, Event::Cancel), Ok(State::Cancelled), "{s}");
+        }
+    }
+
+    #[test]
+    fn supersede_ends_an_incident_before_anything_is_verified() {
+        for s in [
+            State::Detected,
+            State::AwaitingApproval,
+            State::Blocked,
+            State::RollingBack,
+        ] {
+            assert_eq!(next(s, Event::Supersede), Ok(State::Superseded), "{s}");
+        }
+        for s in [State::Verifying, State::Monitoring, State::Failed] {
+            assert!(next(s, Event::Supersede).is_err(), "{s}");
+        }
+        assert!(State::Superseded.is_terminal());
+        assert!(!State::Superseded.is_in_flight());
     }
 }

@@ -24,8 +24,8 @@ const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
 /// The Statuspage incident status for a stage.
 pub fn incident_status(stage: Stage) -> &'static str {
     match stage {
-        Stage::Initiated | Stage::InProgress | Stage::Failed => "identified",
-        Stage::Complete => "monitoring",
+        Stage::Initiated | Stage::InProgress | Stage::Failed | Stage::Stopped => "identified",
+        Stage::Complete | Stage::Superseded => "monitoring",
         Stage::Resolved => "resolved",
         Stage::AwaitingApproval | Stage::Blocked | Stage::Inconclusive | Stage::Notice => {
             "investigating"
@@ -60,7 +60,9 @@ pub fn component_status(stage: Stage, severity: Option<&str>) -> Option<&'static
         | Stage::Complete
         | Stage::Failed
         | Stage::Inconclusive
-        | Stage::Notice => None,
+        | Stage::Notice
+        | Stage::Superseded
+        | Stage::Stopped => None,
     }
 }
 

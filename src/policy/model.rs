@@ -558,11 +558,17 @@ pub enum Stage {
     Inconclusive,
     /// A `notify` row matched: told, no action.
     Notice,
+    /// The incident ended without a rollback: a newer deploy replaced its revision, or the
+    /// deploy is past `fix_forward_after` (`{error}` says which).
+    Superseded,
+    /// A human cancelled or paused a rollback in flight (`{error}` says who, and after
+    /// which step).
+    Stopped,
 }
 
 impl Stage {
     /// Every stage with its policy spelling.
-    pub const ALL: [(&'static str, Stage); 9] = [
+    pub const ALL: [(&'static str, Stage); 11] = [
         ("initiated", Stage::Initiated),
         ("in_progress", Stage::InProgress),
         ("complete", Stage::Complete),
@@ -572,6 +578,8 @@ impl Stage {
         ("blocked", Stage::Blocked),
         ("inconclusive", Stage::Inconclusive),
         ("notice", Stage::Notice),
+        ("superseded", Stage::Superseded),
+        ("stopped", Stage::Stopped),
     ];
 }
 

@@ -120,6 +120,12 @@ pub fn default_template(stage: Stage) -> &'static str {
         Stage::Notice => {
             "NOTICE: {agent_id} {agent_name} {severity} (row {row}): {reason}\nThe runbook says monitor / fix forward: rollbackd takes no action."
         }
+        Stage::Superseded => {
+            "SUPERSEDED: {agent_id} {agent_name}: no rollback of revision {from_revision}.\nWhy: {error}\nIncident: {incident_id}"
+        }
+        Stage::Stopped => {
+            "{mention}ROLLBACK STOPPED: {agent_id} {agent_name} (revision {from_revision})\n{error}\nIncident: {incident_id}\nA human has the rollback now."
+        }
         Stage::Inconclusive => {
             "NO DATA: {agent_id} {agent_name}: rollbackd cannot evaluate the rollback policy.\nReason: {reason}\nrollbackd will not act while data is missing; please check."
         }

@@ -191,9 +191,41 @@ impl Store {
         outbox: &[NewOutbox],
         audit: Option<&AuditEntry>,
     ) -> Result<Incident, StoreError> {
+        let opened = self.insert_incident(new, first, at, audit, false, |_| outbox.to_vec())?;
+        Ok(opened.into_incident())
+    }
+
+    /// Opens an incident unless one is already open for the same agent and revision, in
+    /// one transaction: the check, the incident, its first transition, the notifications
+    /// `announce` builds from the new incident, and the audit entry. Either everything is
+    /// written or nothing is (a crash cannot leave an approval nobody was asked for), and
+    /// two concurrent opens for one deploy yield one incident.
+    pub fn open_incident(
+        &self,
+        new: &NewIncident,
+        first: Event,
+        at: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+        announce: impl FnOnce(&Incident) -> Vec<NewOutbox>,
+    ) -> Result<Opened, StoreError> {
+        self.insert_incident(new, first, at, audit, true, announce)
+    }
+
+    fn insert_incident(
+        &self,
+        new: &NewIncident,
+        first: Event,
+        at: DateTime<Utc>,
+        audit: Option<&AuditEntry>,
+        one_per_revision: bool,
+        announce: impl FnOnce(&Incident) -> Vec<NewOutbox>,
+    ) -> Result<Opened, StoreError> {
         let to = next(State::Detected, first)?;
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if one_per_revision && let Some(open) = open_in(&tx, &new.agent, new.revision)? {
+            return Ok(Opened::AlreadyOpen(open));
+        }
         let n: i64 = tx.query_row(
             "SELECT COUNT(*) FROM incidents WHERE agent = ?1",
             [&new.agent],
@@ -233,9 +265,6 @@ impl Store {
             "INSERT INTO transitions (incident_id, seq, at, from_state, event, to_state, note) VALUES (?1, 1, ?2, 'detected', ?3, ?4, ?5)",
             params![id, ts(at), event_name(first), to.as_str(), new.reason],
         )?;
-        for item in outbox {
-            insert_outbox(&tx, &id, item, at)?;
-        }
         if let Some(entry) = audit {
             let mut entry = entry.clone();
             if entry.target.is_empty() {
@@ -243,9 +272,12 @@ impl Store {
             }
             super::audit::insert_audit(&tx, &entry)?;
         }
+        let incident = by_id(&tx, &id)?.ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        for item in announce(&incident) {
+            insert_outbox(&tx, &id, &item, at)?;
+        }
         tx.commit()?;
-        drop(conn);
-        self.incident(&id)?.ok_or(StoreError::NotFound(id))
+        Ok(Opened::New(incident))
     }
 
     /// Applies a [`Transition`] if the incident is still in the state the caller saw
@@ -300,14 +332,7 @@ impl Store {
 
     /// One incident.
     pub fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"))?;
-        let mut rows = stmt.query([id])?;
-        match rows.next()? {
-            Some(r) => Ok(Some(from_row(r)?)),
-            None => Ok(None),
-        }
+        by_id(&*self.conn()?, id)
     }
 
     /// Incidents, newest first.
@@ -427,18 +452,84 @@ impl Store {
     }
 
     /// The open (not terminal) incident for a workload revision, if any.
+    /// Looks at every open incident of the agent, however many it has.
     pub fn open_incident_for(
         &self,
         agent: &str,
         revision: Option<u64>,
     ) -> Result<Option<Incident>, StoreError> {
-        let all = self.incidents(&IncidentFilter {
-            agent: Some(agent.to_string()),
-            limit: Some(50),
-            ..Default::default()
-        })?;
-        Ok(all
-            .into_iter()
-            .find(|i| !i.state.is_terminal() && i.revision == revision))
+        open_in(&*self.conn()?, agent, revision)
+    }
+
+    /// The newest incident the evaluation loop opened for an agent's revision, in any state
+    /// (however many incidents the agent has): one automatic incident per deploy.
+    pub fn automatic_incident_for(
+        &self,
+        agent: &str,
+        revision: Option<u64>,
+    ) -> Result<Option<Incident>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM incidents
+             WHERE agent = ?1 AND revision IS ?2 AND trigger = 'automatic'
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ))?;
+        let mut rows = stmt.query(params![agent, revision.map(|v| v as i64)])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(from_row(r)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// What [`Store::open_incident`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// A new incident, with its notifications queued.
+    New(Incident),
+    /// The deploy already had this open incident: nothing was written.
+    AlreadyOpen(Incident),
+}
+
+impl Opened {
+    /// The new or the already open incident.
+    pub fn into_incident(self) -> Incident {
+        match self {
+            Opened::New(i) | Opened::AlreadyOpen(i) => i,
+        }
+    }
+}
+
+fn by_id(conn: &rusqlite::Connection, id: &str) -> Result<Option<Incident>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM incidents WHERE id = ?1"))?;
+    let mut rows = stmt.query([id])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// The open (not terminal) incident of `agent` for `revision`, among all its incidents.
+fn open_in(
+    conn: &rusqlite::Connection,
+    agent: &str,
+    revision: Option<u64>,
+) -> Result<Option<Incident>, StoreError> {
+    let terminal = State::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM incidents
+         WHERE agent = ?1 AND revision IS ?2 AND state NOT IN ({terminal})
+         ORDER BY created_at DESC, id DESC LIMIT 1"
+    ))?;
+    let mut rows = stmt.query(params![agent, revision.map(|v| v as i64)])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(from_row(r)?)),
+        None => Ok(None),
     }
 }

@@ -17,7 +17,9 @@ mod steps;
 
 pub use alerts::{AlertRecord, RecordedAlert};
 pub use audit::AuditEntry;
-pub use incidents::{Incident, IncidentFilter, NewIncident, Transition, TransitionRecord, Trigger};
+pub use incidents::{
+    Incident, IncidentFilter, NewIncident, Opened, Transition, TransitionRecord, Trigger,
+};
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
 pub use steps::StepRow;

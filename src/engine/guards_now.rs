@@ -1,0 +1,221 @@
+//! Re-evaluating a policy's guards against the latest reading of each signal, for a human's
+//! approval and for the runner right before it mutates anything: the world may have changed
+//! since the decision. Pure: the readings and `now` come in as data.
+//!
+//! Same semantics as the engine: a guard whose conditions all hold, or that cannot be
+//! evaluated (no reading, a stale reading, no data, a non-finite value, no baseline), blocks.
+//! From one reading a condition's `for` cannot be confirmed: a condition that holds now is
+//! taken as holding (fail safe), and its evidence says so.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::decision::{ConditionEvidence, GuardEvidence, Truth};
+use super::format_value;
+use crate::policy::duration::format_duration;
+use crate::policy::{Condition, GuardScope, Policy};
+
+/// One signal's latest reading: when it was read and its value (`None`: no data).
+pub type Reading = (DateTime<Utc>, Option<f64>);
+
+/// The guards of `policy` that apply to `row` (every guard when there is no row), each with
+/// whether it blocks now, and its scope.
+pub fn guards_now(
+    policy: &Policy,
+    row: Option<&str>,
+    baselines: &BTreeMap<String, f64>,
+    reading: impl Fn(&str) -> Option<Reading>,
+    now: DateTime<Utc>,
+) -> Vec<(GuardScope, GuardEvidence)> {
+    policy
+        .guards
+        .iter()
+        .filter(|g| row.is_none_or(|r| g.applies_to(r)))
+        .map(|g| {
+            let conditions: Vec<ConditionEvidence> = g
+                .when
+                .iter()
+                .map(|c| condition_now(policy, c, baselines, reading(&c.signal), now))
+                .collect();
+            let truth = Truth::all(conditions.iter().map(|c| c.truth));
+            let evidence = GuardEvidence {
+                guard: g.id.clone(),
+                description: g.description.clone(),
+                blocks: truth != Truth::False,
+                conditions,
+            };
+            (g.scope, evidence)
+        })
+        .collect()
+}
+
+/// The first `always` guard that blocks now: no approval lifts it.
+pub fn always_blocking(guards: &[(GuardScope, GuardEvidence)]) -> Option<&GuardEvidence> {
+    guards
+        .iter()
+        .find(|(scope, g)| *scope == GuardScope::Always && g.blocks)
+        .map(|(_, g)| g)
+}
+
+/// One sentence for a human: which guard, whether it holds or cannot be evaluated, and its
+/// description, with the values read.
+pub fn guard_sentence(guard: &GuardEvidence) -> String {
+    let unknown = guard.conditions.iter().any(|c| c.truth == Truth::Unknown);
+    let why = if unknown {
+        "cannot be evaluated (fail safe)"
+    } else {
+        "holds"
+    };
+    let detail: Vec<String> = guard
+        .conditions
+        .iter()
+        .map(|c| {
+            let value = c.value.map_or("no data".to_string(), format_value);
+            match &c.note {
+                Some(note) => format!("{} = {value}, needs {} ({note})", c.signal, c.threshold),
+                None => format!("{} = {value}, needs {}", c.signal, c.threshold),
+            }
+        })
+        .collect();
+    format!(
+        "guard {} {why}: {} [{}]",
+        guard.guard,
+        guard.description,
+        detail.join("; ")
+    )
+}
+
+fn condition_now(
+    policy: &Policy,
+    cond: &Condition,
+    baselines: &BTreeMap<String, f64>,
+    reading: Option<Reading>,
+    now: DateTime<Utc>,
+) -> ConditionEvidence {
+    let mut evidence = ConditionEvidence {
+        signal: cond.signal.clone(),
+        value: None,
+        baseline: None,
+        ratio: None,
+        threshold: cond.describe_thresholds(),
+        held_for: None,
+        required_for: cond.held_for.map(format_duration),
+        truth: Truth::Unknown,
+        note: None,
+        pre_deploy: None,
+        preexisting: None,
+    };
+    let Some((at, value)) = reading else {
+        evidence.note = Some("no reading yet".into());
+        return evidence;
+    };
+    let age = now - at;
+    if age > policy.window.stale_after {
+        evidence.note = Some(format!("stale: last reading {} ago", format_duration(age)));
+        return evidence;
+    }
+    let Some(value) = value.filter(|v| v.is_finite()) else {
+        evidence.note = Some("no data (NaN, ±Inf or null)".into());
+        return evidence;
+    };
+    evidence.value = Some(value);
+    let compared = if cond.relative_to_baseline {
+        match baselines.get(&cond.signal) {
+            Some(b) if *b > 0.0 && b.is_finite() => {
+                evidence.baseline = Some(*b);
+                evidence.ratio = Some(value / b);
+                value / b
+            }
+            _ => {
+                evidence.note = Some("no usable pre-deploy baseline".into());
+                return evidence;
+            }
+        }
+    } else {
+        value
+    };
+    if !cond.accepts(compared) {
+        evidence.truth = Truth::False;
+        return evidence;
+    }
+    evidence.truth = Truth::True;
+    if let Some(required) = cond.held_for {
+        evidence.note = Some(format!(
+            "holds now; its `for` {} cannot be confirmed from one reading (fail safe)",
+            format_duration(required)
+        ));
+    }
+    evidence
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn gl001() -> Policy {
+        crate::policy::load_file(std::path::Path::new("policies/gl-001.toml")).expect("loads")
+    }
+
+    fn life_safety(
+        policy: &Policy,
+        reading: Option<Reading>,
+        now: DateTime<Utc>,
+    ) -> (GuardScope, GuardEvidence) {
+        guards_now(
+            policy,
+            None,
+            &BTreeMap::new(),
+            |s| (s == "backup_heat_available").then_some(reading).flatten(),
+            now,
+        )
+        .into_iter()
+        .find(|(_, g)| g.guard == "life-safety-heat")
+        .expect("GL-001 has its life-safety guard")
+    }
+
+    #[test]
+    fn the_life_safety_guard_blocks_when_it_holds_or_cannot_be_evaluated() {
+        let p = gl001();
+        let now = Utc::now();
+        let (scope, g) = life_safety(&p, Some((now, Some(0.0))), now);
+        assert_eq!(scope, GuardScope::Always);
+        assert!(g.blocks, "backup heat 0: holds");
+        assert!(
+            guard_sentence(&g).contains("holds: Never rollback"),
+            "{}",
+            guard_sentence(&g)
+        );
+        assert!(life_safety(&p, None, now).1.blocks, "no reading");
+        assert!(life_safety(&p, Some((now, None)), now).1.blocks, "no data");
+        assert!(
+            life_safety(&p, Some((now, Some(f64::INFINITY))), now)
+                .1
+                .blocks,
+            "+Inf is no data"
+        );
+        let stale = now - p.window.stale_after - TimeDelta::seconds(1);
+        assert!(
+            life_safety(&p, Some((stale, Some(1.0))), now).1.blocks,
+            "stale"
+        );
+        let (_, ok) = life_safety(&p, Some((now, Some(1.0))), now);
+        assert!(!ok.blocks, "backup heat available: passes");
+    }
+
+    #[test]
+    fn only_always_guards_survive_an_approval() {
+        let p = gl001();
+        let now = Utc::now();
+        // every guard blocks (no readings at all): the `always` one is the one that counts
+        let guards = guards_now(&p, None, &BTreeMap::new(), |_| None, now);
+        assert!(guards.len() > 1);
+        assert_eq!(
+            always_blocking(&guards).map(|g| g.guard.as_str()),
+            Some("life-safety-heat")
+        );
+        let fine = guards_now(&p, None, &BTreeMap::new(), |_| Some((now, Some(1.0))), now);
+        assert!(always_blocking(&fine).is_none());
+    }
+}
