@@ -1078,3 +1078,20 @@ async fn approving_a_rollback_in_flight_changes_nothing_even_after_a_new_revisio
         State::RollingBack
     );
 }
+
+/// Issue 12 item 11: approve checks who asks before it reads the store, so an anonymous
+/// caller cannot tell which incident ids exist.
+#[tokio::test]
+async fn approve_checks_the_caller_before_it_looks_the_incident_up() {
+    let api = start().await;
+    for (token, want) in [(None, 401), (Some(VIEWER), 403), (Some(OPERATOR), 404)] {
+        let (code, res) = api
+            .post(
+                "/api/v1/rollbacks/no-such-incident/approve",
+                token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(code, want, "{token:?}: {res}");
+    }
+}

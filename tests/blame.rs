@@ -65,7 +65,7 @@ async fn an_alert_that_started_before_the_deploy_never_rolls_it_back() {
         hook.lock()
             .unwrap()
             .iter()
-            .find(|m| m["stage"] == "notice")
+            .find(|m| m["stage"] == "preexisting")
             .cloned()
     })
     .await;
@@ -73,7 +73,7 @@ async fn an_alert_that_started_before_the_deploy_never_rolls_it_back() {
         notice["text"]
             .as_str()
             .unwrap()
-            .contains("not because of this deploy"),
+            .contains("held before revision 2 was deployed"),
         "{notice}"
     );
     // an alert that starts after the deploy is evidence: rolled back
@@ -91,5 +91,83 @@ async fn an_alert_that_started_before_the_deploy_never_rolls_it_back() {
         .unwrap()
         .remove(0);
     assert_eq!(inc.row.as_deref(), Some("p0-data-corruption"));
+    w.daemon.shutdown().await;
+}
+
+/// Issue 12 item 14, through the whole daemon: a deploy that lands between rollbackd's read
+/// and its undo is not overwritten; the incident ends as superseded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_landing_during_the_rollback_supersedes_it_and_survives() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let w = world(
+        agent().await,
+        MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
+        |_| {},
+    )
+    .await;
+    deploy_v2(&w, DecisionKind::None).await;
+    let fresh = "registry.local/greenlang/gl-002-boiler-efficiency:v3-fix";
+    w.sim
+        .race_next_write(
+            "apps/v1",
+            "Deployment",
+            "greenlang",
+            "gl-002-boiler-efficiency",
+            json!({"spec": {"template": {"spec": {"containers": [
+                {"name": "boiler-optimizer", "image": fresh}]}}}}),
+        )
+        .unwrap();
+    w.agent.handle().set_error_ratio(0.6).unwrap();
+    let store = w.daemon.store.clone();
+    let inc = wait_for(
+        "the superseded incident",
+        Duration::from_secs(20),
+        async || {
+            let inc = store.incidents(&IncidentFilter::default()).ok()?.pop()?;
+            (inc.state == rollbackd::incident::State::Superseded).then_some(inc)
+        },
+    )
+    .await;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(w.client.clone(), "greenlang");
+    let d = api.get("gl-002-boiler-efficiency").await.unwrap();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone()
+        .unwrap();
+    assert_eq!(image, fresh, "the fresh deploy was overwritten");
+    let transitions = store.transitions(&inc.id).unwrap();
+    let last = transitions.last().unwrap();
+    assert!(
+        last.note.contains("superseded") || last.note.contains("revision"),
+        "{last:?}"
+    );
+    w.daemon.shutdown().await;
+}
+
+/// Issue 12 item 4: a revision that lived through its whole post-deploy window without a
+/// breach is marked verified on its ReplicaSet (so `last_known_good` works without a
+/// previous rollback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_that_lives_through_its_window_is_marked_verified() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let w = world(
+        agent().await,
+        MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap()),
+        |p| p.window.duration = TimeDelta::seconds(3),
+    )
+    .await;
+    deploy_v2(&w, DecisionKind::None).await;
+    let api: kube::Api<ReplicaSet> = kube::Api::namespaced(w.client.clone(), "greenlang");
+    let verified = wait_for("the verified mark", Duration::from_secs(20), async || {
+        let list = api.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find_map(|rs| {
+            let a = rs.metadata.annotations.clone().unwrap_or_default();
+            let revision = a.get("deployment.kubernetes.io/revision")?.clone();
+            a.contains_key(rollbackd::cluster::annotate::VERIFIED)
+                .then_some((rs.metadata.name.clone()?, revision))
+        })
+    })
+    .await;
+    assert_eq!(verified.1, "2", "{verified:?}");
     w.daemon.shutdown().await;
 }

@@ -248,7 +248,10 @@ pub fn announce(
         _ => {}
     }
     // the status page is for incidents, not for "monitor" notices or missing data
-    let public = !matches!(stage, Stage::Notice | Stage::Inconclusive);
+    let public = !matches!(
+        stage,
+        Stage::Notice | Stage::Inconclusive | Stage::Preexisting | Stage::Escalated
+    );
     if let (Some(sp), true, true) = (&policy.notify.statuspage, channels.statuspage, public) {
         targets.push(Target::Statuspage {
             page_id: sp.page_id.clone(),

@@ -226,6 +226,13 @@ impl Evaluator {
             return;
         }
         tracing::info!(agent, revision, %at, "new revision: post-deploy window opens");
+        let policy = w.policy.clone();
+        if let Err(e) = self.supersede_waiting(&policy, revision, at) {
+            tracing::error!(agent, error = %e, "could not close the incidents of the replaced revision");
+        }
+        let Some(w) = self.windows.get_mut(agent) else {
+            return;
+        };
         w.observations.record_deploy(Deploy {
             at,
             revision: Some(revision),
@@ -261,6 +268,46 @@ impl Evaluator {
                     .await;
             });
         }
+    }
+
+    /// A new revision replaced the one that incidents still waiting for a human (approval,
+    /// a blocking guard) are about: they end as superseded at once, and the people who were
+    /// asked are told why, instead of an approval later rolling back the new deploy.
+    fn supersede_waiting(
+        &self,
+        policy: &Policy,
+        revision: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), crate::store::StoreError> {
+        let waiting = self.store.waiting_for_human(&policy.agent.id)?;
+        let stale = waiting
+            .iter()
+            .filter(|i| i.revision.is_some_and(|r| r != revision));
+        for inc in stale {
+            let why = format!(
+                "deploy revision {} was replaced by revision {revision} at {}: nothing to roll back",
+                inc.revision.unwrap_or_default(),
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            let extra = BTreeMap::from([("error", why.clone())]);
+            let rows = announce(policy, inc, Stage::Superseded, &extra, &self.channels);
+            let entry = crate::store::AuditEntry {
+                at: Utc::now(),
+                actor: "rollbackd".into(),
+                action: "rollback.supersede".into(),
+                target: inc.id.clone(),
+                reason: why.clone(),
+                detail: serde_json::json!({"from": inc.state, "revision": revision}),
+            };
+            self.store.transition(
+                &crate::store::Transition::new(&inc.id, Event::Supersede, Utc::now(), &why)
+                    .expecting(inc.state)
+                    .notifying(&rows)
+                    .audited(&entry),
+            )?;
+            tracing::info!(agent = %policy.agent.id, incident = %inc.id, "superseded by a new revision");
+        }
+        Ok(())
     }
 
     /// Reports revisions that live through their whole window cleanly on `tx`.
@@ -612,11 +659,7 @@ impl Evaluator {
             GateOutcome::Ignore => return Ok(Acted::Done),
             GateOutcome::Paused(why) => return Ok(Acted::Paused(why)),
             GateOutcome::Tell => {
-                let stage = if decision.decision == DecisionKind::Inconclusive {
-                    Stage::Inconclusive
-                } else {
-                    Stage::Notice
-                };
+                let stage = tell_stage(decision);
                 let notice = crate::store::Incident {
                     id: format!(
                         "notice-{}-{}",
@@ -717,6 +760,24 @@ fn incident_decision(decision: &Decision, deploy: &Deploy) -> serde_json::Value 
         );
     }
     value
+}
+
+/// How a decision that only tells a human is announced: no data, no data past a deadline,
+/// a condition older than the deploy, or a `notify` row.
+fn tell_stage(decision: &Decision) -> Stage {
+    match decision.decision {
+        DecisionKind::Inconclusive => Stage::Inconclusive,
+        DecisionKind::Escalate => Stage::Escalated,
+        _ if decision
+            .evidence
+            .preexisting
+            .first()
+            .is_some_and(|p| decision.row.as_deref() == Some(p.row.as_str())) =>
+        {
+            Stage::Preexisting
+        }
+        _ => Stage::Notice,
+    }
 }
 
 /// Whether one of `policy`'s alert signals selects an alert with these labels.
@@ -975,6 +1036,52 @@ mod tests {
             incidents[0].decision["baselines"]["latency_p95"], 0.8,
             "the deploy's baselines travel with the incident"
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_revision_supersedes_the_incidents_still_waiting_for_a_human() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut e = evaluator(store.clone());
+        let policy = e.windows["GL-002"].policy.clone();
+        let w = policy.primary_workload().expect("primary");
+        let new = |revision: u64| NewIncident {
+            agent: "GL-002".into(),
+            namespace: w.namespace.clone(),
+            workload: w.name.clone(),
+            revision: Some(revision),
+            from_image: None,
+            row: Some("p1-error-rate".into()),
+            severity: Some("P1".into()),
+            method: Some("quick".into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "35 % errors for 15 min".into(),
+            decision: serde_json::json!({}),
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: None,
+        };
+        let now = Utc::now();
+        let waiting = store
+            .create_incident(&new(7), Event::RequestApproval, now, &[], None)
+            .expect("created");
+        e.on_deploy("GL-002", 8, now, None, false).await;
+        let inc = store.incident(&waiting.id).expect("read").expect("exists");
+        assert_eq!(inc.state, crate::incident::State::Superseded);
+        let notes: Vec<String> = store
+            .transitions(&inc.id)
+            .expect("transitions")
+            .into_iter()
+            .map(|t| t.note)
+            .collect();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("revision 7 was replaced by revision 8")),
+            "{notes:?}"
+        );
+        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        assert_eq!(audit[0].action, "rollback.supersede");
     }
 
     #[test]

@@ -160,6 +160,33 @@ impl DeliveryObserver for MetricsObserver {
     }
 }
 
+/// Marks each revision that lived through its window cleanly as verified on its ReplicaSet,
+/// so `last_known_good` can return to it. A failure is logged: the mark is a convenience for
+/// later rollbacks, never needed for this one.
+async fn mark_verified(
+    cluster: Cluster,
+    policies: Arc<Vec<Arc<Policy>>>,
+    mut rx: mpsc::Receiver<evaluate::RevisionVerified>,
+) {
+    while let Some(v) = rx.recv().await {
+        let Some(w) = policies
+            .iter()
+            .find(|p| p.agent.id == v.agent)
+            .and_then(|p| p.workload(&v.workload))
+        else {
+            continue;
+        };
+        match crate::cluster::annotate::mark_revision_verified(&cluster, w, v.revision).await {
+            Ok(rs) => {
+                tracing::info!(agent = %v.agent, revision = v.revision, replicaset = %rs, "revision marked verified: it lived through its window")
+            }
+            Err(e) => {
+                tracing::warn!(agent = %v.agent, revision = v.revision, error = %e, "could not mark the revision verified")
+            }
+        }
+    }
+}
+
 /// A pseudo-random jitter in `[0, max)` without a RNG dependency.
 fn jitter(max: Duration) -> Duration {
     if max.is_zero() {
@@ -303,6 +330,12 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         DeployWatcher::start_supervised(cluster.clone(), &policies, deploy_tx, supervisor.clone())
             .await?,
     );
+    let (verified_tx, verified_rx) = crate::channel::bounded("verified", 1024, metrics.clone());
+    tasks.push(supervisor.spawn(
+        "verified",
+        Expect::RunsUntilShutdown,
+        mark_verified(cluster.clone(), policies.clone(), verified_rx),
+    ));
     let executor = Executor::new(cluster, opts.store.clone());
     let runner = Runner::new(
         opts.store.clone(),
@@ -327,6 +360,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
         opts.channels,
         runner_tx,
     );
+    evaluator.report_verified(verified_tx);
     let c = cancel.clone();
     let (interval, max_jitter) = (opts.interval, opts.jitter);
     let runner_for_loop = runner.clone();

@@ -15,7 +15,7 @@ use super::announce::{Channels, announce, elapsed, version_of};
 use super::latest::Latest;
 use crate::cluster::history::load;
 use crate::engine::{always_blocking, guard_sentence, guards_now};
-use crate::executor::{Executor, RunContext};
+use crate::executor::{Executor, IncidentRevision, RunContext};
 use crate::incident::{Event, Running, State, superseded};
 use crate::metrics::Metrics;
 use crate::policy::{Condition, Method, Policy, RevisionRef, Stage, StepAction};
@@ -565,6 +565,7 @@ impl Runner {
             dry_run: inc.dry_run,
             vars: inc.vars.clone(),
             stop: stop.clone(),
+            incident_revision: incident_revision(inc, policy),
             ..RunContext::new(inc.id.clone(), policy.clone(), inc.reason.clone())
         };
         let result = match inc.state {
@@ -686,6 +687,19 @@ impl Runner {
                 if !inc.dry_run {
                     let _ = self.rolled_back.send(inc.agent.clone());
                 }
+            }
+            Ok(o) if superseded_before_any_change(&o) => {
+                // a fresh deploy landed: nothing was written, and nothing will be
+                let why = o
+                    .failure()
+                    .and_then(|s| s.detail["error"].as_str())
+                    .unwrap_or("the workload no longer runs the incident's revision")
+                    .to_string();
+                self.metrics.inc(
+                    "rollbackd_rollbacks_total",
+                    &[&inc.agent, &method_name, "superseded"],
+                );
+                self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
             }
             Ok(o) => {
                 let failure = o
@@ -1352,4 +1366,30 @@ mod tests {
         writer.abort();
         assert!(r.passed, "{}", r.detail);
     }
+}
+
+/// The workload (by policy id) and revision the incident is about: mutating steps on it
+/// refuse to act once it runs another revision.
+fn incident_revision(inc: &Incident, policy: &Policy) -> Option<IncidentRevision> {
+    let workload = policy
+        .workloads
+        .iter()
+        .find(|w| w.name == inc.workload && w.namespace == inc.namespace)?;
+    Some(IncidentRevision {
+        workload: workload.id.clone(),
+        revision: inc.revision?,
+    })
+}
+
+/// The method stopped because a fresh deploy replaced the incident's revision, before any of
+/// its steps changed anything.
+fn superseded_before_any_change(outcome: &crate::executor::MethodOutcome) -> bool {
+    let superseded = outcome
+        .failure()
+        .is_some_and(|s| s.detail["label"] == "superseded");
+    superseded
+        && !outcome
+            .steps
+            .iter()
+            .any(|s| matches!(s.state, crate::executor::StepState::Done))
 }

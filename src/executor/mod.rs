@@ -24,7 +24,7 @@ use crate::cluster::{
 };
 use crate::cluster::{rollout_status, scale, service, undo};
 use crate::policy::{Method, Step, StepAction, Workload};
-pub use context::RunContext;
+pub use context::{IncidentRevision, RunContext};
 pub use journal::{JournalError, MemoryJournal, StepJournal, StepRecord};
 
 /// Errors that stop a run before or between steps (a failing step is reported in the
@@ -514,10 +514,10 @@ impl Executor {
         {
             return Ok(r);
         }
+        // the revision an undo to "previous" would pick: never one rolled back as bad
         history
-            .previous()
-            .map(|r| r.number)
-            .ok_or_else(|| ClusterError::NoPrevious(history.workload.clone()))
+            .resolve_safe(crate::policy::RevisionRef::Previous)
+            .map(|t| t.revision.number)
     }
 }
 

@@ -27,9 +27,12 @@ pub fn incident_status(stage: Stage) -> &'static str {
         Stage::Initiated | Stage::InProgress | Stage::Failed | Stage::Stopped => "identified",
         Stage::Complete | Stage::Superseded => "monitoring",
         Stage::Resolved => "resolved",
-        Stage::AwaitingApproval | Stage::Blocked | Stage::Inconclusive | Stage::Notice => {
-            "investigating"
-        }
+        Stage::AwaitingApproval
+        | Stage::Blocked
+        | Stage::Inconclusive
+        | Stage::Notice
+        | Stage::Preexisting
+        | Stage::Escalated => "investigating",
     }
 }
 
@@ -62,7 +65,9 @@ pub fn component_status(stage: Stage, severity: Option<&str>) -> Option<&'static
         | Stage::Inconclusive
         | Stage::Notice
         | Stage::Superseded
-        | Stage::Stopped => None,
+        | Stage::Stopped
+        | Stage::Preexisting
+        | Stage::Escalated => None,
     }
 }
 

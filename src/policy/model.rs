@@ -564,11 +564,15 @@ pub enum Stage {
     /// A human cancelled or paused a rollback in flight (`{error}` says who, and after
     /// which step).
     Stopped,
+    /// A rollback row holds, but its condition was there before the deploy: told, no action.
+    Preexisting,
+    /// A rollback row stayed undecidable past its runbook deadline: a human must decide now.
+    Escalated,
 }
 
 impl Stage {
     /// Every stage with its policy spelling.
-    pub const ALL: [(&'static str, Stage); 11] = [
+    pub const ALL: [(&'static str, Stage); 13] = [
         ("initiated", Stage::Initiated),
         ("in_progress", Stage::InProgress),
         ("complete", Stage::Complete),
@@ -580,6 +584,8 @@ impl Stage {
         ("notice", Stage::Notice),
         ("superseded", Stage::Superseded),
         ("stopped", Stage::Stopped),
+        ("preexisting", Stage::Preexisting),
+        ("escalated", Stage::Escalated),
     ];
 }
 

@@ -126,6 +126,12 @@ pub fn default_template(stage: Stage) -> &'static str {
         Stage::Stopped => {
             "{mention}ROLLBACK STOPPED: {agent_id} {agent_name} (revision {from_revision})\n{error}\nIncident: {incident_id}\nA human has the rollback now."
         }
+        Stage::Preexisting => {
+            "NOTICE: {agent_id} {agent_name} {severity} (row {row}) holds, but it held before revision {from_revision} was deployed.\nReason: {reason}\nrollbackd does not roll a deploy back for what was wrong before it; please check the service."
+        }
+        Stage::Escalated => {
+            "{mention}DECIDE NOW: {agent_id} {agent_name} {severity} (row {row})\nReason: {reason}\nrollbackd cannot decide without data and the runbook's deadline has passed: a human must decide."
+        }
         Stage::Inconclusive => {
             "NO DATA: {agent_id} {agent_name}: rollbackd cannot evaluate the rollback policy.\nReason: {reason}\nrollbackd will not act while data is missing; please check."
         }

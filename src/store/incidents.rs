@@ -461,6 +461,23 @@ impl Store {
         open_in(&*self.conn()?, agent, revision)
     }
 
+    /// Every incident of an agent waiting for a human (awaiting approval or blocked),
+    /// oldest first, however many there are.
+    pub fn waiting_for_human(&self, agent: &str) -> Result<Vec<Incident>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM incidents
+             WHERE agent = ?1 AND state IN ('awaiting_approval', 'blocked')
+             ORDER BY created_at, id"
+        ))?;
+        let mut rows = stmt.query(params![agent])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(from_row(r)?);
+        }
+        Ok(out)
+    }
+
     /// The newest incident the evaluation loop opened for an agent's revision, in any state
     /// (however many incidents the agent has): one automatic incident per deploy.
     pub fn automatic_incident_for(
