@@ -969,6 +969,32 @@ impl Runner {
     }
 }
 
+/// The workload (by policy id) and revision the incident is about: mutating steps on it
+/// refuse to act once it runs another revision.
+fn incident_revision(inc: &Incident, policy: &Policy) -> Option<IncidentRevision> {
+    let workload = policy
+        .workloads
+        .iter()
+        .find(|w| w.name == inc.workload && w.namespace == inc.namespace)?;
+    Some(IncidentRevision {
+        workload: workload.id.clone(),
+        revision: inc.revision?,
+    })
+}
+
+/// The method stopped because a fresh deploy replaced the incident's revision, before any of
+/// its steps changed anything.
+fn superseded_before_any_change(outcome: &crate::executor::MethodOutcome) -> bool {
+    let superseded = outcome
+        .failure()
+        .is_some_and(|s| s.detail["label"] == "superseded");
+    superseded
+        && !outcome
+            .steps
+            .iter()
+            .any(|s| matches!(s.state, crate::executor::StepState::Done))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1366,30 +1392,4 @@ mod tests {
         writer.abort();
         assert!(r.passed, "{}", r.detail);
     }
-}
-
-/// The workload (by policy id) and revision the incident is about: mutating steps on it
-/// refuse to act once it runs another revision.
-fn incident_revision(inc: &Incident, policy: &Policy) -> Option<IncidentRevision> {
-    let workload = policy
-        .workloads
-        .iter()
-        .find(|w| w.name == inc.workload && w.namespace == inc.namespace)?;
-    Some(IncidentRevision {
-        workload: workload.id.clone(),
-        revision: inc.revision?,
-    })
-}
-
-/// The method stopped because a fresh deploy replaced the incident's revision, before any of
-/// its steps changed anything.
-fn superseded_before_any_change(outcome: &crate::executor::MethodOutcome) -> bool {
-    let superseded = outcome
-        .failure()
-        .is_some_and(|s| s.detail["label"] == "superseded");
-    superseded
-        && !outcome
-            .steps
-            .iter()
-            .any(|s| matches!(s.state, crate::executor::StepState::Done))
 }
