@@ -50,6 +50,8 @@ struct Window {
     /// The revision whose baselines and pre-deploy values are being fetched: until they
     /// arrive, a missing baseline is not yet worth telling anyone about.
     fetching: Option<u64>,
+    /// Pre-deploy values fetched from Prometheus for this deploy: not yet, in flight, done.
+    pre_fetch: PreFetch,
     /// Every decision for the current deploy so far was `none` or `notify`.
     clean: bool,
     /// The current deploy lived through its window cleanly and was reported as verified.
@@ -64,6 +66,16 @@ pub struct RevisionVerified {
     /// The policy's id of the primary workload.
     pub workload: String,
     pub revision: u64,
+}
+
+/// Whether a deploy's missing pre-deploy values were asked of Prometheus. They are asked
+/// for only when a rollback row's condition needs them (the daemon usually sampled the
+/// signal before the deploy), so a fleet-wide deploy costs no queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PreFetch {
+    NotYet,
+    InFlight,
+    Done,
 }
 
 /// What makes a decision new: its kind, row and blocker.
@@ -154,6 +166,7 @@ impl Evaluator {
                     image: None,
                     last: None,
                     fetching: None,
+                    pre_fetch: PreFetch::NotYet,
                     clean: false,
                     verified: false,
                 };
@@ -255,19 +268,31 @@ impl Evaluator {
         w.verified = false;
         w.image = image;
         w.last = None;
-        if matches!(self.source.as_ref(), MetricSource::Prometheus(_)) {
+        w.pre_fetch = PreFetch::NotYet;
+        if matches!(self.source.as_ref(), MetricSource::Prometheus(_))
+            && pre_deploy::has_promql_baselines(&w.policy)
+        {
             w.fetching = Some(revision);
-            let (source, policy, tx) = (
-                self.source.clone(),
-                w.policy.clone(),
-                self.fetched_tx.clone(),
-            );
-            tokio::spawn(async move {
-                let _ = tx
-                    .send(pre_deploy::fetch(source, policy, revision, at).await)
-                    .await;
-            });
+            let (source, policy) = (self.source.clone(), w.policy.clone());
+            self.spawn_fetch(source, policy, revision, at, pre_deploy::Wanted::Baselines);
         }
+    }
+
+    /// Fetches reference values for a deploy beside the loop; they are applied when they
+    /// arrive (the fetch waits for room in the bounded channel, the loop never does).
+    fn spawn_fetch(
+        &self,
+        source: Arc<MetricSource>,
+        policy: Arc<Policy>,
+        revision: u64,
+        at: DateTime<Utc>,
+        wanted: pre_deploy::Wanted,
+    ) {
+        let tx = self.fetched_tx.clone();
+        tokio::spawn(async move {
+            let fetched = pre_deploy::fetch(source, policy, revision, at, wanted).await;
+            let _ = tx.send(fetched).await;
+        });
     }
 
     /// A new revision replaced the one that incidents still waiting for a human (approval,
@@ -322,10 +347,15 @@ impl Evaluator {
             let Some(w) = self.windows.get_mut(&f.agent) else {
                 continue;
             };
-            if w.fetching != Some(f.revision) {
+            let current = w.observations.deploy().and_then(|d| d.revision);
+            if current != Some(f.revision) {
                 continue;
             }
-            w.fetching = None;
+            if f.pre {
+                w.pre_fetch = PreFetch::Done;
+            } else {
+                w.fetching = None;
+            }
             w.observations.update_reference(f.baselines, f.pre_deploy);
             w.last = None;
         }
@@ -546,6 +576,32 @@ impl Evaluator {
             );
         }
         let Some(decision) = decision else { return };
+        if !decision.evidence.missing_pre_deploy.is_empty()
+            && w.pre_fetch == PreFetch::NotYet
+            && matches!(self.source.as_ref(), MetricSource::Prometheus(_))
+        {
+            // a rollback row holds on a signal sampled only since the deploy: ask
+            // Prometheus what it read at the deploy before blaming the deploy for it
+            w.pre_fetch = PreFetch::InFlight;
+            let (source, policy) = (self.source.clone(), w.policy.clone());
+            let wanted =
+                pre_deploy::Wanted::PreDeploy(decision.evidence.missing_pre_deploy.clone());
+            let revision = deploy.revision.unwrap_or_default();
+            self.spawn_fetch(source, policy, revision, deploy.at, wanted);
+        }
+        let Some(w) = self.windows.get_mut(agent) else {
+            return;
+        };
+        if w.pre_fetch == PreFetch::InFlight
+            && decision
+                .evidence
+                .conditions
+                .iter()
+                .any(|c| c.needs_pre_deploy)
+        {
+            // its attribution waits for the value before the deploy (one query)
+            return;
+        }
         if w.fetching.is_some()
             && matches!(
                 decision.decision,
@@ -824,17 +880,21 @@ mod tests {
     use crate::store::{AlertRecord, IncidentFilter};
 
     fn evaluator(store: Arc<Store>) -> Evaluator {
-        let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
-            .expect("gl-002 loads");
         let scraper = crate::signals::scrape::Scraper::new(std::time::Duration::from_secs(1))
             .expect("scraper");
+        evaluator_reading(store, MetricSource::scrape(scraper))
+    }
+
+    fn evaluator_reading(store: Arc<Store>, source: MetricSource) -> Evaluator {
+        let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
+            .expect("gl-002 loads");
         Evaluator::new(
             &[Arc::new(policy)],
             store,
             Arc::new(Metrics::new()),
             Arc::default(),
             Arc::default(),
-            MetricSource::scrape(scraper),
+            source,
             Limits {
                 dry_run: true,
                 max_per_agent_per_window: 1,
@@ -1036,6 +1096,68 @@ mod tests {
             incidents[0].decision["baselines"]["latency_p95"], 0.8,
             "the deploy's baselines travel with the incident"
         );
+    }
+
+    /// A daemon that did not sample the error rate before the deploy (it started after
+    /// it) asks Prometheus what it was at the deploy before blaming the deploy for it.
+    #[tokio::test]
+    async fn a_missing_pre_deploy_value_is_asked_of_prometheus_before_blaming_the_deploy() {
+        use crate::bench::fake_prometheus::{Answers, FakePrometheus};
+        use crate::signals::prometheus::{PromClient, PromClientConfig};
+        let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
+            .expect("gl-002 loads");
+        let Some(SignalSource::Metric {
+            promql: Some(query),
+            ..
+        }) = policy.signals.get("error_rate").map(|s| s.source.clone())
+        else {
+            panic!("gl-002 reads error_rate with PromQL");
+        };
+        // Prometheus remembers 60 % errors at the deploy (and answers so at any time)
+        let prometheus = FakePrometheus::start(&Answers {
+            namespace: "greenlang".into(),
+            deployments: vec!["gl-002-boiler-efficiency".into()],
+            values: vec![(query, 0.6)],
+        })
+        .await
+        .expect("fake prometheus");
+        let client = PromClient::new(PromClientConfig::new(prometheus.url())).expect("client");
+        let status = Arc::new(RwLock::new(BTreeMap::new()));
+        let mut e = evaluator_reading(
+            Arc::new(Store::in_memory().expect("store")),
+            MetricSource::Prometheus(client),
+        );
+        e.status = status.clone();
+        let t0 = Utc::now() - TimeDelta::minutes(10);
+        e.on_deploy("GL-002", 7, t0, None, false).await;
+        let decided = |at: DateTime<Utc>, e: &mut Evaluator| {
+            cycle_at(e, at, 0.6);
+            status.read().expect("status")["GL-002"]
+                .decision
+                .clone()
+                .expect("a decision")
+        };
+        let first = decided(t0 + TimeDelta::minutes(1), &mut e);
+        assert_eq!(first.evidence.missing_pre_deploy, ["error_rate"]);
+        let before = prometheus.queries();
+        assert_eq!(before, 0, "nothing asked before a condition needed it");
+        let mut at = t0 + TimeDelta::minutes(1);
+        let told = loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            at += TimeDelta::seconds(15);
+            let d = decided(at, &mut e);
+            if d.evidence.missing_pre_deploy.is_empty() || at > t0 + TimeDelta::minutes(9) {
+                break decided(t0 + TimeDelta::minutes(9), &mut e);
+            }
+        };
+        assert!(prometheus.queries() > before, "Prometheus was asked");
+        assert_eq!(told.decision, DecisionKind::Notify, "{}", told.reason);
+        assert!(
+            told.reason.contains("not because of this deploy"),
+            "{}",
+            told.reason
+        );
+        prometheus.stop().await;
     }
 
     #[tokio::test]

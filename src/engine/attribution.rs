@@ -122,6 +122,7 @@ impl Context<'_> {
                 }
             }
             None => {
+                e.needs_pre_deploy = true;
                 if let Some(range) = reaching_back {
                     e.truth = Truth::False;
                     e.note = Some(format!(

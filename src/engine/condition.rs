@@ -60,6 +60,7 @@ impl Context<'_> {
             note: None,
             pre_deploy: None,
             preexisting: None,
+            needs_pre_deploy: false,
         };
         let latest = match series.last() {
             Some(s) => *s,

@@ -95,6 +95,10 @@ pub struct ConditionEvidence {
     /// against the deploy (`held before the deploy since …`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preexisting: Option<String>,
+    /// The condition holds, but whether the deploy caused it cannot be told without the
+    /// signal's value before the deploy (an edge that can fetch it should).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub needs_pre_deploy: bool,
 }
 
 /// One guard's verdict.
@@ -149,6 +153,9 @@ pub struct Evidence {
     /// Rows that hold only because of conditions older than the deploy.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub preexisting: Vec<PreexistingRow>,
+    /// Signals of holding rollback-row conditions that lack a pre-deploy value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing_pre_deploy: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
     /// What stopped a wanted rollback: a guard id, or `already_rolled_back`.

@@ -105,6 +105,7 @@ fn condition_now(
         note: None,
         pre_deploy: None,
         preexisting: None,
+        needs_pre_deploy: false,
     };
     let Some((at, value)) = reading else {
         evidence.note = Some("no reading yet".into());

@@ -68,6 +68,13 @@ pub fn decide(policy: &Policy, observations: &Observations, now: DateTime<Utc>) 
             .iter()
             .map(|c| ctx.evaluate_against_deploy(c))
             .collect();
+        if row.action >= Action::RollbackAfterApproval {
+            for c in conditions.iter().filter(|c| c.needs_pre_deploy) {
+                if !evidence.missing_pre_deploy.contains(&c.signal) {
+                    evidence.missing_pre_deploy.push(c.signal.clone());
+                }
+            }
+        }
         match Truth::all(conditions.iter().map(|c| c.truth)) {
             Truth::True if row.action >= Action::RollbackAfterApproval && predates(&conditions) => {
                 evidence.preexisting.push(preexisting_row(row, &conditions));
