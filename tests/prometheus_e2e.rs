@@ -253,7 +253,8 @@ async fn a_fix_for_a_failing_service_is_not_rolled_back_but_the_next_bad_deploy_
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // rollbackd samples it too
+    // rollbackd samples it too, well before the deploy (its time is kept to the second)
+    tokio::time::sleep(Duration::from_secs(2)).await;
     // the fix: deployed while the errors are high; they go on until its pods take over
     set_image(
         &w.client,
