@@ -48,20 +48,7 @@ impl Context<'_> {
     /// Evaluates one condition.
     pub fn evaluate(&self, cond: &Condition) -> ConditionEvidence {
         let (series, is_alert) = self.series(&cond.signal);
-        let mut evidence = ConditionEvidence {
-            signal: cond.signal.clone(),
-            value: None,
-            baseline: None,
-            ratio: None,
-            threshold: cond.describe_thresholds(),
-            held_for: None,
-            required_for: cond.held_for.map(format_duration),
-            truth: Truth::Unknown,
-            note: None,
-            pre_deploy: None,
-            preexisting: None,
-            needs_pre_deploy: false,
-        };
+        let mut evidence = ConditionEvidence::unknown(cond);
         let latest = match series.last() {
             Some(s) => *s,
             None if is_alert => Sample::new(self.deployed_at, Some(0.0)),

@@ -101,6 +101,28 @@ pub struct ConditionEvidence {
     pub needs_pre_deploy: bool,
 }
 
+impl ConditionEvidence {
+    /// A condition not evaluated yet: its thresholds, and no value (truth unknown).
+    pub fn unknown(cond: &crate::policy::Condition) -> Self {
+        ConditionEvidence {
+            signal: cond.signal.clone(),
+            value: None,
+            baseline: None,
+            ratio: None,
+            threshold: cond.describe_thresholds(),
+            held_for: None,
+            required_for: cond
+                .held_for
+                .map(crate::policy::duration::format_duration),
+            truth: Truth::Unknown,
+            note: None,
+            pre_deploy: None,
+            preexisting: None,
+            needs_pre_deploy: false,
+        }
+    }
+}
+
 /// One guard's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuardEvidence {

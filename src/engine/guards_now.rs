@@ -93,20 +93,7 @@ fn condition_now(
     reading: Option<Reading>,
     now: DateTime<Utc>,
 ) -> ConditionEvidence {
-    let mut evidence = ConditionEvidence {
-        signal: cond.signal.clone(),
-        value: None,
-        baseline: None,
-        ratio: None,
-        threshold: cond.describe_thresholds(),
-        held_for: None,
-        required_for: cond.held_for.map(format_duration),
-        truth: Truth::Unknown,
-        note: None,
-        pre_deploy: None,
-        preexisting: None,
-        needs_pre_deploy: false,
-    };
+    let mut evidence = ConditionEvidence::unknown(cond);
     let Some((at, value)) = reading else {
         evidence.note = Some("no reading yet".into());
         return evidence;
