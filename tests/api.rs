@@ -48,6 +48,18 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     let tasks = Arc::new(TaskHealth::new());
     let status: Arc<RwLock<BTreeMap<String, AgentStatus>>> = Arc::default();
     let latest: Latest = Arc::default();
+    // as the evaluation loop does each cycle: an alert-borne signal reads 0 while no alert
+    // fires (metric signals stay unread: guards on them cannot be evaluated)
+    for p in &policies {
+        for (name, s) in p.signals.iter() {
+            if matches!(s.source, rollbackd::policy::SignalSource::Alert { .. }) {
+                latest
+                    .write()
+                    .unwrap()
+                    .set(&p.agent.id, name, Utc::now(), Some(0.0));
+            }
+        }
+    }
     let state = ApiState {
         tasks: tasks.clone(),
         agents: Arc::new(AgentIndex::new(&policies)),
@@ -1094,4 +1106,71 @@ async fn approve_checks_the_caller_before_it_looks_the_incident_up() {
             .await;
         assert_eq!(code, want, "{token:?}: {res}");
     }
+}
+
+/// Issue 12 item 6, for the other click: a manual rollback of GL-001 while backup heat is
+/// not confirmed is refused by the life-safety guard, with its sentence, and audited; with
+/// backup heat confirmed it goes ahead.
+#[tokio::test]
+async fn a_manual_rollback_cannot_override_an_always_guard() {
+    let api = start().await;
+    let req = json!({"agent": "GL-001", "reason": "dashboards look bad"});
+    let (code, res) = api
+        .post("/api/v1/rollbacks", Some(OPERATOR), req.clone())
+        .await;
+    assert_eq!(code, 409, "no backup-heat reading: fail safe: {res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("life-safety-heat cannot be evaluated"),
+        "{res}"
+    );
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(0.0));
+    let (code, res) = api
+        .post("/api/v1/rollbacks", Some(OPERATOR), req.clone())
+        .await;
+    assert_eq!(code, 409, "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap()
+            .contains("life-safety-heat holds"),
+        "{res}"
+    );
+    let refused = api.store.audit_log(None, 10).unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|a| a.action == "rollback.trigger_refused" && a.actor == "alice"),
+        "{refused:?}"
+    );
+    // a dry run changes nothing: it may still plan
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-001", "reason": "what would it do", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(code, 201, "{res}");
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-001", "backup_heat_available", Utc::now(), Some(1.0));
+    let (code, res) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-001", "reason": "dashboards look bad", "revision": 3}),
+        )
+        .await;
+    assert!(code == 201 || code == 409, "{res}");
+    assert!(
+        !res["error"].as_str().unwrap_or("").contains("life-safety"),
+        "{res}"
+    );
 }

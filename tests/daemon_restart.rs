@@ -168,22 +168,29 @@ fn killed_mid_rollback_the_incident_completes_once() {
         get(&format!("{api}/api/v1/agents"))
     });
 
-    let out = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "POST",
-            "-H",
-            &format!("Authorization: Bearer {TOKEN}"),
-            "-H",
-            "content-type: application/json",
-        ])
-        .arg("-d")
-        .arg(json!({"agent": "GL-002", "method": "quick", "reason": "restart test"}).to_string())
-        .arg(format!("{api}/api/v1/rollbacks"))
-        .output()
-        .unwrap();
-    let incident: Value = serde_json::from_slice(&out.stdout).expect("trigger answered");
+    // the trigger is refused (fail safe) until the first cycle has read the signals its
+    // "always" guard needs; then it is taken
+    let trigger = || {
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                "-H",
+                &format!("Authorization: Bearer {TOKEN}"),
+                "-H",
+                "content-type: application/json",
+            ])
+            .arg("-d")
+            .arg(
+                json!({"agent": "GL-002", "method": "quick", "reason": "restart test"}).to_string(),
+            )
+            .arg(format!("{api}/api/v1/rollbacks"))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).ok()
+    };
+    let incident: Value = wait("the trigger to be taken", Duration::from_secs(10), trigger);
     let id = incident["id"].as_str().unwrap().to_string();
     let show = format!("{api}/api/v1/rollbacks/{id}");
 

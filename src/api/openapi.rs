@@ -53,7 +53,7 @@ pub fn document() -> Value {
             "/api/v1/rollbacks": {
                 "post": op("Trigger a rollback by hand", "bearer", Some("TriggerRequest"), "201", &[400, 401, 403, 404, 409, 423, 503]),
                 "get": {"summary": "List rollbacks (incidents), newest first", "security": [{"bearer": []}],
-                        "parameters": [{"name": "agent", "in": "query", "schema": {"type": "string"}}, {"name": "state", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                        "parameters": [{"name": "agent", "in": "query", "schema": {"type": "string"}}, {"name": "state", "in": "query", "schema": {"type": "string"}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                         "responses": {"200": {"description": "incidents"}, "400": {"$ref": "#/components/responses/E400"}, "401": {"$ref": "#/components/responses/E401"}}}
             },
             "/api/v1/rollbacks/{id}": {"get": {"summary": "One rollback: timeline, steps, evidence, notifications, backups, audit", "security": [{"bearer": []}], "parameters": id, "responses": {"200": {"description": "incident"}, "404": {"$ref": "#/components/responses/E404"}}}},

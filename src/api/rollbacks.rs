@@ -123,6 +123,9 @@ pub async fn trigger(
             pause.scope, pause.paused_by, pause.reason
         )));
     }
+    if !(req.dry_run || state.dry_run) {
+        refuse_if_never(&state, &policy, &caller.name, &req.reason)?;
+    }
     let status = state
         .status
         .read()
@@ -356,6 +359,41 @@ fn recheck_world(
         )));
     }
     Ok(())
+}
+
+/// A manual rollback is a click too: an `always` guard (GL-001's life-safety rule) that
+/// holds, or cannot be evaluated, refuses it with its sentence, and the refusal is audited.
+fn refuse_if_never(
+    state: &ApiState,
+    policy: &Policy,
+    by: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let latest = state.latest.read().ok();
+    let guards = guards_now(
+        policy,
+        None,
+        &BTreeMap::new(),
+        |signal| latest.as_ref()?.get(&policy.agent.id, signal),
+        Utc::now(),
+    );
+    drop(latest);
+    let Some(guard) = always_blocking(&guards) else {
+        return Ok(());
+    };
+    let sentence = guard_sentence(guard);
+    let entry = audit(
+        by,
+        "rollback.trigger_refused",
+        &policy.agent.id,
+        reason,
+        json!({"guard": guard.guard, "evidence": guard}),
+    );
+    state.store.audit(&entry)?;
+    Err(ApiError::Conflict(format!(
+        "{} cannot be rolled back: {sentence}; an \"always\" guard holds for manual rollbacks too",
+        policy.agent.id
+    )))
 }
 
 fn conflict(id: &str, action: &str, e: crate::store::StoreError) -> ApiError {

@@ -111,9 +111,7 @@ impl ConditionEvidence {
             ratio: None,
             threshold: cond.describe_thresholds(),
             held_for: None,
-            required_for: cond
-                .held_for
-                .map(crate::policy::duration::format_duration),
+            required_for: cond.held_for.map(crate::policy::duration::format_duration),
             truth: Truth::Unknown,
             note: None,
             pre_deploy: None,
