@@ -89,7 +89,11 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         dry_run: false,
         leading: tokio::sync::watch::channel(true).1,
         latest: latest.clone(),
-        channels: Default::default(),
+        // a generic webhook target, so announcements are queued (nothing delivers them here)
+        channels: rollbackd::daemon::announce::Channels {
+            webhook_url: Some("http://127.0.0.1:9/hook".into()),
+            ..Default::default()
+        },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -1173,4 +1177,27 @@ async fn a_manual_rollback_cannot_override_an_always_guard() {
         !res["error"].as_str().unwrap_or("").contains("life-safety"),
         "{res}"
     );
+}
+
+/// Issue 12 item 12, for manual rollbacks: the incident and its "initiated" message are
+/// written together.
+#[tokio::test]
+async fn a_manual_rollback_is_opened_with_its_initiated_message() {
+    let api = start().await;
+    let (code, inc) = api
+        .post(
+            "/api/v1/rollbacks",
+            Some(OPERATOR),
+            json!({"agent": "GL-002", "method": "quick", "reason": "error spike", "revision": 3}),
+        )
+        .await;
+    assert_eq!(code, 201, "{inc}");
+    let rows = api.store.outbox_for(inc["id"].as_str().unwrap()).unwrap();
+    let initiated: Vec<_> = rows
+        .iter()
+        .filter(|r| r.message["stage"] == "initiated")
+        .collect();
+    assert_eq!(initiated.len(), 1, "{rows:?}");
+    let text = initiated[0].message["text"].as_str().unwrap_or_default();
+    assert!(text.contains("revision 3"), "{text}");
 }

@@ -165,21 +165,30 @@ pub async fn trigger(
         json!({"agent": policy.agent.id, "method": method, "revision": req.revision, "dry_run": dry_run}),
     );
     // checked against every open incident of the agent in the create's own transaction:
-    // two concurrent triggers for one deploy open one incident (the runner announces the
-    // start, as it does after an approval)
-    let incident =
-        match state
-            .store
-            .open_incident(&new, Event::Start, Utc::now(), Some(&entry), |_| Vec::new())?
-        {
-            Opened::New(incident) => incident,
-            Opened::AlreadyOpen(open) => {
-                return Err(ApiError::Conflict(format!(
-                    "incident {} is already {} for {}",
-                    open.id, open.state, policy.agent.id
-                )));
-            }
-        };
+    // two concurrent triggers for one deploy open one incident; the "initiated" message is
+    // queued in the same transaction (a crash cannot lose it)
+    let extra: BTreeMap<&'static str, String> = req
+        .revision
+        .map(|r| ("to_revision", r.to_string()))
+        .into_iter()
+        .collect();
+    let announce_start =
+        |incident: &_| announce(&policy, incident, Stage::Initiated, &extra, &state.channels);
+    let incident = match state.store.open_incident(
+        &new,
+        Event::Start,
+        Utc::now(),
+        Some(&entry),
+        announce_start,
+    )? {
+        Opened::New(incident) => incident,
+        Opened::AlreadyOpen(open) => {
+            return Err(ApiError::Conflict(format!(
+                "incident {} is already {} for {}",
+                open.id, open.state, policy.agent.id
+            )));
+        }
+    };
     let _ = state.wake.send(Wake::Incident(incident.id.clone()));
     Ok((StatusCode::CREATED, Json(json!(incident))))
 }
