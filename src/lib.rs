@@ -24,7 +24,7 @@
 //!   [`verify`]: rollout status, pod hold, health, checks, recovery; [`watcher`]: new
 //!   revisions and kube signals.
 //! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`, `run`, `sim`,
-//!   `bench`); [`demo`]: the one-command demo; [`bench`]: the benchmark.
+//!   `bench`); [`demo`]: the one-command demo; [`bench`](mod@bench): the benchmark.
 //! - [`channel`]: bounded internal channels (back-pressure or a counted drop).
 //! - [`text`]: cutting outside text to a size on a character boundary; [`health`]: the
 //!   daemon's critical tasks, and `/healthz` failing when one stops.

@@ -10,7 +10,13 @@
 //!    (missing data must not hide a worse row); no match but an unknown row → `inconclusive`;
 //! 4. a rollback already done for this deploy, or a guard that holds *or cannot be
 //!    evaluated*, turns a wanted rollback into `blocked`;
-//! 5. `rollback_after_approval` waits for an approval.
+//! 5. `rollback_after_approval` waits for an approval;
+//! 6. only what the deploy caused counts (`attribution.rs`): a rollback row that holds only
+//!    because of a condition older than the deploy (an alert that started before it, a
+//!    value that already met the threshold and has not cleared or got clearly worse) is
+//!    passed over and, if nothing else matches, told (`notify`); `available_replicas` does
+//!    not hold while the rollout progresses; non-finite values are no data;
+//! 7. a rollback row undecidable past its runbook deadline is `escalate`.
 
 mod alerts;
 mod attribution;
