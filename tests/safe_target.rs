@@ -226,3 +226,35 @@ async fn a_bad_mark_copied_onto_a_new_replicaset_does_not_count() {
     assert_eq!(u.to_revision, 4);
     sim.shutdown().await;
 }
+
+/// A coordinated method (GL-001's) reaching a workload that rollbackd already rolled back
+/// for its own incident leaves it on the revision rollbackd restored: every earlier one was
+/// rolled back as bad, and rolling "back" to it would undo the fix. The incident's own
+/// workload in that state is an error instead (`previous_is_never_…` above).
+#[tokio::test]
+async fn a_coordinated_undo_leaves_a_workload_rollbackd_already_restored() {
+    let (sim, cluster) = start().await;
+    deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 1).await;
+    let w = workload("web", "web", WorkloadRole::Coordinated);
+    undo::undo(&cluster, &w, RevisionRef::Previous, &incident("INC-A", 2))
+        .await
+        .unwrap();
+    at_revision(&cluster, "web", 3).await;
+    let before = count_requests(&sim, "PATCH", "/deployments/web");
+    // another incident's coordinated step: no expected revision for this workload
+    let (outcome, action) = undo::undo(&cluster, &w, RevisionRef::Previous, &meta("INC-C", "undo"))
+        .await
+        .unwrap();
+    match action {
+        rollbackd::cluster::annotate::ActionOutcome::Skipped { reason, .. } => assert!(
+            reason.contains("already on revision 3, which rollbackd restored"),
+            "{reason}"
+        ),
+        other => panic!("expected a skip, got {other:?}"),
+    }
+    assert_eq!((outcome.from_revision, outcome.to_revision), (3, 3));
+    assert_eq!(count_requests(&sim, "PATCH", "/deployments/web"), before);
+    let d = cluster.get(Kind::Deployment, NS, "web").await.unwrap();
+    assert_eq!(image_of(&d), "web:1");
+    sim.shutdown().await;
+}

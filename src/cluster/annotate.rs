@@ -336,3 +336,30 @@ async fn mark_replicaset(
         .await?;
     Ok(())
 }
+
+/// Whether the workload's current revision is rollbackd's own, as its last-action record on
+/// `owner` says: an undo's revision is the ReplicaSet whose template it restored (its hash,
+/// `current_hash`, is the one recorded); a set_image's or restart's is the template it wrote,
+/// still the workload's template. A human deploy landing right after rollbackd's action
+/// (even one the controller numbers "rollbackd's revision + 1") is not rollbackd's.
+pub fn created_by_rollbackd(owner: &Value, current_hash: Option<&str>) -> bool {
+    let Some(r) = LastAction::read(owner) else {
+        return false;
+    };
+    if !matches!(
+        r.kind.as_str(),
+        "undo" | "argo_undo" | "set_image" | "restart"
+    ) {
+        return false;
+    }
+    let wrote_template = r.template_digest.as_deref().is_some_and(|d| {
+        owner
+            .pointer("/spec/template")
+            .is_some_and(|t| template_digest(t) == d)
+    });
+    let restored_current = match (r.template_hash.as_deref(), current_hash) {
+        (Some(restored), Some(current)) => restored == current,
+        _ => true,
+    };
+    wrote_template && restored_current
+}

@@ -148,7 +148,38 @@ async fn undo_once(
     let owner = cluster.get(kind, namespace, name).await?;
     let history = history_of(cluster, kind, &owner).await?;
     guard.check(&owner, &history)?;
-    let target = history.resolve_safe(to)?;
+    let target = match history.resolve_safe(to) {
+        Ok(target) => target,
+        Err(ClusterError::NoSafeTarget { reason, .. })
+            if meta.expected_revision.is_none() && already_restored(&owner, &history, to) =>
+        {
+            // a coordinated method reaching another workload that rollbackd already rolled
+            // back (e.g. for its own incident): it is on the revision rollbackd restored,
+            // and every earlier one was rolled back as bad. Leave it there. (On the
+            // incident's own workload this stays an error: the incident escalates.)
+            let current = history.current().map_or(0, |r| r.number);
+            let reason = format!(
+                "already on revision {current}, which rollbackd restored; nothing safer to go to ({reason})"
+            );
+            return Ok((
+                UndoOutcome {
+                    from_revision: current,
+                    to_revision: current,
+                    images: history
+                        .current()
+                        .map(|r| images_of(&r.template))
+                        .unwrap_or_default(),
+                    skipped_bad: Vec::new(),
+                    marked_bad: None,
+                },
+                ActionOutcome::Skipped {
+                    reason,
+                    detail: Value::Null,
+                },
+            ));
+        }
+        Err(e) => return Err(e),
+    };
     let rev = target.revision;
     let from_revision = history.current().map(|r| r.number).unwrap_or(0);
     let mut outcome = UndoOutcome {
@@ -235,4 +266,18 @@ pub async fn undo(
     meta: &ActionMeta,
 ) -> Result<(UndoOutcome, ActionOutcome), ClusterError> {
     undo_object(cluster, Kind::of(w), &w.namespace, &w.name, to, meta).await
+}
+
+/// Whether the workload already runs a revision rollbackd restored by rolling back, and the
+/// undo asks for "whatever is before it" (not a named revision).
+fn already_restored(
+    owner: &Value,
+    history: &crate::cluster::history::History,
+    to: RevisionRef,
+) -> bool {
+    matches!(to, RevisionRef::Previous | RevisionRef::LastKnownGood)
+        && crate::cluster::annotate::created_by_rollbackd(
+            owner,
+            history.current().and_then(|r| r.template_hash.as_deref()),
+        )
 }

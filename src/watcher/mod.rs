@@ -120,32 +120,7 @@ pub struct DeployWatcher {
     signals: Mutex<HashMap<(String, String), (u64, KubeSignals)>>,
 }
 
-/// Whether the workload's current revision is rollbackd's own, as its last-action record on
-/// `owner` says: an undo's revision is the ReplicaSet whose template it restored (its hash,
-/// `current_hash`, is the one recorded); a set_image's or restart's is the template it wrote,
-/// still the workload's template. A human deploy landing right after rollbackd's action
-/// (even one the controller numbers "rollbackd's revision + 1") is not rollbackd's.
-pub fn created_by_rollbackd(owner: &Value, current_hash: Option<&str>) -> bool {
-    let Some(r) = LastAction::read(owner) else {
-        return false;
-    };
-    if !matches!(
-        r.kind.as_str(),
-        "undo" | "argo_undo" | "set_image" | "restart"
-    ) {
-        return false;
-    }
-    let wrote_template = r.template_digest.as_deref().is_some_and(|d| {
-        owner
-            .pointer("/spec/template")
-            .is_some_and(|t| crate::cluster::annotate::template_digest(t) == d)
-    });
-    let restored_current = match (r.template_hash.as_deref(), current_hash) {
-        (Some(restored), Some(current)) => restored == current,
-        _ => true,
-    };
-    wrote_template && restored_current
-}
+pub use crate::cluster::annotate::created_by_rollbackd;
 
 impl DeployWatcher {
     /// Starts watching every workload (primary and coordinated) the policies name and
