@@ -253,6 +253,21 @@ async fn a_coordinated_undo_leaves_a_workload_rollbackd_already_restored() {
         other => panic!("expected a skip, got {other:?}"),
     }
     assert_eq!((outcome.from_revision, outcome.to_revision), (3, 3));
+    // set_image "previous" too
+    let action = image::set_image(
+        &cluster,
+        &w,
+        None,
+        &ImageRef::Previous,
+        &meta("INC-C", "set_image"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&action, rollbackd::cluster::annotate::ActionOutcome::Skipped { reason, .. }
+            if reason.contains("which rollbackd restored")),
+        "{action:?}"
+    );
     assert_eq!(count_requests(&sim, "PATCH", "/deployments/web"), before);
     let d = cluster.get(Kind::Deployment, NS, "web").await.unwrap();
     assert_eq!(image_of(&d), "web:1");

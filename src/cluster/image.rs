@@ -66,7 +66,24 @@ async fn set_image_once(
             } else {
                 RevisionRef::LastKnownGood
             };
-            let safe = history.resolve_safe(r)?;
+            let safe = match history.resolve_safe(r) {
+                Ok(safe) => safe,
+                Err(ClusterError::NoSafeTarget { reason, .. })
+                    if meta.expected_revision.is_none()
+                        && super::undo::already_restored(&owner, &history, r) =>
+                {
+                    // another workload of a coordinated method, already rolled back by
+                    // rollbackd: leave it on the revision rollbackd restored
+                    return Ok(ActionOutcome::Skipped {
+                        reason: format!(
+                            "already on revision {}, which rollbackd restored; nothing safer to go to ({reason})",
+                            from_revision.unwrap_or_default()
+                        ),
+                        detail: json!({"container": c, "from_revision": from_revision}),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
             let rev = &safe.revision;
             let img = rev.image(Some(&c)).ok_or_else(|| {
                 ClusterError::InvalidStep(format!(

@@ -269,8 +269,8 @@ pub async fn undo(
 }
 
 /// Whether the workload already runs a revision rollbackd restored by rolling back, and the
-/// undo asks for "whatever is before it" (not a named revision).
-fn already_restored(
+/// step asks for "whatever is before it" (not a named revision).
+pub(crate) fn already_restored(
     owner: &Value,
     history: &crate::cluster::history::History,
     to: RevisionRef,
