@@ -202,6 +202,17 @@ async fn a_pause_holds_a_rollback_in_flight_until_resume() {
             && actions.contains(&"rollback.continued".to_string()),
         "{actions:?}"
     );
+    // the people told of the pause are told it goes on
+    let text = wait_for(
+        "the continue message",
+        Duration::from_secs(10),
+        async || messages(&w, &inc.id, "continued").into_iter().next(),
+    )
+    .await;
+    assert!(
+        text.contains("the pause was lifted: continuing after step 1 (slow-hook)"),
+        "{text}"
+    );
     w.daemon.shutdown().await;
 }
 

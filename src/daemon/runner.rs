@@ -326,12 +326,16 @@ impl Runner {
             }
             if self.store.paused(&inc.agent)?.is_none() {
                 tracing::info!("pause lifted: the rollback continues from its journal");
+                let sentence = format!("the pause was lifted: continuing {progress}");
+                let extra = BTreeMap::from([("error", sentence.clone())]);
+                let rows = announce(policy, inc, Stage::Continued, &extra, &self.channels);
+                self.store.enqueue(&inc.id, &rows, Utc::now())?;
                 self.store.audit(&AuditEntry {
                     at: Utc::now(),
                     actor: "rollbackd".into(),
                     action: "rollback.continued".into(),
                     target: inc.id.clone(),
-                    reason: format!("the pause was lifted: continuing {progress}"),
+                    reason: sentence,
                     detail: serde_json::json!({"state": inc.state}),
                 })?;
                 return Ok(AfterStop::Resume);

@@ -24,7 +24,11 @@ const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
 /// The Statuspage incident status for a stage.
 pub fn incident_status(stage: Stage) -> &'static str {
     match stage {
-        Stage::Initiated | Stage::InProgress | Stage::Failed | Stage::Stopped => "identified",
+        Stage::Initiated
+        | Stage::InProgress
+        | Stage::Failed
+        | Stage::Stopped
+        | Stage::Continued => "identified",
         Stage::Complete | Stage::Superseded => "monitoring",
         Stage::Resolved => "resolved",
         Stage::AwaitingApproval
@@ -67,7 +71,8 @@ pub fn component_status(stage: Stage, severity: Option<&str>) -> Option<&'static
         | Stage::Superseded
         | Stage::Stopped
         | Stage::Preexisting
-        | Stage::Escalated => None,
+        | Stage::Escalated
+        | Stage::Continued => None,
     }
 }
 

@@ -568,11 +568,13 @@ pub enum Stage {
     Preexisting,
     /// A rollback row stayed undecidable past its runbook deadline: a human must decide now.
     Escalated,
+    /// A rollback held by a pause continues from its journal (`{error}` says from where).
+    Continued,
 }
 
 impl Stage {
     /// Every stage with its policy spelling.
-    pub const ALL: [(&'static str, Stage); 13] = [
+    pub const ALL: [(&'static str, Stage); 14] = [
         ("initiated", Stage::Initiated),
         ("in_progress", Stage::InProgress),
         ("complete", Stage::Complete),
@@ -586,6 +588,7 @@ impl Stage {
         ("stopped", Stage::Stopped),
         ("preexisting", Stage::Preexisting),
         ("escalated", Stage::Escalated),
+        ("continued", Stage::Continued),
     ];
 }
 

@@ -132,6 +132,9 @@ pub fn default_template(stage: Stage) -> &'static str {
         Stage::Escalated => {
             "{mention}DECIDE NOW: {agent_id} {agent_name} {severity} (row {row})\nReason: {reason}\nrollbackd cannot decide without data and the runbook's deadline has passed: a human must decide."
         }
+        Stage::Continued => {
+            "ROLLBACK CONTINUES: {agent_id} {agent_name} (revision {from_revision})\n{error}\nIncident: {incident_id}"
+        }
         Stage::Inconclusive => {
             "NO DATA: {agent_id} {agent_name}: rollbackd cannot evaluate the rollback policy.\nReason: {reason}\nrollbackd will not act while data is missing; please check."
         }
