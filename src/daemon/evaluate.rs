@@ -886,8 +886,11 @@ mod tests {
     }
 
     fn evaluator_reading(store: Arc<Store>, source: MetricSource) -> Evaluator {
-        let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
-            .expect("gl-002 loads");
+        evaluator_of("policies/gl-002.toml", store, source)
+    }
+
+    fn evaluator_of(policy: &str, store: Arc<Store>, source: MetricSource) -> Evaluator {
+        let policy = crate::policy::load_file(std::path::Path::new(policy)).expect("policy loads");
         Evaluator::new(
             &[Arc::new(policy)],
             store,
@@ -1158,6 +1161,45 @@ mod tests {
             told.reason
         );
         prometheus.stop().await;
+    }
+
+    /// Issue 12 item 15: a deploy's baseline `query_range` runs beside the loop: a
+    /// Prometheus that never answers does not hold up `on_deploy` (nor the alerts after it).
+    #[tokio::test]
+    async fn a_hanging_baseline_query_does_not_stall_the_evaluation_loop() {
+        use crate::signals::prometheus::{PromClient, PromClientConfig};
+        // accepts connections and never answers
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _held = std::thread::spawn(move || {
+            let mut open = Vec::new();
+            for s in listener.incoming().flatten() {
+                open.push(s);
+            }
+        });
+        let mut config = PromClientConfig::new(format!("http://{addr}"));
+        config.timeout = std::time::Duration::from_secs(30);
+        let client = PromClient::new(config).expect("client");
+        let mut e = evaluator_of(
+            "policies/gl-009.toml",
+            Arc::new(Store::in_memory().expect("store")),
+            MetricSource::Prometheus(client),
+        );
+        let started = std::time::Instant::now();
+        e.on_deploy("GL-009", 4, Utc::now(), None, false).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "on_deploy waited {:?} for Prometheus",
+            started.elapsed()
+        );
+        assert_eq!(
+            e.windows["GL-009"]
+                .observations
+                .deploy()
+                .and_then(|d| d.revision),
+            Some(4),
+            "the window is open while the baselines are on their way"
+        );
     }
 
     #[tokio::test]
