@@ -48,65 +48,34 @@ impl Context<'_> {
     /// Evaluates one condition.
     pub fn evaluate(&self, cond: &Condition) -> ConditionEvidence {
         let (series, is_alert) = self.series(&cond.signal);
-        let mut evidence = ConditionEvidence::unknown(cond);
-        let latest = match series.last() {
-            Some(s) => *s,
-            None if is_alert => Sample::new(self.deployed_at, Some(0.0)),
-            None => {
-                evidence.note = Some("no samples".into());
-                return evidence;
-            }
-        };
-        if !is_alert {
-            let age = self.now - latest.at();
-            if age > self.policy.window.stale_after {
-                evidence.note = Some(format!("stale: last sample {} ago", format_duration(age)));
-                return evidence;
-            }
-        }
-        let Some(value) = latest.value() else {
-            evidence.note = Some("no data (NaN or null)".into());
-            return evidence;
-        };
-        evidence.value = Some(value);
-        let baseline = if cond.relative_to_baseline {
-            match self.baseline(&cond.signal) {
-                Some(b) if b > 0.0 && b.is_finite() => {
-                    evidence.baseline = Some(b);
-                    Some(b)
-                }
-                Some(_) => {
-                    evidence.note = Some("baseline is 0: ratio undefined".into());
-                    return evidence;
-                }
-                None => {
-                    evidence.note =
-                        Some("no baseline: no samples in the lookback before the deploy".into());
-                    return evidence;
-                }
-            }
-        } else {
-            None
-        };
-        let compare = |v: f64| baseline.map_or(v, |b| v / b);
-        evidence.ratio = baseline.map(|b| value / b);
-        if !cond.accepts(compare(value)) {
-            evidence.truth = Truth::False;
+        // no transition of a matching alert yet: it has not fired since the deploy
+        let latest = series
+            .last()
+            .copied()
+            .or_else(|| is_alert.then(|| Sample::new(self.deployed_at, Some(0.0))));
+        // alert series are kept current by their transitions: they never go stale
+        let stale = (!is_alert).then_some((self.now, self.policy.window.stale_after));
+        let baseline = cond
+            .relative_to_baseline
+            .then(|| self.baseline(&cond.signal))
+            .flatten();
+        let (mut evidence, divisor) = judge(cond, latest, stale, baseline);
+        if evidence.truth != Truth::True {
             return evidence;
         }
+        let compare = |v: f64| divisor.map_or(v, |b| v / b);
         let held = self.held_for(&series, is_alert, |v| cond.accepts(compare(v)));
         evidence.held_for = Some(format_duration(held));
-        evidence.truth = match cond.held_for {
-            Some(required) if held < required => {
-                evidence.note = Some(format!(
-                    "holds, but only for {} of the required {}",
-                    format_duration(held),
-                    format_duration(required)
-                ));
-                Truth::False
-            }
-            _ => Truth::True,
-        };
+        if let Some(required) = cond.held_for
+            && held < required
+        {
+            evidence.note = Some(format!(
+                "holds, but only for {} of the required {}",
+                format_duration(held),
+                format_duration(required)
+            ));
+            evidence.truth = Truth::False;
+        }
         evidence
     }
 
@@ -131,4 +100,64 @@ impl Context<'_> {
         let start = start.max(self.deployed_at);
         (self.now - start).max(TimeDelta::zero())
     }
+}
+
+/// Judges a condition on its signal's latest sample, before any `for`: no sample, a sample
+/// older than `stale` allows (`(now, stale_after)`; `None`: never stale), no data, or a
+/// baseline-relative condition without a usable `baseline` is unknown; otherwise true or
+/// false by the thresholds. Returns the evidence and the baseline it divided by. The engine
+/// and [`guards_now`](super::guards_now) judge with it alike.
+pub(super) fn judge(
+    cond: &Condition,
+    latest: Option<Sample>,
+    stale: Option<(DateTime<Utc>, TimeDelta)>,
+    baseline: Option<f64>,
+) -> (ConditionEvidence, Option<f64>) {
+    let mut evidence = ConditionEvidence::unknown(cond);
+    let Some(latest) = latest else {
+        evidence.note = Some("no samples".into());
+        return (evidence, None);
+    };
+    if let Some((now, stale_after)) = stale {
+        let age = now - latest.at();
+        if age > stale_after {
+            evidence.note = Some(format!("stale: last sample {} ago", format_duration(age)));
+            return (evidence, None);
+        }
+    }
+    let Some(value) = latest.value() else {
+        evidence.note = Some("no data (NaN or null)".into());
+        return (evidence, None);
+    };
+    evidence.value = Some(value);
+    let divisor = if cond.relative_to_baseline {
+        match baseline {
+            Some(b) if b > 0.0 && b.is_finite() => {
+                evidence.baseline = Some(b);
+                evidence.ratio = Some(value / b);
+                Some(b)
+            }
+            Some(b) => {
+                evidence.note = Some(format!(
+                    "baseline is {}: ratio undefined",
+                    super::format_value(b)
+                ));
+                return (evidence, None);
+            }
+            None => {
+                evidence.note =
+                    Some("no baseline: no samples in the lookback before the deploy".into());
+                return (evidence, None);
+            }
+        }
+    } else {
+        None
+    };
+    let compared = divisor.map_or(value, |b| value / b);
+    evidence.truth = if cond.accepts(compared) {
+        Truth::True
+    } else {
+        Truth::False
+    };
+    (evidence, divisor)
 }

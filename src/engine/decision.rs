@@ -131,6 +131,32 @@ pub struct GuardEvidence {
     pub conditions: Vec<ConditionEvidence>,
 }
 
+impl GuardEvidence {
+    /// A guard's verdict from its conditions: it blocks unless one of them is false (a
+    /// condition that cannot be evaluated blocks: fail safe).
+    pub fn of(
+        guard: &crate::policy::Guard,
+        evaluate: impl Fn(&crate::policy::Condition) -> ConditionEvidence,
+    ) -> Self {
+        let conditions: Vec<ConditionEvidence> = guard.when.iter().map(evaluate).collect();
+        GuardEvidence {
+            guard: guard.id.clone(),
+            description: guard.description.clone(),
+            blocks: Truth::all(conditions.iter().map(|c| c.truth)) != Truth::False,
+            conditions,
+        }
+    }
+
+    /// Why it blocks, for people: it holds, or it cannot be evaluated.
+    pub fn why(&self) -> &'static str {
+        if self.conditions.iter().any(|c| c.truth == Truth::Unknown) {
+            "cannot be evaluated (fail safe)"
+        } else {
+            "holds"
+        }
+    }
+}
+
 /// A row that could not be evaluated for lack of data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnknownRow {

@@ -2,8 +2,9 @@
 //! approval and for the runner right before it mutates anything: the world may have changed
 //! since the decision. Pure: the readings and `now` come in as data.
 //!
-//! Same semantics as the engine: a guard whose conditions all hold, or that cannot be
-//! evaluated (no reading, a stale reading, no data, a non-finite value, no baseline), blocks.
+//! Same semantics as the engine (the same [`judge`] of a condition's latest value): a guard
+//! whose conditions all hold, or that cannot be evaluated (no reading, a stale reading, no
+//! data, a non-finite value, no baseline), blocks.
 //! From one reading a condition's `for` cannot be confirmed: a condition that holds now is
 //! taken as holding (fail safe), and its evidence says so.
 
@@ -11,8 +12,10 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::condition::judge;
 use super::decision::{ConditionEvidence, GuardEvidence, Truth};
 use super::format_value;
+use super::observations::Sample;
 use crate::policy::duration::format_duration;
 use crate::policy::{Condition, GuardScope, Policy};
 
@@ -33,18 +36,9 @@ pub fn guards_now(
         .iter()
         .filter(|g| row.is_none_or(|r| g.applies_to(r)))
         .map(|g| {
-            let conditions: Vec<ConditionEvidence> = g
-                .when
-                .iter()
-                .map(|c| condition_now(policy, c, baselines, reading(&c.signal), now))
-                .collect();
-            let truth = Truth::all(conditions.iter().map(|c| c.truth));
-            let evidence = GuardEvidence {
-                guard: g.id.clone(),
-                description: g.description.clone(),
-                blocks: truth != Truth::False,
-                conditions,
-            };
+            let evidence = GuardEvidence::of(g, |c| {
+                condition_now(policy, c, baselines, reading(&c.signal), now)
+            });
             (g.scope, evidence)
         })
         .collect()
@@ -61,12 +55,7 @@ pub fn always_blocking(guards: &[(GuardScope, GuardEvidence)]) -> Option<&GuardE
 /// One sentence for a human: which guard, whether it holds or cannot be evaluated, and its
 /// description, with the values read.
 pub fn guard_sentence(guard: &GuardEvidence) -> String {
-    let unknown = guard.conditions.iter().any(|c| c.truth == Truth::Unknown);
-    let why = if unknown {
-        "cannot be evaluated (fail safe)"
-    } else {
-        "holds"
-    };
+    let why = guard.why();
     let detail: Vec<String> = guard
         .conditions
         .iter()
@@ -93,42 +82,16 @@ fn condition_now(
     reading: Option<Reading>,
     now: DateTime<Utc>,
 ) -> ConditionEvidence {
-    let mut evidence = ConditionEvidence::unknown(cond);
-    let Some((at, value)) = reading else {
-        evidence.note = Some("no reading yet".into());
-        return evidence;
-    };
-    let age = now - at;
-    if age > policy.window.stale_after {
-        evidence.note = Some(format!("stale: last reading {} ago", format_duration(age)));
-        return evidence;
-    }
-    let Some(value) = value.filter(|v| v.is_finite()) else {
-        evidence.note = Some("no data (NaN, ±Inf or null)".into());
-        return evidence;
-    };
-    evidence.value = Some(value);
-    let compared = if cond.relative_to_baseline {
-        match baselines.get(&cond.signal) {
-            Some(b) if *b > 0.0 && b.is_finite() => {
-                evidence.baseline = Some(*b);
-                evidence.ratio = Some(value / b);
-                value / b
-            }
-            _ => {
-                evidence.note = Some("no usable pre-deploy baseline".into());
-                return evidence;
-            }
-        }
-    } else {
-        value
-    };
-    if !cond.accepts(compared) {
-        evidence.truth = Truth::False;
-        return evidence;
-    }
-    evidence.truth = Truth::True;
-    if let Some(required) = cond.held_for {
+    let latest = reading.map(|(at, value)| Sample::new(at, value));
+    let baseline = cond
+        .relative_to_baseline
+        .then(|| baselines.get(&cond.signal).copied())
+        .flatten();
+    let stale = Some((now, policy.window.stale_after));
+    let (mut evidence, _) = judge(cond, latest, stale, baseline);
+    if evidence.truth == Truth::True
+        && let Some(required) = cond.held_for
+    {
         evidence.note = Some(format!(
             "holds now; its `for` {} cannot be confirmed from one reading (fail safe)",
             format_duration(required)

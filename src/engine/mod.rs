@@ -269,17 +269,7 @@ fn decide_rollback(ctx: &Context<'_>, row: &Row, decision: &mut Decision, eviden
         .guards
         .iter()
         .filter(|g| g.applies_to(&row.id))
-        .map(|g| {
-            let conditions: Vec<ConditionEvidence> =
-                g.when.iter().map(|c| ctx.evaluate(c)).collect();
-            let truth = Truth::all(conditions.iter().map(|c| c.truth));
-            GuardEvidence {
-                guard: g.id.clone(),
-                description: g.description.clone(),
-                blocks: truth != Truth::False,
-                conditions,
-            }
-        })
+        .map(|g| GuardEvidence::of(g, |c| ctx.evaluate(c)))
         .collect();
     let blocking = evidence.guards.iter().find(|ge| {
         let scope = ctx
@@ -292,16 +282,14 @@ fn decide_rollback(ctx: &Context<'_>, row: &Row, decision: &mut Decision, eviden
         ge.blocks && (approval.is_none() || scope == GuardScope::Always)
     });
     if let Some(guard) = blocking {
-        let why = if guard.conditions.iter().any(|c| c.truth == Truth::Unknown) {
-            "cannot be evaluated (fail safe)"
-        } else {
-            "holds"
-        };
         decision.decision = DecisionKind::Blocked;
         evidence.blocked_by = Some(guard.guard.clone());
         decision.reason = format!(
-            "{} — blocked: guard {} {why}: {}",
-            decision.reason, guard.guard, guard.description
+            "{} — blocked: guard {} {}: {}",
+            decision.reason,
+            guard.guard,
+            guard.why(),
+            guard.description
         );
         return;
     }
