@@ -14,6 +14,7 @@ use super::error::parse_json;
 use super::{ApiError, ApiState, Wake};
 use crate::config::Role;
 use crate::daemon::announce::announce;
+use crate::daemon::ending::{Ending, end_without_rollback};
 use crate::engine::{always_blocking, guard_sentence, guards_now};
 use crate::incident::{Event, Running, State as IncidentState, may_supersede, superseded};
 use crate::policy::{Action, Policy, Stage};
@@ -320,25 +321,24 @@ fn recheck_world(
     if may_supersede(incident.state)
         && let Some(why) = superseded(incident, policy, Some(running), now)
     {
-        let extra = BTreeMap::from([("error", why.clone())]);
-        let rows = announce(policy, incident, Stage::Superseded, &extra, &state.channels);
-        let entry = audit(
-            by,
-            "rollback.supersede",
-            id,
-            &why,
-            json!({"from": incident.state, "running_revision": running.revision}),
-        );
         let note = format!("superseded when {by} approved: {why}");
-        state
-            .store
-            .transition(
-                &Transition::new(id, Event::Supersede, now, &note)
-                    .expecting(incident.state)
-                    .notifying(&rows)
-                    .audited(&entry),
-            )
-            .map_err(|e| conflict(id, "approve", e))?;
+        let ending = Ending {
+            event: Event::Supersede,
+            stage: Stage::Superseded,
+            actor: by,
+            why: &why,
+            note: Some(&note),
+            detail: json!({"running_revision": running.revision}),
+        };
+        end_without_rollback(
+            &state.store,
+            &state.channels,
+            policy,
+            incident,
+            &ending,
+            now,
+        )
+        .map_err(|e| conflict(id, "approve", e))?;
         return Err(ApiError::Conflict(format!(
             "incident {id} not approved and ended as superseded: {why}"
         )));

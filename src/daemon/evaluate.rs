@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
+use super::ending::{Ending, end_without_rollback};
 use super::gate::{GateInput, GateOutcome, gate};
 use super::latest::Latest;
 use super::pre_deploy::{self, Fetched};
@@ -314,21 +315,21 @@ impl Evaluator {
                 inc.revision.unwrap_or_default(),
                 at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
-            let extra = BTreeMap::from([("error", why.clone())]);
-            let rows = announce(policy, inc, Stage::Superseded, &extra, &self.channels);
-            let entry = crate::store::AuditEntry {
-                at: Utc::now(),
-                actor: "rollbackd".into(),
-                action: "rollback.supersede".into(),
-                target: inc.id.clone(),
-                reason: why.clone(),
-                detail: serde_json::json!({"from": inc.state, "revision": revision}),
+            let ending = Ending {
+                event: Event::Supersede,
+                stage: Stage::Superseded,
+                actor: "rollbackd",
+                why: &why,
+                note: None,
+                detail: serde_json::json!({"revision": revision}),
             };
-            self.store.transition(
-                &crate::store::Transition::new(&inc.id, Event::Supersede, Utc::now(), &why)
-                    .expecting(inc.state)
-                    .notifying(&rows)
-                    .audited(&entry),
+            end_without_rollback(
+                &self.store,
+                &self.channels,
+                policy,
+                inc,
+                &ending,
+                Utc::now(),
             )?;
             tracing::info!(agent = %policy.agent.id, incident = %inc.id, "superseded by a new revision");
         }

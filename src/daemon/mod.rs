@@ -13,6 +13,7 @@
 
 pub mod announce;
 pub mod collect;
+pub mod ending;
 pub mod evaluate;
 pub mod gate;
 pub mod latest;

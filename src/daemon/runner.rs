@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::announce::{Channels, announce, elapsed, version_of};
+use super::ending::{Ending, end_without_rollback};
 use super::latest::Latest;
 use crate::cluster::history::load;
 use crate::engine::{always_blocking, guard_sentence, guards_now};
@@ -449,25 +450,21 @@ impl Runner {
         stage: Stage,
         why: &str,
     ) -> Result<State, crate::store::StoreError> {
-        let extra = BTreeMap::from([("error", why.to_string())]);
-        let rows = announce(policy, inc, stage, &extra, &self.channels);
-        let action = match event {
-            Event::Supersede => "rollback.supersede",
-            _ => "rollback.block",
+        let ending = Ending {
+            event,
+            stage,
+            actor: "rollbackd",
+            why,
+            note: None,
+            detail: serde_json::Value::Null,
         };
-        let entry = AuditEntry {
-            at: Utc::now(),
-            actor: "rollbackd".into(),
-            action: action.into(),
-            target: inc.id.clone(),
-            reason: why.to_string(),
-            detail: serde_json::json!({"from": inc.state}),
-        };
-        self.store.transition(
-            &Transition::new(&inc.id, event, Utc::now(), why)
-                .expecting(inc.state)
-                .notifying(&rows)
-                .audited(&entry),
+        end_without_rollback(
+            &self.store,
+            &self.channels,
+            policy,
+            inc,
+            &ending,
+            Utc::now(),
         )
     }
 
