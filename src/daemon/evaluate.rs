@@ -48,9 +48,9 @@ struct Window {
     /// The last decision key seen, and whether it was acted on (an action that failed on a
     /// store error, or that a pause held back, is tried again at the next cycle).
     last: Option<(DecisionKey, bool)>,
-    /// The revision whose baselines and pre-deploy values are being fetched: until they
-    /// arrive, a missing baseline is not yet worth telling anyone about.
-    fetching: Option<u64>,
+    /// The current deploy's baselines are being fetched (answers for an older deploy are
+    /// dropped by revision): until they arrive, a missing baseline is not yet news.
+    baselines_pending: bool,
     /// Pre-deploy values fetched from Prometheus for this deploy: not yet, in flight, done.
     pre_fetch: PreFetch,
     /// Every decision for the current deploy so far was `none` or `notify`.
@@ -166,7 +166,7 @@ impl Evaluator {
                     closed: false,
                     image: None,
                     last: None,
-                    fetching: None,
+                    baselines_pending: false,
                     pre_fetch: PreFetch::NotYet,
                     clean: false,
                     verified: false,
@@ -270,10 +270,11 @@ impl Evaluator {
         w.image = image;
         w.last = None;
         w.pre_fetch = PreFetch::NotYet;
+        w.baselines_pending = false;
         if matches!(self.source.as_ref(), MetricSource::Prometheus(_))
             && pre_deploy::has_promql_baselines(&w.policy)
         {
-            w.fetching = Some(revision);
+            w.baselines_pending = true;
             let (source, policy) = (self.source.clone(), w.policy.clone());
             self.spawn_fetch(source, policy, revision, at, pre_deploy::Wanted::Baselines);
         }
@@ -355,7 +356,7 @@ impl Evaluator {
             if f.pre {
                 w.pre_fetch = PreFetch::Done;
             } else {
-                w.fetching = None;
+                w.baselines_pending = false;
             }
             w.observations.update_reference(f.baselines, f.pre_deploy);
             w.last = None;
@@ -603,7 +604,7 @@ impl Evaluator {
             // its attribution waits for the value before the deploy (one query)
             return;
         }
-        if w.fetching.is_some()
+        if w.baselines_pending
             && matches!(
                 decision.decision,
                 DecisionKind::Inconclusive | DecisionKind::Escalate
