@@ -15,7 +15,7 @@ use super::announce::{Channels, announce, elapsed, version_of};
 use super::ending::{Ending, end_without_rollback};
 use super::latest::Latest;
 use crate::cluster::history::load;
-use crate::engine::{always_blocking, guard_sentence, guards_now};
+use crate::engine::{Sample, Truth, always_blocking, guard_sentence, guards_now, judge};
 use crate::executor::{Executor, IncidentRevision, RunContext};
 use crate::incident::{Event, Running, State, superseded};
 use crate::metrics::Metrics;
@@ -71,29 +71,24 @@ impl LatestChecks {
     fn verdict(&self, condition: &Condition, value: Option<f64>) -> Verdict {
         let fmt = crate::engine::format_value;
         let signal = &condition.signal;
-        let Some(v) = value.filter(|v| v.is_finite()) else {
+        // the reading is recent by construction (taken after `since`): no staleness here
+        let sample = Sample::new(self.since, value);
+        let baseline = self.baselines.get(signal).copied();
+        let (e, _) = judge(condition, Some(sample), None, baseline);
+        let Some(v) = e.value else {
             return Verdict::NoData(format!("{signal}: no recent data (no data is not a pass)"));
         };
-        let (compared, shown) = if condition.relative_to_baseline {
-            match self.baselines.get(signal) {
-                Some(b) if *b > 0.0 && b.is_finite() => (
-                    v / b,
-                    format!("{} ({:.2}x baseline {})", fmt(v), v / b, fmt(*b)),
-                ),
-                _ => {
-                    return Verdict::NoData(format!(
-                        "{signal}: no pre-deploy baseline to compare with (no data is not a pass)"
-                    ));
-                }
-            }
-        } else {
-            (v, fmt(v))
+        let shown = match (e.ratio, e.baseline) {
+            (Some(r), Some(b)) => format!("{} ({r:.2}x baseline {})", fmt(v), fmt(b)),
+            _ => fmt(v),
         };
         let needs = condition.describe_thresholds();
-        if condition.accepts(compared) {
-            Verdict::Pass(format!("{signal} = {shown} {needs}"))
-        } else {
-            Verdict::Fail(format!("{signal} = {shown}, needs {needs}"))
+        match e.truth {
+            Truth::True => Verdict::Pass(format!("{signal} = {shown} {needs}")),
+            Truth::False => Verdict::Fail(format!("{signal} = {shown}, needs {needs}")),
+            Truth::Unknown => Verdict::NoData(format!(
+                "{signal}: no pre-deploy baseline to compare with (no data is not a pass)"
+            )),
         }
     }
 }

@@ -105,9 +105,9 @@ impl Context<'_> {
 /// Judges a condition on its signal's latest sample, before any `for`: no sample, a sample
 /// older than `stale` allows (`(now, stale_after)`; `None`: never stale), no data, or a
 /// baseline-relative condition without a usable `baseline` is unknown; otherwise true or
-/// false by the thresholds. Returns the evidence and the baseline it divided by. The engine
-/// and [`guards_now`](super::guards_now) judge with it alike.
-pub(super) fn judge(
+/// false by the thresholds. Returns the evidence and the baseline it divided by. The engine,
+/// [`guards_now`](super::guards_now) and the runner's post-rollback checks judge with it alike.
+pub fn judge(
     cond: &Condition,
     latest: Option<Sample>,
     stale: Option<(DateTime<Utc>, TimeDelta)>,

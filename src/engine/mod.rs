@@ -26,6 +26,7 @@ mod guards_now;
 mod observations;
 
 pub use alerts::{alert_belongs_to, alert_matches, alert_series, firing_alerts};
+pub use condition::judge;
 pub use decision::*;
 pub use guards_now::{Reading, always_blocking, guard_sentence, guards_now};
 pub use observations::*;
