@@ -113,12 +113,16 @@ impl LastAction {
     /// Whether the workload `owner` still runs the template this record says rollbackd
     /// wrote for `incident`.
     pub fn wrote_current_template(&self, owner: &Value, incident: &str) -> bool {
-        self.incident == incident
-            && self.template_digest.as_deref().is_some_and(|d| {
-                owner
-                    .pointer("/spec/template")
-                    .is_some_and(|t| template_digest(t) == d)
-            })
+        self.incident == incident && self.wrote_template_of(owner)
+    }
+
+    /// Whether `owner` still runs the template this record says rollbackd wrote.
+    fn wrote_template_of(&self, owner: &Value) -> bool {
+        self.template_digest.as_deref().is_some_and(|d| {
+            owner
+                .pointer("/spec/template")
+                .is_some_and(|t| template_digest(t) == d)
+        })
     }
 
     /// The annotation value (a JSON string).
@@ -352,11 +356,7 @@ pub fn created_by_rollbackd(owner: &Value, current_hash: Option<&str>) -> bool {
     ) {
         return false;
     }
-    let wrote_template = r.template_digest.as_deref().is_some_and(|d| {
-        owner
-            .pointer("/spec/template")
-            .is_some_and(|t| template_digest(t) == d)
-    });
+    let wrote_template = r.wrote_template_of(owner);
     let restored_current = match (r.template_hash.as_deref(), current_hash) {
         (Some(restored), Some(current)) => restored == current,
         _ => true,
