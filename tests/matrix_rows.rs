@@ -15,12 +15,23 @@ use rollbackd::policy::{Condition, Policy, Row, SignalSource, Unit, load_all};
 use rollbackd::replay::{parse_trace, replay};
 use serde_json::{Value, json};
 
+/// The repository's root (the directory holding `policies/`), wherever this crate lives in it.
+fn repo() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .find(|dir| dir.join("policies").is_dir())
+        .unwrap_or(here)
+        .to_path_buf()
+}
+
 fn policies() -> Vec<Policy> {
-    load_all(&[PathBuf::from("policies")]).expect("policies load")
+    load_all(&[repo().join("policies")]).expect("policies load")
 }
 
 fn rows_dir(policy: &Policy) -> PathBuf {
-    Path::new("tests/traces/rows").join(policy.agent.id.to_lowercase())
+    repo()
+        .join("tests/traces/rows")
+        .join(policy.agent.id.to_lowercase())
 }
 
 const BASELINE_SECONDS: f64 = 0.5;

@@ -106,7 +106,7 @@ mod tests {
     use chrono::TimeDelta;
 
     fn gl001() -> Policy {
-        crate::policy::load_file(std::path::Path::new("policies/gl-001.toml")).expect("loads")
+        crate::policy::load_file(&crate::policy::seed_policy("gl-001.toml")).expect("loads")
     }
 
     fn life_safety(
@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn the_life_safety_guard_blocks_when_it_holds_or_cannot_be_evaluated() {
         let p = gl001();
-        let now = Utc::now();
+        let now: DateTime<Utc> = "2026-01-15T03:00:00Z".parse().expect("a time");
         let (scope, g) = life_safety(&p, Some((now, Some(0.0))), now);
         assert_eq!(scope, GuardScope::Always);
         assert!(g.blocks, "backup heat 0: holds");
@@ -158,7 +158,7 @@ mod tests {
     #[test]
     fn only_always_guards_survive_an_approval() {
         let p = gl001();
-        let now = Utc::now();
+        let now: DateTime<Utc> = "2026-01-15T03:00:00Z".parse().expect("a time");
         // every guard blocks (no readings at all): the `always` one is the one that counts
         let guards = guards_now(&p, None, &BTreeMap::new(), |_| None, now);
         assert!(guards.len() > 1);

@@ -13,11 +13,13 @@
 //! an approval
 //! ```
 
+mod record;
 mod supersede;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use record::{Incident, NewIncident, TransitionRecord, Trigger};
 pub use supersede::{Running, may_supersede, superseded};
 
 use serde::{Deserialize, Serialize};

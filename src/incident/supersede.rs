@@ -4,10 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::State;
+use super::{Incident, State, Trigger};
 use crate::policy::Policy;
 use crate::policy::duration::format_duration;
-use crate::store::{Incident, Trigger};
 
 /// What runs on the agent's primary workload now, as the evaluation loop last saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,12 +93,12 @@ mod tests {
     #[test]
     fn a_newer_revision_or_an_old_deploy_supersedes() {
         let p =
-            crate::policy::load_file(std::path::Path::new("policies/gl-001.toml")).expect("loads");
+            crate::policy::load_file(&crate::policy::seed_policy("gl-001.toml")).expect("loads");
         let ff = p
             .window
             .fix_forward_after
             .expect("GL-001 has fix_forward_after");
-        let now = Utc::now();
+        let now: DateTime<Utc> = "2026-01-15T03:00:00Z".parse().expect("a time");
         let fresh = incident(7, now - TimeDelta::minutes(5), Trigger::Automatic);
         let same = Running {
             revision: Some(7),

@@ -14,3 +14,13 @@ pub(crate) mod validate;
 pub use error::{PolicyError, PolicyErrors};
 pub use load::{load_all, load_file, parse_policy, policy_files};
 pub use model::*;
+
+/// The repository's runbook policies, for tests wherever the crate's directory is.
+#[cfg(test)]
+pub(crate) fn seed_policy(file: &str) -> std::path::PathBuf {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|dir| dir.join("policies").join(file))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| here.join("policies").join(file))
+}

@@ -596,7 +596,7 @@ impl Stage {
 mod tests {
     #[test]
     fn sample_retention_is_the_longest_for_or_baseline_lookback() {
-        let p = crate::policy::load_file(std::path::Path::new("policies/gl-009.toml")).unwrap();
+        let p = crate::policy::load_file(&crate::policy::seed_policy("gl-009.toml")).unwrap();
         // latency_p95 has a 1 h baseline lookback; crashlooping_pods a 1 m `for`;
         // service_outage neither
         assert_eq!(

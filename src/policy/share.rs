@@ -75,7 +75,7 @@ mod tests {
     use crate::policy::parse_policy;
 
     fn gl002(agent: &str, error_rate_window: &str) -> Policy {
-        let text = std::fs::read_to_string("policies/gl-002.toml")
+        let text = std::fs::read_to_string(crate::policy::seed_policy("gl-002.toml"))
             .unwrap()
             .replace("id = \"GL-002\"", &format!("id = \"{agent}\""))
             .replace("[5m]", &format!("[{error_rate_window}]"));

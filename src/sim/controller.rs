@@ -284,8 +284,8 @@ pub fn owner_ref(owner: &Value) -> Value {
 mod tests {
     use std::time::Duration;
 
+    use super::super::store::Part;
     use super::*;
-    use crate::sim::store::Part;
 
     fn deployment(i: usize, image: &str) -> Value {
         json!({

@@ -1,81 +1,11 @@
 //! Incidents and their transitions.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params};
-use serde::{Deserialize, Serialize};
 
 use super::outbox::{NewOutbox, insert_outbox};
 use super::{AuditEntry, Store, StoreError, parse_ts, ts};
-use crate::incident::{Event, State, next};
-
-/// Who or what started an incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// The evaluation loop's decision (signals, alerts).
-    Automatic,
-    /// The manual override API.
-    Manual,
-}
-
-/// What is needed to open an incident.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewIncident {
-    pub agent: String,
-    pub namespace: String,
-    pub workload: String,
-    pub revision: Option<u64>,
-    pub from_image: Option<String>,
-    pub row: Option<String>,
-    pub severity: Option<String>,
-    pub method: Option<String>,
-    pub trigger: Trigger,
-    pub requested_by: Option<String>,
-    pub reason: String,
-    /// The engine's decision with its evidence (or the manual request).
-    pub decision: serde_json::Value,
-    pub dry_run: bool,
-    /// Placeholders for HTTP steps (e.g. the alert's `plant`).
-    pub vars: BTreeMap<String, String>,
-    pub deploy_at: Option<DateTime<Utc>>,
-}
-
-/// A stored incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Incident {
-    pub id: String,
-    pub agent: String,
-    pub namespace: String,
-    pub workload: String,
-    pub revision: Option<u64>,
-    pub from_image: Option<String>,
-    pub row: Option<String>,
-    pub severity: Option<String>,
-    pub method: Option<String>,
-    pub trigger: Trigger,
-    pub requested_by: Option<String>,
-    pub reason: String,
-    pub decision: serde_json::Value,
-    pub state: State,
-    pub dry_run: bool,
-    pub vars: BTreeMap<String, String>,
-    pub deploy_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One step of an incident's life.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TransitionRecord {
-    pub seq: i64,
-    pub at: DateTime<Utc>,
-    pub from: Option<State>,
-    pub event: String,
-    pub to: State,
-    pub note: String,
-}
+use crate::incident::{Event, Incident, NewIncident, State, TransitionRecord, next};
 
 /// One requested change of an incident's state.
 #[derive(Debug, Clone, Copy)]

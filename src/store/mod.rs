@@ -15,11 +15,10 @@ mod pauses;
 mod schema;
 mod steps;
 
+pub use crate::incident::{Incident, NewIncident, TransitionRecord, Trigger};
 pub use alerts::{AlertRecord, RecordedAlert};
 pub use audit::AuditEntry;
-pub use incidents::{
-    Incident, IncidentFilter, NewIncident, Opened, Transition, TransitionRecord, Trigger,
-};
+pub use incidents::{IncidentFilter, Opened, Transition};
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
 pub use steps::StepRow;
