@@ -44,6 +44,7 @@ pub mod incident;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod process;
 pub mod replay;
 pub mod signals;
 pub mod sim;

@@ -163,7 +163,7 @@ async fn a_revision_that_lives_through_its_window_is_marked_verified() {
         list.items.into_iter().find_map(|rs| {
             let a = rs.metadata.annotations.clone().unwrap_or_default();
             let revision = a.get("deployment.kubernetes.io/revision")?.clone();
-            a.contains_key(rollbackd::cluster::annotate::VERIFIED)
+            a.contains_key(rollbackd::cluster::history::VERIFIED)
                 .then_some((rs.metadata.name.clone()?, revision))
         })
     })

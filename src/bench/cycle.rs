@@ -202,6 +202,7 @@ fn summarize(r: &ChildReport, seen: usize) -> Cycle {
         kube_median_ms: steady_median(&r.kube_ms),
         kube_first_ms: r.kube_ms.first().copied().unwrap_or_default(),
         cycles: r.cycles_ms.len(),
+        interval_s: INTERVAL.as_secs_f64(),
         promql_requests: r.requests.iter().copied().max().unwrap_or_default(),
         promql_requests_seen: seen as f64 / r.cycles_ms.len().max(1) as f64,
         shared_signals: r.shared_signals,

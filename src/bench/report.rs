@@ -124,6 +124,9 @@ pub struct Cycle {
     #[serde(default)]
     pub kube_first_ms: f64,
     pub cycles: usize,
+    /// The simulated time between two cycles, in seconds.
+    #[serde(default)]
+    pub interval_s: f64,
     /// PromQL requests per cycle as counted by rollbackd.
     pub promql_requests: usize,
     /// PromQL requests per cycle as counted by the stand-in Prometheus.
@@ -230,7 +233,7 @@ impl Figures {
                 c.peak_rss_mib,
                 c.watch_rss_mib,
                 c.cycles,
-                c.cycles as f64 * super::cycle::INTERVAL.as_secs_f64() / 60.0,
+                c.cycles as f64 * c.interval_s / 60.0,
                 target
             ));
         }

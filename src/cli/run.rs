@@ -7,30 +7,18 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::api::Auth;
-use crate::config::{Config, KubeMode, LogFormat};
+use crate::config::{Config, KubeMode};
 use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonOptions, seed, start};
 use crate::notify::NotifierConfig;
 use crate::policy::load_all;
+use crate::process::{init_tracing, shutdown_signal};
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::signals::scrape::Scraper;
 use crate::sim::{SimConfig, Simulator};
 use crate::store::Store;
-
-/// Sets up logging from the configuration.
-pub fn init_tracing(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
 
 /// The metric source the configuration asks for.
 pub fn metric_source(config: &Config) -> anyhow::Result<MetricSource> {
@@ -160,28 +148,5 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
     match failed {
         Some((task, why)) => anyhow::bail!("critical task {task} stopped: {why}"),
         None => Ok(()),
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -48,7 +48,7 @@ pub async fn run(
         }
         None => println!("try: kubectl --server {} get deployments -A", sim.url()),
     }
-    super::run::shutdown_signal().await;
+    crate::process::shutdown_signal().await;
     sim.shutdown().await;
     Ok(())
 }

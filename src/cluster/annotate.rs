@@ -1,29 +1,19 @@
-//! rollbackd's own annotations: what it did to a workload, and which revisions passed
-//! verification. A restarted or second daemon reads them to see what was done.
+//! rollbackd's own annotations: what it did to a workload, and the marks on revisions that
+//! passed verification or were rolled back as bad (their keys are [`super::history`]'s, which
+//! reads them). A restarted or second daemon reads them to see what was done.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::history::{
+    ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, VERIFIED, VERIFIED_HASH, hash_label, load,
+};
 use super::{Cluster, ClusterError, Kind, annotation};
 use crate::policy::Workload;
 
 /// The annotation recording rollbackd's last action on a workload (a JSON string).
 pub const LAST_ACTION: &str = "rollbackd.io/last-action";
-/// The annotation marking a ReplicaSet whose revision passed verification.
-pub const VERIFIED: &str = "rollbackd.io/verified";
-/// The `pod-template-hash` of the ReplicaSet that was verified. The deployment controller
-/// copies a Deployment's annotations onto new ReplicaSets, so a `verified` annotation that
-/// reached a Deployment (e.g. by a human's `kubectl rollout undo`) would spread to unverified
-/// revisions; only a mark whose hash matches the ReplicaSet's own label counts.
-pub const VERIFIED_HASH: &str = "rollbackd.io/verified-template-hash";
-/// The annotation marking a ReplicaSet whose revision rollbackd rolled back as bad (the
-/// value is the incident's id). rollbackd never rolls back *to* such a revision.
-pub const ROLLED_BACK_AS_BAD: &str = "rollbackd.io/rolled-back-as-bad";
-/// The `pod-template-hash` of the ReplicaSet that was rolled back as bad: as with
-/// [`VERIFIED_HASH`], a mark copied onto another ReplicaSet (through the Deployment's
-/// annotations) does not count there.
-pub const ROLLED_BACK_AS_BAD_HASH: &str = "rollbackd.io/rolled-back-as-bad-template-hash";
 /// The annotation listing the steps rollbackd applied to an object, newest last, as a JSON
 /// array of `"<incident>/<method>/<step index>"` (at most [`APPLIED_STEPS_KEPT`]). Unlike
 /// [`LAST_ACTION`] it survives later steps, so a resumed run (even one whose journal was
@@ -282,7 +272,7 @@ pub async fn mark_revision_verified(
     w: &Workload,
     revision: u64,
 ) -> Result<String, ClusterError> {
-    let (_, history) = crate::cluster::history::load(cluster, w).await?;
+    let (_, history) = load(cluster, w).await?;
     let rs = history
         .find(revision)
         .ok_or(ClusterError::RevisionNotFound(revision))?
@@ -321,7 +311,7 @@ async fn mark_replicaset(
     hash_key: &str,
 ) -> Result<(), ClusterError> {
     let rs = cluster.get(Kind::ReplicaSet, namespace, replicaset).await?;
-    let hash = crate::cluster::history::hash_label(&rs)
+    let hash = hash_label(&rs)
         .ok_or_else(|| {
             ClusterError::Invalid(format!(
                 "ReplicaSet {namespace}/{replicaset} has no template hash label"

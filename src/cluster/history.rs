@@ -1,12 +1,27 @@
-//! Revision history: the ReplicaSets controlled by a Deployment (or Rollout), by revision.
+//! Revision history: the ReplicaSets controlled by a Deployment (or Rollout), by revision, and
+//! the marks rollbackd leaves on them (verified, rolled back as bad) that choose a safe target.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::annotate::{ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, VERIFIED, VERIFIED_HASH};
 use super::{Cluster, ClusterError, Kind, annotation, name_of, selector_string};
 use crate::policy::{RevisionRef, Workload};
+
+/// The annotation marking a ReplicaSet whose revision passed verification.
+pub const VERIFIED: &str = "rollbackd.io/verified";
+/// The `pod-template-hash` of the ReplicaSet that was verified. The deployment controller
+/// copies a Deployment's annotations onto new ReplicaSets, so a `verified` annotation that
+/// reached a Deployment (e.g. by a human's `kubectl rollout undo`) would spread to unverified
+/// revisions; only a mark whose hash matches the ReplicaSet's own label counts.
+pub const VERIFIED_HASH: &str = "rollbackd.io/verified-template-hash";
+/// The annotation marking a ReplicaSet whose revision rollbackd rolled back as bad (the
+/// value is the incident's id). rollbackd never rolls back *to* such a revision.
+pub const ROLLED_BACK_AS_BAD: &str = "rollbackd.io/rolled-back-as-bad";
+/// The `pod-template-hash` of the ReplicaSet that was rolled back as bad: as with
+/// [`VERIFIED_HASH`], a mark copied onto another ReplicaSet (through the Deployment's
+/// annotations) does not count there.
+pub const ROLLED_BACK_AS_BAD_HASH: &str = "rollbackd.io/rolled-back-as-bad-template-hash";
 
 /// The label the controller adds to each ReplicaSet's pod template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";

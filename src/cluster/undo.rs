@@ -6,11 +6,13 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::annotate::{
-    APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, ROLLED_BACK_AS_BAD,
-    ROLLED_BACK_AS_BAD_HASH, VERIFIED, VERIFIED_HASH, template_digest,
+    APPLIED_STEPS, ActionMeta, ActionOutcome, LAST_ACTION, LastAction, template_digest,
 };
 use super::guard::{RevisionGuard, mark_bad};
-use super::history::{POD_TEMPLATE_HASH, Revision, history_of, images_of};
+use super::history::{
+    POD_TEMPLATE_HASH, ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, Revision, VERIFIED,
+    VERIFIED_HASH, history_of, images_of,
+};
 use super::{Cluster, ClusterError, Kind, generation, name_of, retry};
 use crate::policy::{RevisionRef, Workload};
 

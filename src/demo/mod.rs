@@ -350,7 +350,7 @@ async fn deploy(
 /// Plays every scenario; with `keep_running` leaves the API and the simulator up afterwards.
 pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    crate::cli::run::init_tracing(
+    crate::process::init_tracing(
         crate::config::LogFormat::Text,
         &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
     );
@@ -698,7 +698,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
             kubeconfig.display()
         );
         println!("Ctrl-C to stop.");
-        crate::cli::run::shutdown_signal().await;
+        crate::process::shutdown_signal().await;
     }
     demo.daemon.shutdown().await;
     demo.sim.shutdown().await;
