@@ -1,33 +1,35 @@
-//! rollbackd executes operators' rollback runbooks unattended.
+//! rollbackd executes operators' rollback runbooks unattended. This crate is the daemon: the
+//! I/O at the edges around a pure core.
 //!
 //! # Layout
-//! Data flows one way, from the edges to a pure core and back out:
+//! Three crates, arrows one way:
 //!
-//! - [`policy`]: the policy language (one TOML file per agent) and its validation.
-//! - [`engine`]: the pure decision engine: `(policy, observations, now) → Decision`
-//!   with evidence. No I/O, no clock.
-//! - [`replay`]: trace files (JSON lines of samples and events) replayed through the
-//!   engine, as `rollbackd evaluate` does.
-//! - [`signals`]: where samples come from: the Prometheus HTTP API (batched queries) and
-//!   direct scrapes of an agent's `/metrics` (rates, ratios, histogram quantiles).
-//! - [`synthetic_agent`]: an agent stand-in serving `/metrics`, for tests and the demo.
-//! - [`sim`]: a Kubernetes API server simulator (discovery, objects, watch, patches,
-//!   deployment/ReplicaSet/Job/Rollout controllers, faults) that kubectl and kube-rs accept.
-//! - [`incident`]: the incident lifecycle (a pure state machine); [`store`]: SQLite
-//!   (incidents, steps, backups, outbox, audit, alerts, pauses).
-//! - [`api`]: the HTTP API (Alertmanager webhook, manual override, health, metrics,
-//!   OpenAPI); [`config`]: daemon configuration; [`metrics`]: rollbackd's own metrics.
-//! - [`notify`]: Slack, Statuspage and webhook notifiers fed from the outbox.
-//! - [`cluster`]: every rollback step against the Kubernetes API (kubectl-exact undo,
-//!   set image, restart, scale, Service switch, ConfigMaps, Argo, Jobs, HTTP), history,
-//!   snapshots and backups; [`executor`]: methods as ordered, parallel, resumable steps;
-//!   [`verify`]: rollout status, pod hold, health, checks, recovery; [`watcher`]: new
-//!   revisions and kube signals.
-//! - [`cli`]: the command-line front end (`check`, `evaluate`, `demo`, `run`, `sim`,
-//!   `bench`); [`demo`]: the one-command demo; [`bench`](mod@bench): the benchmark.
-//! - [`channel`]: bounded internal channels (back-pressure or a counted drop).
-//! - [`text`]: cutting outside text to a size on a character boundary; [`health`]: the
-//!   daemon's critical tasks, and `/healthz` failing when one stops.
+//! ```text
+//!   rollbackd (this crate: daemon, binary) ──→ rollbackd-core (policy, engine, replay, incident)
+//!        │                                      no I/O, no clock, no kube/axum/reqwest/rusqlite/tokio
+//!        └──────────────────────────────────→ rollbackd-sim (a Kubernetes API server simulator)
+//!                                               knows nothing of rollbackd
+//! ```
+//!
+//! Inside the daemon, data flows from the edges to the core and back out:
+//!
+//! - In: [`signals`] (the Prometheus HTTP API, batched, and direct scrapes of an agent's
+//!   `/metrics`), [`watcher`] (new revisions and kube signals from watches), [`api`] (the
+//!   Alertmanager webhook, the manual override API, health, metrics, OpenAPI).
+//! - Decide: [`daemon`] runs the evaluation loop, feeding observations to
+//!   `rollbackd_core::engine` and turning decisions into incidents (`rollbackd_core::incident`).
+//! - Act: [`executor`] runs a method's steps (ordered, parallel, resumable); [`cluster`] is every
+//!   step against the Kubernetes API (kubectl-exact undo, set image, restart, scale, Service
+//!   switch, ConfigMaps, Argo, Jobs, HTTP), history, snapshots and backups; [`verify`] checks
+//!   recovery (rollout status, pod hold, health, checks).
+//! - Record and tell: [`store`] (SQLite: incidents, steps, backups, outbox, audit, alerts,
+//!   pauses), [`notify`] (Slack, Statuspage and webhooks fed from the outbox).
+//! - Front: [`cli`] (`check`, `evaluate`, `demo`, `run`, `sim`, `bench`), [`demo`] (the
+//!   one-command demo), [`bench`](mod@bench) (the benchmark), [`synthetic_agent`] (an agent
+//!   stand-in serving `/metrics`).
+//! - Plumbing: [`config`], [`metrics`] (rollbackd's own), [`health`] (critical tasks and
+//!   `/healthz`), [`channel`] (bounded internal channels), [`text`] (cutting outside text on a
+//!   character boundary), [`process`] (logging and the shutdown signal).
 
 pub mod api;
 pub mod bench;
@@ -48,6 +50,3 @@ pub mod synthetic_agent;
 pub mod text;
 pub mod verify;
 pub mod watcher;
-
-pub use rollbackd_core::{engine, incident, policy, replay};
-pub use rollbackd_sim as sim;

@@ -11,10 +11,10 @@ use rollbackd::api::{AgentIndex, AgentStatus, AlertIngest, ApiState, Auth, Wake,
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
 use rollbackd::daemon::latest::Latest;
 use rollbackd::health::TaskHealth;
-use rollbackd::incident::{Event, State};
 use rollbackd::metrics::Metrics;
-use rollbackd::policy::load_all;
 use rollbackd::store::{NewIncident, Store, Trigger};
+use rollbackd_core::incident::{Event, State};
+use rollbackd_core::policy::load_all;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -52,7 +52,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     // fires (metric signals stay unread: guards on them cannot be evaluated)
     for p in &policies {
         for (name, s) in p.signals.iter() {
-            if matches!(s.source, rollbackd::policy::SignalSource::Alert { .. }) {
+            if matches!(s.source, rollbackd_core::policy::SignalSource::Alert { .. }) {
                 latest
                     .write()
                     .unwrap()

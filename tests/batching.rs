@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Form, State};
 use axum::routing::post;
 use rollbackd::daemon::collect::MetricSource;
-use rollbackd::policy::{Policy, load_file};
 use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
+use rollbackd_core::policy::{Policy, load_file};
 use serde_json::{Value, json};
 
 #[derive(Clone, Default)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use rollbackd::daemon::collect::MetricSource;
-use rollbackd::engine::DecisionKind;
 use rollbackd::signals::scrape::Scraper;
 use rollbackd::store::IncidentFilter;
+use rollbackd_core::engine::DecisionKind;
 use serde_json::{Value, json};
 use support::world::{agent, deploy_v2, undo_patches, wait_for, world};
 
@@ -124,7 +124,7 @@ async fn a_deploy_landing_during_the_rollback_supersedes_it_and_survives() {
         Duration::from_secs(20),
         async || {
             let inc = store.incidents(&IncidentFilter::default()).ok()?.pop()?;
-            (inc.state == rollbackd::incident::State::Superseded).then_some(inc)
+            (inc.state == rollbackd_core::incident::State::Superseded).then_some(inc)
         },
     )
     .await;

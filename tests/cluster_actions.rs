@@ -15,8 +15,8 @@ use rollbackd::cluster::history::load;
 use rollbackd::cluster::retry::{RetryPolicy, on_conflict, transient};
 use rollbackd::cluster::{ClusterError, Kind, argo, configmap, http_step, image, job, restart};
 use rollbackd::cluster::{scale, service, snapshot, undo};
-use rollbackd::policy::{ImageRef, RevisionRef, WorkloadKind, WorkloadRole};
-use rollbackd::sim::Fault;
+use rollbackd_core::policy::{ImageRef, RevisionRef, WorkloadKind, WorkloadRole};
+use rollbackd_sim::Fault;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -8,9 +8,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rollbackd::daemon::collect::MetricSource;
-use rollbackd::incident::State;
 use rollbackd::signals::scrape::Scraper;
 use rollbackd::store::IncidentFilter;
+use rollbackd_core::incident::State;
 use support::world::{agent, deploy_v2, undo_patches, wait_for, wait_resolved, world};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,7 +21,7 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
         |_| {},
     )
     .await;
-    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
+    deploy_v2(&w, rollbackd_core::engine::DecisionKind::None).await;
 
     w.agent.handle().set_error_ratio(0.6).unwrap();
     let jump = Instant::now();
@@ -175,7 +175,7 @@ async fn notifiers_down_never_delay_the_rollback() {
         },
     )
     .await;
-    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
+    deploy_v2(&w, rollbackd_core::engine::DecisionKind::None).await;
     w.agent.handle().set_error_ratio(0.6).unwrap();
     let jump = Instant::now();
     let patched = wait_for("the rollback patch", Duration::from_secs(10), async || {
@@ -234,7 +234,7 @@ async fn dry_run_decides_and_notifies_but_never_mutates() {
         |o| o.limits.dry_run = true,
     )
     .await;
-    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
+    deploy_v2(&w, rollbackd_core::engine::DecisionKind::None).await;
     let writes_before = w.sim.requests().len();
     w.agent.handle().set_error_ratio(0.6).unwrap();
     let store = w.daemon.store.clone();

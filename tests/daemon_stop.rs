@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use axum::routing::post;
 use rollbackd::daemon::collect::MetricSource;
-use rollbackd::incident::State;
-use rollbackd::policy::{Step, StepAction};
 use rollbackd::signals::scrape::Scraper;
 use rollbackd::store::{Incident, IncidentFilter, Store};
+use rollbackd_core::incident::State;
+use rollbackd_core::policy::{Step, StepAction};
 use serde_json::{Value, json};
 use support::world::{TOKEN, World, agent, deploy_v2, undo_patches, wait_for, world};
 
@@ -60,7 +60,7 @@ async fn slow_world() -> World {
         },
     )
     .await;
-    deploy_v2(&w, rollbackd::engine::DecisionKind::None).await;
+    deploy_v2(&w, rollbackd_core::engine::DecisionKind::None).await;
     w
 }
 

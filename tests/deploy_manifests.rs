@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rollbackd::cluster::rbac::{LEADER_ELECTION, REQUIRED, Rule};
-use rollbackd::policy::{SignalSource, load_all};
+use rollbackd_core::policy::{SignalSource, load_all};
 use serde_json::Value;
 
 const NS: &str = "rollbackd";
@@ -726,7 +726,7 @@ async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
     use rollbackd::cluster::{Kind, argo, configmap, image, job, restart, scale, service};
     use rollbackd::cluster::{history, snapshot, undo};
     use rollbackd::daemon::leader::LeaderElector;
-    use rollbackd::policy::{ImageRef, RevisionRef, WorkloadKind, WorkloadRole};
+    use rollbackd_core::policy::{ImageRef, RevisionRef, WorkloadKind, WorkloadRole};
     use serde_json::json;
     use tokio_util::sync::CancellationToken;
 

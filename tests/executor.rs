@@ -13,8 +13,8 @@ use rollbackd::cluster::annotate::ActionMeta;
 use rollbackd::cluster::backup::DirBackupSink;
 use rollbackd::cluster::undo;
 use rollbackd::executor::{Executor, MemoryJournal, RunContext, StepJournal, StepState};
-use rollbackd::policy::{Method, Policy, RevisionRef, StepAction, WorkloadRole};
-use rollbackd::sim::SimHandle;
+use rollbackd_core::policy::{Method, Policy, RevisionRef, StepAction, WorkloadRole};
+use rollbackd_sim::SimHandle;
 
 const GROUPS: [&[&str]; 4] = [
     &["master"],
@@ -368,7 +368,7 @@ async fn restore_configmap_after_undo_restores_the_target_revisions_snapshot_eve
 
 #[tokio::test]
 async fn dry_run_of_every_mutating_kind_sends_nothing() {
-    use rollbackd::policy::ImageRef;
+    use rollbackd_core::policy::ImageRef;
     use std::collections::BTreeMap;
     let (sim, cluster) = start().await;
     deploy_history(&sim, &cluster, "web", &["web:1", "web:2"], 2).await;

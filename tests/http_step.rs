@@ -12,7 +12,7 @@ use cluster_support::*;
 use rollbackd::cluster::backup::DirBackupSink;
 use rollbackd::cluster::http_step;
 use rollbackd::executor::{Executor, MemoryJournal, RunContext, StepJournal, StepState};
-use rollbackd::policy::{StepAction, WorkloadRole};
+use rollbackd_core::policy::{StepAction, WorkloadRole};
 
 /// One request as the receiver saw it: the path with its query, and the idempotency key.
 #[derive(Debug, Clone, PartialEq)]

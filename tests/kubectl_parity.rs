@@ -9,8 +9,8 @@ use cluster_support::*;
 use rollbackd::cluster::annotate::ActionOutcome;
 use rollbackd::cluster::history::load;
 use rollbackd::cluster::{Cluster, Kind, undo};
-use rollbackd::policy::{RevisionRef, WorkloadRole};
-use rollbackd::sim::SimHandle;
+use rollbackd_core::policy::{RevisionRef, WorkloadRole};
+use rollbackd_sim::SimHandle;
 use serde_json::{Map, Value};
 
 async fn kubectl(sim: &SimHandle, dir: &Path, args: &[&str]) -> (bool, String) {
@@ -218,7 +218,7 @@ async fn rollout_status_words_match_kubectl_on_a_stuck_rollout() {
     let obj = cluster.get(Kind::Deployment, NS, "x").await.unwrap();
     assert_eq!(out.trim(), status_line(&obj));
 
-    sim.inject_fault("x:stuck", rollbackd::sim::Fault::NeverReady);
+    sim.inject_fault("x:stuck", rollbackd_sim::Fault::NeverReady);
     set_image(&cluster, "x", "x:stuck").await;
     at_revision(&cluster, "x", 2).await;
     // Let the stuck rollout settle (the surge pod exists and never gets ready).

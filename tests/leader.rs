@@ -10,7 +10,7 @@ use chrono::Utc;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
 use rollbackd::daemon::leader::{LeaderElector, from_micro_time, to_micro_time};
-use rollbackd::sim::{SimConfig, SimHandle, Simulator};
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

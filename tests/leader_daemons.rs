@@ -14,12 +14,12 @@ use k8s_openapi::api::coordination::v1::Lease;
 use rollbackd::daemon::collect::MetricSource;
 use rollbackd::daemon::leader::from_micro_time;
 use rollbackd::daemon::{DaemonHandle, LeaderOptions, start};
-use rollbackd::engine::DecisionKind;
-use rollbackd::policy::Policy;
 use rollbackd::signals::scrape::Scraper;
-use rollbackd::sim::SimHandle;
 use rollbackd::store::{Incident, IncidentFilter, Store, Synchronous};
 use rollbackd::synthetic_agent::SyntheticAgent;
+use rollbackd_core::engine::DecisionKind;
+use rollbackd_core::policy::Policy;
+use rollbackd_sim::SimHandle;
 use serde_json::Value;
 use support::world::{
     World, agent, daemon_options, deploy_image, undo_patches, wait_available_in, wait_for,

@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rollbackd::engine::DecisionKind;
-use rollbackd::policy::{Condition, Policy, Row, SignalSource, Unit, load_all};
-use rollbackd::replay::{parse_trace, replay};
+use rollbackd_core::engine::DecisionKind;
+use rollbackd_core::policy::{Condition, Policy, Row, SignalSource, Unit, load_all};
+use rollbackd_core::replay::{parse_trace, replay};
 use serde_json::{Value, json};
 
 /// The repository's root (the directory holding `policies/`), wherever this crate lives in it.

@@ -14,8 +14,8 @@ use rollbackd::notify::{
     DeliveryObserver, MemoryOutbox, Message, NotifierConfig, Notifiers, NotifyError, OutboxItem,
     OutboxStatus, OutboxStore, RetryConfig, Target, ThreadRef, run_outbox, slack_text,
 };
-use rollbackd::policy::Stage;
-use rollbackd::policy::template::{default_template, render};
+use rollbackd_core::policy::Stage;
+use rollbackd_core::policy::template::{default_template, render};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

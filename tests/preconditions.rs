@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use cluster_support::*;
 use rollbackd::cluster::annotate::{ActionMeta, LastAction};
 use rollbackd::cluster::{ClusterError, Kind, configmap, image, restart, scale, snapshot, undo};
-use rollbackd::policy::{ImageRef, RevisionRef, WorkloadRole};
-use rollbackd::sim::SimHandle;
+use rollbackd_core::policy::{ImageRef, RevisionRef, WorkloadRole};
+use rollbackd_sim::SimHandle;
 use serde_json::{Value, json};
 
 /// A human's `kubectl set image deployment/web app=<image>`, as a strategic merge patch.
@@ -215,7 +215,7 @@ async fn the_record_of_a_template_change_names_the_stored_template() {
 #[tokio::test]
 async fn argo_abort_never_aborts_a_racing_rollout() {
     use rollbackd::cluster::argo;
-    use rollbackd::policy::WorkloadKind;
+    use rollbackd_core::policy::WorkloadKind;
     let (sim, cluster) = start().await;
     sim.create(json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",

@@ -11,10 +11,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rollbackd::daemon::collect::MetricSource;
-use rollbackd::engine::DecisionKind;
-use rollbackd::policy::{Policy, SignalSource};
 use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
 use rollbackd::store::IncidentFilter;
+use rollbackd_core::engine::DecisionKind;
+use rollbackd_core::policy::{Policy, SignalSource};
 use support::alertmanager::AlertmanagerProcess;
 use support::prometheus::{PrometheusProcess, ScrapeTarget};
 use support::world::{

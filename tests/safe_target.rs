@@ -10,7 +10,7 @@ use kube::api::Patch;
 use rollbackd::cluster::annotate::{ActionMeta, mark_revision_verified};
 use rollbackd::cluster::history::load;
 use rollbackd::cluster::{ClusterError, Kind, image, undo};
-use rollbackd::policy::{ImageRef, RevisionRef, WorkloadRole};
+use rollbackd_core::policy::{ImageRef, RevisionRef, WorkloadRole};
 use serde_json::json;
 
 fn incident(id: &str, revision: u64) -> ActionMeta {

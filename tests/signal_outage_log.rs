@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use chrono::{TimeDelta, Utc};
 use rollbackd::daemon::collect::{MetricSource, ReadOutages};
-use rollbackd::policy::load_file;
 use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
+use rollbackd_core::policy::load_file;
 
 /// Log lines written while a test runs.
 #[derive(Clone, Default)]

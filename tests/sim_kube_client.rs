@@ -13,7 +13,7 @@ use kube::api::{
     PatchParams, PostParams,
 };
 use kube::runtime::watcher;
-use rollbackd::sim::{Fault, SimConfig, SimHandle, Simulator};
+use rollbackd_sim::{Fault, SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 
 async fn start() -> (SimHandle, kube::Client) {
@@ -821,7 +821,7 @@ async fn serve_runs_until_shutdown_with_preset_faults() {
         faults: vec![("bad".to_string(), Fault::ImagePullBackOff)],
         ..SimConfig::default()
     };
-    let server = tokio::spawn(rollbackd::sim::serve(listener, config, async {
+    let server = tokio::spawn(rollbackd_sim::serve(listener, config, async {
         let _ = rx.await;
     }));
     let http = reqwest::Client::new();

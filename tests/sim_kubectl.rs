@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rollbackd::sim::{Fault, SimConfig, SimHandle, Simulator};
+use rollbackd_sim::{Fault, SimConfig, SimHandle, Simulator};
 use tempfile::TempDir;
 
 /// A running simulator plus the files kubectl needs.

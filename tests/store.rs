@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rollbackd::incident::{Event, State};
 use rollbackd::store::*;
+use rollbackd_core::incident::{Event, State};
 use serde_json::json;
 
 fn t(s: i64) -> DateTime<Utc> {

@@ -14,9 +14,11 @@ use rollbackd::cluster::history::load;
 use rollbackd::cluster::rollout_status::{RolloutStatus, deployment_status};
 use rollbackd::cluster::views::DeploymentView;
 use rollbackd::executor::{Executor, MemoryJournal, RunContext};
-use rollbackd::policy::{Bound, Condition, HealthCheck, RevisionRef, StepAction, WorkloadRole};
-use rollbackd::sim::{Fault, SimHandle};
 use rollbackd::verify::{StaticChecks, Verifier};
+use rollbackd_core::policy::{
+    Bound, Condition, HealthCheck, RevisionRef, StepAction, WorkloadRole,
+};
+use rollbackd_sim::{Fault, SimHandle};
 use serde_json::json;
 
 fn d(

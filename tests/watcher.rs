@@ -9,9 +9,9 @@ use rollbackd::cluster::Kind;
 use rollbackd::cluster::annotate::ActionMeta;
 use rollbackd::cluster::history::load;
 use rollbackd::cluster::undo;
-use rollbackd::policy::{RevisionRef, WorkloadRole};
-use rollbackd::sim::Fault;
 use rollbackd::watcher::{DeployObserved, DeployWatcher};
+use rollbackd_core::policy::{RevisionRef, WorkloadRole};
+use rollbackd_sim::Fault;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -220,7 +220,7 @@ async fn argo_rollouts_are_watched_by_their_own_revision_annotation() {
     }))
     .unwrap();
     let mut w = workload("shop", "shop", WorkloadRole::Primary);
-    w.kind = rollbackd::policy::WorkloadKind::Rollout;
+    w.kind = rollbackd_core::policy::WorkloadKind::Rollout;
     eventually("revision 1", 10, || async {
         load(&cluster, &w)
             .await
@@ -308,7 +308,7 @@ async fn kube_signals_are_per_agent_when_workload_ids_collide() {
 /// it is "rollbackd's from_revision + 1".
 #[tokio::test]
 async fn a_human_deploy_landing_right_after_rollbackds_undo_is_not_rollbackds() {
-    use rollbackd::sim::{SimConfig, Simulator};
+    use rollbackd_sim::{SimConfig, Simulator};
     let config = SimConfig {
         tick: Duration::from_millis(400),
         ..SimConfig::default()

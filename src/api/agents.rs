@@ -12,8 +12,8 @@ use super::error::parse_json;
 use super::rollbacks::ReasonRequest;
 use super::{ApiError, ApiState, Wake};
 use crate::config::Role;
-use crate::engine::Decision;
 use crate::store::{AuditEntry, GLOBAL, Pause};
+use rollbackd_core::engine::Decision;
 
 /// What the evaluation loop knows about one agent right now.
 #[derive(Debug, Clone, Default, Serialize)]

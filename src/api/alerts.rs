@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use super::error::parse_json;
 use super::{ApiError, ApiState};
-use crate::policy::{Policy, WorkloadRole};
-use crate::replay::fingerprint_of;
 use crate::store::AlertRecord;
+use rollbackd_core::policy::{Policy, WorkloadRole};
+use rollbackd_core::replay::fingerprint_of;
 
 /// The webhook body, as Alertmanager 0.25 sends it (unknown fields are tolerated).
 #[derive(Debug, Clone, Deserialize)]
@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn the_index_resolves_by_agent_label_then_by_workload_primary_first() {
-        let policies: Vec<Arc<Policy>> = crate::policy::load_all(&["policies".into()])
+        let policies: Vec<Arc<Policy>> = rollbackd_core::policy::load_all(&["policies".into()])
             .expect("policies load")
             .into_iter()
             .map(Arc::new)

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::ApiState;
-use crate::incident::State as IncidentState;
+use rollbackd_core::incident::State as IncidentState;
 
 /// Alive: the process answers and every critical task still runs. A stopped task
 /// (evaluation loop, incident runner, watcher, outbox worker) answers 503 naming it, so

@@ -29,10 +29,10 @@ use tokio::sync::watch;
 
 use crate::channel::BoundedTx;
 
-use crate::engine::AlertTransition;
 use crate::metrics::Metrics;
-use crate::policy::Policy;
 use crate::store::Store;
+use rollbackd_core::engine::AlertTransition;
+use rollbackd_core::policy::Policy;
 
 /// A new state of an alert an agent claims, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,12 +15,12 @@ use super::{ApiError, ApiState, Wake};
 use crate::config::Role;
 use crate::daemon::announce::announce;
 use crate::daemon::ending::{Ending, end_without_rollback};
-use crate::engine::{always_blocking, guard_sentence, guards_now};
-use crate::incident::{Event, Running, State as IncidentState, may_supersede, superseded};
-use crate::policy::{Action, Policy, Stage};
 use crate::store::{
     AuditEntry, Incident, IncidentFilter, NewIncident, Opened, Transition, Trigger,
 };
+use rollbackd_core::engine::{always_blocking, guard_sentence, guards_now};
+use rollbackd_core::incident::{Event, Running, State as IncidentState, may_supersede, superseded};
+use rollbackd_core::policy::{Action, Policy, Stage};
 
 /// `POST /api/v1/rollbacks` body.
 #[derive(Debug, Deserialize)]

@@ -24,10 +24,10 @@ use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::{Evaluator, Limits};
 use crate::daemon::latest::LatestReadings;
 use crate::metrics::Metrics;
-use crate::policy::SignalSource;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::store::{Store, Synchronous};
 use crate::watcher::DeployWatcher;
+use rollbackd_core::policy::SignalSource;
 
 /// What the child process reports (one JSON line on stdout).
 #[derive(Debug, Clone, Serialize, Deserialize)]

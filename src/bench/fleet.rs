@@ -17,10 +17,10 @@ use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonHandle, DaemonOptions, start};
 use crate::notify::NotifierConfig;
-use crate::policy::{Policy, PolicyErrors, SignalSource, parse_policy};
 use crate::signals::prometheus::{PromClient, PromClientConfig};
-use crate::sim::{SimConfig, SimHandle, Simulator};
 use crate::store::{Store, Synchronous};
+use rollbackd_core::policy::{Policy, PolicyErrors, SignalSource, parse_policy};
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 
 /// The namespace every fleet workload lives in.
 pub const NAMESPACE: &str = "bench";

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::policy::{Action, load_all};
+use rollbackd_core::policy::{Action, load_all};
 
 /// Checks the daemon configuration (when given) and the policies at the given paths
 /// (default: the config's `policies.paths`, else `policies/`).

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::engine::DecisionKind;
-use crate::policy::{Policy, PolicyErrors, parse_policy};
-use crate::replay::{Change, format_text, parse_trace, replay};
+use rollbackd_core::engine::DecisionKind;
+use rollbackd_core::policy::{Policy, PolicyErrors, parse_policy};
+use rollbackd_core::replay::{Change, format_text, parse_trace, replay};
 
 /// The embedded policies, by agent file name.
 const POLICIES: [(&str, &str); 5] = [

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::Format;
-use crate::policy::load_file;
-use crate::replay::{format_json, format_text, read_trace, replay};
+use rollbackd_core::policy::load_file;
+use rollbackd_core::replay::{format_json, format_text, read_trace, replay};
 
 /// Replays `trace` through `policy`.
 pub fn run(policy: &Path, trace: &Path, format: Format) -> anyhow::Result<ExitCode> {

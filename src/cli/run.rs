@@ -13,12 +13,12 @@ use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonOptions, seed, start};
 use crate::notify::NotifierConfig;
-use crate::policy::load_all;
 use crate::process::{init_tracing, shutdown_signal};
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::signals::scrape::Scraper;
-use crate::sim::{SimConfig, Simulator};
 use crate::store::Store;
+use rollbackd_core::policy::load_all;
+use rollbackd_sim::{SimConfig, Simulator};
 
 /// The metric source the configuration asks for.
 pub fn metric_source(config: &Config) -> anyhow::Result<MetricSource> {

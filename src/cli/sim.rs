@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::daemon::seed::seed;
-use crate::policy::load_all;
-use crate::sim::{SimConfig, Simulator};
+use rollbackd_core::policy::load_all;
+use rollbackd_sim::{SimConfig, Simulator};
 
 /// Serves until SIGINT/SIGTERM.
 pub async fn run(

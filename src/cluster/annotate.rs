@@ -10,7 +10,7 @@ use super::history::{
     ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, VERIFIED, VERIFIED_HASH, hash_label, load,
 };
 use super::{Cluster, ClusterError, Kind, annotation};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// The annotation recording rollbackd's last action on a workload (a JSON string).
 pub const LAST_ACTION: &str = "rollbackd.io/last-action";

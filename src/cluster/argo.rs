@@ -7,7 +7,7 @@ use super::guard::RevisionGuard;
 use super::history::load;
 use super::undo::{UndoOutcome, undo_object};
 use super::{Cluster, ClusterError, Kind, resource_version, retry};
-use crate::policy::{RevisionRef, Workload};
+use rollbackd_core::policy::{RevisionRef, Workload};
 
 /// Plans or performs an abort: merge patch `{"status":{"abort":true}}` on the status
 /// subresource, then rollbackd's annotation on the Rollout (a second, metadata-only patch:

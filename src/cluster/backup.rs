@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::{Cluster, ClusterError, Kind};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// Where backups go. The first save of an object for an incident wins: saving it again
 /// must keep the original (a resumed run must not overwrite the pre-rollback state).

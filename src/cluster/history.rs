@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Cluster, ClusterError, Kind, annotation, name_of, selector_string};
-use crate::policy::{RevisionRef, Workload};
+use rollbackd_core::policy::{RevisionRef, Workload};
 
 /// The annotation marking a ReplicaSet whose revision passed verification.
 pub const VERIFIED: &str = "rollbackd.io/verified";

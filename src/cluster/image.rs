@@ -6,7 +6,7 @@ use super::annotate::{ActionMeta, ActionOutcome, LastAction, template_digest};
 use super::guard::{RevisionGuard, mark_bad};
 use super::history::{images_of, load};
 use super::{Cluster, ClusterError, Kind, generation, resource_version, retry};
-use crate::policy::{ImageRef, RevisionRef, Workload};
+use rollbackd_core::policy::{ImageRef, RevisionRef, Workload};
 
 /// The container a step acts on: the step's, else the workload's, else the first one.
 pub fn container_name(template: &Value, step: Option<&str>, w: &Workload) -> Option<String> {

@@ -35,9 +35,9 @@ use kube::api::{
 };
 use serde_json::Value;
 
-use crate::policy::{Workload, WorkloadKind};
 pub use error::ClusterError;
 use retry::RetryPolicy;
+use rollbackd_core::policy::{Workload, WorkloadKind};
 
 /// The field manager rollbackd writes with.
 pub const FIELD_MANAGER: &str = "rollbackd";

@@ -8,7 +8,7 @@ use super::guard::RevisionGuard;
 use super::history::load;
 use super::image::patch_body;
 use super::{Cluster, ClusterError, Kind, resource_version, retry};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// The pod-template annotation kubectl sets to restart a rollout.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::views::{DeploymentView, DeploymentViewStatus};
 use super::{Cluster, ClusterError, Kind};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// Where a rollout stands, with kubectl's words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

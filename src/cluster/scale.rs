@@ -7,7 +7,7 @@ use super::annotate::{ActionMeta, ActionOutcome, LastAction, REPLICAS_BEFORE_SCA
 use super::guard::RevisionGuard;
 use super::history::load;
 use super::{Cluster, ClusterError, Kind, annotation, retry};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// Plans or performs `scale = N` (`Some`) or `scale = "restore"` (`None`). The write carries
 /// the resourceVersion it read; a workload that moved on to someone's newer deploy is not

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{Cluster, ClusterError, Kind};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// The label marking objects rollbackd manages.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";

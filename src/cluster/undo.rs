@@ -14,7 +14,7 @@ use super::history::{
     VERIFIED_HASH, history_of, images_of,
 };
 use super::{Cluster, ClusterError, Kind, generation, name_of, retry};
-use crate::policy::{RevisionRef, Workload};
+use rollbackd_core::policy::{RevisionRef, Workload};
 
 /// Annotations kubectl keeps from the Deployment instead of the ReplicaSet.
 pub const ANNOTATIONS_TO_SKIP: [&str; 6] = [

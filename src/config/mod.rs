@@ -12,9 +12,9 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 
-use crate::policy::duration::parse_duration;
 use crate::store::Synchronous;
 pub use raw::RawConfig;
+use rollbackd_core::policy::duration::parse_duration;
 
 /// A configuration problem: the key and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

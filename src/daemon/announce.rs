@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use chrono::TimeDelta;
 
 use crate::notify::{Message, SLACK_WEBHOOK_NAME, Target, WEBHOOK_NAME};
-use crate::policy::duration::format_duration;
-use crate::policy::template::render;
-use crate::policy::{Policy, Stage};
 use crate::store::{Incident, NewOutbox};
+use rollbackd_core::policy::duration::format_duration;
+use rollbackd_core::policy::template::render;
+use rollbackd_core::policy::{Policy, Stage};
 
 /// Which notifier kinds are configured daemon-wide. The webhook URLs are handed to the
 /// notifiers ([`Channels::webhook_urls`]); outbox rows only name them.
@@ -159,7 +159,7 @@ fn evidence_parts(decision: &serde_json::Value) -> Vec<String> {
         .map(|c| {
             let value = c["value"]
                 .as_f64()
-                .map_or("n/a".to_string(), crate::engine::format_value);
+                .map_or("n/a".to_string(), rollbackd_core::engine::format_value);
             format!(
                 "{}={value} (needs {})",
                 c["signal"].as_str().unwrap_or("?"),
@@ -289,7 +289,7 @@ mod tests {
     fn gl002() -> Policy {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gl-002.toml");
         let source = std::fs::read_to_string(&path).unwrap();
-        crate::policy::parse_policy(&path, &source).unwrap()
+        rollbackd_core::policy::parse_policy(&path, &source).unwrap()
     }
 
     fn incident() -> Incident {
@@ -308,7 +308,7 @@ mod tests {
             requested_by: None,
             reason: "error rate 60%".into(),
             decision: serde_json::json!({}),
-            state: crate::incident::State::Detected,
+            state: rollbackd_core::incident::State::Detected,
             dry_run: false,
             vars: BTreeMap::new(),
             deploy_at: Some(now),

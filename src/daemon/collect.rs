@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use crate::policy::{Policy, ScrapeSpec, SignalSource};
 use crate::signals::prometheus::{PromClient, QueryResult, group_by};
 use crate::signals::scrape::{
     Scraper, Snapshot, quantile_between, rate_between, ratio_between, value,
 };
 use crate::signals::selector::Selector;
+use rollbackd_core::policy::{Policy, ScrapeSpec, SignalSource};
 
 /// One cycle's readings.
 #[derive(Debug, Default)]
@@ -122,7 +122,7 @@ impl ReadOutages {
                     read,
                     failed_cycles = cycles,
                     "signal read recovered after {}",
-                    crate::policy::duration::format_duration(after)
+                    rollbackd_core::policy::duration::format_duration(after)
                 ),
             }
         }

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::announce::{Channels, announce};
-use crate::incident::{Event, State};
-use crate::policy::{Policy, Stage};
 use crate::store::{AuditEntry, Incident, Store, StoreError, Transition};
+use rollbackd_core::incident::{Event, State};
+use rollbackd_core::policy::{Policy, Stage};
 
 /// How an incident ends without a rollback, and who says so.
 pub struct Ending<'a> {

@@ -16,14 +16,14 @@ use super::pre_deploy::{self, Fetched};
 use crate::api::{AgentAlert, AgentStatus};
 use crate::channel::BoundedTx;
 use crate::cluster::pods::KubeSignals;
-use crate::engine::{
+use crate::metrics::Metrics;
+use crate::store::{NewIncident, Opened, Store, Trigger};
+use rollbackd_core::engine::{
     AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, RolloutPhase,
     alert_series, decide,
 };
-use crate::incident::Event;
-use crate::metrics::Metrics;
-use crate::policy::{KubeSignal, Policy, SignalSource, Stage};
-use crate::store::{NewIncident, Opened, Store, Trigger};
+use rollbackd_core::incident::Event;
+use rollbackd_core::policy::{KubeSignal, Policy, SignalSource, Stage};
 
 /// Safety limits from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -686,7 +686,7 @@ impl Evaluator {
         let outcome = gate(&input);
         if let Some(inc) = &existing {
             // a worse row now wants an unattended rollback of a deploy awaiting approval: go
-            if inc.state == crate::incident::State::AwaitingApproval
+            if inc.state == rollbackd_core::incident::State::AwaitingApproval
                 && outcome == GateOutcome::Rollback
             {
                 let note = format!("escalated without approval: {}", decision.reason);
@@ -736,7 +736,7 @@ impl Evaluator {
                     requested_by: None,
                     reason: decision.reason.clone(),
                     decision: serde_json::to_value(decision).unwrap_or_default(),
-                    state: crate::incident::State::Detected,
+                    state: rollbackd_core::incident::State::Detected,
                     dry_run: self.limits.dry_run,
                     vars: BTreeMap::new(),
                     deploy_at: Some(deploy.at),
@@ -841,7 +841,9 @@ fn tell_stage(decision: &Decision) -> Stage {
 /// Whether one of `policy`'s alert signals selects an alert with these labels.
 fn read_by(policy: &Policy, labels: &BTreeMap<String, String>) -> bool {
     policy.signals.values().any(|s| match &s.source {
-        SignalSource::Alert { labels: matcher } => crate::engine::alert_matches(matcher, labels),
+        SignalSource::Alert { labels: matcher } => {
+            rollbackd_core::engine::alert_matches(matcher, labels)
+        }
         _ => false,
     })
 }
@@ -868,7 +870,7 @@ fn alert_vars(
         };
         for t in firing
             .values()
-            .filter(|t| t.firing && crate::engine::alert_matches(labels, &t.labels))
+            .filter(|t| t.firing && rollbackd_core::engine::alert_matches(labels, &t.labels))
         {
             vars.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
@@ -892,7 +894,8 @@ mod tests {
     }
 
     fn evaluator_of(policy: &str, store: Arc<Store>, source: MetricSource) -> Evaluator {
-        let policy = crate::policy::load_file(std::path::Path::new(policy)).expect("policy loads");
+        let policy =
+            rollbackd_core::policy::load_file(std::path::Path::new(policy)).expect("policy loads");
         Evaluator::new(
             &[Arc::new(policy)],
             store,
@@ -984,7 +987,7 @@ mod tests {
         let mut d = Decision::plain(
             DecisionKind::Rollback,
             "P0 p0-service-outage: available_replicas=0",
-            crate::engine::Evidence::default(),
+            rollbackd_core::engine::Evidence::default(),
         );
         d.row = Some("p0-service-outage".into());
         d.severity = Some("P0".into());
@@ -1109,8 +1112,9 @@ mod tests {
     async fn a_missing_pre_deploy_value_is_asked_of_prometheus_before_blaming_the_deploy() {
         use crate::bench::fake_prometheus::{Answers, FakePrometheus};
         use crate::signals::prometheus::{PromClient, PromClientConfig};
-        let policy = crate::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
-            .expect("gl-002 loads");
+        let policy =
+            rollbackd_core::policy::load_file(std::path::Path::new("policies/gl-002.toml"))
+                .expect("gl-002 loads");
         let Some(SignalSource::Metric {
             promql: Some(query),
             ..
@@ -1233,7 +1237,7 @@ mod tests {
             .expect("created");
         e.on_deploy("GL-002", 8, now, None, false).await;
         let inc = store.incident(&waiting.id).expect("read").expect("exists");
-        assert_eq!(inc.state, crate::incident::State::Superseded);
+        assert_eq!(inc.state, rollbackd_core::incident::State::Superseded);
         let notes: Vec<String> = store
             .transitions(&inc.id)
             .expect("transitions")

@@ -2,7 +2,7 @@
 //! run never mutates, and unattended rollbacks are rate-limited per agent per window and
 //! globally per hour. Pure: the counts and the pause come in as data.
 
-use crate::engine::DecisionKind;
+use rollbackd_core::engine::DecisionKind;
 
 /// What the gate knows.
 #[derive(Debug, Clone, Default)]

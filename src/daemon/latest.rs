@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
-use crate::engine::Sample;
+use rollbackd_core::engine::Sample;
 
 /// The latest reading of each (agent, signal).
 #[derive(Debug, Default)]

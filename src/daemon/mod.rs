@@ -40,13 +40,13 @@ use crate::executor::Executor;
 use crate::health::{Expect, Supervisor, TaskHealth};
 use crate::metrics::Metrics;
 use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
-use crate::policy::Policy;
 use crate::store::Store;
 use crate::watcher::{DeployWatcher, KubeSnapshot};
 use announce::Channels;
 use collect::MetricSource;
 use evaluate::{Evaluator, Limits};
 use latest::{Latest, LatestReadings};
+use rollbackd_core::policy::Policy;
 use runner::Runner;
 
 /// Capacity of each internal channel of the evaluation loop.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::collect::MetricSource;
-use crate::policy::{Policy, SignalSource};
 use crate::signals::prometheus::QueryResult;
+use rollbackd_core::policy::{Policy, SignalSource};
 
 /// A deploy's reference values, fetched after it was observed.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -15,13 +15,13 @@ use super::announce::{Channels, announce, elapsed, version_of};
 use super::ending::{Ending, end_without_rollback};
 use super::latest::Latest;
 use crate::cluster::history::load;
-use crate::engine::{Sample, Truth, always_blocking, guard_sentence, guards_now, judge};
 use crate::executor::{Executor, IncidentRevision, RunContext};
-use crate::incident::{Event, Running, State, superseded};
 use crate::metrics::Metrics;
-use crate::policy::{Condition, Method, Policy, RevisionRef, Stage, StepAction};
 use crate::store::{AuditEntry, Incident, Store, Transition};
 use crate::verify::{CheckResult, SignalChecks, Verifier};
+use rollbackd_core::engine::{Sample, Truth, always_blocking, guard_sentence, guards_now, judge};
+use rollbackd_core::incident::{Event, Running, State, superseded};
+use rollbackd_core::policy::{Condition, Method, Policy, RevisionRef, Stage, StepAction};
 
 /// Post-rollback checks against the evaluation loop's readings: a check passes once the
 /// readings taken after `since` satisfy it continuously for its `for` (at once without one);
@@ -69,7 +69,7 @@ impl LatestChecks {
     }
 
     fn verdict(&self, condition: &Condition, value: Option<f64>) -> Verdict {
-        let fmt = crate::engine::format_value;
+        let fmt = rollbackd_core::engine::format_value;
         let signal = &condition.signal;
         // the reading is recent by construction (taken after `since`): no staleness here
         let sample = Sample::new(self.since, value);
@@ -110,8 +110,8 @@ impl SignalChecks for LatestChecks {
                     } else {
                         let d = format!(
                             "{detail}, but held only {} of the required {}",
-                            crate::policy::duration::format_duration(held),
-                            crate::policy::duration::format_duration(hold)
+                            rollbackd_core::policy::duration::format_duration(held),
+                            rollbackd_core::policy::duration::format_duration(hold)
                         );
                         (false, d)
                     }
@@ -995,8 +995,8 @@ fn superseded_before_any_change(outcome: &crate::executor::MethodOutcome) -> boo
 mod tests {
     use super::*;
     use crate::api::AgentStatus;
-    use crate::policy::Bound;
     use crate::store::{NewIncident, Trigger};
+    use rollbackd_core::policy::Bound;
 
     /// A runner whose cluster is never reached (nothing here mutates).
     fn runner(
@@ -1022,7 +1022,7 @@ mod tests {
     }
 
     fn load(path: &str) -> Policy {
-        crate::policy::load_file(std::path::Path::new(path)).expect("policy loads")
+        rollbackd_core::policy::load_file(std::path::Path::new(path)).expect("policy loads")
     }
 
     fn new_incident(policy: &Policy, revision: u64, method: &str) -> NewIncident {

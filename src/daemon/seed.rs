@@ -1,14 +1,14 @@
 //! Seeds a Kubernetes API (the simulator) with the workloads the policies name: a
 //! Deployment (or Argo Rollout) per workload, its ConfigMaps, and a Service for each
-//! primary workload, each at `v1` and then deployed once more at `v2` so there is a
-//! history to roll back to.
+//! primary workload, each at revision 1 (`v1`). Whoever deploys next (the demo, a test, a
+//! human with kubectl) makes the history there is to roll back to.
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::policy::{Policy, WorkloadKind, WorkloadRole};
-use crate::sim::{SimError, SimHandle};
+use rollbackd_core::policy::{Policy, WorkloadKind, WorkloadRole};
+use rollbackd_sim::{SimError, SimHandle};
 
 /// The image a seeded workload runs at `version`.
 pub fn image(name: &str, version: &str) -> String {
@@ -35,7 +35,7 @@ pub fn seed(
     let mut done = BTreeSet::new();
     let mut created = Vec::new();
     // primary workloads first: their policy's container name wins over a coordinator's guess
-    let mut all: Vec<&crate::policy::Workload> =
+    let mut all: Vec<&rollbackd_core::policy::Workload> =
         policies.iter().flat_map(|p| p.workloads.iter()).collect();
     all.sort_by_key(|w| w.role != WorkloadRole::Primary);
     {

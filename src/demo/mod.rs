@@ -20,13 +20,15 @@ use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonHandle, DaemonOptions, seed, start};
-use crate::incident::State;
 use crate::notify::{NotifierConfig, RetryConfig};
-use crate::policy::{HealthCheck, Policy, PolicyErrors, ScrapeSpec, SignalSource, parse_policy};
 use crate::signals::scrape::Scraper;
-use crate::sim::{SimConfig, SimHandle, Simulator};
 use crate::store::{IncidentFilter, Store};
 use crate::synthetic_agent::{AgentConfig, SyntheticAgent};
+use rollbackd_core::incident::State;
+use rollbackd_core::policy::{
+    HealthCheck, Policy, PolicyErrors, ScrapeSpec, SignalSource, parse_policy,
+};
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 
 const TOKEN: &str = "demo-operator-token-0123";
 
@@ -70,7 +72,7 @@ fn demo_policy(
     for w in p
         .workloads
         .iter_mut()
-        .filter(|w| w.role == crate::policy::WorkloadRole::Primary)
+        .filter(|w| w.role == rollbackd_core::policy::WorkloadRole::Primary)
     {
         w.metrics_url = Some(agent.metrics_url());
     }
@@ -104,7 +106,7 @@ fn demo_policy(
     // HTTP steps talk to the synthetic agent (same path), never to the runbooks' real hosts
     for m in Arc::make_mut(&mut p.methods).values_mut() {
         for step in &mut m.steps {
-            if let crate::policy::StepAction::Http { url, .. } = &mut step.action {
+            if let rollbackd_core::policy::StepAction::Http { url, .. } = &mut step.action {
                 let path = url.splitn(4, '/').nth(3).unwrap_or("health");
                 let path = if path.ends_with("health") {
                     "health"
@@ -316,7 +318,7 @@ async fn deploy(
     for w in p
         .workloads
         .iter()
-        .filter(|w| w.kind == crate::policy::WorkloadKind::Deployment)
+        .filter(|w| w.kind == rollbackd_core::policy::WorkloadKind::Deployment)
     {
         if !done.insert(w.name.clone())
             || sim
@@ -466,7 +468,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         for w in p
             .workloads
             .iter()
-            .filter(|w| w.kind == crate::policy::WorkloadKind::Deployment)
+            .filter(|w| w.kind == rollbackd_core::policy::WorkloadKind::Deployment)
         {
             if let Ok((_, history)) = crate::cluster::history::load(&cluster, w).await
                 && let Some(current) = history.current()
@@ -599,7 +601,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         let mut master = (**p).clone();
         master
             .workloads
-            .retain(|w| w.role == crate::policy::WorkloadRole::Primary);
+            .retain(|w| w.role == rollbackd_core::policy::WorkloadRole::Primary);
         deploy(&demo.sim, &client, &master, "v3").await?;
     }
     demo.wait("GL-001's v3 window", Duration::from_secs(20), |d| {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::policy::Policy;
+use rollbackd_core::policy::Policy;
 
 /// The context of one method run.
 #[derive(Debug, Clone)]

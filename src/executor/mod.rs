@@ -23,9 +23,9 @@ use crate::cluster::{
     Cluster, ClusterError, Kind, argo, configmap, http_step, image, job, restart,
 };
 use crate::cluster::{rollout_status, scale, service, undo};
-use crate::policy::{Method, Step, StepAction, Workload};
 pub use context::{IncidentRevision, RunContext};
 pub use journal::{JournalError, MemoryJournal, StepJournal, StepRecord};
+use rollbackd_core::policy::{Method, Step, StepAction, Workload};
 
 /// Errors that stop a run before or between steps (a failing step is reported in the
 /// [`MethodOutcome`], not here).
@@ -516,7 +516,7 @@ impl Executor {
         }
         // the revision an undo to "previous" would pick: never one rolled back as bad
         history
-            .resolve_safe(crate::policy::RevisionRef::Previous)
+            .resolve_safe(rollbackd_core::policy::RevisionRef::Previous)
             .map(|t| t.revision.number)
     }
 }

@@ -173,7 +173,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::policy::Stage;
+    use rollbackd_core::policy::Stage;
 
     fn message(incident: &str, stage: Stage) -> Message {
         Message {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Stage;
+use rollbackd_core::policy::Stage;
 
 /// One notification for one stage of one incident, ready to send. Serializable (it is
 /// stored in the outbox).
@@ -48,7 +48,7 @@ pub fn stage_from_name(name: &str) -> Option<Stage> {
 mod stage_serde {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    use crate::policy::Stage;
+    use rollbackd_core::policy::Stage;
 
     pub fn serialize<S: Serializer>(stage: &Stage, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(super::stage_name(*stage))

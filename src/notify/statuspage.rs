@@ -14,7 +14,7 @@ use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef};
 use super::pacer::Pacer;
-use crate::policy::Stage;
+use rollbackd_core::policy::Stage;
 
 const TARGET: &str = "statuspage";
 

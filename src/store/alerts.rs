@@ -7,7 +7,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError, parse_ts, ts};
-use crate::engine::AlertTransition;
+use rollbackd_core::engine::AlertTransition;
 
 /// One alert state as delivered.
 #[derive(Debug, Clone, PartialEq, Serialize)]

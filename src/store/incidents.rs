@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::outbox::{NewOutbox, insert_outbox};
 use super::{AuditEntry, Store, StoreError, parse_ts, ts};
-use crate::incident::{Event, Incident, NewIncident, State, TransitionRecord, next};
+use rollbackd_core::incident::{Event, Incident, NewIncident, State, TransitionRecord, next};
 
 /// One requested change of an incident's state.
 #[derive(Debug, Clone, Copy)]

@@ -15,12 +15,12 @@ mod pauses;
 mod schema;
 mod steps;
 
-pub use crate::incident::{Incident, NewIncident, TransitionRecord, Trigger};
 pub use alerts::{AlertRecord, RecordedAlert};
 pub use audit::AuditEntry;
 pub use incidents::{IncidentFilter, Opened, Transition};
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
+pub use rollbackd_core::incident::{Incident, NewIncident, TransitionRecord, Trigger};
 pub use steps::StepRow;
 
 use std::path::Path;
@@ -29,7 +29,7 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
-use crate::incident::TransitionError;
+use rollbackd_core::incident::TransitionError;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

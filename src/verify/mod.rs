@@ -19,7 +19,7 @@ use crate::cluster::annotate::mark_verified;
 use crate::cluster::history::load;
 use crate::cluster::rollout_status::wait_rollout;
 use crate::executor::{Executor, MethodOutcome, RunContext, StepJournal};
-use crate::policy::{Condition, Workload};
+use rollbackd_core::policy::{Condition, Workload};
 
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -12,7 +12,7 @@ use crate::cluster::history::load;
 use crate::cluster::pods::{PodState, pods_of_replicaset};
 use crate::cluster::views::PodView;
 use crate::cluster::{Cluster, ClusterError, Kind, selector_string};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 async fn current_pods(
     cluster: &Cluster,

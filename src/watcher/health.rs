@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::metrics::Metrics;
-use crate::policy::duration::format_duration;
+use rollbackd_core::policy::duration::format_duration;
 
 /// One watch's failure, while it lasts.
 #[derive(Debug, Clone, Copy)]

@@ -33,9 +33,9 @@ use crate::cluster::snapshot::{snapshot_configmaps, snapshot_from_revision};
 use crate::cluster::views::{DeploymentView, PodView, ReplicaSetView};
 use crate::cluster::{Cluster, Kind};
 use crate::health::{Expect, Supervisor};
-use crate::policy::{Policy, Workload};
 pub use health::{WatchChange, WatchHealth};
 use index::{NsIndex, controller_name};
+use rollbackd_core::policy::{Policy, Workload};
 use signals::{Inputs, Owner, current_replicaset};
 
 /// A revision of a watched workload.

@@ -18,7 +18,7 @@ use crate::cluster::Kind;
 use crate::cluster::pods::KubeSignals;
 use crate::cluster::rollout_status::{RolloutStatus, argo_rollout_status, deployment_status};
 use crate::cluster::views::{DeploymentView, PodView, ReplicaSetView};
-use crate::policy::Workload;
+use rollbackd_core::policy::Workload;
 
 /// A watched workload's owner object, as cached.
 pub enum Owner {

@@ -9,11 +9,11 @@ use chrono::TimeDelta;
 use kube::api::Patch;
 use rollbackd::cluster::annotate::ActionMeta;
 use rollbackd::cluster::{Cluster, Kind};
-use rollbackd::policy::{
+use rollbackd_core::policy::{
     Agent, Method, Notify, Policy, Step, StepAction, Verification, Window, Workload, WorkloadKind,
     WorkloadRole,
 };
-use rollbackd::sim::{SimConfig, SimHandle, Simulator};
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 
 pub const NS: &str = "default";

@@ -16,10 +16,10 @@ use rollbackd::daemon::collect::MetricSource;
 use rollbackd::daemon::evaluate::Limits;
 use rollbackd::daemon::{DaemonHandle, DaemonOptions, seed, start};
 use rollbackd::notify::{NotifierConfig, RetryConfig};
-use rollbackd::policy::{HealthCheck, Policy, load_file};
-use rollbackd::sim::{SimConfig, SimHandle, Simulator};
 use rollbackd::store::Store;
 use rollbackd::synthetic_agent::{AgentConfig, SyntheticAgent};
+use rollbackd_core::policy::{HealthCheck, Policy, load_file};
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "operator-token-0123456789";
@@ -252,7 +252,7 @@ pub async fn wait_available_in(sim: &SimHandle, n: u64) {
 }
 
 /// Deploys v2 and waits for its window to open with a healthy decision.
-pub async fn deploy_v2(w: &World, healthy: rollbackd::engine::DecisionKind) {
+pub async fn deploy_v2(w: &World, healthy: rollbackd_core::engine::DecisionKind) {
     wait_available(w, 3).await;
     deploy_image(
         &w.client,
@@ -271,7 +271,7 @@ pub async fn deploy_image(
     status: &Arc<std::sync::RwLock<BTreeMap<String, AgentStatus>>>,
     image: &str,
     revision: u64,
-    healthy: rollbackd::engine::DecisionKind,
+    healthy: rollbackd_core::engine::DecisionKind,
 ) {
     set_image(client, image).await;
     wait_for(
@@ -309,13 +309,14 @@ pub async fn wait_resolved_in(
         assert!(
             !matches!(
                 inc.state,
-                rollbackd::incident::State::Failed | rollbackd::incident::State::Escalated
+                rollbackd_core::incident::State::Failed
+                    | rollbackd_core::incident::State::Escalated
             ),
             "incident {} failed: {:?}",
             inc.id,
             store.transitions(&inc.id).unwrap()
         );
-        (inc.state == rollbackd::incident::State::Resolved).then_some(inc)
+        (inc.state == rollbackd_core::incident::State::Resolved).then_some(inc)
     })
     .await
 }

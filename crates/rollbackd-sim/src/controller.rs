@@ -284,8 +284,8 @@ pub fn owner_ref(owner: &Value) -> Value {
 mod tests {
     use std::time::Duration;
 
-    use super::super::store::Part;
     use super::*;
+    use crate::store::Part;
 
     fn deployment(i: usize, image: &str) -> Value {
         json!({
@@ -351,8 +351,8 @@ mod tests {
                 .list(
                     &PODS,
                     Some("ns"),
-                    &super::super::selector::LabelSelector::default(),
-                    &super::super::selector::FieldSelector::default(),
+                    &crate::selector::LabelSelector::default(),
+                    &crate::selector::FieldSelector::default(),
                 )
                 .0
         }
@@ -449,8 +449,7 @@ mod tests {
     fn a_new_fault_rule_rechecks_running_pods() {
         let mut f = Fixture::new(2);
         f.settle();
-        f.faults
-            .inject("app:v1", super::super::faults::Fault::NeverReady);
+        f.faults.inject("app:v1", crate::faults::Fault::NeverReady);
         for _ in 0..5 {
             tick(&f.store, &f.faults, &f.config, &mut f.state);
         }

@@ -8,8 +8,8 @@
 //! Jobs and Argo Rollouts with per-image fault injection.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), rollbackd::sim::SimError> {
-//! use rollbackd::sim::{Fault, SimConfig, Simulator};
+//! # async fn demo() -> Result<(), rollbackd_sim::SimError> {
+//! use rollbackd_sim::{Fault, SimConfig, Simulator};
 //! let sim = Simulator::start("127.0.0.1:0".parse().expect("addr"), SimConfig::default()).await?;
 //! sim.inject_fault("bad", Fault::CrashLoop); // pods of images containing "bad" crash-loop
 //! let kubeconfig = sim.kubeconfig(std::path::Path::new("/tmp"))?;
@@ -21,11 +21,11 @@
 //! Tests can make someone else's write land between a client's read and its write with
 //! [`SimHandle::race_next_write`].
 //!
-//! For a simulator in its own process (`rollbackd sim --listen ADDR`), use [`serve`]; faults
-//! can be preset in [`SimConfig::faults`] or changed at runtime through
-//! `POST/DELETE/GET /sim/faults` (see [`faults::CONTROL_PATH`]).
+//! To serve on a listener of your own until a future completes, use [`serve`]; faults can be
+//! preset in [`SimConfig::faults`] or changed at runtime through `POST/DELETE/GET /sim/faults`
+//! (see [`faults::CONTROL_PATH`]). `rollbackd sim --listen ADDR` runs one in its own process.
 //!
-//! Known differences from a real API server are listed in the hand-over report; the main
+//! The crate's README lists what it serves and its differences from a real API server; the main
 //! ones: no authentication/authorization, no managedFields, server-side apply is a strategic
 //! merge without field ownership, pods are deleted instantly (no Terminating phase),
 //! `minReadySeconds` is ignored, Rollout canary steps are ignored, and protobuf request
@@ -349,3 +349,8 @@ impl Drop for SimHandle {
         }
     }
 }
+
+/// The README's example, compiled as a doc test so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -95,6 +95,6 @@ pub fn qualified(resource: &str, group: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code()).unwrap_or(StatusCode::BAD_REQUEST);
-        super::server::json_response(code, &self.to_status())
+        crate::server::json_response(code, &self.to_status())
     }
 }

@@ -871,8 +871,8 @@ pub fn controlled_by(obj: &Value, uid: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::discovery::{CONFIGMAPS, NAMESPACES};
     use super::*;
+    use crate::discovery::{CONFIGMAPS, NAMESPACES};
 
     fn cm(name: &str) -> Value {
         json!({"metadata": {"name": name}, "data": {"k": "v"}})

@@ -115,8 +115,8 @@ pub fn missing_namespace(r: &Resource) -> ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::super::discovery::DEPLOYMENTS;
     use super::*;
+    use crate::discovery::DEPLOYMENTS;
     use serde_json::json;
 
     #[test]
