@@ -20,9 +20,14 @@ if ! command -v kubectl >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "==> cargo fmt --check"
-cargo fmt --check
-echo "==> cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
-echo "==> cargo test"
-cargo test --all-targets
+echo "==> cargo fmt --all --check"
+cargo fmt --all --check
+echo "==> cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> the core crate's boundary"
+bash tests/core_boundary.sh
+echo "==> cargo doc --workspace --no-deps (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+echo "==> cargo test --workspace"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
