@@ -18,13 +18,19 @@ use rollbackd_core::engine::Decision;
 /// What the evaluation loop knows about one agent right now.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AgentStatus {
+    /// The current deploy's revision, when known.
     pub revision: Option<u64>,
+    /// The current deploy's image, when known.
     pub image: Option<String>,
+    /// When the current deploy happened.
     pub deployed_at: Option<DateTime<Utc>>,
     /// The window is open (the deploy is younger than the policy's horizon).
     pub window_open: bool,
+    /// When the window closes: the deploy time plus `fix_forward_after`, else `window.duration`.
     pub window_ends_at: Option<DateTime<Utc>>,
+    /// The latest decision; `None` once the window is closed.
     pub decision: Option<Decision>,
+    /// When the latest decision was made.
     pub evaluated_at: Option<DateTime<Utc>>,
 }
 

@@ -25,17 +25,25 @@ use rollbackd_core::replay::fingerprint_of;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookPayload {
+    /// Payload version; only `"4"` is accepted.
     pub version: String,
+    /// Alertmanager's `groupKey` for the group; informational.
     #[serde(default)]
     pub group_key: Option<String>,
+    /// The group's `status`: `firing` while any alert fires, else `resolved`; informational
+    /// (each alert's own status is what counts).
     #[serde(default)]
     pub status: Option<String>,
+    /// Name of the Alertmanager receiver that sent it; informational.
     #[serde(default)]
     pub receiver: Option<String>,
+    /// Labels every alert of the group shares (`commonLabels`); informational.
     #[serde(default)]
     pub common_labels: BTreeMap<String, String>,
+    /// Link back to the Alertmanager (`externalURL`); informational.
     #[serde(default)]
     pub external_url: Option<String>,
+    /// The alerts of the group, each with its own state.
     pub alerts: Vec<WebhookAlert>,
 }
 
@@ -45,15 +53,22 @@ pub struct WebhookPayload {
 pub struct WebhookAlert {
     /// `firing` or `resolved`.
     pub status: String,
+    /// The alert's labels: those naming the agent (`webhook.agent_label`, else `namespace` +
+    /// `deployment`) and those the policies' alert signals match.
     pub labels: BTreeMap<String, String>,
+    /// The alert's annotations, stored with it.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// When the condition began (`startsAt`): an alert counts against a deploy only if it
+    /// began after it (plus the policy's `window.alert_grace`).
     pub starts_at: DateTime<Utc>,
     /// `0001-01-01T00:00:00Z` while firing.
     #[serde(default)]
     pub ends_at: Option<String>,
+    /// Link to the alert's source expression (`generatorURL`); informational.
     #[serde(default)]
     pub generator_url: Option<String>,
+    /// Alertmanager's identity of the alert; default: its sorted labels.
     #[serde(default)]
     pub fingerprint: Option<String>,
 }

@@ -11,14 +11,18 @@ use crate::config::{ApiToken, Role, WebhookAuth};
 /// Credentials the API accepts.
 #[derive(Debug, Clone, Default)]
 pub struct Auth {
+    /// API tokens; with none, GET works for anyone and changes are refused.
     pub tokens: Vec<ApiToken>,
+    /// The Alertmanager webhook's credentials.
     pub webhook: WebhookAuth,
 }
 
 /// Who made a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The token's name, or `anonymous` when no tokens are configured; audit entries name it.
     pub name: String,
+    /// The role of the token presented.
     pub role: Role,
 }
 

@@ -12,13 +12,19 @@ pub enum ApiError {
     /// The body is not what the endpoint takes; `field` names the culprit.
     #[error("{message}")]
     BadRequest {
+        /// The field at fault, when one is.
         field: Option<String>,
+        /// What is wrong.
         message: String,
     },
+    /// Missing or unknown credentials (401).
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// The credentials do not allow this: wrong, too low a role, or none configured for it
+    /// (403); the text says why.
     #[error("{0}")]
     Forbidden(String),
+    /// No such agent or incident (404); the text says which.
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with the incident's or agent's state.
@@ -27,6 +33,7 @@ pub enum ApiError {
     /// Automation is paused.
     #[error("{0}")]
     Locked(String),
+    /// The body is over `server.max_body_bytes` (413).
     #[error("request body too large")]
     TooLarge,
     /// This replica is a standby: only the leader records alerts and requests and acts.

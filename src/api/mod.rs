@@ -37,7 +37,9 @@ use rollbackd_core::policy::Policy;
 /// A new state of an alert an agent claims, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentAlert {
+    /// The id of the agent whose policy claims the alert.
     pub agent: String,
+    /// The alert's new state.
     pub transition: AlertTransition,
 }
 
@@ -55,10 +57,15 @@ pub enum Wake {
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
+    /// The SQLite store.
     pub store: Arc<Store>,
+    /// Every loaded policy.
     pub policies: Arc<Vec<Arc<Policy>>>,
+    /// API tokens and the webhook's credentials.
     pub auth: Arc<Auth>,
+    /// Alert label naming the agent (`webhook.agent_label`).
     pub agent_label: String,
+    /// rollbackd's own metrics, as `/metrics` serves them.
     pub metrics: Arc<Metrics>,
     /// Each agent's window and current decision, written by the evaluation loop.
     pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,

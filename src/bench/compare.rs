@@ -12,6 +12,7 @@ use super::report::Comparison;
 pub struct Inputs {
     /// rollbackd's evaluation interval and jitter (the configuration in effect).
     pub interval: Duration,
+    /// Up to this much random delay is added to each interval.
     pub jitter: Duration,
     /// Measured: one evaluation cycle.
     pub cycle: Duration,

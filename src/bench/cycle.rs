@@ -32,6 +32,7 @@ use rollbackd_core::policy::SignalSource;
 /// What the child process reports (one JSON line on stdout).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildReport {
+    /// Size of the fleet the child process evaluated.
     pub workloads: usize,
     /// Wall time of each cycle, in ms (kube signals included).
     pub cycles_ms: Vec<f64>,
@@ -39,7 +40,9 @@ pub struct ChildReport {
     pub kube_ms: Vec<f64>,
     /// PromQL requests of each cycle, as counted by rollbackd.
     pub requests: Vec<usize>,
+    /// Distinct PromQL signals the fleet shares.
     pub shared_signals: usize,
+    /// Peak RSS of the child process (VmHWM), in MiB.
     pub peak_rss_mib: f64,
     /// Peak RSS once the watcher's caches held the fleet.
     #[serde(default)]

@@ -159,9 +159,13 @@ pub async fn start_cluster(n: usize) -> anyhow::Result<SimHandle> {
 /// A simulator, a stand-in Prometheus and a rollbackd over an `n`-workload fleet whose
 /// every workload is at revision 2 with its post-deploy window open.
 pub struct World {
+    /// The Kubernetes API simulator holding the fleet's Deployments.
     pub sim: SimHandle,
+    /// The stand-in Prometheus answering the fleet's shared queries.
     pub prometheus: FakePrometheus,
+    /// The rollbackd under test.
     pub daemon: DaemonHandle,
+    /// How many workloads the fleet has.
     pub n: usize,
     _dir: tempfile::TempDir,
 }

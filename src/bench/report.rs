@@ -8,11 +8,15 @@ use serde::{Deserialize, Serialize};
 /// The machine a run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
+    /// CPU model name from /proc/cpuinfo; empty when unknown.
     pub cpu_model: String,
     /// CPUs this process may use.
     pub cpus: usize,
+    /// Total RAM (MemTotal), in MiB; 0 when unknown.
     pub memory_mib: u64,
+    /// Kernel release (/proc/sys/kernel/osrelease); empty when unknown.
     pub kernel: String,
+    /// The rollbackd version that ran.
     pub rollbackd_version: String,
     /// When the run started (RFC 3339).
     pub date: String,
@@ -63,10 +67,15 @@ pub fn peak_rss_mib() -> Option<f64> {
 /// A latency distribution, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Latency {
+    /// How many latencies were measured.
     pub samples: usize,
+    /// Median (nearest rank).
     pub p50_ms: f64,
+    /// 99th percentile (nearest rank).
     pub p99_ms: f64,
+    /// The slowest.
     pub max_ms: f64,
+    /// The arithmetic mean.
     pub mean_ms: f64,
 }
 
@@ -101,6 +110,7 @@ impl Latency {
 pub struct WebhookToPatch {
     /// Workloads watched (one alert each).
     pub workloads: usize,
+    /// Webhook POST → the simulator's receipt of that Deployment's undo PATCH.
     pub latency: Latency,
     /// The webhook's own answer time (recorded durably, then 200).
     pub webhook_answer: Latency,
@@ -111,11 +121,13 @@ pub struct WebhookToPatch {
 /// One evaluation cycle over a fleet, measured in its own process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cycle {
+    /// Workloads in the fleet.
     pub workloads: usize,
     /// The first cycle (every decision is new).
     pub first_ms: f64,
     /// The median of the following cycles (steady state).
     pub median_ms: f64,
+    /// The slowest cycle.
     pub max_ms: f64,
     /// Of the steady cycle: deriving the kube signals from the watcher's caches (median).
     #[serde(default)]
@@ -123,6 +135,7 @@ pub struct Cycle {
     /// Of the first cycle: deriving the kube signals.
     #[serde(default)]
     pub kube_first_ms: f64,
+    /// How many cycles were timed.
     pub cycles: usize,
     /// The simulated time between two cycles, in seconds.
     #[serde(default)]
@@ -143,12 +156,19 @@ pub struct Cycle {
 /// Webhook ingestion under load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ingestion {
+    /// Alerts in each webhook request.
     pub alerts_per_request: usize,
+    /// Senders posting at once.
     pub concurrency: usize,
+    /// How long the senders ran, in seconds.
     pub seconds: f64,
+    /// Requests answered with a 2xx.
     pub requests: usize,
+    /// Alerts in the requests answered with a 2xx.
     pub alerts: usize,
+    /// Accepted alerts per second.
     pub alerts_per_second: f64,
+    /// Accepted requests per second.
     pub requests_per_second: f64,
     /// Per-request answer time.
     pub latency: Latency,
@@ -159,21 +179,32 @@ pub struct Ingestion {
 /// How long another tool's default analysis takes to act on the same breach.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The tool and how it is fed, e.g. `Flagger` or `rollbackd, own PromQL`.
     pub tool: String,
+    /// The settings assumed, with their source (defaults, docs, deploy/monitoring).
     pub settings: String,
+    /// How min, mean and max are computed from the settings and measured figures.
     pub arithmetic: String,
+    /// Shortest time from breach to action, in seconds.
     pub min_s: f64,
+    /// Mean time from breach to action, in seconds (breach at a uniformly random phase).
     pub mean_s: f64,
+    /// Longest time from breach to action, in seconds.
     pub max_s: f64,
 }
 
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Figures {
+    /// The machine the run measured.
     pub machine: Machine,
+    /// Webhook → rollback PATCH; `None` when not measured (`--only`).
     pub webhook_to_patch: Option<WebhookToPatch>,
+    /// One entry per fleet size measured.
     pub cycles: Vec<Cycle>,
+    /// One entry per alerts-per-request size measured.
     pub ingestion: Vec<Ingestion>,
+    /// How long the same breach takes to be acted on, rollbackd against Flagger and Argo Rollouts.
     pub comparison: Vec<Comparison>,
 }
 

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "rollbackd", version, about)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -81,13 +82,16 @@ pub enum Command {
     /// One size of the benchmark's evaluation cycle, in its own process (used by `bench`).
     #[command(hide = true)]
     BenchCycle {
+        /// Size of the generated fleet.
         #[arg(long)]
         workloads: usize,
+        /// Base URL of the stand-in Prometheus that answers the fleet's queries.
         #[arg(long)]
         prometheus: String,
         /// The Kubernetes API (a simulator) holding the fleet's Deployments.
         #[arg(long)]
         kube: String,
+        /// How many evaluation cycles to run and time.
         #[arg(long, default_value_t = 6)]
         cycles: usize,
     },

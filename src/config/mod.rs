@@ -20,7 +20,9 @@ use rollbackd_core::policy::duration::parse_duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct ConfigError {
+    /// The key, dotted as in the file (e.g. `server.listen`).
     pub key: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -42,8 +44,11 @@ pub enum Role {
 /// An API token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken {
+    /// Who the token belongs to (`[[auth.tokens]] name`); audit entries name it.
     pub name: String,
+    /// What the token may do.
     pub role: Role,
+    /// The token itself (`token`, or read from `token_file`); at least 16 characters.
     pub secret: String,
 }
 
@@ -58,7 +63,10 @@ impl std::fmt::Debug for ApiToken {
 /// `allow_unauthenticated` says anyone may post alerts.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct WebhookAuth {
+    /// Bearer token Alertmanager sends (`webhook.bearer_token(_file)`).
     pub bearer_token: Option<String>,
+    /// Basic auth username and password (`webhook.basic_username`,
+    /// `webhook.basic_password(_file)`).
     pub basic: Option<(String, String)>,
     /// Accept alerts without credentials when none are configured (an explicit choice).
     pub allow_unauthenticated: bool,
@@ -103,32 +111,62 @@ pub enum KubeMode {
 /// URLs, Prometheus headers' values).
 #[derive(Clone)]
 pub struct Config {
+    /// Address of the HTTP API (`server.listen`, default `127.0.0.1:8080`).
     pub listen: SocketAddr,
+    /// Request bodies above this many bytes get 413 (`server.max_body_bytes`, default 1 MiB).
     pub max_body_bytes: usize,
+    /// API tokens (`[[auth.tokens]]`); with none the API is read-only.
     pub tokens: Vec<ApiToken>,
+    /// How the Alertmanager webhook authenticates (`[webhook]`).
     pub webhook_auth: WebhookAuth,
     /// Label naming the agent on alerts (falls back to `namespace` + `deployment`).
     pub agent_label: String,
+    /// SQLite file (`store.path`, default `rollbackd.db`).
     pub store_path: PathBuf,
+    /// How hard SQLite syncs each commit (`store.synchronous`, default `normal`).
     pub synchronous: Synchronous,
+    /// Where the Kubernetes API is (`kubernetes.mode`, default `infer`).
     pub kube: KubeMode,
+    /// Prometheus-compatible API (`prometheus.url`); `None` = direct scrape of each agent's
+    /// `/metrics`.
     pub prometheus_url: Option<String>,
+    /// Bearer token sent to Prometheus (`prometheus.bearer_token(_file)`).
     pub prometheus_bearer: Option<String>,
+    /// Extra headers sent to Prometheus, e.g. `X-Scope-OrgID` (`prometheus.headers`).
     pub prometheus_headers: BTreeMap<String, String>,
+    /// Timeout of each Prometheus query or direct scrape (`prometheus.timeout`, default 5s).
     pub prometheus_timeout: Duration,
+    /// Time between evaluation cycles (`evaluation.interval`, default 15s, at least 100ms).
     pub interval: Duration,
+    /// Up to this much random delay added to each interval (`evaluation.jitter`, default 2s).
     pub jitter: Duration,
+    /// Decide and notify, never mutate the cluster (`safety.dry_run`, default false).
     pub dry_run: bool,
+    /// At most this many unattended rollbacks per agent per deploy window; more are blocked
+    /// (`safety.max_rollbacks_per_agent_per_window`, default 1).
     pub max_rollbacks_per_agent_per_window: usize,
+    /// At most this many unattended rollbacks per hour across all agents; more are blocked
+    /// (`safety.max_rollbacks_per_hour`, default 3).
     pub max_rollbacks_per_hour: usize,
+    /// Slack Web API bot token (`notify.slack_token(_file)`); `None` = no Web API.
     pub slack_token: Option<String>,
+    /// Slack Web API base URL (`notify.slack_api_url`, default `https://slack.com/api`).
     pub slack_api_url: String,
+    /// Slack incoming webhook URL, used when there is no token (`notify.slack_webhook_url`);
+    /// a secret.
     pub slack_webhook_url: Option<String>,
+    /// Statuspage API key (`notify.statuspage_api_key(_file)`); `None` = no Statuspage.
     pub statuspage_api_key: Option<String>,
+    /// Statuspage API base URL (`notify.statuspage_api_url`, default
+    /// `https://api.statuspage.io/v1`).
     pub statuspage_api_url: String,
+    /// Generic JSON webhook URL for every notification (`notify.webhook_url`); a secret.
     pub webhook_url: Option<String>,
+    /// Policy files or directories of `*.toml` (`policies.paths`, default `["policies"]`).
     pub policy_paths: Vec<PathBuf>,
+    /// Log line format (`logging.format`, default `text`).
     pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `rollbackd=debug` (`logging.level`, default `info`).
     pub log_level: String,
     /// Leader election, when enabled: (namespace, lease, identity, duration, renew every).
     pub leader: Option<LeaderConfig>,
@@ -178,17 +216,25 @@ impl std::fmt::Debug for Config {
 /// Leader election settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaderConfig {
+    /// Namespace of the Lease (`leader.namespace`, default `rollbackd`).
     pub namespace: String,
+    /// Name of the Lease (`leader.lease_name`, default `rollbackd-leader`).
     pub lease_name: String,
+    /// This replica's name in the Lease: `leader.identity`, else `$POD_NAME`, `$HOSTNAME` or
+    /// `rollbackd`.
     pub identity: String,
+    /// How long a Lease holds without renewal (`leader.lease_duration`, default 15s).
     pub lease_duration: Duration,
+    /// How often each replica reads and renews the Lease (`leader.renew_every`, default 2s).
     pub renew_every: Duration,
 }
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines (the default).
     Text,
+    /// One JSON object per line.
     Json,
 }
 

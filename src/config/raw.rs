@@ -12,17 +12,29 @@ use crate::store::Synchronous;
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
+    /// `[server]`: the HTTP API's address and body limit.
     pub server: Server,
+    /// `[auth]`: API tokens.
     pub auth: Auth,
+    /// `[webhook]`: how the Alertmanager webhook authenticates.
     pub webhook: Webhook,
+    /// `[store]`: the SQLite file.
     pub store: StoreSection,
+    /// `[kubernetes]`: where the Kubernetes API is.
     pub kubernetes: Kubernetes,
+    /// `[prometheus]`: the metric source.
     pub prometheus: Prometheus,
+    /// `[evaluation]`: the evaluation cycle.
     pub evaluation: Evaluation,
+    /// `[safety]`: dry run and rate limits.
     pub safety: Safety,
+    /// `[notify]`: notifier credentials and endpoints.
     pub notify: Notify,
+    /// `[policies]`: where the policy files are.
     pub policies: Policies,
+    /// `[logging]`: log format and level.
     pub logging: Logging,
+    /// `[leader]`: leader election.
     pub leader: Leader,
 }
 

@@ -135,7 +135,9 @@ pub enum MetricSource {
     Prometheus(PromClient),
     /// Direct scrapes; remembers each agent's previous scrape.
     Scrape {
+        /// Fetches and parses an agent's `/metrics`.
         scraper: Scraper,
+        /// Each agent's previous scrape, by agent id: rates and ratios need two.
         previous: Mutex<HashMap<String, Snapshot>>,
     },
 }

@@ -28,8 +28,13 @@ use rollbackd_core::policy::{KubeSignal, Policy, SignalSource, Stage};
 /// Safety limits from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Decide and notify, never mutate (`safety.dry_run`).
     pub dry_run: bool,
+    /// At most this many unattended rollbacks per agent per window
+    /// (`safety.max_rollbacks_per_agent_per_window`).
     pub max_per_agent_per_window: usize,
+    /// At most this many unattended rollbacks per hour across agents
+    /// (`safety.max_rollbacks_per_hour`).
     pub max_per_hour: usize,
 }
 
@@ -63,9 +68,11 @@ struct Window {
 /// marked verified, so `last_known_good` can return to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevisionVerified {
+    /// The agent's id.
     pub agent: String,
     /// The policy's id of the primary workload.
     pub workload: String,
+    /// The revision that lived through its window.
     pub revision: u64,
 }
 
@@ -94,12 +101,19 @@ enum Acted {
 /// Everything one agent's evaluation needs, owned by the loop task.
 pub struct Evaluator {
     windows: HashMap<String, Window>,
+    /// The SQLite store incidents are opened in.
     pub store: Arc<Store>,
+    /// rollbackd's own metrics.
     pub metrics: Arc<Metrics>,
+    /// Each agent's current status by agent id, as `GET /api/v1/agents` shows it.
     pub status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
+    /// Each signal's latest reading, shared with the runner's post-rollback checks.
     pub latest: Latest,
+    /// Where metric signals come from: Prometheus or direct scrape.
     pub source: Arc<MetricSource>,
+    /// Dry run and rate limits.
     pub limits: Limits,
+    /// Which notifier kinds are configured.
     pub channels: Channels,
     /// Incidents to drive.
     pub runner: crate::channel::BoundedTx<String>,

@@ -7,6 +7,7 @@ use rollbackd_core::engine::DecisionKind;
 /// What the gate knows.
 #[derive(Debug, Clone, Default)]
 pub struct GateInput {
+    /// The engine's decision kind; `None` is ignored like a `none` decision.
     pub decision: Option<DecisionKind>,
     /// Who paused automation for this agent (or globally), if anyone.
     pub paused_by: Option<String>,
@@ -14,7 +15,11 @@ pub struct GateInput {
     pub agent_rollbacks_in_window: usize,
     /// Unattended rollbacks of every agent in the last hour.
     pub rollbacks_last_hour: usize,
+    /// At most this many unattended rollbacks per agent per window
+    /// (`safety.max_rollbacks_per_agent_per_window`).
     pub max_per_agent_per_window: usize,
+    /// At most this many unattended rollbacks per hour across agents
+    /// (`safety.max_rollbacks_per_hour`).
     pub max_per_hour: usize,
 }
 

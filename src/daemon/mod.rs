@@ -59,17 +59,24 @@ type ReadFuture =
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// The API's address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why binding failed.
         source: std::io::Error,
     },
+    /// The SQLite store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The deploy watcher could not start (no policy names a workload).
     #[error("watcher: {0}")]
     Watch(#[from] crate::watcher::WatchError),
+    /// The notifiers could not be built.
     #[error("notifiers: {0}")]
     Notify(#[from] crate::notify::NotifyError),
+    /// The alert writer thread could not be spawned.
     #[error("cannot start the alert writer thread: {0}")]
     Spawn(std::io::Error),
 }
@@ -89,19 +96,31 @@ impl DaemonError {
 
 /// Everything the daemon runs with.
 pub struct DaemonOptions {
+    /// The validated policies, one per agent.
     pub policies: Vec<Arc<Policy>>,
+    /// The SQLite store of incidents, steps, outbox and audit.
     pub store: Arc<Store>,
+    /// Client of the Kubernetes API (or the simulator).
     pub client: kube::Client,
+    /// Where metric signals come from: Prometheus or direct scrape.
     pub source: MetricSource,
+    /// Address the API listens on (`server.listen`).
     pub listen: SocketAddr,
+    /// Request bodies above this many bytes get 413 (`server.max_body_bytes`).
     pub max_body_bytes: usize,
+    /// API tokens and the webhook's credentials.
     pub auth: Auth,
+    /// Alert label naming the agent (`webhook.agent_label`).
     pub agent_label: String,
     /// Evaluation interval and the random jitter added to it.
     pub interval: Duration,
+    /// Up to this much random delay is added to each interval.
     pub jitter: Duration,
+    /// Dry run and rate limits (`[safety]`).
     pub limits: Limits,
+    /// Notifier endpoints, credentials and retry settings.
     pub notifier: NotifierConfig,
+    /// Which notifier kinds are configured.
     pub channels: Channels,
     /// How often the post-rollback watch re-checks the signals.
     pub watch_interval: Duration,
@@ -112,10 +131,15 @@ pub struct DaemonOptions {
 /// Where and how replicas elect the one that acts.
 #[derive(Debug, Clone)]
 pub struct LeaderOptions {
+    /// Namespace of the Lease.
     pub namespace: String,
+    /// Name of the Lease.
     pub lease_name: String,
+    /// This replica's name in the Lease.
     pub identity: String,
+    /// How long a Lease holds without renewal.
     pub lease_duration: Duration,
+    /// How often the Lease is read and renewed.
     pub renew_every: Duration,
 }
 
@@ -123,8 +147,11 @@ pub struct LeaderOptions {
 pub struct DaemonHandle {
     /// Where the API listens.
     pub api_addr: SocketAddr,
+    /// The daemon's SQLite store.
     pub store: Arc<Store>,
+    /// rollbackd's own metrics, as `/metrics` serves them.
     pub metrics: Arc<Metrics>,
+    /// Each agent's current status by agent id, as `GET /api/v1/agents` shows it.
     pub status: Arc<RwLock<BTreeMap<String, crate::api::AgentStatus>>>,
     /// The critical tasks: a stopped one fails `/healthz`.
     pub tasks: Arc<TaskHealth>,

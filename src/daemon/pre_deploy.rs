@@ -17,6 +17,7 @@ use rollbackd_core::policy::{Policy, SignalSource};
 pub struct Fetched {
     /// The agent and the revision they belong to (a newer deploy discards them).
     pub agent: String,
+    /// The deploy's revision; answers for an older one are dropped.
     pub revision: u64,
     /// Baselines over each signal's lookback.
     pub baselines: BTreeMap<String, f64>,

@@ -30,7 +30,9 @@ use rollbackd_core::policy::{Condition, Method, Policy, RevisionRef, Stage, Step
 /// "baseline"` checks compare `value / baseline` with the deploy's pre-deploy baseline.
 #[derive(Clone)]
 pub struct LatestChecks {
+    /// The agent whose readings are checked.
     pub agent: String,
+    /// The evaluation loop's latest readings.
     pub latest: Latest,
     /// Readings before this (the rollback) do not count.
     pub since: chrono::DateTime<Utc>,
@@ -138,11 +140,17 @@ impl SignalChecks for LatestChecks {
 
 /// What the runner shares with its incident tasks.
 pub struct Runner {
+    /// The SQLite store: incidents, transitions, the step journal, outbox and audit.
     pub store: Arc<Store>,
+    /// Every loaded policy; an incident's agent picks its own.
     pub policies: Arc<Vec<Arc<Policy>>>,
+    /// Runs the methods' steps against the cluster.
     pub executor: Executor,
+    /// rollbackd's own metrics.
     pub metrics: Arc<Metrics>,
+    /// The evaluation loop's latest readings, for guard re-checks and post-rollback checks.
     pub latest: Latest,
+    /// Which notifier kinds are configured.
     pub channels: Channels,
     /// Told when a rollback of an agent's deploy completed (closes its window).
     pub rolled_back: crate::channel::BoundedTx<String>,

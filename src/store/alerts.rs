@@ -12,14 +12,19 @@ use rollbackd_core::engine::AlertTransition;
 /// One alert state as delivered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlertRecord {
+    /// The alert's identity across deliveries: Alertmanager's, else its sorted labels.
     pub fingerprint: String,
     /// `firing` or `resolved`.
     pub status: String,
+    /// When the condition began (Alertmanager's `startsAt`).
     pub starts_at: DateTime<Utc>,
+    /// When it ended (`endsAt`); `None` while firing.
     pub ends_at: Option<DateTime<Utc>>,
     /// The agent it maps to; `None` when no policy claims it.
     pub agent: Option<String>,
+    /// The alert's labels.
     pub labels: BTreeMap<String, String>,
+    /// The alert's annotations.
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -39,8 +44,10 @@ impl AlertRecord {
 /// A stored alert with the time it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecordedAlert {
+    /// The alert state as delivered.
     #[serde(flatten)]
     pub alert: AlertRecord,
+    /// When rollbackd received it.
     pub received_at: DateTime<Utc>,
 }
 

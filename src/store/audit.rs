@@ -9,6 +9,7 @@ use super::{Store, StoreError, parse_ts, ts};
 /// One audited action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
+    /// When it happened.
     pub at: DateTime<Utc>,
     /// The token's name, or `rollbackd` for the daemon's own actions.
     pub actor: String,
@@ -16,7 +17,9 @@ pub struct AuditEntry {
     pub action: String,
     /// An incident id, an agent id or `global`.
     pub target: String,
+    /// Why, as the caller or rollbackd said.
     pub reason: String,
+    /// Details of the action as JSON (e.g. what changed, a step's output).
     pub detail: serde_json::Value,
 }
 

@@ -10,13 +10,19 @@ use rollbackd_core::incident::{Event, Incident, NewIncident, State, TransitionRe
 /// One requested change of an incident's state.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {
+    /// The incident's id.
     pub id: &'a str,
+    /// What happens to it.
     pub event: Event,
     /// The state the caller saw; the change fails if it moved meanwhile.
     pub expected: Option<State>,
+    /// When the change happens.
     pub at: DateTime<Utc>,
+    /// One line for the timeline: why, or what was found.
     pub note: &'a str,
+    /// Notifications queued in the same transaction.
     pub outbox: &'a [NewOutbox],
+    /// Audit entry written in the same transaction, if any.
     pub audit: Option<&'a AuditEntry>,
 }
 
@@ -56,8 +62,11 @@ impl<'a> Transition<'a> {
 /// Which incidents to list.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
+    /// Only this agent's incidents; `None` = every agent.
     pub agent: Option<String>,
+    /// Only incidents in this state; `None` = any state.
     pub state: Option<State>,
+    /// At most this many, newest first; `None` = 100.
     pub limit: Option<usize>,
 }
 

@@ -34,20 +34,33 @@ use rollbackd_core::incident::TransitionError;
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// JSON could not be written to or read from the store.
     #[error("stored JSON is invalid: {0}")]
     Json(#[from] serde_json::Error),
+    /// No incident with this id.
     #[error("incident {0} not found")]
     NotFound(String),
+    /// The incident lifecycle does not allow the transition.
     #[error(transparent)]
     Transition(#[from] TransitionError),
+    /// The incident's state changed since the caller read it.
     #[error("incident {id} changed concurrently (expected {expected})")]
-    Concurrent { id: String, expected: String },
+    Concurrent {
+        /// The incident's id.
+        id: String,
+        /// The state the caller expected it in.
+        expected: String,
+    },
+    /// A panic while holding the connection poisoned its lock.
     #[error("the store's lock was poisoned by a panic")]
     Poisoned,
+    /// A stored value cannot be parsed (e.g. an unknown state); the text says which.
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    /// The WAL checkpointer thread could not be started.
     #[error("cannot start the WAL checkpointer thread: {0}")]
     Thread(std::io::Error),
 }

@@ -12,24 +12,38 @@ use crate::notify::Target;
 /// keep per-target order and threads) and what it says (`message`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewOutbox {
+    /// The target's stable key (e.g. `slack:#gl-002-incidents`): an incident's rows with one
+    /// key are sent in order and share a thread.
     pub target_key: String,
+    /// Where the message goes, as JSON (a Slack channel, a Statuspage component, a webhook
+    /// name); never a secret URL.
     pub target: serde_json::Value,
+    /// What it says: the rendered message with its stage and fields, as JSON.
     pub message: serde_json::Value,
 }
 
 /// A stored outbox row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OutboxRow {
+    /// Row id, in queueing order.
     pub id: i64,
+    /// The incident the message announces.
     pub incident_id: String,
+    /// The target's stable key (e.g. `slack:#gl-002-incidents`).
     pub target_key: String,
+    /// Where the message goes, as JSON; never a secret URL.
     pub target: serde_json::Value,
+    /// What it says, as JSON.
     pub message: serde_json::Value,
     /// `pending`, `sent` or `failed`.
     pub state: String,
+    /// Delivery attempts made so far.
     pub attempts: u32,
+    /// When the next delivery attempt is due.
     pub next_attempt_at: DateTime<Utc>,
+    /// Why the last attempt failed, if it did.
     pub last_error: Option<String>,
+    /// When it was delivered; `None` until then.
     pub sent_at: Option<DateTime<Utc>>,
 }
 

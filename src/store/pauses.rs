@@ -14,8 +14,11 @@ pub const GLOBAL: &str = "global";
 pub struct Pause {
     /// An agent id, or `global`.
     pub scope: String,
+    /// Name of the caller who paused (the API token's name).
     pub paused_by: String,
+    /// Why, as the caller said.
     pub reason: String,
+    /// When the pause began.
     pub at: DateTime<Utc>,
 }
 

@@ -10,15 +10,23 @@ use super::{Store, StoreError, parse_ts, ts};
 /// One step on one workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRow {
+    /// The incident the step ran for.
     pub incident_id: String,
+    /// 0-based position of the step in its method.
     pub index: usize,
+    /// The policy's id of the workload the step acted on.
     pub workload: String,
+    /// The step's name (empty while `started`).
     pub name: String,
+    /// The step's action kind, e.g. `undo` (empty while `started`).
     pub kind: String,
     /// `started`, `done`, `skipped`, `failed`, `dry_run`, `not_run`.
     pub state: String,
+    /// When the step started.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the step finished; `None` while it runs.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The step's outcome as JSON (output, plan or error); null while `started`.
     pub detail: serde_json::Value,
 }
 

@@ -6,6 +6,9 @@
 //! it. A row without its two files fails it too. `ROLLBACKD_WRITE_ROW_TRACES=1 cargo test --test
 //! matrix_rows` (re)writes the files from the policies; review the diff before committing it.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,9 @@
 //! The simulator driven by `kube::Client` (and raw HTTP for error shapes and the watch wire
 //! format). Every test starts its own simulator on 127.0.0.1:0 and shuts it down at the end.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};

@@ -2,6 +2,9 @@
 //! 127.0.0.1:0, writes a kubeconfig into a temp dir and runs kubectl as a subprocess (under
 //! `timeout 30`, so a hang fails the test instead of freezing CI).
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -44,8 +44,11 @@ impl DecisionKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Truth {
+    /// Holds on the data.
     True,
+    /// Does not hold on the data.
     False,
+    /// Cannot be told: no data, stale or non-finite data, or no baseline.
     Unknown,
 }
 
@@ -67,6 +70,7 @@ impl Truth {
 /// One condition against its signal's value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConditionEvidence {
+    /// Name of the signal tested.
     pub signal: String,
     /// The latest value, if any.
     pub value: Option<f64>,
@@ -84,6 +88,7 @@ pub struct ConditionEvidence {
     /// How long it must hold.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_for: Option<String>,
+    /// Whether the condition holds, does not, or cannot be told.
     pub truth: Truth,
     /// Why the truth is unknown or false when that is not obvious.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,10 +129,13 @@ impl ConditionEvidence {
 /// One guard's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuardEvidence {
+    /// The guard's id.
     pub guard: String,
+    /// The guard's sentence for humans.
     pub description: String,
     /// True when the guard stops the rollback (its conditions hold or cannot be checked).
     pub blocks: bool,
+    /// Each of the guard's conditions against its value.
     pub conditions: Vec<ConditionEvidence>,
 }
 
@@ -160,8 +168,11 @@ impl GuardEvidence {
 /// A row that could not be evaluated for lack of data.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnknownRow {
+    /// The row's id.
     pub row: String,
+    /// The row's runbook severity (P0, Severity 1…).
     pub severity: String,
+    /// What the row would do had it data.
     pub action: Action,
     /// `signal: why` for each condition that lacked data.
     pub missing: Vec<String>,
@@ -176,8 +187,11 @@ pub struct UnknownRow {
 /// A row whose conditions hold, but not because of the deploy: told, never acted on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PreexistingRow {
+    /// The row's id.
     pub row: String,
+    /// The row's runbook severity (P0, Severity 1…).
     pub severity: String,
+    /// What the row would do were its conditions caused by the deploy.
     pub action: Action,
     /// `signal: held before the deploy since …` for each pre-existing condition.
     pub held_before: Vec<String>,
@@ -186,14 +200,18 @@ pub struct PreexistingRow {
 /// Everything that explains a decision.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Evidence {
+    /// How old the deploy is, e.g. `4m`; `None` with no deploy observed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy_age: Option<String>,
+    /// The deploy's revision, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
     /// The matched row's conditions.
     pub conditions: Vec<ConditionEvidence>,
+    /// The verdicts of the guards that apply to the matched rollback row.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<GuardEvidence>,
+    /// Rows that could not be evaluated for lack of data, with what was missing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_rows: Vec<UnknownRow>,
     /// Rows that hold only because of conditions older than the deploy.
@@ -202,6 +220,7 @@ pub struct Evidence {
     /// Signals of holding rollback-row conditions that lack a pre-deploy value.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing_pre_deploy: Vec<String>,
+    /// Who approved a rollback of this deploy (`unknown` when the approval names no one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
     /// What stopped a wanted rollback: a guard id, or `already_rolled_back`.
@@ -220,11 +239,15 @@ impl Evidence {
 /// The engine's answer for one workload at one instant.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
+    /// What to do.
     pub decision: DecisionKind,
+    /// Id of the matched row; `None` when no row decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub row: Option<String>,
+    /// The matched row's runbook severity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
+    /// The method the matched row names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// The runbook's deadline for acting on the row.
@@ -232,6 +255,7 @@ pub struct Decision {
     pub deadline: Option<String>,
     /// One sentence a human can read at 3 a.m.
     pub reason: String,
+    /// What the decision is based on.
     pub evidence: Evidence,
 }
 

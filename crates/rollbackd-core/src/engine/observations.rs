@@ -64,8 +64,11 @@ impl Serialize for Sample {
 /// A new revision of the watched workload: it opens the post-deploy window.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Deploy {
+    /// When the revision was deployed; the post-deploy window counts from here.
     pub at: DateTime<Utc>,
+    /// The workload's revision number, when known.
     pub revision: Option<u64>,
+    /// The new revision's image, when known.
     pub image: Option<String>,
     /// Baselines captured elsewhere (e.g. PromQL with `offset`); they win over baselines
     /// computed from pre-deploy samples.
@@ -91,7 +94,9 @@ pub enum RolloutPhase {
 /// interval) held at every post-deploy sample exactly when it holds at both.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Extent {
+    /// Smallest finite value since the deploy.
     pub min: f64,
+    /// Largest finite value since the deploy.
     pub max: f64,
 }
 
@@ -103,24 +108,31 @@ pub struct AlertTransition {
     /// Alertmanager's `startsAt`: when the condition began (may be long before `at`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// True when the alert started firing, false when it resolved.
     pub firing: bool,
     /// Identity of the alert across deliveries.
     pub fingerprint: String,
+    /// The alert's labels as Alertmanager sent them.
     pub labels: BTreeMap<String, String>,
 }
 
 /// A human approval for the current deploy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Approval {
+    /// When the approval was given.
     pub at: DateTime<Utc>,
+    /// Who approved, when known.
     pub by: Option<String>,
+    /// The row the approval was given for, when named; any approval counts for the deploy.
     pub row: Option<String>,
 }
 
 /// A rollback of the current deploy that already happened.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RollbackRecord {
+    /// When the rollback happened.
     pub at: DateTime<Utc>,
+    /// The revision recorded with the rollback, when known; the engine reads only `at`.
     pub revision: Option<u64>,
 }
 

@@ -163,7 +163,9 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot {event:?} an incident that is {from}")]
 pub struct TransitionError {
+    /// The incident's state when the event came.
     pub from: State,
+    /// The event the state does not allow.
     pub event: Event,
 }
 

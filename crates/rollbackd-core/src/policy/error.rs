@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 /// One problem in one policy file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {
+    /// The policy file (or directory, when it cannot be read).
     pub file: PathBuf,
+    /// 1-based line of the problem; 0 when the file cannot be read.
     pub line: usize,
+    /// 1-based column of the problem; 0 when the file cannot be read.
     pub column: usize,
     /// The field at fault, e.g. `matrix[2].when[0].signal`.
     pub field: String,
+    /// What is wrong, and what would be right.
     pub message: String,
 }
 

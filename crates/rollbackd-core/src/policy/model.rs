@@ -15,15 +15,23 @@ use serde::Serialize;
 pub struct Policy {
     /// File the policy was loaded from (for messages).
     pub source: PathBuf,
+    /// The runbook's agent (`[agent]`).
     pub agent: Agent,
+    /// The post-deploy window and its timing rules (`[window]`).
     pub window: Window,
+    /// The workloads the policy names (`[[workloads]]`); exactly one is primary.
     pub workloads: Vec<Workload>,
+    /// Signals by name (`[signals.NAME]`).
     pub signals: Arc<BTreeMap<String, Signal>>,
     /// Decision matrix rows in precedence order: the first matching row wins.
     pub matrix: Arc<Vec<Row>>,
+    /// "Do not roll back" rules (`[[guards]]`), checked before any automatic rollback.
     pub guards: Arc<Vec<Guard>>,
+    /// Rollback methods by name (`[methods.NAME]`).
     pub methods: Arc<BTreeMap<String, Method>>,
+    /// How recovery is checked after a rollback (`[verification]`).
     pub verification: Arc<Verification>,
+    /// Who is told and in which words (`[notify]`).
     pub notify: Notify,
 }
 
@@ -83,6 +91,7 @@ impl Policy {
 pub struct Agent {
     /// e.g. `GL-002`; alerts name the agent by this id.
     pub id: String,
+    /// Human-readable agent name, e.g. `BoilerEfficiencyOptimizer`; used in messages.
     pub name: String,
     /// The runbook this policy encodes.
     pub runbook: Option<String>,
@@ -134,11 +143,18 @@ pub enum WorkloadRole {
 /// A Kubernetes workload the policy names.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Workload {
+    /// The policy's id for the workload; steps' `workloads` refer to it.
     pub id: String,
+    /// Deployment or Argo Rollout.
     pub kind: WorkloadKind,
+    /// Kubernetes namespace.
     pub namespace: String,
+    /// Kubernetes object name.
     pub name: String,
+    /// Container that `set_image` acts on and versions are read from; `None` = the first
+    /// container of the pod template.
     pub container: Option<String>,
+    /// Primary (watched) or coordinated (only acted on by methods); default primary.
     pub role: WorkloadRole,
     /// The agent's own `/metrics`, for direct scrape.
     pub metrics_url: Option<String>,
@@ -149,9 +165,13 @@ pub struct Workload {
 /// A named input to the decision matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
+    /// The signal's name, the key of `[signals.NAME]`; conditions refer to it.
     pub name: String,
+    /// Free text for humans (the policy's `description`).
     pub description: Option<String>,
+    /// Unit for display; default `count`, `bool` for alert and `rollout_stalled` signals.
     pub unit: Unit,
+    /// Where the values come from: a metric, kube state or an alert.
     pub source: SignalSource,
     /// Lookback before the deploy from which the baseline is taken.
     pub baseline: Option<TimeDelta>,
@@ -201,7 +221,9 @@ impl Signal {
 pub enum Unit {
     /// Fraction 0–1, shown as a percentage.
     Ratio,
+    /// Seconds (e.g. latencies).
     Seconds,
+    /// A plain number (default).
     Count,
     /// 0 or 1.
     Bool,
@@ -212,27 +234,43 @@ pub enum Unit {
 pub enum SignalSource {
     /// A metric: PromQL when Prometheus is configured, direct scrape otherwise.
     Metric {
+        /// PromQL query, used when Prometheus is configured.
         promql: Option<String>,
+        /// How to compute the value from the agent's `/metrics`, used when no Prometheus is
+        /// configured.
         scrape: Option<ScrapeSpec>,
     },
     /// Derived from the watched workload's state.
     Kube(KubeSignal),
     /// 1 while an Alertmanager alert with these labels is firing, else 0.
-    Alert { labels: BTreeMap<String, String> },
+    Alert {
+        /// Labels an alert must carry, each with this value (e.g. `condition`).
+        labels: BTreeMap<String, String>,
+    },
 }
 
 /// How to compute a signal from two scrapes of `/metrics`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScrapeSpec {
+    /// `ratio = [numerator, denominator]`: the numerator's increase over the denominator's
+    /// between two scrapes.
     Ratio {
+        /// Counter selector counted as the numerator (e.g. 5xx requests).
         numerator: String,
+        /// Counter selector counted as the denominator (e.g. all requests).
         denominator: String,
     },
+    /// `histogram` + `quantile`: a quantile of the histogram's bucket increases between two
+    /// scrapes.
     Quantile {
+        /// Histogram base name (without `_bucket`).
         histogram: String,
+        /// The quantile, strictly between 0 and 1 (e.g. 0.95).
         quantile: f64,
     },
+    /// `gauge`: the selected gauge's value, read as is.
     Gauge(String),
+    /// `rate`: the selected counter's per-second rate between two scrapes.
     Rate(String),
 }
 
@@ -240,11 +278,17 @@ pub enum ScrapeSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KubeSignal {
+    /// `restarts`: container restarts of pods created since the deploy.
     Restarts,
+    /// `oom_kills`: containers OOMKilled in pods created since the deploy.
     OomKills,
+    /// `crashlooping_pods`: pods waiting in CrashLoopBackOff.
     CrashloopingPods,
+    /// `image_pull_backoff`: pods waiting in ImagePullBackOff or ErrImagePull.
     ImagePullBackoff,
+    /// `available_replicas`: the workload's `status.availableReplicas`.
     AvailableReplicas,
+    /// `rollout_stalled`: 1 when the rollout exceeded its progress deadline, else 0.
     RolloutStalled,
 }
 
@@ -263,7 +307,10 @@ impl KubeSignal {
 /// One bound of a threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Bound {
+    /// The threshold.
     pub value: f64,
+    /// Whether a value equal to the threshold passes (`at_least`/`at_most`) or not
+    /// (`above`/`below`).
     pub inclusive: bool,
 }
 
@@ -271,9 +318,13 @@ pub struct Bound {
 /// baseline, optionally required to hold for a duration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
+    /// Name of the signal tested.
     pub signal: String,
+    /// From `above` (exclusive) or `at_least` (inclusive); `None` = no lower bound.
     pub lower: Option<Bound>,
+    /// From `below` (exclusive) or `at_most` (inclusive); `None` = no upper bound.
     pub upper: Option<Bound>,
+    /// From `equals`: the value must be exactly this; never combined with bounds.
     pub equals: Option<f64>,
     /// Compare `value / baseline` instead of `value`.
     pub relative_to_baseline: bool,
@@ -354,16 +405,21 @@ pub enum RowWindow {
 /// One row of the decision matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// Row id, unique in the policy; shown in decisions and messages.
     pub id: String,
     /// The runbook's own severity name (P0, Severity 1, Immediate…).
     pub severity: String,
     /// The runbook section and words this row encodes.
     pub section: Option<String>,
+    /// Conditions that must all hold for the row to match.
     pub when: Vec<Condition>,
+    /// Which deploy ages the row applies to (default `inside`).
     pub window: RowWindow,
     /// Tighter bound on the deploy age than the window, e.g. GL-001's 2 h for heat loss.
     pub within: Option<TimeDelta>,
+    /// What to do when the row matches.
     pub action: Action,
+    /// The method to run; required for `rollback` and `rollback_after_approval` rows.
     pub method: Option<String>,
     /// The runbook's deadline for acting ("<5 min").
     pub deadline: Option<TimeDelta>,
@@ -385,9 +441,13 @@ pub enum GuardScope {
 /// automatic rollback is blocked and a human is told.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
+    /// Guard id, unique in the policy; a blocked decision names it.
     pub id: String,
+    /// The sentence told to humans when the guard blocks.
     pub description: String,
+    /// Conditions that block when they all hold (or cannot be evaluated).
     pub when: Vec<Condition>,
+    /// Whether an approval lifts the guard (default `unattended`).
     pub scope: GuardScope,
     /// Rows it applies to; `None` = every row.
     pub rows: Option<Vec<String>>,
@@ -405,20 +465,29 @@ impl Guard {
 /// A named rollback method: ordered steps, stopping at the first failure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Method {
+    /// The method's name, the key of `[methods.NAME]`.
     pub name: String,
+    /// Free text for humans (the policy's `description`).
     pub description: Option<String>,
     /// The runbook's estimate, used as the ETA in messages.
     pub eta: Option<TimeDelta>,
+    /// Steps in order; the first failure stops the method.
     pub steps: Vec<Step>,
 }
 
 /// One step; with several workloads it runs on them in parallel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// Shown in the journal and messages; defaults to the action's kind (e.g. `undo`).
     pub name: String,
+    /// Ids of the workloads the step acts on, in parallel (default: the primary workload).
     pub workloads: Vec<String>,
+    /// Container for `set_image`; `None` = the workload's `container`, else the first container.
     pub container: Option<String>,
+    /// Time limit of a `wait_rollout`, `job` or `http` step. `None` = the policy's
+    /// `verification.rollout_timeout` for `wait_rollout`, 5 min for `job`, 30 s for `http`.
     pub timeout: Option<TimeDelta>,
+    /// What the step does.
     pub action: StepAction,
 }
 
@@ -438,43 +507,71 @@ pub enum RevisionRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageRef {
+    /// The image of the revision before the current one.
     Previous,
+    /// The image of the newest earlier revision that passed verification.
     LastKnownGood,
+    /// This exact image reference, e.g. `repo/img:tag`.
     Literal(String),
 }
 
 /// What a step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepAction {
+    /// `undo`: `kubectl rollout undo` to this revision (Deployments only).
     Undo(RevisionRef),
+    /// `set_image`: set the container's image.
     SetImage(ImageRef),
+    /// `restart = true`: `kubectl rollout restart`.
     Restart,
     /// `None` restores the replica count remembered before scaling.
     Scale(Option<u32>),
+    /// `switch_service`: patch a Service's selector (blue-green).
     SwitchService {
+        /// Name of the Service, in the workload's namespace.
         service: String,
+        /// Selector keys and values to set.
         selector: BTreeMap<String, String>,
+        /// Selector keys to delete.
         remove: Vec<String>,
     },
+    /// `restore_configmap`: restore this ConfigMap from the snapshot taken when the deploy
+    /// was first seen.
     RestoreConfigMap(String),
+    /// `patch_configmap`: set keys of a ConfigMap (feature flags, model versions).
     PatchConfigMap {
+        /// Name of the ConfigMap, in the workload's namespace.
         name: String,
+        /// Keys and values to set.
         data: BTreeMap<String, String>,
     },
+    /// `argo_abort = true`: abort the Argo Rollout.
     ArgoAbort,
+    /// `argo_undo`: undo the Argo Rollout to this revision.
     ArgoUndo(RevisionRef),
+    /// `http`: call an HTTP endpoint (e.g. the agent's API).
     Http {
+        /// HTTP method, upper case; default `POST`.
         method: String,
+        /// `http://` or `https://` URL; `{label}` placeholders are filled percent-encoded.
         url: String,
+        /// JSON body (the policy's `body`, parsed); `None` = no body.
         body: Option<serde_json::Value>,
+        /// The status that counts as success; default 200.
         expect_status: u16,
     },
+    /// `job`: run a Kubernetes Job to completion.
     Job {
+        /// Name of the Job, in the workload's namespace.
         name: String,
+        /// Container image the Job runs.
         image: String,
+        /// Container command; empty = the image's entrypoint.
         command: Vec<String>,
     },
+    /// `wait_rollout = true`: wait for the workload's rollout to complete.
     WaitRollout,
+    /// `wait`: pause this long.
     Wait(TimeDelta),
 }
 
@@ -507,9 +604,11 @@ impl StepAction {
 /// How recovery is checked after a rollback.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verification {
+    /// How long the rollback's rollout may take to complete.
     pub rollout_timeout: TimeDelta,
     /// Pods must stay Ready with no new restarts this long.
     pub ready_hold: TimeDelta,
+    /// An HTTP endpoint that must answer the expected status; `None` = no health check.
     pub health: Option<HealthCheck>,
     /// Conditions that must hold after the rollback (e.g. error rate < 1 %).
     pub checks: Vec<Condition>,
@@ -522,25 +621,33 @@ pub struct Verification {
 /// An HTTP health endpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
+    /// `http://` or `https://` URL to request.
     pub url: String,
+    /// The status that counts as healthy; default 200.
     pub expect_status: u16,
 }
 
 /// Who is told, and in which words.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notify {
+    /// Slack channel for the Web API (`chat.postMessage`); unused with an incoming webhook.
     pub slack_channel: Option<String>,
     /// Prefix for severe messages, e.g. `@here`.
     pub mention: Option<String>,
+    /// Status page link, the templates' `{status_url}`.
     pub status_url: Option<String>,
+    /// The Statuspage page and component to update; `None` = no Statuspage.
     pub statuspage: Option<Statuspage>,
+    /// Message template per stage: the policy's `[notify.templates]` over the defaults.
     pub templates: Arc<BTreeMap<Stage, String>>,
 }
 
 /// An Atlassian Statuspage page and component.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statuspage {
+    /// Statuspage page id.
     pub page_id: String,
+    /// Statuspage component id of the agent's service.
     pub component_id: String,
 }
 
@@ -548,13 +655,21 @@ pub struct Statuspage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// An unattended or approved rollback starts.
     Initiated,
+    /// The method's steps are done; verification is under way.
     InProgress,
+    /// Verification passed; the post-rollback watch begins.
     Complete,
+    /// A step or verification failed: a human must take over.
     Failed,
+    /// The service stayed stable through the whole watch.
     Resolved,
+    /// A `rollback_after_approval` row matched: waiting for a human to approve.
     AwaitingApproval,
+    /// A guard, a rate limit or an earlier rollback stopped a rollback: a human must decide.
     Blocked,
+    /// Data is missing, stale or not a number: rollbackd cannot evaluate and does not act.
     Inconclusive,
     /// A `notify` row matched: told, no action.
     Notice,

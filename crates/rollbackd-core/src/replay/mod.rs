@@ -18,9 +18,11 @@ use crate::policy::Policy;
 /// A decision that differs from the one before it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// The trace time of the change (the line's `at`).
     pub at: DateTime<Utc>,
     /// Trace line that caused it.
     pub line: usize,
+    /// The new decision with its evidence.
     pub decision: Decision,
 }
 

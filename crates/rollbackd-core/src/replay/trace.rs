@@ -20,10 +20,13 @@ use crate::engine::RolloutPhase;
 /// A problem in a trace file, with its line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct TraceError {
+    /// The trace file.
     pub file: PathBuf,
+    /// 1-based line number (0 when the file cannot be read).
     pub line: usize,
     /// The JSON field at fault.
     pub field: String,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -45,32 +48,48 @@ impl fmt::Display for TraceError {
 pub enum Entry {
     /// Signal values; `None` is no data.
     Signals(BTreeMap<String, Option<f64>>),
+    /// `"event": "deploy"`: a new revision opens the post-deploy window.
     Deploy {
+        /// The deploy's revision number (`revision`).
         revision: Option<u64>,
+        /// The deployed image (`image`).
         image: Option<String>,
+        /// Baselines given outright (`baselines`); they win over baselines computed from samples.
         baselines: BTreeMap<String, f64>,
         /// Values just before the deploy, as a source would give them.
         pre_deploy: BTreeMap<String, f64>,
     },
+    /// `"event": "alert_firing"`: an Alertmanager alert started firing.
     AlertFiring {
+        /// The alert's labels (`labels`).
         labels: BTreeMap<String, String>,
+        /// The alert's identity across deliveries (`fingerprint`; default: the sorted labels).
         fingerprint: Option<String>,
         /// Alertmanager's `startsAt` (default: the line's time).
         starts_at: Option<DateTime<Utc>>,
     },
     /// The workload's rollout phase (`None`: could not be read).
     Rollout {
+        /// `progressing`, `complete` or `stalled`.
         phase: Option<RolloutPhase>,
     },
+    /// `"event": "alert_resolved"`: an Alertmanager alert resolved.
     AlertResolved {
+        /// The alert's labels (`labels`).
         labels: BTreeMap<String, String>,
+        /// The alert's identity across deliveries (`fingerprint`; default: the sorted labels).
         fingerprint: Option<String>,
     },
+    /// `"event": "approved"`: a human approved a rollback of the current deploy.
     Approved {
+        /// Who approved (`by`).
         by: Option<String>,
+        /// The row approved (`row`).
         row: Option<String>,
     },
+    /// `"event": "rolled_back"`: the current deploy was rolled back.
     RolledBack {
+        /// The revision recorded with the rollback (`revision`).
         revision: Option<u64>,
     },
 }
@@ -78,8 +97,11 @@ pub enum Entry {
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceLine {
+    /// 1-based line number in the file.
     pub line: usize,
+    /// The line's time (`at`).
     pub at: DateTime<Utc>,
+    /// What the line says.
     pub entry: Entry,
 }
 
