@@ -1,6 +1,9 @@
 //! The HTTP API over real HTTP on 127.0.0.1: webhook receiver, manual override, auth,
 //! malformed and oversize bodies, redeliveries, approve/cancel races, health and metrics.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;

@@ -2,6 +2,9 @@
 //! a fake Prometheus-compatible endpoint counts the queries while 1, 50 and 500 workloads
 //! sharing GL-002's three queries are read, and each workload gets its own series' value.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 

@@ -3,6 +3,9 @@
 //! holds (one rollback per alert, one PromQL request per shared signal, nothing failed).
 //! Nothing here asserts a time: the benchmark measures, it is not a timed test.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 use serde_json::Value;

@@ -1,5 +1,8 @@
 //! Every step kind against the simulator through a real kube::Client, with failure paths.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cluster_support;
 
 use std::collections::BTreeMap;

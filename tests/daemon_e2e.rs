@@ -3,6 +3,9 @@
 //! 60 %; rollbackd rolls the deployment back, verifies, watches, resolves, and announces
 //! every stage to a webhook receiver.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! again: the incident completes exactly once, no step runs twice, and the audit log holds
 //! every event. Real processes: `rollbackd sim` and `rollbackd run` against it.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

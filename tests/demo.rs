@@ -1,6 +1,9 @@
 //! The README's first command, `rollbackd demo`, run as a user runs it: every scenario ends
 //! as the README's table says (a change that makes one escalate instead fails here).
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 #[test]

@@ -9,6 +9,9 @@
 //! YAML is turned into JSON offline by `kubectl patch --local -o json` (kubectl needs no
 //! server for that); no YAML crate is needed.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -647,12 +650,14 @@ fn dockerfile_is_multi_stage_and_runs_as_the_deployments_user() {
     let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
     assert_eq!(froms.len(), 2, "builder + runtime");
     assert!(froms[0].starts_with("FROM rust:") && froms[0].ends_with(" AS build"));
-    // The builder is at least the crate's rust-version.
+    // The builder is at least the workspace's rust-version.
     let cargo: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
         .unwrap()
         .parse()
         .unwrap();
-    let msrv = cargo["package"]["rust-version"].as_str().unwrap();
+    let msrv = cargo["workspace"]["package"]["rust-version"]
+        .as_str()
+        .unwrap();
     let tag = froms[0]
         .trim_start_matches("FROM rust:")
         .split('-')
@@ -673,8 +678,23 @@ fn dockerfile_is_multi_stage_and_runs_as_the_deployments_user() {
     );
     assert!(text.contains(r#"ENTRYPOINT ["/usr/local/bin/rollbackd"]"#));
     // The sources the build embeds (include_str!) are copied into the builder.
-    for p in ["COPY src ", "COPY policies ", "COPY tests/traces "] {
+    for p in [
+        "COPY src ",
+        "COPY crates ",
+        "COPY policies ",
+        "COPY tests/traces ",
+    ] {
         assert!(text.contains(p), "{p}");
+    }
+    // Every workspace member's manifest is in the dependency-caching stage, or
+    // `cargo build --locked` there fails.
+    let members = cargo["workspace"]["members"].as_array().unwrap();
+    for member in members.iter().map(|m| m.as_str().unwrap()) {
+        if member != "." {
+            let copy = format!("COPY {member}/Cargo.toml {member}/");
+            assert!(text.contains(&copy), "{copy}");
+            assert!(text.contains(&format!("{member}/src/lib.rs")), "{member}");
+        }
     }
     // The image tag the Deployment runs is the one the Dockerfile documents.
     let image = s(&container()["image"]);

@@ -1,5 +1,8 @@
 //! The executor on a GL-001-style coordinated method against the simulator.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cluster_support;
 
 use std::sync::Arc;

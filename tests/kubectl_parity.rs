@@ -1,6 +1,9 @@
 //! rollbackd's undo against `kubectl rollout undo` on identical simulators: same template,
 //! same annotations (minus rollbackd's own), same ReplicaSet revisions.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cluster_support;
 
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! leader of two, hand-over on shutdown and on expiry, stepping down when the Lease is taken,
 //! and "both replicas see the same breach → exactly one acts".
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -4,6 +4,9 @@
 //! both replicas see is rolled back once, and when the leader stops or crashes the standby
 //! takes the Lease and handles the next bad deploy, once.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;

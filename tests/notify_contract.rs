@@ -2,6 +2,9 @@
 //! request, and the tests assert the exact requests (method, path, headers, JSON body)
 //! and the outbox's bookkeeping.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod notify_support;
 
 use std::collections::BTreeMap;

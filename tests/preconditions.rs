@@ -2,6 +2,9 @@
 //! between a step's read and its write is never overwritten. The simulator lands the
 //! competing deploy just before the step's PATCH (`SimHandle::race_next_write`).
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cluster_support;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,9 @@
 //! The Prometheus client against a real Prometheus (and Alertmanager) scraping
 //! synthetic agents every second.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::HashMap;

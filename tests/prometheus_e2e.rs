@@ -6,6 +6,9 @@
 //! rate is already high is not blamed for it (told, never rolled back), and the next bad
 //! deploy on the healthy service is rolled back as fast as ever.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

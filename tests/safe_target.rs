@@ -3,6 +3,9 @@
 //! lived through its window is marked verified so `last_known_good` works without a
 //! previous rollback.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cluster_support;
 
 use cluster_support::*;

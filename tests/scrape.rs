@@ -1,5 +1,8 @@
 //! Direct scrape against the synthetic agent, without Prometheus.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use rollbackd::signals::scrape::{

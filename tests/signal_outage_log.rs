@@ -2,6 +2,9 @@
 //! and once that it recovered (with how long it was down), not one WARN per query per
 //! cycle; every failure is still counted.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

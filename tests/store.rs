@@ -1,6 +1,9 @@
 //! The SQLite store on a real file: incidents survive reopening, transitions are
 //! compare-and-set, the outbox keeps per-target order, alerts are deduplicated.
 
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
