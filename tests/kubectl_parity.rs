@@ -10,7 +10,7 @@ use std::path::Path;
 
 use cluster_support::*;
 use rollbackd::cluster::annotate::ActionOutcome;
-use rollbackd::cluster::history::load;
+use rollbackd::cluster::history::{self, load};
 use rollbackd::cluster::{Cluster, Kind, undo};
 use rollbackd_core::policy::{RevisionRef, WorkloadRole};
 use rollbackd_sim::SimHandle;
@@ -61,8 +61,8 @@ async fn assert_same(a: &Cluster, b: &Cluster) {
     // kubectl's Go structs send `"creationTimestamp": null` inside the template, which the
     // simulator stores verbatim; a null is an absent field, so compare with nulls pruned.
     assert_eq!(
-        undo::comparable_template(&da["spec"]["template"]),
-        undo::comparable_template(&db["spec"]["template"]),
+        history::comparable_template(&da["spec"]["template"]),
+        history::comparable_template(&db["spec"]["template"]),
         "templates"
     );
     assert_eq!(

@@ -153,10 +153,7 @@ impl LastAction {
 /// values (64-bit FNV-1a over canonical JSON, as 16 hex digits).
 pub fn template_digest(template: &Value) -> String {
     let mut text = String::new();
-    canonical_json(
-        &crate::cluster::undo::comparable_template(template),
-        &mut text,
-    );
+    canonical_json(&super::history::comparable_template(template), &mut text);
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         hash ^= u64::from(b);

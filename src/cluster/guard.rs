@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::annotate::{ActionMeta, LastAction, mark_rolled_back_as_bad};
+use super::history::comparable_template;
 use super::history::{History, Revision, images_of};
-use super::undo::comparable_template;
 use super::{Cluster, ClusterError};
 
 /// The revision a step protects: the incident's, else the one the step reads first.

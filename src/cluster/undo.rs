@@ -10,8 +10,8 @@ use super::annotate::{
 };
 use super::guard::{RevisionGuard, mark_bad};
 use super::history::{
-    POD_TEMPLATE_HASH, ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, Revision, VERIFIED,
-    VERIFIED_HASH, history_of, images_of,
+    ROLLED_BACK_AS_BAD, ROLLED_BACK_AS_BAD_HASH, Revision, VERIFIED, VERIFIED_HASH,
+    comparable_template, history_of, images_of, without_hash,
 };
 use super::{Cluster, ClusterError, Kind, generation, name_of, retry};
 use rollbackd_core::policy::{RevisionRef, Workload};
@@ -41,52 +41,6 @@ pub struct UndoOutcome {
     /// The revision this undo marked as rolled back as bad.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub marked_bad: Option<u64>,
-}
-
-/// The labels controllers add to a ReplicaSet's template: Deployments use
-/// `pod-template-hash`, Argo Rollouts `rollouts-pod-template-hash`. Neither is copied back.
-pub const HASH_LABELS: [&str; 2] = [POD_TEMPLATE_HASH, "rollouts-pod-template-hash"];
-
-/// A pod template without the hash label and without empty values, for comparison
-/// (Kubernetes' semantic equality treats nil and empty alike).
-pub fn comparable_template(template: &Value) -> Value {
-    prune(&without_hash(template))
-}
-
-/// A pod template without the controllers' hash labels.
-pub fn without_hash(template: &Value) -> Value {
-    let mut t = template.clone();
-    if let Some(labels) = t
-        .pointer_mut("/metadata/labels")
-        .and_then(Value::as_object_mut)
-    {
-        for l in HASH_LABELS {
-            labels.remove(l);
-        }
-    }
-    t
-}
-
-fn prune(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), prune(v)))
-                .filter(|(_, v)| !is_empty(v))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(prune).collect()),
-        other => other.clone(),
-    }
-}
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
 }
 
 /// The annotations kubectl would send: skip-listed ones from the workload, the rest from
