@@ -41,6 +41,7 @@ pub mod daemon;
 pub mod demo;
 pub mod executor;
 pub mod health;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notify;
 pub mod process;

@@ -12,9 +12,9 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use rollbackd::api::{AgentIndex, AgentStatus, AlertIngest, ApiState, Auth, Wake, router};
 use rollbackd::config::{ApiToken, Role, WebhookAuth};
-use rollbackd::daemon::latest::Latest;
 use rollbackd::health::TaskHealth;
 use rollbackd::metrics::Metrics;
+use rollbackd::signals::latest::Latest;
 use rollbackd::store::{NewIncident, Store, Trigger};
 use rollbackd_core::incident::{Event, State};
 use rollbackd_core::policy::load_all;
@@ -93,7 +93,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         leading: tokio::sync::watch::channel(true).1,
         latest: latest.clone(),
         // a generic webhook target, so announcements are queued (nothing delivers them here)
-        channels: rollbackd::daemon::announce::Channels {
+        channels: rollbackd::lifecycle::announce::Channels {
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
             ..Default::default()
         },

@@ -89,9 +89,9 @@ pub struct ApiState {
     pub leading: watch::Receiver<bool>,
     /// The latest reading of every signal (written by the evaluation loop): an approval
     /// re-evaluates the incident's guards against it.
-    pub latest: crate::daemon::latest::Latest,
+    pub latest: crate::signals::latest::Latest,
     /// Which notifiers are configured: an incident the API ends (superseded) is announced.
-    pub channels: crate::daemon::announce::Channels,
+    pub channels: crate::lifecycle::announce::Channels,
 }
 
 impl ApiState {

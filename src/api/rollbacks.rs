@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::error::parse_json;
 use super::{ApiError, ApiState, Wake};
 use crate::config::Role;
-use crate::daemon::announce::announce;
-use crate::daemon::ending::{Ending, end_without_rollback};
+use crate::lifecycle::announce::announce;
+use crate::lifecycle::ending::{Ending, end_without_rollback};
 use crate::store::{
     AuditEntry, Incident, IncidentFilter, NewIncident, Opened, Transition, Trigger,
 };

@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::fake_prometheus::{Answers, FakePrometheus};
 use crate::api::Auth;
-use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonHandle, DaemonOptions, start};
+use crate::lifecycle::announce::Channels;
 use crate::notify::NotifierConfig;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::store::{Store, Synchronous};

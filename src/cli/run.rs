@@ -8,10 +8,10 @@ use anyhow::Context as _;
 
 use crate::api::Auth;
 use crate::config::{Config, KubeMode};
-use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonOptions, seed, start};
+use crate::lifecycle::announce::Channels;
 use crate::notify::NotifierConfig;
 use crate::process::{init_tracing, shutdown_signal};
 use crate::signals::prometheus::{PromClient, PromClientConfig};

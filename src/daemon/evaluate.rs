@@ -7,16 +7,16 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::announce::{Channels, announce};
 use super::collect::{MetricSource, Readings};
-use super::ending::{Ending, end_without_rollback};
 use super::gate::{GateInput, GateOutcome, gate};
-use super::latest::Latest;
 use super::pre_deploy::{self, Fetched};
 use crate::api::{AgentAlert, AgentStatus};
 use crate::channel::BoundedTx;
 use crate::cluster::pods::KubeSignals;
+use crate::lifecycle::announce::{Channels, announce};
+use crate::lifecycle::ending::{Ending, end_without_rollback};
 use crate::metrics::Metrics;
+use crate::signals::latest::Latest;
 use crate::store::{NewIncident, Opened, Store, Trigger};
 use rollbackd_core::engine::{
     AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, RolloutPhase,

@@ -11,12 +11,9 @@
 //!                      outbox worker ──▶ Slack, Statuspage, webhook
 //! ```
 
-pub mod announce;
 pub mod collect;
-pub mod ending;
 pub mod evaluate;
 pub mod gate;
-pub mod latest;
 pub mod leader;
 pub mod pre_deploy;
 pub mod runner;
@@ -38,14 +35,14 @@ use crate::channel::bounded;
 use crate::cluster::Cluster;
 use crate::executor::Executor;
 use crate::health::{Expect, Supervisor, TaskHealth};
+use crate::lifecycle::announce::Channels;
 use crate::metrics::Metrics;
 use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
+use crate::signals::latest::{Latest, LatestReadings};
 use crate::store::Store;
 use crate::watcher::{DeployWatcher, KubeSnapshot};
-use announce::Channels;
 use collect::MetricSource;
 use evaluate::{Evaluator, Limits};
-use latest::{Latest, LatestReadings};
 use rollbackd_core::policy::Policy;
 use runner::Runner;
 

@@ -11,12 +11,12 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::announce::{Channels, announce, elapsed, version_of};
-use super::ending::{Ending, end_without_rollback};
-use super::latest::Latest;
 use crate::cluster::history::load;
 use crate::executor::{Executor, IncidentRevision, RunContext};
+use crate::lifecycle::announce::{Channels, announce, elapsed, version_of};
+use crate::lifecycle::ending::{Ending, end_without_rollback};
 use crate::metrics::Metrics;
+use crate::signals::latest::Latest;
 use crate::store::{AuditEntry, Incident, Store, Transition};
 use crate::verify::{CheckResult, SignalChecks, Verifier};
 use rollbackd_core::engine::{Sample, Truth, always_blocking, guard_sentence, guards_now, judge};

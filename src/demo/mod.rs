@@ -16,10 +16,10 @@ use serde_json::json;
 
 use crate::api::Auth;
 use crate::config::{ApiToken, Role};
-use crate::daemon::announce::Channels;
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonHandle, DaemonOptions, seed, start};
+use crate::lifecycle::announce::Channels;
 use crate::notify::{NotifierConfig, RetryConfig};
 use crate::signals::scrape::Scraper;
 use crate::store::{IncidentFilter, Store};
@@ -168,7 +168,7 @@ impl Demo {
                 ));
                 lines.push(format!(
                     "           evidence: {}",
-                    crate::daemon::announce::evidence_summary(&inc.decision)
+                    crate::lifecycle::announce::evidence_summary(&inc.decision)
                 ));
             }
             for t in store.transitions(&inc.id).unwrap_or_default() {
