@@ -11,13 +11,16 @@
 //!                                               knows nothing of rollbackd
 //! ```
 //!
-//! Inside the daemon, data flows from the edges to the core and back out:
+//! Inside the daemon, data flows from the edges to the core and back out; no two modules
+//! import each other (`tests/module_layers.rs`):
 //!
 //! - In: [`signals`] (the Prometheus HTTP API, batched, and direct scrapes of an agent's
 //!   `/metrics`), [`watcher`] (new revisions and kube signals from watches), [`api`] (the
 //!   Alertmanager webhook, the manual override API, health, metrics, OpenAPI).
 //! - Decide: [`daemon`] runs the evaluation loop, feeding observations to
-//!   `rollbackd_core::engine` and turning decisions into incidents (`rollbackd_core::incident`).
+//!   `rollbackd_core::engine` and turning decisions into incidents (`rollbackd_core::incident`);
+//!   it composes everything else. [`lifecycle`] is what both it and the API do to an
+//!   incident: announce a stage, end it without a rollback.
 //! - Act: [`executor`] runs a method's steps (ordered, parallel, resumable); [`cluster`] is every
 //!   step against the Kubernetes API (kubectl-exact undo, set image, restart, scale, Service
 //!   switch, ConfigMaps, Argo, Jobs, HTTP), history, snapshots and backups; [`verify`] checks
