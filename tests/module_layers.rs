@@ -116,7 +116,12 @@ fn top_level_modules_form_no_cycle() {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in &files {
         let rel = file.strip_prefix(src()).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
         if module == "lib" || module == "main" {
             continue;
@@ -126,7 +131,10 @@ fn top_level_modules_form_no_cycle() {
         graph.entry(module).or_default().extend(uses);
     }
     assert!(graph.len() > 15, "read {} modules", graph.len());
-    assert!(graph["daemon"].contains("api"), "the daemon composes the API");
+    assert!(
+        graph["daemon"].contains("api"),
+        "the daemon composes the API"
+    );
     let found = cycles(&graph);
     assert!(found.is_empty(), "modules importing each other: {found:?}");
 }
