@@ -361,3 +361,137 @@ fn steps_and_audit_and_backups() {
         .unwrap();
     assert_eq!(store.backups(&inc.id).unwrap().len(), 1);
 }
+
+/// Drives an incident opened with `Event::Start` to `resolved` at `at`.
+fn resolve(store: &Store, id: &str, at: DateTime<Utc>) {
+    for event in [Event::StepsDone, Event::Verified, Event::WatchElapsed] {
+        store
+            .transition(&Transition::new(id, event, at, ""))
+            .unwrap();
+    }
+    assert_eq!(store.incident(id).unwrap().unwrap().state, State::Resolved);
+}
+
+fn audit_at(target: &str, at: DateTime<Utc>) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: "alice".into(),
+        action: "rollback.approve".into(),
+        target: target.into(),
+        reason: String::new(),
+        detail: json!({}),
+    }
+}
+
+#[test]
+fn retention_deletes_what_is_old_and_finished_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("rollbackd.db"), Synchronous::Normal).unwrap();
+    let open = |agent: &str| {
+        let inc = store
+            .create_incident(
+                &new_incident(agent),
+                Event::Start,
+                t(0),
+                &[outbox("initiated")],
+                None,
+            )
+            .unwrap();
+        store
+            .save_step(&StepRow {
+                incident_id: inc.id.clone(),
+                index: 0,
+                workload: "gl-002".into(),
+                name: "undo".into(),
+                kind: "undo".into(),
+                state: "done".into(),
+                started_at: Some(t(1)),
+                finished_at: Some(t(2)),
+                detail: json!(null),
+            })
+            .unwrap();
+        store
+            .save_backup(
+                &inc.id,
+                "Deployment",
+                "greenlang",
+                "gl-002",
+                &json!({}),
+                t(1),
+            )
+            .unwrap();
+        store.audit(&audit_at(&inc.id, t(3))).unwrap();
+        inc.id
+    };
+    // old and resolved, its notification delivered: goes with everything it owns
+    let old = open("GL-002");
+    resolve(&store, &old, t(100));
+    // old and resolved, but a notification still pending: stays until delivered
+    let undelivered = open("GL-009");
+    resolve(&store, &undelivered, t(100));
+    // old but still rolling back: stays, with its backup and audit
+    let in_flight = open("GL-008");
+    // resolved recently: stays
+    let recent = open("GL-001");
+    resolve(&store, &recent, t(2000));
+    for row in store.outbox_due(t(10), 100).unwrap() {
+        if row.incident_id != undelivered {
+            store.outbox_sent(row.id, t(10)).unwrap();
+        }
+    }
+    store.audit(&audit_at("global", t(5))).unwrap();
+    store.audit(&audit_at("global", t(1500))).unwrap();
+    let alert = |fp: &str| AlertRecord {
+        fingerprint: fp.into(),
+        status: "firing".into(),
+        starts_at: t(0),
+        ends_at: None,
+        agent: Some("GL-002".into()),
+        labels: [("alertname".to_string(), "X".to_string())].into(),
+        annotations: BTreeMap::new(),
+    };
+    store.record_alerts(&[alert("old")], t(1)).unwrap();
+    store.record_alerts(&[alert("new")], t(1500)).unwrap();
+
+    let pruned = store.prune_older_than(t(1000)).unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            incidents: 1,
+            backups: 1,
+            // the old incident's "initiated"; kept incidents keep their whole record
+            outbox: 1,
+            // the old incident's approval and the old global entry
+            audit: 2,
+            alerts: 1,
+        }
+    );
+    assert!(store.incident(&old).unwrap().is_none());
+    assert!(store.transitions(&old).unwrap().is_empty());
+    assert!(store.steps(&old).unwrap().is_empty());
+    assert!(store.backups(&old).unwrap().is_empty());
+    assert!(store.audit_log(Some(&old), 10).unwrap().is_empty());
+    for kept in [&undelivered, &in_flight, &recent] {
+        assert!(store.incident(kept).unwrap().is_some(), "{kept}");
+        assert_eq!(store.backups(kept).unwrap().len(), 1, "{kept}");
+        assert_eq!(store.steps(kept).unwrap().len(), 1, "{kept}");
+        assert_eq!(store.audit_log(Some(kept), 10).unwrap().len(), 1, "{kept}");
+    }
+    assert_eq!(
+        store.outbox_due(t(2000), 100).unwrap().len(),
+        1,
+        "pending stays"
+    );
+    let audit = store.audit_log(Some("global"), 10).unwrap();
+    assert_eq!(audit.iter().map(|a| a.at).collect::<Vec<_>>(), [t(1500)]);
+    let alerts = store.alerts_since(None, t(0)).unwrap();
+    assert_eq!(alerts.len(), 1);
+    // a second pass finds nothing more; once delivered, the other old incident goes too
+    assert_eq!(store.prune_older_than(t(1000)).unwrap().total(), 0);
+    for row in store.outbox_due(t(2000), 100).unwrap() {
+        store.outbox_sent(row.id, t(2000)).unwrap();
+    }
+    let later = store.prune_older_than(t(1000)).unwrap();
+    assert_eq!((later.incidents, later.backups), (1, 1));
+    assert!(store.incident(&undelivered).unwrap().is_none());
+}

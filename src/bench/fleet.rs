@@ -212,6 +212,7 @@ impl World {
             channels: Channels::default(),
             watch_interval: Duration::from_secs(1),
             leader: None,
+            retention: None,
         })
         .await?;
         let world = World {

@@ -131,6 +131,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
                 lease_duration: l.lease_duration,
                 renew_every: l.renew_every,
             }),
+        retention: Some(config.retention),
     })
     .await?;
     tracing::info!(api = %handle.api_addr, dry_run = config.dry_run, "rollbackd running");

@@ -125,6 +125,10 @@ pub struct Config {
     pub store_path: PathBuf,
     /// How hard SQLite syncs each commit (`store.synchronous`, default `normal`).
     pub synchronous: Synchronous,
+    /// Finished incidents (with their steps, backups, notifications and audit), alerts and
+    /// audit entries older than this are deleted hourly (`store.retention`, default 30d,
+    /// at least 1h).
+    pub retention: Duration,
     /// Where the Kubernetes API is (`kubernetes.mode`, default `infer`).
     pub kube: KubeMode,
     /// Prometheus-compatible API (`prometheus.url`); `None` = direct scrape of each agent's
@@ -183,6 +187,7 @@ impl std::fmt::Debug for Config {
             .field("agent_label", &self.agent_label)
             .field("store_path", &self.store_path)
             .field("synchronous", &self.synchronous)
+            .field("retention", &self.retention)
             .field("kube", &self.kube)
             .field("prometheus_url", &self.prometheus_url)
             .field("prometheus_bearer", &set(&self.prometheus_bearer))
@@ -453,6 +458,16 @@ impl RawConfig {
             });
         }
         let jitter = duration("evaluation.jitter", &self.evaluation.jitter, &mut errors);
+        let retention = duration("store.retention", &self.store.retention, &mut errors);
+        if retention < Duration::from_secs(3600) {
+            errors.push(ConfigError {
+                key: "store.retention".into(),
+                message: format!(
+                    "must be at least 1h (got {:?}): incidents must outlive their rollback",
+                    self.store.retention
+                ),
+            });
+        }
         let slack_token = secret(
             "notify.slack_token",
             &self.notify.slack_token,
@@ -521,6 +536,7 @@ impl RawConfig {
             agent_label: self.webhook.agent_label,
             store_path: self.store.path,
             synchronous: self.store.synchronous,
+            retention,
             kube,
             prometheus_url,
             prometheus_bearer,
@@ -570,6 +586,22 @@ mod tests {
         bearer.webhook.bearer_token = Some("a-long-enough-token".into());
         let config = bearer.validate().unwrap();
         assert!(!config.webhook_auth.is_open());
+    }
+
+    #[test]
+    fn retention_defaults_to_30_days_and_must_outlive_a_rollback() {
+        let mut raw = RawConfig::default();
+        raw.webhook.allow_unauthenticated = true;
+        let config = raw.validate().unwrap();
+        assert_eq!(config.retention, Duration::from_secs(30 * 24 * 3600));
+        for (text, wrong) in [("10m", "at least 1h"), ("forever", "invalid duration")] {
+            let mut raw = RawConfig::default();
+            raw.webhook.allow_unauthenticated = true;
+            raw.store.retention = text.into();
+            let errors = raw.validate().unwrap_err();
+            let e = errors.0.iter().find(|e| e.key == "store.retention");
+            assert!(e.is_some_and(|e| e.message.contains(wrong)), "{errors}");
+        }
     }
 
     #[test]

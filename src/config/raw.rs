@@ -133,12 +133,15 @@ impl Default for Webhook {
 pub struct StoreSection {
     pub path: PathBuf,
     pub synchronous: Synchronous,
+    /// Finished incidents, alerts and audit entries older than this are deleted.
+    pub retention: String,
 }
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
             path: PathBuf::from("rollbackd.db"),
             synchronous: Synchronous::Normal,
+            retention: "30d".into(),
         }
     }
 }

@@ -504,6 +504,15 @@ impl Evaluator {
                     .copied()
                     .unwrap_or_default()
             });
+            // alert history likewise: the longest `for` over an alert signal
+            let alert_retention = signals
+                .values()
+                .zip(retention.iter())
+                .filter(|(s, _)| matches!(s.source, SignalSource::Alert { .. }))
+                .map(|(_, keep)| *keep)
+                .max()
+                .unwrap_or_default();
+            w.observations.prune_alerts(now, alert_retention);
         }
         if let Ok(mut latest) = self.latest.write() {
             for ((agent, signal), value) in &readings.values {

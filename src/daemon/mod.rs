@@ -16,6 +16,7 @@ pub mod evaluate;
 pub mod gate;
 pub mod leader;
 pub mod pre_deploy;
+pub mod retention;
 pub mod runner;
 pub mod seed;
 
@@ -123,6 +124,9 @@ pub struct DaemonOptions {
     pub watch_interval: Duration,
     /// Leader election among replicas; `None` = this instance always acts.
     pub leader: Option<LeaderOptions>,
+    /// Delete finished incidents, alerts and audit entries older than this (hourly);
+    /// `None` keeps everything (the demo, tests).
+    pub retention: Option<Duration>,
 }
 
 /// Where and how replicas elect the one that acts.
@@ -331,6 +335,15 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
             .await
         }),
     );
+
+    if let Some(keep) = opts.retention {
+        let (store, c) = (opts.store.clone(), cancel.clone());
+        tasks.push(supervisor.spawn(
+            "retention",
+            Expect::RunsUntilShutdown,
+            retention::run(store, keep, retention::EVERY, c),
+        ));
+    }
 
     if let Some(l) = &opts.leader {
         let elector = leader::LeaderElector::new(

@@ -12,6 +12,7 @@ mod kube_journal;
 mod notify_outbox;
 mod outbox;
 mod pauses;
+mod retention;
 mod schema;
 mod steps;
 
@@ -20,6 +21,7 @@ pub use audit::AuditEntry;
 pub use incidents::{IncidentFilter, Opened, Transition};
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
+pub use retention::Pruned;
 pub use rollbackd_core::incident::{Incident, NewIncident, TransitionRecord, Trigger};
 pub use steps::StepRow;
 

@@ -111,4 +111,15 @@ CREATE TABLE pauses (
     r#"
 CREATE INDEX transitions_to_state ON transitions(to_state, at);
 "#,
+    // 3: the indexes per-request queries and retention need: an incident's notifications,
+    // backups and audit entries, and the oldest rows of each table
+    r#"
+CREATE INDEX outbox_incident ON outbox(incident_id, state);
+CREATE INDEX outbox_created ON outbox(created_at);
+CREATE INDEX backups_incident ON backups(incident_id);
+CREATE INDEX audit_target ON audit(target, id);
+CREATE INDEX audit_at ON audit(at);
+CREATE INDEX alerts_received ON alerts(received_at);
+CREATE INDEX incidents_updated ON incidents(state, updated_at);
+"#,
 ];

@@ -185,6 +185,7 @@ pub fn daemon_options(
         },
         watch_interval: Duration::from_millis(250),
         leader: None,
+        retention: None,
     }
 }
 

@@ -333,6 +333,32 @@ impl Observations {
         }
     }
 
+    /// Drops alert transitions older than `keep` before `now`, as [`Self::prune_each`] does
+    /// for samples: each alert keeps the transition that gives its state at the cutoff when
+    /// that state is firing (so a long-firing alert keeps its `startsAt` and a `for` still
+    /// sees it held), and an alert resolved before the cutoff is forgotten (absent and
+    /// resolved read the same).
+    pub fn prune_alerts(&mut self, now: DateTime<Utc>, keep: TimeDelta) {
+        let cutoff = now - keep;
+        // per fingerprint, the index of its last transition before the cutoff
+        let mut state_at_cutoff: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, t) in self.alerts.iter().enumerate() {
+            if t.at < cutoff {
+                state_at_cutoff.insert(&t.fingerprint, i);
+            }
+        }
+        let keep_old: Vec<usize> = state_at_cutoff
+            .into_values()
+            .filter(|&i| self.alerts[i].firing)
+            .collect();
+        let mut i = 0;
+        self.alerts.retain(|t| {
+            let kept = t.at >= cutoff || keep_old.contains(&i);
+            i += 1;
+            kept
+        });
+    }
+
     /// The mean of a signal's finite samples in `lookback` before the deploy.
     pub fn sample_baseline(&self, signal: &str, lookback: TimeDelta) -> Option<f64> {
         let deploy = self.deploy.as_ref()?;
@@ -415,6 +441,7 @@ fn widen(extents: &mut Vec<(String, Extent)>, signal: &str, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn at(minute: i64) -> DateTime<Utc> {
         DateTime::UNIX_EPOCH + TimeDelta::minutes(minute)
@@ -470,6 +497,82 @@ mod tests {
         assert_eq!(o.samples("long").len(), 22);
         assert_eq!(o.samples("short").first().map(|s| s.at()), Some(at(54)));
         assert_eq!(o.samples("short").len(), 7);
+    }
+
+    fn alert(minute: i64, fingerprint: &str, firing: bool) -> AlertTransition {
+        AlertTransition {
+            at: at(minute),
+            started_at: Some(at(minute)),
+            firing,
+            fingerprint: fingerprint.into(),
+            labels: BTreeMap::from([("name".to_string(), fingerprint.to_string())]),
+        }
+    }
+
+    #[test]
+    fn alert_history_is_pruned_to_the_state_at_the_cutoff() {
+        let mut o = Observations::new();
+        // "long" fires at 0 and stays firing; "gone" fires and resolves before the cutoff;
+        // "spans" fires before the cutoff and resolves after it; "flaps" flaps throughout
+        o.record_alert(alert(0, "long", true));
+        o.record_alert(alert(5, "gone", true));
+        o.record_alert(alert(10, "gone", false));
+        o.record_alert(alert(20, "spans", true));
+        o.record_alert(alert(55, "spans", false));
+        for m in (0..60).step_by(2) {
+            o.record_alert(alert(m, "flaps", m % 4 == 0));
+        }
+        // each alert's series from the cutoff on, as the engine reads it
+        let series = |o: &Observations, name: &str| -> Vec<Option<f64>> {
+            let matcher = BTreeMap::from([("name".to_string(), name.to_string())]);
+            let all = crate::engine::alerts::alert_series(&matcher, o.alerts(), at(60));
+            let current = all
+                .iter()
+                .rev()
+                .find(|s| s.at() < at(30))
+                .map(|s| s.value());
+            current
+                .into_iter()
+                .chain(all.iter().filter(|s| s.at() >= at(30)).map(|s| s.value()))
+                .collect()
+        };
+        let names = ["long", "gone", "spans", "flaps"];
+        let before: Vec<_> = names.iter().map(|n| series(&o, n)).collect();
+        o.prune_alerts(at(60), TimeDelta::minutes(30));
+        let fingerprints: BTreeSet<&str> =
+            o.alerts().iter().map(|t| t.fingerprint.as_str()).collect();
+        assert_eq!(
+            fingerprints,
+            BTreeSet::from(["long", "spans", "flaps"]),
+            "alerts firing at the cutoff stay; those resolved before it go"
+        );
+        let long: Vec<_> = o
+            .alerts()
+            .iter()
+            .filter(|t| t.fingerprint == "long")
+            .collect();
+        assert_eq!(long.len(), 1);
+        assert_eq!(
+            long[0].started_at,
+            Some(at(0)),
+            "a long-firing alert keeps startsAt"
+        );
+        assert!(o.alerts().iter().all(|t| t.at >= at(30) || t.firing));
+        assert!(
+            o.alerts().len() < 20,
+            "{} transitions kept",
+            o.alerts().len()
+        );
+        // from the cutoff on, every alert's series reads as before pruning
+        let after: Vec<_> = names.iter().map(|n| series(&o, n)).collect();
+        assert_eq!(after[0], before[0]);
+        assert_eq!(after[2], before[2]);
+        assert_eq!(after[3], before[3]);
+        assert_eq!(before[1], vec![Some(0.0)], "resolved before the cutoff");
+        assert_eq!(after[1], Vec::<Option<f64>>::new(), "forgotten: no series");
+        // a redelivered resolve of a forgotten alert changes nothing
+        o.record_alert(alert(61, "gone", false));
+        assert!(o.alerts().iter().all(|t| t.fingerprint != "gone"));
     }
 
     #[test]
