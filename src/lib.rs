@@ -42,6 +42,7 @@ pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod events;
 pub mod executor;
 pub mod health;
 pub mod lifecycle;

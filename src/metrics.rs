@@ -136,6 +136,13 @@ impl Metrics {
             Family::Counter(BTreeMap::new()),
         );
         add(
+            "rollbackd_events_total",
+            "Kubernetes Events by outcome: written (created or series updated), counted into \
+             a series, spam (dropped by the per-object rate limit), failed.",
+            &["outcome"][..],
+            Family::Counter(BTreeMap::new()),
+        );
+        add(
             "rollbackd_incidents",
             "Incidents by state (from the store at scrape time).",
             &["state"][..],

@@ -91,6 +91,8 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         slack_webhook_url: config.slack_webhook_url.clone(),
         statuspage: config.statuspage_api_key.is_some(),
         webhook_url: config.webhook_url.clone(),
+        kube_events: config.kube_events,
+        ..Channels::default()
     };
     let notifier = NotifierConfig {
         slack_api_url: config.slack_api_url.clone(),

@@ -59,6 +59,8 @@ pub enum Kind {
     Pod,
     /// batch/v1 Job.
     Job,
+    /// events.k8s.io/v1 Event.
+    Event,
 }
 
 impl Kind {
@@ -75,6 +77,7 @@ impl Kind {
             Kind::Service => ApiResource::erase::<Service>(&()),
             Kind::Pod => ApiResource::erase::<Pod>(&()),
             Kind::Job => ApiResource::erase::<Job>(&()),
+            Kind::Event => ApiResource::erase::<k8s_openapi::api::events::v1::Event>(&()),
         }
     }
 
@@ -88,6 +91,7 @@ impl Kind {
             Kind::Service => "Service",
             Kind::Pod => "Pod",
             Kind::Job => "Job",
+            Kind::Event => "Event",
         }
     }
 

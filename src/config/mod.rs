@@ -131,6 +131,9 @@ pub struct Config {
     pub retention: Duration,
     /// Where the Kubernetes API is (`kubernetes.mode`, default `infer`).
     pub kube: KubeMode,
+    /// Record each decision, step and outcome as an `events.k8s.io/v1` Event on the
+    /// workload (`kubernetes.events`, default true).
+    pub kube_events: bool,
     /// Prometheus-compatible API (`prometheus.url`); `None` = direct scrape of each agent's
     /// `/metrics`.
     pub prometheus_url: Option<String>,
@@ -538,6 +541,7 @@ impl RawConfig {
             synchronous: self.store.synchronous,
             retention,
             kube,
+            kube_events: self.kubernetes.events,
             prometheus_url,
             prometheus_bearer,
             prometheus_headers: self.prometheus.headers,

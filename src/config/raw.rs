@@ -153,12 +153,15 @@ pub struct Kubernetes {
     /// `infer` (in-cluster, else ~/.kube/config), `kubeconfig` or `sim`.
     pub mode: String,
     pub kubeconfig: Option<PathBuf>,
+    /// Record decisions, steps and outcomes as Kubernetes Events on the workloads.
+    pub events: bool,
 }
 impl Default for Kubernetes {
     fn default() -> Self {
         Self {
             mode: "infer".into(),
             kubeconfig: None,
+            events: true,
         }
     }
 }

@@ -249,7 +249,7 @@ fn report_webhook_auth(auth: &Auth, metrics: &Metrics) {
 }
 
 /// Starts every task; returns once the API listens and the watcher has its first view.
-pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
+pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     let status = Arc::new(RwLock::new(BTreeMap::new()));
@@ -269,6 +269,17 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     let (rolled_tx, mut rolled_rx) = bounded::<String>("rolled", CHANNEL_CAPACITY, metrics.clone());
     let (deploy_tx, mut deploy_rx) = mpsc::channel(CHANNEL_CAPACITY);
     let mut tasks = Vec::new();
+    if opts.channels.kube_events {
+        let instance = opts
+            .leader
+            .as_ref()
+            .map_or_else(|| "rollbackd".to_string(), |l| l.identity.clone());
+        let cluster = Cluster::new(opts.client.clone());
+        let (recorder, writer) =
+            crate::events::recorder::start(cluster, instance, metrics.clone(), cancel.clone());
+        tasks.push(supervisor.spawn("events", Expect::RunsUntilShutdown, writer));
+        opts.channels.events = recorder;
+    }
 
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
@@ -320,7 +331,7 @@ pub async fn start(opts: DaemonOptions) -> Result<DaemonHandle, DaemonError> {
     // webhook URLs are secrets: the notifiers hold them, outbox rows only name them
     let mut notifier = opts.notifier;
     notifier.webhook_urls.extend(opts.channels.webhook_urls());
-    let notifiers = Notifiers::new(notifier)?;
+    let notifiers = Notifiers::new(notifier)?.with_events(opts.channels.events.clone());
     let outbox: Arc<dyn OutboxStore> = opts.store.clone();
     let observer = Arc::new(MetricsObserver(metrics.clone()));
     let c = cancel.clone();

@@ -651,6 +651,10 @@ impl Runner {
             }
         }
         for step in outcome.iter().flat_map(|o| o.steps.iter()) {
+            if let Some(event) = crate::events::steps::step_event(policy, &inc.id, step, Utc::now())
+            {
+                self.channels.events.record(event);
+            }
             if let (Some(a), Some(b)) = (step.started_at, step.finished_at) {
                 let state = serde_json::to_value(&step.state)
                     .ok()

@@ -23,6 +23,10 @@ pub struct Channels {
     pub statuspage: bool,
     /// A generic JSON webhook (its URL may hold a token).
     pub webhook_url: Option<String>,
+    /// Record each stage as a Kubernetes Event on the workload (`kubernetes.events`).
+    pub kube_events: bool,
+    /// Where those events go (set by the daemon when it starts; off until then).
+    pub events: crate::events::recorder::EventRecorder,
 }
 
 /// Secrets are not printed.
@@ -33,6 +37,7 @@ impl std::fmt::Debug for Channels {
             .field("slack_webhook", &self.slack_webhook_url.is_some())
             .field("statuspage", &self.statuspage)
             .field("webhook", &self.webhook_url.is_some())
+            .field("kube_events", &self.kube_events)
             .finish()
     }
 }
@@ -263,6 +268,9 @@ pub fn announce(
             name: WEBHOOK_NAME.into(),
         });
     }
+    if channels.kube_events {
+        targets.push(kube_event_target(policy, incident));
+    }
     targets
         .into_iter()
         .filter_map(|t| {
@@ -273,6 +281,26 @@ pub fn announce(
             })
         })
         .collect()
+}
+
+/// The Kubernetes Event target for an incident: its workload (the policy's primary one
+/// when the incident names none the policy knows).
+fn kube_event_target(policy: &Policy, incident: &Incident) -> Target {
+    let workload = policy
+        .workloads
+        .iter()
+        .find(|w| w.name == incident.workload && w.namespace == incident.namespace)
+        .or_else(|| policy.primary_workload());
+    let (api_version, kind) = match workload.map(|w| w.kind) {
+        Some(rollbackd_core::policy::WorkloadKind::Rollout) => ("argoproj.io/v1alpha1", "Rollout"),
+        _ => ("apps/v1", "Deployment"),
+    };
+    Target::KubeEvent {
+        api_version: api_version.into(),
+        workload_kind: kind.into(),
+        namespace: incident.namespace.clone(),
+        name: incident.workload.clone(),
+    }
 }
 
 /// `1m30s`-style elapsed time for messages.

@@ -91,6 +91,17 @@ pub enum Target {
         #[serde(default = "webhook_name")]
         name: String,
     },
+    /// A Kubernetes Event (`events.k8s.io/v1`) on the incident's workload.
+    KubeEvent {
+        /// The workload's `apiVersion`.
+        api_version: String,
+        /// Its kind (`Deployment`, `Rollout`).
+        workload_kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
 }
 
 /// The name the daemon gives the configured Slack incoming webhook (`notify.slack_webhook_url`).
@@ -117,6 +128,7 @@ impl Target {
             Target::SlackWebhook { .. } => "slack_webhook",
             Target::Statuspage { .. } => "statuspage",
             Target::Webhook { .. } => "webhook",
+            Target::KubeEvent { .. } => "kube_event",
         }
     }
 
@@ -131,6 +143,7 @@ impl Target {
                 component_id,
             } => format!("statuspage:{page_id}/{component_id}"),
             Target::Webhook { name } => format!("webhook:{name}"),
+            Target::KubeEvent { .. } => "kube_event".into(),
         }
     }
 }

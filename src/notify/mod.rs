@@ -10,6 +10,7 @@
 mod config;
 mod error;
 mod http;
+pub mod kube_event;
 mod memory;
 mod message;
 mod mrkdwn;

@@ -5,7 +5,9 @@ use super::error::NotifyError;
 use super::message::{OutboxItem, Target, ThreadRef};
 use super::slack::SlackApi;
 use super::statuspage::StatuspageApi;
-use super::{http, slack_webhook, webhook};
+use super::{http, kube_event, slack_webhook, webhook};
+use crate::events::correlator::Regarding;
+use crate::events::recorder::EventRecorder;
 
 /// Every notifier, built from one [`NotifierConfig`]; cheap to clone (one shared HTTP
 /// connection pool).
@@ -15,6 +17,7 @@ pub struct Notifiers {
     client: reqwest::Client,
     slack: SlackApi,
     statuspage: StatuspageApi,
+    events: EventRecorder,
 }
 
 impl Notifiers {
@@ -35,7 +38,15 @@ impl Notifiers {
             ),
             client,
             config,
+            events: EventRecorder::off(),
         })
+    }
+
+    /// Delivers [`Target::KubeEvent`] items to `events` (without it they are dropped as
+    /// delivered: events are best effort, as client-go's are).
+    pub fn with_events(mut self, events: EventRecorder) -> Self {
+        self.events = events;
+        self
     }
 
     /// The configuration they were built from.
@@ -80,6 +91,23 @@ impl Notifiers {
             Target::Webhook { name } => {
                 let url = self.webhook_url("webhook", name)?;
                 webhook::send(&self.client, url, message).await?;
+                Ok(None)
+            }
+            Target::KubeEvent {
+                api_version,
+                workload_kind,
+                namespace,
+                name,
+            } => {
+                let regarding = Regarding {
+                    api_version: api_version.clone(),
+                    kind: workload_kind.clone(),
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                };
+                let at = chrono::Utc::now();
+                self.events
+                    .record(kube_event::stage_event(message, regarding, at));
                 Ok(None)
             }
         }
