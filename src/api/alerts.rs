@@ -122,6 +122,33 @@ impl AgentIndex {
     }
 }
 
+/// Alerts Alertmanager reports as firing, as the webhook would have recorded them: only
+/// those about a known agent (the others are not rollbackd's).
+pub fn active_records(
+    alerts: &[crate::signals::alertmanager::ActiveAlert],
+    agents: &AgentIndex,
+    agent_label: &str,
+) -> Vec<AlertRecord> {
+    alerts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let agent = agents.resolve(&a.labels, agent_label)?;
+            let alert = WebhookAlert {
+                status: "firing".into(),
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: a.starts_at,
+                // an active alert's endsAt is Alertmanager's resolve timeout, not an end
+                ends_at: None,
+                generator_url: None,
+                fingerprint: Some(a.fingerprint.clone()),
+            };
+            to_record(&alert, i, Some(agent)).ok()
+        })
+        .collect()
+}
+
 fn to_record(
     alert: &WebhookAlert,
     i: usize,

@@ -12,7 +12,7 @@ pub mod openapi;
 mod rollbacks;
 
 pub use agents::AgentStatus;
-pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload};
+pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload, active_records};
 pub use auth::{Auth, Caller};
 pub use error::ApiError;
 pub use ingest::AlertIngest;

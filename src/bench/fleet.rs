@@ -213,6 +213,7 @@ impl World {
             watch_interval: Duration::from_secs(1),
             leader: None,
             retention: None,
+            alertmanager: None,
         })
         .await?;
         let world = World {

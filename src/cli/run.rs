@@ -14,6 +14,7 @@ use crate::daemon::{DaemonOptions, seed, start};
 use crate::lifecycle::announce::Channels;
 use crate::notify::NotifierConfig;
 use crate::process::{init_tracing, shutdown_signal};
+use crate::signals::alertmanager::AlertmanagerClient;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::signals::scrape::Scraper;
 use crate::store::Store;
@@ -101,6 +102,18 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         statuspage_api_key: config.statuspage_api_key.clone(),
         ..NotifierConfig::default()
     };
+    let alertmanager = config
+        .alertmanager_url
+        .as_deref()
+        .map(|url| {
+            AlertmanagerClient::new(
+                url,
+                config.alertmanager_receiver.as_deref(),
+                config.alertmanager_timeout,
+            )
+        })
+        .transpose()
+        .context("alertmanager client")?;
     let handle = start(DaemonOptions {
         policies,
         store,
@@ -134,6 +147,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
                 renew_every: l.renew_every,
             }),
         retention: Some(config.retention),
+        alertmanager,
     })
     .await?;
     tracing::info!(api = %handle.api_addr, dry_run = config.dry_run, "rollbackd running");

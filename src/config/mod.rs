@@ -131,6 +131,13 @@ pub struct Config {
     pub retention: Duration,
     /// Where the Kubernetes API is (`kubernetes.mode`, default `infer`).
     pub kube: KubeMode,
+    /// Alertmanager's API, asked for the firing alerts whenever this replica starts leading
+    /// (`alertmanager.url`); `None`: only the webhook tells of alerts.
+    pub alertmanager_url: Option<String>,
+    /// Only alerts routed to receivers matching this (`alertmanager.receiver`).
+    pub alertmanager_receiver: Option<String>,
+    /// Timeout of that request (`alertmanager.timeout`, default 5s).
+    pub alertmanager_timeout: Duration,
     /// Record each decision, step and outcome as an `events.k8s.io/v1` Event on the
     /// workload (`kubernetes.events`, default true).
     pub kube_events: bool,
@@ -462,6 +469,19 @@ impl RawConfig {
         }
         let jitter = duration("evaluation.jitter", &self.evaluation.jitter, &mut errors);
         let retention = duration("store.retention", &self.store.retention, &mut errors);
+        let alertmanager_timeout = duration(
+            "alertmanager.timeout",
+            &self.alertmanager.timeout,
+            &mut errors,
+        );
+        if let Some(u) = &self.alertmanager.url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            errors.push(ConfigError {
+                key: "alertmanager.url".into(),
+                message: format!("expected an http(s) URL, got {u:?}"),
+            });
+        }
         if retention < Duration::from_secs(3600) {
             errors.push(ConfigError {
                 key: "store.retention".into(),
@@ -542,6 +562,9 @@ impl RawConfig {
             retention,
             kube,
             kube_events: self.kubernetes.events,
+            alertmanager_url: self.alertmanager.url,
+            alertmanager_receiver: self.alertmanager.receiver,
+            alertmanager_timeout,
             prometheus_url,
             prometheus_bearer,
             prometheus_headers: self.prometheus.headers,

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub kubernetes: Kubernetes,
     /// `[prometheus]`: the metric source.
     pub prometheus: Prometheus,
+    /// `[alertmanager]`: where to read the firing alerts on taking over.
+    pub alertmanager: Alertmanager,
     /// `[evaluation]`: the evaluation cycle.
     pub evaluation: Evaluation,
     /// `[safety]`: dry run and rate limits.
@@ -183,6 +185,26 @@ impl Default for Prometheus {
             bearer_token: None,
             bearer_token_file: None,
             headers: BTreeMap::new(),
+            timeout: "5s".into(),
+        }
+    }
+}
+
+/// `[alertmanager]`
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alertmanager {
+    /// Base URL of Alertmanager's API (e.g. `http://alertmanager:9093`); none: no catch-up.
+    pub url: Option<String>,
+    /// Only alerts routed to receivers matching this regular expression.
+    pub receiver: Option<String>,
+    pub timeout: String,
+}
+impl Default for Alertmanager {
+    fn default() -> Self {
+        Self {
+            url: None,
+            receiver: None,
             timeout: "5s".into(),
         }
     }

@@ -11,6 +11,7 @@
 //!                      outbox worker ──▶ Slack, Statuspage, webhook
 //! ```
 
+pub mod alert_sync;
 pub mod collect;
 pub mod evaluate;
 pub mod gate;
@@ -124,6 +125,8 @@ pub struct DaemonOptions {
     pub watch_interval: Duration,
     /// Leader election among replicas; `None` = this instance always acts.
     pub leader: Option<LeaderOptions>,
+    /// Alertmanager, asked for the firing alerts whenever this replica starts leading.
+    pub alertmanager: Option<crate::signals::alertmanager::AlertmanagerClient>,
     /// Delete finished incidents, alerts and audit entries older than this (hourly);
     /// `None` keeps everything (the demo, tests).
     pub retention: Option<Duration>,
@@ -298,8 +301,22 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
     let alerts =
         AlertIngest::start(opts.store.clone(), wake_tx.clone()).map_err(DaemonError::Spawn)?;
+    let agents = Arc::new(AgentIndex::new(&policies));
+    if let Some(client) = opts.alertmanager.clone() {
+        let sync = alert_sync::AlertSync {
+            client,
+            ingest: alerts.clone(),
+            agents: agents.clone(),
+            agent_label: opts.agent_label.clone(),
+        };
+        tasks.push(supervisor.spawn(
+            "alert-sync",
+            Expect::RunsUntilShutdown,
+            sync.run(leader_rx.clone(), cancel.clone()),
+        ));
+    }
     let api_state = ApiState {
-        agents: Arc::new(AgentIndex::new(&policies)),
+        agents,
         alerts,
         store: opts.store.clone(),
         policies: policies.clone(),

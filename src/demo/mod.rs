@@ -445,6 +445,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         watch_interval: Duration::from_millis(300),
         leader: None,
         retention: None,
+        alertmanager: None,
     })
     .await?;
     println!(

@@ -2,6 +2,7 @@
 //! scraper with a small selector language, histogram quantile maths, and the latest reading
 //! of every signal.
 
+pub mod alertmanager;
 pub mod histogram;
 pub mod latest;
 pub mod prometheus;
