@@ -186,6 +186,7 @@ pub fn daemon_options(
         watch_interval: Duration::from_millis(250),
         leader: None,
         retention: None,
+        alertmanager: None,
     }
 }
 
