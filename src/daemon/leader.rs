@@ -30,8 +30,9 @@
 //!   only while `*rx.borrow()` is true; a standby keeps its watcher caches and its deploy
 //!   windows (`on_deploy`) current and its API up, but decides nothing;
 //! - on a `false → true` change it resumes `store.in_flight()` incidents (as at start) and
-//!   evaluates at once; on `true → false` it starts no new evaluation or incident (an
-//!   incident task already running is not stopped);
+//!   evaluates at once; on `true → false` it starts no new evaluation or incident, and
+//!   every incident task already running stops at its next step boundary (the step in
+//!   flight reaches the journal; nothing is announced), for the new leader to resume;
 //! - the API's mutating routes (trigger, approve, cancel, pause, resume) and the webhook
 //!   answer 503 on a standby so that the caller retries and reaches the leader (Alertmanager
 //!   retries 5xx), since each replica has its own SQLite store.

@@ -413,6 +413,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         rolled_tx,
         opts.watch_interval,
         status.clone(),
+        leader_rx.clone(),
     );
 
     let mut evaluator = Evaluator::new(

@@ -161,6 +161,10 @@ pub struct Runner {
     running: Mutex<HashSet<String>>,
     /// Cancelled at shutdown: every incident task stops at its next step boundary.
     shutdown: CancellationToken,
+    /// Whether this replica holds the Lease (always true without leader election). Losing
+    /// it stops every incident task at its next step boundary, leaving the incident to the
+    /// new leader, which resumes it from the journal.
+    leading: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The evaluation loop's per-agent status map.
@@ -198,6 +202,7 @@ impl Runner {
         rolled_back: crate::channel::BoundedTx<String>,
         watch_interval: Duration,
         status: AgentStatuses,
+        leading: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -211,6 +216,7 @@ impl Runner {
             status,
             running: Mutex::new(HashSet::new()),
             shutdown: CancellationToken::new(),
+            leading,
         })
     }
 
@@ -268,11 +274,22 @@ impl Runner {
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let (store, id, agent) = (self.store.clone(), inc.id.clone(), inc.agent.clone());
+        let mut leading = self.leading.clone();
+        // without leader election nobody changes it: stop watching once its sender is gone
+        let mut elected = true;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(STOP_POLL) => {}
+                    lost = leading.wait_for(|l| !*l), if elected => {
+                        if lost.is_ok() {
+                            // the Lease is gone: not ours to act on any more
+                            stop.cancel();
+                            return;
+                        }
+                        elected = false;
+                    }
                 }
                 let cancelled = store
                     .incident(&id)
@@ -298,6 +315,10 @@ impl Runner {
     ) -> Result<AfterStop, crate::store::StoreError> {
         if self.shutdown.is_cancelled() {
             tracing::info!(state = %inc.state, "shutdown: stopped at a step boundary; resumes on restart");
+            return Ok(AfterStop::Halt);
+        }
+        if !*self.leading.borrow() {
+            tracing::warn!(state = %inc.state, "lost the Lease: stopped at a step boundary; the new leader resumes it from the journal");
             return Ok(AfterStop::Halt);
         }
         let progress = self.progress(inc)?;
@@ -560,6 +581,10 @@ impl Runner {
         policy: &Arc<Policy>,
     ) -> Result<CancellationToken, crate::store::StoreError> {
         let stop = self.shutdown.child_token();
+        if !*self.leading.borrow() {
+            // a task picked up (or looping on) after the Lease was lost: no step
+            stop.cancel();
+        }
         if is_working(inc.state) && self.store.paused(&inc.agent)?.is_some() {
             // paused already (e.g. resumed at start while paused): not even a first step
             stop.cancel();
@@ -1030,6 +1055,7 @@ mod tests {
             crate::channel::BoundedTx::detached("rolled"),
             Duration::from_millis(100),
             status,
+            tokio::sync::watch::channel(true).1,
         )
     }
 
@@ -1141,6 +1167,92 @@ mod tests {
         );
         r.shutdown(Duration::from_secs(2)).await;
         assert!(task.is_finished(), "shutdown ends a held incident task");
+    }
+
+    #[tokio::test]
+    async fn losing_the_lease_stops_at_the_next_step_boundary_and_leaves_the_incident() {
+        let store = Arc::new(Store::in_memory().expect("store"));
+        let mut policy = load("policies/gl-002.toml");
+        // a first step that takes a while, so the Lease can be lost while it runs
+        let primary = policy.primary_workload().expect("primary").id.clone();
+        let quick = Arc::make_mut(&mut policy.methods)
+            .get_mut("quick")
+            .expect("quick method");
+        quick.steps.insert(
+            0,
+            rollbackd_core::policy::Step {
+                name: "settle".into(),
+                workloads: vec![primary],
+                container: None,
+                timeout: None,
+                action: rollbackd_core::policy::StepAction::Wait(chrono::TimeDelta::milliseconds(
+                    800,
+                )),
+            },
+        );
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        let (leading_tx, leading) = tokio::sync::watch::channel(true);
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let executor = Executor::new(crate::cluster::Cluster::new(client), store.clone());
+        let r = Runner::new(
+            store.clone(),
+            Arc::new(vec![Arc::new(policy)]),
+            executor,
+            Arc::new(Metrics::new()),
+            Latest::default(),
+            Channels::default(),
+            crate::channel::BoundedTx::detached("rolled"),
+            Duration::from_millis(100),
+            status_of("GL-002", 7),
+            leading,
+        );
+        let task = r.drive(inc.id.clone()).expect("driven");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        leading_tx.send(false).expect("still watched");
+        tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("the task ends at the boundary")
+            .expect("no panic");
+        let steps = store.steps(&inc.id).expect("steps");
+        assert_eq!(
+            steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["settle"],
+            "the step in flight finished; the undo was left to the new leader"
+        );
+        let now = store.incident(&inc.id).expect("read").expect("exists");
+        assert_eq!(now.state, State::RollingBack, "{}", notes(&store, &inc.id));
+        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        assert!(
+            audit
+                .iter()
+                .all(|a| !a.action.contains("stopped") && !a.action.contains("paused")),
+            "not told as a stop: the new leader carries on: {audit:?}"
+        );
+        // a task started while not leading runs no step at all
+        let other = store
+            .create_incident(
+                &new_incident(&load("policies/gl-002.toml"), 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .expect("incident");
+        let task = r.drive(other.id.clone()).expect("driven");
+        tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("ends at once")
+            .expect("no panic");
+        assert!(store.steps(&other.id).expect("steps").is_empty());
     }
 
     #[tokio::test]
