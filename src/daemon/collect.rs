@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::signals::prometheus::{PromClient, QueryResult, group_by};
 use crate::signals::scrape::{
@@ -205,6 +205,72 @@ impl MetricSource {
                 }
                 Err(e) => {
                     tracing::warn!(signal = %name, error = %e, "baseline query failed: rows relative to it stay inconclusive")
+                }
+            }
+        }
+        out
+    }
+
+    /// Each PromQL signal's recent history for `wanted` (policy, and per signal how far
+    /// back), one range query per distinct query (batched across policies like a cycle's
+    /// reads), about 120 points over its reach (1 s to 15 s apart): what a window that was
+    /// not sampled (a take-over, a restart) needs so that its first decision does not wait
+    /// for a `for` to fill again. Per agent and signal, the samples found (none for a
+    /// failed query).
+    pub async fn history(
+        &self,
+        wanted: &[(Arc<Policy>, Vec<(String, TimeDelta)>)],
+        now: DateTime<Utc>,
+    ) -> BTreeMap<(String, String), Vec<(DateTime<Utc>, f64)>> {
+        let MetricSource::Prometheus(client) = self else {
+            return BTreeMap::new();
+        };
+        let mut by_query: BTreeMap<&str, (TimeDelta, Vec<(&Arc<Policy>, &str)>)> = BTreeMap::new();
+        for (p, signals) in wanted {
+            for (name, back) in signals {
+                if let Some(SignalSource::Metric {
+                    promql: Some(q), ..
+                }) = p.signals.get(name).map(|s| &s.source)
+                {
+                    let entry = by_query.entry(q.as_str()).or_default();
+                    entry.0 = entry.0.max(*back);
+                    entry.1.push((p, name.as_str()));
+                }
+            }
+        }
+        let queries = by_query.iter().map(|(q, (back, users))| async move {
+            let step = (*back / 120).to_std().unwrap_or_default().clamp(
+                std::time::Duration::from_secs(1),
+                std::time::Duration::from_secs(15),
+            );
+            let result = client.query_range(q, now - *back, now, step).await;
+            (*q, users, result)
+        });
+        let mut out = BTreeMap::new();
+        for (query, users, result) in futures::future::join_all(queries).await {
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%query, error = %e, "history query failed: its signals start from the next readings");
+                    continue;
+                }
+            };
+            for (p, signal) in users {
+                let Some(workload) = p.primary_workload() else {
+                    continue;
+                };
+                let series = result.series.iter().find(|s| {
+                    s.label("deployment") == Some(workload.name.as_str())
+                        && s.label("namespace")
+                            .is_none_or(|ns| ns == workload.namespace)
+                });
+                let series = series.or(match (result.series.as_slice(), users.len()) {
+                    ([only], 1) if only.label("deployment").is_none() => Some(only),
+                    _ => None,
+                });
+                if let Some(series) = series {
+                    let points = series.points.iter().map(|pt| (pt.at, pt.value)).collect();
+                    out.insert((p.agent.id.clone(), signal.to_string()), points);
                 }
             }
         }

@@ -62,7 +62,14 @@ struct Window {
     clean: bool,
     /// The current deploy lived through its window cleanly and was reported as verified.
     verified: bool,
+    /// This replica did not sample the window (it opened on a deploy seen late, or a
+    /// take-over): its recent history is fetched from Prometheus at the next cycle.
+    backfill: bool,
 }
+
+/// A deploy older than this when its window opens was not seen live (a restart, a
+/// take-over): its window's recent history is fetched instead of waited for.
+const SEEN_LATE: TimeDelta = TimeDelta::seconds(30);
 
 /// A revision that lived through its whole post-deploy window without a breach: it is
 /// marked verified, so `last_known_good` can return to it.
@@ -184,6 +191,7 @@ impl Evaluator {
                     pre_fetch: PreFetch::NotYet,
                     clean: false,
                     verified: false,
+                    backfill: false,
                 };
                 (p.agent.id.clone(), w)
             })
@@ -285,6 +293,7 @@ impl Evaluator {
         w.last = None;
         w.pre_fetch = PreFetch::NotYet;
         w.baselines_pending = false;
+        w.backfill = Utc::now() - at > SEEN_LATE;
         if matches!(self.source.as_ref(), MetricSource::Prometheus(_))
             && pre_deploy::has_promql_baselines(&w.policy)
         {
@@ -292,6 +301,95 @@ impl Evaluator {
             let (source, policy) = (self.source.clone(), w.policy.clone());
             self.spawn_fetch(source, policy, revision, at, pre_deploy::Wanted::Baselines);
         }
+    }
+
+    /// This replica starts leading: every open window was not sampled here, so each one's
+    /// recent history is fetched at the next cycle (the first decision after a take-over
+    /// needs no `for` to fill again).
+    pub fn want_backfill(&mut self) {
+        for w in self.windows.values_mut() {
+            if w.observations.deploy().is_some() && !w.closed {
+                w.backfill = true;
+            }
+        }
+    }
+
+    /// Fetches the history of every window that wants it, beside the loop: one range query
+    /// per distinct PromQL, reaching back each signal's retention (its longest `for` or
+    /// baseline lookback). Direct scrapes have no history to ask for.
+    fn spawn_backfills(&mut self, now: DateTime<Utc>) {
+        if !matches!(self.source.as_ref(), MetricSource::Prometheus(_)) {
+            return;
+        }
+        let mut wanted = Vec::new();
+        let mut revisions = BTreeMap::new();
+        for (agent, w) in &mut self.windows {
+            if !std::mem::take(&mut w.backfill) {
+                continue;
+            }
+            let Some(revision) = w.observations.deploy().and_then(|d| d.revision) else {
+                continue;
+            };
+            let signals: Vec<(String, TimeDelta)> = w
+                .policy
+                .signals
+                .iter()
+                .zip(&w.retention)
+                .filter(|((_, s), keep)| {
+                    **keep > TimeDelta::zero()
+                        && matches!(
+                            s.source,
+                            SignalSource::Metric {
+                                promql: Some(_),
+                                ..
+                            }
+                        )
+                })
+                .map(|((name, _), keep)| (name.clone(), *keep))
+                .collect();
+            if !signals.is_empty() {
+                revisions.insert(agent.clone(), revision);
+                wanted.push((w.policy.clone(), signals));
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let longest = wanted
+            .iter()
+            .flat_map(|(_, s)| s.iter().map(|(_, keep)| *keep))
+            .max()
+            .unwrap_or_default();
+        tracing::info!(
+            windows = wanted.len(),
+            back = %rollbackd_core::policy::duration::format_duration(longest),
+            "fetching the recent history of windows this replica did not sample"
+        );
+        let (source, tx) = (self.source.clone(), self.fetched_tx.clone());
+        tokio::spawn(async move {
+            let mut history = source.history(&wanted, now).await;
+            for (agent, revision) in revisions {
+                let mine: BTreeMap<String, Vec<(DateTime<Utc>, f64)>> = {
+                    let keys: Vec<(String, String)> = history
+                        .keys()
+                        .filter(|(a, _)| *a == agent)
+                        .cloned()
+                        .collect();
+                    keys.into_iter()
+                        .filter_map(|k| history.remove(&k).map(|v| (k.1, v)))
+                        .collect()
+                };
+                let fetched = Fetched {
+                    agent,
+                    revision,
+                    history: mine,
+                    ..Fetched::default()
+                };
+                if tx.send(fetched).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Fetches reference values for a deploy beside the loop; they are applied when they
@@ -365,6 +463,15 @@ impl Evaluator {
             };
             let current = w.observations.deploy().and_then(|d| d.revision);
             if current != Some(f.revision) {
+                continue;
+            }
+            if !f.history.is_empty() {
+                for (signal, points) in f.history {
+                    for (at, value) in points {
+                        w.observations.record_sample(&signal, at, Some(value));
+                    }
+                }
+                w.last = None;
                 continue;
             }
             if f.pre {
@@ -466,6 +573,7 @@ impl Evaluator {
         kube: &(dyn Fn(&str, &str) -> Option<KubeSignals> + Sync),
     ) {
         self.apply_fetched();
+        self.spawn_backfills(now);
         for ((agent, signal), value) in &readings.values {
             if let Some(w) = self.windows.get_mut(agent) {
                 w.observations.record_sample(signal, read_at, *value);

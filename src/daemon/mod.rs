@@ -454,6 +454,8 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
             if leading && !was_leader {
                 // alerts recorded before a restart still count; later ones come with wakes
                 evaluator.load_alerts(Utc::now());
+                // this replica did not sample the open windows: fetch their recent history
+                evaluator.want_backfill();
                 tracing::info!("acting as leader: resuming in-flight incidents");
                 for inc in store.in_flight().unwrap_or_default() {
                     tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");

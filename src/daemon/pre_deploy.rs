@@ -25,6 +25,8 @@ pub struct Fetched {
     pub pre_deploy: BTreeMap<String, f64>,
     /// These are pre-deploy values (asked for when a condition needed them), not baselines.
     pub pre: bool,
+    /// Recent samples of each signal (a backfill after a take-over or a restart).
+    pub history: BTreeMap<String, Vec<(DateTime<Utc>, f64)>>,
 }
 
 /// What to fetch for a deploy.
