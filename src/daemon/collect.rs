@@ -142,6 +142,9 @@ pub enum MetricSource {
     },
 }
 
+/// A policy and, per signal, how far back its history is wanted.
+pub type HistoryWanted = (Arc<Policy>, Vec<(String, TimeDelta)>);
+
 impl MetricSource {
     /// Direct scrape.
     pub fn scrape(scraper: Scraper) -> Self {
@@ -219,13 +222,15 @@ impl MetricSource {
     /// failed query).
     pub async fn history(
         &self,
-        wanted: &[(Arc<Policy>, Vec<(String, TimeDelta)>)],
+        wanted: &[HistoryWanted],
         now: DateTime<Utc>,
     ) -> BTreeMap<(String, String), Vec<(DateTime<Utc>, f64)>> {
         let MetricSource::Prometheus(client) = self else {
             return BTreeMap::new();
         };
-        let mut by_query: BTreeMap<&str, (TimeDelta, Vec<(&Arc<Policy>, &str)>)> = BTreeMap::new();
+        // per query: the furthest reach asked, and who reads it
+        type Readers<'a> = (TimeDelta, Vec<(&'a Arc<Policy>, &'a str)>);
+        let mut by_query: BTreeMap<&str, Readers<'_>> = BTreeMap::new();
         for (p, signals) in wanted {
             for (name, back) in signals {
                 if let Some(SignalSource::Metric {
