@@ -33,12 +33,16 @@
 //! Service, ConfigMap, Namespace).
 
 pub mod controller;
+pub mod conversion;
+pub mod crds;
 pub mod defaults;
 pub mod deployments;
 pub mod discovery;
+pub mod events;
 pub mod faults;
 pub mod ids;
 pub mod jobs;
+pub mod jsonpath;
 pub mod openapi;
 pub mod paging;
 pub mod patch;
@@ -254,7 +258,11 @@ impl SimHandle {
     pub fn create(&self, obj: Value) -> Result<Value, SimError> {
         let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-        let r = discovery::find_kind(&api_version, &kind)
+        let r = self
+            .shared
+            .store
+            .catalog()
+            .find_kind(&api_version, &kind)
             .ok_or(SimError::UnsupportedKind(api_version, kind))?;
         let ns = store::namespace_of(&obj).to_string();
         Ok(self.shared.store.create(r, &ns, obj, false)?)
@@ -262,7 +270,7 @@ impl SimHandle {
 
     /// One object, if it exists.
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let r = discovery::find_kind(api_version, kind)?;
+        let r = self.shared.store.catalog().find_kind(api_version, kind)?;
         self.shared.store.get(r, namespace, name)
     }
 
@@ -289,7 +297,11 @@ impl SimHandle {
         name: &str,
         change: Value,
     ) -> Result<(), SimError> {
-        let r = discovery::find_kind(api_version, kind)
+        let r = self
+            .shared
+            .store
+            .catalog()
+            .find_kind(api_version, kind)
             .ok_or_else(|| SimError::UnsupportedKind(api_version.to_string(), kind.to_string()))?;
         self.shared.races.add(r, namespace, name, change);
         Ok(())
