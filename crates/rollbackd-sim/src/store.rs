@@ -884,8 +884,13 @@ impl Store {
                 }
             }
             if r.same_objects(&CRDS) {
-                // Deleting a CRD deletes its objects, in every namespace.
-                if let Some((cr, _)) = crds::resources(&obj).first().copied() {
+                // Deleting a CRD deletes its objects, in every namespace; not those of a
+                // built-in resource it could not replace (a CRD named rollouts.argoproj.io).
+                if let Some((cr, _)) = crds::resources(&obj)
+                    .first()
+                    .copied()
+                    .filter(|(cr, _)| discovery::builtin(cr.group, cr.plural).is_none())
+                {
                     let objects: Vec<Key> = inner
                         .of_resource(cr, None, Bound::Unbounded)
                         .map(|(ck, _)| ck.clone())
@@ -1037,7 +1042,7 @@ pub fn controlled_by(obj: &Value, uid: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::{CONFIGMAPS, NAMESPACES};
+    use crate::discovery::{CONFIGMAPS, EVENTS, EVENTS_V1, NAMESPACES, ROLLOUTS};
 
     fn cm(name: &str) -> Value {
         json!({"metadata": {"name": name}, "data": {"k": "v"}})
@@ -1106,6 +1111,210 @@ mod tests {
         assert_eq!(err.code(), 410);
         let err = store.watch(&CONFIGMAPS, Some(1_000_000)).err().unwrap();
         assert_eq!(err.code(), 410);
+    }
+
+    fn incident_crd(name: &str, kind: &str, plural: &str) -> Value {
+        json!({
+            "metadata": {"name": format!("{plural}.rollbackd.io")},
+            "spec": {
+                "group": "rollbackd.io", "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "shortNames": [name]},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object"}},
+                              "subresources": {"status": {}}}]
+            }
+        })
+    }
+
+    #[test]
+    fn a_crd_write_adds_and_its_delete_removes_its_resource_and_objects() {
+        let store = Store::new();
+        let crd = store
+            .create(
+                &CRDS,
+                "",
+                incident_crd("rbi", "RollbackIncident", "rollbackincidents"),
+                false,
+            )
+            .unwrap();
+        assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
+        let r = store
+            .catalog()
+            .find("rollbackd.io", "v1alpha1", "rollbackincidents")
+            .unwrap();
+        let created = store
+            .create(
+                r,
+                "shop",
+                json!({"metadata": {"name": "i1"}, "spec": {"agent": "a"}, "status": {"state": "x"}}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(created["apiVersion"], "rollbackd.io/v1alpha1");
+        assert!(created.get("status").is_none(), "create drops status");
+        // /status writes keep only status; generation follows everything else
+        let mut status = created.clone();
+        status["status"] = json!({"state": "RolledBack"});
+        status["spec"] = json!({"agent": "ignored"});
+        let after = store
+            .update(r, "shop", "i1", status, Part::Status, false)
+            .unwrap();
+        assert_eq!(after["spec"]["agent"], "a");
+        assert_eq!(after["metadata"]["generation"], 1);
+        let mut labelled = after.clone();
+        labelled["metadata"]["labels"] = json!({"team": "sre"});
+        let after = store
+            .update(r, "shop", "i1", labelled, Part::Main, false)
+            .unwrap();
+        assert_eq!(
+            after["metadata"]["generation"], 1,
+            "metadata changes keep it"
+        );
+        let mut annotated = after.clone();
+        annotated["note"] = json!("top-level fields count too");
+        let after = store
+            .update(r, "shop", "i1", annotated, Part::Main, false)
+            .unwrap();
+        assert_eq!(after["metadata"]["generation"], 2);
+        assert_eq!(after["status"]["state"], "RolledBack");
+        // deleting the namespace deletes custom resources too
+        store
+            .create(r, "gone", json!({"metadata": {"name": "i2"}}), false)
+            .unwrap();
+        let before = store.resource_version();
+        store.delete(&NAMESPACES, "", "gone", false, false).unwrap();
+        assert!(store.get(r, "gone", "i2").is_none());
+        // deleting the CRD deletes its objects and its resource; watchers see them go
+        store
+            .delete(&CRDS, "", "rollbackincidents.rollbackd.io", false, false)
+            .unwrap();
+        assert!(store.get(r, "shop", "i1").is_none());
+        assert!(
+            store
+                .catalog()
+                .find("rollbackd.io", "v1alpha1", "rollbackincidents")
+                .is_none()
+        );
+        let deleted: Vec<_> = store
+            .watch(r, Some(before))
+            .unwrap()
+            .replay
+            .iter()
+            .filter(|e| e.kind == EventType::Deleted)
+            .map(|e| name_of(&e.object).to_string())
+            .collect();
+        assert_eq!(deleted, ["i2", "i1"]);
+    }
+
+    #[test]
+    fn names_freed_by_a_deleted_crd_go_to_the_one_waiting_for_them() {
+        let store = Store::new();
+        store
+            .create(
+                &CRDS,
+                "",
+                incident_crd("rbi", "RollbackIncident", "rollbackincidents"),
+                false,
+            )
+            .unwrap();
+        let waiting = store
+            .create(
+                &CRDS,
+                "",
+                incident_crd("inc", "RollbackIncident", "incidents"),
+                false,
+            )
+            .unwrap();
+        assert_eq!(waiting["status"]["conditions"][0]["status"], "False");
+        assert!(
+            store
+                .catalog()
+                .find("rollbackd.io", "v1alpha1", "incidents")
+                .is_none()
+        );
+        store
+            .delete(&CRDS, "", "rollbackincidents.rollbackd.io", false, false)
+            .unwrap();
+        let now = store.get(&CRDS, "", "incidents.rollbackd.io").unwrap();
+        assert_eq!(now["status"]["conditions"][0]["status"], "True");
+        assert!(
+            store
+                .catalog()
+                .find("rollbackd.io", "v1alpha1", "incidents")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_crd_cannot_take_over_or_delete_a_built_in_resource() {
+        let store = Store::new();
+        store
+            .create(
+                &ROLLOUTS,
+                "default",
+                json!({"metadata": {"name": "ro"}, "spec": {
+                "selector": {"matchLabels": {"app": "ro"}},
+                "template": {"metadata": {"labels": {"app": "ro"}},
+                             "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+                false,
+            )
+            .unwrap();
+        let mut argo = incident_crd("ro", "Rollout", "rollouts");
+        argo["metadata"]["name"] = json!("rollouts.argoproj.io");
+        argo["spec"]["group"] = json!("argoproj.io");
+        store.create(&CRDS, "", argo, false).unwrap();
+        assert_eq!(
+            store.catalog().find("argoproj.io", "v1alpha1", "rollouts"),
+            Some(&ROLLOUTS)
+        );
+        store
+            .delete(&CRDS, "", "rollouts.argoproj.io", false, false)
+            .unwrap();
+        assert!(store.get(&ROLLOUTS, "default", "ro").is_some());
+    }
+
+    #[test]
+    fn events_are_one_set_of_objects_in_two_shapes() {
+        let store = Store::new();
+        let v1 = store
+            .create(
+                &EVENTS_V1,
+                "shop",
+                json!({"metadata": {"name": "e1"}, "eventTime": ids::now(),
+                       "reportingController": "rollbackd", "reportingInstance": "r-0",
+                       "action": "Rollback", "reason": "RolledBack", "type": "Normal",
+                       "regarding": {"kind": "Deployment", "name": "web", "namespace": "shop"},
+                       "note": "done"}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(v1["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(v1["note"], "done");
+        let core = store.get(&EVENTS, "shop", "e1").unwrap();
+        assert_eq!(core["message"], "done");
+        assert_eq!(core["involvedObject"]["name"], "web");
+        let sel = crate::events::field_selector(
+            &EVENTS,
+            FieldSelector::parse("involvedObject.name=web").unwrap(),
+        )
+        .unwrap();
+        let (listed, _) = store.list(&EVENTS_V1, Some("shop"), &LabelSelector::default(), &sel);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["regarding"]["name"], "web");
+        let err = store
+            .create(
+                &EVENTS_V1,
+                "shop",
+                json!({"metadata": {"name": "e1"}}),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), 422, "validated before the name is looked up");
+        let deleted = store
+            .delete(&EVENTS_V1, "shop", "e1", false, false)
+            .unwrap();
+        assert_eq!(deleted["note"], "done");
+        assert!(store.get(&EVENTS, "shop", "e1").is_none());
     }
 
     #[test]

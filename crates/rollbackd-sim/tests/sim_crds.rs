@@ -634,6 +634,27 @@ spec:
         ])
         .await;
     assert!(err.contains("NotFound"), "{err}");
+    // Server-side apply creates, then merges (a custom resource's lists are atomic).
+    for (parts, verb) in [
+        ("[a, b]", "serverside-applied"),
+        ("[c]", "serverside-applied"),
+    ] {
+        let w2 = c.file(
+            "w2.yaml",
+            &format!("apiVersion: example.io/v1\nkind: Widget\nmetadata:\n  name: w2\nspec:\n  parts: {parts}\n"),
+        );
+        let out = c.ok(&["apply", "--server-side", "-f", &w2]).await;
+        assert!(
+            out.contains(&format!("widget.example.io/w2 {verb}")),
+            "{out}"
+        );
+    }
+    let parts = c
+        .ok(&["get", "widget", "w2", "-o", "jsonpath={.spec.parts}"])
+        .await;
+    assert_eq!(parts, r#"["c"]"#);
+    let out = c.ok(&["delete", "widget", "w2"]).await;
+    assert!(out.contains("widget.example.io \"w2\" deleted"), "{out}");
     // Cluster-scoped: nothing is served under a namespace.
     let (code, _) = c
         .http_get("/apis/example.io/v1/namespaces/default/widgets/w1")
