@@ -350,6 +350,25 @@ async fn a_crd_applied_with_kubectl_serves_its_custom_resources() {
         "spec changes bump it"
     );
 
+    // kubectl describe works generically (and looks for the object's events).
+    let describe = c.ok(&["describe", "rbi", "inc-1", "-n", "shop"]).await;
+    for needle in [
+        "Name:         inc-1",
+        "API Version:  rollbackd.io/v1alpha1",
+        "Kind:         RollbackIncident",
+        "State:  RolledBack",
+    ] {
+        assert!(
+            describe.contains(needle),
+            "missing {needle:?} in\n{describe}"
+        );
+    }
+    assert!(
+        describe
+            .lines()
+            .any(|l| l.starts_with("Events:") && l.ends_with("<none>")),
+        "{describe}"
+    );
     // Strategic merge is not for custom resources: kubectl relays the server's 415.
     let err = c
         .fails(&[
