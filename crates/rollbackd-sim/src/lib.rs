@@ -7,6 +7,13 @@
 //! runs, garbage collection and watches; and controllers for Deployments, ReplicaSets, Pods,
 //! Jobs and Argo Rollouts with per-image fault injection.
 //!
+//! It also serves `apiextensions.k8s.io/v1` CustomResourceDefinitions ([`crds`]): creating
+//! one makes its resource appear at once in discovery and OpenAPI, with the generic verbs,
+//! the status subresource when declared, and tables built from its printer columns
+//! ([`jsonpath`]); deleting it deletes its objects. Events are one set of objects served
+//! through `v1` and `events.k8s.io/v1` ([`events`], [`conversion`]), validated and selected as
+//! the real server does.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), rollbackd_sim::SimError> {
 //! use rollbackd_sim::{Fault, SimConfig, Simulator};
@@ -28,9 +35,10 @@
 //! The crate's README lists what it serves and its differences from a real API server; the main
 //! ones: no authentication/authorization, no managedFields, server-side apply is a strategic
 //! merge without field ownership, pods are deleted instantly (no Terminating phase),
-//! `minReadySeconds` is ignored, Rollout canary steps are ignored, and protobuf request
+//! `minReadySeconds` is ignored, Rollout canary steps are ignored, protobuf request
 //! bodies are decoded only for the kinds kubectl creates that way (Deployment, Pod, Job,
-//! Service, ConfigMap, Namespace).
+//! Service, ConfigMap, Namespace), custom resources are not validated, pruned or defaulted
+//! against their CRD's schema, and CRD conversion webhooks are never called.
 
 pub mod controller;
 pub mod conversion;
