@@ -964,7 +964,7 @@ async fn events_k8s_io_validates_like_the_api_server() {
         c.sim.url()
     );
     let resp = reqwest::Client::new()
-        .patch(url)
+        .patch(&url)
         .header("Content-Type", "application/merge-patch+json")
         .body(r#"{"note":"rewritten"}"#)
         .send()
@@ -976,5 +976,33 @@ async fn events_k8s_io_validates_like_the_api_server() {
         status["message"],
         "Event \"long\" is invalid: message: Invalid value: \"rewritten\": field is immutable"
     );
+    // What client-go's event recorders do to a repeated event: a merge patch of its series.
+    let series = |count: u32| {
+        let url = url.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .patch(url)
+                .header("Content-Type", "application/merge-patch+json")
+                .body(
+                    json!({"series": {"count": count, "lastObservedTime": "2026-01-02T03:09:00.000000Z"}})
+                        .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, patched) = series(3).await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["series"]["count"], 3);
+    let (code, status) = series(1).await;
+    assert_eq!(code, 422);
+    assert_eq!(
+        status["message"],
+        "Event \"long\" is invalid: series.count: Invalid value: \"\": should be at least 2"
+    );
+    let (_, core) = c.http_get("/api/v1/namespaces/default/events/long").await;
+    assert_eq!(core["series"]["count"], 3);
     c.stop().await;
 }
