@@ -94,6 +94,7 @@ pub fn apply(kind: &str, obj: &mut Value) {
                 m.insert("status".into(), json!({"phase": "Pending"}));
             }
         }
+        "CustomResourceDefinition" => super::crds::apply_defaults(obj),
         "Namespace" => {
             if let Some(m) = obj.as_object_mut() {
                 m.entry("spec")

@@ -7,6 +7,13 @@
 //! runs, garbage collection and watches; and controllers for Deployments, ReplicaSets, Pods,
 //! Jobs and Argo Rollouts with per-image fault injection.
 //!
+//! It also serves `apiextensions.k8s.io/v1` CustomResourceDefinitions ([`crds`]): creating
+//! one makes its resource appear at once in discovery and OpenAPI, with the generic verbs,
+//! the status subresource when declared, and tables built from its printer columns
+//! ([`jsonpath`]); deleting it deletes its objects. Events are one set of objects served
+//! through `v1` and `events.k8s.io/v1` ([`events`], [`conversion`]), validated and selected as
+//! the real server does.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), rollbackd_sim::SimError> {
 //! use rollbackd_sim::{Fault, SimConfig, Simulator};
@@ -28,17 +35,22 @@
 //! The crate's README lists what it serves and its differences from a real API server; the main
 //! ones: no authentication/authorization, no managedFields, server-side apply is a strategic
 //! merge without field ownership, pods are deleted instantly (no Terminating phase),
-//! `minReadySeconds` is ignored, Rollout canary steps are ignored, and protobuf request
+//! `minReadySeconds` is ignored, Rollout canary steps are ignored, protobuf request
 //! bodies are decoded only for the kinds kubectl creates that way (Deployment, Pod, Job,
-//! Service, ConfigMap, Namespace).
+//! Service, ConfigMap, Namespace), custom resources are not validated, pruned or defaulted
+//! against their CRD's schema, and CRD conversion webhooks are never called.
 
 pub mod controller;
+pub mod conversion;
+pub mod crds;
 pub mod defaults;
 pub mod deployments;
 pub mod discovery;
+pub mod events;
 pub mod faults;
 pub mod ids;
 pub mod jobs;
+pub mod jsonpath;
 pub mod openapi;
 pub mod paging;
 pub mod patch;
@@ -254,7 +266,11 @@ impl SimHandle {
     pub fn create(&self, obj: Value) -> Result<Value, SimError> {
         let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-        let r = discovery::find_kind(&api_version, &kind)
+        let r = self
+            .shared
+            .store
+            .catalog()
+            .find_kind(&api_version, &kind)
             .ok_or(SimError::UnsupportedKind(api_version, kind))?;
         let ns = store::namespace_of(&obj).to_string();
         Ok(self.shared.store.create(r, &ns, obj, false)?)
@@ -262,7 +278,7 @@ impl SimHandle {
 
     /// One object, if it exists.
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        let r = discovery::find_kind(api_version, kind)?;
+        let r = self.shared.store.catalog().find_kind(api_version, kind)?;
         self.shared.store.get(r, namespace, name)
     }
 
@@ -289,7 +305,11 @@ impl SimHandle {
         name: &str,
         change: Value,
     ) -> Result<(), SimError> {
-        let r = discovery::find_kind(api_version, kind)
+        let r = self
+            .shared
+            .store
+            .catalog()
+            .find_kind(api_version, kind)
             .ok_or_else(|| SimError::UnsupportedKind(api_version.to_string(), kind.to_string()))?;
         self.shared.races.add(r, namespace, name, change);
         Ok(())

@@ -1,12 +1,14 @@
 //! Just enough OpenAPI v3 for kubectl: a root index of group-versions, and per group-version
 //! documents whose PATCH operations declare the `fieldValidation` query parameter. kubectl then
 //! trusts the server to validate (`fieldValidation=Strict`) instead of downloading schemas, so
-//! `kubectl apply -f` / `create -f` work without `--validate=false`. No object schemas are served;
-//! kubectl falls back to its compiled-in types for strategic merge computations.
+//! `kubectl apply -f` / `create -f` work without `--validate=false`, custom resources included
+//! (their group-versions are listed as soon as their CRD exists). No object schemas are
+//! served: kubectl falls back to its compiled-in types for strategic merge computations, and
+//! to a JSON merge patch for kinds it does not know (custom resources).
 
 use serde_json::{Map, Value, json};
 
-use super::discovery::{GROUPS, RESOURCES, Resource};
+use super::discovery::{Catalog, Resource};
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -16,10 +18,15 @@ fn gv_path(group: &str, version: &str) -> String {
     }
 }
 
-/// `GET /openapi/v3`.
-pub fn root() -> Value {
+/// `GET /openapi/v3`: one entry per served group-version.
+pub fn root(catalog: &Catalog) -> Value {
     let mut paths = Map::new();
-    let all = std::iter::once(("", "v1")).chain(GROUPS.iter().copied());
+    let groups = catalog.groups();
+    let all = std::iter::once(("", "v1")).chain(
+        groups
+            .iter()
+            .flat_map(|(g, vs)| vs.iter().map(move |v| (*g, *v))),
+    );
     for (g, v) in all {
         let p = gv_path(g, v);
         paths.insert(
@@ -40,9 +47,10 @@ fn item_path(r: &Resource) -> String {
 }
 
 /// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
-pub fn group_version(path: &str) -> Option<Value> {
+pub fn group_version(catalog: &Catalog, path: &str) -> Option<Value> {
     let gv = path.trim_start_matches("/openapi/v3/");
-    let resources: Vec<&Resource> = RESOURCES
+    let resources: Vec<&Resource> = catalog
+        .resources()
         .iter()
         .copied()
         .filter(|r| gv_path(r.group, r.version) == gv)

@@ -14,26 +14,39 @@ pub enum PatchType {
     /// `application/strategic-merge-patch+json`.
     Strategic,
     /// `application/apply-patch+yaml` (server-side apply), approximated: the applied
-    /// configuration is strategically merged onto the live object, or creates it. Field
-    /// ownership is not tracked, so there are never conflicts (as if `force=true`), and
+    /// configuration is strategically merged onto the live object (merged as a JSON merge
+    /// patch onto a custom resource, whose lists are atomic without a schema), or creates it.
+    /// Field ownership is not tracked, so there are never conflicts (as if `force=true`), and
     /// fields dropped from the applied configuration are not removed. Only JSON bodies
     /// (valid YAML, and what kube-rs sends) are understood.
     Apply,
 }
 
+/// The patch media types of built-in kinds, as the API server lists them in a 415.
+const BUILTIN_PATCHES: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml";
+/// Those of custom resources: no strategic merge, which needs Go types.
+const CUSTOM_PATCHES: &str =
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+
 impl PatchType {
-    /// Picks the patch type from a `Content-Type` header.
-    pub fn from_content_type(ct: &str) -> Result<Self, ApiError> {
+    /// Picks the patch type from a `Content-Type` header; `custom` resources (defined by a
+    /// CRD) take no strategic merge patches. Anything else is 415 `UnsupportedMediaType`
+    /// with the API server's message.
+    pub fn from_content_type(ct: &str, custom: bool) -> Result<Self, ApiError> {
         let base = ct.split(';').next().unwrap_or_default().trim();
-        match base {
-            "application/merge-patch+json" => Ok(PatchType::Merge),
-            "application/json-patch+json" => Ok(PatchType::Json),
-            "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
-            "application/apply-patch+yaml" => Ok(PatchType::Apply),
-            other => Err(ApiError::UnsupportedMediaType(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {other:?})"
-            ))),
-        }
+        let kind = match base {
+            "application/merge-patch+json" => Some(PatchType::Merge),
+            "application/json-patch+json" => Some(PatchType::Json),
+            "application/strategic-merge-patch+json" if !custom => Some(PatchType::Strategic),
+            "application/apply-patch+yaml" => Some(PatchType::Apply),
+            _ => None,
+        };
+        kind.ok_or_else(|| {
+            ApiError::UnsupportedMediaType(format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                if custom { CUSTOM_PATCHES } else { BUILTIN_PATCHES }
+            ))
+        })
     }
 }
 
@@ -43,8 +56,14 @@ impl PatchType {
 pub const JSON_PATCH_FAILED: &str =
     "the server rejected our request due to an error in our request";
 
-/// Applies `patch` (raw body) of the given type to `target`.
-pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value, ApiError> {
+/// Applies `patch` (raw body) of the given type to `target`, an object of a built-in kind
+/// (`custom: false`) or a custom resource.
+pub fn apply(
+    target: &Value,
+    patch_body: &[u8],
+    kind: PatchType,
+    custom: bool,
+) -> Result<Value, ApiError> {
     let patch: Value = serde_json::from_slice(patch_body).map_err(|e| match kind {
         PatchType::Apply => ApiError::UnsupportedMediaType(format!(
             "the simulator only understands JSON-encoded apply patches: {e}"
@@ -53,6 +72,16 @@ pub fn apply(target: &Value, patch_body: &[u8], kind: PatchType) -> Result<Value
     })?;
     match kind {
         PatchType::Merge => {
+            let mut out = target.clone();
+            json_patch::merge(&mut out, &patch);
+            Ok(out)
+        }
+        PatchType::Apply if custom => {
+            if !patch.is_object() {
+                return Err(ApiError::BadRequest(
+                    "an apply patch must be an object".into(),
+                ));
+            }
             let mut out = target.clone();
             json_patch::merge(&mut out, &patch);
             Ok(out)
@@ -279,20 +308,48 @@ mod tests {
         let target = json!({"metadata": {"resourceVersion": "7"}, "spec": {"replicas": 1}});
         let body = br#"[{"op":"test","path":"/metadata/resourceVersion","value":"6"},
                         {"op":"replace","path":"/spec/replicas","value":3}]"#;
-        let err = apply(&target, body, PatchType::Json).unwrap_err();
+        let err = apply(&target, body, PatchType::Json, false).unwrap_err();
         assert_eq!((err.code(), err.reason()), (422, "Invalid"));
         assert_eq!(err.to_string(), JSON_PATCH_FAILED);
         let ok = br#"[{"op":"test","path":"/metadata/resourceVersion","value":"7"},
                       {"op":"replace","path":"/spec/replicas","value":3}]"#;
         assert_eq!(
-            apply(&target, ok, PatchType::Json).unwrap()["spec"]["replicas"],
+            apply(&target, ok, PatchType::Json, false).unwrap()["spec"]["replicas"],
             3
         );
     }
 
     #[test]
     fn malformed_patch_is_bad_request() {
-        let err = apply(&json!({}), b"{not json", PatchType::Merge).unwrap_err();
+        let err = apply(&json!({}), b"{not json", PatchType::Merge, false).unwrap_err();
         assert_eq!(err.code(), 400);
+    }
+
+    #[test]
+    fn custom_resources_take_no_strategic_merge_and_apply_replaces_their_lists() {
+        let err = PatchType::from_content_type("application/strategic-merge-patch+json", true)
+            .unwrap_err();
+        assert_eq!((err.code(), err.reason()), (415, "UnsupportedMediaType"));
+        assert_eq!(
+            err.to_string(),
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        );
+        assert_eq!(
+            PatchType::from_content_type("application/strategic-merge-patch+json", false),
+            Ok(PatchType::Strategic)
+        );
+        let target = json!({"spec": {"containers": [{"name": "a", "image": "1"}], "x": 1}});
+        let body = br#"{"spec": {"containers": [{"name": "b", "image": "2"}]}}"#;
+        let custom = apply(&target, body, PatchType::Apply, true).unwrap();
+        assert_eq!(
+            custom["spec"]["containers"],
+            json!([{"name": "b", "image": "2"}])
+        );
+        assert_eq!(custom["spec"]["x"], 1);
+        let builtin = apply(&target, body, PatchType::Apply, false).unwrap();
+        assert_eq!(
+            builtin["spec"]["containers"].as_array().map(Vec::len),
+            Some(2)
+        );
     }
 }

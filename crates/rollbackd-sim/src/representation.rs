@@ -56,7 +56,7 @@ impl Representation {
         let items = &listed.items;
         match self {
             Representation::Full => json!({
-                "kind": format!("{}List", r.kind),
+                "kind": r.list_kind(),
                 "apiVersion": r.api_version(),
                 "metadata": metadata,
                 "items": items,

@@ -172,14 +172,21 @@ impl LabelSelector {
     }
 }
 
+/// How a field label reads its value from an object, for kinds whose labels are not plain
+/// JSON paths (an Event's `source`); None means the label is not known.
+pub type FieldResolver = fn(&Value, &str) -> Option<String>;
+
 /// A parsed field selector (`metadata.name=x,metadata.namespace!=y`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+#[derive(Debug, Clone, Default)]
+pub struct FieldSelector {
+    requirements: Vec<(String, bool, String)>,
+    resolver: Option<FieldResolver>,
+}
 
 impl FieldSelector {
     /// Whether it selects everything (no requirement).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.requirements.is_empty()
     }
 
     /// Parses the `fieldSelector` query parameter.
@@ -199,20 +206,51 @@ impl FieldSelector {
             };
             out.push((field.trim().to_string(), eq, value.trim().to_string()));
         }
-        Ok(FieldSelector(out))
+        Ok(FieldSelector {
+            requirements: out,
+            resolver: None,
+        })
+    }
+
+    /// The same selector with every label renamed by `rename` (which may refuse a label).
+    pub fn map_labels(
+        self,
+        rename: impl Fn(&str) -> Result<String, ApiError>,
+    ) -> Result<Self, ApiError> {
+        let requirements = self
+            .requirements
+            .into_iter()
+            .map(|(label, eq, value)| Ok((rename(&label)?, eq, value)))
+            .collect::<Result<_, ApiError>>()?;
+        Ok(FieldSelector {
+            requirements,
+            resolver: self.resolver,
+        })
+    }
+
+    /// The same selector, reading label values with `resolver` instead of as dotted paths.
+    pub fn with_resolver(self, resolver: FieldResolver) -> Self {
+        FieldSelector {
+            resolver: Some(resolver),
+            ..self
+        }
     }
 
     /// Whether the object satisfies every field requirement.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(field, eq, value)| {
-            let pointer = format!("/{}", field.replace('.', "/"));
-            let actual = obj
-                .pointer(&pointer)
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .unwrap_or_default();
+        self.requirements.iter().all(|(field, eq, value)| {
+            let actual = match self.resolver {
+                Some(resolve) => resolve(obj, field).unwrap_or_default(),
+                None => {
+                    let pointer = format!("/{}", field.replace('.', "/"));
+                    obj.pointer(&pointer)
+                        .map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .unwrap_or_default()
+                }
+            };
             (actual == *value) == *eq
         })
     }

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::RecordedRequest;
-use super::discovery::{self, Resource};
+use super::discovery::{self, Catalog, NAMESPACES, Resource};
+use super::events;
 use super::faults::{self, Faults};
 use super::openapi;
 use super::paging::Chunk;
@@ -80,7 +81,7 @@ struct Target {
     sub: Option<String>,
 }
 
-fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
+fn parse_target(catalog: &Catalog, path: &str) -> Result<Option<Target>, ApiError> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
@@ -97,9 +98,13 @@ fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
         r => (None, r),
     };
     let plural = rest.first().copied().unwrap_or_default();
-    let resource = discovery::find(group, version, plural).ok_or_else(|| {
-        ApiError::NotFound("the server could not find the requested resource".into())
-    })?;
+    let not_found =
+        || ApiError::NotFound("the server could not find the requested resource".into());
+    let resource = catalog.find(group, version, plural).ok_or_else(not_found)?;
+    if !resource.namespaced && namespace.is_some() {
+        // A cluster-scoped resource under /namespaces/{ns}/: nothing is served there.
+        return Err(not_found());
+    }
     Ok(Some(Target {
         resource,
         namespace,
@@ -108,7 +113,7 @@ fn parse_target(path: &str) -> Result<Option<Target>, ApiError> {
     }))
 }
 
-fn discovery_doc(path: &str) -> Option<Value> {
+fn discovery_doc(catalog: &Catalog, path: &str) -> Option<Value> {
     let segs: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -117,12 +122,12 @@ fn discovery_doc(path: &str) -> Option<Value> {
     match segs.as_slice() {
         ["version"] => Some(discovery::version()),
         ["api"] => Some(discovery::core_versions()),
-        ["apis"] => Some(discovery::group_list()),
-        ["api", v] => discovery::resource_list("", v),
-        ["apis", g] => discovery::group(g),
-        ["apis", g, v] => discovery::resource_list(g, v),
-        ["openapi", "v3"] => Some(openapi::root()),
-        ["openapi", "v3", ..] => openapi::group_version(path),
+        ["apis"] => Some(catalog.group_list()),
+        ["api", v] => catalog.resource_list("", v),
+        ["apis", g] => catalog.group(g),
+        ["apis", g, v] => catalog.resource_list(g, v),
+        ["openapi", "v3"] => Some(openapi::root(catalog)),
+        ["openapi", "v3", ..] => openapi::group_version(catalog, path),
         _ => None,
     }
 }
@@ -170,25 +175,26 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let catalog = st.store.catalog();
     if method == Method::GET {
         if (path == "/api" || path == "/apis")
             && let Some(v) = discovery::aggregated_version(&accept)
         {
-            let doc = discovery::aggregated(path == "/api", v);
+            let doc = catalog.aggregated(path == "/api", v);
             return json_response_typed(
                 StatusCode::OK,
                 &doc,
                 discovery::aggregated_content_type(v),
             );
         }
-        if let Some(doc) = discovery_doc(&path) {
+        if let Some(doc) = discovery_doc(&catalog, &path) {
             return ok(&doc);
         }
         if ["/healthz", "/readyz", "/livez"].contains(&path.as_str()) {
             return (StatusCode::OK, "ok").into_response();
         }
     }
-    let result = match parse_target(&path) {
+    let result = match parse_target(&catalog, &path) {
         Ok(Some(t)) => dispatch(&st, &method, t, &query, &accept, &content_type, &body),
         Ok(None) => Err(ApiError::NotFound(
             "the server could not find the requested resource".into(),
@@ -196,6 +202,23 @@ async fn handle(
         Err(e) => Err(e),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The label and field selectors of a LIST, WATCH or DELETE collection of `r`; field
+/// selectors on events are checked and renamed as the API server does
+/// ([`events::field_selector`]).
+fn selectors(
+    r: &Resource,
+    query: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+    let fields = if events::is_event(r) {
+        events::field_selector(r, fields)?
+    } else {
+        fields
+    };
+    Ok((labels, fields))
 }
 
 fn dry_run(query: &HashMap<String, String>) -> bool {
@@ -234,10 +257,7 @@ fn dispatch(
     let store = &st.store;
     match (method.clone(), t.name.as_deref(), t.sub.as_deref()) {
         (Method::GET, None, _) => {
-            let labels =
-                LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-            let fields =
-                FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let (labels, fields) = selectors(r, query)?;
             if is_watch(query) {
                 return start_watch(st, r, t.namespace.clone(), labels, fields, query, accept);
             }
@@ -248,6 +268,11 @@ fn dispatch(
         (Method::GET, Some(name), None) if is_watch(query) => {
             // The old single-object watch path: a watch with a name field selector.
             let fields = FieldSelector::parse(&format!("metadata.name={name}"))?;
+            let fields = if events::is_event(r) {
+                events::field_selector(r, fields)?
+            } else {
+                fields
+            };
             let labels = LabelSelector::default();
             start_watch(st, r, t.namespace.clone(), labels, fields, query, accept)
         }
@@ -272,10 +297,10 @@ fn dispatch(
             write_sub(store, r, &ns, name, sub, obj, dry_run(query))
         }
         (Method::PATCH, Some(name), sub) => {
-            let kind = PatchType::from_content_type(content_type)?;
+            let kind = PatchType::from_content_type(content_type, r.custom)?;
             if kind == PatchType::Apply && sub.is_none() && store.get(r, &ns, name).is_none() {
                 // Server-side apply of a missing object creates it.
-                let mut obj = patch::apply(&json!({}), body, kind)?;
+                let mut obj = patch::apply(&json!({}), body, kind, r.custom)?;
                 if !obj["metadata"].is_object() {
                     obj["metadata"] = json!({});
                 }
@@ -296,16 +321,13 @@ fn dispatch(
             Ok(ok(&deleted))
         }
         (Method::DELETE, None, _) => {
-            let labels =
-                LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-            let fields =
-                FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str))?;
+            let (labels, fields) = selectors(r, query)?;
             let (items, rv) = store.list(r, t.namespace.as_deref(), &labels, &fields);
             for item in &items {
                 let _ = store.delete(r, namespace_of(item), name_of(item), false, dry_run(query));
             }
             Ok(ok(&json!({
-                "kind": format!("{}List", r.kind),
+                "kind": r.list_kind(),
                 "apiVersion": r.api_version(),
                 "metadata": {"resourceVersion": rv.to_string()},
                 "items": items,
@@ -339,7 +361,7 @@ fn patch_object(
     loop {
         attempt += 1;
         let current = current_view(store, r, ns, name, sub)?;
-        let patched = patch::apply(&current, body, kind)?;
+        let patched = patch::apply(&current, body, kind, r.custom)?;
         let sets_version = resource_version(&patched) != resource_version(&current);
         match write_sub(store, r, ns, name, sub, patched, dry) {
             Err(ApiError::Conflict(_)) if !sets_version && attempt < PATCH_ATTEMPTS => {}
@@ -403,7 +425,7 @@ fn get_one(
 ) -> Result<Response, ApiError> {
     let obj = match store.get(r, ns, name) {
         Some(o) => o,
-        None if r.kind == "Namespace" && sub.is_none() => json!({
+        None if r.same_objects(&NAMESPACES) && sub.is_none() => json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
@@ -415,9 +437,11 @@ fn get_one(
             let rv = store.resource_version();
             Ok(ok(&Representation::from_accept(accept).object(r, &obj, rv)))
         }
-        Some("status") => Ok(ok(&obj)),
+        Some("status") if r.has_status || !r.custom => Ok(ok(&obj)),
         Some("scale") if r.has_scale => Ok(ok(&scale_of(&obj))),
-        Some("log") if r.kind == "Pod" => Ok(pod_log(&obj)),
+        Some("log") if r.kind == "Pod" && !r.custom => Ok(pod_log(&obj)),
+        // The apiextensions server's answer for a subresource a CRD does not declare.
+        Some(_) if r.custom => Err(ApiError::not_found(r.plural, r.group, name)),
         Some(other) => Err(ApiError::NotFound(format!(
             "the server could not find the requested resource ({} {other})",
             r.plural

@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::conversion::{present, storage_of, to_storage};
+use super::crds;
 use super::defaults;
-use super::discovery::{self, Resource};
+use super::discovery::{self, CRDS, Catalog, Resource};
+use super::events;
 use super::ids;
 use super::paging::{Chunk, Cursor};
 use super::selector::{FieldSelector, LabelSelector};
@@ -107,6 +110,24 @@ fn key(r: &'static Resource, ns: &str, name: &str) -> Key {
     (r.group, r.plural, ns.to_string(), name.to_string())
 }
 
+/// Whether `k` is the key of a CustomResourceDefinition.
+fn is_crd_key(k: &Key) -> bool {
+    k.0 == CRDS.group && k.1 == CRDS.plural
+}
+
+/// An object without `metadata` (and without `status` when `status` is also left out): what
+/// a custom resource's generation follows.
+fn content(obj: &Value, without_status: bool) -> Value {
+    let mut c = obj.clone();
+    if let Some(m) = c.as_object_mut() {
+        m.remove("metadata");
+        if without_status {
+            m.remove("status");
+        }
+    }
+    c
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     rv: u64,
@@ -126,6 +147,10 @@ struct Inner {
     compacted: u64,
     /// How many events `history` keeps.
     limit: usize,
+    /// CRD name → the resources it defines, with whether each is served. Kept by
+    /// [`Inner::put`] and [`Inner::take`] like the indexes, so a CRD's resources appear and
+    /// disappear with the write that creates or deletes it.
+    custom: BTreeMap<String, Vec<(&'static Resource, bool)>>,
 }
 
 /// The uids an object's ownerReferences name.
@@ -157,6 +182,9 @@ impl Inner {
             self.labelled.entry(lk).or_default().insert(k.clone());
         }
         self.note(&k, controller_of(&obj), None);
+        if is_crd_key(&k) {
+            self.custom.insert(k.3.clone(), crds::resources(&obj));
+        }
         self.objects.insert(k, obj);
     }
 
@@ -166,7 +194,40 @@ impl Inner {
         let owners: Vec<String> = owner_uids(&obj).map(str::to_string).collect();
         self.unindex(k, owners, label_keys(k, &obj));
         self.note(k, controller_of(&obj), Some(uid_of(&obj).to_string()));
+        if is_crd_key(k) {
+            self.custom.remove(&k.3);
+        }
         Some(obj)
+    }
+
+    /// The resources served now: the built-in ones and the served versions of every CRD.
+    fn catalog(&self) -> Catalog {
+        Catalog::with_custom(
+            self.custom
+                .values()
+                .flatten()
+                .filter_map(|(r, served)| served.then_some(*r)),
+        )
+    }
+
+    /// A resource whose objects are stored under (group, plural): a built-in one, or a
+    /// version of a CRD (served or not: its objects still have to be deleted with it).
+    fn resource_at(&self, group: &str, plural: &str) -> Option<&'static Resource> {
+        discovery::builtin(group, plural).or_else(|| {
+            self.custom
+                .values()
+                .flatten()
+                .map(|(r, _)| *r)
+                .find(|r| r.group == group && r.plural == plural)
+        })
+    }
+
+    /// The stored CRDs of `group` other than `name`.
+    fn crds_of_group(&self, group: &str, name: &str) -> Vec<Value> {
+        self.of_resource(&CRDS, None, Bound::Unbounded)
+            .filter(|((_, _, _, n), obj)| n != name && crds::group_of(obj) == group)
+            .map(|(_, obj)| obj.clone())
+            .collect()
     }
 
     /// The objects of `r`, in one namespace or all. Keys sort by (group, plural, namespace,
@@ -394,9 +455,20 @@ impl Store {
         self.lock().rv
     }
 
-    /// One object.
+    /// One object, as `r` serves it.
     pub fn get(&self, r: &'static Resource, ns: &str, name: &str) -> Option<Value> {
-        self.lock().objects.get(&key(r, ns, name)).cloned()
+        let obj = self
+            .lock()
+            .objects
+            .get(&key(storage_of(r), ns, name))
+            .cloned()?;
+        Some(present(r, obj))
+    }
+
+    /// The resources served now: the built-in ones and those the stored
+    /// CustomResourceDefinitions define.
+    pub fn catalog(&self) -> Catalog {
+        self.lock().catalog()
     }
 
     /// The writes to reconciled resources since the last call, one entry per object.
@@ -443,7 +515,9 @@ impl Store {
     }
 
     /// One chunk of a LIST, in key order (namespace, name): at most `chunk.limit` objects
-    /// after `chunk.after`, with the cursor of the next chunk when more remain.
+    /// after `chunk.after`, with the cursor of the next chunk when more remain. Selectors see
+    /// the stored objects (see [`events::field_selector`]); the items are served as `r`
+    /// serves them.
     pub fn list_chunk(
         &self,
         r: &'static Resource,
@@ -452,6 +526,8 @@ impl Store {
         fields: &FieldSelector,
         chunk: &Chunk,
     ) -> Listed {
+        let served = r;
+        let r = storage_of(r);
         let inner = self.lock();
         let after = chunk
             .after
@@ -494,7 +570,7 @@ impl Store {
                 more = true;
                 break;
             }
-            items.push(v.clone());
+            items.push(present(served, v.clone()));
             last = Some(k);
         }
         let rv = chunk.after.as_ref().map_or(inner.rv, |c| c.rv);
@@ -514,14 +590,18 @@ impl Store {
         }
     }
 
-    /// Creates an object with POST semantics. With `dry_run` nothing is stored.
+    /// Creates an object with POST semantics, written and returned as `r` serves it. With
+    /// `dry_run` nothing is stored.
     pub fn create(
         &self,
         r: &'static Resource,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let served = r;
+        let r = storage_of(r);
+        let mut obj = to_storage(served, obj);
         let ns = if r.namespaced {
             if ns.is_empty() { "default" } else { ns }
         } else {
@@ -564,24 +644,33 @@ impl Store {
             m.insert("apiVersion".into(), json!(r.api_version()));
             m.insert("kind".into(), json!(r.kind));
         }
-        if r.has_status
+        if served.has_status
             && let Some(m) = obj.as_object_mut()
         {
             m.remove("status");
         }
-        defaults::apply(r.kind, &mut obj);
+        if !r.custom {
+            defaults::apply(r.kind, &mut obj);
+        }
         validate::check(r, &obj)?;
+        if events::is_event(served) {
+            events::validate(served, &obj, ns, None)?;
+        }
         let name = name_of(&obj).to_string();
         let mut inner = self.lock();
         let k = key(r, ns, &name);
         if inner.objects.contains_key(&k) {
             return Err(ApiError::AlreadyExists(format!(
                 "{} \"{name}\" already exists",
-                qualified(r.plural, r.group)
+                qualified(served.plural, served.group)
             )));
         }
+        if r.same_objects(&CRDS) {
+            let others = inner.crds_of_group(crds::group_of(&obj), &name);
+            crds::settle(&mut obj, None, &others);
+        }
         if dry_run {
-            return Ok(obj);
+            return Ok(present(served, obj));
         }
         if r.namespaced && !ns.is_empty() {
             self.ensure_namespace(&mut inner, ns);
@@ -591,7 +680,7 @@ impl Store {
         metadata_mut(&mut obj)?.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.put(k, obj.clone());
         self.record(&mut inner, r, EventType::Added, obj.clone(), None);
-        Ok(obj)
+        Ok(present(served, obj))
     }
 
     fn ensure_namespace(&self, inner: &mut Inner, ns: &str) {
@@ -612,20 +701,24 @@ impl Store {
         self.record(inner, nsr, EventType::Added, obj, None);
     }
 
-    /// Replaces an object (PUT semantics). A non-empty `metadata.resourceVersion` that differs
-    /// from the stored one is a 409 Conflict. Unchanged objects keep their resourceVersion.
+    /// Replaces an object (PUT semantics), written and returned as `r` serves it. A non-empty
+    /// `metadata.resourceVersion` that differs from the stored one is a 409 Conflict.
+    /// Unchanged objects keep their resourceVersion.
     pub fn update(
         &self,
         r: &'static Resource,
         ns: &str,
         name: &str,
-        mut obj: Value,
+        obj: Value,
         part: Part,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
         if !obj.is_object() {
             return Err(ApiError::BadRequest("object must be a JSON object".into()));
         }
+        let served = r;
+        let r = storage_of(r);
+        let mut obj = to_storage(served, obj);
         let ns = if r.namespaced { ns } else { "" };
         let mut inner = self.lock();
         let k = key(r, ns, name);
@@ -633,12 +726,12 @@ impl Store {
             .objects
             .get(&k)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
+            .ok_or_else(|| ApiError::not_found(served.plural, served.group, name))?;
         let sent_rv = rv_of(&obj);
         if !sent_rv.is_empty() && sent_rv != rv_of(&old) {
             return Err(ApiError::Conflict(format!(
                 "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                qualified(r.plural, r.group)
+                qualified(served.plural, served.group)
             )));
         }
         let body_name = name_of(&obj);
@@ -648,12 +741,24 @@ impl Store {
             )));
         }
         let mut new = match part {
+            // A custom resource's status write keeps the sent status, or none when none is
+            // sent (its status is not a struct that always exists).
+            Part::Status if r.custom => {
+                let mut n = old.clone();
+                if let Some(m) = n.as_object_mut() {
+                    match obj.get("status") {
+                        Some(status) => m.insert("status".into(), status.clone()),
+                        None => m.remove("status"),
+                    };
+                }
+                n
+            }
             Part::Status => {
                 let mut n = old.clone();
                 n["status"] = obj.get("status").cloned().unwrap_or(json!({}));
                 n
             }
-            Part::Main if r.has_status => {
+            Part::Main if served.has_status => {
                 if let Some(m) = obj.as_object_mut() {
                     match old.get("status") {
                         Some(s) => m.insert("status".into(), s.clone()),
@@ -682,27 +787,51 @@ impl Store {
             meta.insert("resourceVersion".into(), json!(rv_of(&old)));
         }
         if let Some(m) = new.as_object_mut() {
-            m.insert("apiVersion".into(), json!(r.api_version()));
+            // A custom resource keeps the apiVersion it was stored with, whichever of its
+            // versions writes it (conversion `None`: the versions differ only by name).
+            let api_version = match old.get("apiVersion") {
+                Some(v) if r.custom => v.clone(),
+                _ => json!(r.api_version()),
+            };
+            m.insert("apiVersion".into(), api_version);
             m.insert("kind".into(), json!(r.kind));
         }
-        defaults::apply(r.kind, &mut new);
-        validate::check(r, &new)?;
-        if new.get("spec") != old.get("spec") {
+        if !r.custom {
+            defaults::apply(r.kind, &mut new);
+        }
+        validate::check_update(r, &new, &old)?;
+        if events::is_event(served) {
+            events::validate(served, &new, ns, Some(&old))?;
+        }
+        // Built-in kinds: a new generation when the spec changes. Custom resources: when
+        // anything but metadata (and status, under a status subresource) changes, except on
+        // /status writes, as the apiextensions server's strategy does.
+        let next_generation = if r.custom {
+            part != Part::Status
+                && content(&new, served.has_status) != content(&old, served.has_status)
+        } else {
+            new.get("spec") != old.get("spec")
+        };
+        if next_generation {
             let generation = old
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
             metadata_mut(&mut new)?.insert("generation".into(), json!(generation + 1));
         }
+        if r.same_objects(&CRDS) {
+            let others = inner.crds_of_group(crds::group_of(&new), name);
+            crds::settle(&mut new, Some(&old), &others);
+        }
         if new == old || dry_run {
-            return Ok(new);
+            return Ok(present(served, new));
         }
         inner.rv += 1;
         let rv = inner.rv;
         metadata_mut(&mut new)?.insert("resourceVersion".into(), json!(rv.to_string()));
         inner.put(k, new.clone());
         self.record(&mut inner, r, EventType::Modified, new.clone(), Some(old));
-        Ok(new)
+        Ok(present(served, new))
     }
 
     /// Deletes an object and (unless `orphan`) every object it owns, recursively.
@@ -714,6 +843,8 @@ impl Store {
         orphan: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        let served = r;
+        let r = storage_of(r);
         let ns = if r.namespaced { ns } else { "" };
         let mut inner = self.lock();
         let k = key(r, ns, name);
@@ -721,12 +852,14 @@ impl Store {
             .objects
             .get(&k)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(r.plural, r.group, name))?;
+            .ok_or_else(|| ApiError::not_found(served.plural, served.group, name))?;
         if dry_run {
-            return Ok(old);
+            return Ok(present(served, old));
         }
         let mut pending = vec![(k, r)];
         let mut first = None;
+        // Groups whose CRD names may have been freed by deleting a CRD.
+        let mut freed_groups: Vec<String> = Vec::new();
         while let Some((k, r)) = pending.pop() {
             let Some(mut obj) = inner.take(&k) else {
                 continue;
@@ -737,7 +870,7 @@ impl Store {
                 meta.insert("resourceVersion".into(), json!(rv.to_string()));
             }
             let uid = uid_of(&obj).to_string();
-            if r.kind == "Namespace" {
+            if r.same_objects(&discovery::NAMESPACES) {
                 let contents: Vec<Key> = inner
                     .objects
                     .keys()
@@ -745,14 +878,26 @@ impl Store {
                     .cloned()
                     .collect();
                 for ck in contents {
-                    if let Some(cr) = discovery::RESOURCES
-                        .iter()
-                        .find(|x| x.group == ck.0 && x.plural == ck.1)
-                        .copied()
-                    {
+                    if let Some(cr) = inner.resource_at(ck.0, ck.1) {
                         pending.push((ck, cr));
                     }
                 }
+            }
+            if r.same_objects(&CRDS) {
+                // Deleting a CRD deletes its objects, in every namespace; not those of a
+                // built-in resource it could not replace (a CRD named rollouts.argoproj.io).
+                if let Some((cr, _)) = crds::resources(&obj)
+                    .first()
+                    .copied()
+                    .filter(|(cr, _)| discovery::builtin(cr.group, cr.plural).is_none())
+                {
+                    let objects: Vec<Key> = inner
+                        .of_resource(cr, None, Bound::Unbounded)
+                        .map(|(ck, _)| ck.clone())
+                        .collect();
+                    pending.extend(objects.into_iter().map(|ck| (ck, cr)));
+                }
+                freed_groups.push(crds::group_of(&obj).to_string());
             }
             self.record(&mut inner, r, EventType::Deleted, obj.clone(), None);
             if first.is_none() {
@@ -766,24 +911,49 @@ impl Store {
             for dk in dependents {
                 if orphan {
                     self.remove_owner(&mut inner, &dk, &uid);
-                } else if let Some(dr) = discovery::RESOURCES
-                    .iter()
-                    .find(|x| x.group == dk.0 && x.plural == dk.1)
-                    .copied()
-                {
+                } else if let Some(dr) = inner.resource_at(dk.0, dk.1) {
                     pending.push((dk, dr));
                 }
             }
         }
-        Ok(first.unwrap_or(old))
+        for group in freed_groups {
+            self.resettle_group(&mut inner, &group);
+        }
+        Ok(present(served, first.unwrap_or(old)))
+    }
+
+    /// Gives the CRDs of `group` whose names were not accepted another chance (names are
+    /// freed when a CRD goes), as the API server's naming controller does.
+    fn resettle_group(&self, inner: &mut Inner, group: &str) {
+        let waiting: Vec<Value> = inner
+            .crds_of_group(group, "")
+            .into_iter()
+            .filter(|c| {
+                c.pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .is_some_and(|cs| {
+                        cs.iter()
+                            .any(|x| x["type"] == "NamesAccepted" && x["status"] != "True")
+                    })
+            })
+            .collect();
+        for old in waiting {
+            let name = name_of(&old).to_string();
+            let mut new = old.clone();
+            let others = inner.crds_of_group(group, &name);
+            crds::settle(&mut new, Some(&old), &others);
+            if new == old {
+                continue;
+            }
+            inner.rv += 1;
+            new["metadata"]["resourceVersion"] = json!(inner.rv.to_string());
+            inner.put(key(&CRDS, "", &name), new.clone());
+            self.record(inner, &CRDS, EventType::Modified, new, Some(old));
+        }
     }
 
     fn remove_owner(&self, inner: &mut Inner, k: &Key, uid: &str) {
-        let Some(r) = discovery::RESOURCES
-            .iter()
-            .find(|x| x.group == k.0 && x.plural == k.1)
-            .copied()
-        else {
+        let Some(r) = inner.resource_at(k.0, k.1) else {
             return;
         };
         let Some(before) = inner.objects.get(k).cloned() else {
@@ -802,8 +972,10 @@ impl Store {
         self.record(inner, r, EventType::Modified, obj, Some(before));
     }
 
-    /// Starts a watch after `since` (None: replay current objects as ADDED first).
+    /// Starts a watch after `since` (None: replay current objects as ADDED first). The events
+    /// carry stored objects; the watcher serves them as `r` serves them.
     pub fn watch(&self, r: &'static Resource, since: Option<u64>) -> Result<WatchStart, ApiError> {
+        let r = storage_of(r);
         let inner = self.lock();
         let live = self.events.subscribe();
         let replay = match since {
@@ -837,9 +1009,7 @@ impl Store {
                 inner
                     .history
                     .iter()
-                    .filter(|e| {
-                        e.rv > rv && e.resource.plural == r.plural && e.resource.group == r.group
-                    })
+                    .filter(|e| e.rv > rv && e.resource.same_objects(r))
                     .cloned()
                     .collect()
             }
@@ -872,7 +1042,7 @@ pub fn controlled_by(obj: &Value, uid: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::{CONFIGMAPS, NAMESPACES};
+    use crate::discovery::{CONFIGMAPS, EVENTS, EVENTS_V1, NAMESPACES, ROLLOUTS};
 
     fn cm(name: &str) -> Value {
         json!({"metadata": {"name": name}, "data": {"k": "v"}})
@@ -941,6 +1111,210 @@ mod tests {
         assert_eq!(err.code(), 410);
         let err = store.watch(&CONFIGMAPS, Some(1_000_000)).err().unwrap();
         assert_eq!(err.code(), 410);
+    }
+
+    fn incident_crd(name: &str, kind: &str, plural: &str) -> Value {
+        json!({
+            "metadata": {"name": format!("{plural}.rollbackd.io")},
+            "spec": {
+                "group": "rollbackd.io", "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "shortNames": [name]},
+                "versions": [{"name": "v1alpha1", "served": true, "storage": true,
+                              "schema": {"openAPIV3Schema": {"type": "object"}},
+                              "subresources": {"status": {}}}]
+            }
+        })
+    }
+
+    #[test]
+    fn a_crd_write_adds_and_its_delete_removes_its_resource_and_objects() {
+        let store = Store::new();
+        let crd = store
+            .create(
+                &CRDS,
+                "",
+                incident_crd("rbi", "RollbackIncident", "rollbackincidents"),
+                false,
+            )
+            .unwrap();
+        assert_eq!(crd["status"]["conditions"][1]["type"], "Established");
+        let r = store
+            .catalog()
+            .find("rollbackd.io", "v1alpha1", "rollbackincidents")
+            .unwrap();
+        let created = store
+            .create(
+                r,
+                "shop",
+                json!({"metadata": {"name": "i1"}, "spec": {"agent": "a"}, "status": {"state": "x"}}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(created["apiVersion"], "rollbackd.io/v1alpha1");
+        assert!(created.get("status").is_none(), "create drops status");
+        // /status writes keep only status; generation follows everything else
+        let mut status = created.clone();
+        status["status"] = json!({"state": "RolledBack"});
+        status["spec"] = json!({"agent": "ignored"});
+        let after = store
+            .update(r, "shop", "i1", status, Part::Status, false)
+            .unwrap();
+        assert_eq!(after["spec"]["agent"], "a");
+        assert_eq!(after["metadata"]["generation"], 1);
+        let mut labelled = after.clone();
+        labelled["metadata"]["labels"] = json!({"team": "sre"});
+        let after = store
+            .update(r, "shop", "i1", labelled, Part::Main, false)
+            .unwrap();
+        assert_eq!(
+            after["metadata"]["generation"], 1,
+            "metadata changes keep it"
+        );
+        let mut annotated = after.clone();
+        annotated["note"] = json!("top-level fields count too");
+        let after = store
+            .update(r, "shop", "i1", annotated, Part::Main, false)
+            .unwrap();
+        assert_eq!(after["metadata"]["generation"], 2);
+        assert_eq!(after["status"]["state"], "RolledBack");
+        // deleting the namespace deletes custom resources too
+        store
+            .create(r, "gone", json!({"metadata": {"name": "i2"}}), false)
+            .unwrap();
+        let before = store.resource_version();
+        store.delete(&NAMESPACES, "", "gone", false, false).unwrap();
+        assert!(store.get(r, "gone", "i2").is_none());
+        // deleting the CRD deletes its objects and its resource; watchers see them go
+        store
+            .delete(&CRDS, "", "rollbackincidents.rollbackd.io", false, false)
+            .unwrap();
+        assert!(store.get(r, "shop", "i1").is_none());
+        assert!(
+            store
+                .catalog()
+                .find("rollbackd.io", "v1alpha1", "rollbackincidents")
+                .is_none()
+        );
+        let deleted: Vec<_> = store
+            .watch(r, Some(before))
+            .unwrap()
+            .replay
+            .iter()
+            .filter(|e| e.kind == EventType::Deleted)
+            .map(|e| name_of(&e.object).to_string())
+            .collect();
+        assert_eq!(deleted, ["i2", "i1"]);
+    }
+
+    #[test]
+    fn names_freed_by_a_deleted_crd_go_to_the_one_waiting_for_them() {
+        let store = Store::new();
+        store
+            .create(
+                &CRDS,
+                "",
+                incident_crd("rbi", "RollbackIncident", "rollbackincidents"),
+                false,
+            )
+            .unwrap();
+        let waiting = store
+            .create(
+                &CRDS,
+                "",
+                incident_crd("inc", "RollbackIncident", "incidents"),
+                false,
+            )
+            .unwrap();
+        assert_eq!(waiting["status"]["conditions"][0]["status"], "False");
+        assert!(
+            store
+                .catalog()
+                .find("rollbackd.io", "v1alpha1", "incidents")
+                .is_none()
+        );
+        store
+            .delete(&CRDS, "", "rollbackincidents.rollbackd.io", false, false)
+            .unwrap();
+        let now = store.get(&CRDS, "", "incidents.rollbackd.io").unwrap();
+        assert_eq!(now["status"]["conditions"][0]["status"], "True");
+        assert!(
+            store
+                .catalog()
+                .find("rollbackd.io", "v1alpha1", "incidents")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_crd_cannot_take_over_or_delete_a_built_in_resource() {
+        let store = Store::new();
+        store
+            .create(
+                &ROLLOUTS,
+                "default",
+                json!({"metadata": {"name": "ro"}, "spec": {
+                "selector": {"matchLabels": {"app": "ro"}},
+                "template": {"metadata": {"labels": {"app": "ro"}},
+                             "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+                false,
+            )
+            .unwrap();
+        let mut argo = incident_crd("ro", "Rollout", "rollouts");
+        argo["metadata"]["name"] = json!("rollouts.argoproj.io");
+        argo["spec"]["group"] = json!("argoproj.io");
+        store.create(&CRDS, "", argo, false).unwrap();
+        assert_eq!(
+            store.catalog().find("argoproj.io", "v1alpha1", "rollouts"),
+            Some(&ROLLOUTS)
+        );
+        store
+            .delete(&CRDS, "", "rollouts.argoproj.io", false, false)
+            .unwrap();
+        assert!(store.get(&ROLLOUTS, "default", "ro").is_some());
+    }
+
+    #[test]
+    fn events_are_one_set_of_objects_in_two_shapes() {
+        let store = Store::new();
+        let v1 = store
+            .create(
+                &EVENTS_V1,
+                "shop",
+                json!({"metadata": {"name": "e1"}, "eventTime": ids::now(),
+                       "reportingController": "rollbackd", "reportingInstance": "r-0",
+                       "action": "Rollback", "reason": "RolledBack", "type": "Normal",
+                       "regarding": {"kind": "Deployment", "name": "web", "namespace": "shop"},
+                       "note": "done"}),
+                false,
+            )
+            .unwrap();
+        assert_eq!(v1["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(v1["note"], "done");
+        let core = store.get(&EVENTS, "shop", "e1").unwrap();
+        assert_eq!(core["message"], "done");
+        assert_eq!(core["involvedObject"]["name"], "web");
+        let sel = crate::events::field_selector(
+            &EVENTS,
+            FieldSelector::parse("involvedObject.name=web").unwrap(),
+        )
+        .unwrap();
+        let (listed, _) = store.list(&EVENTS_V1, Some("shop"), &LabelSelector::default(), &sel);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["regarding"]["name"], "web");
+        let err = store
+            .create(
+                &EVENTS_V1,
+                "shop",
+                json!({"metadata": {"name": "e1"}}),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), 422, "validated before the name is looked up");
+        let deleted = store
+            .delete(&EVENTS_V1, "shop", "e1", false, false)
+            .unwrap();
+        assert_eq!(deleted["note"], "done");
+        assert!(store.get(&EVENTS, "shop", "e1").is_none());
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub fn write_sub(
             let updated = store.update(r, ns, name, current, Part::Main, dry)?;
             Ok(ok(&scale_of(&updated)))
         }
+        // The apiextensions server's answer for a subresource a CRD does not declare.
+        Some(_) if r.custom => Err(ApiError::not_found(r.plural, r.group, name)),
         Some(other) => Err(ApiError::NotFound(format!(
             "the server could not find the requested resource ({} {other})",
             r.plural

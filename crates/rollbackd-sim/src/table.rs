@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 
 use super::controller::int;
+use super::crds;
 use super::discovery::Resource;
+use super::events;
 use super::store::name_of;
 
 fn column(name: &str, kind: &str, priority: i64) -> Value {
@@ -11,24 +13,149 @@ fn column(name: &str, kind: &str, priority: i64) -> Value {
     json!({"name": name, "type": kind, "format": format, "description": "", "priority": priority})
 }
 
-/// A human age like `5s`, `3m`, `2h`, `4d` from an RFC 3339 timestamp.
-pub fn age(obj: &Value) -> String {
-    let ts = obj
-        .pointer("/metadata/creationTimestamp")
-        .and_then(Value::as_str)
-        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
-    let Some(ts) = ts else {
-        return "<unknown>".into();
-    };
-    let secs = (chrono::Utc::now() - ts.with_timezone(&chrono::Utc))
-        .num_seconds()
-        .max(0);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
+/// A duration as kubectl and the API server print ages (`duration.HumanDuration`): `45s`,
+/// `3m20s`, `12m`, `5h30m`, `20h`, `3d4h`, `30d`, `2y10d`. Up to two seconds in the future
+/// (clock skew) reads `0s`; more reads `<invalid>`.
+pub fn human_duration(d: chrono::TimeDelta) -> String {
+    let seconds = d.num_seconds();
+    if seconds < -1 {
+        return "<invalid>".into();
     }
+    if seconds < 0 {
+        return "0s".into();
+    }
+    if seconds < 60 * 2 {
+        return format!("{seconds}s");
+    }
+    let minutes = seconds / 60;
+    if minutes < 10 {
+        return match seconds % 60 {
+            0 => format!("{minutes}m"),
+            s => format!("{minutes}m{s}s"),
+        };
+    }
+    if minutes < 60 * 3 {
+        return format!("{minutes}m");
+    }
+    let hours = minutes / 60;
+    if hours < 8 {
+        return match minutes % 60 {
+            0 => format!("{hours}h"),
+            m => format!("{hours}h{m}m"),
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        return match hours % 24 {
+            0 => format!("{}d", hours / 24),
+            h => format!("{}d{h}h", hours / 24),
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        return match (hours / 24) % 365 {
+            0 => format!("{}y", hours / 24 / 365),
+            d => format!("{}y{d}d", hours / 24 / 365),
+        };
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// The time since an RFC 3339 timestamp, as [`human_duration`]; `<unknown>` when unset.
+pub fn since(timestamp: Option<&Value>) -> String {
+    match timestamp
+        .and_then(Value::as_str)
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    {
+        Some(ts) => human_duration(chrono::Utc::now() - ts.with_timezone(&chrono::Utc)),
+        None => "<unknown>".into(),
+    }
+}
+
+/// A human age like `5s`, `3m20s`, `2h`, `4d` from `metadata.creationTimestamp`.
+pub fn age(obj: &Value) -> String {
+    since(obj.pointer("/metadata/creationTimestamp"))
+}
+
+/// The columns and cells of custom resources: Name, then the CRD version's printer columns.
+fn custom_table(r: &Resource, items: &[Value]) -> (Vec<Value>, Vec<Vec<Value>>) {
+    let mut columns = vec![json!({
+        "name": "Name", "type": "string", "format": "name", "priority": 0,
+        "description": "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+    })];
+    columns.extend(r.columns.iter().map(|c| {
+        json!({"name": c.name, "type": c.kind, "format": c.format,
+               "description": c.description, "priority": c.priority})
+    }));
+    let rows = items
+        .iter()
+        .map(|o| {
+            let mut cells = vec![json!(name_of(o))];
+            cells.extend(r.columns.iter().map(|c| crds::cell(c, o)));
+            cells
+        })
+        .collect();
+    (columns, rows)
+}
+
+/// One row of the API server's Event printer (`printEvent`, always wide: kubectl hides the
+/// columns of priority 1 unless `-o wide`), from the core/v1 shape.
+fn event_cells(e: &Value) -> Vec<Value> {
+    let e = events::as_core(e);
+    let unset = |k: &str| e.get(k).is_none_or(|v| v.is_null() || *v == "");
+    let first = if unset("firstTimestamp") {
+        since(e.get("eventTime"))
+    } else {
+        since(e.get("firstTimestamp"))
+    };
+    let mut last = if unset("lastTimestamp") {
+        first.clone()
+    } else {
+        since(e.get("lastTimestamp"))
+    };
+    let mut count = e["count"].as_i64().unwrap_or(0);
+    if let Some(series) = e.get("series").filter(|s| s.is_object()) {
+        last = since(series.get("lastObservedTime"));
+        count = series["count"].as_i64().unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let involved = &e["involvedObject"];
+    let kind = involved["kind"].as_str().unwrap_or_default().to_lowercase();
+    let target = match involved["name"].as_str().filter(|n| !n.is_empty()) {
+        Some(name) => format!("{kind}/{name}"),
+        None => kind,
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let component = match text(&e["source"]["component"]) {
+        c if c.is_empty() => text(&e["reportingComponent"]),
+        c => c,
+    };
+    let host = match text(&e["source"]["host"]) {
+        h if h.is_empty() => text(&e["reportingInstance"]),
+        h => h,
+    };
+    let source = if host.is_empty() {
+        component
+    } else {
+        format!("{component}, {host}")
+    };
+    vec![
+        json!(last),
+        json!(text(&e["type"])),
+        json!(text(&e["reason"])),
+        json!(target),
+        json!(text(&involved["fieldPath"])),
+        json!(source),
+        json!(text(&e["message"]).trim()),
+        json!(first),
+        json!(count),
+        json!(name_of(&e)),
+    ]
 }
 
 fn images(obj: &Value) -> (String, String) {
@@ -91,7 +218,37 @@ fn pod_cells(p: &Value) -> Vec<Value> {
 
 /// Converts objects into a Table for `kubectl get`, with the list's `ListMeta`.
 pub fn to_table(r: &Resource, items: &[Value], metadata: Value) -> Value {
-    let (columns, rows): (Vec<Value>, Vec<Vec<Value>>) = match r.kind {
+    let (columns, rows): (Vec<Value>, Vec<Vec<Value>>) = if r.custom {
+        custom_table(r, items)
+    } else {
+        builtin_table(r, items)
+    };
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .zip(items)
+        .map(|(cells, obj)| {
+            json!({
+                "cells": cells,
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
+                }
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
+
+/// The columns and cells of a built-in kind.
+fn builtin_table(r: &Resource, items: &[Value]) -> (Vec<Value>, Vec<Vec<Value>>) {
+    match r.kind {
         "Deployment" => (
             vec![
                 column("Name", "string", 0),
@@ -266,25 +423,26 @@ pub fn to_table(r: &Resource, items: &[Value], metadata: Value) -> Value {
                 column("Type", "string", 0),
                 column("Reason", "string", 0),
                 column("Object", "string", 0),
+                column("Subobject", "string", 1),
+                column("Source", "string", 1),
                 column("Message", "string", 0),
+                column("First Seen", "string", 1),
+                column("Count", "string", 1),
+                column("Name", "string", 1),
             ],
+            items.iter().map(event_cells).collect(),
+        ),
+        // The API server's default table convertor (no printer registered for the kind).
+        "CustomResourceDefinition" => (
+            vec![column("Name", "string", 0), column("Created At", "date", 0)],
             items
                 .iter()
-                .map(|e| {
-                    let object = format!(
-                        "{}/{}",
-                        e["involvedObject"]["kind"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .to_lowercase(),
-                        e["involvedObject"]["name"].as_str().unwrap_or_default()
-                    );
+                .map(|o| {
                     vec![
-                        json!(age(e)),
-                        e["type"].clone(),
-                        e["reason"].clone(),
-                        json!(object),
-                        e["message"].clone(),
+                        json!(name_of(o)),
+                        o.pointer("/metadata/creationTimestamp")
+                            .cloned()
+                            .unwrap_or(Value::Null),
                     ]
                 })
                 .collect(),
@@ -296,26 +454,62 @@ pub fn to_table(r: &Resource, items: &[Value], metadata: Value) -> Value {
                 .map(|o| vec![json!(name_of(o)), json!(age(o))])
                 .collect(),
         ),
-    };
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .zip(items)
-        .map(|(cells, obj)| {
-            json!({
-                "cells": cells,
-                "object": {
-                    "kind": "PartialObjectMetadata",
-                    "apiVersion": "meta.k8s.io/v1",
-                    "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
-                }
-            })
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": metadata,
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::{EVENTS, EVENTS_V1};
+    use chrono::TimeDelta;
+
+    #[test]
+    fn durations_read_like_kubectl() {
+        let cases = [
+            (-5, "<invalid>"),
+            (-1, "0s"),
+            (0, "0s"),
+            (119, "119s"),
+            (150, "2m30s"),
+            (180, "3m"),
+            (600, "10m"),
+            (3 * 3600 - 1, "179m"),
+            (3 * 3600 + 120, "3h2m"),
+            (5 * 3600, "5h"),
+            (20 * 3600, "20h"),
+            (50 * 3600, "2d2h"),
+            (72 * 3600, "3d"),
+            (30 * 86400, "30d"),
+            (800 * 86400, "2y70d"),
+            (3000 * 86400, "8y"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(TimeDelta::seconds(secs)), want, "{secs}s");
+        }
+    }
+
+    #[test]
+    fn events_print_alike_through_both_groups() {
+        let v1 = json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "web.1", "namespace": "shop"},
+            "eventTime": crate::ids::now(),
+            "reportingController": "rollbackd", "reportingInstance": "rollbackd-0",
+            "action": "Rollback", "reason": "RolledBack", "type": "Normal",
+            "regarding": {"kind": "Deployment", "name": "web", "namespace": "shop"},
+            "note": "rolled back ",
+        });
+        let core = crate::events::to_core(&v1);
+        let a = to_table(&EVENTS_V1, std::slice::from_ref(&v1), json!({}));
+        let b = to_table(&EVENTS, std::slice::from_ref(&core), json!({}));
+        assert_eq!(a["rows"][0]["cells"], b["rows"][0]["cells"]);
+        let cells = &a["rows"][0]["cells"];
+        assert_eq!(cells[1], "Normal");
+        assert_eq!(cells[2], "RolledBack");
+        assert_eq!(cells[3], "deployment/web");
+        assert_eq!(cells[5], "rollbackd, rollbackd-0");
+        assert_eq!(cells[6], "rolled back");
+        assert_eq!(cells[8], 1);
+        assert_eq!(a["columnDefinitions"].as_array().map(Vec::len), Some(10));
+    }
 }

@@ -10,6 +10,7 @@ use futures::channel::mpsc;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::conversion::{present, storage_of};
 use super::discovery::Resource;
 use super::representation::Representation;
 use super::selector::{FieldSelector, LabelSelector};
@@ -17,13 +18,13 @@ use super::store::{EventType, Store, StoredEvent, namespace_of};
 
 /// What a watch request asked for.
 pub struct WatchRequest {
-    /// The resource watched.
+    /// The resource watched, as the client named it (events arrive in its shape).
     pub resource: &'static Resource,
     /// Namespace filter (None: all namespaces).
     pub namespace: Option<String>,
     /// Label selector.
     pub labels: LabelSelector,
-    /// Field selector.
+    /// Field selector, on the stored objects (see `events::field_selector`).
     pub fields: FieldSelector,
     /// Start after this resourceVersion (None/0: current state first).
     pub since: Option<u64>,
@@ -50,7 +51,7 @@ impl WatchRequest {
     /// The event this watcher should see for a change, if any: a modification that moves an
     /// object into (out of) the selection is an ADDED (DELETED), as the real API server does.
     fn translate(&self, ev: &StoredEvent) -> Option<EventType> {
-        if ev.resource.plural != self.resource.plural || ev.resource.group != self.resource.group {
+        if !ev.resource.same_objects(storage_of(self.resource)) {
             return None;
         }
         let now = self.selects(&ev.object);
@@ -65,7 +66,8 @@ impl WatchRequest {
     /// The wire line for `ev`, if this watcher should see it.
     fn event_line(&self, ev: &StoredEvent) -> Option<Bytes> {
         let kind = self.translate(ev)?;
-        let obj = self.representation.object(self.resource, &ev.object, ev.rv);
+        let served = present(self.resource, ev.object.clone());
+        let obj = self.representation.object(self.resource, &served, ev.rv);
         Some(line(kind.as_str(), &obj))
     }
 }
