@@ -839,6 +839,38 @@ async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
     argo::argo_undo(&cluster, &ro, RevisionRef::Previous, &m)
         .await
         .unwrap();
+    // Events: one decision twice on a workload: created, then patched into a series.
+    let events_cancel = CancellationToken::new();
+    let (recorder, writer) = rollbackd::events::recorder::start(
+        cluster.clone(),
+        "pod-a".into(),
+        std::sync::Arc::new(rollbackd::metrics::Metrics::new()),
+        events_cancel.clone(),
+    );
+    let events_task = tokio::spawn(writer);
+    for _ in 0..2 {
+        recorder.record(rollbackd::events::correlator::NewEvent {
+            regarding: rollbackd::events::correlator::Regarding {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: SIM_NS.into(),
+                name: "web".into(),
+            },
+            warning: true,
+            reason: "RollbackStarted".into(),
+            action: "Rollback".into(),
+            note: "rolling back".into(),
+            at: chrono::Utc::now(),
+        });
+    }
+    eventually("the event's series patch", 10, || async {
+        sim.requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.starts_with("/apis/events.k8s.io/v1/"))
+    })
+    .await;
+    events_cancel.cancel();
+    events_task.await.unwrap();
     // Leader election: create, renew, release.
     let elector = LeaderElector::new(
         client_for(&sim),

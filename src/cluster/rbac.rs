@@ -25,6 +25,13 @@ pub struct Rule {
 /// rolls back workloads in every namespace its policies name.
 pub const REQUIRED: &[Rule] = &[
     Rule {
+        group: "events.k8s.io",
+        resources: &["events"],
+        verbs: &["create", "patch"],
+        why: "events/recorder.rs: each decision, step and outcome as an Event on the workload \
+              (create; a repeated one's series count is a merge patch)",
+    },
+    Rule {
         group: "",
         resources: &["pods"],
         verbs: &["list", "watch"],

@@ -105,7 +105,9 @@ impl Notifiers {
                     namespace: namespace.clone(),
                     name: name.clone(),
                 };
-                let at = chrono::Utc::now();
+                // queued with the transition, and never retried (recording cannot fail): the
+                // first attempt's time is when the stage happened
+                let at = item.next_attempt_at.min(chrono::Utc::now());
                 self.events
                     .record(kube_event::stage_event(message, regarding, at));
                 Ok(None)
