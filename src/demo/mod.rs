@@ -440,6 +440,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         channels: Channels {
             slack_api: true,
             statuspage: true,
+            // `kubectl describe deployment …` against the simulator tells the same story
+            kube_events: true,
             ..Channels::default()
         },
         watch_interval: Duration::from_millis(300),
@@ -699,6 +701,10 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         );
         println!(
             "  kubectl --kubeconfig {} get deployments -A",
+            kubeconfig.display()
+        );
+        println!(
+            "  kubectl --kubeconfig {} -n greenlang describe deployment gl-002-boiler-efficiency",
             kubeconfig.display()
         );
         println!("Ctrl-C to stop.");
