@@ -1,12 +1,15 @@
-//! The embedded store: one SQLite file (WAL) holding incidents with their transitions,
-//! steps and evidence, backups, the notification outbox, the audit log, received alerts and
-//! pauses. Writes that belong together (a transition and its notifications) share one
-//! transaction, so a crash never leaves one without the other.
+//! The daemon's state: incidents with their transitions, steps and evidence, backups, the
+//! notification outbox, the audit log, received alerts and pauses. [`StateStore`]
+//! (`contract.rs`) is its contract; [`SqliteStore`] implements it over [`Store`], one
+//! SQLite file (WAL), running every call on a blocking thread. Writes that belong
+//! together (a transition and its notifications) share one transaction, so a crash never
+//! leaves one without the other.
 
 mod alerts;
 mod audit;
 mod backups;
 mod checkpoint;
+mod contract;
 mod incidents;
 mod kube_journal;
 mod notify_outbox;
@@ -14,15 +17,18 @@ mod outbox;
 mod pauses;
 mod retention;
 mod schema;
+mod sqlite;
 mod steps;
 
 pub use alerts::{AlertRecord, RecordedAlert};
 pub use audit::AuditEntry;
+pub use contract::{Announce, Backup, StateStore};
 pub use incidents::{IncidentFilter, Opened, Transition};
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
 pub use retention::Pruned;
 pub use rollbackd_core::incident::{Incident, NewIncident, TransitionRecord, Trigger};
+pub use sqlite::SqliteStore;
 pub use steps::StepRow;
 
 use std::path::Path;
@@ -65,6 +71,9 @@ pub enum StoreError {
     /// The WAL checkpointer thread could not be started.
     #[error("cannot start the WAL checkpointer thread: {0}")]
     Thread(std::io::Error),
+    /// The thread running the call panicked or was cancelled; the text says which.
+    #[error("store call did not finish: {0}")]
+    Task(String),
 }
 
 impl StoreError {
@@ -79,6 +88,7 @@ impl StoreError {
             StoreError::Poisoned => "poisoned",
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Thread(_) => "thread",
+            StoreError::Task(_) => "task",
         }
     }
 }
@@ -93,7 +103,8 @@ pub enum Synchronous {
     Full,
 }
 
-/// The store. Cheap to share behind an `Arc`; calls are short and serialized.
+/// The synchronous SQLite store: calls are short, serialized and block their thread
+/// ([`SqliteStore`] runs them on blocking threads). Cheap to share behind an `Arc`.
 pub struct Store {
     conn: Mutex<Connection>,
     /// Checkpoints the WAL off the write path (file stores only).
