@@ -66,10 +66,11 @@ impl<T> BoundedTx<T> {
         }
     }
 
-    /// Waits for room (back-pressure). Only from a thread outside the async runtime.
-    pub fn send_blocking(&self, message: T) -> Result<(), Dropped> {
+    /// Waits for room (back-pressure).
+    pub async fn send_waiting(&self, message: T) -> Result<(), Dropped> {
         self.tx
-            .blocking_send(message)
+            .send(message)
+            .await
             .map_err(|_| Dropped::Closed(self.name))
     }
 
@@ -105,14 +106,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_blocking_sender_waits_for_room() {
+    #[tokio::test]
+    async fn a_waiting_sender_waits_for_room() {
         let (tx, mut rx) = bounded::<u32>("wake", 1, Arc::new(Metrics::new()));
         tx.send(1).unwrap();
-        let sender = std::thread::spawn(move || tx.send_blocking(2));
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(rx.blocking_recv(), Some(1));
-        assert_eq!(sender.join().unwrap(), Ok(()));
-        assert_eq!(rx.blocking_recv(), Some(2));
+        let sender = tokio::spawn(async move { tx.send_waiting(2).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!sender.is_finished(), "waits while the channel is full");
+        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(sender.await.unwrap(), Ok(()));
+        assert_eq!(rx.recv().await, Some(2));
     }
 }

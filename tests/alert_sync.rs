@@ -15,7 +15,7 @@ use rollbackd::api::{AgentIndex, AlertIngest};
 use rollbackd::channel::BoundedTx;
 use rollbackd::daemon::alert_sync::{AlertSync, Caught};
 use rollbackd::signals::alertmanager::AlertmanagerClient;
-use rollbackd::store::Store;
+use rollbackd::store::{SqliteStore, StateStore, Store};
 use rollbackd_core::policy::{Policy, load_all};
 use serde_json::json;
 use support::alertmanager::AlertmanagerProcess;
@@ -49,11 +49,16 @@ async fn fire(am: &AlertmanagerProcess, labels: serde_json::Value) {
     assert!(r.status().is_success(), "{}", r.status());
 }
 
-fn sync(am: &AlertmanagerProcess, store: Arc<Store>, receiver: Option<&str>) -> AlertSync {
+/// A store in memory.
+fn memory() -> Arc<dyn StateStore> {
+    Arc::new(SqliteStore::new(Store::in_memory().unwrap()))
+}
+
+fn sync(am: &AlertmanagerProcess, store: Arc<dyn StateStore>, receiver: Option<&str>) -> AlertSync {
     let url = format!("http://{}", am.host_port());
     AlertSync {
         client: AlertmanagerClient::new(&url, receiver, Duration::from_secs(5)).unwrap(),
-        ingest: AlertIngest::start(store, BoundedTx::detached("wake")).unwrap(),
+        ingest: AlertIngest::start(store, BoundedTx::detached("wake")),
         agents: Arc::new(AgentIndex::new(&policies())),
         agent_label: "agent".into(),
     }
@@ -81,7 +86,7 @@ async fn firing_alerts_of_known_agents_are_recorded_once() {
     )
     .await;
     fire(&am, json!({"alertname": "SomeoneElses", "team": "billing"})).await;
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store = memory();
     let sync = sync(&am, store.clone(), None);
     let first = catch_up_until(&sync, 1).await;
     assert_eq!(
@@ -91,6 +96,7 @@ async fn firing_alerts_of_known_agents_are_recorded_once() {
     );
     let recorded = store
         .alerts_since(None, Utc::now() - TimeDelta::hours(1))
+        .await
         .unwrap();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].alert.agent.as_deref(), Some("GL-002"));
@@ -100,12 +106,12 @@ async fn firing_alerts_of_known_agents_are_recorded_once() {
     // asking again records nothing new
     assert_eq!(sync.catch_up().await.unwrap(), Caught { firing: 1, new: 0 });
     // a receiver filter is Alertmanager's: another receiver's alerts are not ours
-    let other = self::sync(&am, Arc::new(Store::in_memory().unwrap()), Some("nobody"));
+    let other = self::sync(&am, memory(), Some("nobody"));
     assert_eq!(
         other.catch_up().await.unwrap(),
         Caught { firing: 0, new: 0 }
     );
-    let ours = self::sync(&am, Arc::new(Store::in_memory().unwrap()), Some("webhook"));
+    let ours = self::sync(&am, memory(), Some("webhook"));
     assert_eq!(ours.catch_up().await.unwrap().firing, 1);
 }
 
@@ -118,16 +124,16 @@ async fn each_take_over_catches_up_and_a_standby_does_not() {
         json!({"alertname": "GL002HighErrorRate", "agent": "GL-002"}),
     )
     .await;
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store = memory();
     let since = Utc::now() - TimeDelta::hours(1);
     // wait until Alertmanager reports it, through a separate store
-    catch_up_until(&sync(&am, Arc::new(Store::in_memory().unwrap()), None), 1).await;
+    catch_up_until(&sync(&am, memory(), None), 1).await;
     let (leading_tx, leading) = tokio::sync::watch::channel(false);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(sync(&am, store.clone(), None).run(leading, cancel.clone()));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        store.alerts_since(None, since).unwrap().is_empty(),
+        store.alerts_since(None, since).await.unwrap().is_empty(),
         "a standby waits"
     );
     leading_tx.send(true).unwrap();
@@ -135,7 +141,7 @@ async fn each_take_over_catches_up_and_a_standby_does_not() {
         "the take-over's catch-up",
         Duration::from_secs(5),
         async || {
-            let n = store.alerts_since(None, since).unwrap().len();
+            let n = store.alerts_since(None, since).await.unwrap().len();
             (n == 1).then_some(n)
         },
     )
@@ -146,7 +152,7 @@ async fn each_take_over_catches_up_and_a_standby_does_not() {
     fire(&am, json!({"alertname": "GL009Latency", "agent": "GL-009"})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        store.alerts_since(None, since).unwrap().len(),
+        store.alerts_since(None, since).await.unwrap().len(),
         1,
         "not while standing by"
     );
@@ -154,7 +160,7 @@ async fn each_take_over_catches_up_and_a_standby_does_not() {
     support::world::wait_for(
         "the second take-over's catch-up",
         Duration::from_secs(5),
-        async || (store.alerts_since(None, since).unwrap().len() == 2).then_some(()),
+        async || (store.alerts_since(None, since).await.unwrap().len() == 2).then_some(()),
     )
     .await;
     cancel.cancel();

@@ -15,7 +15,7 @@ use rollbackd::config::{ApiToken, Role, WebhookAuth};
 use rollbackd::health::TaskHealth;
 use rollbackd::metrics::Metrics;
 use rollbackd::signals::latest::Latest;
-use rollbackd::store::{NewIncident, Store, Trigger};
+use rollbackd::store::{NewIncident, SqliteStore, StateStore, Trigger};
 use rollbackd_core::incident::{Event, State};
 use rollbackd_core::policy::load_all;
 use serde_json::{Value, json};
@@ -29,7 +29,7 @@ const WAKE_CAPACITY: usize = 64;
 
 struct Api {
     url: String,
-    store: Arc<Store>,
+    store: Arc<dyn StateStore>,
     status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
     latest: Latest,
     wake: mpsc::Receiver<Wake>,
@@ -45,7 +45,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         .into_iter()
         .map(Arc::new)
         .collect();
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = rollbackd::channel::bounded("wake", WAKE_CAPACITY, metrics.clone());
     let tasks = Arc::new(TaskHealth::new());
@@ -66,7 +66,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
     let state = ApiState {
         tasks: tasks.clone(),
         agents: Arc::new(AgentIndex::new(&policies)),
-        alerts: AlertIngest::start(store.clone(), tx.clone()).unwrap(),
+        alerts: AlertIngest::start(store.clone(), tx.clone()),
         store: store.clone(),
         policies: Arc::new(policies),
         auth: Arc::new(Auth {
@@ -209,6 +209,7 @@ async fn webhook_records_dedupes_and_reports_unmatched() {
     let stored = api
         .store
         .alerts_since(None, Utc::now() - chrono::TimeDelta::hours(1))
+        .await
         .unwrap();
     assert_eq!(stored.len(), 2, "each alert recorded once");
     assert!(
@@ -279,6 +280,7 @@ async fn concurrent_webhook_requests_are_each_recorded_and_wake_the_daemon_once_
             Some(Some("GL-002")),
             Utc::now() - chrono::TimeDelta::hours(1),
         )
+        .await
         .unwrap();
     assert_eq!(stored.len(), 64);
     // the wakes carry each new alert exactly once (commits may group several requests)
@@ -351,6 +353,7 @@ async fn webhook_rejects_bad_bodies_with_the_field() {
     assert!(
         api.store
             .alerts_since(None, Utc::now() - chrono::TimeDelta::hours(1))
+            .await
             .unwrap()
             .is_empty(),
         "nothing recorded from rejected bodies"
@@ -449,7 +452,7 @@ async fn manual_trigger_roles_conflicts_and_pause() {
         409,
         "one at a time per agent"
     );
-    let audit = api.store.audit_log(Some(&id), 10).unwrap();
+    let audit = api.store.audit_log(Some(&id), 10).await.unwrap();
     assert_eq!(
         (audit[0].actor.as_str(), audit[0].action.as_str()),
         ("alice", "rollback.trigger")
@@ -569,6 +572,7 @@ async fn approve_and_cancel_race_fails_cleanly() {
     let inc = api
         .store
         .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .await
         .unwrap();
     let path = |a: &str| format!("/api/v1/rollbacks/{}/{a}", inc.id);
     assert_eq!(
@@ -592,13 +596,14 @@ async fn approve_and_cancel_race_fails_cleanly() {
         "{res}"
     );
     assert_eq!(
-        api.store.incident(&inc.id).unwrap().unwrap().state,
+        api.store.incident(&inc.id).await.unwrap().unwrap().state,
         State::Cancelled
     );
     // two approvals at once: exactly one wins
     let inc2 = api
         .store
         .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .await
         .unwrap();
     let p2 = format!("/api/v1/rollbacks/{}/approve", inc2.id);
     let (a, b) = tokio::join!(
@@ -611,6 +616,7 @@ async fn approve_and_cancel_race_fails_cleanly() {
     let actions: Vec<String> = api
         .store
         .audit_log(Some(&inc2.id), 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.action)
@@ -703,6 +709,7 @@ async fn an_incident_never_shows_a_webhook_url_to_viewers() {
     let inc = api
         .store
         .create_incident(&new, Event::RequestApproval, Utc::now(), &legacy, None)
+        .await
         .unwrap();
     let (code, shown) = api
         .get(&format!("/api/v1/rollbacks/{}", inc.id), Some(VIEWER))
@@ -735,6 +742,7 @@ async fn a_webhook_without_credentials_accepts_alerts_only_when_explicitly_open(
         closed
             .store
             .alerts_since(None, chrono::DateTime::UNIX_EPOCH)
+            .await
             .unwrap()
             .is_empty()
     );
@@ -822,6 +830,7 @@ async fn an_open_incident_is_found_among_all_of_the_agents_incidents() {
     let open = api
         .store
         .create_incident(&gl008(None), Event::RequestApproval, t0, &[], None)
+        .await
         .unwrap();
     // 60 newer incidents of the same agent, all finished
     for i in 0..60 {
@@ -829,6 +838,7 @@ async fn an_open_incident_is_found_among_all_of_the_agents_incidents() {
         let done = api
             .store
             .create_incident(&gl008(Some(100 + i as u64)), Event::Block, at, &[], None)
+            .await
             .unwrap();
         api.store
             .transition(&rollbackd::store::Transition::new(
@@ -837,6 +847,7 @@ async fn an_open_incident_is_found_among_all_of_the_agents_incidents() {
                 at,
                 "x",
             ))
+            .await
             .unwrap();
     }
     let (code, res) = api
@@ -874,6 +885,7 @@ async fn two_concurrent_triggers_for_one_deploy_open_one_incident() {
             agent: Some("GL-002".into()),
             ..Default::default()
         })
+        .await
         .unwrap();
     assert_eq!(open.len(), 1);
 }
@@ -929,6 +941,7 @@ async fn an_always_guard_cannot_be_approved_away() {
             &[],
             None,
         )
+        .await
         .unwrap();
     let approve = format!("/api/v1/rollbacks/{}/approve", inc.id);
     // no reading of backup heat at all: the life-safety guard fails safe
@@ -958,13 +971,14 @@ async fn an_always_guard_cannot_be_approved_away() {
         "{res}"
     );
     assert_eq!(
-        api.store.incident(&inc.id).unwrap().unwrap().state,
+        api.store.incident(&inc.id).await.unwrap().unwrap().state,
         State::Blocked,
         "nothing changed"
     );
     let refusals: Vec<(String, String)> = api
         .store
         .audit_log(Some(&inc.id), 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| (e.actor, e.action))
@@ -996,13 +1010,14 @@ async fn approving_a_replaced_deploy_supersedes_it_instead_of_rolling_back_the_f
     let inc = api
         .store
         .create_incident(&new, Event::RequestApproval, Utc::now(), &[], None)
+        .await
         .unwrap();
     let approve = format!("/api/v1/rollbacks/{}/approve", inc.id);
     // the daemon has not read the agent's revision yet: no approval on a guess
     let (code, res) = api.post(&approve, Some(OPERATOR), json!({})).await;
     assert_eq!(code, 409, "{res}");
     assert_eq!(
-        api.store.incident(&inc.id).unwrap().unwrap().state,
+        api.store.incident(&inc.id).await.unwrap().unwrap().state,
         State::AwaitingApproval
     );
     // a fix-forward deploy (revision 44) landed since the request
@@ -1023,10 +1038,10 @@ async fn approving_a_replaced_deploy_supersedes_it_instead_of_rolling_back_the_f
         "{res}"
     );
     assert_eq!(
-        api.store.incident(&inc.id).unwrap().unwrap().state,
+        api.store.incident(&inc.id).await.unwrap().unwrap().state,
         State::Superseded
     );
-    let audit = api.store.audit_log(Some(&inc.id), 10).unwrap();
+    let audit = api.store.audit_log(Some(&inc.id), 10).await.unwrap();
     assert_eq!(audit[0].action, "rollback.supersede");
     assert!(audit[0].reason.contains("replaced by revision 44"));
 }
@@ -1049,6 +1064,7 @@ async fn approving_past_fix_forward_after_supersedes() {
             &[],
             None,
         )
+        .await
         .unwrap();
     let (code, res) = api
         .post(
@@ -1066,7 +1082,7 @@ async fn approving_past_fix_forward_after_supersedes() {
         "{res}"
     );
     assert_eq!(
-        api.store.incident(&inc.id).unwrap().unwrap().state,
+        api.store.incident(&inc.id).await.unwrap().unwrap().state,
         State::Superseded
     );
 }
@@ -1077,6 +1093,7 @@ async fn approving_a_rollback_in_flight_changes_nothing_even_after_a_new_revisio
     let inc = api
         .store
         .create_incident(&gl008(Some(43)), Event::Start, Utc::now(), &[], None)
+        .await
         .unwrap();
     // the rollback itself made a new revision
     api.runs("GL-008", 44, Utc::now());
@@ -1093,7 +1110,7 @@ async fn approving_a_rollback_in_flight_changes_nothing_even_after_a_new_revisio
         "{res}"
     );
     assert_eq!(
-        api.store.incident(&inc.id).unwrap().unwrap().state,
+        api.store.incident(&inc.id).await.unwrap().unwrap().state,
         State::RollingBack
     );
 }
@@ -1148,7 +1165,7 @@ async fn a_manual_rollback_cannot_override_an_always_guard() {
             .contains("life-safety-heat holds"),
         "{res}"
     );
-    let refused = api.store.audit_log(None, 10).unwrap();
+    let refused = api.store.audit_log(None, 10).await.unwrap();
     assert!(
         refused
             .iter()
@@ -1195,7 +1212,11 @@ async fn a_manual_rollback_is_opened_with_its_initiated_message() {
         )
         .await;
     assert_eq!(code, 201, "{inc}");
-    let rows = api.store.outbox_for(inc["id"].as_str().unwrap()).unwrap();
+    let rows = api
+        .store
+        .outbox_for(inc["id"].as_str().unwrap())
+        .await
+        .unwrap();
     let initiated: Vec<_> = rows
         .iter()
         .filter(|r| r.message["stage"] == "initiated")

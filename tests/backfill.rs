@@ -18,7 +18,7 @@ use rollbackd::daemon::evaluate::{Evaluator, Limits};
 use rollbackd::lifecycle::announce::Channels;
 use rollbackd::metrics::Metrics;
 use rollbackd::signals::prometheus::{PromClient, PromClientConfig};
-use rollbackd::store::{IncidentFilter, Store};
+use rollbackd::store::{IncidentFilter, SqliteStore, StateStore};
 use rollbackd_core::policy::{Policy, SignalSource};
 use support::prometheus::{PrometheusProcess, ScrapeTarget};
 
@@ -43,7 +43,7 @@ fn policy(agent: &rollbackd::synthetic_agent::SyntheticAgent) -> Policy {
     p
 }
 
-fn evaluator(policy: Policy, prometheus: &str, store: Arc<Store>) -> Evaluator {
+fn evaluator(policy: Policy, prometheus: &str, store: Arc<dyn StateStore>) -> Evaluator {
     let mut c = PromClientConfig::new(prometheus);
     c.timeout = Duration::from_secs(2);
     Evaluator::new(
@@ -64,11 +64,15 @@ fn evaluator(policy: Policy, prometheus: &str, store: Arc<Store>) -> Evaluator {
 }
 
 /// Runs cycles every 250 ms until an incident opens or `limit` passes; how long it took.
-async fn first_rollback(e: &mut Evaluator, store: &Store, limit: Duration) -> Option<Duration> {
+async fn first_rollback(
+    e: &mut Evaluator,
+    store: &dyn StateStore,
+    limit: Duration,
+) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < limit {
         e.cycle(Utc::now(), &|_, _| None).await;
-        let opened = store.incidents(&IncidentFilter::default()).unwrap();
+        let opened = store.incidents(&IncidentFilter::default()).await.unwrap();
         if let Some(inc) = opened.first() {
             assert_eq!(inc.row.as_deref(), Some("p0-error-rate"));
             return Some(start.elapsed());
@@ -91,11 +95,11 @@ async fn a_taken_over_window_decides_at_once_from_prometheus_history() {
     let deployed = Utc::now();
 
     // the leader sees the deploy live and samples every cycle: the row waits for its `for`
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let mut leader = evaluator(policy(&agent), &prometheus.url(), store.clone());
     leader.on_deploy("GL-002", 2, deployed, None, false).await;
     agent.handle().set_error_ratio(0.6).unwrap();
-    let waited = first_rollback(&mut leader, &store, Duration::from_secs(20))
+    let waited = first_rollback(&mut leader, store.as_ref(), Duration::from_secs(20))
         .await
         .expect("decides once the `for` has passed");
     println!(
@@ -106,11 +110,11 @@ async fn a_taken_over_window_decides_at_once_from_prometheus_history() {
 
     // a standby saw the same deploy but sampled nothing; it takes over: the window's
     // history comes from Prometheus and the first decisions need no wait
-    let store = Arc::new(Store::in_memory().unwrap());
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let mut standby = evaluator(policy(&agent), &prometheus.url(), store.clone());
     standby.on_deploy("GL-002", 2, deployed, None, false).await;
     standby.want_backfill();
-    let took = first_rollback(&mut standby, &store, Duration::from_secs(6))
+    let took = first_rollback(&mut standby, store.as_ref(), Duration::from_secs(6))
         .await
         .expect("the backfilled window decides without waiting for its `for`");
     println!(

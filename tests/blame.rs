@@ -59,6 +59,7 @@ async fn an_alert_that_started_before_the_deploy_never_rolls_it_back() {
         w.daemon
             .store
             .incidents(&IncidentFilter::default())
+            .await
             .unwrap()
             .is_empty()
     );
@@ -91,6 +92,7 @@ async fn an_alert_that_started_before_the_deploy_never_rolls_it_back() {
         .daemon
         .store
         .incidents(&IncidentFilter::default())
+        .await
         .unwrap()
         .remove(0);
     assert_eq!(inc.row.as_deref(), Some("p0-data-corruption"));
@@ -126,7 +128,11 @@ async fn a_deploy_landing_during_the_rollback_supersedes_it_and_survives() {
         "the superseded incident",
         Duration::from_secs(20),
         async || {
-            let inc = store.incidents(&IncidentFilter::default()).ok()?.pop()?;
+            let inc = store
+                .incidents(&IncidentFilter::default())
+                .await
+                .ok()?
+                .pop()?;
             (inc.state == rollbackd_core::incident::State::Superseded).then_some(inc)
         },
     )
@@ -138,7 +144,7 @@ async fn a_deploy_landing_during_the_rollback_supersedes_it_and_survives() {
         .clone()
         .unwrap();
     assert_eq!(image, fresh, "the fresh deploy was overwritten");
-    let transitions = store.transitions(&inc.id).unwrap();
+    let transitions = store.transitions(&inc.id).await.unwrap();
     let last = transitions.last().unwrap();
     assert!(
         last.note.contains("superseded") || last.note.contains("revision"),

@@ -485,6 +485,7 @@ async fn backup_writes_workload_and_configmaps_and_keeps_the_first_copy() {
     assert_eq!(image_of(&saved), "web:1");
     assert!(sink.path("INC-8", "ConfigMap", NS, "cfg").exists());
     sink.save("INC-8", "Deployment", NS, "web", &json!({"changed": true}))
+        .await
         .unwrap();
     let again: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(again, saved, "first save wins");

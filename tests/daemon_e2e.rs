@@ -46,6 +46,7 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
     assert_eq!(incident.revision, Some(2));
     let path: Vec<State> = store
         .transitions(&incident.id)
+        .await
         .unwrap()
         .iter()
         .map(|t| t.to)
@@ -78,7 +79,7 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
         "v1 renumbered to 3"
     );
     assert!(
-        !store.backups(&incident.id).unwrap().is_empty(),
+        !store.backups(&incident.id).await.unwrap().is_empty(),
         "pre-rollback backup kept"
     );
 
@@ -106,7 +107,11 @@ async fn error_spike_is_rolled_back_verified_and_resolved_from_direct_scrape() {
     // the window is closed: no second rollback while the signals settle
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        store.incidents(&IncidentFilter::default()).unwrap().len(),
+        store
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap()
+            .len(),
         1
     );
     let metrics = w.daemon.metrics.render();
@@ -201,7 +206,7 @@ async fn notifiers_down_never_delay_the_rollback() {
         hits.load(std::sync::atomic::Ordering::SeqCst) > 0,
         "the notifiers were tried"
     );
-    let rows = store.outbox_for(&inc.id).unwrap();
+    let rows = store.outbox_for(&inc.id).await.unwrap();
     let down: Vec<_> = rows
         .iter()
         .filter(|r| !r.target_key.starts_with("webhook:"))
@@ -259,7 +264,7 @@ async fn dry_run_decides_and_notifies_but_never_mutates() {
         writes.is_empty(),
         "a dry run mutated the cluster: {writes:?}"
     );
-    let steps = store.steps(&inc.id).unwrap();
+    let steps = store.steps(&inc.id).await.unwrap();
     assert!(
         !steps.is_empty() && steps.iter().all(|s| s.state == "dry_run"),
         "{steps:?}"

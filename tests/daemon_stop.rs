@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::routing::post;
 use rollbackd::daemon::collect::MetricSource;
 use rollbackd::signals::scrape::Scraper;
-use rollbackd::store::{Incident, IncidentFilter, Store};
+use rollbackd::store::{Incident, IncidentFilter, StateStore};
 use rollbackd_core::incident::State;
 use rollbackd_core::policy::{Step, StepAction};
 use serde_json::{Value, json};
@@ -67,17 +67,23 @@ async fn slow_world() -> World {
     w
 }
 
-async fn rolling_back(store: &Arc<Store>) -> Incident {
+async fn rolling_back(store: &Arc<dyn StateStore>) -> Incident {
     wait_for(
         "a rollback in flight",
         Duration::from_secs(10),
         async || {
             let inc = store
                 .incidents(&IncidentFilter::default())
+                .await
                 .unwrap()
                 .into_iter()
                 .next()?;
-            let started = store.steps(&inc.id).unwrap().iter().any(|s| s.index == 0);
+            let started = store
+                .steps(&inc.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|s| s.index == 0);
             (inc.state == State::RollingBack && started).then_some(inc)
         },
     )
@@ -137,18 +143,19 @@ async fn a_cancel_stops_a_rollback_in_flight_after_the_step_it_is_running() {
         undo_patches(&w.sim).is_empty(),
         "the undo after it never ran"
     );
-    let steps = store.steps(&inc.id).unwrap();
+    let steps = store.steps(&inc.id).await.unwrap();
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert_eq!(
         steps[0].state, "done",
         "the step in flight finished: {steps:?}"
     );
     assert_eq!(
-        store.incident(&inc.id).unwrap().unwrap().state,
+        store.incident(&inc.id).await.unwrap().unwrap().state,
         State::Cancelled
     );
     let audit: Vec<String> = store
         .audit_log(Some(&inc.id), 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.action)
@@ -176,7 +183,7 @@ async fn a_pause_holds_a_rollback_in_flight_until_resume() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(undo_patches(&w.sim).is_empty(), "held while paused");
     assert_eq!(
-        store.incident(&inc.id).unwrap().unwrap().state,
+        store.incident(&inc.id).await.unwrap().unwrap().state,
         State::RollingBack
     );
     let (code, _) = post_api(&w, "/api/v1/resume", json!({})).await;
@@ -188,7 +195,7 @@ async fn a_pause_holds_a_rollback_in_flight_until_resume() {
     )
     .await;
     w.agent.handle().set_error_ratio(0.0).unwrap();
-    let steps = store.steps(&inc.id).unwrap();
+    let steps = store.steps(&inc.id).await.unwrap();
     assert_eq!(
         steps.iter().filter(|s| s.index == 0).count(),
         1,
@@ -196,6 +203,7 @@ async fn a_pause_holds_a_rollback_in_flight_until_resume() {
     );
     let actions: Vec<String> = store
         .audit_log(Some(&inc.id), 20)
+        .await
         .unwrap()
         .into_iter()
         .map(|e| e.action)
@@ -226,14 +234,14 @@ async fn shutdown_waits_for_the_step_in_flight_to_reach_its_journal() {
     let store = w.daemon.store.clone();
     let inc = rolling_back(&store).await;
     w.daemon.shutdown().await;
-    let steps = store.steps(&inc.id).unwrap();
+    let steps = store.steps(&inc.id).await.unwrap();
     assert_eq!(steps.len(), 1, "{steps:?}");
     assert!(
         steps[0].finished_at.is_some(),
         "the step in flight reached its journal before shutdown returned: {steps:?}"
     );
     assert_eq!(
-        store.incident(&inc.id).unwrap().unwrap().state,
+        store.incident(&inc.id).await.unwrap().unwrap().state,
         State::RollingBack,
         "left for the next start"
     );
@@ -250,6 +258,7 @@ async fn a_cancel_during_verification_stops_it_at_once() {
     let inc = wait_for("verification", Duration::from_secs(20), async || {
         store
             .incidents(&IncidentFilter::default())
+            .await
             .unwrap()
             .into_iter()
             .find(|i| i.state == State::Verifying)

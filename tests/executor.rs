@@ -256,6 +256,7 @@ async fn a_step_journaled_as_started_is_rechecked_against_the_annotation() {
     let key = Executor::journal_key(&ctx, &m);
     journal
         .started(&key, 0, "master", chrono::Utc::now())
+        .await
         .unwrap();
     let meta = ActionMeta {
         incident: "INC-S".into(),

@@ -150,6 +150,7 @@ async fn a_resumed_http_step_is_not_resent_once_done_and_resent_with_its_key_if_
     let key = Executor::journal_key(&ctx, &m);
     journal
         .started(&key, 0, "gl-001", chrono::Utc::now())
+        .await
         .unwrap();
     let out = executor.run(&ctx, &m, &journal).await.unwrap();
     assert_eq!(out.steps[0].state, StepState::Done);

@@ -18,7 +18,7 @@ use rollbackd::daemon::collect::MetricSource;
 use rollbackd::daemon::leader::from_micro_time;
 use rollbackd::daemon::{DaemonHandle, LeaderOptions, start};
 use rollbackd::signals::scrape::Scraper;
-use rollbackd::store::{Incident, IncidentFilter, Store, Synchronous};
+use rollbackd::store::{Incident, IncidentFilter, SqliteStore, StateStore, Store, Synchronous};
 use rollbackd::synthetic_agent::SyntheticAgent;
 use rollbackd_core::engine::DecisionKind;
 use rollbackd_core::policy::Policy;
@@ -54,8 +54,9 @@ fn scrape() -> MetricSource {
     MetricSource::scrape(Scraper::new(Duration::from_secs(1)).unwrap())
 }
 
-fn store_file(dir: &Path, identity: &str) -> Arc<Store> {
-    Arc::new(Store::open(&dir.join(format!("{identity}.db")), Synchronous::Normal).unwrap())
+fn store_file(dir: &Path, identity: &str) -> Arc<dyn StateStore> {
+    let store = Store::open(&dir.join(format!("{identity}.db")), Synchronous::Normal).unwrap();
+    Arc::new(SqliteStore::new(store))
 }
 
 /// One daemon replica. One started on its own runtime can crash: its runtime is shut down,
@@ -111,12 +112,15 @@ impl Replica {
         self.daemon.as_ref().unwrap()
     }
 
-    fn store(&self) -> Arc<Store> {
+    fn store(&self) -> Arc<dyn StateStore> {
         self.daemon().store.clone()
     }
 
-    fn incidents(&self) -> Vec<Incident> {
-        self.store().incidents(&IncidentFilter::default()).unwrap()
+    async fn incidents(&self) -> Vec<Incident> {
+        self.store()
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap()
     }
 
     /// Whether this replica's evaluation loop has evaluated anything (only a leader does).
@@ -305,14 +309,19 @@ async fn both_replicas_see_the_breach_one_rolls_back_and_the_standby_takes_over_
     evaluations(&leader, 8).await;
     assert_eq!(undo_patches(&s.sim).len(), 1, "exactly one undo PATCH");
     assert_eq!(
-        leader.incidents().iter().map(|i| &i.id).collect::<Vec<_>>(),
+        leader
+            .incidents()
+            .await
+            .iter()
+            .map(|i| &i.id)
+            .collect::<Vec<_>>(),
         [first.id.as_str()],
         "the leader's store holds the one incident"
     );
     assert!(
-        standby.incidents().is_empty(),
+        standby.incidents().await.is_empty(),
         "the standby opened no incident: {:?}",
-        standby.incidents()
+        standby.incidents().await
     );
     assert!(!standby.has_evaluated(), "a standby decides nothing");
     assert_eq!(holder(&s.client).await.as_deref(), Some(leader_id.as_str()));
@@ -340,6 +349,7 @@ async fn both_replicas_see_the_breach_one_rolls_back_and_the_standby_takes_over_
     assert_eq!(
         standby
             .incidents()
+            .await
             .iter()
             .map(|i| &i.id)
             .collect::<Vec<_>>(),
@@ -423,12 +433,17 @@ async fn a_crashed_leader_is_replaced_once_its_lease_expires() {
     evaluations(&c, 8).await;
     assert_eq!(undo_patches(&s.sim).len(), 1, "exactly one undo PATCH");
     assert_eq!(
-        c.incidents().iter().map(|i| &i.id).collect::<Vec<_>>(),
+        c.incidents()
+            .await
+            .iter()
+            .map(|i| &i.id)
+            .collect::<Vec<_>>(),
         [&inc.id]
     );
     assert!(
         b_store
             .incidents(&IncidentFilter::default())
+            .await
             .unwrap()
             .is_empty()
     );
@@ -491,9 +506,10 @@ async fn deliver(http: &reqwest::Client, r: &Replica, alert: &Value) -> Value {
     .await
 }
 
-fn recorded_alerts(r: &Replica) -> usize {
+async fn recorded_alerts(r: &Replica) -> usize {
     r.store()
         .alerts_since(None, chrono::DateTime::UNIX_EPOCH)
+        .await
         .unwrap()
         .len()
 }
@@ -515,7 +531,7 @@ async fn a_standby_answers_writes_with_503_so_that_retries_reach_the_leader() {
         body["error"].as_str().unwrap().contains("not the leader"),
         "{body}"
     );
-    assert_eq!(recorded_alerts(&b), 0);
+    assert_eq!(recorded_alerts(&b).await, 0);
     assert_eq!(get_status(&http, &b, "/healthz").await, 200);
     assert_eq!(get_status(&http, &b, "/readyz").await, 200);
     assert!(
@@ -529,19 +545,19 @@ async fn a_standby_answers_writes_with_503_so_that_retries_reach_the_leader() {
     let reason = serde_json::json!({"reason": "maintenance"});
     let (code, body) = post(&http, &b, "/api/v1/pause", &reason).await;
     assert_eq!(code, 503, "{body}");
-    assert!(b.store().pauses().unwrap().is_empty());
+    assert!(b.store().pauses().await.unwrap().is_empty());
 
     // Retried, it reaches the leader, which records it.
     let body = deliver(&http, &a, &alert).await;
     assert_eq!(body["new"], 1, "{body}");
-    assert_eq!(recorded_alerts(&a), 1);
+    assert_eq!(recorded_alerts(&a).await, 1);
 
     // After a hand-over the former standby leads and takes the webhook.
     a.stop().await;
     wait_holder(&s.client, "pod-b", LEASE_DURATION + RENEW).await;
     let body = deliver(&http, &b, &alert).await;
     assert_eq!(body["new"], 1, "{body}");
-    assert_eq!(recorded_alerts(&b), 1);
+    assert_eq!(recorded_alerts(&b).await, 1);
     b.stop().await;
     s.sim.shutdown().await;
 }

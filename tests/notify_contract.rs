@@ -882,33 +882,34 @@ struct FlakyStore {
     failed_once: AtomicBool,
 }
 
+#[async_trait::async_trait]
 impl OutboxStore for FlakyStore {
-    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
-        self.inner.due(now, limit)
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
+        self.inner.due(now, limit).await
     }
-    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
         if !self.failed_once.swap(true, Ordering::SeqCst) {
             return Err(NotifyError::Store("disk full".into()));
         }
-        self.inner.mark_sent(id, at)
+        self.inner.mark_sent(id, at).await
     }
-    fn mark_retry(
+    async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
     ) -> Result<(), NotifyError> {
-        self.inner.mark_retry(id, attempts, next, error)
+        self.inner.mark_retry(id, attempts, next, error).await
     }
-    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
-        self.inner.mark_failed(id, attempts, error)
+    async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
+        self.inner.mark_failed(id, attempts, error).await
     }
-    fn thread(&self, incident: &str, key: &str) -> Result<Option<ThreadRef>, NotifyError> {
-        self.inner.thread(incident, key)
+    async fn thread(&self, incident: &str, key: &str) -> Result<Option<ThreadRef>, NotifyError> {
+        self.inner.thread(incident, key).await
     }
-    fn save_thread(&self, incident: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
-        self.inner.save_thread(incident, thread)
+    async fn save_thread(&self, incident: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
+        self.inner.save_thread(incident, thread).await
     }
 }
 

@@ -114,6 +114,7 @@ async fn alertmanager_webhook_triggers_the_rollback() {
         .daemon
         .store
         .incidents(&IncidentFilter::default())
+        .await
         .unwrap()
         .remove(0);
     assert_eq!(inc.row.as_deref(), Some("p0-service-outage-alert"));
@@ -124,6 +125,7 @@ async fn alertmanager_webhook_triggers_the_rollback() {
             Some(Some("GL-002")),
             chrono::Utc::now() - chrono::TimeDelta::minutes(5),
         )
+        .await
         .unwrap();
     assert!(
         alerts
@@ -172,6 +174,7 @@ async fn promql_evaluation_triggers_the_rollback() {
         .daemon
         .store
         .incidents(&IncidentFilter::default())
+        .await
         .unwrap()
         .remove(0);
     assert_eq!(inc.row.as_deref(), Some("p0-error-rate"));
@@ -223,6 +226,7 @@ async fn prometheus_down_mid_window_is_inconclusive_and_never_rolls_back() {
         w.daemon
             .store
             .incidents(&IncidentFilter::default())
+            .await
             .unwrap()
             .is_empty()
     );
@@ -299,6 +303,7 @@ async fn a_fix_for_a_failing_service_is_not_rolled_back_but_the_next_bad_deploy_
         .daemon
         .store
         .incidents(&IncidentFilter::default())
+        .await
         .unwrap();
     assert!(incidents.is_empty(), "{incidents:?}");
     // then a bad deploy on the healthy service: rolled back within the usual time

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::error::parse_json;
 use super::rollbacks::ReasonRequest;
-use super::{ApiError, ApiState, Wake};
+use super::{ApiError, ApiState, Wake, to_the_end};
 use crate::config::Role;
 use crate::store::{AuditEntry, GLOBAL, Pause};
 use rollbackd_core::engine::Decision;
@@ -41,7 +41,7 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     state.auth.caller(&headers, Role::Viewer)?;
     let status = state.status.read().map(|s| s.clone()).unwrap_or_default();
-    let pauses = state.store.pauses()?;
+    let pauses = state.store.pauses().await?;
     let global = pauses.iter().find(|p| p.scope == GLOBAL);
     let agents: Vec<Value> = state
         .policies
@@ -62,52 +62,58 @@ pub async fn list(
     Ok(Json(json!({"agents": agents, "global_pause": global})))
 }
 
-fn set_pause(
-    state: &ApiState,
-    headers: &HeaderMap,
-    scope: &str,
-    body: &[u8],
+async fn set_pause(
+    state: ApiState,
+    headers: HeaderMap,
+    scope: String,
+    body: Bytes,
     pause: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = state.auth.caller(headers, Role::Operator)?;
+    let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
     let req: ReasonRequest = if body.is_empty() {
         ReasonRequest::default()
     } else {
-        parse_json(body)?
+        parse_json(&body)?
     };
-    if scope != GLOBAL && state.policy(scope).is_none() {
+    if scope != GLOBAL && state.policy(&scope).is_none() {
         return Err(ApiError::NotFound(format!("no policy for agent {scope:?}")));
     }
     let scope = if scope == GLOBAL {
         GLOBAL.to_string()
     } else {
         state
-            .policy(scope)
+            .policy(&scope)
             .map(|p| p.agent.id.clone())
             .unwrap_or_default()
     };
     let now = Utc::now();
     let changed = if pause {
-        state.store.pause(&Pause {
-            scope: scope.clone(),
-            paused_by: caller.name.clone(),
-            reason: req.reason.clone(),
-            at: now,
-        })?;
+        state
+            .store
+            .pause(&Pause {
+                scope: scope.clone(),
+                paused_by: caller.name.clone(),
+                reason: req.reason.clone(),
+                at: now,
+            })
+            .await?;
         true
     } else {
-        state.store.resume(&scope)?
+        state.store.resume(&scope).await?
     };
     let action = if pause { "agent.pause" } else { "agent.resume" };
-    state.store.audit(&AuditEntry {
-        at: now,
-        actor: caller.name.clone(),
-        action: action.into(),
-        target: scope.clone(),
-        reason: req.reason,
-        detail: json!({"changed": changed}),
-    })?;
+    state
+        .store
+        .audit(&AuditEntry {
+            at: now,
+            actor: caller.name.clone(),
+            action: action.into(),
+            target: scope.clone(),
+            reason: req.reason,
+            detail: json!({"changed": changed}),
+        })
+        .await?;
     let _ = state.wake.send(Wake::Pauses);
     Ok(Json(
         json!({"scope": scope, "paused": pause, "changed": changed, "by": caller.name}),
@@ -121,7 +127,7 @@ pub async fn pause(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_pause(&state, &headers, &id, &body, true)
+    to_the_end(set_pause(state, headers, id, body, true)).await
 }
 
 /// `POST /api/v1/agents/{id}/resume`
@@ -131,7 +137,7 @@ pub async fn resume(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_pause(&state, &headers, &id, &body, false)
+    to_the_end(set_pause(state, headers, id, body, false)).await
 }
 
 /// `POST /api/v1/pause`: freeze all automation.
@@ -140,7 +146,7 @@ pub async fn pause_all(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_pause(&state, &headers, GLOBAL, &body, true)
+    to_the_end(set_pause(state, headers, GLOBAL.into(), body, true)).await
 }
 
 /// `POST /api/v1/resume`
@@ -149,5 +155,5 @@ pub async fn resume_all(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_pause(&state, &headers, GLOBAL, &body, false)
+    to_the_end(set_pause(state, headers, GLOBAL.into(), body, false)).await
 }

@@ -29,7 +29,7 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str)
     if !state.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting");
     }
-    match state.store.pauses() {
+    match state.store.pauses().await {
         Ok(_) => (StatusCode::OK, "ready"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
     }
@@ -37,7 +37,7 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str)
 
 /// Prometheus text format.
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    if let Ok(counts) = state.store.incident_counts() {
+    if let Ok(counts) = state.store.incident_counts().await {
         for s in IncidentState::ALL {
             let n = counts.iter().find(|(c, _)| *c == s).map_or(0, |(_, n)| *n);
             state
@@ -45,7 +45,7 @@ pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
                 .set("rollbackd_incidents", &[s.as_str()], n as f64);
         }
     }
-    if let Ok(counts) = state.store.outbox_counts() {
+    if let Ok(counts) = state.store.outbox_counts().await {
         for (s, n) in counts {
             state.metrics.set("rollbackd_outbox", &[&s], n as f64);
         }

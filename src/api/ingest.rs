@@ -1,8 +1,9 @@
-//! Group commit for the webhook. Concurrent requests hand their alerts to one thread,
-//! which records everything waiting in a single SQLite transaction, then wakes the
+//! Group commit for the webhook. Concurrent requests hand their alerts to one writer task,
+//! which records everything waiting in a single store transaction, then wakes the
 //! evaluation loop with the new alerts of known agents, in the order they were recorded,
 //! and only then answers each request. An alert storm costs one commit per batch of
-//! requests, and the async workers never wait on SQLite.
+//! requests (requests arriving during a commit make the next batch), and the store's
+//! backend keeps the commit itself off the async workers.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{AgentAlert, ApiError, Wake};
 use crate::channel::BoundedTx;
-use crate::store::{AlertRecord, Store, StoreError};
+use crate::store::{AlertRecord, StateStore, StoreError};
 
 /// Requests recorded in one transaction at most.
 const MAX_REQUESTS_PER_COMMIT: usize = 512;
@@ -23,24 +24,22 @@ struct Job {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The handle requests record through; the writer thread ends when every handle is gone.
+/// The handle requests record through; the writer task ends when every handle is gone.
 #[derive(Clone)]
 pub struct AlertIngest {
     jobs: mpsc::Sender<Job>,
 }
 
-/// Most requests waiting for the writer thread; more wait for room (back-pressure).
+/// Most requests waiting for the writer task; more wait for room (back-pressure).
 const MAX_QUEUED_REQUESTS: usize = 4096;
 
 impl AlertIngest {
-    /// Starts the writer thread over `store`; new alerts of known agents go to `wake`
+    /// Starts the writer task over `store`; new alerts of known agents go to `wake`
     /// (waiting for room when it is full: alerts are never dropped).
-    pub fn start(store: Arc<Store>, wake: BoundedTx<Wake>) -> std::io::Result<Self> {
+    pub fn start(store: Arc<dyn StateStore>, wake: BoundedTx<Wake>) -> Self {
         let (jobs, rx) = mpsc::channel(MAX_QUEUED_REQUESTS);
-        std::thread::Builder::new()
-            .name("rollbackd-alerts".into())
-            .spawn(move || write_loop(&store, &wake, rx))?;
-        Ok(Self { jobs })
+        tokio::spawn(write_loop(store, wake, rx));
+        Self { jobs }
     }
 
     /// Records `records` durably; returns them with, per alert, whether it was new.
@@ -58,8 +57,12 @@ impl AlertIngest {
     }
 }
 
-fn write_loop(store: &Store, wake: &BoundedTx<Wake>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.blocking_recv() {
+async fn write_loop(
+    store: Arc<dyn StateStore>,
+    wake: BoundedTx<Wake>,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_REQUESTS_PER_COMMIT {
             match rx.try_recv() {
@@ -68,24 +71,28 @@ fn write_loop(store: &Store, wake: &BoundedTx<Wake>, mut rx: mpsc::Receiver<Job>
             }
         }
         let at = Utc::now();
-        let groups: Vec<&[AlertRecord]> = jobs.iter().map(|j| j.records.as_slice()).collect();
+        let (groups, replies): (Vec<Vec<AlertRecord>>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.records, j.reply)).unzip();
         let results: Vec<Result<Vec<bool>, StoreError>> = match store
             .record_alert_groups(&groups, at)
+            .await
         {
             Ok(fresh) => fresh.into_iter().map(Ok).collect(),
             // the transaction rolled back: record each request on its own, so that one
             // request's failure is its own and the others still land
             Err(e) => {
-                tracing::warn!(error = %e, requests = jobs.len(), "group commit of alerts failed: recording each request alone");
-                jobs.iter()
-                    .map(|j| store.record_alerts(&j.records, at))
-                    .collect()
+                tracing::warn!(error = %e, requests = groups.len(), "group commit of alerts failed: recording each request alone");
+                let mut alone = Vec::with_capacity(groups.len());
+                for records in &groups {
+                    alone.push(store.record_alerts(records, at).await);
+                }
+                alone
             }
         };
         let mut woken = Vec::new();
-        for (job, fresh) in jobs.iter().zip(&results) {
+        for (records, fresh) in groups.iter().zip(&results) {
             let Ok(fresh) = fresh else { continue };
-            for (record, _) in job.records.iter().zip(fresh).filter(|(_, new)| **new) {
+            for (record, _) in records.iter().zip(fresh).filter(|(_, new)| **new) {
                 if let Some(agent) = &record.agent {
                     woken.push(AgentAlert {
                         agent: agent.clone(),
@@ -95,10 +102,10 @@ fn write_loop(store: &Store, wake: &BoundedTx<Wake>, mut rx: mpsc::Receiver<Job>
             }
         }
         if !woken.is_empty() {
-            let _ = wake.send_blocking(Wake::Alerts(woken));
+            let _ = wake.send_waiting(Wake::Alerts(woken)).await;
         }
-        for (job, result) in jobs.into_iter().zip(results) {
-            let _ = job.reply.send(result.map(|fresh| (job.records, fresh)));
+        for ((records, reply), result) in groups.into_iter().zip(replies).zip(results) {
+            let _ = reply.send(result.map(|fresh| (records, fresh)));
         }
     }
 }

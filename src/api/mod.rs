@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use crate::channel::BoundedTx;
 
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::StateStore;
 use rollbackd_core::engine::AlertTransition;
 use rollbackd_core::policy::Policy;
 
@@ -57,8 +57,8 @@ pub enum Wake {
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The SQLite store.
-    pub store: Arc<Store>,
+    /// The daemon's store.
+    pub store: Arc<dyn StateStore>,
     /// Every loaded policy.
     pub policies: Arc<Vec<Arc<Policy>>>,
     /// API tokens and the webhook's credentials.
@@ -110,6 +110,16 @@ impl ApiState {
             Err(ApiError::NotLeader)
         }
     }
+}
+
+/// Runs a handler's writes in their own task, to the end: a client that hangs up cannot
+/// stop them between a commit and what must follow it (an audit entry, the daemon's wake).
+async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("the request's task failed: {e}")))?
 }
 
 /// The API router; `max_body_bytes` larger bodies are answered 413.

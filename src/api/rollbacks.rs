@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::parse_json;
-use super::{ApiError, ApiState, Wake};
+use super::{ApiError, ApiState, Wake, to_the_end};
 use crate::config::Role;
 use crate::lifecycle::announce::announce;
 use crate::lifecycle::ending::{Ending, end_without_rollback};
@@ -85,6 +85,14 @@ pub async fn trigger(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    to_the_end(open_by_hand(state, headers, body)).await
+}
+
+async fn open_by_hand(
+    state: ApiState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
     let req: TriggerRequest = parse_json(&body)?;
@@ -118,14 +126,14 @@ pub async fn trigger(
             .or_else(|| policy.methods.keys().next().cloned())
             .ok_or_else(|| ApiError::field("method", "the policy has no method"))?,
     };
-    if let Some(pause) = state.store.paused(&policy.agent.id)? {
+    if let Some(pause) = state.store.paused(&policy.agent.id).await? {
         return Err(ApiError::Locked(format!(
             "automation for {} is paused by {} ({}): resume first",
             pause.scope, pause.paused_by, pause.reason
         )));
     }
     if !(req.dry_run || state.dry_run) {
-        refuse_if_never(&state, &policy, &caller.name, &req.reason)?;
+        refuse_if_never(&state, &policy, &caller.name, &req.reason).await?;
     }
     let status = state
         .status
@@ -173,15 +181,15 @@ pub async fn trigger(
         .map(|r| ("to_revision", r.to_string()))
         .into_iter()
         .collect();
-    let announce_start =
-        |incident: &_| announce(&policy, incident, Stage::Initiated, &extra, &state.channels);
-    let incident = match state.store.open_incident(
-        &new,
-        Event::Start,
-        Utc::now(),
-        Some(&entry),
-        announce_start,
-    )? {
+    let (announced, channels) = (policy.clone(), state.channels.clone());
+    let announce_start = Box::new(move |incident: &Incident| {
+        announce(&announced, incident, Stage::Initiated, &extra, &channels)
+    });
+    let incident = match state
+        .store
+        .open_incident(&new, Event::Start, Utc::now(), Some(&entry), announce_start)
+        .await?
+    {
         Opened::New(incident) => incident,
         Opened::AlreadyOpen(open) => {
             return Err(ApiError::Conflict(format!(
@@ -194,7 +202,7 @@ pub async fn trigger(
     Ok((StatusCode::CREATED, Json(json!(incident))))
 }
 
-fn change(
+async fn change(
     state: &ApiState,
     headers: &HeaderMap,
     id: &str,
@@ -211,7 +219,8 @@ fn change(
     };
     let incident = state
         .store
-        .incident(id)?
+        .incident(id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
     let entry = audit(
         &caller.name,
@@ -228,6 +237,7 @@ fn change(
                 .expecting(incident.state)
                 .audited(&entry),
         )
+        .await
         .map_err(|e| match e {
             crate::store::StoreError::Transition(t) => {
                 ApiError::Conflict(format!("incident {id} is {}: cannot {action}", t.from))
@@ -249,13 +259,23 @@ pub async fn approve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    to_the_end(approve_now(state, id, headers, body)).await
+}
+
+async fn approve_now(
+    state: ApiState,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
     let incident = state
         .store
-        .incident(&id)?
+        .incident(&id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
-    if let Some(pause) = state.store.paused(&incident.agent)? {
+    if let Some(pause) = state.store.paused(&incident.agent).await? {
         return Err(ApiError::Locked(format!(
             "automation for {} is paused by {}: resume first",
             pause.scope, pause.paused_by
@@ -275,7 +295,7 @@ pub async fn approve(
             IncidentState::AwaitingApproval | IncidentState::Blocked
         )
     {
-        recheck_world(&state, &caller.name, &incident, &policy, Utc::now())?;
+        recheck_world(&state, &caller.name, &incident, &policy, Utc::now()).await?;
     }
     change(
         &state,
@@ -285,6 +305,7 @@ pub async fn approve(
         Event::Approve,
         "rollback.approve",
     )
+    .await
 }
 
 /// What runs on `agent` now, as the evaluation loop last published it.
@@ -304,7 +325,7 @@ pub fn incident_baselines(incident: &Incident) -> BTreeMap<String, f64> {
 
 /// Item 7 and item 6 of issue 12, for an approval: supersede an incident the world moved
 /// past, refuse one an `always` guard forbids.
-fn recheck_world(
+async fn recheck_world(
     state: &ApiState,
     by: &str,
     incident: &Incident,
@@ -331,28 +352,31 @@ fn recheck_world(
             detail: json!({"running_revision": running.revision}),
         };
         end_without_rollback(
-            &state.store,
+            state.store.as_ref(),
             &state.channels,
             policy,
             incident,
             &ending,
             now,
         )
+        .await
         .map_err(|e| conflict(id, "approve", e))?;
         return Err(ApiError::Conflict(format!(
             "incident {id} not approved and ended as superseded: {why}"
         )));
     }
     let baselines = incident_baselines(incident);
-    let latest = state.latest.read().ok();
-    let guards = guards_now(
-        policy,
-        incident.row.as_deref(),
-        &baselines,
-        |signal| latest.as_ref()?.get(&incident.agent, signal),
-        now,
-    );
-    drop(latest);
+    // the readings' lock is not held across the awaits below
+    let guards = {
+        let latest = state.latest.read().ok();
+        guards_now(
+            policy,
+            incident.row.as_deref(),
+            &baselines,
+            |signal| latest.as_ref()?.get(&incident.agent, signal),
+            now,
+        )
+    };
     if let Some(guard) = always_blocking(&guards) {
         let sentence = guard_sentence(guard);
         let entry = audit(
@@ -362,7 +386,7 @@ fn recheck_world(
             &sentence,
             json!({"guard": guard.guard, "evidence": guard}),
         );
-        state.store.audit(&entry)?;
+        state.store.audit(&entry).await?;
         return Err(ApiError::Conflict(format!(
             "incident {id} cannot be approved: {sentence}; an \"always\" guard is not lifted by an approval"
         )));
@@ -372,21 +396,23 @@ fn recheck_world(
 
 /// A manual rollback is a click too: an `always` guard (GL-001's life-safety rule) that
 /// holds, or cannot be evaluated, refuses it with its sentence, and the refusal is audited.
-fn refuse_if_never(
+async fn refuse_if_never(
     state: &ApiState,
     policy: &Policy,
     by: &str,
     reason: &str,
 ) -> Result<(), ApiError> {
-    let latest = state.latest.read().ok();
-    let guards = guards_now(
-        policy,
-        None,
-        &BTreeMap::new(),
-        |signal| latest.as_ref()?.get(&policy.agent.id, signal),
-        Utc::now(),
-    );
-    drop(latest);
+    // the readings' lock is not held across the awaits below
+    let guards = {
+        let latest = state.latest.read().ok();
+        guards_now(
+            policy,
+            None,
+            &BTreeMap::new(),
+            |signal| latest.as_ref()?.get(&policy.agent.id, signal),
+            Utc::now(),
+        )
+    };
     let Some(guard) = always_blocking(&guards) else {
         return Ok(());
     };
@@ -398,7 +424,7 @@ fn refuse_if_never(
         reason,
         json!({"guard": guard.guard, "evidence": guard}),
     );
-    state.store.audit(&entry)?;
+    state.store.audit(&entry).await?;
     Err(ApiError::Conflict(format!(
         "{} cannot be rolled back: {sentence}; an \"always\" guard holds for manual rollbacks too",
         policy.agent.id
@@ -425,14 +451,18 @@ pub async fn cancel(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    change(
-        &state,
-        &headers,
-        &id,
-        &body,
-        Event::Cancel,
-        "rollback.cancel",
-    )
+    to_the_end(async move {
+        change(
+            &state,
+            &headers,
+            &id,
+            &body,
+            Event::Cancel,
+            "rollback.cancel",
+        )
+        .await
+    })
+    .await
 }
 
 /// Lists incidents, newest first.
@@ -449,11 +479,14 @@ pub async fn list(
                 .map_err(|e| ApiError::field("state", e))?,
         ),
     };
-    let incidents = state.store.incidents(&IncidentFilter {
-        agent: q.agent,
-        state: state_filter,
-        limit: parse_limit(q.limit.as_deref())?,
-    })?;
+    let incidents = state
+        .store
+        .incidents(&IncidentFilter {
+            agent: q.agent,
+            state: state_filter,
+            limit: parse_limit(q.limit.as_deref())?,
+        })
+        .await?;
     Ok(Json(json!({"rollbacks": incidents})))
 }
 
@@ -466,27 +499,30 @@ pub async fn show(
     state.auth.caller(&headers, Role::Viewer)?;
     let incident = state
         .store
-        .incident(&id)?
+        .incident(&id)
+        .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
     let notifications: Vec<Value> = state
         .store
-        .outbox_for(&id)?
+        .outbox_for(&id)
+        .await?
         .into_iter()
         .map(|o| json!({"target": o.target_key, "stage": o.message.get("stage"), "state": o.state, "attempts": o.attempts, "last_error": o.last_error, "sent_at": o.sent_at}))
         .collect();
     let backups: Vec<Value> = state
         .store
-        .backups(&id)?
+        .backups(&id)
+        .await?
         .into_iter()
         .map(|(kind, ns, name, _)| json!({"kind": kind, "namespace": ns, "name": name}))
         .collect();
     Ok(Json(json!({
         "incident": incident,
-        "timeline": state.store.transitions(&id)?,
-        "steps": state.store.steps(&id)?,
+        "timeline": state.store.transitions(&id).await?,
+        "steps": state.store.steps(&id).await?,
         "evidence": incident.decision,
         "notifications": notifications,
         "backups": backups,
-        "audit": state.store.audit_log(Some(&id), 1000)?,
+        "audit": state.store.audit_log(Some(&id), 1000).await?,
     })))
 }

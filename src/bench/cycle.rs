@@ -25,7 +25,7 @@ use crate::lifecycle::announce::Channels;
 use crate::metrics::Metrics;
 use crate::signals::latest::LatestReadings;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
-use crate::store::{Store, Synchronous};
+use crate::store::{SqliteStore, Synchronous};
 use crate::watcher::DeployWatcher;
 use rollbackd_core::policy::SignalSource;
 
@@ -85,10 +85,8 @@ pub async fn child(
             .count()
     });
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(
-        &dir.path().join("rollbackd.db"),
-        Synchronous::Normal,
-    )?);
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("rollbackd.db"), Synchronous::Normal).await?);
     let (runner, _incidents) = crate::channel::bounded("runner", 1024, Arc::new(Metrics::new()));
     let mut evaluator = Evaluator::new(
         &policies,

@@ -18,7 +18,7 @@ use crate::daemon::{DaemonHandle, DaemonOptions, start};
 use crate::lifecycle::announce::Channels;
 use crate::notify::NotifierConfig;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
-use crate::store::{Store, Synchronous};
+use crate::store::{SqliteStore, Synchronous};
 use rollbackd_core::policy::{Policy, PolicyErrors, SignalSource, parse_policy};
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 
@@ -178,10 +178,9 @@ impl World {
         let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
         let prometheus = FakePrometheus::start(&healthy_answers(n)?).await?;
         let dir = tempfile::tempdir()?;
-        let store = Arc::new(Store::open(
-            &dir.path().join("rollbackd.db"),
-            Synchronous::Normal,
-        )?);
+        let store = Arc::new(
+            SqliteStore::open(&dir.path().join("rollbackd.db"), Synchronous::Normal).await?,
+        );
         let daemon = start(DaemonOptions {
             policies: policies(n)?,
             store,
@@ -294,14 +293,17 @@ impl World {
     /// count in the state index every 10 ms (reading the incidents themselves would compete
     /// with the daemon for its store and the CPU it is measured on).
     pub async fn settle(&self, busy: usize, timeout: Duration) -> bool {
-        poll_until(timeout, Duration::from_millis(10), || {
-            done_when(
-                !self.daemon.store.in_flight_count().is_ok_and(|n| n > busy),
-                String::new,
-            )
-        })
-        .await
-        .is_ok()
+        let t0 = Instant::now();
+        loop {
+            let count = self.daemon.store.in_flight_count().await;
+            if !count.is_ok_and(|n| n > busy) {
+                return true;
+            }
+            if t0.elapsed() > timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Lets the incidents in flight finish (up to 60 s), then stops everything.

@@ -97,7 +97,8 @@ async fn measure(world: &World) -> anyhow::Result<WebhookToPatch> {
         .incidents(&IncidentFilter {
             limit: Some(world.n + 10),
             ..Default::default()
-        })?
+        })
+        .await?
         .len();
     Ok(WebhookToPatch {
         workloads: world.n,

@@ -17,7 +17,7 @@ use crate::process::{init_tracing, shutdown_signal};
 use crate::signals::alertmanager::AlertmanagerClient;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::signals::scrape::Scraper;
-use crate::store::Store;
+use crate::store::SqliteStore;
 use rollbackd_core::policy::load_all;
 use rollbackd_sim::{SimConfig, Simulator};
 
@@ -53,7 +53,8 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         .map(Arc::new)
         .collect();
     let store = Arc::new(
-        Store::open(&config.store_path, config.synchronous)
+        SqliteStore::open(&config.store_path, config.synchronous)
+            .await
             .with_context(|| format!("store {}", config.store_path.display()))?,
     );
     let mut sim_handle = None;

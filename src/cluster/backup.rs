@@ -10,9 +10,10 @@ use rollbackd_core::policy::Workload;
 
 /// Where backups go. The first save of an object for an incident wins: saving it again
 /// must keep the original (a resumed run must not overwrite the pre-rollback state).
+#[async_trait::async_trait]
 pub trait BackupSink: Send + Sync {
     /// Saves one object.
-    fn save(
+    async fn save(
         &self,
         incident_id: &str,
         kind: &str,
@@ -57,8 +58,9 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+#[async_trait::async_trait]
 impl BackupSink for DirBackupSink {
-    fn save(
+    async fn save(
         &self,
         incident_id: &str,
         kind: &str,
@@ -84,8 +86,16 @@ impl BackupSink for DirBackupSink {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoBackup;
 
+#[async_trait::async_trait]
 impl BackupSink for NoBackup {
-    fn save(&self, _: &str, _: &str, _: &str, _: &str, _: &Value) -> Result<(), ClusterError> {
+    async fn save(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &Value,
+    ) -> Result<(), ClusterError> {
         Ok(())
     }
 }
@@ -101,12 +111,14 @@ pub async fn backup_workloads(
     for w in workloads {
         let kind = Kind::of(w);
         if let Some(obj) = cluster.get_opt(kind, &w.namespace, &w.name).await? {
-            sink.save(incident_id, kind.name(), &w.namespace, &w.name, &obj)?;
+            sink.save(incident_id, kind.name(), &w.namespace, &w.name, &obj)
+                .await?;
             saved += 1;
         }
         for cm in &w.configmaps {
             if let Some(obj) = cluster.get_opt(Kind::ConfigMap, &w.namespace, cm).await? {
-                sink.save(incident_id, "ConfigMap", &w.namespace, cm, &obj)?;
+                sink.save(incident_id, "ConfigMap", &w.namespace, cm, &obj)
+                    .await?;
                 saved += 1;
             }
         }

@@ -17,7 +17,7 @@ use crate::lifecycle::announce::{Channels, announce};
 use crate::lifecycle::ending::{Ending, end_without_rollback};
 use crate::metrics::Metrics;
 use crate::signals::latest::Latest;
-use crate::store::{NewIncident, Opened, Store, Trigger};
+use crate::store::{Incident, NewIncident, Opened, StateStore, Trigger};
 use rollbackd_core::engine::{
     AlertTransition, Decision, DecisionKind, Deploy, Observations, RollbackRecord, RolloutPhase,
     alert_series, decide,
@@ -108,8 +108,8 @@ enum Acted {
 /// Everything one agent's evaluation needs, owned by the loop task.
 pub struct Evaluator {
     windows: HashMap<String, Window>,
-    /// The SQLite store incidents are opened in.
-    pub store: Arc<Store>,
+    /// The store incidents are opened in.
+    pub store: Arc<dyn StateStore>,
     /// rollbackd's own metrics.
     pub metrics: Arc<Metrics>,
     /// Each agent's current status by agent id, as `GET /api/v1/agents` shows it.
@@ -159,7 +159,7 @@ impl Evaluator {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         policies: &[Arc<Policy>],
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         metrics: Arc<Metrics>,
         status: Arc<RwLock<BTreeMap<String, AgentStatus>>>,
         latest: Latest,
@@ -263,7 +263,7 @@ impl Evaluator {
         }
         tracing::info!(agent, revision, %at, "new revision: post-deploy window opens");
         let policy = w.policy.clone();
-        if let Err(e) = self.supersede_waiting(&policy, revision, at) {
+        if let Err(e) = self.supersede_waiting(&policy, revision, at).await {
             tracing::error!(agent, error = %e, "could not close the incidents of the replaced revision");
         }
         let Some(w) = self.windows.get_mut(agent) else {
@@ -412,13 +412,13 @@ impl Evaluator {
     /// A new revision replaced the one that incidents still waiting for a human (approval,
     /// a blocking guard) are about: they end as superseded at once, and the people who were
     /// asked are told why, instead of an approval later rolling back the new deploy.
-    fn supersede_waiting(
+    async fn supersede_waiting(
         &self,
         policy: &Policy,
         revision: u64,
         at: DateTime<Utc>,
     ) -> Result<(), crate::store::StoreError> {
-        let waiting = self.store.waiting_for_human(&policy.agent.id)?;
+        let waiting = self.store.waiting_for_human(&policy.agent.id).await?;
         let stale = waiting
             .iter()
             .filter(|i| i.revision.is_some_and(|r| r != revision));
@@ -437,13 +437,14 @@ impl Evaluator {
                 detail: serde_json::json!({"revision": revision}),
             };
             end_without_rollback(
-                &self.store,
+                self.store.as_ref(),
                 &self.channels,
                 policy,
                 inc,
                 &ending,
                 Utc::now(),
-            )?;
+            )
+            .await?;
             tracing::info!(agent = %policy.agent.id, incident = %inc.id, "superseded by a new revision");
         }
         Ok(())
@@ -498,7 +499,7 @@ impl Evaluator {
     /// Records new alert states (in the order they were recorded) and evaluates once each
     /// agent whose signals read one of them. Alerts no signal of the agent's policy
     /// selects cannot change a decision: they stay in the store, not in memory.
-    pub fn on_alerts(&mut self, alerts: Vec<AgentAlert>, now: DateTime<Utc>) {
+    pub async fn on_alerts(&mut self, alerts: Vec<AgentAlert>, now: DateTime<Utc>) {
         self.apply_fetched();
         let mut agents = BTreeSet::new();
         for a in alerts {
@@ -510,14 +511,14 @@ impl Evaluator {
             }
         }
         for agent in agents {
-            self.evaluate(&agent, now);
+            self.evaluate(&agent, now).await;
         }
     }
 
     /// Loads the alerts recorded in the last [`ALERT_LOOKBACK`] (on becoming the leader:
     /// alerts recorded before a restart still count). Decisions follow at the next cycle.
-    pub fn load_alerts(&mut self, now: DateTime<Utc>) {
-        let alerts = match self.store.alerts_since(None, now - ALERT_LOOKBACK) {
+    pub async fn load_alerts(&mut self, now: DateTime<Utc>) {
+        let alerts = match self.store.alerts_since(None, now - ALERT_LOOKBACK).await {
             Ok(alerts) => alerts,
             Err(e) => {
                 tracing::error!(error = %e, "cannot load recorded alerts: only new ones will count");
@@ -548,7 +549,7 @@ impl Evaluator {
         kube: &(dyn Fn(&str, &str) -> Option<KubeSignals> + Sync),
     ) -> Readings {
         let readings = self.read(now).await;
-        self.apply(&readings, now, now, kube);
+        self.apply(&readings, now, now, kube).await;
         readings
     }
 
@@ -565,7 +566,7 @@ impl Evaluator {
 
     /// The second half of a cycle: records `readings` (read at `read_at`) and the kube
     /// signals as samples, then evaluates every agent at `now`.
-    pub fn apply(
+    pub async fn apply(
         &mut self,
         readings: &Readings,
         read_at: DateTime<Utc>,
@@ -648,7 +649,7 @@ impl Evaluator {
         let agents: Vec<String> = self.windows.keys().cloned().collect();
         for agent in agents {
             let started = std::time::Instant::now();
-            self.evaluate(&agent, now);
+            self.evaluate(&agent, now).await;
             self.metrics.observe(
                 "rollbackd_evaluation_duration_seconds",
                 &[&agent],
@@ -658,7 +659,7 @@ impl Evaluator {
     }
 
     /// Evaluates one agent and acts on a changed decision.
-    pub fn evaluate(&mut self, agent: &str, now: DateTime<Utc>) {
+    pub async fn evaluate(&mut self, agent: &str, now: DateTime<Utc>) {
         let Some(w) = self.windows.get_mut(agent) else {
             return;
         };
@@ -771,7 +772,7 @@ impl Evaluator {
         }
         let policy = w.policy.clone();
         let image = w.image.clone();
-        let acted = match self.act(&policy, &deploy, image, &decision, now) {
+        let acted = match self.act(&policy, &deploy, image, &decision, now).await {
             Ok(Acted::Done) => true,
             Ok(Acted::Paused(why)) => {
                 if changed {
@@ -789,7 +790,7 @@ impl Evaluator {
         }
     }
 
-    fn act(
+    async fn act(
         &self,
         policy: &Arc<Policy>,
         deploy: &Deploy,
@@ -798,19 +799,25 @@ impl Evaluator {
         now: DateTime<Utc>,
     ) -> Result<Acted, crate::store::StoreError> {
         let agent = &policy.agent.id;
-        let existing = self.store.automatic_incident_for(agent, deploy.revision)?;
+        let existing = self
+            .store
+            .automatic_incident_for(agent, deploy.revision)
+            .await?;
         let input = GateInput {
             decision: Some(decision.decision),
             paused_by: self
                 .store
-                .paused(agent)?
+                .paused(agent)
+                .await?
                 .map(|p| format!("{} ({})", p.paused_by, p.scope)),
-            agent_rollbacks_in_window: self.store.rollbacks_since(Some(agent), deploy.at, true)?,
-            rollbacks_last_hour: self.store.rollbacks_since(
-                None,
-                now - TimeDelta::hours(1),
-                true,
-            )?,
+            agent_rollbacks_in_window: self
+                .store
+                .rollbacks_since(Some(agent), deploy.at, true)
+                .await?,
+            rollbacks_last_hour: self
+                .store
+                .rollbacks_since(None, now - TimeDelta::hours(1), true)
+                .await?,
             max_per_agent_per_window: self.limits.max_per_agent_per_window,
             max_per_hour: self.limits.max_per_hour,
         };
@@ -829,11 +836,13 @@ impl Evaluator {
                     reason: decision.reason.clone(),
                     detail: serde_json::to_value(decision).unwrap_or_default(),
                 };
-                self.store.transition(
-                    &crate::store::Transition::new(&inc.id, Event::Approve, now, &note)
-                        .expecting(inc.state)
-                        .audited(&entry),
-                )?;
+                self.store
+                    .transition(
+                        &crate::store::Transition::new(&inc.id, Event::Approve, now, &note)
+                            .expecting(inc.state)
+                            .audited(&entry),
+                    )
+                    .await?;
                 tracing::warn!(agent, incident = %inc.id, row = ?decision.row, "awaiting approval, but a more severe row now rolls back unattended");
                 let _ = self.runner.send(inc.id.clone());
                 return Ok(Acted::Done);
@@ -875,7 +884,7 @@ impl Evaluator {
                     updated_at: now,
                 };
                 let rows = announce(policy, &notice, stage, &BTreeMap::new(), &self.channels);
-                self.store.enqueue(&notice.id, &rows, now)?;
+                self.store.enqueue(&notice.id, &rows, now).await?;
                 return Ok(Acted::Done);
             }
             GateOutcome::Rollback => (Event::Start, Stage::Initiated, decision.reason.clone()),
@@ -919,11 +928,14 @@ impl Evaluator {
         };
         // the incident and its notifications in one transaction, checked against every open
         // incident of the agent in that same transaction
+        let (announced, channels) = (policy.clone(), self.channels.clone());
+        let announce_opened = Box::new(move |incident: &Incident| {
+            announce(&announced, incident, stage, &BTreeMap::new(), &channels)
+        });
         let opened = self
             .store
-            .open_incident(&new, event, now, None, |incident| {
-                announce(policy, incident, stage, &BTreeMap::new(), &self.channels)
-            })?;
+            .open_incident(&new, event, now, None, announce_opened)
+            .await?;
         let incident = match opened {
             Opened::New(incident) => incident,
             Opened::AlreadyOpen(open) => {
@@ -1012,19 +1024,19 @@ fn alert_vars(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AlertRecord, IncidentFilter};
+    use crate::store::{AlertRecord, IncidentFilter, SqliteStore};
 
-    fn evaluator(store: Arc<Store>) -> Evaluator {
+    fn evaluator(store: Arc<dyn StateStore>) -> Evaluator {
         let scraper = crate::signals::scrape::Scraper::new(std::time::Duration::from_secs(1))
             .expect("scraper");
         evaluator_reading(store, MetricSource::scrape(scraper))
     }
 
-    fn evaluator_reading(store: Arc<Store>, source: MetricSource) -> Evaluator {
+    fn evaluator_reading(store: Arc<dyn StateStore>, source: MetricSource) -> Evaluator {
         evaluator_of("policies/gl-002.toml", store, source)
     }
 
-    fn evaluator_of(policy: &str, store: Arc<Store>, source: MetricSource) -> Evaluator {
+    fn evaluator_of(policy: &str, store: Arc<dyn StateStore>, source: MetricSource) -> Evaluator {
         let policy =
             rollbackd_core::policy::load_file(std::path::Path::new(policy)).expect("policy loads");
         Evaluator::new(
@@ -1044,6 +1056,19 @@ mod tests {
         )
     }
 
+    async fn memory_store() -> Arc<dyn StateStore> {
+        Arc::new(SqliteStore::in_memory().await.expect("store"))
+    }
+
+    /// A store on a file, and the sync store's file for a second connection (fault hooks).
+    async fn file_store(dir: &tempfile::TempDir) -> (Arc<dyn StateStore>, std::path::PathBuf) {
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path, crate::store::Synchronous::Normal)
+            .await
+            .expect("store");
+        (Arc::new(store), path)
+    }
+
     fn labels(condition: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("alertname".to_string(), "X".to_string()),
@@ -1061,7 +1086,7 @@ mod tests {
     }
 
     /// A cycle at `at` where every metric reads `error_rate` and the rest healthy.
-    fn cycle_at(e: &mut Evaluator, at: DateTime<Utc>, error_rate: f64) {
+    async fn cycle_at(e: &mut Evaluator, at: DateTime<Utc>, error_rate: f64) {
         let mut readings = Readings::default();
         for (name, s) in e.windows["GL-002"].policy.signals.iter() {
             if let SignalSource::Metric { .. } = s.source {
@@ -1079,35 +1104,36 @@ mod tests {
             available_replicas: 3,
             ..KubeSignals::default()
         };
-        e.apply(&readings, at, at, &|_, _| Some(healthy.clone()));
+        e.apply(&readings, at, at, &|_, _| Some(healthy.clone()))
+            .await;
     }
 
     #[tokio::test]
     async fn a_revision_that_lives_through_its_window_cleanly_is_reported_verified() {
         let (tx, mut rx) = crate::channel::bounded("verified", 8, Arc::new(Metrics::new()));
-        let mut e = evaluator(Arc::new(Store::in_memory().expect("store")));
+        let mut e = evaluator(memory_store().await);
         e.report_verified(tx);
         let t0 = Utc::now() - TimeDelta::hours(3);
-        cycle_at(&mut e, t0 - TimeDelta::minutes(1), 0.0);
+        cycle_at(&mut e, t0 - TimeDelta::minutes(1), 0.0).await;
         e.on_deploy("GL-002", 7, t0, None, false).await;
         for m in [1, 30, 90, 119] {
-            cycle_at(&mut e, t0 + TimeDelta::minutes(m), 0.001);
+            cycle_at(&mut e, t0 + TimeDelta::minutes(m), 0.001).await;
         }
         assert!(rx.try_recv().is_err(), "not before the window ends");
-        cycle_at(&mut e, t0 + TimeDelta::minutes(121), 0.001);
+        cycle_at(&mut e, t0 + TimeDelta::minutes(121), 0.001).await;
         let v = rx.try_recv().expect("verified after 2h");
         assert_eq!(
             (v.agent.as_str(), v.workload.as_str(), v.revision),
             ("GL-002", "gl-002", 7)
         );
-        cycle_at(&mut e, t0 + TimeDelta::minutes(122), 0.001);
+        cycle_at(&mut e, t0 + TimeDelta::minutes(122), 0.001).await;
         assert!(rx.try_recv().is_err(), "reported once");
         // a deploy that breached once is not verified, even if it recovered
         e.on_deploy("GL-002", 8, t0 + TimeDelta::minutes(125), None, false)
             .await;
-        cycle_at(&mut e, t0 + TimeDelta::minutes(126), 0.7);
-        cycle_at(&mut e, t0 + TimeDelta::minutes(130), 0.0);
-        cycle_at(&mut e, t0 + TimeDelta::minutes(250), 0.0);
+        cycle_at(&mut e, t0 + TimeDelta::minutes(126), 0.7).await;
+        cycle_at(&mut e, t0 + TimeDelta::minutes(130), 0.0).await;
+        cycle_at(&mut e, t0 + TimeDelta::minutes(250), 0.0).await;
         assert!(
             rx.try_recv().is_err(),
             "a breached revision is not verified"
@@ -1136,11 +1162,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_incident_and_its_notifications_are_written_together_or_not_at_all() {
+    #[tokio::test]
+    async fn an_incident_and_its_notifications_are_written_together_or_not_at_all() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("store.db");
-        let store = Arc::new(Store::open(&path, crate::store::Synchronous::Normal).expect("store"));
+        let (store, path) = file_store(&dir).await;
         // a fault hook: the disk refuses the notifications
         rusqlite::Connection::open(&path)
             .expect("second connection")
@@ -1152,11 +1177,14 @@ mod tests {
         e.channels.webhook_url = Some("http://127.0.0.1:9/hook".into());
         let policy = e.windows["GL-002"].policy.clone();
         let now = Utc::now();
-        let result = e.act(&policy, &deploy(now, 7), None, &rollback_decision(), now);
+        let result = e
+            .act(&policy, &deploy(now, 7), None, &rollback_decision(), now)
+            .await;
         assert!(result.is_err(), "the failed enqueue is reported");
         assert_eq!(
             store
                 .incidents(&IncidentFilter::default())
+                .await
                 .expect("incidents"),
             [],
             "no incident without its notifications"
@@ -1177,18 +1205,18 @@ mod tests {
         });
     }
 
-    fn incident_count(store: &Store) -> usize {
+    async fn incident_count(store: &dyn StateStore) -> usize {
         store
             .incidents(&IncidentFilter::default())
+            .await
             .expect("incidents")
             .len()
     }
 
-    #[test]
-    fn a_decision_whose_action_failed_on_a_store_error_is_retried_next_cycle() {
+    #[tokio::test]
+    async fn a_decision_whose_action_failed_on_a_store_error_is_retried_next_cycle() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("store.db");
-        let store = Arc::new(Store::open(&path, crate::store::Synchronous::Normal).expect("store"));
+        let (store, path) = file_store(&dir).await;
         let hook = rusqlite::Connection::open(&path).expect("second connection");
         hook.execute_batch(
             "CREATE TRIGGER incidents_full BEFORE INSERT ON incidents BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
@@ -1197,19 +1225,27 @@ mod tests {
         let mut e = evaluator(store.clone());
         let now = Utc::now();
         failing_deploy(&mut e, now);
-        e.evaluate("GL-002", now);
-        assert_eq!(incident_count(&store), 0, "the store refused it");
+        e.evaluate("GL-002", now).await;
+        assert_eq!(
+            incident_count(store.as_ref()).await,
+            0,
+            "the store refused it"
+        );
         hook.execute_batch("DROP TRIGGER incidents_full;")
             .expect("disk back");
-        e.evaluate("GL-002", now + TimeDelta::seconds(1));
-        assert_eq!(incident_count(&store), 1, "same decision, acted on now");
-        e.evaluate("GL-002", now + TimeDelta::seconds(2));
-        assert_eq!(incident_count(&store), 1, "and only once");
+        e.evaluate("GL-002", now + TimeDelta::seconds(1)).await;
+        assert_eq!(
+            incident_count(store.as_ref()).await,
+            1,
+            "same decision, acted on now"
+        );
+        e.evaluate("GL-002", now + TimeDelta::seconds(2)).await;
+        assert_eq!(incident_count(store.as_ref()).await, 1, "and only once");
     }
 
-    #[test]
-    fn a_pause_is_re_evaluated_when_lifted() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+    #[tokio::test]
+    async fn a_pause_is_re_evaluated_when_lifted() {
+        let store = memory_store().await;
         let mut e = evaluator(store.clone());
         let now = Utc::now();
         store
@@ -1219,15 +1255,21 @@ mod tests {
                 reason: "maintenance".into(),
                 at: now,
             })
+            .await
             .expect("paused");
         failing_deploy(&mut e, now);
-        e.evaluate("GL-002", now);
-        e.evaluate("GL-002", now + TimeDelta::seconds(1));
-        assert_eq!(incident_count(&store), 0, "paused: nothing acted on");
-        store.resume(crate::store::GLOBAL).expect("resumed");
-        e.evaluate("GL-002", now + TimeDelta::seconds(2));
+        e.evaluate("GL-002", now).await;
+        e.evaluate("GL-002", now + TimeDelta::seconds(1)).await;
+        assert_eq!(
+            incident_count(store.as_ref()).await,
+            0,
+            "paused: nothing acted on"
+        );
+        store.resume(crate::store::GLOBAL).await.expect("resumed");
+        e.evaluate("GL-002", now + TimeDelta::seconds(2)).await;
         let incidents = store
             .incidents(&IncidentFilter::default())
+            .await
             .expect("incidents");
         assert_eq!(incidents.len(), 1, "the still-failing deploy is acted on");
         assert_eq!(incidents[0].row.as_deref(), Some("p0-data-corruption"));
@@ -1263,21 +1305,18 @@ mod tests {
         .expect("fake prometheus");
         let client = PromClient::new(PromClientConfig::new(prometheus.url())).expect("client");
         let status = Arc::new(RwLock::new(BTreeMap::new()));
-        let mut e = evaluator_reading(
-            Arc::new(Store::in_memory().expect("store")),
-            MetricSource::Prometheus(client),
-        );
+        let mut e = evaluator_reading(memory_store().await, MetricSource::Prometheus(client));
         e.status = status.clone();
         let t0 = Utc::now() - TimeDelta::minutes(10);
         e.on_deploy("GL-002", 7, t0, None, false).await;
-        let decided = |at: DateTime<Utc>, e: &mut Evaluator| {
-            cycle_at(e, at, 0.6);
+        let decided = async |at: DateTime<Utc>, e: &mut Evaluator| {
+            cycle_at(e, at, 0.6).await;
             status.read().expect("status")["GL-002"]
                 .decision
                 .clone()
                 .expect("a decision")
         };
-        let first = decided(t0 + TimeDelta::minutes(1), &mut e);
+        let first = decided(t0 + TimeDelta::minutes(1), &mut e).await;
         assert_eq!(first.evidence.missing_pre_deploy, ["error_rate"]);
         let before = prometheus.queries();
         assert_eq!(before, 0, "nothing asked before a condition needed it");
@@ -1285,9 +1324,9 @@ mod tests {
         let told = loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             at += TimeDelta::seconds(15);
-            let d = decided(at, &mut e);
+            let d = decided(at, &mut e).await;
             if d.evidence.missing_pre_deploy.is_empty() || at > t0 + TimeDelta::minutes(9) {
-                break decided(t0 + TimeDelta::minutes(9), &mut e);
+                break decided(t0 + TimeDelta::minutes(9), &mut e).await;
             }
         };
         assert!(prometheus.queries() > before, "Prometheus was asked");
@@ -1319,7 +1358,7 @@ mod tests {
         let client = PromClient::new(config).expect("client");
         let mut e = evaluator_of(
             "policies/gl-009.toml",
-            Arc::new(Store::in_memory().expect("store")),
+            memory_store().await,
             MetricSource::Prometheus(client),
         );
         let started = std::time::Instant::now();
@@ -1341,7 +1380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_revision_supersedes_the_incidents_still_waiting_for_a_human() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let mut e = evaluator(store.clone());
         let policy = e.windows["GL-002"].policy.clone();
         let w = policy.primary_workload().expect("primary");
@@ -1365,12 +1404,18 @@ mod tests {
         let now = Utc::now();
         let waiting = store
             .create_incident(&new(7), Event::RequestApproval, now, &[], None)
+            .await
             .expect("created");
         e.on_deploy("GL-002", 8, now, None, false).await;
-        let inc = store.incident(&waiting.id).expect("read").expect("exists");
+        let inc = store
+            .incident(&waiting.id)
+            .await
+            .expect("read")
+            .expect("exists");
         assert_eq!(inc.state, rollbackd_core::incident::State::Superseded);
         let notes: Vec<String> = store
             .transitions(&inc.id)
+            .await
             .expect("transitions")
             .into_iter()
             .map(|t| t.note)
@@ -1381,13 +1426,13 @@ mod tests {
                 .any(|n| n.contains("revision 7 was replaced by revision 8")),
             "{notes:?}"
         );
-        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        let audit = store.audit_log(Some(&inc.id), 10).await.expect("audit");
         assert_eq!(audit[0].action, "rollback.supersede");
     }
 
-    #[test]
-    fn only_alerts_a_signal_reads_are_kept_in_memory() {
-        let mut e = evaluator(Arc::new(Store::in_memory().expect("store")));
+    #[tokio::test]
+    async fn only_alerts_a_signal_reads_are_kept_in_memory() {
+        let mut e = evaluator(memory_store().await);
         let now = Utc::now();
         let alert = |fingerprint: &str, condition: &str| AgentAlert {
             agent: "GL-002".into(),
@@ -1405,13 +1450,14 @@ mod tests {
                 alert("outage", "service_outage"),
             ],
             now,
-        );
+        )
+        .await;
         assert_eq!(fingerprints(&e), ["outage"]);
     }
 
-    #[test]
-    fn alerts_recorded_before_a_restart_are_loaded_when_leading_starts() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+    #[tokio::test]
+    async fn alerts_recorded_before_a_restart_are_loaded_when_leading_starts() {
+        let store = memory_store().await;
         let now = Utc::now();
         let record = |fingerprint: &str, condition: &str, agent: Option<&str>| AlertRecord {
             fingerprint: fingerprint.into(),
@@ -1431,15 +1477,17 @@ mod tests {
                 ],
                 now - TimeDelta::minutes(10),
             )
+            .await
             .expect("recorded");
         store
             .record_alerts(
                 &[record("old", "service_outage", Some("GL-002"))],
                 now - ALERT_LOOKBACK - TimeDelta::minutes(1),
             )
+            .await
             .expect("recorded");
         let mut e = evaluator(store);
-        e.load_alerts(now);
+        e.load_alerts(now).await;
         assert_eq!(fingerprints(&e), ["outage"]);
     }
 }

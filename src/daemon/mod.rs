@@ -41,7 +41,7 @@ use crate::lifecycle::announce::Channels;
 use crate::metrics::Metrics;
 use crate::notify::{DeliveryObserver, NotifierConfig, Notifiers, OutboxStore, run_outbox};
 use crate::signals::latest::{Latest, LatestReadings};
-use crate::store::Store;
+use crate::store::StateStore;
 use crate::watcher::{DeployWatcher, KubeSnapshot};
 use collect::MetricSource;
 use evaluate::{Evaluator, Limits};
@@ -66,7 +66,7 @@ pub enum DaemonError {
         /// Why binding failed.
         source: std::io::Error,
     },
-    /// The SQLite store failed.
+    /// The store failed.
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     /// The deploy watcher could not start (no policy names a workload).
@@ -75,9 +75,6 @@ pub enum DaemonError {
     /// The notifiers could not be built.
     #[error("notifiers: {0}")]
     Notify(#[from] crate::notify::NotifyError),
-    /// The alert writer thread could not be spawned.
-    #[error("cannot start the alert writer thread: {0}")]
-    Spawn(std::io::Error),
 }
 
 impl DaemonError {
@@ -88,7 +85,6 @@ impl DaemonError {
             DaemonError::Store(_) => "store",
             DaemonError::Watch(_) => "watch",
             DaemonError::Notify(_) => "notify",
-            DaemonError::Spawn(_) => "spawn",
         }
     }
 }
@@ -97,8 +93,8 @@ impl DaemonError {
 pub struct DaemonOptions {
     /// The validated policies, one per agent.
     pub policies: Vec<Arc<Policy>>,
-    /// The SQLite store of incidents, steps, outbox and audit.
-    pub store: Arc<Store>,
+    /// Where incidents, steps, outbox, audit, alerts and pauses are kept.
+    pub store: Arc<dyn StateStore>,
     /// Client of the Kubernetes API (or the simulator).
     pub client: kube::Client,
     /// Where metric signals come from: Prometheus or direct scrape.
@@ -151,8 +147,8 @@ pub struct LeaderOptions {
 pub struct DaemonHandle {
     /// Where the API listens.
     pub api_addr: SocketAddr,
-    /// The daemon's SQLite store.
-    pub store: Arc<Store>,
+    /// The daemon's store.
+    pub store: Arc<dyn StateStore>,
     /// rollbackd's own metrics, as `/metrics` serves them.
     pub metrics: Arc<Metrics>,
     /// Each agent's current status by agent id, as `GET /api/v1/agents` shows it.
@@ -299,8 +295,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
     // only the leader evaluates, acts and takes writes through the API; a standby keeps its
     // caches warm
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
-    let alerts =
-        AlertIngest::start(opts.store.clone(), wake_tx.clone()).map_err(DaemonError::Spawn)?;
+    let alerts = AlertIngest::start(opts.store.clone(), wake_tx.clone());
     let agents = Arc::new(AgentIndex::new(&policies));
     if let Some(client) = opts.alertmanager.clone() {
         let sync = alert_sync::AlertSync {
@@ -349,7 +344,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
     let mut notifier = opts.notifier;
     notifier.webhook_urls.extend(opts.channels.webhook_urls());
     let notifiers = Notifiers::new(notifier)?.with_events(opts.channels.events.clone());
-    let outbox: Arc<dyn OutboxStore> = opts.store.clone();
+    let outbox: Arc<dyn OutboxStore> = Arc::new(opts.store.clone());
     let observer = Arc::new(MetricsObserver(metrics.clone()));
     let c = cancel.clone();
     tasks.push(
@@ -402,7 +397,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         Expect::RunsUntilShutdown,
         mark_verified(cluster.clone(), policies.clone(), verified_rx),
     ));
-    let executor = Executor::new(cluster, opts.store.clone());
+    let executor = Executor::new(cluster, Arc::new(opts.store.clone()));
     let runner = Runner::new(
         opts.store.clone(),
         policies.clone(),
@@ -453,11 +448,11 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
             let leading = *leader_rx.borrow();
             if leading && !was_leader {
                 // alerts recorded before a restart still count; later ones come with wakes
-                evaluator.load_alerts(Utc::now());
+                evaluator.load_alerts(Utc::now()).await;
                 // this replica did not sample the open windows: fetch their recent history
                 evaluator.want_backfill();
                 tracing::info!("acting as leader: resuming in-flight incidents");
-                for inc in store.in_flight().unwrap_or_default() {
+                for inc in store.in_flight().await.unwrap_or_default() {
                     tracing::info!(incident = %inc.id, state = %inc.state, "resuming in-flight incident");
                     drive(&runner_for_loop, &sup, inc.id);
                 }
@@ -498,7 +493,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
                     let read_at = reading.take().map_or_else(Utc::now, |(at, _)| at);
                     outages.report(&readings, read_at);
                     if leading {
-                        evaluator.apply(&readings, read_at, Utc::now(), &|agent, workload| kube.of(agent, workload));
+                        evaluator.apply(&readings, read_at, Utc::now(), &|agent, workload| kube.of(agent, workload)).await;
                     }
                     next = tokio::time::Instant::now() + interval + jitter(max_jitter);
                 }
@@ -523,7 +518,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
                         next = wake_rx.try_recv().ok();
                     }
                     if !alerts.is_empty() {
-                        evaluator.on_alerts(alerts, Utc::now());
+                        evaluator.on_alerts(alerts, Utc::now()).await;
                     }
                 }
                 Some(id) = runner_rx.recv(), if leading => { drive(&runner_for_loop, &sup, id); }

@@ -1,7 +1,7 @@
 //! The retention task: every hour, the store deletes what is older than the configured age
-//! (finished incidents with everything they own, alerts, audit entries), on a blocking
-//! thread so SQLite never holds up an async worker. A failed pass is logged and retried at
-//! the next one; it never stops the daemon.
+//! (finished incidents with everything they own, alerts, audit entries); the SQLite backend
+//! runs it on a blocking thread, as every store call. A failed pass is logged and retried
+//! at the next one; it never stops the daemon.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +9,19 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Store;
+use crate::store::StateStore;
 
 /// How often retention runs.
 pub const EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs a pass at start and every `every` until `cancel`, deleting what is older than
 /// `keep`.
-pub async fn run(store: Arc<Store>, keep: Duration, every: Duration, cancel: CancellationToken) {
+pub async fn run(
+    store: Arc<dyn StateStore>,
+    keep: Duration,
+    every: Duration,
+    cancel: CancellationToken,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -28,10 +33,9 @@ pub async fn run(store: Arc<Store>, keep: Duration, every: Duration, cancel: Can
             tracing::error!(?keep, "retention: age out of range, nothing deleted");
             return;
         };
-        let store = store.clone();
         let cutoff = Utc::now() - keep;
-        match tokio::task::spawn_blocking(move || store.prune_older_than(cutoff)).await {
-            Ok(Ok(pruned)) if pruned.total() > 0 => tracing::info!(
+        match store.prune_older_than(cutoff).await {
+            Ok(pruned) if pruned.total() > 0 => tracing::info!(
                 cutoff = %cutoff.to_rfc3339(),
                 incidents = pruned.incidents,
                 backups = pruned.backups,
@@ -40,13 +44,10 @@ pub async fn run(store: Arc<Store>, keep: Duration, every: Duration, cancel: Can
                 alerts = pruned.alerts,
                 "retention: deleted what is older than the configured age"
             ),
-            Ok(Ok(_)) => {
+            Ok(_) => {
                 tracing::debug!(cutoff = %cutoff.to_rfc3339(), "retention: nothing to delete")
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "retention pass failed; retried in an hour"),
-            Err(e) => {
-                tracing::warn!(error = %e, "retention pass did not finish; retried in an hour")
-            }
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; retried in an hour"),
         }
     }
 }
@@ -58,41 +59,48 @@ mod tests {
     use rollbackd_core::incident::{Event, NewIncident, State, Trigger};
 
     use super::*;
-    use crate::store::Transition;
+    use crate::store::{SqliteStore, Transition};
+
+    /// An incident of `GL-<age_days>` opened and resolved `age_days` ago.
+    async fn resolved(store: &dyn StateStore, age_days: i64) -> String {
+        let at = Utc::now() - chrono::TimeDelta::days(age_days);
+        let new = NewIncident {
+            agent: format!("GL-{age_days:03}"),
+            namespace: "greenlang".into(),
+            workload: "w".into(),
+            revision: Some(2),
+            from_image: None,
+            row: Some("p0".into()),
+            severity: Some("P0".into()),
+            method: Some("quick".into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "test".into(),
+            decision: serde_json::Value::Null,
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: Some(at),
+        };
+        let inc = store
+            .create_incident(&new, Event::Start, at, &[], None)
+            .await
+            .expect("open");
+        for event in [Event::StepsDone, Event::Verified, Event::WatchElapsed] {
+            store
+                .transition(&Transition::new(&inc.id, event, at, ""))
+                .await
+                .expect("transition");
+        }
+        inc.id
+    }
 
     #[tokio::test]
     async fn the_task_deletes_old_finished_incidents_and_stops_when_cancelled() {
-        let store = Arc::new(Store::in_memory().expect("store"));
-        let opened = |age_days: i64| {
-            let at = Utc::now() - chrono::TimeDelta::days(age_days);
-            let new = NewIncident {
-                agent: format!("GL-{age_days:03}"),
-                namespace: "greenlang".into(),
-                workload: "w".into(),
-                revision: Some(2),
-                from_image: None,
-                row: Some("p0".into()),
-                severity: Some("P0".into()),
-                method: Some("quick".into()),
-                trigger: Trigger::Automatic,
-                requested_by: None,
-                reason: "test".into(),
-                decision: serde_json::Value::Null,
-                dry_run: false,
-                vars: BTreeMap::new(),
-                deploy_at: Some(at),
-            };
-            let inc = store
-                .create_incident(&new, Event::Start, at, &[], None)
-                .expect("open");
-            for event in [Event::StepsDone, Event::Verified, Event::WatchElapsed] {
-                store
-                    .transition(&Transition::new(&inc.id, event, at, ""))
-                    .expect("transition");
-            }
-            inc.id
-        };
-        let (old, recent) = (opened(40), opened(2));
+        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::in_memory().await.expect("store"));
+        let (old, recent) = (
+            resolved(store.as_ref(), 40).await,
+            resolved(store.as_ref(), 2).await,
+        );
         let cancel = CancellationToken::new();
         let task = tokio::spawn(run(
             store.clone(),
@@ -101,11 +109,11 @@ mod tests {
             cancel.clone(),
         ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while store.incident(&old).expect("read").is_some() {
+        while store.incident(&old).await.expect("read").is_some() {
             assert!(tokio::time::Instant::now() < deadline, "not deleted");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let kept = store.incident(&recent).expect("read").expect("kept");
+        let kept = store.incident(&recent).await.expect("read").expect("kept");
         assert_eq!(kept.state, State::Resolved);
         cancel.cancel();
         tokio::time::timeout(Duration::from_secs(2), task)

@@ -17,7 +17,7 @@ use crate::lifecycle::announce::{Channels, announce, elapsed, version_of};
 use crate::lifecycle::ending::{Ending, end_without_rollback};
 use crate::metrics::Metrics;
 use crate::signals::latest::Latest;
-use crate::store::{AuditEntry, Incident, Store, Transition};
+use crate::store::{AuditEntry, Incident, StateStore, Transition};
 use crate::verify::{CheckResult, SignalChecks, Verifier};
 use rollbackd_core::engine::{Sample, Truth, always_blocking, guard_sentence, guards_now, judge};
 use rollbackd_core::incident::{Event, Running, State, superseded};
@@ -140,8 +140,8 @@ impl SignalChecks for LatestChecks {
 
 /// What the runner shares with its incident tasks.
 pub struct Runner {
-    /// The SQLite store: incidents, transitions, the step journal, outbox and audit.
-    pub store: Arc<Store>,
+    /// The store: incidents, transitions, the step journal, outbox and audit.
+    pub store: Arc<dyn StateStore>,
     /// Every loaded policy; an incident's agent picks its own.
     pub policies: Arc<Vec<Arc<Policy>>>,
     /// Runs the methods' steps against the cluster.
@@ -193,7 +193,7 @@ impl Runner {
     /// A runner.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         policies: Arc<Vec<Arc<Policy>>>,
         executor: Executor,
         metrics: Arc<Metrics>,
@@ -293,10 +293,11 @@ impl Runner {
                 }
                 let cancelled = store
                     .incident(&id)
+                    .await
                     .ok()
                     .flatten()
                     .is_some_and(|i| i.state == State::Cancelled);
-                let paused = store.paused(&agent).ok().flatten().is_some();
+                let paused = store.paused(&agent).await.ok().flatten().is_some();
                 if cancelled || paused {
                     stop.cancel();
                     return;
@@ -321,21 +322,23 @@ impl Runner {
             tracing::warn!(state = %inc.state, "lost the Lease: stopped at a step boundary; the new leader resumes it from the journal");
             return Ok(AfterStop::Halt);
         }
-        let progress = self.progress(inc)?;
+        let progress = self.progress(inc).await?;
         if inc.state == State::Cancelled {
             let by = self
                 .store
-                .transitions(&inc.id)?
+                .transitions(&inc.id)
+                .await?
                 .into_iter()
                 .rev()
                 .find(|t| t.to == State::Cancelled)
                 .map_or_else(|| "cancelled".to_string(), |t| t.note);
             let sentence = format!("stopped ({by}) {progress}");
             tracing::warn!(%sentence, "rollback cancelled in flight");
-            self.tell_stopped(inc, policy, "rollback.stopped", &sentence)?;
+            self.tell_stopped(inc, policy, "rollback.stopped", &sentence)
+                .await?;
             return Ok(AfterStop::Halt);
         }
-        let Some(pause) = self.store.paused(&inc.agent)? else {
+        let Some(pause) = self.store.paused(&inc.agent).await? else {
             return Ok(AfterStop::Resume);
         };
         let sentence = format!(
@@ -343,41 +346,45 @@ impl Runner {
             pause.paused_by, pause.reason
         );
         tracing::warn!(%sentence, "rollback held by a pause");
-        self.tell_stopped(inc, policy, "rollback.paused", &sentence)?;
+        self.tell_stopped(inc, policy, "rollback.paused", &sentence)
+            .await?;
         loop {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Ok(AfterStop::Halt),
                 _ = tokio::time::sleep(STOP_POLL) => {}
             }
-            if self.store.paused(&inc.agent)?.is_none() {
+            if self.store.paused(&inc.agent).await?.is_none() {
                 tracing::info!("pause lifted: the rollback continues from its journal");
                 let sentence = format!("the pause was lifted: continuing {progress}");
                 let extra = BTreeMap::from([("error", sentence.clone())]);
                 let rows = announce(policy, inc, Stage::Continued, &extra, &self.channels);
-                self.store.enqueue(&inc.id, &rows, Utc::now())?;
-                self.store.audit(&AuditEntry {
-                    at: Utc::now(),
-                    actor: "rollbackd".into(),
-                    action: "rollback.continued".into(),
-                    target: inc.id.clone(),
-                    reason: sentence,
-                    detail: serde_json::json!({"state": inc.state}),
-                })?;
+                self.store.enqueue(&inc.id, &rows, Utc::now()).await?;
+                self.store
+                    .audit(&AuditEntry {
+                        at: Utc::now(),
+                        actor: "rollbackd".into(),
+                        action: "rollback.continued".into(),
+                        target: inc.id.clone(),
+                        reason: sentence,
+                        detail: serde_json::json!({"state": inc.state}),
+                    })
+                    .await?;
                 return Ok(AfterStop::Resume);
             }
         }
     }
 
     /// Where a stopped incident got to: the last finished step, or the phase.
-    fn progress(&self, inc: &Incident) -> Result<String, crate::store::StoreError> {
+    async fn progress(&self, inc: &Incident) -> Result<String, crate::store::StoreError> {
         let last = self
             .store
-            .transitions(&inc.id)?
+            .transitions(&inc.id)
+            .await?
             .into_iter()
             .rev()
             .find(|t| t.to != State::Cancelled)
             .map(|t| t.to);
-        let steps = self.store.steps(&inc.id)?;
+        let steps = self.store.steps(&inc.id).await?;
         let done = steps
             .iter()
             .filter(|r| r.finished_at.is_some() && r.state != "failed")
@@ -394,7 +401,7 @@ impl Runner {
     }
 
     /// Audits and announces a stop (`Stage::Stopped`), outside a transition.
-    fn tell_stopped(
+    async fn tell_stopped(
         &self,
         inc: &Incident,
         policy: &Policy,
@@ -403,21 +410,23 @@ impl Runner {
     ) -> Result<(), crate::store::StoreError> {
         let extra = BTreeMap::from([("error", sentence.to_string())]);
         let rows = announce(policy, inc, Stage::Stopped, &extra, &self.channels);
-        self.store.enqueue(&inc.id, &rows, Utc::now())?;
-        self.store.audit(&AuditEntry {
-            at: Utc::now(),
-            actor: "rollbackd".into(),
-            action: action.into(),
-            target: inc.id.clone(),
-            reason: sentence.to_string(),
-            detail: serde_json::json!({"state": inc.state}),
-        })
+        self.store.enqueue(&inc.id, &rows, Utc::now()).await?;
+        self.store
+            .audit(&AuditEntry {
+                at: Utc::now(),
+                actor: "rollbackd".into(),
+                action: action.into(),
+                target: inc.id.clone(),
+                reason: sentence.to_string(),
+                detail: serde_json::json!({"state": inc.state}),
+            })
+            .await
     }
 
     /// Before the first step of an incident: a newer deploy or `fix_forward_after` ends it
     /// as superseded; for an approved incident, an `always` guard that holds (or cannot be
     /// evaluated) now blocks it. Returns whether it may proceed.
-    fn world_still_wants_it(
+    async fn world_still_wants_it(
         &self,
         inc: &Incident,
         policy: &Policy,
@@ -431,34 +440,39 @@ impl Runner {
         });
         if let Some(why) = superseded(inc, policy, running, now) {
             tracing::warn!(%why, "superseded before any step");
-            self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
+            self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)
+                .await?;
             return Ok(false);
         }
         let approved = self
             .store
-            .transitions(&inc.id)?
+            .transitions(&inc.id)
+            .await?
             .iter()
             .any(|t| t.event == "approve");
         if !approved {
             return Ok(true);
         }
         let baselines = crate::api::incident_baselines(inc);
-        let latest = self.latest.read().ok();
-        let guards = guards_now(
-            policy,
-            inc.row.as_deref(),
-            &baselines,
-            |signal| latest.as_ref()?.get(&inc.agent, signal),
-            now,
-        );
-        drop(latest);
+        // the readings' lock is not held across the awaits below
+        let guards = {
+            let latest = self.latest.read().ok();
+            guards_now(
+                policy,
+                inc.row.as_deref(),
+                &baselines,
+                |signal| latest.as_ref()?.get(&inc.agent, signal),
+                now,
+            )
+        };
         let Some(guard) = always_blocking(&guards) else {
             return Ok(true);
         };
         let sentence = guard_sentence(guard);
         tracing::warn!(%sentence, "an always guard blocks the approved rollback before its first step");
         let note = format!("blocked before the first step: {sentence}");
-        self.end_without_rollback(inc, policy, Event::Block, Stage::Blocked, &note)?;
+        self.end_without_rollback(inc, policy, Event::Block, Stage::Blocked, &note)
+            .await?;
         Ok(false)
     }
 
@@ -466,7 +480,7 @@ impl Runner {
     /// mutating step that found a fresh deploy on the workload and wrote nothing): the
     /// transition, its announcement (`{error}` says why) and an audit entry, in one
     /// transaction.
-    fn end_without_rollback(
+    async fn end_without_rollback(
         &self,
         inc: &Incident,
         policy: &Policy,
@@ -483,16 +497,17 @@ impl Runner {
             detail: serde_json::Value::Null,
         };
         end_without_rollback(
-            &self.store,
+            self.store.as_ref(),
             &self.channels,
             policy,
             inc,
             &ending,
             Utc::now(),
         )
+        .await
     }
 
-    fn transition(
+    async fn transition(
         &self,
         inc: &Incident,
         policy: &Policy,
@@ -504,11 +519,13 @@ impl Runner {
         let rows = stage
             .map(|s| announce(policy, inc, s, extra, &self.channels))
             .unwrap_or_default();
-        self.store.transition(
-            &Transition::new(&inc.id, event, Utc::now(), note)
-                .expecting(inc.state)
-                .notifying(&rows),
-        )
+        self.store
+            .transition(
+                &Transition::new(&inc.id, event, Utc::now(), note)
+                    .expecting(inc.state)
+                    .notifying(&rows),
+            )
+            .await
     }
 
     /// The method to run, with a manual `to_revision` applied to its undo steps.
@@ -536,13 +553,13 @@ impl Runner {
             if self.shutdown.is_cancelled() {
                 return Ok(());
             }
-            let inc = self.load(id)?;
+            let inc = self.load(id).await?;
             let Some(policy) = self.policy(&inc.agent) else {
                 tracing::error!(agent = %inc.agent, "no policy for this incident's agent");
                 return Ok(());
             };
             let stop = self.one_pass(&inc, &policy).await?;
-            let now = self.load(id)?;
+            let now = self.load(id).await?;
             let cancelled_in_flight = now.state == State::Cancelled && is_working(inc.state);
             if stop.is_cancelled() || cancelled_in_flight {
                 match self.stopped(&now, &policy).await? {
@@ -560,16 +577,18 @@ impl Runner {
                         "handed to a human with the evidence",
                         None,
                         &BTreeMap::new(),
-                    )?;
+                    )
+                    .await?;
                 }
                 _ => return Ok(()),
             }
         }
     }
 
-    fn load(&self, id: &str) -> Result<Incident, crate::store::StoreError> {
+    async fn load(&self, id: &str) -> Result<Incident, crate::store::StoreError> {
         self.store
-            .incident(id)?
+            .incident(id)
+            .await?
             .ok_or_else(|| crate::store::StoreError::NotFound(id.to_string()))
     }
 
@@ -585,7 +604,7 @@ impl Runner {
             // a task picked up (or looping on) after the Lease was lost: no step
             stop.cancel();
         }
-        if is_working(inc.state) && self.store.paused(&inc.agent)?.is_some() {
+        if is_working(inc.state) && self.store.paused(&inc.agent).await?.is_some() {
             // paused already (e.g. resumed at start while paused): not even a first step
             stop.cancel();
         }
@@ -618,13 +637,16 @@ impl Runner {
         policy: &Arc<Policy>,
         ctx: &RunContext,
     ) -> Result<(), crate::store::StoreError> {
-        if self.store.steps(&inc.id)?.is_empty() && !self.world_still_wants_it(inc, policy)? {
+        if self.store.steps(&inc.id).await?.is_empty()
+            && !self.world_still_wants_it(inc, policy).await?
+        {
             return Ok(());
         }
         // an approval moved it here without an announcement: announce the start once
         if !self
             .store
-            .outbox_for(&inc.id)?
+            .outbox_for(&inc.id)
+            .await?
             .iter()
             .any(|o| o.message["stage"] == "initiated")
         {
@@ -635,7 +657,7 @@ impl Runner {
                 &BTreeMap::new(),
                 &self.channels,
             );
-            self.store.enqueue(&inc.id, &rows, Utc::now())?;
+            self.store.enqueue(&inc.id, &rows, Utc::now()).await?;
         }
         let Some(method) = self.method(inc, policy) else {
             let extra = BTreeMap::from([("error", format!("method {:?} not found", inc.method))]);
@@ -646,11 +668,12 @@ impl Runner {
                 "no method",
                 Some(Stage::Failed),
                 &extra,
-            )?;
+            )
+            .await?;
             return Ok(());
         };
         let started = std::time::Instant::now();
-        let outcome = self.executor.run(ctx, &method, self.store.as_ref()).await;
+        let outcome = self.executor.run(ctx, &method, &self.store).await;
         if outcome.as_ref().is_ok_and(|o| o.cancelled) || ctx.cancel.is_cancelled() {
             // stopped at a step boundary (cancel, pause, shutdown): the caller says why
             return Ok(());
@@ -672,7 +695,7 @@ impl Runner {
                     finished_at: step.finished_at,
                     detail: serde_json::to_value(step).unwrap_or_default(),
                 };
-                self.store.save_step(&row)?;
+                self.store.save_step(&row).await?;
             }
         }
         for step in outcome.iter().flat_map(|o| o.steps.iter()) {
@@ -716,7 +739,8 @@ impl Runner {
                     &note,
                     Some(Stage::InProgress),
                     &extra,
-                )?;
+                )
+                .await?;
                 if !inc.dry_run {
                     let _ = self.rolled_back.send(inc.agent.clone());
                 }
@@ -732,7 +756,8 @@ impl Runner {
                     "rollbackd_rollbacks_total",
                     &[&inc.agent, &method_name, "superseded"],
                 );
-                self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)?;
+                self.end_without_rollback(inc, policy, Event::Supersede, Stage::Superseded, &why)
+                    .await?;
             }
             Ok(o) => {
                 let failure = o
@@ -756,7 +781,8 @@ impl Runner {
                     &failure,
                     Some(Stage::Failed),
                     &extra,
-                )?;
+                )
+                .await?;
             }
             Err(e) => {
                 self.metrics.inc(
@@ -771,7 +797,8 @@ impl Runner {
                     &e.to_string(),
                     Some(Stage::Failed),
                     &extra,
-                )?;
+                )
+                .await?;
             }
         }
         Ok(())
@@ -817,12 +844,14 @@ impl Runner {
                 "dry run: nothing to verify",
                 Some(Stage::Complete),
                 &BTreeMap::new(),
-            )?;
+            )
+            .await?;
             return Ok(());
         }
         let since = self
             .store
-            .transitions(&inc.id)?
+            .transitions(&inc.id)
+            .await?
             .iter()
             .rev()
             .find(|t| t.to == State::Verifying)
@@ -847,7 +876,7 @@ impl Runner {
             cancel: ctx.stop.clone(),
             ..ctx.clone()
         };
-        let outcome = verifier.verify(&ctx, &checks, self.store.as_ref()).await;
+        let outcome = verifier.verify(&ctx, &checks, &self.store).await;
         if ctx.stop.is_cancelled() {
             return Ok(());
         }
@@ -859,7 +888,8 @@ impl Runner {
             );
             let started = self
                 .store
-                .transitions(&inc.id)?
+                .transitions(&inc.id)
+                .await?
                 .first()
                 .map(|t| t.at)
                 .unwrap_or_else(Utc::now);
@@ -877,7 +907,8 @@ impl Runner {
                 &note,
                 Some(Stage::Complete),
                 &extra,
-            )?;
+            )
+            .await?;
         } else {
             self.metrics.inc(
                 "rollbackd_rollbacks_total",
@@ -898,7 +929,8 @@ impl Runner {
                 &outcome.evidence,
                 Some(Stage::Failed),
                 &extra,
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
@@ -913,7 +945,8 @@ impl Runner {
     ) -> Result<(), crate::store::StoreError> {
         let entered = self
             .store
-            .transitions(&inc.id)?
+            .transitions(&inc.id)
+            .await?
             .iter()
             .rev()
             .find(|t| t.to == State::Monitoring)
@@ -960,7 +993,8 @@ impl Runner {
                             &detail,
                             Some(Stage::Failed),
                             &extra,
-                        )?;
+                        )
+                        .await?;
                         return Ok(());
                     }
                 }
@@ -987,7 +1021,8 @@ impl Runner {
                 &detail,
                 Some(Stage::Failed),
                 &extra,
-            )?;
+            )
+            .await?;
             return Ok(());
         }
         self.transition(
@@ -997,7 +1032,8 @@ impl Runner {
             "stable for the whole watch",
             Some(Stage::Resolved),
             &self.target_version(policy).await,
-        )?;
+        )
+        .await?;
         Ok(())
     }
 }
@@ -1032,19 +1068,22 @@ fn superseded_before_any_change(outcome: &crate::executor::MethodOutcome) -> boo
 mod tests {
     use super::*;
     use crate::api::AgentStatus;
-    use crate::store::{NewIncident, Trigger};
+    use crate::store::{NewIncident, SqliteStore, Trigger};
     use rollbackd_core::policy::Bound;
 
     /// A runner whose cluster is never reached (nothing here mutates).
     fn runner(
-        store: Arc<Store>,
+        store: Arc<dyn StateStore>,
         policy: Policy,
         status: AgentStatuses,
         latest: Latest,
     ) -> Arc<Runner> {
         let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
         let client = kube::Client::try_from(config).expect("client");
-        let executor = Executor::new(crate::cluster::Cluster::new(client), store.clone());
+        let executor = Executor::new(
+            crate::cluster::Cluster::new(client),
+            Arc::new(store.clone()),
+        );
         Runner::new(
             store,
             Arc::new(vec![Arc::new(policy)]),
@@ -1097,15 +1136,21 @@ mod tests {
         Arc::new(RwLock::new(BTreeMap::from([(agent.to_string(), status)])))
     }
 
-    fn step(store: &Store, id: &str, event: Event) {
+    async fn memory_store() -> Arc<dyn StateStore> {
+        Arc::new(SqliteStore::in_memory().await.expect("store"))
+    }
+
+    async fn step(store: &dyn StateStore, id: &str, event: Event) {
         store
             .transition(&Transition::new(id, event, Utc::now(), "test"))
+            .await
             .expect("transition");
     }
 
-    fn notes(store: &Store, id: &str) -> String {
+    async fn notes(store: &dyn StateStore, id: &str) -> String {
         store
             .transitions(id)
+            .await
             .expect("transitions")
             .iter()
             .map(|t| format!("{} {}: {}", t.event, t.to, t.note))
@@ -1115,7 +1160,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_in_flight_incident_picked_up_while_paused_runs_no_step_until_resume() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let policy = load("policies/gl-002.toml");
         let inc = store
             .create_incident(
@@ -1125,6 +1170,7 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
         store
             .pause(&crate::store::Pause {
@@ -1133,6 +1179,7 @@ mod tests {
                 reason: "freeze".into(),
                 at: Utc::now(),
             })
+            .await
             .expect("paused");
         let r = runner(
             store.clone(),
@@ -1145,18 +1192,19 @@ mod tests {
         assert_eq!(
             store
                 .incident(&inc.id)
+                .await
                 .expect("read")
                 .expect("exists")
                 .state,
             State::RollingBack,
             "{}",
-            notes(&store, &inc.id)
+            notes(store.as_ref(), &inc.id).await
         );
         assert!(
-            store.steps(&inc.id).expect("steps").is_empty(),
+            store.steps(&inc.id).await.expect("steps").is_empty(),
             "no step ran"
         );
-        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        let audit = store.audit_log(Some(&inc.id), 10).await.expect("audit");
         assert_eq!(audit[0].action, "rollback.paused");
         assert!(
             audit[0]
@@ -1171,7 +1219,7 @@ mod tests {
 
     #[tokio::test]
     async fn losing_the_lease_stops_at_the_next_step_boundary_and_leaves_the_incident() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let mut policy = load("policies/gl-002.toml");
         // a first step that takes a while, so the Lease can be lost while it runs
         let primary = policy.primary_workload().expect("primary").id.clone();
@@ -1198,11 +1246,15 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
         let (leading_tx, leading) = tokio::sync::watch::channel(true);
         let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
         let client = kube::Client::try_from(config).expect("client");
-        let executor = Executor::new(crate::cluster::Cluster::new(client), store.clone());
+        let executor = Executor::new(
+            crate::cluster::Cluster::new(client),
+            Arc::new(store.clone()),
+        );
         let r = Runner::new(
             store.clone(),
             Arc::new(vec![Arc::new(policy)]),
@@ -1222,15 +1274,24 @@ mod tests {
             .await
             .expect("the task ends at the boundary")
             .expect("no panic");
-        let steps = store.steps(&inc.id).expect("steps");
+        let steps = store.steps(&inc.id).await.expect("steps");
         assert_eq!(
             steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["settle"],
             "the step in flight finished; the undo was left to the new leader"
         );
-        let now = store.incident(&inc.id).expect("read").expect("exists");
-        assert_eq!(now.state, State::RollingBack, "{}", notes(&store, &inc.id));
-        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        let now = store
+            .incident(&inc.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            now.state,
+            State::RollingBack,
+            "{}",
+            notes(store.as_ref(), &inc.id).await
+        );
+        let audit = store.audit_log(Some(&inc.id), 10).await.expect("audit");
         assert!(
             audit
                 .iter()
@@ -1246,18 +1307,19 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
         let task = r.drive(other.id.clone()).expect("driven");
         tokio::time::timeout(Duration::from_secs(3), task)
             .await
             .expect("ends at once")
             .expect("no panic");
-        assert!(store.steps(&other.id).expect("steps").is_empty());
+        assert!(store.steps(&other.id).await.expect("steps").is_empty());
     }
 
     #[tokio::test]
     async fn a_watch_that_ran_out_while_held_still_looks_once() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let mut policy = load("policies/gl-002.toml");
         Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::minutes(1);
         let t0 = Utc::now() - chrono::TimeDelta::minutes(10);
@@ -1269,10 +1331,12 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
         for event in [Event::StepsDone, Event::Verified] {
             store
                 .transition(&Transition::new(&inc.id, event, t0, "test"))
+                .await
                 .expect("transition");
         }
         let latest = Latest::default();
@@ -1282,10 +1346,11 @@ mod tests {
             .set("GL-002", "error_rate", Utc::now(), Some(0.4));
         let r = runner(store.clone(), policy, status_of("GL-002", 7), latest);
         r.run(&inc.id).await.expect("runs");
-        let log = notes(&store, &inc.id);
+        let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
             store
                 .incident(&inc.id)
+                .await
                 .expect("read")
                 .expect("exists")
                 .state,
@@ -1297,7 +1362,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_with_no_data_at_all_escalates_instead_of_resolving() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let mut policy = load("policies/gl-002.toml");
         Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::milliseconds(600);
         let inc = store
@@ -1308,9 +1373,10 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
-        step(&store, &inc.id, Event::StepsDone);
-        step(&store, &inc.id, Event::Verified);
+        step(store.as_ref(), &inc.id, Event::StepsDone).await;
+        step(store.as_ref(), &inc.id, Event::Verified).await;
         let r = runner(
             store.clone(),
             policy,
@@ -1318,10 +1384,11 @@ mod tests {
             Latest::default(),
         );
         r.run(&inc.id).await.expect("runs");
-        let log = notes(&store, &inc.id);
+        let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
             store
                 .incident(&inc.id)
+                .await
                 .expect("read")
                 .expect("exists")
                 .state,
@@ -1333,7 +1400,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_approved_rollback_of_a_replaced_deploy_is_superseded_before_any_step() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let policy = load("policies/gl-002.toml");
         let inc = store
             .create_incident(
@@ -1343,8 +1410,9 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
-        step(&store, &inc.id, Event::Approve);
+        step(store.as_ref(), &inc.id, Event::Approve).await;
         // revision 8 (a fix forward) landed between the approval and the runner's start
         let r = runner(
             store.clone(),
@@ -1353,10 +1421,11 @@ mod tests {
             Latest::default(),
         );
         r.run(&inc.id).await.expect("runs");
-        let log = notes(&store, &inc.id);
+        let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
             store
                 .incident(&inc.id)
+                .await
                 .expect("read")
                 .expect("exists")
                 .state,
@@ -1368,16 +1437,16 @@ mod tests {
             "{log}"
         );
         assert!(
-            store.steps(&inc.id).expect("steps").is_empty(),
+            store.steps(&inc.id).await.expect("steps").is_empty(),
             "nothing ran"
         );
-        let audit = store.audit_log(Some(&inc.id), 10).expect("audit");
+        let audit = store.audit_log(Some(&inc.id), 10).await.expect("audit");
         assert_eq!(audit[0].action, "rollback.supersede");
     }
 
     #[tokio::test]
     async fn an_always_guard_that_holds_again_blocks_an_approved_rollback_before_any_step() {
-        let store = Arc::new(Store::in_memory().expect("store"));
+        let store = memory_store().await;
         let policy = load("policies/gl-001.toml");
         let inc = store
             .create_incident(
@@ -1387,8 +1456,9 @@ mod tests {
                 &[],
                 None,
             )
+            .await
             .expect("incident");
-        step(&store, &inc.id, Event::Approve);
+        step(store.as_ref(), &inc.id, Event::Approve).await;
         let latest = Latest::default();
         latest
             .write()
@@ -1396,10 +1466,11 @@ mod tests {
             .set("GL-001", "backup_heat_available", Utc::now(), Some(0.0));
         let r = runner(store.clone(), policy, status_of("GL-001", 5), latest);
         r.run(&inc.id).await.expect("runs");
-        let log = notes(&store, &inc.id);
+        let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
             store
                 .incident(&inc.id)
+                .await
                 .expect("read")
                 .expect("exists")
                 .state,
@@ -1408,7 +1479,7 @@ mod tests {
         );
         assert!(log.contains("guard life-safety-heat holds"), "{log}");
         assert!(
-            store.steps(&inc.id).expect("steps").is_empty(),
+            store.steps(&inc.id).await.expect("steps").is_empty(),
             "nothing ran"
         );
     }

@@ -22,7 +22,7 @@ use crate::daemon::{DaemonHandle, DaemonOptions, seed, start};
 use crate::lifecycle::announce::Channels;
 use crate::notify::{NotifierConfig, RetryConfig};
 use crate::signals::scrape::Scraper;
-use crate::store::{IncidentFilter, Store};
+use crate::store::{IncidentFilter, SqliteStore};
 use crate::synthetic_agent::{AgentConfig, SyntheticAgent};
 use rollbackd_core::incident::State;
 use rollbackd_core::policy::{
@@ -149,12 +149,15 @@ impl Demo {
     }
 
     /// Prints what changed in the store and the sinks since the last call.
-    fn timeline(&mut self) {
+    async fn timeline(&mut self) {
         let store = self.daemon.store.clone();
-        let Ok(incidents) = store.incidents(&IncidentFilter {
-            limit: Some(100),
-            ..Default::default()
-        }) else {
+        let Ok(incidents) = store
+            .incidents(&IncidentFilter {
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await
+        else {
             return;
         };
         let mut lines = Vec::new();
@@ -171,7 +174,7 @@ impl Demo {
                     crate::lifecycle::announce::evidence_summary(&inc.decision)
                 ));
             }
-            for t in store.transitions(&inc.id).unwrap_or_default() {
+            for t in store.transitions(&inc.id).await.unwrap_or_default() {
                 if self.printed.insert(format!("{}/t{}", inc.id, t.seq)) {
                     lines.push(format!(
                         "  {:<10} {} → {} ({})",
@@ -182,7 +185,7 @@ impl Demo {
                     ));
                 }
             }
-            for s in store.steps(&inc.id).unwrap_or_default() {
+            for s in store.steps(&inc.id).await.unwrap_or_default() {
                 if s.state != "started"
                     && self
                         .printed
@@ -221,13 +224,13 @@ impl Demo {
     ) -> anyhow::Result<()> {
         let until = Instant::now() + timeout;
         while !done(self) {
-            self.timeline();
+            self.timeline().await;
             if Instant::now() > until {
                 return Err(anyhow!("timed out waiting for {what}"));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        self.timeline();
+        self.timeline().await;
         Ok(())
     }
 
@@ -235,7 +238,7 @@ impl Demo {
         self.agents.get(id).ok_or_else(|| anyhow!("no agent {id}"))
     }
 
-    fn incident_state(&self, agent: &str) -> Option<(String, State)> {
+    async fn incident_state(&self, agent: &str) -> Option<(String, State)> {
         let incs = self
             .daemon
             .store
@@ -244,26 +247,28 @@ impl Demo {
                 limit: Some(1),
                 ..Default::default()
             })
+            .await
             .ok()?;
         incs.into_iter().next().map(|i| (i.id, i.state))
     }
 
+    /// Waits until `agent`'s newest incident is in one of `states`; returns its id.
     async fn settle(&mut self, agent: &str, states: &[State]) -> anyhow::Result<String> {
-        let states = states.to_vec();
-        let a = agent.to_string();
-        self.wait(
-            &format!("{agent}'s incident"),
-            Duration::from_secs(60),
-            move |d| {
-                d.incident_state(&a)
-                    .is_some_and(|(_, s)| states.contains(&s))
-            },
-        )
-        .await?;
-        Ok(self
-            .incident_state(agent)
-            .map(|(id, _)| id)
-            .unwrap_or_default())
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let settled = self
+                .incident_state(agent)
+                .await
+                .filter(|(_, s)| states.contains(s));
+            self.timeline().await;
+            if let Some((id, _)) = settled {
+                return Ok(id);
+            }
+            if Instant::now() > until {
+                return Err(anyhow!("timed out waiting for {agent}'s incident"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> anyhow::Result<serde_json::Value> {
@@ -391,10 +396,13 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     );
     let (slack_url, statuspage_url, received) = sinks::start().await?;
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(
-        &dir.path().join("rollbackd.db"),
-        crate::store::Synchronous::Normal,
-    )?);
+    let store = Arc::new(
+        SqliteStore::open(
+            &dir.path().join("rollbackd.db"),
+            crate::store::Synchronous::Normal,
+        )
+        .await?,
+    );
     let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
     let daemon = start(DaemonOptions {
         policies: policies.clone(),
@@ -526,7 +534,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         .await?;
     summary.push((
         "GL-002 P0 error spike → unattended undo".into(),
-        outcome(&demo, &id2),
+        outcome(&demo, &id2).await,
     ));
     let _ = id;
 
@@ -550,7 +558,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         .await?;
     summary.push((
         "GL-009 p95 ~2.3x baseline + 12 % errors → rollback".into(),
-        outcome(&demo, &id),
+        outcome(&demo, &id).await,
     ));
 
     demo.say("\n=== GL-008: error rate climbs to 30 % (Severity 3, then 2: approval needed)");
@@ -581,7 +589,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         .await?;
     summary.push((
         "GL-008 error 30 % → approval via the API → rollback".into(),
-        outcome(&demo, &id),
+        outcome(&demo, &id).await,
     ));
 
     demo.say("\n=== GL-001: heat optimization errors while backup heat is NOT available");
@@ -594,7 +602,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         .await?;
     summary.push((
         "GL-001 life-safety guard (no backup heat) → blocked".into(),
-        outcome(&demo, &id),
+        outcome(&demo, &id).await,
     ));
     demo.alert("GL-001", "heat_optimization_errors", "resolved", &[])
         .await?;
@@ -639,7 +647,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         .await?;
     summary.push((
         "GL-001 coordinated multi-agent rollback (runbook order)".into(),
-        outcome(&demo, &id),
+        outcome(&demo, &id).await,
     ));
 
     demo.say("\n=== GL-006: a configuration change breaks it → config-only rollback");
@@ -679,11 +687,11 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     ));
     summary.push((
         "GL-006 config-only rollback (ConfigMap restore)".into(),
-        outcome(&demo, &id),
+        outcome(&demo, &id).await,
     ));
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    demo.timeline();
+    demo.timeline().await;
     println!("\n{:<58} OUTCOME", "SCENARIO");
     for (s, o) in &summary {
         println!("{s:<58} {o}");
@@ -715,16 +723,17 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn outcome(demo: &Demo, id: &str) -> String {
+async fn outcome(demo: &Demo, id: &str) -> String {
     let store = &demo.daemon.store;
-    let Ok(Some(inc)) = store.incident(id) else {
+    let Ok(Some(inc)) = store.incident(id).await else {
         return "no incident".into();
     };
     let steps = store
         .steps(id)
+        .await
         .map(|s| s.iter().filter(|s| s.state == "done").count())
         .unwrap_or(0);
-    let rows = store.outbox_for(id).unwrap_or_default();
+    let rows = store.outbox_for(id).await.unwrap_or_default();
     let sent = rows.iter().filter(|r| r.state == "sent").count();
     let queued = rows.len();
     format!(

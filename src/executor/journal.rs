@@ -1,9 +1,11 @@
 //! The step journal: what ran, so a restarted daemon resumes a method without running any
-//! step twice. The SQLite store implements [`StepJournal`]; [`MemoryJournal`] is in memory.
+//! step twice. Every store (the daemon's `StateStore`) is a [`StepJournal`]; [`MemoryJournal`]
+//! is in memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -32,11 +34,12 @@ pub struct StepRecord {
 
 /// Where step progress is recorded. `incident` is the executor's journal key
 /// (`<incident>/<method>`), `step` the step's index, `workload` the workload id.
+#[async_trait]
 pub trait StepJournal: Send + Sync {
     /// The record of one step on one workload, if any.
-    fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord>;
+    async fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord>;
     /// Records that a step starts.
-    fn started(
+    async fn started(
         &self,
         incident: &str,
         step: usize,
@@ -44,7 +47,7 @@ pub trait StepJournal: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), JournalError>;
     /// Records a step's outcome.
-    fn finished(
+    async fn finished(
         &self,
         incident: &str,
         step: usize,
@@ -83,8 +86,9 @@ impl MemoryJournal {
     }
 }
 
+#[async_trait]
 impl StepJournal for MemoryJournal {
-    fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
+    async fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
         self.records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -92,7 +96,7 @@ impl StepJournal for MemoryJournal {
             .cloned()
     }
 
-    fn started(
+    async fn started(
         &self,
         incident: &str,
         step: usize,
@@ -112,7 +116,7 @@ impl StepJournal for MemoryJournal {
         Ok(())
     }
 
-    fn finished(
+    async fn finished(
         &self,
         incident: &str,
         step: usize,

@@ -221,11 +221,14 @@ impl Executor {
                 continue;
             }
             if step.action.is_mutating() && !ctx.dry_run {
-                let pending = ws.iter().any(|w| {
-                    journal
-                        .status(&key, index, &w.id)
-                        .is_none_or(|r| r.outcome.is_none())
-                });
+                let mut pending = false;
+                for w in ws {
+                    let record = journal.status(&key, index, &w.id).await;
+                    if record.is_none_or(|r| r.outcome.is_none()) {
+                        pending = true;
+                        break;
+                    }
+                }
                 if pending {
                     self.backup_once(ctx, &plan, &state).await?;
                 }
@@ -293,7 +296,7 @@ impl Executor {
             expected_revision: ctx.expected_revision(&w.id),
         };
         if !ctx.dry_run {
-            let rec = journal.status(key, index, &w.id);
+            let rec = journal.status(key, index, &w.id).await;
             if let Some(done) = rec.as_ref().and_then(|r| r.outcome.clone()) {
                 tracing::info!(step = %step.name, workload = %w.id, "step already finished, not run again");
                 return Ok(done);
@@ -311,13 +314,13 @@ impl Executor {
                     finished_at: Some(Utc::now()),
                     detail: json!({"resumed": "rollbackd's annotation shows this step was applied", "record": found}),
                 };
-                journal.finished(key, index, &w.id, &outcome)?;
+                journal.finished(key, index, &w.id, &outcome).await?;
                 return Ok(outcome);
             }
         }
         let started_at = Utc::now();
         if !ctx.dry_run {
-            journal.started(key, index, &w.id, started_at)?;
+            journal.started(key, index, &w.id, started_at).await?;
         }
         let result = self.action(ctx, step, w, &meta, state).await;
         let cancelled = matches!(result, Err(ClusterError::Cancelled));
@@ -347,7 +350,7 @@ impl Executor {
         // A cancelled step stays "started" in the journal: a resumed run re-checks it
         // against the cluster instead of reporting a failure that did not happen.
         if !ctx.dry_run && !cancelled {
-            journal.finished(key, index, &w.id, &outcome)?;
+            journal.finished(key, index, &w.id, &outcome).await?;
         }
         Ok(outcome)
     }

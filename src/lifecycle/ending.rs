@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::announce::{Channels, announce};
-use crate::store::{AuditEntry, Incident, Store, StoreError, Transition};
+use crate::store::{AuditEntry, Incident, StateStore, StoreError, Transition};
 use rollbackd_core::incident::{Event, State};
 use rollbackd_core::policy::{Policy, Stage};
 
@@ -29,8 +29,8 @@ pub struct Ending<'a> {
 }
 
 /// Ends `inc` as `ending` says; fails (changing nothing) if it moved on meanwhile.
-pub fn end_without_rollback(
-    store: &Store,
+pub async fn end_without_rollback(
+    store: &dyn StateStore,
     channels: &Channels,
     policy: &Policy,
     inc: &Incident,
@@ -55,10 +55,12 @@ pub fn end_without_rollback(
         reason: ending.why.to_string(),
         detail,
     };
-    store.transition(
-        &Transition::new(&inc.id, ending.event, at, ending.note.unwrap_or(ending.why))
-            .expecting(inc.state)
-            .notifying(&rows)
-            .audited(&entry),
-    )
+    store
+        .transition(
+            &Transition::new(&inc.id, ending.event, at, ending.note.unwrap_or(ending.why))
+                .expecting(inc.state)
+                .notifying(&rows)
+                .audited(&entry),
+        )
+        .await
 }

@@ -102,8 +102,9 @@ impl MemoryOutbox {
     }
 }
 
+#[async_trait::async_trait]
 impl OutboxStore for MemoryOutbox {
-    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
         let state = self.lock();
         let mut seen = HashSet::new();
         let mut due = Vec::new();
@@ -123,14 +124,14 @@ impl OutboxStore for MemoryOutbox {
         Ok(due)
     }
 
-    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
         self.update(id, |row| {
             row.item.attempts = row.item.attempts.saturating_add(1);
             row.status = OutboxStatus::Sent { at };
         })
     }
 
-    fn mark_retry(
+    async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
@@ -144,7 +145,7 @@ impl OutboxStore for MemoryOutbox {
         })
     }
 
-    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
+    async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
         self.update(id, |row| {
             row.item.attempts = attempts;
             row.status = OutboxStatus::Failed;
@@ -152,7 +153,7 @@ impl OutboxStore for MemoryOutbox {
         })
     }
 
-    fn thread(
+    async fn thread(
         &self,
         incident_id: &str,
         target_key: &str,
@@ -161,7 +162,7 @@ impl OutboxStore for MemoryOutbox {
         Ok(self.lock().threads.get(&key).cloned())
     }
 
-    fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
+    async fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
         let key = (incident_id.to_string(), thread.key.clone());
         self.lock().threads.insert(key, thread.clone());
         Ok(())
@@ -187,8 +188,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn due_yields_only_queue_heads() {
+    #[tokio::test]
+    async fn due_yields_only_queue_heads() {
         let store = MemoryOutbox::new();
         let now = Utc::now();
         let slack = Target::Slack {
@@ -198,15 +199,16 @@ mod tests {
         let a2 = store.push(message("a", Stage::InProgress), slack.clone(), now);
         let b1 = store.push(message("b", Stage::Initiated), slack, now);
         let ids = |v: Vec<OutboxItem>| v.into_iter().map(|i| i.id).collect::<Vec<_>>();
-        assert_eq!(ids(store.due(now, 10).unwrap()), vec![a1, b1]);
+        assert_eq!(ids(store.due(now, 10).await.unwrap()), vec![a1, b1]);
         // A head waiting for its retry holds back its queue only.
         store
             .mark_retry(a1, 1, now + TimeDelta::seconds(60), "boom")
+            .await
             .unwrap();
-        assert_eq!(ids(store.due(now, 10).unwrap()), vec![b1]);
-        store.mark_failed(a1, 2, "gave up").unwrap();
-        assert_eq!(ids(store.due(now, 10).unwrap()), vec![a2, b1]);
-        assert_eq!(ids(store.due(now, 1).unwrap()), vec![a2]);
-        assert!(store.mark_sent(99, now).is_err());
+        assert_eq!(ids(store.due(now, 10).await.unwrap()), vec![b1]);
+        store.mark_failed(a1, 2, "gave up").await.unwrap();
+        assert_eq!(ids(store.due(now, 10).await.unwrap()), vec![a2, b1]);
+        assert_eq!(ids(store.due(now, 1).await.unwrap()), vec![a2]);
+        assert!(store.mark_sent(99, now).await.is_err());
     }
 }

@@ -7,20 +7,21 @@ use chrono::{DateTime, Utc};
 use super::error::NotifyError;
 use super::message::{OutboxItem, ThreadRef};
 
-/// Persistence the worker needs; the SQLite store implements it later, [`super::MemoryOutbox`]
-/// now. Calls are short and synchronous.
+/// Persistence the worker needs: every store (the daemon's `StateStore`) implements it, and
+/// so does [`super::MemoryOutbox`].
 ///
 /// Items of one incident to one target (same `message.incident_id` and `target.key()`)
 /// form a queue in id order; only its oldest pending item may be sent.
+#[async_trait::async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
     /// Up to `limit` pending items, oldest first, that are the **oldest pending item of
     /// their incident+target queue** and whose `next_attempt_at <= now`. A queue whose head
     /// waits for a retry yields nothing, so later items never overtake it.
-    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError>;
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError>;
     /// The item was delivered (the store counts this attempt in `attempts`).
-    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError>;
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError>;
     /// The item failed transiently: `attempts` made so far, try again at `next_attempt_at`.
-    fn mark_retry(
+    async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
@@ -28,12 +29,15 @@ pub trait OutboxStore: Send + Sync + 'static {
         error: &str,
     ) -> Result<(), NotifyError>;
     /// The item is given up (permanent error or attempts exhausted); its queue moves on.
-    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError>;
+    async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError>;
     /// What earlier messages of the incident left for this target.
-    fn thread(&self, incident_id: &str, target_key: &str)
-    -> Result<Option<ThreadRef>, NotifyError>;
+    async fn thread(
+        &self,
+        incident_id: &str,
+        target_key: &str,
+    ) -> Result<Option<ThreadRef>, NotifyError>;
     /// Remembers a thread (replacing an older one for the same incident and target).
-    fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError>;
+    async fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError>;
 }
 
 /// Told about every delivery attempt (for metrics).

@@ -86,7 +86,7 @@ impl Worker {
         let now = Instant::now();
         self.cooling.retain(|_, until| *until > now);
         let limit = self.notifiers.config().batch_size.max(1) + self.in_flight.len();
-        let due = match blocking(&self.store, move |s| s.due(Utc::now(), limit)).await {
+        let due = match self.store.due(Utc::now(), limit).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox: cannot read due items");
@@ -148,8 +148,8 @@ async fn deliver(
 ) -> Option<Instant> {
     let config = notifiers.config();
     let rest = || Some(Instant::now() + config.retry.max_delay);
-    let (incident, key) = (item.message.incident_id.clone(), item.target.key());
-    let thread = match blocking(&store, move |s| s.thread(&incident, &key)).await {
+    let (incident, key) = (&item.message.incident_id, item.target.key());
+    let thread = match store.thread(incident, &key).await {
         Ok(thread) => thread,
         Err(e) => {
             tracing::warn!(id = item.id, error = %e, "outbox: cannot read thread");
@@ -161,9 +161,9 @@ async fn deliver(
     let elapsed = started.elapsed();
     let retry = config.retry;
     let kind = item.target.kind();
+    // its own task: a store call that panics is an `error` outcome, not a lost delivery
     let (outcome, recorded) =
-        match tokio::task::spawn_blocking(move || record(store.as_ref(), retry, &item, result))
-            .await
+        match tokio::spawn(async move { record(store.as_ref(), retry, &item, result).await }).await
         {
             Ok(done) => done,
             Err(e) => ("error", Err(NotifyError::Store(e.to_string()))),
@@ -179,7 +179,7 @@ async fn deliver(
 }
 
 /// Records the result of a send; answers the outcome (`sent`, `retry` or `failed`).
-fn record(
+async fn record(
     store: &dyn OutboxStore,
     retry: RetryConfig,
     item: &OutboxItem,
@@ -189,13 +189,14 @@ fn record(
     match result {
         Ok(new_thread) => {
             let saved = match new_thread {
-                Some(thread) => store.save_thread(&item.message.incident_id, &thread),
+                Some(thread) => store.save_thread(&item.message.incident_id, &thread).await,
                 None => Ok(()),
             };
-            (
-                "sent",
-                saved.and_then(|()| store.mark_sent(item.id, Utc::now())),
-            )
+            let sent = match saved {
+                Ok(()) => store.mark_sent(item.id, Utc::now()).await,
+                Err(e) => Err(e),
+            };
+            ("sent", sent)
         }
         Err(e) if e.is_transient() && attempts < retry.max_attempts => {
             let wait = retry.delay(attempts, e.retry_after());
@@ -206,26 +207,17 @@ fn record(
             tracing::info!(id = item.id, attempts, error = %e, next = %at, "outbox: will retry");
             (
                 "retry",
-                store.mark_retry(item.id, attempts, at, &e.to_string()),
+                store
+                    .mark_retry(item.id, attempts, at, &e.to_string())
+                    .await,
             )
         }
         Err(e) => {
             tracing::warn!(id = item.id, attempts, error = %e, kind = e.metric_label(), "outbox: giving up");
             (
                 "failed",
-                store.mark_failed(item.id, attempts, &e.to_string()),
+                store.mark_failed(item.id, attempts, &e.to_string()).await,
             )
         }
     }
-}
-
-/// Runs a (synchronous, possibly disk-bound) store call off the async threads.
-async fn blocking<T: Send + 'static>(
-    store: &Arc<dyn OutboxStore>,
-    call: impl FnOnce(&dyn OutboxStore) -> Result<T, NotifyError> + Send + 'static,
-) -> Result<T, NotifyError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || call(store.as_ref()))
-        .await
-        .map_err(|e| NotifyError::Store(format!("store call failed: {e}")))?
 }

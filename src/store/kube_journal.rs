@@ -1,10 +1,14 @@
-//! The store as the executor's step journal and as the pre-rollback backup sink, so a
-//! restarted daemon skips steps already done and keeps the first backup of every object.
+//! Any store, through its contract, as the executor's step journal and as the
+//! pre-rollback backup sink, so a restarted daemon skips steps already done and keeps the
+//! first backup of every object.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{AuditEntry, StepRow, Store};
+use super::{AuditEntry, StateStore, StepRow};
 use crate::cluster::ClusterError;
 use crate::cluster::backup::BackupSink;
 use crate::executor::{JournalError, StepJournal, StepOutcome, StepRecord, StepState};
@@ -24,9 +28,10 @@ fn state_name(state: &StepState) -> &'static str {
     }
 }
 
-impl StepJournal for Store {
-    fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
-        let rows = self.steps(incident_of(incident)).ok()?;
+#[async_trait]
+impl StepJournal for Arc<dyn StateStore> {
+    async fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
+        let rows = self.steps(incident_of(incident)).await.ok()?;
         let row = rows
             .into_iter()
             .find(|r| r.index == step && r.workload == workload)?;
@@ -40,7 +45,7 @@ impl StepJournal for Store {
         })
     }
 
-    fn started(
+    async fn started(
         &self,
         incident: &str,
         step: usize,
@@ -58,10 +63,11 @@ impl StepJournal for Store {
             finished_at: None,
             detail: Value::Null,
         })
+        .await
         .map_err(|e| JournalError(e.to_string()))
     }
 
-    fn finished(
+    async fn finished(
         &self,
         incident: &str,
         step: usize,
@@ -79,6 +85,7 @@ impl StepJournal for Store {
             finished_at: outcome.finished_at.or_else(|| Some(Utc::now())),
             detail: serde_json::to_value(outcome).map_err(|e| JournalError(e.to_string()))?,
         })
+        .await
         .map_err(|e| JournalError(e.to_string()))?;
         // every mutation rollbackd makes is audited, once: a resumed run skips finished steps
         if !matches!(outcome.state, StepState::NotRun | StepState::DryRun(_)) {
@@ -95,14 +102,16 @@ impl StepJournal for Store {
                 ),
                 detail: outcome.detail.clone(),
             })
+            .await
             .map_err(|e| JournalError(e.to_string()))?;
         }
         Ok(())
     }
 }
 
-impl BackupSink for Store {
-    fn save(
+#[async_trait]
+impl BackupSink for Arc<dyn StateStore> {
+    async fn save(
         &self,
         incident_id: &str,
         kind: &str,
@@ -112,6 +121,7 @@ impl BackupSink for Store {
     ) -> Result<(), ClusterError> {
         let existing = self
             .backups(incident_id)
+            .await
             .map_err(|e| ClusterError::Backup(e.to_string()))?;
         if existing
             .iter()
@@ -120,6 +130,7 @@ impl BackupSink for Store {
             return Ok(());
         }
         self.save_backup(incident_id, kind, namespace, name, object, Utc::now())
+            .await
             .map_err(|e| ClusterError::Backup(e.to_string()))
     }
 }

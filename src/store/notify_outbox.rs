@@ -1,17 +1,21 @@
-//! The SQLite store as the notifiers' [`OutboxStore`].
+//! Any store, through its contract, as the notifiers' [`OutboxStore`].
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{StateStore, StoreError};
 use crate::notify::{NotifyError, OutboxItem, OutboxStore, ThreadRef};
 
 fn err(e: StoreError) -> NotifyError {
     NotifyError::Store(e.to_string())
 }
 
-impl OutboxStore for Store {
-    fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
-        let rows = self.outbox_due(now, limit).map_err(err)?;
+#[async_trait]
+impl OutboxStore for Arc<dyn StateStore> {
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
+        let rows = self.outbox_due(now, limit).await.map_err(err)?;
         rows.into_iter()
             .map(|r| {
                 Ok(OutboxItem {
@@ -29,11 +33,11 @@ impl OutboxStore for Store {
             .collect()
     }
 
-    fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
-        self.outbox_sent(id, at).map_err(err)
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        self.outbox_sent(id, at).await.map_err(err)
     }
 
-    fn mark_retry(
+    async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
@@ -41,19 +45,21 @@ impl OutboxStore for Store {
         error: &str,
     ) -> Result<(), NotifyError> {
         self.outbox_retry(id, attempts, next_attempt_at, error)
+            .await
             .map_err(err)
     }
 
-    fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
-        self.outbox_failed(id, attempts, error).map_err(err)
+    async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
+        self.outbox_failed(id, attempts, error).await.map_err(err)
     }
 
-    fn thread(
+    async fn thread(
         &self,
         incident_id: &str,
         target_key: &str,
     ) -> Result<Option<ThreadRef>, NotifyError> {
-        Ok(Store::thread(self, incident_id, target_key)
+        Ok(StateStore::thread(&**self, incident_id, target_key)
+            .await
             .map_err(err)?
             .map(|data| ThreadRef {
                 key: target_key.to_string(),
@@ -61,7 +67,9 @@ impl OutboxStore for Store {
             }))
     }
 
-    fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
-        Store::save_thread(self, incident_id, &thread.key, &thread.data).map_err(err)
+    async fn save_thread(&self, incident_id: &str, thread: &ThreadRef) -> Result<(), NotifyError> {
+        StateStore::save_thread(&**self, incident_id, &thread.key, &thread.data)
+            .await
+            .map_err(err)
     }
 }

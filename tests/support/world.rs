@@ -16,7 +16,7 @@ use rollbackd::daemon::evaluate::Limits;
 use rollbackd::daemon::{DaemonHandle, DaemonOptions, seed, start};
 use rollbackd::lifecycle::announce::Channels;
 use rollbackd::notify::{NotifierConfig, RetryConfig};
-use rollbackd::store::Store;
+use rollbackd::store::{SqliteStore, StateStore, Store};
 use rollbackd::synthetic_agent::{AgentConfig, SyntheticAgent};
 use rollbackd_core::policy::{HealthCheck, Policy, load_file};
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
@@ -145,7 +145,7 @@ pub fn daemon_options(
 ) -> DaemonOptions {
     DaemonOptions {
         policies: vec![policy],
-        store: Arc::new(Store::in_memory().unwrap()),
+        store: Arc::new(SqliteStore::new(Store::in_memory().unwrap())),
         client,
         source,
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -298,13 +298,14 @@ pub async fn wait_resolved(w: &World, what: &str, timeout: Duration) -> rollback
 
 /// As [`wait_resolved`], for the (only) incident of `store`.
 pub async fn wait_resolved_in(
-    store: &Arc<Store>,
+    store: &Arc<dyn StateStore>,
     what: &str,
     timeout: Duration,
 ) -> rollbackd::store::Incident {
     wait_for(what, timeout, async || {
         let inc = store
             .incidents(&rollbackd::store::IncidentFilter::default())
+            .await
             .unwrap()
             .into_iter()
             .next()?;
@@ -316,7 +317,7 @@ pub async fn wait_resolved_in(
             ),
             "incident {} failed: {:?}",
             inc.id,
-            store.transitions(&inc.id).unwrap()
+            store.transitions(&inc.id).await.unwrap()
         );
         (inc.state == rollbackd_core::incident::State::Resolved).then_some(inc)
     })
