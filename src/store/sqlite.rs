@@ -339,3 +339,63 @@ impl StateStore for SqliteStore {
         self.call(move |s| s.prune_older_than(cutoff)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// SQLite waits on the blocking pool, not on the runtime: while a write waits for a
+    /// lock another connection holds, the other tasks of a single-threaded runtime run.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_write_does_not_stall_the_runtime() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("rollbackd.db");
+        let store = SqliteStore::open(&path, Synchronous::Normal)
+            .await
+            .expect("store");
+        let held = Duration::from_millis(500);
+        let other = rusqlite::Connection::open(&path).expect("second connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(held);
+            other.execute_batch("ROLLBACK").expect("released");
+        });
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let (before, started) = (ticks.load(Ordering::Relaxed), Instant::now());
+        let pause = Pause {
+            scope: super::super::GLOBAL.into(),
+            paused_by: "alice".into(),
+            reason: "test".into(),
+            at: "2025-11-17T14:30:00Z".parse().expect("time"),
+        };
+        store
+            .pause(&pause)
+            .await
+            .expect("written once the lock is free");
+        let (waited, ran) = (started.elapsed(), ticks.load(Ordering::Relaxed) - before);
+        ticker.abort();
+        release.join().expect("released");
+        assert!(
+            waited >= held / 2,
+            "the write waited for the lock ({waited:?})"
+        );
+        assert!(
+            ran >= 10,
+            "the runtime ran other tasks only {ran} times while SQLite waited {waited:?}"
+        );
+        assert_eq!(store.pauses().await.expect("pauses"), [pause]);
+    }
+}
