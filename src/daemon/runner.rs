@@ -1078,6 +1078,23 @@ mod tests {
         status: AgentStatuses,
         latest: Latest,
     ) -> Arc<Runner> {
+        runner_leading(
+            store,
+            policy,
+            status,
+            latest,
+            tokio::sync::watch::channel(true).1,
+        )
+    }
+
+    /// As [`runner`], leading while `leading` says so.
+    fn runner_leading(
+        store: Arc<dyn StateStore>,
+        policy: Policy,
+        status: AgentStatuses,
+        latest: Latest,
+        leading: tokio::sync::watch::Receiver<bool>,
+    ) -> Arc<Runner> {
         let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
         let client = kube::Client::try_from(config).expect("client");
         let executor = Executor::new(
@@ -1094,7 +1111,7 @@ mod tests {
             crate::channel::BoundedTx::detached("rolled"),
             Duration::from_millis(100),
             status,
-            tokio::sync::watch::channel(true).1,
+            leading,
         )
     }
 
@@ -1249,22 +1266,11 @@ mod tests {
             .await
             .expect("incident");
         let (leading_tx, leading) = tokio::sync::watch::channel(true);
-        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
-        let client = kube::Client::try_from(config).expect("client");
-        let executor = Executor::new(
-            crate::cluster::Cluster::new(client),
-            Arc::new(store.clone()),
-        );
-        let r = Runner::new(
+        let r = runner_leading(
             store.clone(),
-            Arc::new(vec![Arc::new(policy)]),
-            executor,
-            Arc::new(Metrics::new()),
-            Latest::default(),
-            Channels::default(),
-            crate::channel::BoundedTx::detached("rolled"),
-            Duration::from_millis(100),
+            policy,
             status_of("GL-002", 7),
+            Latest::default(),
             leading,
         );
         let task = r.drive(inc.id.clone()).expect("driven");

@@ -5,7 +5,6 @@
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -16,81 +15,14 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams, WatchEvent,
     WatchParams,
 };
-use rollbackd_sim::{SimConfig, SimHandle, Simulator};
+
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
-/// A running simulator plus the files kubectl needs.
-struct Cluster {
-    sim: SimHandle,
-    dir: TempDir,
-    kubeconfig: PathBuf,
-}
+mod kubectl;
 
-/// What one kubectl run produced.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-async fn cluster() -> Cluster {
-    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = sim.kubeconfig(dir.path()).unwrap();
-    Cluster {
-        sim,
-        dir,
-        kubeconfig,
-    }
-}
+use kubectl::{Cluster, cluster};
 
 impl Cluster {
-    async fn kubectl(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new("timeout")
-            .arg("30")
-            .arg("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .output()
-            .await
-            .expect("run kubectl");
-        Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Runs kubectl and fails the test unless it succeeds.
-    async fn ok(&self, args: &[&str]) -> String {
-        let run = self.kubectl(args).await;
-        assert!(run.ok, "kubectl {args:?} failed:\n{}", run.text());
-        run.stdout
-    }
-
-    /// Runs kubectl and fails the test if it succeeds; its stderr.
-    async fn fails(&self, args: &[&str]) -> String {
-        let run = self.kubectl(args).await;
-        assert!(
-            !run.ok,
-            "kubectl {args:?} should have failed:\n{}",
-            run.text()
-        );
-        run.stderr
-    }
-
     /// Writes `text` to a file in the temp dir and returns its path.
     fn file(&self, name: &str, text: &str) -> String {
         let path = self.dir.path().join(name);

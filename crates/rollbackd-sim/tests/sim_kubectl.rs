@@ -5,72 +5,15 @@
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use rollbackd_sim::{Fault, SimConfig, SimHandle, Simulator};
-use tempfile::TempDir;
+use rollbackd_sim::Fault;
 
-/// A running simulator plus the files kubectl needs.
-struct Cluster {
-    sim: SimHandle,
-    dir: TempDir,
-    kubeconfig: PathBuf,
-}
+mod kubectl;
 
-/// What one kubectl run produced.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn text(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-async fn cluster() -> Cluster {
-    let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = sim.kubeconfig(dir.path()).unwrap();
-    Cluster {
-        sim,
-        dir,
-        kubeconfig,
-    }
-}
+use kubectl::{Cluster, cluster};
 
 impl Cluster {
-    async fn kubectl(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new("timeout")
-            .arg("30")
-            .arg("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .output()
-            .await
-            .expect("run kubectl");
-        Run {
-            ok: out.status.success(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
-
-    /// Runs kubectl and fails the test unless it succeeds.
-    async fn ok(&self, args: &[&str]) -> String {
-        let run = self.kubectl(args).await;
-        assert!(run.ok, "kubectl {args:?} failed:\n{}", run.text());
-        run.stdout
-    }
-
     async fn rolled_out(&self, deploy: &str) {
         let out = self
             .ok(&["rollout", "status", &format!("deployment/{deploy}")])
