@@ -1153,6 +1153,20 @@ mod tests {
         Arc::new(RwLock::new(BTreeMap::from([(agent.to_string(), status)])))
     }
 
+    /// An incident of `policy` about revision 7, rolling back with the `quick` method.
+    async fn started(store: &Arc<dyn StateStore>, policy: &Policy) -> Incident {
+        store
+            .create_incident(
+                &new_incident(policy, 7, "quick"),
+                Event::Start,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .await
+            .expect("incident")
+    }
+
     async fn memory_store() -> Arc<dyn StateStore> {
         Arc::new(SqliteStore::in_memory().await.expect("store"))
     }
@@ -1179,16 +1193,7 @@ mod tests {
     async fn an_in_flight_incident_picked_up_while_paused_runs_no_step_until_resume() {
         let store = memory_store().await;
         let policy = load("policies/gl-002.toml");
-        let inc = store
-            .create_incident(
-                &new_incident(&policy, 7, "quick"),
-                Event::Start,
-                Utc::now(),
-                &[],
-                None,
-            )
-            .await
-            .expect("incident");
+        let inc = started(&store, &policy).await;
         store
             .pause(&crate::store::Pause {
                 scope: crate::store::GLOBAL.into(),
@@ -1255,16 +1260,7 @@ mod tests {
                 )),
             },
         );
-        let inc = store
-            .create_incident(
-                &new_incident(&policy, 7, "quick"),
-                Event::Start,
-                Utc::now(),
-                &[],
-                None,
-            )
-            .await
-            .expect("incident");
+        let inc = started(&store, &policy).await;
         let (leading_tx, leading) = tokio::sync::watch::channel(true);
         let r = runner_leading(
             store.clone(),
@@ -1371,16 +1367,7 @@ mod tests {
         let store = memory_store().await;
         let mut policy = load("policies/gl-002.toml");
         Arc::make_mut(&mut policy.verification).watch = chrono::TimeDelta::milliseconds(600);
-        let inc = store
-            .create_incident(
-                &new_incident(&policy, 7, "quick"),
-                Event::Start,
-                Utc::now(),
-                &[],
-                None,
-            )
-            .await
-            .expect("incident");
+        let inc = started(&store, &policy).await;
         step(store.as_ref(), &inc.id, Event::StepsDone).await;
         step(store.as_ref(), &inc.id, Event::Verified).await;
         let r = runner(
