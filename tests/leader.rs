@@ -320,3 +320,85 @@ async fn leader_steps_down_before_expiry_when_the_api_is_unreachable() {
     );
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_that_lost_the_lease_writes_nothing() {
+    use rollbackd::cluster::fence::Fence;
+    use rollbackd::cluster::{Cluster, ClusterError, Kind};
+    use serde_json::json;
+
+    let (sim, client) = start().await;
+    sim.create(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "flags", "namespace": NS},
+        "data": {"mode": "a"}
+    }))
+    .unwrap();
+    let (term_tx, term) = watch::channel(None);
+    let elector =
+        LeaderElector::new(client.clone(), NS, LEASE, "pod-a", DURATION, RENEW).with_term(term_tx);
+    let (tx, rx) = watch::channel(false);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(elector.run(cancel.clone(), tx));
+    until(Duration::from_secs(2), "a leads", || *rx.borrow()).await;
+    assert_eq!(
+        *term.borrow(),
+        Some(0),
+        "the term is the Lease's leaseTransitions"
+    );
+    let cluster = Cluster::new(client.clone()).with_fence(Fence::new(
+        client.clone(),
+        NS,
+        LEASE,
+        "pod-a",
+        term.clone(),
+    ));
+    let set = |mode: &'static str| {
+        let cluster = cluster.clone();
+        async move {
+            cluster
+                .patch(
+                    Kind::ConfigMap,
+                    NS,
+                    "flags",
+                    &kube::api::Patch::Merge(json!({"data": {"mode": mode}})),
+                    false,
+                )
+                .await
+        }
+    };
+    set("b").await.expect("the leader writes");
+    // another replica takes the Lease over; before pod-a's elector notices, it tries a write
+    let api = Api::<Lease>::namespaced(client.clone(), NS);
+    let mut l = api.get(LEASE).await.unwrap();
+    let spec = l.spec.as_mut().unwrap();
+    spec.holder_identity = Some("pod-b".into());
+    spec.lease_transitions = Some(1);
+    spec.lease_duration_seconds = Some(30);
+    spec.renew_time = Some(to_micro_time(Utc::now()).unwrap());
+    api.replace(LEASE, &PostParams::default(), &l)
+        .await
+        .unwrap();
+    match set("c").await {
+        Err(ClusterError::Fenced(why)) => {
+            assert!(
+                why.contains("pod-b") || why.contains("does not hold"),
+                "{why}"
+            );
+        }
+        other => panic!("a write after losing the Lease: {other:?}"),
+    }
+    let cm = sim.get("v1", "ConfigMap", NS, "flags").unwrap();
+    assert_eq!(
+        cm["data"]["mode"], "b",
+        "nothing written after the Lease was lost"
+    );
+    // once the elector has seen it, the term is withdrawn too
+    until(RENEW * 10, "the term is withdrawn", || {
+        term.borrow().is_none()
+    })
+    .await;
+    cancel.cancel();
+    task.await.unwrap();
+    sim.shutdown().await;
+}

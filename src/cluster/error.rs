@@ -125,6 +125,9 @@ pub enum ClusterError {
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// This replica may not write: it does not hold the Lease in the term it acts for.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// A backup could not be written.
     #[error("backup failed: {0}")]
     Backup(String),
@@ -155,6 +158,7 @@ impl ClusterError {
             ClusterError::RolloutFailed(_) => "rollout_failed",
             ClusterError::StepTimeout(..) => "step_timeout",
             ClusterError::Cancelled => "cancelled",
+            ClusterError::Fenced(_) => "fenced",
             ClusterError::Backup(_) => "backup",
             ClusterError::Json(_) => "json",
         }

@@ -9,6 +9,7 @@ pub mod argo;
 pub mod backup;
 pub mod configmap;
 pub mod error;
+pub mod fence;
 pub mod guard;
 pub mod history;
 pub mod http_step;
@@ -119,6 +120,8 @@ pub struct Cluster {
     field_manager: String,
     call_timeout: Duration,
     retry: RetryPolicy,
+    /// Checked before every write when this replica writes as an elected leader.
+    fence: Option<std::sync::Arc<fence::Fence>>,
 }
 
 impl Cluster {
@@ -129,6 +132,21 @@ impl Cluster {
             field_manager: FIELD_MANAGER.to_string(),
             call_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            fence: None,
+        }
+    }
+
+    /// Checks `fence` before every write (patch, create): a replica that no longer holds
+    /// the Lease in its term writes nothing ([`ClusterError::Fenced`]).
+    pub fn with_fence(mut self, fence: fence::Fence) -> Self {
+        self.fence = Some(std::sync::Arc::new(fence));
+        self
+    }
+
+    async fn fenced(&self) -> Result<(), ClusterError> {
+        match &self.fence {
+            Some(f) => f.check().await,
+            None => Ok(()),
         }
     }
 
@@ -252,6 +270,7 @@ impl Cluster {
         patch: &Patch<Value>,
         status: bool,
     ) -> Result<Value, ClusterError> {
+        self.fenced().await?;
         let api = self.api(kind, namespace);
         let pp = self.patch_params();
         let ctx = format!("patch {} {namespace}/{name}", kind.name());
@@ -273,6 +292,7 @@ impl Cluster {
         namespace: &str,
         object: &Value,
     ) -> Result<Value, ClusterError> {
+        self.fenced().await?;
         let api = self.api(kind, namespace);
         let obj: DynamicObject = serde_json::from_value(object.clone())?;
         let pp = PostParams {

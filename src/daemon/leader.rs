@@ -33,6 +33,10 @@
 //!   evaluates at once; on `true → false` it starts no new evaluation or incident, and
 //!   every incident task already running stops at its next step boundary (the step in
 //!   flight reaches the journal; nothing is announced), for the new leader to resume;
+//! - every write to the cluster is fenced (`cluster::fence`): the elector publishes the
+//!   term it leads in (`leaseTransitions`, [`LeaderElector::with_term`]) and the cluster
+//!   reads the Lease before each patch or create, refusing when another replica holds it,
+//!   the term changed or it expired, before this elector has noticed;
 //! - the API's mutating routes (trigger, approve, cancel, pause, resume) and the webhook
 //!   answer 503 on a standby so that the caller retries and reaches the leader (Alertmanager
 //!   retries 5xx), since each replica has its own SQLite store.
@@ -167,6 +171,9 @@ pub struct LeaderElector {
     lease_duration: Duration,
     renew_every: Duration,
     call_timeout: Duration,
+    /// Where the `leaseTransitions` of the term this replica holds is published (`None`
+    /// while it holds none), for the write fence.
+    term: Option<watch::Sender<Option<i32>>>,
 }
 
 impl LeaderElector {
@@ -195,6 +202,24 @@ impl LeaderElector {
             lease_duration,
             renew_every,
             call_timeout: renew_every.max(Duration::from_millis(500)),
+            term: None,
+        }
+    }
+
+    /// Publishes the term (`leaseTransitions`) this replica leads in on `term`, for
+    /// [`crate::cluster::fence::Fence`]: `None` whenever it does not lead.
+    pub fn with_term(mut self, term: watch::Sender<Option<i32>>) -> Self {
+        self.term = Some(term);
+        self
+    }
+
+    fn publish_term(&self, term: Option<i32>) {
+        if let Some(tx) = &self.term {
+            tx.send_if_modified(|t| {
+                let changed = *t != term;
+                *t = term;
+                changed
+            });
         }
     }
 
@@ -238,11 +263,12 @@ impl LeaderElector {
                 None => round.await,
             };
             let leading = match result {
-                Ok(true) => {
+                Ok(Some(term)) => {
                     last_renewed = Some(started);
+                    self.publish_term(Some(term));
                     true
                 }
-                Ok(false) => {
+                Ok(None) => {
                     last_renewed = None;
                     false
                 }
@@ -263,6 +289,9 @@ impl LeaderElector {
                     }
                 }
             };
+            if !leading {
+                self.publish_term(None);
+            }
             report(&tx, leading, &self.identity);
             let mut wake = started + self.renew_every;
             if let Some(t) = last_renewed {
@@ -274,6 +303,7 @@ impl LeaderElector {
             }
         }
         let was_leading = *tx.borrow();
+        self.publish_term(None);
         report(&tx, false, &self.identity);
         if was_leading && let Err(e) = self.release().await {
             tracing::warn!(lease = %self.lease_name, error = %e, "could not release the lease; a standby takes over when it expires");
@@ -297,14 +327,15 @@ impl LeaderElector {
         }
     }
 
-    /// One read-decide-write round; `Ok(true)` when this replica holds the Lease after it.
-    async fn round(&self, now: DateTime<Utc>) -> Result<bool, LeaderError> {
+    /// One read-decide-write round; `Ok(Some(term))` when this replica holds the Lease after
+    /// it, `term` being the Lease's `leaseTransitions`.
+    async fn round(&self, now: DateTime<Utc>) -> Result<Option<i32>, LeaderError> {
         let current = self.call(self.api.get_opt(&self.lease_name)).await?;
         let action = decide(current.as_ref(), &self.identity, now);
         let duration_secs = i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let now_mt = to_micro_time(now)?;
         match (action, current) {
-            (Action::Wait { .. }, _) => Ok(false),
+            (Action::Wait { .. }, _) => Ok(None),
             (Action::Create, _) | (_, None) => {
                 let lease = Lease {
                     metadata: ObjectMeta {
@@ -323,14 +354,15 @@ impl LeaderElector {
                 self.call(self.api.create(&PostParams::default(), &lease))
                     .await?;
                 tracing::info!(lease = %self.lease_name, identity = %self.identity, "created the lease: leading");
-                Ok(true)
+                Ok(Some(0))
             }
             (Action::Renew, Some(mut lease)) => {
                 let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
                 spec.renew_time = Some(now_mt);
                 spec.lease_duration_seconds = Some(duration_secs);
+                let term = spec.lease_transitions.unwrap_or(0);
                 self.replace(&lease).await?;
-                Ok(true)
+                Ok(Some(term))
             }
             (
                 Action::Acquire {
@@ -347,7 +379,7 @@ impl LeaderElector {
                 spec.lease_transitions = Some(transitions);
                 self.replace(&lease).await?;
                 tracing::info!(lease = %self.lease_name, identity = %self.identity, previous = previous.as_deref().unwrap_or(""), transitions, "acquired the lease: leading");
-                Ok(true)
+                Ok(Some(transitions))
             }
         }
     }

@@ -368,7 +368,17 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         ));
     }
 
+    // the fence the cluster checks before every write, when replicas elect a leader
+    let mut fence = None;
     if let Some(l) = &opts.leader {
+        let (term_tx, term_rx) = tokio::sync::watch::channel(None);
+        fence = Some(crate::cluster::fence::Fence::new(
+            opts.client.clone(),
+            &l.namespace,
+            &l.lease_name,
+            &l.identity,
+            term_rx,
+        ));
         let elector = leader::LeaderElector::new(
             opts.client.clone(),
             &l.namespace,
@@ -376,7 +386,8 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
             &l.identity,
             l.lease_duration,
             l.renew_every,
-        );
+        )
+        .with_term(term_tx);
         let c = cancel.clone();
         tasks.push(
             supervisor.spawn("leader", Expect::RunsUntilShutdown, async move {
@@ -386,7 +397,10 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
     } else {
         drop(leader_tx);
     }
-    let cluster = Cluster::new(opts.client);
+    let mut cluster = Cluster::new(opts.client);
+    if let Some(fence) = fence {
+        cluster = cluster.with_fence(fence);
+    }
     let watcher = Arc::new(
         DeployWatcher::start_supervised(cluster.clone(), &policies, deploy_tx, supervisor.clone())
             .await?,

@@ -784,6 +784,15 @@ impl Runner {
                 )
                 .await?;
             }
+            Err(crate::executor::ExecError::Fenced(why)) => {
+                // this replica may not write any more: nothing to tell, nothing failed. Wait
+                // until the elector sees it too (the next pass then stops at once), bounded
+                // so a slow elector does not hold the task forever.
+                tracing::warn!(error = %why, "lost the right to write: the new leader resumes this incident");
+                let mut leading = self.leading.clone();
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| !*l)).await;
+            }
             Err(e) => {
                 self.metrics.inc(
                     "rollbackd_rollbacks_total",

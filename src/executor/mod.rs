@@ -48,6 +48,10 @@ pub enum ExecError {
     /// The pre-rollback backup failed: nothing was mutated.
     #[error("pre-rollback backup failed, nothing was changed: {0}")]
     Backup(ClusterError),
+    /// This replica lost the right to write (the Lease's fence): the run stops, the step
+    /// stays unfinished in the journal for the new leader.
+    #[error("{0}")]
+    Fenced(ClusterError),
 }
 
 impl ExecError {
@@ -58,6 +62,7 @@ impl ExecError {
             ExecError::NoWorkload(_) => "no_workload",
             ExecError::Journal(_) => "journal",
             ExecError::Backup(_) => "backup",
+            ExecError::Fenced(_) => "fenced",
         }
     }
 }
@@ -323,6 +328,12 @@ impl Executor {
             journal.started(key, index, &w.id, started_at).await?;
         }
         let result = self.action(ctx, step, w, &meta, state).await;
+        if let Err(e @ ClusterError::Fenced(_)) = result {
+            // not a failure of the step: this replica may not write any more. The step stays
+            // "started": the new leader checks it against the cluster before running it.
+            tracing::warn!(step = %step.name, workload = %w.id, error = %e, "step not run");
+            return Err(ExecError::Fenced(e));
+        }
         let cancelled = matches!(result, Err(ClusterError::Cancelled));
         let (st, detail) = match result {
             Ok(ActionOutcome::Done { detail }) => (StepState::Done, detail),
