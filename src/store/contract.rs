@@ -13,9 +13,10 @@ use super::{
 };
 use rollbackd_core::incident::{Event, State};
 
-/// Builds an incident's notifications from the incident as just written (its id, its
-/// state), inside the transaction that opens it.
-pub type Announce = Box<dyn FnOnce(&Incident) -> Vec<NewOutbox> + Send>;
+/// Builds an incident's notifications from the incident as it is written (its id, its
+/// state), inside the transaction that opens it. A backend without transactions may build
+/// them again when its write loses a race and the incident gets another id.
+pub type Announce = Box<dyn Fn(&Incident) -> Vec<NewOutbox> + Send + Sync>;
 
 /// A backup: (kind, namespace, name, object).
 pub type Backup = (String, String, String, serde_json::Value);

@@ -12,6 +12,7 @@ mod checkpoint;
 mod contract;
 mod incidents;
 mod kube_journal;
+pub mod kubernetes;
 mod notify_outbox;
 mod outbox;
 mod pauses;
@@ -24,6 +25,7 @@ pub use alerts::{AlertRecord, RecordedAlert};
 pub use audit::AuditEntry;
 pub use contract::{Announce, Backup, StateStore};
 pub use incidents::{IncidentFilter, Opened, Transition};
+pub use kubernetes::KubeStore;
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
 pub use retention::Pruned;
@@ -74,6 +76,9 @@ pub enum StoreError {
     /// The thread running the call panicked or was cancelled; the text says which.
     #[error("store call did not finish: {0}")]
     Task(String),
+    /// The Kubernetes API failed or refused a call (the text says which object and why).
+    #[error("kubernetes: {0}")]
+    Kube(String),
 }
 
 impl StoreError {
@@ -89,6 +94,7 @@ impl StoreError {
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Thread(_) => "thread",
             StoreError::Task(_) => "task",
+            StoreError::Kube(_) => "kubernetes",
         }
     }
 }
