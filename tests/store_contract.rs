@@ -8,10 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -23,6 +21,8 @@ use rollbackd_core::incident::{Event, State};
 use rollbackd_core::policy::Stage;
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
+
+mod support;
 
 /// A backend under test, over state of its own.
 #[async_trait]
@@ -68,40 +68,6 @@ impl Backend for Sqlite {
     }
 }
 
-/// `deploy/crds/rollbackincidents.yaml` as JSON (kubectl converts it offline).
-fn incident_crd() -> &'static Value {
-    static CRD: OnceLock<Value> = OnceLock::new();
-    CRD.get_or_init(|| {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/crds/rollbackincidents.yaml");
-        let yaml = std::fs::read_to_string(path).unwrap();
-        let kubeconfig = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new("kubectl")
-            .args([
-                "patch", "--local", "-f", "-", "--type", "merge", "-p", "{}", "-o", "json",
-            ])
-            .env("KUBECONFIG", kubeconfig.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl on the PATH");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    })
-}
-
 /// The Kubernetes API: a simulator of the test's own, given the CRD from `deploy/crds/`.
 struct Kubernetes {
     sim: SimHandle,
@@ -112,7 +78,7 @@ impl Kubernetes {
         let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
             .await
             .unwrap();
-        sim.create(incident_crd().clone()).unwrap();
+        sim.create(support::incident_crd()).unwrap();
         Self { sim }
     }
 }

@@ -25,6 +25,13 @@ pub type Backup = (String, String, String, serde_json::Value);
 /// backups, the notification outbox and threads, pauses, audit, alerts, retention.
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Whether every replica of the daemon sees this same state (a store on the Kubernetes
+    /// API), rather than each its own (an SQLite file per pod). The daemon then leaves the
+    /// outbox to the leader, or a standby would deliver each message again.
+    fn shared(&self) -> bool {
+        false
+    }
+
     // incidents and transitions
 
     /// Opens an incident in `detected`, applies `first` (start, request approval or block),

@@ -111,6 +111,10 @@ impl KubeStore {
 
 #[async_trait]
 impl StateStore for KubeStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn create_incident(
         &self,
         new: &NewIncident,
