@@ -1,9 +1,10 @@
 //! The daemon's state: incidents with their transitions, steps and evidence, backups, the
 //! notification outbox, the audit log, received alerts and pauses. [`StateStore`]
 //! (`contract.rs`) is its contract; [`SqliteStore`] implements it over [`Store`], one
-//! SQLite file (WAL), running every call on a blocking thread. Writes that belong
-//! together (a transition and its notifications) share one transaction, so a crash never
-//! leaves one without the other.
+//! SQLite file (WAL), running every call on a blocking thread; [`KubeStore`]
+//! ([`kubernetes`]) implements it on the Kubernetes API, shared by every replica. Writes that
+//! belong together (a transition and its notifications) share one transaction (one object
+//! write on Kubernetes), so a crash never leaves one without the other.
 
 mod alerts;
 mod audit;
