@@ -23,6 +23,8 @@
 //! - Every write carries the resourceVersion it read (a status replace, a ConfigMap
 //!   replace, a delete's precondition); a 409 Conflict re-reads and decides again, never
 //!   overwrites blindly. A transition is a compare-and-set on the state, as in SQLite.
+//!   Creates need none (a taken name is 409 AlreadyExists); nor do the deletes of backups
+//!   (never changed once written) and of a pause by `resume` (whichever pause is there goes).
 //! - What SQLite writes in one transaction is written here in one object: a transition
 //!   with its notifications and audit entry is one status write; a new incident with its
 //!   first transition, notifications and audit entry is one create (a create cannot write
@@ -43,7 +45,8 @@
 //! An object stays far below etcd's 1.5 MB: strings in the evidence are cut at 4 KiB,
 //! in step outcomes, messages and audit details at 8 KiB, and a status that would grow past
 //! 768 KiB has the details of its finished steps, delivered messages and audit entries cut
-//! harder (their shapes kept); log segments close at 512 KiB. Backups are stored whole.
+//! harder (their shapes kept); the opening annotation is kept under 192 KiB the same way;
+//! log segments close at 512 KiB. Backups are stored whole (a ConfigMap holds 1 MiB).
 //!
 //! # Reads
 //!

@@ -23,6 +23,8 @@ const ITEM_STRING: usize = 8192;
 const LINE: usize = 4096;
 /// Above this many bytes of status, older details are cut harder (see [`Status::fit`]).
 pub const STATUS_BUDGET: usize = 768 * 1024;
+/// Most bytes of the opening annotation (an object's annotations hold 256 KiB in all).
+pub const OPENING_BUDGET: usize = 192 * 1024;
 /// Above this many bytes of evidence, its strings are cut harder.
 const DECISION_BUDGET: usize = 192 * 1024;
 
@@ -453,9 +455,29 @@ impl IncidentObject {
         Ok(obj)
     }
 
-    /// Writes the opening status into its annotation.
+    /// Writes the opening status into its annotation (an object's annotations may hold
+    /// 256 KiB in all: past [`OPENING_BUDGET`], its strings are cut harder).
     pub fn set_opening(&mut self, status: &Status) -> Result<(), StoreError> {
-        let text = serde_json::to_string(status)?;
+        let mut text = serde_json::to_string(status)?;
+        let mut max = 1024;
+        while text.len() > OPENING_BUDGET && max >= 64 {
+            let mut smaller = status.clone();
+            for n in &mut smaller.notifications {
+                shrink(&mut n.message, max);
+            }
+            for a in &mut smaller.audit {
+                shrink(&mut a.detail, max);
+            }
+            text = serde_json::to_string(&smaller)?;
+            max /= 4;
+        }
+        if text.len() > OPENING_BUDGET {
+            return Err(StoreError::Kube(format!(
+                "the opening of RollbackIncident {} would be {} bytes, over the {OPENING_BUDGET} an annotation may hold here",
+                self.name(),
+                text.len()
+            )));
+        }
         self.metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
@@ -639,6 +661,47 @@ mod tests {
             "{v}"
         );
         assert!(v["lines"][0].as_str().is_some_and(|s| s.len() < 50));
+    }
+
+    #[test]
+    fn an_opening_fits_in_an_annotation() {
+        let mut s = status();
+        let many: Vec<NewOutbox> = (0..100)
+            .map(|i| NewOutbox {
+                target_key: format!("webhook:{i}"),
+                target: json!({"kind": "webhook", "name": i}),
+                message: json!({"text": "m".repeat(7000)}),
+            })
+            .collect();
+        s.enqueue(&many, Utc::now());
+        let new = NewIncident {
+            agent: "GL-002".into(),
+            namespace: "ns".into(),
+            workload: "w".into(),
+            revision: Some(1),
+            from_image: None,
+            row: None,
+            severity: None,
+            method: None,
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "r".into(),
+            decision: json!({}),
+            dry_run: false,
+            vars: BTreeMap::new(),
+            deploy_at: None,
+        };
+        let obj = IncidentObject::opening("gl-002-x-1", &new, s, Utc::now())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opening = &obj
+            .metadata
+            .annotations
+            .as_ref()
+            .map(|a| a[names::OPENING].clone());
+        let bytes = opening.as_ref().map_or(0, String::len);
+        assert!(bytes <= OPENING_BUDGET, "{bytes}");
+        let back = obj.effective_status().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.notifications.len(), 100, "every notification kept");
     }
 
     #[test]
