@@ -25,9 +25,9 @@
 //!   step against the Kubernetes API (kubectl-exact undo, set image, restart, scale, Service
 //!   switch, ConfigMaps, Argo, Jobs, HTTP), history, snapshots and backups; [`verify`] checks
 //!   recovery (rollout status, pod hold, health, checks).
-//! - Record and tell: [`store`] (one contract, `StateStore`, over SQLite: incidents, steps,
-//!   backups, outbox, audit, alerts, pauses), [`notify`] (Slack, Statuspage and webhooks fed
-//!   from the outbox).
+//! - Record and tell: [`store`] (one contract, `StateStore`, over SQLite or the Kubernetes
+//!   API: incidents, steps, backups, outbox, audit, alerts, pauses), [`notify`] (Slack,
+//!   Statuspage and webhooks fed from the outbox).
 //! - Front: [`cli`] (`check`, `evaluate`, `demo`, `run`, `sim`, `bench`), [`demo`] (the
 //!   one-command demo), [`bench`](mod@bench) (the benchmark), [`synthetic_agent`] (an agent
 //!   stand-in serving `/metrics`).

@@ -1,6 +1,9 @@
 //! The daemon killed (SIGKILL, not a clean stop) in the middle of a rollback and started
 //! again: the incident completes exactly once, no step runs twice, and the audit log holds
-//! every event. Real processes: `rollbackd sim` and `rollbackd run` against it.
+//! every event. Real processes: `rollbackd sim` and `rollbackd run` against it, once with
+//! the SQLite store (the restarted daemon reopens the file) and once with the Kubernetes
+//! store (the restarted daemon, a new pod, has nothing of its own: it finds the incident on
+//! the API).
 
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -75,6 +78,15 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
 
 #[test]
 fn killed_mid_rollback_the_incident_completes_once() {
+    killed_mid_rollback_the_incident_completes_once_on("sqlite");
+}
+
+#[test]
+fn killed_mid_rollback_the_incident_completes_once_from_the_kubernetes_store() {
+    killed_mid_rollback_the_incident_completes_once_on("kubernetes");
+}
+
+fn killed_mid_rollback_the_incident_completes_once_on(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
@@ -150,13 +162,23 @@ fn killed_mid_rollback_the_incident_completes_once() {
         .then_some(())
     });
 
+    let store = match backend {
+        "sqlite" => format!("path = \"{}\"", dir.path().join("rollbackd.db").display()),
+        _ => {
+            let out = kubectl(
+                &kubeconfig,
+                &["apply", "-f", "deploy/crds/rollbackincidents.yaml"],
+            );
+            assert!(out.contains("created"), "{out}");
+            "backend = \"kubernetes\"\nnamespace = \"rollbackd\"".to_string()
+        }
+    };
     let api_port = free_port();
     let config = dir.path().join("rollbackd.toml");
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\npath = \"{}\"\n[kubernetes]\nmode = \"kubeconfig\"\nkubeconfig = \"{}\"\n[evaluation]\ninterval = \"500ms\"\njitter = \"0s\"\n[policies]\npaths = [\"{}\"]\n[webhook]\nallow_unauthenticated = true\n[[auth.tokens]]\nname = \"oncall\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n",
-            dir.path().join("rollbackd.db").display(),
+            "[server]\nlisten = \"127.0.0.1:{api_port}\"\n[store]\n{store}\n[kubernetes]\nmode = \"kubeconfig\"\nkubeconfig = \"{}\"\n[evaluation]\ninterval = \"500ms\"\njitter = \"0s\"\n[policies]\npaths = [\"{}\"]\n[webhook]\nallow_unauthenticated = true\n[[auth.tokens]]\nname = \"oncall\"\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n",
             kubeconfig.display(),
             policies.display()
         ),
@@ -293,6 +315,19 @@ fn killed_mid_rollback_the_incident_completes_once() {
         states,
         ["rolling_back", "verifying", "monitoring", "resolved"]
     );
+    if backend == "kubernetes" {
+        let table = kubectl(
+            &kubeconfig,
+            &["get", "rollbackincidents", "-n", "rollbackd"],
+        );
+        let row: Vec<&str> = table
+            .lines()
+            .find(|l| l.starts_with(&id.to_lowercase()))
+            .unwrap_or_else(|| panic!("{id} not listed:\n{table}"))
+            .split_whitespace()
+            .collect();
+        assert_eq!(row[1..3], ["GL-002", "resolved"], "{table}");
+    }
 }
 
 fn get_after_kill(kubeconfig: &Path) -> String {

@@ -1,8 +1,9 @@
 //! `deploy/`: the kustomization renders with exactly `kubectl kustomize deploy/`, and what it
-//! renders agrees with the code: the ClusterRole and Role grant exactly
-//! `cluster::rbac::REQUIRED` and `LEADER_ELECTION`, the Deployment runs hardened with two
-//! replicas and the probes the API serves, every file `deploy/rollbackd.toml` names is
-//! mounted, the policies shipped are the repository's, the PrometheusRule speaks each
+//! renders agrees with the code: the ClusterRole and Roles grant exactly
+//! `cluster::rbac::REQUIRED`, `LEADER_ELECTION` and `STORE`, the CRD of the Kubernetes store
+//! is installed and the configuration uses that store (no volume holds state), the
+//! Deployment runs hardened with two replicas and the probes the API serves, every file
+//! `deploy/rollbackd.toml` names is mounted, the policies shipped are the repository's, the PrometheusRule speaks each
 //! policy's vocabulary (and `promtool` accepts it), the Alertmanager snippet routes to
 //! rollbackd (`amtool`), and the dashboard only names metrics rollbackd exports.
 //!
@@ -14,12 +15,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use rollbackd::cluster::rbac::{LEADER_ELECTION, REQUIRED, Rule};
+use rollbackd::cluster::rbac::{LEADER_ELECTION, REQUIRED, Rule, STORE};
 use rollbackd_core::policy::{SignalSource, load_all};
 use serde_json::Value;
 
@@ -239,8 +240,9 @@ fn renders_the_expected_objects_in_the_rollbackd_namespace() {
         ("ServiceAccount", 1),
         ("ClusterRole", 1),
         ("ClusterRoleBinding", 1),
-        ("Role", 1),
-        ("RoleBinding", 1),
+        ("CustomResourceDefinition", 1),
+        ("Role", 2),
+        ("RoleBinding", 2),
         ("ConfigMap", 3),
         ("Deployment", 1),
         ("Service", 1),
@@ -254,7 +256,7 @@ fn renders_the_expected_objects_in_the_rollbackd_namespace() {
     for o in rendered() {
         let cluster_scoped = matches!(
             s(&o["kind"]),
-            "Namespace" | "ClusterRole" | "ClusterRoleBinding"
+            "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition"
         );
         let ns = o["metadata"]["namespace"].as_str();
         if cluster_scoped {
@@ -290,9 +292,9 @@ fn cluster_role_grants_exactly_the_required_rules() {
 
 #[test]
 fn role_grants_exactly_the_lease_rules_in_its_namespace() {
-    let role = one("Role");
+    let role = named("Role", "rollbackd-leader-election");
     assert_eq!(grants_of_manifest(role), grants_of_rules(LEADER_ELECTION));
-    let rb = one("RoleBinding");
+    let rb = named("RoleBinding", "rollbackd-leader-election");
     assert_eq!(rb["roleRef"]["kind"], "Role");
     assert_eq!(rb["roleRef"]["name"], role["metadata"]["name"]);
     let subjects = arr(&rb["subjects"]);
@@ -305,6 +307,86 @@ fn role_grants_exactly_the_lease_rules_in_its_namespace() {
         pod_spec()["serviceAccountName"],
         one("ServiceAccount")["metadata"]["name"]
     );
+}
+
+/// The configuration keeps the state on the Kubernetes API, in a namespace where the store's
+/// Role grants exactly `cluster::rbac::STORE`, and the CRD it needs is installed.
+#[test]
+fn the_kubernetes_store_has_its_crd_and_exactly_its_rules_in_its_namespace() {
+    let cfg = config();
+    assert_eq!(cfg["store"]["backend"].as_str(), Some("kubernetes"));
+    let namespace = cfg["store"]["namespace"].as_str().unwrap();
+    let role = named("Role", "rollbackd-store");
+    assert_eq!(grants_of_manifest(role), grants_of_rules(STORE));
+    assert_eq!(role["metadata"]["namespace"], namespace);
+    let rb = named("RoleBinding", "rollbackd-store");
+    assert_eq!(rb["metadata"]["namespace"], namespace);
+    assert_eq!(rb["roleRef"]["kind"], "Role");
+    assert_eq!(rb["roleRef"]["name"], role["metadata"]["name"]);
+    let subjects = arr(&rb["subjects"]);
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        subjects[0]["name"],
+        one("ServiceAccount")["metadata"]["name"]
+    );
+    let crd = one("CustomResourceDefinition");
+    assert_eq!(crd["metadata"]["name"], "rollbackincidents.rollbackd.io");
+    assert_eq!(crd["spec"]["group"], rollbackd::store::kubernetes::GROUP);
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(
+        crd["spec"]["names"]["kind"],
+        rollbackd::store::kubernetes::KIND
+    );
+    assert_eq!(
+        crd["spec"]["names"]["plural"],
+        rollbackd::store::kubernetes::PLURAL
+    );
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["rbi"])
+    );
+    assert_eq!(
+        crd["spec"]["names"]["categories"],
+        serde_json::json!(["rollbackd"])
+    );
+    let versions = arr(&crd["spec"]["versions"]);
+    assert_eq!(versions.len(), 1);
+    let v = &versions[0];
+    assert_eq!(v["name"], rollbackd::store::kubernetes::VERSION);
+    assert_eq!(
+        (v["served"].as_bool(), v["storage"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(v["subresources"]["status"].is_object());
+    let columns: Vec<(&str, &str, &str)> = arr(&v["additionalPrinterColumns"])
+        .iter()
+        .filter(|c| c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|c| (s(&c["name"]), s(&c["type"]), s(&c["jsonPath"])))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("Agent", "string", ".spec.agent"),
+            ("State", "string", ".status.state"),
+            ("Severity", "string", ".spec.severity"),
+            ("Row", "string", ".spec.row"),
+            ("Revision", "integer", ".spec.revision"),
+            ("Age", "date", ".metadata.creationTimestamp"),
+        ]
+    );
+    let schema = &v["schema"]["openAPIV3Schema"];
+    assert_eq!(schema["type"], "object");
+    for part in ["spec", "status"] {
+        assert_eq!(schema["properties"][part]["type"], "object", "{part}");
+    }
+    // the open shapes keep their unknown fields (a structural schema prunes the rest)
+    for open in [
+        &schema["properties"]["spec"]["properties"]["decision"],
+        &schema["properties"]["status"]["properties"]["steps"]["items"]["properties"]["detail"],
+        &schema["properties"]["status"]["properties"]["notifications"]["items"]["properties"]["message"],
+    ] {
+        assert_eq!(open["x-kubernetes-preserve-unknown-fields"], true, "{open}");
+    }
 }
 
 #[test]
@@ -387,14 +469,13 @@ fn every_configured_path_is_mounted_and_the_secrets_are_referenced() {
         s(&named("ConfigMap", "rollbackd-config-")["data"]["rollbackd.toml"]),
         std::fs::read_to_string(root().join("deploy/rollbackd.toml")).unwrap()
     );
-    // The store lives on a writable volume; so does /tmp.
-    let store = cfg["store"]["path"].as_str().unwrap();
-    let store_dir = Path::new(store).parent().unwrap().to_str().unwrap();
-    assert!(
-        writable.contains(store_dir),
-        "{store_dir} not writable: {writable:?}"
+    // The state is on the Kubernetes API: the only writable directory is /tmp.
+    assert_eq!(cfg["store"]["backend"].as_str(), Some("kubernetes"));
+    assert_eq!(
+        writable,
+        BTreeSet::from(["/tmp".to_string()]),
+        "no volume holds state"
     );
-    assert!(writable.contains("/tmp"));
     // The API listens where the Service sends traffic.
     assert!(cfg["server"]["listen"].as_str().unwrap().ends_with(":8080"));
     // Every *_file of the configuration is a mounted Secret key, all in one place; and
@@ -731,9 +812,10 @@ fn grant_of_request(method: &str, path: &str) -> (String, String, String) {
     (group.to_string(), resource, verb.to_string())
 }
 
-/// Drives every mutating step kind of `rollbackd::cluster` and the leader elector against
-/// the simulator, then checks each recorded write against the RBAC rules — and that every
-/// write verb the rules grant was used (nothing granted "just in case").
+/// Drives every mutating step kind of `rollbackd::cluster`, the leader elector and the
+/// Kubernetes store against the simulator, then checks each recorded write against the RBAC
+/// rules — and that every write verb the rules grant was used (nothing granted "just in
+/// case").
 #[tokio::test]
 async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
     use std::collections::BTreeMap as Map;
@@ -888,9 +970,127 @@ async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
     cancel.cancel();
     task.await.unwrap();
 
+    // The Kubernetes store, on the CRD as rendered: an incident's whole life (open, status
+    // writes, a backup, a delivered notification, a thread), a pause and its resume, a global
+    // audit entry, an alert, and retention deleting what is old.
+    {
+        use rollbackd::store::{
+            AlertRecord, AuditEntry, Incident, KubeStore, NewIncident, NewOutbox, Pause,
+            StateStore, StepRow, Transition, Trigger,
+        };
+        use rollbackd_core::incident::Event;
+        sim.create(one("CustomResourceDefinition").clone()).unwrap();
+        let store = KubeStore::open(client_for(&sim), NS).await.unwrap();
+        let at = chrono::Utc::now() - chrono::TimeDelta::days(2);
+        let new = NewIncident {
+            agent: "GL-002".into(),
+            namespace: SIM_NS.into(),
+            workload: "web".into(),
+            revision: Some(2),
+            from_image: Some("web:2".into()),
+            row: Some("p0".into()),
+            severity: Some("P0".into()),
+            method: Some("quick".into()),
+            trigger: Trigger::Automatic,
+            requested_by: None,
+            reason: "error_rate=0.6".into(),
+            decision: json!({"decision": "rollback"}),
+            dry_run: false,
+            vars: Map::new(),
+            deploy_at: Some(at),
+        };
+        let inc = store
+            .open_incident(
+                &new,
+                Event::Start,
+                at,
+                None,
+                Box::new(|_: &Incident| {
+                    vec![NewOutbox {
+                        target_key: "webhook:h".into(),
+                        target: json!({"kind": "webhook", "name": "h"}),
+                        message: json!({"stage": "initiated"}),
+                    }]
+                }),
+            )
+            .await
+            .unwrap()
+            .into_incident();
+        store
+            .save_step(&StepRow {
+                incident_id: inc.id.clone(),
+                index: 0,
+                workload: "web".into(),
+                name: "undo".into(),
+                kind: "undo".into(),
+                state: "done".into(),
+                started_at: Some(at),
+                finished_at: Some(at),
+                detail: json!({}),
+            })
+            .await
+            .unwrap();
+        store
+            .save_backup(&inc.id, "Deployment", SIM_NS, "web", &json!({}), at)
+            .await
+            .unwrap();
+        let due = store.outbox_due(chrono::Utc::now(), 10).await.unwrap();
+        store.outbox_sent(due[0].id, at).await.unwrap();
+        store
+            .save_thread(&inc.id, "webhook:h", &json!({"id": 1}))
+            .await
+            .unwrap();
+        for event in [Event::StepsDone, Event::Verified, Event::WatchElapsed] {
+            store
+                .transition(&Transition::new(&inc.id, event, at, ""))
+                .await
+                .unwrap();
+        }
+        let pause = Pause {
+            scope: "global".into(),
+            paused_by: "alice".into(),
+            reason: "freeze".into(),
+            at,
+        };
+        store.pause(&pause).await.unwrap();
+        assert!(store.resume("global").await.unwrap());
+        store
+            .audit(&AuditEntry {
+                at,
+                actor: "alice".into(),
+                action: "agent.pause".into(),
+                target: "global".into(),
+                reason: String::new(),
+                detail: json!({}),
+            })
+            .await
+            .unwrap();
+        store
+            .record_alerts(
+                &[AlertRecord {
+                    fingerprint: "f".into(),
+                    status: "firing".into(),
+                    starts_at: at,
+                    ends_at: None,
+                    agent: Some("GL-002".into()),
+                    labels: Map::new(),
+                    annotations: Map::new(),
+                }],
+                at,
+            )
+            .await
+            .unwrap();
+        let pruned = store
+            .prune_older_than(chrono::Utc::now() - chrono::TimeDelta::days(1))
+            .await
+            .unwrap();
+        assert_eq!((pruned.incidents, pruned.backups, pruned.alerts), (1, 1, 1));
+    }
+
     let granted: BTreeSet<(String, String, String)> = grants_of_rules(REQUIRED)
         .into_iter()
         .chain(grants_of_rules(LEADER_ELECTION))
+        .chain(grants_of_rules(STORE))
         .flat_map(|((g, r), verbs)| verbs.into_iter().map(move |v| (g.clone(), r.clone(), v)))
         .collect();
     let used: BTreeSet<(String, String, String)> = sim

@@ -1,14 +1,17 @@
-//! Two (or three) real daemons with leader election on one Kubernetes simulator, as in
-//! production: each replica has its own SQLite store (a per-pod emptyDir), all watch the same
-//! GL-002 Deployment and scrape the same synthetic agent. Only the Lease holder acts: a breach
-//! both replicas see is rolled back once, and when the leader stops or crashes the standby
-//! takes the Lease and handles the next bad deploy, once.
+//! Two (or three) real daemons with leader election on one Kubernetes simulator: each replica
+//! with its own SQLite store (a per-pod file), or all sharing the Kubernetes store (as
+//! `deploy/` runs them); all watch the same GL-002 Deployment and scrape the same synthetic
+//! agent. Only the Lease holder acts: a breach both replicas see is rolled back once, and
+//! when the leader stops or crashes the standby takes the Lease and handles the next bad
+//! deploy, once. On the shared store both replicas show every incident, and each message is
+//! delivered once, by the leader.
 
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +21,9 @@ use rollbackd::daemon::collect::MetricSource;
 use rollbackd::daemon::leader::from_micro_time;
 use rollbackd::daemon::{DaemonHandle, LeaderOptions, start};
 use rollbackd::signals::scrape::Scraper;
-use rollbackd::store::{Incident, IncidentFilter, SqliteStore, StateStore, Store, Synchronous};
+use rollbackd::store::{
+    Incident, IncidentFilter, KubeStore, SqliteStore, StateStore, Store, Synchronous,
+};
 use rollbackd::synthetic_agent::SyntheticAgent;
 use rollbackd_core::engine::DecisionKind;
 use rollbackd_core::policy::Policy;
@@ -26,7 +31,7 @@ use rollbackd_sim::SimHandle;
 use serde_json::Value;
 use support::world::{
     World, agent, daemon_options, deploy_image, undo_patches, wait_available_in, wait_for,
-    wait_resolved_in, world_custom,
+    wait_resolved_in, world_custom, world_prepared,
 };
 
 const LEASE_NS: &str = "rollbackd";
@@ -105,6 +110,26 @@ impl Replica {
             identity: identity.into(),
             daemon: Some(daemon),
             runtime,
+        }
+    }
+
+    /// Another replica on the world's simulator, agent and notification receiver, on the
+    /// Kubernetes store of the simulator.
+    async fn start_on_kube(s: &Shared, identity: &str) -> Replica {
+        let client =
+            kube::Client::try_from(kube::Config::new(s.sim.url().parse().unwrap())).unwrap();
+        let mut options = daemon_options(
+            s.policy.clone(),
+            client.clone(),
+            scrape(),
+            s.hook_url.clone(),
+        );
+        options.store = Arc::new(KubeStore::open(client, LEASE_NS).await.unwrap());
+        options.leader = Some(election(identity));
+        Replica {
+            identity: identity.into(),
+            daemon: Some(start(options).await.unwrap()),
+            runtime: None,
         }
     }
 
@@ -220,6 +245,53 @@ async fn world_of_replicas(dir: &Path) -> (Shared, Replica) {
         hook,
     };
     (shared, Replica::first(daemon, "pod-a"))
+}
+
+/// The shared world on the Kubernetes store, with its daemon as replica `pod-a`.
+async fn world_of_kube_replicas() -> (Shared, Replica) {
+    let World {
+        sim,
+        agent,
+        daemon,
+        hook,
+        client,
+        policy,
+        hook_url,
+    } = world_prepared(
+        agent().await,
+        scrape(),
+        |_| {},
+        |sim| {
+            sim.create(support::incident_crd()).unwrap();
+        },
+        |o| {
+            o.store = Arc::new(KubeStore::new(o.client.clone(), LEASE_NS));
+            o.leader = Some(election("pod-a"));
+        },
+    )
+    .await;
+    let shared = Shared {
+        sim,
+        agent,
+        client,
+        policy,
+        hook_url,
+        hook,
+    };
+    (shared, Replica::first(daemon, "pod-a"))
+}
+
+/// How many times the receiver got each (incident, stage) message.
+fn deliveries(s: &Shared) -> BTreeMap<(String, String), usize> {
+    let mut n = BTreeMap::new();
+    for m in s.hook.lock().unwrap().iter() {
+        let key = (
+            m["incident_id"].as_str().unwrap_or_default().to_string(),
+            m["stage"].as_str().unwrap_or_default().to_string(),
+        );
+        *n.entry(key).or_default() += 1;
+    }
+    n
 }
 
 /// The incidents the receiver was told about (each replica announces its own).
@@ -449,6 +521,95 @@ async fn a_crashed_leader_is_replaced_once_its_lease_expires() {
     );
     assert_eq!(announced_incidents(&s), [inc.id.as_str()]);
     c.stop().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_the_kubernetes_store_show_every_incident_and_announce_it_once() {
+    let (s, a) = world_of_kube_replicas().await;
+    let b = Replica::start_on_kube(&s, "pod-b").await;
+    let leader_id = wait_for("a Lease holder", Duration::from_secs(5), async || {
+        holder(&s.client).await
+    })
+    .await;
+    let (leader, standby) = if leader_id == a.identity {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    wait_available_in(&s.sim, 3).await;
+
+    // One rollback, by the leader; both replicas show the one incident.
+    let first = bad_deploy(&s, &leader, "v2", 2, 1).await;
+    evaluations(&leader, 8).await;
+    assert_eq!(undo_patches(&s.sim).len(), 1, "exactly one undo PATCH");
+    for r in [&leader, &standby] {
+        let ids: Vec<String> = r.incidents().await.into_iter().map(|i| i.id).collect();
+        assert_eq!(
+            ids,
+            std::slice::from_ref(&first.id),
+            "{} shows the one incident",
+            r.identity
+        );
+    }
+    assert!(!standby.has_evaluated(), "a standby decides nothing");
+    // every message of it delivered, each once: the standby's worker sent none
+    let resolved = (first.id.clone(), "resolved".to_string());
+    wait_for(
+        "the resolved message",
+        Duration::from_secs(10),
+        async || deliveries(&s).contains_key(&resolved).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = deliveries(&s);
+    assert!(sent.len() >= 3, "{sent:?}");
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "each message once: {sent:?}"
+    );
+
+    // The leader stops; the standby takes over with the store as it was, and rolls back
+    // the next bad deploy once.
+    leader.stop().await;
+    wait_holder(&s.client, &standby.identity, LEASE_DURATION + RENEW).await;
+    let second = bad_deploy(&s, &standby, "v3", 4, 2).await;
+    evaluations(&standby, 8).await;
+    assert_eq!(undo_patches(&s.sim).len(), 2, "one more undo PATCH");
+    let mut ids: Vec<String> = standby
+        .incidents()
+        .await
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    ids.sort();
+    let mut both = vec![first.id.clone(), second.id.clone()];
+    both.sort();
+    assert_eq!(ids, both, "the former standby shows both incidents");
+    let resolved = (second.id.clone(), "resolved".to_string());
+    wait_for(
+        "the second resolved message",
+        Duration::from_secs(10),
+        async || deliveries(&s).contains_key(&resolved).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = deliveries(&s);
+    assert!(
+        sent.values().all(|n| *n == 1),
+        "each message once: {sent:?}"
+    );
+    let table = s
+        .sim
+        .get(
+            "rollbackd.io/v1alpha1",
+            "RollbackIncident",
+            LEASE_NS,
+            &second.id.to_lowercase(),
+        )
+        .unwrap();
+    assert_eq!(table["status"]["state"], "resolved");
+    standby.stop().await;
     s.sim.shutdown().await;
 }
 

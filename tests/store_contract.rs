@@ -1,8 +1,8 @@
 //! The store contract ([`StateStore`]), written once and held against every backend: each
 //! behaviour below is an async function of a store (or of a backend, when it must reopen the
 //! store or make a write fail), and each backend listed at the bottom runs all of them as
-//! `<backend>::<behaviour>`. Today that is SQLite on a real file; another backend is one
-//! more line there.
+//! `<backend>::<behaviour>`: SQLite on a real file, and the Kubernetes API (a simulator of
+//! the test's own on 127.0.0.1:0, given the CRD from `deploy/crds/`).
 
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +19,10 @@ use rollbackd::notify::{Message, OutboxStore, Target, ThreadRef};
 use rollbackd::store::*;
 use rollbackd_core::incident::{Event, State};
 use rollbackd_core::policy::Stage;
-use serde_json::json;
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
+use serde_json::{Value, json};
+
+mod support;
 
 /// A backend under test, over state of its own.
 #[async_trait]
@@ -62,6 +65,55 @@ impl Backend for Sqlite {
                 "CREATE TRIGGER outbox_full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
             )
             .unwrap();
+    }
+}
+
+/// The Kubernetes API: a simulator of the test's own, given the CRD from `deploy/crds/`.
+struct Kubernetes {
+    sim: SimHandle,
+}
+
+impl Kubernetes {
+    async fn fresh() -> Self {
+        let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+            .await
+            .unwrap();
+        sim.create(support::incident_crd()).unwrap();
+        Self { sim }
+    }
+}
+
+#[async_trait]
+impl Backend for Kubernetes {
+    async fn open(&self) -> Arc<dyn StateStore> {
+        let client =
+            kube::Client::try_from(kube::Config::new(self.sim.url().parse().unwrap())).unwrap();
+        Arc::new(KubeStore::open(client, "rollbackd").await.unwrap())
+    }
+
+    /// An admission hook refuses every write of a RollbackIncident that adds a notification
+    /// (a create whose opening has some, a status write that has more than before).
+    async fn refuse_notifications(&self) {
+        fn notifications(obj: Option<&Value>) -> usize {
+            let Some(obj) = obj else { return 0 };
+            let status = match obj.get("status") {
+                Some(s) => s.clone(),
+                None => obj["metadata"]["annotations"]["rollbackd.io/opening"]
+                    .as_str()
+                    .map(|o| serde_json::from_str(o).unwrap())
+                    .unwrap_or(Value::Null),
+            };
+            status["notifications"].as_array().map_or(0, Vec::len)
+        }
+        self.sim.admit("disk-full.test", |req| {
+            if req.resource == "rollbackincidents"
+                && notifications(req.object) > notifications(req.old_object)
+            {
+                Err("disk full".into())
+            } else {
+                Ok(())
+            }
+        });
     }
 }
 
@@ -1212,4 +1264,8 @@ macro_rules! on_backend {
 mod sqlite {
     use super::Backend;
     contract!(super::Sqlite::fresh().await);
+}
+mod kubernetes {
+    use super::Backend;
+    contract!(super::Kubernetes::fresh().await);
 }

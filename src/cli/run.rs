@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::api::Auth;
-use crate::config::{Config, KubeMode};
+use crate::config::{Config, KubeMode, StoreConfig};
 use crate::daemon::collect::MetricSource;
 use crate::daemon::evaluate::Limits;
 use crate::daemon::{DaemonOptions, seed, start};
@@ -17,7 +17,7 @@ use crate::process::{init_tracing, shutdown_signal};
 use crate::signals::alertmanager::AlertmanagerClient;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::signals::scrape::Scraper;
-use crate::store::SqliteStore;
+use crate::store::{KubeStore, SqliteStore, StateStore};
 use rollbackd_core::policy::load_all;
 use rollbackd_sim::{SimConfig, Simulator};
 
@@ -39,6 +39,26 @@ pub fn metric_source(config: &Config) -> anyhow::Result<MetricSource> {
     })
 }
 
+/// The store the configuration asks for (`[store] backend`): SQLite, or the Kubernetes API
+/// through `client` (the CRD must be installed: `deploy/crds/rollbackincidents.yaml`).
+pub async fn open_store(
+    store: &StoreConfig,
+    client: &kube::Client,
+) -> anyhow::Result<Arc<dyn StateStore>> {
+    Ok(match store {
+        StoreConfig::Sqlite { path, synchronous } => Arc::new(
+            SqliteStore::open(path, *synchronous)
+                .await
+                .with_context(|| format!("store {}", path.display()))?,
+        ),
+        StoreConfig::Kubernetes { namespace } => Arc::new(
+            KubeStore::open(client.clone(), namespace)
+                .await
+                .with_context(|| format!("store on the Kubernetes API, namespace {namespace}"))?,
+        ),
+    })
+}
+
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<()> {
     let mut config = crate::config::load(config_file)
@@ -52,11 +72,6 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         .into_iter()
         .map(Arc::new)
         .collect();
-    let store = Arc::new(
-        SqliteStore::open(&config.store_path, config.synchronous)
-            .await
-            .with_context(|| format!("store {}", config.store_path.display()))?,
-    );
     let mut sim_handle = None;
     let client = match &config.kube {
         KubeMode::Infer => kube::Client::try_default()
@@ -73,6 +88,11 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
             kube::Client::try_from(c)?
         }
         KubeMode::Sim => {
+            if matches!(config.store, StoreConfig::Kubernetes { .. }) {
+                anyhow::bail!(
+                    "store.backend = \"kubernetes\" needs the RollbackIncident CRD, which the built-in simulator does not have: use store.backend = \"sqlite\" with --sim, or start `rollbackd sim --kubeconfig FILE`, apply deploy/crds/rollbackincidents.yaml to it with kubectl and run with kubernetes.mode = \"kubeconfig\""
+                );
+            }
             let sim = Simulator::start(
                 "127.0.0.1:0".parse()?,
                 SimConfig {
@@ -88,6 +108,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
             client
         }
     };
+    let store = open_store(&config.store, &client).await?;
     let channels = Channels {
         slack_api: config.slack_token.is_some(),
         slack_webhook_url: config.slack_webhook_url.clone(),

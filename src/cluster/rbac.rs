@@ -2,8 +2,11 @@
 //!
 //! [`REQUIRED`] is what the daemon does to the agents' workloads, across their namespaces
 //! (the ClusterRole in `deploy/clusterrole.yaml`); [`LEADER_ELECTION`] is the Lease in
-//! rollbackd's own namespace (the Role in `deploy/role.yaml`). `tests/deploy_manifests.rs`
-//! checks that the rendered manifests grant exactly these rules and nothing more.
+//! rollbackd's own namespace (the Role in `deploy/role.yaml`); [`STORE`] is the Kubernetes
+//! store's objects in its namespace (the Role in `deploy/store-role.yaml`), the only rules
+//! with `delete`: retention deletes rollbackd's own records, never a workload's object.
+//! `tests/deploy_manifests.rs` checks that the rendered manifests grant exactly these rules
+//! and nothing more, and that every write verb granted is one the code makes.
 //!
 //! Each rule names, in `why`, the code that needs it. When a module starts calling a new
 //! verb or resource, add it here and to the manifests (the test fails until both agree).
@@ -111,9 +114,41 @@ pub const LEADER_ELECTION: &[Rule] = &[Rule {
           replace it (resourceVersion-checked) to acquire, renew and release leadership",
 }];
 
+/// Rules in the Kubernetes store's namespace only (`[store] namespace`, a Role bound by a
+/// RoleBinding): its `RollbackIncident`s and ConfigMaps (`store/kubernetes/`).
+pub const STORE: &[Rule] = &[
+    Rule {
+        group: "rollbackd.io",
+        resources: &["rollbackincidents"],
+        verbs: &["get", "list", "create", "delete"],
+        why: "store/kubernetes/api.rs: read an incident (get), list them (a metadata-only \
+              list, then get or list what changed), open one (create, its first status in \
+              an annotation), retention deletes a finished one (resourceVersion precondition)",
+    },
+    Rule {
+        group: "rollbackd.io",
+        resources: &["rollbackincidents/status"],
+        verbs: &["update"],
+        why: "store/kubernetes/incidents.rs: every transition, step, notification, thread \
+              and audit entry is a replace of the status at the resourceVersion read",
+    },
+    Rule {
+        group: "",
+        resources: &["configmaps"],
+        verbs: &["get", "list", "create", "update", "delete"],
+        why: "store/kubernetes/configmaps.rs and log.rs: the agents' registers (get, create, \
+              replace at a resourceVersion), backups (create, list, deleted with their \
+              incident), pauses (create, list, resume deletes), the alert and audit logs \
+              (segments created and replaced; retention rewrites or deletes old ones)",
+    },
+];
+
 /// Every rule, cluster-wide first.
 pub fn all() -> impl Iterator<Item = &'static Rule> {
-    REQUIRED.iter().chain(LEADER_ELECTION.iter())
+    REQUIRED
+        .iter()
+        .chain(LEADER_ELECTION.iter())
+        .chain(STORE.iter())
 }
 
 #[cfg(test)]
@@ -121,24 +156,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_wildcards_no_delete_no_duplicates() {
-        let mut seen = std::collections::BTreeSet::new();
-        for r in all() {
-            assert!(!r.group.contains('*'));
-            for res in r.resources {
-                assert!(!res.contains('*'), "{res}");
-                assert!(seen.insert((r.group, *res)), "{}/{res} twice", r.group);
+    fn no_wildcards_no_duplicates_and_delete_only_of_rollbackds_own_records() {
+        for rules in [REQUIRED, LEADER_ELECTION, STORE] {
+            let mut seen = std::collections::BTreeSet::new();
+            for r in rules {
+                assert!(!r.group.contains('*'));
+                for res in r.resources {
+                    assert!(!res.contains('*'), "{res}");
+                    assert!(seen.insert((r.group, *res)), "{}/{res} twice", r.group);
+                }
+                for v in r.verbs {
+                    assert!(
+                        !matches!(
+                            *v,
+                            "*" | "deletecollection" | "escalate" | "bind" | "impersonate"
+                        ),
+                        "{v}"
+                    );
+                    // a workload's objects are never deleted: only the store's own, in its
+                    // namespace
+                    assert!(
+                        *v != "delete" || std::ptr::eq(rules, STORE),
+                        "delete on {:?}",
+                        r.resources
+                    );
+                }
+                assert!(!r.why.is_empty());
             }
-            for v in r.verbs {
-                assert!(
-                    !matches!(
-                        *v,
-                        "*" | "delete" | "deletecollection" | "escalate" | "bind" | "impersonate"
-                    ),
-                    "{v}"
-                );
-            }
-            assert!(!r.why.is_empty());
         }
     }
 }

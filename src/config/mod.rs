@@ -121,10 +121,8 @@ pub struct Config {
     pub webhook_auth: WebhookAuth,
     /// Label naming the agent on alerts (falls back to `namespace` + `deployment`).
     pub agent_label: String,
-    /// SQLite file (`store.path`, default `rollbackd.db`).
-    pub store_path: PathBuf,
-    /// How hard SQLite syncs each commit (`store.synchronous`, default `normal`).
-    pub synchronous: Synchronous,
+    /// Which backend keeps the daemon's state (`store.backend`, default `sqlite`).
+    pub store: StoreConfig,
     /// Finished incidents (with their steps, backups, notifications and audit), alerts and
     /// audit entries older than this are deleted hourly (`store.retention`, default 30d,
     /// at least 1h).
@@ -195,8 +193,7 @@ impl std::fmt::Debug for Config {
             .field("tokens", &self.tokens)
             .field("webhook_auth", &self.webhook_auth)
             .field("agent_label", &self.agent_label)
-            .field("store_path", &self.store_path)
-            .field("synchronous", &self.synchronous)
+            .field("store", &self.store)
             .field("retention", &self.retention)
             .field("kube", &self.kube)
             .field("prometheus_url", &self.prometheus_url)
@@ -226,6 +223,34 @@ impl std::fmt::Debug for Config {
             .field("leader", &self.leader)
             .finish()
     }
+}
+
+/// Where the daemon keeps its state (`[store]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// `backend = "sqlite"` (the default): one SQLite file per replica.
+    Sqlite {
+        /// The file (`store.path`, default `rollbackd.db`).
+        path: PathBuf,
+        /// How hard SQLite syncs each commit (`store.synchronous`, default `normal`).
+        synchronous: Synchronous,
+    },
+    /// `backend = "kubernetes"`: `RollbackIncident`s and ConfigMaps on the Kubernetes API
+    /// (`crate::store::KubeStore`), shared by every replica.
+    Kubernetes {
+        /// The namespace of its objects (`store.namespace`, default `rollbackd`).
+        namespace: String,
+    },
+}
+
+/// Whether `s` is a namespace name (a DNS-1123 label).
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 /// Leader election settings.
@@ -469,6 +494,36 @@ impl RawConfig {
         }
         let jitter = duration("evaluation.jitter", &self.evaluation.jitter, &mut errors);
         let retention = duration("store.retention", &self.store.retention, &mut errors);
+        let store = match self.store.backend.as_str() {
+            "sqlite" => StoreConfig::Sqlite {
+                path: self.store.path.clone(),
+                synchronous: self.store.synchronous,
+            },
+            "kubernetes" => {
+                if !is_dns_label(&self.store.namespace) {
+                    errors.push(ConfigError {
+                        key: "store.namespace".into(),
+                        message: format!(
+                            "{:?} is not a namespace name (lower-case letters, digits and '-', at most 63)",
+                            self.store.namespace
+                        ),
+                    });
+                }
+                StoreConfig::Kubernetes {
+                    namespace: self.store.namespace.clone(),
+                }
+            }
+            other => {
+                errors.push(ConfigError {
+                    key: "store.backend".into(),
+                    message: format!("unknown backend {other:?} (sqlite or kubernetes)"),
+                });
+                StoreConfig::Sqlite {
+                    path: self.store.path.clone(),
+                    synchronous: self.store.synchronous,
+                }
+            }
+        };
         let alertmanager_timeout = duration(
             "alertmanager.timeout",
             &self.alertmanager.timeout,
@@ -557,8 +612,7 @@ impl RawConfig {
             tokens,
             webhook_auth,
             agent_label: self.webhook.agent_label,
-            store_path: self.store.path,
-            synchronous: self.store.synchronous,
+            store,
             retention,
             kube,
             kube_events: self.kubernetes.events,
@@ -628,6 +682,67 @@ mod tests {
             let errors = raw.validate().unwrap_err();
             let e = errors.0.iter().find(|e| e.key == "store.retention");
             assert!(e.is_some_and(|e| e.message.contains(wrong)), "{errors}");
+        }
+    }
+
+    #[test]
+    fn the_store_is_sqlite_unless_kubernetes_is_asked_for_by_name() {
+        let open = || {
+            let mut raw = RawConfig::default();
+            raw.webhook.allow_unauthenticated = true;
+            raw
+        };
+        assert_eq!(
+            open().validate().unwrap().store,
+            StoreConfig::Sqlite {
+                path: PathBuf::from("rollbackd.db"),
+                synchronous: Synchronous::Normal
+            }
+        );
+        let mut kube = open();
+        kube.store.backend = "kubernetes".into();
+        assert_eq!(
+            kube.validate().unwrap().store,
+            StoreConfig::Kubernetes {
+                namespace: "rollbackd".into()
+            }
+        );
+        let mut elsewhere = open();
+        elsewhere.store.backend = "kubernetes".into();
+        elsewhere.store.namespace = "ops-state".into();
+        assert_eq!(
+            elsewhere.validate().unwrap().store,
+            StoreConfig::Kubernetes {
+                namespace: "ops-state".into()
+            }
+        );
+        for (backend, namespace, key, says) in [
+            (
+                "etcd",
+                "rollbackd",
+                "store.backend",
+                "unknown backend \"etcd\" (sqlite or kubernetes)",
+            ),
+            (
+                "kubernetes",
+                "Rollback_D",
+                "store.namespace",
+                "is not a namespace name",
+            ),
+            (
+                "kubernetes",
+                "",
+                "store.namespace",
+                "is not a namespace name",
+            ),
+        ] {
+            let mut raw = open();
+            raw.store.backend = backend.into();
+            raw.store.namespace = namespace.into();
+            let errors = raw.validate().unwrap_err();
+            assert_eq!(errors.0.len(), 1, "{errors}");
+            assert_eq!(errors.0[0].key, key, "{errors}");
+            assert!(errors.0[0].message.contains(says), "{errors}");
         }
     }
 

@@ -18,7 +18,7 @@ pub struct RawConfig {
     pub auth: Auth,
     /// `[webhook]`: how the Alertmanager webhook authenticates.
     pub webhook: Webhook,
-    /// `[store]`: the SQLite file.
+    /// `[store]`: which backend keeps the state (the SQLite file, or the Kubernetes API).
     pub store: StoreSection,
     /// `[kubernetes]`: where the Kubernetes API is.
     pub kubernetes: Kubernetes,
@@ -133,16 +133,22 @@ impl Default for Webhook {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
+    /// `sqlite` or `kubernetes`.
+    pub backend: String,
     pub path: PathBuf,
     pub synchronous: Synchronous,
+    /// The namespace of the Kubernetes backend's objects.
+    pub namespace: String,
     /// Finished incidents, alerts and audit entries older than this are deleted.
     pub retention: String,
 }
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
+            backend: "sqlite".into(),
             path: PathBuf::from("rollbackd.db"),
             synchronous: Synchronous::Normal,
+            namespace: "rollbackd".into(),
             retention: "30d".into(),
         }
     }

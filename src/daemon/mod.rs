@@ -16,6 +16,7 @@ pub mod collect;
 pub mod evaluate;
 pub mod gate;
 pub mod leader;
+pub mod leading_outbox;
 pub mod pre_deploy;
 pub mod retention;
 pub mod runner;
@@ -344,7 +345,15 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
     let mut notifier = opts.notifier;
     notifier.webhook_urls.extend(opts.channels.webhook_urls());
     let notifiers = Notifiers::new(notifier)?.with_events(opts.channels.events.clone());
-    let outbox: Arc<dyn OutboxStore> = Arc::new(opts.store.clone());
+    // replicas that share one store (the Kubernetes store) leave delivery to the leader;
+    // with a store of its own, a replica delivers what it queued (and flushes it on the
+    // way out, after stepping down)
+    let own: Arc<dyn OutboxStore> = Arc::new(opts.store.clone());
+    let outbox: Arc<dyn OutboxStore> = if opts.store.shared() {
+        Arc::new(leading_outbox::LeadingOutbox::new(own, leader_rx.clone()))
+    } else {
+        own
+    };
     let observer = Arc::new(MetricsObserver(metrics.clone()));
     let c = cancel.clone();
     tasks.push(

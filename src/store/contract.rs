@@ -13,9 +13,10 @@ use super::{
 };
 use rollbackd_core::incident::{Event, State};
 
-/// Builds an incident's notifications from the incident as just written (its id, its
-/// state), inside the transaction that opens it.
-pub type Announce = Box<dyn FnOnce(&Incident) -> Vec<NewOutbox> + Send>;
+/// Builds an incident's notifications from the incident as it is written (its id, its
+/// state), inside the transaction that opens it. A backend without transactions may build
+/// them again when its write loses a race and the incident gets another id.
+pub type Announce = Box<dyn Fn(&Incident) -> Vec<NewOutbox> + Send + Sync>;
 
 /// A backup: (kind, namespace, name, object).
 pub type Backup = (String, String, String, serde_json::Value);
@@ -24,6 +25,13 @@ pub type Backup = (String, String, String, serde_json::Value);
 /// backups, the notification outbox and threads, pauses, audit, alerts, retention.
 #[async_trait]
 pub trait StateStore: Send + Sync + std::fmt::Debug {
+    /// Whether every replica of the daemon sees this same state (a store on the Kubernetes
+    /// API), rather than each its own (an SQLite file per pod). The daemon then leaves the
+    /// outbox to the leader, or a standby would deliver each message again.
+    fn shared(&self) -> bool {
+        false
+    }
+
     // incidents and transitions
 
     /// Opens an incident in `detected`, applies `first` (start, request approval or block),

@@ -1,9 +1,10 @@
 //! The daemon's state: incidents with their transitions, steps and evidence, backups, the
 //! notification outbox, the audit log, received alerts and pauses. [`StateStore`]
 //! (`contract.rs`) is its contract; [`SqliteStore`] implements it over [`Store`], one
-//! SQLite file (WAL), running every call on a blocking thread. Writes that belong
-//! together (a transition and its notifications) share one transaction, so a crash never
-//! leaves one without the other.
+//! SQLite file (WAL), running every call on a blocking thread; [`KubeStore`]
+//! ([`kubernetes`]) implements it on the Kubernetes API, shared by every replica. Writes that
+//! belong together (a transition and its notifications) share one transaction (one object
+//! write on Kubernetes), so a crash never leaves one without the other.
 
 mod alerts;
 mod audit;
@@ -12,6 +13,7 @@ mod checkpoint;
 mod contract;
 mod incidents;
 mod kube_journal;
+pub mod kubernetes;
 mod notify_outbox;
 mod outbox;
 mod pauses;
@@ -24,6 +26,7 @@ pub use alerts::{AlertRecord, RecordedAlert};
 pub use audit::AuditEntry;
 pub use contract::{Announce, Backup, StateStore};
 pub use incidents::{IncidentFilter, Opened, Transition};
+pub use kubernetes::KubeStore;
 pub use outbox::{NewOutbox, OutboxRow};
 pub use pauses::{GLOBAL, Pause};
 pub use retention::Pruned;
@@ -74,6 +77,9 @@ pub enum StoreError {
     /// The thread running the call panicked or was cancelled; the text says which.
     #[error("store call did not finish: {0}")]
     Task(String),
+    /// The Kubernetes API failed or refused a call (the text says which object and why).
+    #[error("kubernetes: {0}")]
+    Kube(String),
 }
 
 impl StoreError {
@@ -89,6 +95,7 @@ impl StoreError {
             StoreError::Corrupt(_) => "corrupt",
             StoreError::Thread(_) => "thread",
             StoreError::Task(_) => "task",
+            StoreError::Kube(_) => "kubernetes",
         }
     }
 }

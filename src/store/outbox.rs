@@ -86,7 +86,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {
 
 /// A row with its target re-read as a [`Target`] (which keeps a webhook's name and drops
 /// any URL) and its key rebuilt from it. A target that does not read is shown as its kind.
-fn redacted(mut row: OutboxRow) -> OutboxRow {
+pub(super) fn redacted(mut row: OutboxRow) -> OutboxRow {
     match serde_json::from_value::<Target>(row.target.clone()) {
         Ok(target) => {
             row.target_key = target.key();

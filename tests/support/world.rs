@@ -100,6 +100,18 @@ pub async fn world_custom(
     adjust: impl FnOnce(&mut Policy),
     configure: impl FnOnce(&mut DaemonOptions),
 ) -> World {
+    world_prepared(agent, source, adjust, |_| {}, configure).await
+}
+
+/// As [`world_custom`], with `prepare` given the seeded simulator before the daemon starts
+/// (a CRD its store needs…).
+pub async fn world_prepared(
+    agent: SyntheticAgent,
+    source: MetricSource,
+    adjust: impl FnOnce(&mut Policy),
+    prepare: impl FnOnce(&SimHandle),
+    configure: impl FnOnce(&mut DaemonOptions),
+) -> World {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("rollbackd=info")
@@ -114,6 +126,7 @@ pub async fn world_custom(
     adjust(&mut policy);
     let policy = Arc::new(policy);
     seed::seed(&sim, std::slice::from_ref(&policy), 3).unwrap();
+    prepare(&sim);
     let client = sim_client(&sim);
     let (hook_url, hook) = receiver().await;
     let mut options = daemon_options(policy.clone(), client.clone(), source, hook_url.clone());

@@ -26,7 +26,8 @@
 //! ```
 //!
 //! Tests can make someone else's write land between a client's read and its write with
-//! [`SimHandle::race_next_write`].
+//! [`SimHandle::race_next_write`], and refuse writes as a validating admission webhook would
+//! with [`SimHandle::admit`] ([`admission`]).
 //!
 //! To serve on a listener of your own until a future completes, use [`serve`]; faults can be
 //! preset in [`SimConfig::faults`] or changed at runtime through `POST/DELETE/GET /sim/faults`
@@ -40,6 +41,7 @@
 //! Service, ConfigMap, Namespace), custom resources are not validated, pruned or defaulted
 //! against their CRD's schema, and CRD conversion webhooks are never called.
 
+pub mod admission;
 pub mod controller;
 pub mod conversion;
 pub mod crds;
@@ -313,6 +315,23 @@ impl SimHandle {
             .ok_or_else(|| SimError::UnsupportedKind(api_version.to_string(), kind.to_string()))?;
         self.shared.races.add(r, namespace, name, change);
         Ok(())
+    }
+
+    /// Installs a validating admission hook (see [`admission`]) named `name`, replacing any
+    /// other: every create, update and delete from now on is shown to it first, and an
+    /// `Err(why)` refuses it with a 400 as the API server refuses a webhook's denial. The
+    /// hook runs while the store is locked: it must not call the simulator.
+    pub fn admit(
+        &self,
+        name: &str,
+        hook: impl Fn(&admission::AdmissionRequest<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.shared.store.admission.set(name, Arc::new(hook));
+    }
+
+    /// Removes the admission hook: every write is admitted again.
+    pub fn clear_admission(&self) {
+        self.shared.store.admission.clear();
     }
 
     /// Removes every injected fault.

@@ -317,7 +317,13 @@ fn dispatch(
                 || query
                     .get("propagationPolicy")
                     .is_some_and(|p| p == "Orphan");
-            let deleted = store.delete(r, &ns, name, orphan, dry_run(query))?;
+            let pre = &opts["preconditions"];
+            let preconditions = crate::store::Preconditions {
+                uid: pre["uid"].as_str().map(str::to_string),
+                resource_version: pre["resourceVersion"].as_str().map(str::to_string),
+            };
+            let deleted =
+                store.delete_checked(r, &ns, name, orphan, dry_run(query), &preconditions)?;
             Ok(ok(&deleted))
         }
         (Method::DELETE, None, _) => {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::admission::{Admission, AdmissionRequest, Operation};
 use super::conversion::{present, storage_of, to_storage};
 use super::crds;
 use super::defaults;
@@ -343,6 +344,18 @@ fn controller_of(obj: &Value) -> Option<(String, String)> {
 pub struct Store {
     inner: Mutex<Inner>,
     events: broadcast::Sender<Arc<StoredEvent>>,
+    /// The validating admission hook every write passes (see [`Admission`]).
+    pub admission: Admission,
+}
+
+/// A delete's preconditions (`DeleteOptions.preconditions`): the object is deleted only if
+/// it still has this uid and resourceVersion (409 Conflict otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    /// The uid the object must have.
+    pub uid: Option<String>,
+    /// The resourceVersion the object must be at.
+    pub resource_version: Option<String>,
 }
 
 /// The start of a watch: events to replay, then a live receiver.
@@ -412,6 +425,7 @@ impl Store {
                 ..Inner::default()
             }),
             events,
+            admission: Admission::default(),
         };
         let _ = store.create(
             &discovery::NAMESPACES,
@@ -669,6 +683,15 @@ impl Store {
             let others = inner.crds_of_group(crds::group_of(&obj), &name);
             crds::settle(&mut obj, None, &others);
         }
+        self.admission.check(&AdmissionRequest {
+            operation: Operation::Create,
+            group: served.group,
+            resource: served.plural,
+            namespace: ns,
+            name: &name,
+            object: Some(&obj),
+            old_object: None,
+        })?;
         if dry_run {
             return Ok(present(served, obj));
         }
@@ -823,6 +846,15 @@ impl Store {
             let others = inner.crds_of_group(crds::group_of(&new), name);
             crds::settle(&mut new, Some(&old), &others);
         }
+        self.admission.check(&AdmissionRequest {
+            operation: Operation::Update,
+            group: served.group,
+            resource: served.plural,
+            namespace: ns,
+            name,
+            object: Some(&new),
+            old_object: Some(&old),
+        })?;
         if new == old || dry_run {
             return Ok(present(served, new));
         }
@@ -843,6 +875,20 @@ impl Store {
         orphan: bool,
         dry_run: bool,
     ) -> Result<Value, ApiError> {
+        self.delete_checked(r, ns, name, orphan, dry_run, &Preconditions::default())
+    }
+
+    /// [`Store::delete`], if the object still meets `preconditions` (409 Conflict
+    /// otherwise, in the API server's words).
+    pub fn delete_checked(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        orphan: bool,
+        dry_run: bool,
+        preconditions: &Preconditions,
+    ) -> Result<Value, ApiError> {
         let served = r;
         let r = storage_of(r);
         let ns = if r.namespaced { ns } else { "" };
@@ -853,6 +899,31 @@ impl Store {
             .get(&k)
             .cloned()
             .ok_or_else(|| ApiError::not_found(served.plural, served.group, name))?;
+        let failed = |what: &str, wanted: &str, actual: &str| {
+            ApiError::Conflict(format!(
+                "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}",
+                qualified(served.plural, served.group)
+            ))
+        };
+        if let Some(uid) = &preconditions.uid
+            && uid != uid_of(&old)
+        {
+            return Err(failed("UID", uid, uid_of(&old)));
+        }
+        if let Some(rv) = &preconditions.resource_version
+            && rv != rv_of(&old)
+        {
+            return Err(failed("ResourceVersion", rv, rv_of(&old)));
+        }
+        self.admission.check(&AdmissionRequest {
+            operation: Operation::Delete,
+            group: served.group,
+            resource: served.plural,
+            namespace: ns,
+            name,
+            object: None,
+            old_object: Some(&old),
+        })?;
         if dry_run {
             return Ok(present(served, old));
         }

@@ -372,6 +372,126 @@ async fn replace_with_stale_resource_version_conflicts() {
     sim.shutdown().await;
 }
 
+/// A delete with preconditions goes only while the object still has that uid and
+/// resourceVersion; otherwise 409 Conflict in the API server's words, and nothing goes.
+#[tokio::test]
+async fn deletes_honour_their_preconditions() {
+    let (sim, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
+    let first = api.create(&PostParams::default(), &cm).await.unwrap();
+    let mut changed = first.clone();
+    changed.data = Some([("a".to_string(), "2".to_string())].into());
+    api.replace("c", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    let at = |rv: Option<String>, uid: Option<String>| DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            resource_version: rv,
+            uid,
+        }),
+        ..DeleteParams::default()
+    };
+    let stale = at(first.metadata.resource_version.clone(), None);
+    let err = api.delete("c", &stale).await.unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(
+                s.message.starts_with(r#"Operation cannot be fulfilled on configmaps "c": Precondition failed: ResourceVersion in precondition: "#),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let err = api
+        .delete("c", &at(None, Some("not-its-uid".into())))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(s) if s.code == 409 && s.message.contains("UID in precondition: not-its-uid"))
+    );
+    assert!(api.get_opt("c").await.unwrap().is_some(), "nothing deleted");
+    let current = api.get("c").await.unwrap();
+    api.delete(
+        "c",
+        &at(current.metadata.resource_version, current.metadata.uid),
+    )
+    .await
+    .unwrap();
+    assert!(api.get_opt("c").await.unwrap().is_none());
+    sim.shutdown().await;
+}
+
+/// An admission hook sees creates, updates and deletes (object and old object) before they
+/// are stored, and its refusal is the API server's answer to a webhook's denial.
+#[tokio::test]
+async fn an_admission_hook_refuses_writes_before_they_are_stored() {
+    use rollbackd_sim::admission::Operation;
+    let (sim, client) = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    sim.admit("no-forbidden.example.com", move |req| {
+        if req.resource != "configmaps" {
+            return Ok(());
+        }
+        log.lock().unwrap().push((
+            req.operation,
+            req.name.to_string(),
+            req.old_object.is_some(),
+        ));
+        match req.object {
+            Some(o) if o["data"]["a"] == "forbidden" => Err("a must not be forbidden".into()),
+            None if req.name == "keep" => Err("keep stays".into()),
+            _ => Ok(()),
+        }
+    });
+    let cm = |name: &str, a: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"a": a}})).unwrap()
+    };
+    let err = api
+        .create(&PostParams::default(), &cm("x", "forbidden"))
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 400);
+            assert_eq!(
+                s.message,
+                r#"admission webhook "no-forbidden.example.com" denied the request: a must not be forbidden"#
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(api.get_opt("x").await.unwrap().is_none(), "not stored");
+    api.create(&PostParams::default(), &cm("keep", "ok"))
+        .await
+        .unwrap();
+    let patch = Patch::Merge(json!({"data": {"a": "forbidden"}}));
+    assert!(
+        api.patch("keep", &PatchParams::default(), &patch)
+            .await
+            .is_err()
+    );
+    assert!(api.delete("keep", &DeleteParams::default()).await.is_err());
+    assert_eq!(api.get("keep").await.unwrap().data.unwrap()["a"], "ok");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            (Operation::Create, "x".to_string(), false),
+            (Operation::Create, "keep".to_string(), false),
+            (Operation::Update, "keep".to_string(), true),
+            (Operation::Delete, "keep".to_string(), true),
+        ]
+    );
+    sim.clear_admission();
+    api.delete("keep", &DeleteParams::default()).await.unwrap();
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn watcher_sees_added_then_modified() {
     let (sim, client) = start().await;

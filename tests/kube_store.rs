@@ -1,0 +1,706 @@
+//! The Kubernetes store beyond the contract (`tests/store_contract.rs` runs the contract on
+//! it): what the real kubectl shows of its incidents, that every object it writes is one a
+//! real API server would keep as written (the simulator neither validates nor prunes custom
+//! resources: the CRD's structural schema is checked here), that writes which lose a race
+//! are decided again, that objects stay small whatever the outputs, and that retention takes
+//! the backups' ConfigMaps. Each test starts its own simulator on 127.0.0.1:0 and applies
+//! `deploy/crds/rollbackincidents.yaml` with kubectl.
+
+// A test fails by panicking: unwrap and expect are how it says what broke.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rollbackd::executor::{StepJournal, StepOutcome, StepState};
+use rollbackd::store::*;
+use rollbackd_core::incident::{Event, State};
+use rollbackd_sim::{SimConfig, SimHandle, Simulator};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const NS: &str = "rollbackd";
+
+struct Cluster {
+    sim: SimHandle,
+    dir: TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    /// A simulator given the CRD by `kubectl apply -f deploy/crds/rollbackincidents.yaml`.
+    async fn start() -> Self {
+        let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = sim.kubeconfig(dir.path()).unwrap();
+        let c = Self {
+            sim,
+            dir,
+            kubeconfig,
+        };
+        let crd =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/crds/rollbackincidents.yaml");
+        let out = c.kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
+        assert!(
+            out.contains("customresourcedefinition.apiextensions.k8s.io/rollbackincidents.rollbackd.io created"),
+            "{out}"
+        );
+        c
+    }
+
+    async fn kubectl(&self, args: &[&str]) -> String {
+        let out = tokio::process::Command::new("timeout")
+            .arg("30")
+            .arg("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args)
+            .output()
+            .await
+            .expect("kubectl and timeout on the PATH");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn client(&self) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(self.sim.url().parse().unwrap())).unwrap()
+    }
+
+    async fn store(&self) -> Arc<dyn StateStore> {
+        Arc::new(KubeStore::open(self.client(), NS).await.unwrap())
+    }
+
+    /// Every object of a kind in the store's namespace, as stored.
+    async fn objects(&self, path: &str) -> Vec<Value> {
+        let url = format!("{}{path}", self.sim.url());
+        let list: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        list["items"].as_array().unwrap().clone()
+    }
+
+    async fn incidents(&self) -> Vec<Value> {
+        self.objects(&format!(
+            "/apis/rollbackd.io/v1alpha1/namespaces/{NS}/rollbackincidents"
+        ))
+        .await
+    }
+
+    async fn configmaps(&self) -> Vec<Value> {
+        self.objects(&format!("/api/v1/namespaces/{NS}/configmaps"))
+            .await
+    }
+}
+
+fn new_incident(agent: &str, revision: u64) -> NewIncident {
+    NewIncident {
+        agent: agent.into(),
+        namespace: "greenlang".into(),
+        workload: "gl-002-boiler-efficiency".into(),
+        revision: Some(revision),
+        from_image: Some("ghcr.io/greenlang/gl-002:v1.2.5".into()),
+        row: Some("p0-error-rate".into()),
+        severity: Some("P0".into()),
+        method: Some("quick".into()),
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "P0 p0-error-rate: error_rate=0.6 > 0.5".into(),
+        decision: json!({"decision": "rollback", "evidence": {"conditions": [{"signal": "error_rate", "value": 0.6}]}}),
+        dry_run: false,
+        vars: BTreeMap::from([("plant".to_string(), "north".to_string())]),
+        deploy_at: Some(Utc::now() - TimeDelta::minutes(10)),
+    }
+}
+
+fn outbox(stage: &str) -> NewOutbox {
+    NewOutbox {
+        target_key: "slack:#gl-002-incidents".into(),
+        target: json!({"kind": "slack", "channel": "#gl-002-incidents"}),
+        message: json!({"stage": stage, "text": "rolling back"}),
+    }
+}
+
+fn cells(table: &str, name: &str) -> Vec<String> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in\n{table}"))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// After the backend opens an incident, `kubectl get rollbackincidents -n rollbackd` shows
+/// it with its agent, state, severity, row, revision and age; a transition moves the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_shows_each_incident_with_its_columns() {
+    let c = Cluster::start().await;
+    let store = c.store().await;
+    let opened = store
+        .open_incident(
+            &new_incident("GL-002", 12),
+            Event::Start,
+            Utc::now(),
+            None,
+            Box::new(|_: &Incident| vec![outbox("initiated")]),
+        )
+        .await
+        .unwrap()
+        .into_incident();
+    let mut waiting = new_incident("GL-009", 7);
+    waiting.severity = Some("P2".into());
+    waiting.row = Some("p2-latency".into());
+    let approval = store
+        .create_incident(&waiting, Event::RequestApproval, Utc::now(), &[], None)
+        .await
+        .unwrap();
+    let name = opened.id.to_lowercase();
+    let table = c.kubectl(&["get", "rollbackincidents", "-n", NS]).await;
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "AGENT", "STATE", "SEVERITY", "ROW", "REVISION", "AGE"
+        ],
+        "{table}"
+    );
+    let row = cells(&table, &name);
+    assert_eq!(
+        row[..6],
+        [&name, "GL-002", "rolling_back", "P0", "p0-error-rate", "12"],
+        "{table}"
+    );
+    assert!(row[6].ends_with('s'), "an age: {table}");
+    assert_eq!(
+        cells(&table, &approval.id.to_lowercase())[1..6],
+        ["GL-009", "awaiting_approval", "P2", "p2-latency", "7"],
+        "{table}"
+    );
+    store
+        .transition(
+            &Transition::new(&opened.id, Event::StepsDone, Utc::now(), "undo done")
+                .expecting(State::RollingBack),
+        )
+        .await
+        .unwrap();
+    let table = c.kubectl(&["get", "rbi", "-n", NS, "-o", "wide"]).await;
+    let row = cells(&table, &name);
+    assert_eq!(row[2], "verifying", "{table}");
+    assert!(table.contains("WORKLOAD"), "{table}");
+    assert!(
+        row.contains(&"gl-002-boiler-efficiency".to_string()),
+        "{table}"
+    );
+    // the category lists them too, and the id is on the object
+    let all = c
+        .kubectl(&["get", "rollbackd", "-n", NS, "-o", "name"])
+        .await;
+    assert!(
+        all.contains(&format!("rollbackincident.rollbackd.io/{name}")),
+        "{all}"
+    );
+    let id = c
+        .kubectl(&[
+            "get",
+            "rbi",
+            &name,
+            "-n",
+            NS,
+            "-o",
+            r"jsonpath={.metadata.annotations.rollbackd\.io/id}",
+        ])
+        .await;
+    assert_eq!(id, opened.id);
+    c.sim.shutdown().await;
+}
+
+/// A value against a structural schema as the API server would take it: every field known
+/// (else it would be pruned), typed, within its enum, required ones present.
+fn check(v: &Value, schema: &Value, path: &str, errors: &mut Vec<String>) {
+    let preserve = schema["x-kubernetes-preserve-unknown-fields"] == true;
+    let Some(ty) = schema["type"].as_str() else {
+        assert!(preserve, "{path}: a schema node without a type");
+        return;
+    };
+    let mut fail = |why: String| errors.push(format!("{path}: {why}"));
+    match ty {
+        "object" => {
+            let Some(map) = v.as_object() else {
+                return fail(format!("not an object: {v}"));
+            };
+            for req in schema["required"].as_array().into_iter().flatten() {
+                if !map.contains_key(req.as_str().unwrap()) {
+                    fail(format!("missing required {req}"));
+                }
+            }
+            if path == ".metadata" {
+                return;
+            }
+            for (k, x) in map {
+                let p = format!("{path}.{k}");
+                match (
+                    schema["properties"].get(k),
+                    schema.get("additionalProperties"),
+                ) {
+                    (Some(s), _) | (None, Some(s)) => check(x, s, &p, errors),
+                    (None, None) if preserve => {}
+                    (None, None) => errors.push(format!("{p}: not in the schema (pruned)")),
+                }
+            }
+        }
+        "array" => match v.as_array() {
+            Some(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    check(x, &schema["items"], &format!("{path}[{i}]"), errors);
+                }
+            }
+            None => fail(format!("not an array: {v}")),
+        },
+        "string" => match v.as_str() {
+            Some(s) => {
+                if let Some(allowed) = schema["enum"].as_array()
+                    && !allowed.contains(v)
+                {
+                    fail(format!("{s:?} not in {allowed:?}"));
+                }
+                if schema["format"] == "date-time" && DateTime::parse_from_rfc3339(s).is_err() {
+                    fail(format!("{s:?} is not a date-time"));
+                }
+            }
+            None => fail(format!("not a string: {v}")),
+        },
+        "integer" => {
+            if !(v.is_i64() || v.is_u64()) {
+                fail(format!("not an integer: {v}"));
+            } else if let Some(min) = schema["minimum"].as_i64()
+                && v.as_i64().is_some_and(|n| n < min)
+            {
+                fail(format!("{v} < {min}"));
+            }
+        }
+        "boolean" => {
+            if !v.is_boolean() {
+                fail(format!("not a boolean: {v}"));
+            }
+        }
+        other => fail(format!("unexpected schema type {other}")),
+    }
+}
+
+/// Every incident the store writes, through a whole life with steps, notifications,
+/// threads, audit entries and backups, is what the CRD's schema describes: nothing a real
+/// API server would prune or refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_store_writes_is_what_the_crd_describes() {
+    let c = Cluster::start().await;
+    let store = c.store().await;
+    let entry = AuditEntry {
+        at: Utc::now(),
+        actor: "alice".into(),
+        action: "rollback.trigger".into(),
+        target: String::new(),
+        reason: "by hand".into(),
+        detail: json!({"method": "quick"}),
+    };
+    let mut manual = new_incident("GL-008", 3);
+    manual.trigger = Trigger::Manual;
+    manual.requested_by = Some("alice".into());
+    manual.dry_run = true;
+    manual.revision = None;
+    let inc = store
+        .open_incident(
+            &manual,
+            Event::RequestApproval,
+            Utc::now(),
+            Some(&entry),
+            Box::new(|i: &Incident| vec![outbox(&format!("awaiting {}", i.id))]),
+        )
+        .await
+        .unwrap()
+        .into_incident();
+    store
+        .transition(
+            &Transition::new(&inc.id, Event::Approve, Utc::now(), "approved")
+                .notifying(&[outbox("initiated")])
+                .audited(&AuditEntry {
+                    target: inc.id.clone(),
+                    ..entry.clone()
+                }),
+        )
+        .await
+        .unwrap();
+    let journal: Arc<dyn StateStore> = store.clone();
+    let key = format!("{}/quick", inc.id);
+    journal
+        .started(&key, 0, "gl-008", Utc::now())
+        .await
+        .unwrap();
+    let outcome = StepOutcome {
+        index: 0,
+        name: "undo".into(),
+        workload: "gl-008".into(),
+        kind: "undo".into(),
+        state: StepState::Failed("boom".into()),
+        started_at: Some(Utc::now()),
+        finished_at: Some(Utc::now()),
+        detail: json!({"to_revision": 2, "logs": ["a", "b"]}),
+    };
+    journal.finished(&key, 0, "gl-008", &outcome).await.unwrap();
+    store
+        .save_backup(
+            &inc.id,
+            "Deployment",
+            "greenlang",
+            "gl-008",
+            &json!({"spec": {"replicas": 3}}),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let due = store.outbox_due(Utc::now(), 10).await.unwrap();
+    store
+        .outbox_retry(due[0].id, 1, Utc::now(), "HTTP 500")
+        .await
+        .unwrap();
+    store.outbox_sent(due[0].id, Utc::now()).await.unwrap();
+    store
+        .save_thread(
+            &inc.id,
+            "slack:#gl-002-incidents",
+            &json!({"channel": "C1", "ts": "1.2"}),
+        )
+        .await
+        .unwrap();
+    store
+        .transition(&Transition::new(
+            &inc.id,
+            Event::StepFailed,
+            Utc::now(),
+            "undo failed",
+        ))
+        .await
+        .unwrap();
+    store
+        .audit(&AuditEntry {
+            target: "global".into(),
+            ..entry.clone()
+        })
+        .await
+        .unwrap();
+    store
+        .pause(&Pause {
+            scope: "GL-008".into(),
+            paused_by: "alice".into(),
+            reason: "freeze".into(),
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+
+    let crd = c
+        .kubectl(&["get", "crd", "rollbackincidents.rollbackd.io", "-o", "json"])
+        .await;
+    let crd: Value = serde_json::from_str(&crd).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let objects = c.incidents().await;
+    assert_eq!(objects.len(), 1);
+    let obj = &objects[0];
+    let status = &obj["status"];
+    assert_eq!(status["state"], "failed");
+    assert_eq!(status["transitions"].as_array().unwrap().len(), 3);
+    assert_eq!(status["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(status["notifications"].as_array().unwrap().len(), 2);
+    assert_eq!(status["notifications"][0]["state"], "sent");
+    assert_eq!(status["threads"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        status["audit"].as_array().unwrap().len(),
+        3,
+        "trigger, approval, step"
+    );
+    let mut errors = Vec::new();
+    check(obj, schema, "", &mut errors);
+    // the opening annotation holds a status too: it must read as one
+    let opening: Value = serde_json::from_str(
+        obj["metadata"]["annotations"]["rollbackd.io/opening"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    check(
+        &opening,
+        &schema["properties"]["status"],
+        ".opening",
+        &mut errors,
+    );
+    assert!(errors.is_empty(), "{errors:#?}\n{obj:#}");
+    // the ConfigMaps: a backup owned by the incident, the agent's register, the pause, the
+    // audit log; all labelled as rollbackd's
+    let cms = c.configmaps().await;
+    let role = |cm: &Value| {
+        cm["metadata"]["labels"]["rollbackd.io/role"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut roles: Vec<String> = cms.iter().map(role).collect();
+    roles.sort();
+    assert_eq!(roles, ["agent", "audit", "backup", "pause"]);
+    for cm in &cms {
+        assert_eq!(
+            cm["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "rollbackd"
+        );
+    }
+    let backup = cms.iter().find(|cm| role(cm) == "backup").unwrap();
+    assert_eq!(
+        backup["metadata"]["ownerReferences"][0]["uid"],
+        obj["metadata"]["uid"]
+    );
+    assert_eq!(
+        backup["metadata"]["ownerReferences"][0]["kind"],
+        "RollbackIncident"
+    );
+    c.sim.shutdown().await;
+}
+
+/// Two replicas approving one incident at once: one wins; the other, whether its write was
+/// refused with 409 Conflict and decided again over the re-read object or it read after
+/// the winner, finds the incident no longer awaiting approval, fails as concurrent and
+/// writes nothing. A write that meets a change made after its read is refused (409) and
+/// made again over the new object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_lost_a_race_is_decided_again_never_forced() {
+    let c = Cluster::start().await;
+    let (a, b) = (c.store().await, c.store().await);
+    for revision in 0..8 {
+        let inc = a
+            .create_incident(
+                &new_incident("GL-002", revision),
+                Event::RequestApproval,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        // both read the incident before either writes
+        assert_eq!(
+            b.incident(&inc.id).await.unwrap().unwrap().state,
+            State::AwaitingApproval
+        );
+        let approve = |s: Arc<dyn StateStore>, who: &'static str| {
+            let id = inc.id.clone();
+            async move {
+                let note = format!("by {who}");
+                s.transition(
+                    &Transition::new(&id, Event::Approve, Utc::now(), &note)
+                        .expecting(State::AwaitingApproval)
+                        .notifying(&[outbox(who)]),
+                )
+                .await
+            }
+        };
+        let (ra, rb) = tokio::join!(approve(a.clone(), "alice"), approve(b.clone(), "bob"));
+        let won = usize::from(ra.is_ok()) + usize::from(rb.is_ok());
+        assert_eq!(won, 1, "{ra:?} / {rb:?}");
+        let lost = [ra, rb].into_iter().find_map(Result::err).unwrap();
+        assert!(matches!(lost, StoreError::Concurrent { .. }), "{lost}");
+        assert_eq!(a.transitions(&inc.id).await.unwrap().len(), 2);
+        assert_eq!(
+            a.outbox_for(&inc.id).await.unwrap().len(),
+            1,
+            "the loser's message is not written"
+        );
+    }
+    // a change by someone else between a read and a write: the write is refused (409) and
+    // made again over the new object, which keeps the other change
+    let inc = a
+        .create_incident(
+            &new_incident("GL-009", 1),
+            Event::Start,
+            Utc::now(),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let name = inc.id.to_lowercase();
+    c.sim
+        .race_next_write(
+            "rollbackd.io/v1alpha1",
+            "RollbackIncident",
+            NS,
+            &name,
+            json!({"metadata": {"labels": {"team": "heat"}}}),
+        )
+        .unwrap();
+    let before = c.sim.requests().len();
+    a.transition(&Transition::new(
+        &inc.id,
+        Event::StepsDone,
+        Utc::now(),
+        "done",
+    ))
+    .await
+    .unwrap();
+    let writes: Vec<_> = c.sim.requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with(&format!("/{name}/status")))
+        .map(|r| r.method.clone())
+        .collect();
+    assert_eq!(writes, ["PUT", "PUT"], "refused once, then written");
+    let obj = c
+        .incidents()
+        .await
+        .into_iter()
+        .find(|o| o["metadata"]["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(obj["metadata"]["labels"]["team"], "heat");
+    assert_eq!(obj["status"]["state"], "verifying");
+    c.sim.shutdown().await;
+}
+
+/// However long the outputs, an incident stays far below etcd's limit: long strings are
+/// cut (saying by how much), harder once the status grows past its budget, and the step
+/// journal still reads every outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_outputs_are_cut_so_an_incident_stays_small() {
+    let c = Cluster::start().await;
+    let store = c.store().await;
+    let mut new = new_incident("GL-001", 4);
+    new.decision = json!({"decision": "rollback", "evidence": {"note": "e".repeat(3_000_000)}});
+    let inc = store
+        .create_incident(&new, Event::Start, Utc::now(), &[], None)
+        .await
+        .unwrap();
+    let journal: Arc<dyn StateStore> = store.clone();
+    // each step adds ~16 KiB (its outcome and its audit entry): past the status budget
+    for step in 0..50 {
+        let key = format!("{}/quick", inc.id);
+        let outcome = StepOutcome {
+            index: step,
+            name: "migrate".into(),
+            workload: "gl-001".into(),
+            kind: "job".into(),
+            state: StepState::Done,
+            started_at: Some(Utc::now()),
+            finished_at: Some(Utc::now()),
+            detail: json!({"logs": "l".repeat(200_000)}),
+        };
+        journal
+            .started(&key, step, "gl-001", Utc::now())
+            .await
+            .unwrap();
+        journal
+            .finished(&key, step, "gl-001", &outcome)
+            .await
+            .unwrap();
+    }
+    for step in [0, 49] {
+        let key = format!("{}/quick", inc.id);
+        let read = journal.status(&key, step, "gl-001").await.unwrap();
+        let read = read.outcome.expect("the journal still reads the outcome");
+        assert_eq!(read.state, StepState::Done);
+        let logs = read.detail["logs"].as_str().unwrap();
+        assert!(logs.contains("bytes cut"), "{logs}");
+        if step == 0 {
+            assert!(
+                logs.len() < 2048,
+                "cut harder past the budget: {}",
+                logs.len()
+            );
+        }
+    }
+    let obj = c.incidents().await.pop().unwrap();
+    let bytes = serde_json::to_vec(&obj).unwrap().len();
+    assert!(bytes < 1_000_000, "{bytes} bytes");
+    assert!(
+        obj["spec"]["decision"]["evidence"]["note"]
+            .as_str()
+            .unwrap()
+            .ends_with("bytes cut)")
+    );
+    assert_eq!(store.steps(&inc.id).await.unwrap().len(), 50);
+    c.sim.shutdown().await;
+}
+
+/// Retention takes a finished incident with its backups' ConfigMaps, and the register no
+/// longer names it; a fresh store (another replica, cold caches) finds outbox rows by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_takes_the_backups_and_a_cold_replica_finds_outbox_rows() {
+    let c = Cluster::start().await;
+    let store = c.store().await;
+    let t0 = Utc::now() - TimeDelta::days(40);
+    let inc = store
+        .open_incident(
+            &new_incident("GL-006", 9),
+            Event::Start,
+            t0,
+            None,
+            Box::new(|_: &Incident| vec![outbox("initiated")]),
+        )
+        .await
+        .unwrap()
+        .into_incident();
+    for kind in ["Deployment", "ConfigMap"] {
+        store
+            .save_backup(
+                &inc.id,
+                kind,
+                "greenlang",
+                "gl-006",
+                &json!({"kind": kind}),
+                t0,
+            )
+            .await
+            .unwrap();
+    }
+    for event in [Event::StepsDone, Event::Verified, Event::WatchElapsed] {
+        store
+            .transition(&Transition::new(&inc.id, event, t0, ""))
+            .await
+            .unwrap();
+    }
+    // another replica, with nothing cached, delivers the notification
+    let other = c.store().await;
+    let due = other.outbox_due(Utc::now(), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let third = c.store().await;
+    third.outbox_sent(due[0].id, Utc::now()).await.unwrap();
+    assert_eq!(store.outbox_for(&inc.id).await.unwrap()[0].state, "sent");
+    let backups = |cms: &[Value]| {
+        cms.iter()
+            .filter(|cm| cm["metadata"]["labels"]["rollbackd.io/role"] == "backup")
+            .count()
+    };
+    assert_eq!(backups(&c.configmaps().await), 2);
+    let pruned = store
+        .prune_older_than(Utc::now() - TimeDelta::days(30))
+        .await
+        .unwrap();
+    assert_eq!((pruned.incidents, pruned.backups, pruned.outbox), (1, 2, 1));
+    assert!(c.incidents().await.is_empty());
+    assert_eq!(backups(&c.configmaps().await), 0);
+    // the agent's next incident gets the next number: ids are never given twice
+    let next = store
+        .create_incident(
+            &new_incident("GL-006", 10),
+            Event::Start,
+            Utc::now(),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(next.id.ends_with("-2"), "{}", next.id);
+    c.sim.shutdown().await;
+}
