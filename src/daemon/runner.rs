@@ -1176,6 +1176,15 @@ mod tests {
             .expect("incident")
     }
 
+    async fn state_of(store: &dyn StateStore, id: &str) -> State {
+        store
+            .incident(id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .state
+    }
+
     async fn memory_store() -> Arc<dyn StateStore> {
         Arc::new(SqliteStore::in_memory().await.expect("store"))
     }
@@ -1221,12 +1230,7 @@ mod tests {
         let task = r.drive(inc.id.clone()).expect("driven");
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(
-            store
-                .incident(&inc.id)
-                .await
-                .expect("read")
-                .expect("exists")
-                .state,
+            state_of(store.as_ref(), &inc.id).await,
             State::RollingBack,
             "{}",
             notes(store.as_ref(), &inc.id).await
@@ -1291,13 +1295,8 @@ mod tests {
             ["settle"],
             "the step in flight finished; the undo was left to the new leader"
         );
-        let now = store
-            .incident(&inc.id)
-            .await
-            .expect("read")
-            .expect("exists");
         assert_eq!(
-            now.state,
+            state_of(store.as_ref(), &inc.id).await,
             State::RollingBack,
             "{}",
             notes(store.as_ref(), &inc.id).await
@@ -1359,12 +1358,7 @@ mod tests {
         r.run(&inc.id).await.expect("runs");
         let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
-            store
-                .incident(&inc.id)
-                .await
-                .expect("read")
-                .expect("exists")
-                .state,
+            state_of(store.as_ref(), &inc.id).await,
             State::Escalated,
             "{log}"
         );
@@ -1388,12 +1382,7 @@ mod tests {
         r.run(&inc.id).await.expect("runs");
         let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
-            store
-                .incident(&inc.id)
-                .await
-                .expect("read")
-                .expect("exists")
-                .state,
+            state_of(store.as_ref(), &inc.id).await,
             State::Escalated,
             "{log}"
         );
@@ -1425,12 +1414,7 @@ mod tests {
         r.run(&inc.id).await.expect("runs");
         let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
-            store
-                .incident(&inc.id)
-                .await
-                .expect("read")
-                .expect("exists")
-                .state,
+            state_of(store.as_ref(), &inc.id).await,
             State::Superseded,
             "{log}"
         );
@@ -1470,12 +1454,7 @@ mod tests {
         r.run(&inc.id).await.expect("runs");
         let log = notes(store.as_ref(), &inc.id).await;
         assert_eq!(
-            store
-                .incident(&inc.id)
-                .await
-                .expect("read")
-                .expect("exists")
-                .state,
+            state_of(store.as_ref(), &inc.id).await,
             State::Blocked,
             "{log}"
         );

@@ -2,7 +2,7 @@
 //! which revision or image, or why it failed.
 
 use chrono::{DateTime, Utc};
-use rollbackd_core::policy::{Policy, WorkloadKind};
+use rollbackd_core::policy::Policy;
 use serde_json::Value;
 
 use super::correlator::{NewEvent, Regarding};
@@ -23,10 +23,7 @@ pub fn step_event(
         StepState::NotRun | StepState::DryRun(_) => return None,
     };
     let w = policy.workloads.iter().find(|w| w.id == step.workload)?;
-    let (api_version, kind) = match w.kind {
-        WorkloadKind::Deployment => ("apps/v1", "Deployment"),
-        WorkloadKind::Rollout => ("argoproj.io/v1alpha1", "Rollout"),
-    };
+    let resource = crate::cluster::Kind::of(w).resource();
     let facts = facts(&step.detail);
     let mut note = format!(
         "step {} {} ({}) {}",
@@ -41,8 +38,8 @@ pub fn step_event(
     note.push_str(&format!(" [incident {incident}]"));
     Some(NewEvent {
         regarding: Regarding {
-            api_version: api_version.into(),
-            kind: kind.into(),
+            api_version: resource.api_version,
+            kind: resource.kind,
             namespace: w.namespace.clone(),
             name: w.name.clone(),
         },

@@ -291,13 +291,12 @@ fn kube_event_target(policy: &Policy, incident: &Incident) -> Target {
         .iter()
         .find(|w| w.name == incident.workload && w.namespace == incident.namespace)
         .or_else(|| policy.primary_workload());
-    let (api_version, kind) = match workload.map(|w| w.kind) {
-        Some(rollbackd_core::policy::WorkloadKind::Rollout) => ("argoproj.io/v1alpha1", "Rollout"),
-        _ => ("apps/v1", "Deployment"),
-    };
+    let resource = workload
+        .map_or(crate::cluster::Kind::Deployment, crate::cluster::Kind::of)
+        .resource();
     Target::KubeEvent {
-        api_version: api_version.into(),
-        workload_kind: kind.into(),
+        api_version: resource.api_version,
+        workload_kind: resource.kind,
         namespace: incident.namespace.clone(),
         name: incident.workload.clone(),
     }
