@@ -215,9 +215,8 @@ struct Shared {
     hook: Arc<Mutex<Vec<Value>>>,
 }
 
-/// The shared world, with its daemon as replica `pod-a` (storing in `dir`).
-async fn world_of_replicas(dir: &Path) -> (Shared, Replica) {
-    let store = store_file(dir, "pod-a");
+/// A world's shared parts, and its daemon as replica `pod-a`.
+fn split(w: World) -> (Shared, Replica) {
     let World {
         sim,
         agent,
@@ -226,16 +225,7 @@ async fn world_of_replicas(dir: &Path) -> (Shared, Replica) {
         client,
         policy,
         hook_url,
-    } = world_custom(
-        agent().await,
-        scrape(),
-        |_| {},
-        |o| {
-            o.store = store;
-            o.leader = Some(election("pod-a"));
-        },
-    )
-    .await;
+    } = w;
     let shared = Shared {
         sim,
         agent,
@@ -247,17 +237,25 @@ async fn world_of_replicas(dir: &Path) -> (Shared, Replica) {
     (shared, Replica::first(daemon, "pod-a"))
 }
 
+/// The shared world, with its daemon as replica `pod-a` (storing in `dir`).
+async fn world_of_replicas(dir: &Path) -> (Shared, Replica) {
+    let store = store_file(dir, "pod-a");
+    let world = world_custom(
+        agent().await,
+        scrape(),
+        |_| {},
+        |o| {
+            o.store = store;
+            o.leader = Some(election("pod-a"));
+        },
+    )
+    .await;
+    split(world)
+}
+
 /// The shared world on the Kubernetes store, with its daemon as replica `pod-a`.
 async fn world_of_kube_replicas() -> (Shared, Replica) {
-    let World {
-        sim,
-        agent,
-        daemon,
-        hook,
-        client,
-        policy,
-        hook_url,
-    } = world_prepared(
+    let world = world_prepared(
         agent().await,
         scrape(),
         |_| {},
@@ -270,15 +268,7 @@ async fn world_of_kube_replicas() -> (Shared, Replica) {
         },
     )
     .await;
-    let shared = Shared {
-        sim,
-        agent,
-        client,
-        policy,
-        hook_url,
-        hook,
-    };
-    (shared, Replica::first(daemon, "pod-a"))
+    split(world)
 }
 
 /// How many times the receiver got each (incident, stage) message.
