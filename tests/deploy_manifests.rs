@@ -1019,6 +1019,7 @@ async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
         store
             .save_step(&StepRow {
                 incident_id: inc.id.clone(),
+                method: "quick".into(),
                 index: 0,
                 workload: "web".into(),
                 name: "undo".into(),

@@ -175,6 +175,7 @@ fn alert(fp: &str, status: &str, agent: Option<&str>) -> AlertRecord {
 fn step_row(incident: &str, state: &str, started: i64, finished: Option<i64>) -> StepRow {
     StepRow {
         incident_id: incident.into(),
+        method: "quick".into(),
         index: 0,
         workload: "gl-002".into(),
         name: "undo".into(),
@@ -965,6 +966,32 @@ async fn steps_are_idempotent_and_audit_and_backups_are_kept(store: &dyn StateSt
             (1, "gl-002".to_string())
         ]
     );
+    // verification's recovery method has its own step 0 on the same workload: a record of
+    // its own, listed after the main method's steps, which it leaves as they were
+    let mut recovery = step_row(&inc.id, "started", 6, None);
+    recovery.method = "recover-stuck".into();
+    store.save_step(&recovery).await.unwrap();
+    let steps = store.steps(&inc.id).await.unwrap();
+    let keys: Vec<_> = steps
+        .iter()
+        .map(|s| {
+            (
+                s.method.as_str(),
+                s.index,
+                s.workload.as_str(),
+                s.state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("quick", 0, "gl-002", "done"),
+            ("quick", 0, "gl-002-b", "done"),
+            ("quick", 1, "gl-002", "done"),
+            ("recover-stuck", 0, "gl-002", "started"),
+        ]
+    );
     assert!(store.steps("no-such-incident").await.unwrap().is_empty());
     store
         .audit(&AuditEntry {
@@ -1055,6 +1082,12 @@ async fn the_executor_and_the_notifiers_work_on_any_store(backend: &dyn Backend)
     journal.finished(&key, 0, "gl-002", &outcome).await.unwrap();
     let done = journal.status(&key, 0, "gl-002").await.unwrap();
     assert_eq!(done.outcome, Some(outcome.clone()));
+    // the recovery method's step 0 on the same workload is not the main method's
+    let recovery = format!("{}/recover-stuck", inc.id);
+    assert!(
+        journal.status(&recovery, 0, "gl-002").await.is_none(),
+        "a recovery step is not found done because the main method's step 0 is"
+    );
     let audit = store.audit_log(Some(&inc.id), 10).await.unwrap();
     assert_eq!(
         audit.iter().map(|a| a.action.as_str()).collect::<Vec<_>>(),

@@ -686,6 +686,7 @@ impl Runner {
             for step in &o.steps {
                 let row = crate::store::StepRow {
                     incident_id: inc.id.clone(),
+                    method: method.name.clone(),
                     index: step.index,
                     workload: step.workload.clone(),
                     name: step.name.clone(),

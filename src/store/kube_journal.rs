@@ -13,9 +13,14 @@ use crate::cluster::ClusterError;
 use crate::cluster::backup::BackupSink;
 use crate::executor::{JournalError, StepJournal, StepOutcome, StepRecord, StepState};
 
-/// The executor keys its journal `<incident>/<method>`; the store files steps by incident.
+/// The executor keys its journal `<incident>/<method>`; the store files steps by incident
+/// and method.
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or((key, ""))
+}
+
 fn incident_of(key: &str) -> &str {
-    key.split_once('/').map_or(key, |(incident, _)| incident)
+    split_key(key).0
 }
 
 fn state_name(state: &StepState) -> &'static str {
@@ -31,10 +36,11 @@ fn state_name(state: &StepState) -> &'static str {
 #[async_trait]
 impl StepJournal for Arc<dyn StateStore> {
     async fn status(&self, incident: &str, step: usize, workload: &str) -> Option<StepRecord> {
-        let rows = self.steps(incident_of(incident)).await.ok()?;
+        let (incident, method) = split_key(incident);
+        let rows = self.steps(incident).await.ok()?;
         let row = rows
             .into_iter()
-            .find(|r| r.index == step && r.workload == workload)?;
+            .find(|r| r.method == method && r.index == step && r.workload == workload)?;
         let outcome = match row.state.as_str() {
             "started" => None,
             _ => serde_json::from_value::<StepOutcome>(row.detail.clone()).ok(),
@@ -54,6 +60,7 @@ impl StepJournal for Arc<dyn StateStore> {
     ) -> Result<(), JournalError> {
         self.save_step(&StepRow {
             incident_id: incident_of(incident).to_string(),
+            method: split_key(incident).1.to_string(),
             index: step,
             workload: workload.to_string(),
             name: String::new(),
@@ -76,6 +83,7 @@ impl StepJournal for Arc<dyn StateStore> {
     ) -> Result<(), JournalError> {
         self.save_step(&StepRow {
             incident_id: incident_of(incident).to_string(),
+            method: split_key(incident).1.to_string(),
             index: step,
             workload: workload.to_string(),
             name: outcome.name.clone(),

@@ -122,4 +122,30 @@ CREATE INDEX audit_at ON audit(at);
 CREATE INDEX alerts_received ON alerts(received_at);
 CREATE INDEX incidents_updated ON incidents(state, updated_at);
 "#,
+    // 4: steps are keyed by method too: verification's recovery method has its own step 0
+    // on a workload, which the main method's step 0 must not stand for. Rows written before
+    // belong to the incident's own method.
+    r#"
+CREATE TABLE steps_by_method (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    method      TEXT NOT NULL,
+    step_index  INTEGER NOT NULL,
+    workload    TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    started_at  TEXT,
+    finished_at TEXT,
+    detail      TEXT NOT NULL DEFAULT 'null',
+    PRIMARY KEY (incident_id, method, step_index, workload)
+);
+INSERT INTO steps_by_method
+    (incident_id, method, step_index, workload, name, kind, state, started_at, finished_at, detail)
+SELECT s.incident_id, COALESCE(i.method, ''), s.step_index, s.workload, s.name, s.kind, s.state,
+       s.started_at, s.finished_at, s.detail
+FROM steps AS s LEFT JOIN incidents AS i ON i.id = s.incident_id
+ORDER BY s.rowid;
+DROP TABLE steps;
+ALTER TABLE steps_by_method RENAME TO steps;
+"#,
 ];

@@ -124,6 +124,9 @@ pub struct TransitionEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepEntry {
+    /// The method it belongs to (the incident's own or verification's recovery method).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
     /// Position in the method.
     pub index: usize,
     /// The workload it acted on.
@@ -310,6 +313,7 @@ impl Status {
         let mut detail = step.detail.clone();
         shrink(&mut detail, ITEM_STRING);
         let entry = StepEntry {
+            method: step.method.clone(),
             index: step.index,
             workload: step.workload.clone(),
             name: step.name.clone(),
@@ -319,11 +323,9 @@ impl Status {
             finished_at: step.finished_at.map(ms),
             detail,
         };
-        match self
-            .steps
-            .iter_mut()
-            .find(|s| s.index == step.index && s.workload == step.workload)
-        {
+        match self.steps.iter_mut().find(|s| {
+            s.method == step.method && s.index == step.index && s.workload == step.workload
+        }) {
             Some(old) => {
                 let started = old.started_at.or(entry.started_at);
                 *old = StepEntry {
@@ -333,8 +335,17 @@ impl Status {
             }
             None => self.steps.push(entry),
         }
-        self.steps
-            .sort_by(|a, b| (a.index, &a.workload).cmp(&(b.index, &b.workload)));
+        // method by method, in the order they first appear, then by position and workload
+        let mut methods: Vec<String> = Vec::new();
+        for s in &self.steps {
+            if !methods.contains(&s.method) {
+                methods.push(s.method.clone());
+            }
+        }
+        let rank = |m: &str| methods.iter().position(|x| x == m).unwrap_or(usize::MAX);
+        self.steps.sort_by(|a, b| {
+            (rank(&a.method), a.index, &a.workload).cmp(&(rank(&b.method), b.index, &b.workload))
+        });
     }
 
     /// Remembers a target's thread.
@@ -600,6 +611,7 @@ pub fn transition_record(t: &TransitionEntry) -> TransitionRecord {
 pub fn step_row(incident_id: &str, s: &StepEntry) -> StepRow {
     StepRow {
         incident_id: incident_id.to_string(),
+        method: s.method.clone(),
         index: s.index,
         workload: s.workload.clone(),
         name: s.name.clone(),
@@ -710,6 +722,7 @@ mod tests {
         for i in 0..200 {
             s.save_step(&StepRow {
                 incident_id: "x".into(),
+                method: "m".into(),
                 index: i,
                 workload: "w".into(),
                 name: "job".into(),
