@@ -52,6 +52,9 @@ pub enum Command {
         /// Write a kubeconfig for it here.
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        /// How long a new pod takes to become ready, e.g. `2s` or `300ms`.
+        #[arg(long, default_value = "2s", value_parser = pod_ready_after)]
+        pod_ready_after: std::time::Duration,
     },
     /// The main job: simulator, synthetic agents and rollbackd in one process, playing the
     /// runbooks' scenarios and printing the timeline (no cluster, no Prometheus needed).
@@ -160,8 +163,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             policies,
             kubeconfig,
+            pod_ready_after,
         } => runtime()?
-            .block_on(sim::run(listen, policies, kubeconfig))
+            .block_on(sim::run(listen, policies, kubeconfig, pod_ready_after))
             .map(|()| ExitCode::SUCCESS),
     }
+}
+
+/// Parses `--pod-ready-after` with the policies' duration syntax (`300ms`, `2s`).
+fn pod_ready_after(text: &str) -> Result<std::time::Duration, String> {
+    rollbackd_core::policy::duration::parse_duration(text)?
+        .to_std()
+        .map_err(|_| format!("{text:?} is negative"))
 }

@@ -14,11 +14,12 @@ pub async fn run(
     listen: SocketAddr,
     policies: Option<PathBuf>,
     kubeconfig: Option<PathBuf>,
+    pod_ready_after: Duration,
 ) -> anyhow::Result<()> {
     let sim = Simulator::start(
         listen,
         SimConfig {
-            pod_ready_after: Duration::from_secs(2),
+            pod_ready_after,
             ..SimConfig::default()
         },
     )

@@ -1,7 +1,7 @@
 //! The audit log: who did what, to what, and why.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::{Store, StoreError, parse_ts, ts};
@@ -23,7 +23,7 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-pub(super) fn insert_audit(tx: &Transaction<'_>, e: &AuditEntry) -> Result<(), StoreError> {
+pub(super) fn insert_audit(tx: &rusqlite::Connection, e: &AuditEntry) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO audit (at, actor, action, target, reason, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![ts(e.at), e.actor, e.action, e.target, e.reason, serde_json::to_string(&e.detail)?],

@@ -114,6 +114,10 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// Inserts or replaces a step's record (its first start time is kept).
     async fn save_step(&self, step: &StepRow) -> Result<(), StoreError>;
 
+    /// Records a finished step together with the audit entry of what it did, in one write:
+    /// a process killed in between cannot leave a journaled mutation unaudited.
+    async fn finish_step(&self, step: &StepRow, audit: &AuditEntry) -> Result<(), StoreError>;
+
     /// The steps of an incident, in order.
     async fn steps(&self, incident_id: &str) -> Result<Vec<StepRow>, StoreError>;
 

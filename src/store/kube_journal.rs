@@ -81,7 +81,7 @@ impl StepJournal for Arc<dyn StateStore> {
         workload: &str,
         outcome: &StepOutcome,
     ) -> Result<(), JournalError> {
-        self.save_step(&StepRow {
+        let row = StepRow {
             incident_id: incident_of(incident).to_string(),
             method: split_key(incident).1.to_string(),
             index: step,
@@ -92,12 +92,14 @@ impl StepJournal for Arc<dyn StateStore> {
             started_at: outcome.started_at,
             finished_at: outcome.finished_at.or_else(|| Some(Utc::now())),
             detail: serde_json::to_value(outcome).map_err(|e| JournalError(e.to_string()))?,
-        })
-        .await
-        .map_err(|e| JournalError(e.to_string()))?;
-        // every mutation rollbackd makes is audited, once: a resumed run skips finished steps
-        if !matches!(outcome.state, StepState::NotRun | StepState::DryRun(_)) {
-            self.audit(&AuditEntry {
+        };
+        // every mutation rollbackd makes is audited, once, in the same write as its journal
+        // entry (a process killed between two writes would leave it unaudited); a resumed
+        // run skips finished steps
+        let written = if matches!(outcome.state, StepState::NotRun | StepState::DryRun(_)) {
+            self.save_step(&row).await
+        } else {
+            let entry = AuditEntry {
                 at: outcome.finished_at.unwrap_or_else(Utc::now),
                 actor: "rollbackd".into(),
                 action: format!("step.{}", outcome.kind),
@@ -109,11 +111,10 @@ impl StepJournal for Arc<dyn StateStore> {
                     state_name(&outcome.state)
                 ),
                 detail: outcome.detail.clone(),
-            })
-            .await
-            .map_err(|e| JournalError(e.to_string()))?;
-        }
-        Ok(())
+            };
+            self.finish_step(&row, &entry).await
+        };
+        written.map_err(|e| JournalError(e.to_string()))
     }
 }
 

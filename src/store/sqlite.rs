@@ -173,6 +173,11 @@ impl StateStore for SqliteStore {
         self.call(move |s| s.save_step(&step)).await
     }
 
+    async fn finish_step(&self, step: &StepRow, audit: &AuditEntry) -> Result<(), StoreError> {
+        let (step, audit) = (step.clone(), audit.clone());
+        self.call(move |s| s.finish_step(&step, &audit)).await
+    }
+
     async fn steps(&self, incident_id: &str) -> Result<Vec<StepRow>, StoreError> {
         let id = incident_id.to_string();
         self.call(move |s| s.steps(&id)).await

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Store, StoreError, parse_ts, ts};
+use super::audit::insert_audit;
+use super::{AuditEntry, Store, StoreError, parse_ts, ts};
 
 /// One step on one workload.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,28 +35,19 @@ pub struct StepRow {
 }
 
 impl Store {
-    /// Inserts or replaces a step's record.
+    /// Inserts or replaces a step's record (its first start time is kept).
     pub fn save_step(&self, step: &StepRow) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO steps (incident_id, step_index, workload, name, kind, state, started_at, finished_at, detail, method)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT(incident_id, method, step_index, workload) DO UPDATE SET
-               name = excluded.name, kind = excluded.kind, state = excluded.state,
-               started_at = COALESCE(steps.started_at, excluded.started_at),
-               finished_at = excluded.finished_at, detail = excluded.detail",
-            params![
-                step.incident_id,
-                step.index as i64,
-                step.workload,
-                step.name,
-                step.kind,
-                step.state,
-                step.started_at.map(ts),
-                step.finished_at.map(ts),
-                serde_json::to_string(&step.detail)?,
-                step.method
-            ],
-        )?;
+        upsert_step(&*self.conn()?, step)
+    }
+
+    /// Records a finished step and the audit entry of what it did in one transaction: a
+    /// mutation is journaled and audited together or not at all.
+    pub fn finish_step(&self, step: &StepRow, audit: &AuditEntry) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        upsert_step(&tx, step)?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -90,6 +82,31 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Inserts or replaces a step's record (its first start time is kept).
+fn upsert_step(conn: &rusqlite::Connection, step: &StepRow) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO steps (incident_id, step_index, workload, name, kind, state, started_at, finished_at, detail, method)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT(incident_id, method, step_index, workload) DO UPDATE SET
+           name = excluded.name, kind = excluded.kind, state = excluded.state,
+           started_at = COALESCE(steps.started_at, excluded.started_at),
+           finished_at = excluded.finished_at, detail = excluded.detail",
+        params![
+            step.incident_id,
+            step.index as i64,
+            step.workload,
+            step.name,
+            step.kind,
+            step.state,
+            step.started_at.map(ts),
+            step.finished_at.map(ts),
+            serde_json::to_string(&step.detail)?,
+            step.method
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

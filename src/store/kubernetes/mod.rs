@@ -223,6 +223,10 @@ impl StateStore for KubeStore {
         self.put_step(step).await
     }
 
+    async fn finish_step(&self, step: &StepRow, audit: &AuditEntry) -> Result<(), StoreError> {
+        self.put_step_audited(step, audit).await
+    }
+
     async fn steps(&self, incident_id: &str) -> Result<Vec<StepRow>, StoreError> {
         self.steps_of(incident_id).await
     }

@@ -65,6 +65,22 @@ impl KubeStore {
         .await
     }
 
+    /// Saves a finished step and the audit entry of what it did in one write of the
+    /// incident's object (the entry is about the incident, so it lives there too).
+    pub(super) async fn put_step_audited(
+        &self,
+        step: &StepRow,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let record = AuditRecord::from_entry(entry);
+        self.update_existing(&step.incident_id, |_, status| {
+            status.save_step(step);
+            status.audit.push(record.clone());
+            Ok(((), true))
+        })
+        .await
+    }
+
     /// An incident's steps, in order.
     pub(super) async fn steps_of(&self, id: &str) -> Result<Vec<StepRow>, StoreError> {
         let Some(obj) = self.object(id).await? else {
