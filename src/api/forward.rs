@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method};
@@ -313,7 +313,7 @@ pub async fn standby_writes(
     if let Err(e) = allowed {
         return answered_here(e);
     }
-    let Ok(body) = axum::body::to_bytes(Body::new(body), max_body_bytes).await else {
+    let Ok(body) = axum::body::to_bytes(body, max_body_bytes).await else {
         return answered_here(ApiError::TooLarge);
     };
     let path = parts
