@@ -88,6 +88,14 @@ impl Metrics {
             Family::Counter(BTreeMap::new()),
         );
         add(
+            "rollbackd_forwarded_requests_total",
+            "Writes a standby forwarded to the leader, by the leader's HTTP status or why \
+             they were not forwarded (no_leader, no_url, timeout, unreachable, \
+             already_forwarded, held_here).",
+            &["outcome"][..],
+            Family::Counter(BTreeMap::new()),
+        );
+        add(
             "rollbackd_api_requests_total",
             "API requests, by route and HTTP status.",
             &["route", "code"][..],

@@ -91,6 +91,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
         ready: Arc::new(AtomicBool::new(true)),
         dry_run: false,
         leading: tokio::sync::watch::channel(true).1,
+        forward: None,
         latest: latest.clone(),
         // a generic webhook target, so announcements are queued (nothing delivers them here)
         channels: rollbackd::lifecycle::announce::Channels {

@@ -424,13 +424,15 @@ fn deployment_is_two_hardened_replicas_with_probes_and_limits() {
     assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
     assert_ne!(pod_spec()["hostNetwork"], true);
-    // Leader identity from the downward API.
+    // Leader identity and address from the downward API.
     let env: BTreeMap<&str, &Value> = arr(&c["env"])
         .iter()
         .map(|e| (s(&e["name"]), &e["valueFrom"]["fieldRef"]["fieldPath"]))
         .collect();
     assert_eq!(env["POD_NAME"], "metadata.name");
     assert_eq!(env["POD_NAMESPACE"], "metadata.namespace");
+    // The leader's API URL on the Lease, for the standby to forward writes to.
+    assert_eq!(env["POD_IP"], "status.podIP");
     // The Service and the PodDisruptionBudget select the pods.
     let labels = &d["spec"]["template"]["metadata"]["labels"];
     let selects = |sel: &Value| {

@@ -1,6 +1,7 @@
 //! Leader election (`daemon::leader`) against the Kubernetes simulator on 127.0.0.1: one
 //! leader of two, hand-over on shutdown and on expiry, stepping down when the Lease is taken,
-//! and "both replicas see the same breach → exactly one acts".
+//! "both replicas see the same breach → exactly one acts", and the leader's API URL on the
+//! Lease, read by the standby.
 
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, PostParams};
+use rollbackd::api::LeaderAddr;
+use rollbackd::api::forward::LEASE_ANNOTATION;
 use rollbackd::daemon::leader::{LeaderElector, from_micro_time, to_micro_time};
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use tokio::sync::watch;
@@ -400,5 +403,74 @@ async fn a_replica_that_lost_the_lease_writes_nothing() {
     .await;
     cancel.cancel();
     task.await.unwrap();
+    sim.shutdown().await;
+}
+
+/// A replica whose elector advertises `url` and publishes the holder it reads.
+fn advertising(
+    client: &kube::Client,
+    id: &str,
+    url: Option<&str>,
+) -> (Replica, watch::Receiver<Option<LeaderAddr>>) {
+    let (addr_tx, addr_rx) = watch::channel(None);
+    let elector = LeaderElector::new(client.clone(), NS, LEASE, id, DURATION, RENEW)
+        .with_advertise_url(url.map(str::to_string))
+        .with_leader_addr(addr_tx);
+    let (tx, rx) = watch::channel(false);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(elector.run(cancel.clone(), tx));
+    (Replica { cancel, rx, task }, addr_rx)
+}
+
+fn advertised(l: &Lease) -> Option<&str> {
+    l.metadata
+        .annotations
+        .as_ref()?
+        .get(LEASE_ANNOTATION)
+        .map(String::as_str)
+}
+
+#[tokio::test]
+async fn the_leader_advertises_its_api_on_the_lease_and_standbys_read_it() {
+    let (sim, client) = start().await;
+    let (a, a_addr) = advertising(&client, "pod-a", Some("http://10.0.0.1:8080"));
+    until(Duration::from_secs(2), "pod-a leads", || a.leading()).await;
+    assert_eq!(
+        advertised(&lease(&client).await),
+        Some("http://10.0.0.1:8080")
+    );
+    let (b, b_addr) = advertising(&client, "pod-b", None);
+    // the standby publishes the holder, its URL and when its Lease runs out
+    until(Duration::from_secs(2), "pod-b reads pod-a", || {
+        b_addr.borrow().as_ref().map(|l| l.identity.as_str()) == Some("pod-a")
+    })
+    .await;
+    let seen = b_addr.borrow().clone().unwrap();
+    assert_eq!(seen.url.as_deref(), Some("http://10.0.0.1:8080"));
+    assert!(seen.expires > Utc::now() && seen.expires <= Utc::now() + DURATION * 2);
+    assert_eq!(
+        a_addr.borrow().as_ref().map(|l| l.identity.as_str()),
+        Some("pod-a"),
+        "the leader publishes itself"
+    );
+    // renewals keep the annotation
+    tokio::time::sleep(RENEW * 3).await;
+    assert_eq!(
+        advertised(&lease(&client).await),
+        Some("http://10.0.0.1:8080")
+    );
+
+    // pod-a hands over to pod-b, which advertises nothing: pod-a's URL goes with it
+    a.stop().await;
+    until(Duration::from_secs(2), "pod-b leads", || b.leading()).await;
+    let l = lease(&client).await;
+    assert_eq!(holder(&l).as_deref(), Some("pod-b"));
+    assert_eq!(advertised(&l), None, "no URL of a previous holder lingers");
+    assert_eq!(*a_addr.borrow(), None, "a stopped elector knows no leader");
+    assert_eq!(
+        b_addr.borrow().clone().map(|l| (l.identity, l.url)),
+        Some(("pod-b".to_string(), None))
+    );
+    b.stop().await;
     sim.shutdown().await;
 }

@@ -4,7 +4,8 @@
 //! agent. Only the Lease holder acts: a breach both replicas see is rolled back once, and
 //! when the leader stops or crashes the standby takes the Lease and handles the next bad
 //! deploy, once. On the shared store both replicas show every incident, and each message is
-//! delivered once, by the leader.
+//! delivered once, by the leader. A standby forwards writes to the leader that advertises
+//! its API on the Lease, and answers them 503 with `Retry-After` when it cannot.
 
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -52,6 +53,7 @@ fn election(identity: &str) -> LeaderOptions {
         identity: identity.into(),
         lease_duration: LEASE_DURATION,
         renew_every: RENEW,
+        advertise_url: None,
     }
 }
 
@@ -85,14 +87,37 @@ impl Replica {
     /// Another replica on the world's simulator, agent and notification receiver, with its
     /// own store file in `dir`.
     async fn start(s: &Shared, dir: &Path, identity: &str, own_runtime: bool) -> Replica {
+        Self::start_with(s, dir, identity, own_runtime, false).await
+    }
+
+    /// As [`Replica::start`], advertising its API on the Lease when it leads (so that
+    /// standbys forward writes to it).
+    async fn start_advertising(s: &Shared, dir: &Path, identity: &str) -> Replica {
+        Self::start_with(s, dir, identity, false, true).await
+    }
+
+    async fn start_with(
+        s: &Shared,
+        dir: &Path,
+        identity: &str,
+        own_runtime: bool,
+        advertise: bool,
+    ) -> Replica {
         let (url, policy, hook_url) = (s.sim.url(), s.policy.clone(), s.hook_url.clone());
         let store = store_file(dir, identity);
-        let leader = election(identity);
+        let mut leader = election(identity);
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], support::free_port()));
+        if advertise {
+            leader.advertise_url = Some(format!("http://{listen}"));
+        }
         // The kube client's and scraper's connection tasks run where the daemon runs.
         let launch = async move {
             let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
             let mut options = daemon_options(policy, client, scrape(), hook_url);
             options.store = store;
+            if advertise {
+                options.listen = listen;
+            }
             options.leader = Some(leader);
             start(options).await.unwrap()
         };
@@ -633,6 +658,28 @@ async fn post(http: &reqwest::Client, r: &Replica, path: &str, body: &Value) -> 
     (code, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// As [`post`], with the `Retry-After` header.
+async fn post_raw(
+    http: &reqwest::Client,
+    r: &Replica,
+    path: &str,
+    body: &Value,
+) -> (u16, Option<String>, Value) {
+    let resp = http
+        .post(format!("http://{}{path}", r.daemon().api_addr))
+        .bearer_auth(support::world::TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (code, retry_after, resp.json().await.unwrap_or(Value::Null))
+}
+
 async fn get_status(http: &reqwest::Client, r: &Replica, path: &str) -> u16 {
     http.get(format!("http://{}{path}", r.daemon().api_addr))
         .send()
@@ -666,20 +713,23 @@ async fn recorded_alerts(r: &Replica) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_answers_writes_with_503_so_that_retries_reach_the_leader() {
+async fn a_standby_forwards_writes_to_the_leader_or_answers_503_when_it_cannot() {
     let dir = tempfile::tempdir().unwrap();
+    // pod-a advertises no API URL on the Lease: its standby cannot forward to it
     let (s, a) = world_of_replicas(dir.path()).await;
     wait_holder(&s.client, "pod-a", Duration::from_secs(5)).await;
-    let b = Replica::start(&s, dir.path(), "pod-b", false).await;
+    let b = Replica::start_advertising(&s, dir.path(), "pod-b").await;
     let http = reqwest::Client::new();
     let alert = alertmanager_payload();
 
-    // Alertmanager reaches the standby: 503 with a JSON error, nothing recorded in the
-    // standby's store (the leader would never see it), and the standby stays live and ready.
-    let (code, body) = post(&http, &b, "/api/v1/alerts", &alert).await;
+    // Alertmanager reaches the standby: 503 with Retry-After and a JSON error saying why,
+    // nothing recorded in the standby's store, and the standby stays live and ready.
+    let (code, retry_after, body) = post_raw(&http, &b, "/api/v1/alerts", &alert).await;
     assert_eq!(code, 503, "{body}");
+    assert_eq!(retry_after.as_deref(), Some("2"));
+    let error = body["error"].as_str().unwrap();
     assert!(
-        body["error"].as_str().unwrap().contains("not the leader"),
+        error.contains("not the leader") && error.contains("pod-a advertises no API URL"),
         "{body}"
     );
     assert_eq!(recorded_alerts(&b).await, 0);
@@ -703,12 +753,59 @@ async fn a_standby_answers_writes_with_503_so_that_retries_reach_the_leader() {
     assert_eq!(body["new"], 1, "{body}");
     assert_eq!(recorded_alerts(&a).await, 1);
 
-    // After a hand-over the former standby leads and takes the webhook.
+    // After a hand-over pod-b leads, advertising its API; a new standby, pod-c, forwards
+    // the webhook and an operator's pause to it: both land in pod-b's store (each replica
+    // has its own SQLite file here), none in pod-c's.
     a.stop().await;
     wait_holder(&s.client, "pod-b", LEASE_DURATION + RENEW).await;
-    let body = deliver(&http, &b, &alert).await;
+    let c = Replica::start(&s, dir.path(), "pod-c", false).await;
+    let second = serde_json::json!({
+        "version": "4", "status": "firing", "receiver": "rollbackd",
+        "alerts": [{
+            "status": "firing",
+            "labels": {"alertname": "GL002CosmeticIssue", "agent": "GL-002", "condition": "cosmetic_issue", "n": "2"},
+            "startsAt": "2026-01-01T00:00:00Z",
+            "fingerprint": "c0ffee0123456790"
+        }]
+    });
+    // pod-c forwards once its elector has read pod-b's Lease (503 until then)
+    let (forwarded_to, body) = wait_for(
+        "pod-c to forward the webhook",
+        Duration::from_secs(5),
+        async || {
+            let resp = http
+                .post(format!("http://{}/api/v1/alerts", c.daemon().api_addr))
+                .json(&second)
+                .send()
+                .await
+                .unwrap();
+            let to = resp
+                .headers()
+                .get("x-rollbackd-forwarded-to")
+                .map(|v| v.to_str().unwrap().to_string());
+            let code = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap();
+            assert!(code == 200 || code == 503, "{code}: {body}");
+            (code == 200).then_some((to, body))
+        },
+    )
+    .await;
+    assert_eq!(forwarded_to.as_deref(), Some("pod-b"));
     assert_eq!(body["new"], 1, "{body}");
     assert_eq!(recorded_alerts(&b).await, 1);
+    assert_eq!(recorded_alerts(&c).await, 0);
+    let (code, body) = post(&http, &c, "/api/v1/agents/GL-002/pause", &reason).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["by"], "oncall");
+    assert_eq!(b.store().pauses().await.unwrap().len(), 1);
+    assert!(c.store().pauses().await.unwrap().is_empty());
+    assert!(
+        c.daemon()
+            .metrics
+            .render()
+            .contains("rollbackd_forwarded_requests_total{outcome=\"200\"} 2")
+    );
+    c.stop().await;
     b.stop().await;
     s.sim.shutdown().await;
 }

@@ -1,8 +1,8 @@
 //! `POST /api/v1/alerts`: Alertmanager's webhook (payload version 4). Alerts are recorded
 //! durably before the 2xx (concurrent requests share one commit, see [`super::ingest`]); a redelivery is recognised by (fingerprint, status, startsAt);
 //! alerts no policy claims are recorded as unmatched and counted, never dropped silently.
-//! A standby replica answers 503 without recording: the leader's store is the one that
-//! counts, and Alertmanager retries until it reaches the leader.
+//! Only the leader records: a standby forwards the notification to it ([`super::forward`]),
+//! or answers 503 without recording when it cannot, and Alertmanager retries.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

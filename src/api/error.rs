@@ -1,10 +1,13 @@
 //! API errors as JSON bodies: `{"error": "...", "field": "..."}` with the right status.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::store::StoreError;
+
+/// The `Retry-After` (seconds) of every 503: about one leader election round.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,10 @@ pub enum ApiError {
     /// the leader).
     #[error("this replica is a standby, not the leader: retry to reach the leader")]
     NotLeader,
+    /// A write reached a standby that could not hand it to the leader (see
+    /// `api::forward`); the text says why. The caller should retry.
+    #[error("{0}")]
+    Standby(String),
     /// A part of the daemon the request needs has stopped: the caller should retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -68,7 +75,9 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Locked(_) => StatusCode::LOCKED,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NotLeader | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotLeader | ApiError::Standby(_) | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Store(StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Store(StoreError::Transition(_) | StoreError::Concurrent { .. }) => {
                 StatusCode::CONFLICT
@@ -94,6 +103,12 @@ impl IntoResponse for ApiError {
             && let Ok(v) = "Bearer realm=\"rollbackd\"".parse()
         {
             response.headers_mut().insert("www-authenticate", v);
+        }
+        // every 503 is worth retrying: a standby, a leader out of reach, a store hiccup
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }

@@ -1,11 +1,13 @@
 //! The HTTP API (axum): the Alertmanager webhook receiver, the manual override API,
 //! health, readiness, metrics and the OpenAPI document. Handlers only record (store,
-//! audit) and wake the daemon; the daemon is the single writer that acts.
+//! audit) and wake the daemon; the daemon is the single writer that acts. On a standby,
+//! writes are handed to the leader ([`forward`]).
 
 mod agents;
 mod alerts;
 mod auth;
 mod error;
+pub mod forward;
 mod health;
 mod ingest;
 pub mod openapi;
@@ -14,7 +16,8 @@ mod rollbacks;
 pub use agents::AgentStatus;
 pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload, active_records};
 pub use auth::{Auth, Caller};
-pub use error::ApiError;
+pub use error::{ApiError, RETRY_AFTER_SECONDS};
+pub use forward::{ForwardError, Forwarder, LeaderAddr};
 pub use ingest::AlertIngest;
 pub use rollbacks::incident_baselines;
 
@@ -82,11 +85,13 @@ pub struct ApiState {
     pub tasks: Arc<crate::health::TaskHealth>,
     /// Dry-run mode for the whole daemon.
     pub dry_run: bool,
-    /// Whether this replica leads (always `true` without leader election). Each replica
-    /// has its own store, so a standby answers the webhook and the operator's writes
-    /// (trigger, approve, cancel, pause, resume) with 503 rather than record what the
-    /// leader would never see; reads, `/healthz` and `/readyz` answer as usual.
+    /// Whether this replica leads (always `true` without leader election). Only the leader
+    /// records the webhook's alerts and the operator's writes (trigger, approve, cancel,
+    /// pause, resume): a standby forwards them to it (`forward`), or answers 503; reads,
+    /// `/healthz` and `/readyz` answer as usual on both.
     pub leading: watch::Receiver<bool>,
+    /// Hands a standby's writes to the leader; `None` without leader election.
+    pub forward: Option<Forwarder>,
     /// The latest reading of every signal (written by the evaluation loop): an approval
     /// re-evaluates the incident's guards against it.
     pub latest: crate::signals::latest::Latest,
@@ -102,7 +107,8 @@ impl ApiState {
             .find(|p| p.agent.id.eq_ignore_ascii_case(agent))
     }
 
-    /// `Err(NotLeader)` (503) on a standby: the caller retries and reaches the leader.
+    /// `Err(NotLeader)` (503) on a replica that does not lead (one whose write could not be
+    /// forwarded, or that lost the lead since): the caller retries and reaches the leader.
     pub fn require_leader(&self) -> Result<(), ApiError> {
         if *self.leading.borrow() {
             Ok(())
@@ -122,8 +128,13 @@ async fn to_the_end<T: Send + 'static>(
         .map_err(|e| ApiError::Unavailable(format!("the request's task failed: {e}")))?
 }
 
-/// The API router; `max_body_bytes` larger bodies are answered 413.
+/// The API router; `max_body_bytes` larger bodies are answered 413. Writes reaching a
+/// standby go through [`forward::standby_writes`].
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
+    let standby = axum::middleware::from_fn_with_state(
+        (state.clone(), max_body_bytes),
+        forward::standby_writes,
+    );
     Router::new()
         .route("/api/v1/alerts", post(alerts::receive))
         .route(
@@ -142,6 +153,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route_layer(standby)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

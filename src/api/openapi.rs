@@ -47,7 +47,7 @@ pub fn document() -> Value {
     let error = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     json!({
         "openapi": "3.0.3",
-        "info": {"title": "rollbackd API", "version": env!("CARGO_PKG_VERSION"), "description": "Alertmanager webhook receiver and manual override API of rollbackd."},
+        "info": {"title": "rollbackd API", "version": env!("CARGO_PKG_VERSION"), "description": "Alertmanager webhook receiver and manual override API of rollbackd. Any replica takes every request: reads are answered by the replica asked (from the shared store with store.backend = kubernetes), and a write (POST) reaching a standby is forwarded to the leader, whose answer comes back with the header x-rollbackd-forwarded-to naming it."},
         "paths": {
             "/api/v1/alerts": {"post": op("Alertmanager webhook (payload version 4); 2xx only once recorded", "webhook", Some("AlertmanagerPayload"), "200", &[400, 401, 403, 413, 503])},
             "/api/v1/rollbacks": {
@@ -82,7 +82,7 @@ pub fn document() -> Value {
                 "E409": error("conflicts with the incident's state"),
                 "E413": error("body over the size cap"),
                 "E423": error("automation is paused"),
-                "E503": error("store unavailable, or this replica is a standby: retry")
+                "E503": with_retry_after(error("store unavailable, or this replica is a standby that could not hand the write to the leader (none known, none advertised, out of reach): retry after Retry-After"))
             },
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}, "field": {"type": "string", "nullable": true}}, "required": ["error"]},
@@ -101,6 +101,11 @@ pub fn document() -> Value {
             }
         }
     })
+}
+
+fn with_retry_after(mut response: Value) -> Value {
+    response["headers"] = json!({"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}});
+    response
 }
 
 fn with_params(mut op: Value, params: &Value) -> Value {

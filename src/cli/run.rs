@@ -167,6 +167,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
                 identity: l.identity.clone(),
                 lease_duration: l.lease_duration,
                 renew_every: l.renew_every,
+                advertise_url: config.advertise_url.clone(),
             }),
         retention: Some(config.retention),
         alertmanager,

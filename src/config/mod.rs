@@ -115,6 +115,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Request bodies above this many bytes get 413 (`server.max_body_bytes`, default 1 MiB).
     pub max_body_bytes: usize,
+    /// This replica's API as the other replicas reach it, `scheme://host:port`
+    /// (`server.advertise_url`; default `http://$POD_IP:<port of listen>` when `POD_IP` is
+    /// set, else none): written on the Lease while it leads, for standbys to forward writes.
+    pub advertise_url: Option<String>,
     /// API tokens (`[[auth.tokens]]`); with none the API is read-only.
     pub tokens: Vec<ApiToken>,
     /// How the Alertmanager webhook authenticates (`[webhook]`).
@@ -190,6 +194,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("advertise_url", &self.advertise_url)
             .field("tokens", &self.tokens)
             .field("webhook_auth", &self.webhook_auth)
             .field("agent_label", &self.agent_label)
@@ -349,6 +354,58 @@ fn secret(
     }
 }
 
+/// The URL this replica advertises on the Lease while it leads (`server.advertise_url`):
+/// `given` (empty counts as unset), else `http://<pod_ip>:<port of listen>` when `pod_ip`
+/// (the `POD_IP` environment variable) is set, an IPv6 address bracketed, else none. Only
+/// `http(s)://host[:port]` is taken: no path (the API's paths are appended), query,
+/// fragment or credentials (anyone who can read the Lease sees it). Returned without a
+/// trailing `/`.
+pub fn advertise_url(
+    given: Option<&str>,
+    pod_ip: Option<&str>,
+    listen: SocketAddr,
+) -> Result<Option<String>, ConfigError> {
+    let error = |message: String| ConfigError {
+        key: "server.advertise_url".into(),
+        message,
+    };
+    let text = match (given.map(str::trim).filter(|s| !s.is_empty()), pod_ip) {
+        (Some(url), _) => url.to_string(),
+        (None, Some(ip)) if !ip.trim().is_empty() => {
+            let ip: std::net::IpAddr = ip.trim().parse().map_err(|_| {
+                error(format!(
+                    "unset, and $POD_IP {ip:?} is not an IP address to default to: set server.advertise_url"
+                ))
+            })?;
+            return Ok(Some(format!(
+                "http://{}",
+                SocketAddr::new(ip, listen.port())
+            )));
+        }
+        (None, _) => return Ok(None),
+    };
+    let url =
+        reqwest::Url::parse(&text).map_err(|e| error(format!("{text:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(error(format!("expected an http(s) URL, got {text:?}")));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(error(format!("{text:?} has no host")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(error(format!(
+            "{:?} carries credentials: it is written on the Lease, give scheme://host:port only",
+            text.split('@').next_back().unwrap_or_default()
+        )));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(error(format!(
+            "{text:?} has a path, query or fragment: give scheme://host:port only (the API's paths are appended)"
+        )));
+    }
+    Ok(Some(url.as_str().trim_end_matches('/').to_string()))
+}
+
 fn duration(key: &str, text: &str, errors: &mut Vec<ConfigError>) -> Duration {
     match parse_duration(text).map(|d| d.to_std()) {
         Ok(Ok(d)) => d,
@@ -371,6 +428,16 @@ impl RawConfig {
                 message: format!("{:?} is not host:port", self.server.listen),
             });
             SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        let pod_ip = std::env::var("POD_IP").ok();
+        let advertise_url = advertise_url(
+            self.server.advertise_url.as_deref(),
+            pod_ip.as_deref(),
+            listen,
+        )
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            None
         });
         let mut tokens = Vec::new();
         for (i, t) in self.auth.tokens.iter().enumerate() {
@@ -609,6 +676,7 @@ impl RawConfig {
         Ok(Config {
             listen,
             max_body_bytes: self.server.max_body_bytes,
+            advertise_url,
             tokens,
             webhook_auth,
             agent_label: self.webhook.agent_label,
@@ -744,6 +812,69 @@ mod tests {
             assert_eq!(errors.0[0].key, key, "{errors}");
             assert!(errors.0[0].message.contains(says), "{errors}");
         }
+    }
+
+    #[test]
+    fn the_advertised_url_is_given_or_made_of_the_pod_ip_and_checked() {
+        let listen: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let ok = |given: Option<&str>, ip: Option<&str>| advertise_url(given, ip, listen).unwrap();
+        assert_eq!(ok(None, None), None);
+        assert_eq!(ok(Some(""), None), None);
+        assert_eq!(ok(None, Some("")), None);
+        assert_eq!(
+            ok(None, Some("10.1.2.3")).as_deref(),
+            Some("http://10.1.2.3:8080")
+        );
+        assert_eq!(
+            ok(None, Some("fd00::1")).as_deref(),
+            Some("http://[fd00::1]:8080")
+        );
+        // the given one wins over $POD_IP, and loses its trailing slash
+        assert_eq!(
+            ok(
+                Some("https://rollbackd-0.rollbackd:8443/"),
+                Some("10.1.2.3")
+            )
+            .as_deref(),
+            Some("https://rollbackd-0.rollbackd:8443")
+        );
+        assert_eq!(
+            ok(Some("http://[fd00::2]:9090"), None).as_deref(),
+            Some("http://[fd00::2]:9090")
+        );
+        for (given, ip, says) in [
+            (Some("localhost:8080"), None, "expected an http(s) URL"),
+            (Some("10.0.0.1:8080"), None, "is not a URL"),
+            (Some("ftp://h:21"), None, "expected an http(s) URL"),
+            (Some("http://"), None, "is not a URL"),
+            (Some("not a url"), None, "is not a URL"),
+            (
+                Some("http://h:8080/api"),
+                None,
+                "has a path, query or fragment",
+            ),
+            (
+                Some("http://h:8080/?x=1"),
+                None,
+                "has a path, query or fragment",
+            ),
+            (Some("http://u:SECRET@h:8080"), None, "carries credentials"),
+            (None, Some("pod-ip"), "is not an IP address"),
+        ] {
+            let e = advertise_url(given, ip, listen).unwrap_err();
+            assert_eq!(e.key, "server.advertise_url");
+            assert!(e.message.contains(says), "{given:?} {ip:?}: {e}");
+            assert!(!e.message.contains("SECRET"), "{e}");
+        }
+        let mut raw = RawConfig::default();
+        raw.webhook.allow_unauthenticated = true;
+        raw.server.advertise_url = Some("http://10.0.0.9:8080/x".into());
+        let errors = raw.validate().unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert!(
+            errors.to_string().starts_with("server.advertise_url: "),
+            "{errors}"
+        );
     }
 
     #[test]

@@ -73,12 +73,16 @@ pub struct Server {
     pub listen: String,
     /// Request bodies above this are answered 413.
     pub max_body_bytes: usize,
+    /// This replica's API as the other replicas reach it (written on the Lease while it
+    /// leads); unset = `http://$POD_IP:<listen port>` when `POD_IP` is set, else none.
+    pub advertise_url: Option<String>,
 }
 impl Default for Server {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1 << 20,
+            advertise_url: None,
         }
     }
 }

@@ -37,13 +37,19 @@
 //!   term it leads in (`leaseTransitions`, [`LeaderElector::with_term`]) and the cluster
 //!   reads the Lease before each patch or create, refusing when another replica holds it,
 //!   the term changed or it expired, before this elector has noticed;
-//! - the API's mutating routes (trigger, approve, cancel, pause, resume) and the webhook
-//!   answer 503 on a standby so that the caller retries and reaches the leader (Alertmanager
-//!   retries 5xx), since each replica has its own SQLite store.
+//! - the leader writes the URL of its API ([`LeaderElector::with_advertise_url`],
+//!   `server.advertise_url` or `http://$POD_IP:<port>`) on the Lease as the annotation
+//!   `rollbackd.io/api-url` each time it creates, takes over or renews it (the same `PUT`),
+//!   and removes a previous holder's; every replica publishes the holder it read with that
+//!   URL ([`LeaderElector::with_leader_addr`]), so that the API's mutating routes (trigger,
+//!   approve, cancel, pause, resume) and the webhook, reaching a standby, are forwarded to
+//!   the leader (`api::forward`); with no live leader, no URL or the leader out of reach
+//!   they answer 503 with `Retry-After` (Alertmanager retries 5xx).
 //!
 //! Expiry is judged with the local clock against the holder's `renewTime`: clocks of the
 //! replicas must agree to well within `lease_duration` (NTP does this).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -53,6 +59,9 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::api::LeaderAddr;
+use crate::api::forward::LEASE_ANNOTATION;
 
 /// Why one election round failed (the round is retried after `renew_every`).
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +183,17 @@ pub struct LeaderElector {
     /// Where the `leaseTransitions` of the term this replica holds is published (`None`
     /// while it holds none), for the write fence.
     term: Option<watch::Sender<Option<i32>>>,
+    /// The API URL written on the Lease while this replica holds it.
+    advertise_url: Option<String>,
+    /// Where the holder read each round is published, for forwarding writes.
+    leader_addr: Option<watch::Sender<Option<LeaderAddr>>>,
+}
+
+/// The API URL a Lease advertises ([`LEASE_ANNOTATION`]), if it is an http(s) URL.
+pub fn advertised_url(lease: &Lease) -> Option<String> {
+    let url = lease.metadata.annotations.as_ref()?.get(LEASE_ANNOTATION)?;
+    (url.starts_with("http://") || url.starts_with("https://"))
+        .then(|| url.trim_end_matches('/').to_string())
 }
 
 impl LeaderElector {
@@ -203,6 +223,60 @@ impl LeaderElector {
             renew_every,
             call_timeout: renew_every.max(Duration::from_millis(500)),
             term: None,
+            advertise_url: None,
+            leader_addr: None,
+        }
+    }
+
+    /// Writes `url` (this replica's API) on the Lease as [`LEASE_ANNOTATION`] whenever it
+    /// creates, takes over or renews it; `None` removes a previous holder's.
+    pub fn with_advertise_url(mut self, url: Option<String>) -> Self {
+        self.advertise_url = url;
+        self
+    }
+
+    /// Publishes the Lease holder read each round on `tx`, with the URL it advertises and
+    /// when its Lease runs out: `None` while the Lease is free, expired or being taken.
+    pub fn with_leader_addr(mut self, tx: watch::Sender<Option<LeaderAddr>>) -> Self {
+        self.leader_addr = Some(tx);
+        self
+    }
+
+    fn publish_leader(&self, addr: Option<LeaderAddr>) {
+        if let Some(tx) = &self.leader_addr {
+            tx.send_if_modified(|a| {
+                let changed = *a != addr;
+                *a = addr;
+                changed
+            });
+        }
+    }
+
+    /// This replica as the holder, until `now + lease_duration`.
+    fn me_as_leader(&self, now: DateTime<Utc>) -> LeaderAddr {
+        LeaderAddr {
+            identity: self.identity.clone(),
+            url: self.advertise_url.clone(),
+            expires: TimeDelta::from_std(self.lease_duration)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(now),
+        }
+    }
+
+    /// Sets (or removes) the annotation advertising this replica's API.
+    fn advertise(&self, meta: &mut ObjectMeta) {
+        match &self.advertise_url {
+            Some(url) => {
+                meta.annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(LEASE_ANNOTATION.to_string(), url.clone());
+            }
+            None => {
+                if let Some(a) = meta.annotations.as_mut() {
+                    a.remove(LEASE_ANNOTATION);
+                }
+            }
         }
     }
 
@@ -304,6 +378,7 @@ impl LeaderElector {
         }
         let was_leading = *tx.borrow();
         self.publish_term(None);
+        self.publish_leader(None);
         report(&tx, false, &self.identity);
         if was_leading && let Err(e) = self.release().await {
             tracing::warn!(lease = %self.lease_name, error = %e, "could not release the lease; a standby takes over when it expires");
@@ -335,13 +410,23 @@ impl LeaderElector {
         let duration_secs = i32::try_from(self.lease_duration.as_secs()).unwrap_or(i32::MAX);
         let now_mt = to_micro_time(now)?;
         match (action, current) {
-            (Action::Wait { .. }, _) => Ok(None),
+            (Action::Wait { holder, expires }, current) => {
+                self.publish_leader(Some(LeaderAddr {
+                    identity: holder,
+                    url: current.as_ref().and_then(advertised_url),
+                    expires,
+                }));
+                Ok(None)
+            }
             (Action::Create, _) | (_, None) => {
+                self.publish_leader(None);
+                let mut metadata = ObjectMeta {
+                    name: Some(self.lease_name.clone()),
+                    ..ObjectMeta::default()
+                };
+                self.advertise(&mut metadata);
                 let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.lease_name.clone()),
-                        ..ObjectMeta::default()
-                    },
+                    metadata,
                     spec: Some(LeaseSpec {
                         holder_identity: Some(self.identity.clone()),
                         lease_duration_seconds: Some(duration_secs),
@@ -353,6 +438,7 @@ impl LeaderElector {
                 };
                 self.call(self.api.create(&PostParams::default(), &lease))
                     .await?;
+                self.publish_leader(Some(self.me_as_leader(now)));
                 tracing::info!(lease = %self.lease_name, identity = %self.identity, "created the lease: leading");
                 Ok(Some(0))
             }
@@ -361,7 +447,9 @@ impl LeaderElector {
                 spec.renew_time = Some(now_mt);
                 spec.lease_duration_seconds = Some(duration_secs);
                 let term = spec.lease_transitions.unwrap_or(0);
+                self.advertise(&mut lease.metadata);
                 self.replace(&lease).await?;
+                self.publish_leader(Some(self.me_as_leader(now)));
                 Ok(Some(term))
             }
             (
@@ -371,13 +459,17 @@ impl LeaderElector {
                 },
                 Some(mut lease),
             ) => {
+                // the previous holder is gone: nothing is forwarded to it any more
+                self.publish_leader(None);
                 let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
                 spec.holder_identity = Some(self.identity.clone());
                 spec.acquire_time = Some(now_mt.clone());
                 spec.renew_time = Some(now_mt);
                 spec.lease_duration_seconds = Some(duration_secs);
                 spec.lease_transitions = Some(transitions);
+                self.advertise(&mut lease.metadata);
                 self.replace(&lease).await?;
+                self.publish_leader(Some(self.me_as_leader(now)));
                 tracing::info!(lease = %self.lease_name, identity = %self.identity, previous = previous.as_deref().unwrap_or(""), transitions, "acquired the lease: leading");
                 Ok(Some(transitions))
             }
@@ -404,6 +496,9 @@ impl LeaderElector {
         }
         spec.holder_identity = None;
         spec.renew_time = Some(to_micro_time(Utc::now())?);
+        if let Some(a) = lease.metadata.annotations.as_mut() {
+            a.remove(LEASE_ANNOTATION);
+        }
         self.replace(&lease).await?;
         tracing::info!(lease = %self.lease_name, identity = %self.identity, "released the lease");
         Ok(())

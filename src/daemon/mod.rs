@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AgentIndex, AlertIngest, ApiState, Auth, Wake, router};
+use crate::api::{AgentIndex, AlertIngest, ApiState, Auth, Forwarder, Wake, router};
 use crate::channel::bounded;
 use crate::cluster::Cluster;
 use crate::executor::Executor;
@@ -76,6 +76,9 @@ pub enum DaemonError {
     /// The notifiers could not be built.
     #[error("notifiers: {0}")]
     Notify(#[from] crate::notify::NotifyError),
+    /// The client forwarding a standby's writes to the leader could not be built.
+    #[error("forwarding: {0}")]
+    Forward(#[from] crate::api::ForwardError),
 }
 
 impl DaemonError {
@@ -86,6 +89,7 @@ impl DaemonError {
             DaemonError::Store(_) => "store",
             DaemonError::Watch(_) => "watch",
             DaemonError::Notify(_) => "notify",
+            DaemonError::Forward(_) => "forward",
         }
     }
 }
@@ -142,6 +146,9 @@ pub struct LeaderOptions {
     pub lease_duration: Duration,
     /// How often the Lease is read and renewed.
     pub renew_every: Duration,
+    /// This replica's API URL, written on the Lease while it leads so that standbys
+    /// forward writes to it (`server.advertise_url`); `None`: standbys answer them 503.
+    pub advertise_url: Option<String>,
 }
 
 /// A running daemon.
@@ -296,6 +303,23 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
     // only the leader evaluates, acts and takes writes through the API; a standby keeps its
     // caches warm
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(opts.leader.is_none());
+    // the Lease holder each election round reads, for a standby to forward writes to
+    let (leader_addr_tx, leader_addr_rx) = tokio::sync::watch::channel(None);
+    let forward = match &opts.leader {
+        Some(l) => {
+            if l.advertise_url.is_none() {
+                tracing::warn!(
+                    "no API URL to advertise ([server] advertise_url, or $POD_IP): while this replica leads, standbys answer writes 503 instead of forwarding them"
+                );
+            }
+            Some(Forwarder::new(
+                &l.identity,
+                leader_addr_rx,
+                crate::api::forward::TIMEOUT,
+            )?)
+        }
+        None => None,
+    };
     let alerts = AlertIngest::start(opts.store.clone(), wake_tx.clone());
     let agents = Arc::new(AgentIndex::new(&policies));
     if let Some(client) = opts.alertmanager.clone() {
@@ -325,6 +349,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         tasks: supervisor.health.clone(),
         dry_run: opts.limits.dry_run,
         leading: leader_rx.clone(),
+        forward,
         latest: latest.clone(),
         channels: opts.channels.clone(),
     };
@@ -396,7 +421,9 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
             l.lease_duration,
             l.renew_every,
         )
-        .with_term(term_tx);
+        .with_term(term_tx)
+        .with_advertise_url(l.advertise_url.clone())
+        .with_leader_addr(leader_addr_tx);
         let c = cancel.clone();
         tasks.push(
             supervisor.spawn("leader", Expect::RunsUntilShutdown, async move {
@@ -405,6 +432,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         );
     } else {
         drop(leader_tx);
+        drop(leader_addr_tx);
     }
     let mut cluster = Cluster::new(opts.client);
     if let Some(fence) = fence {

@@ -21,13 +21,25 @@ impl AlertmanagerProcess {
     /// Starts Alertmanager routing every alert to `webhook_url` at once
     /// (`group_wait: 0s`, `group_interval: 1s`, `send_resolved: true`).
     pub async fn start(webhook_url: &str) -> Self {
+        Self::start_with_bearer(webhook_url, None).await
+    }
+
+    /// As [`AlertmanagerProcess::start`], sending `Authorization: Bearer <bearer>` to the
+    /// webhook (its `http_config.authorization`) when given.
+    pub async fn start_with_bearer(webhook_url: &str, bearer: Option<&str>) -> Self {
         let binary = require_binary("prometheus-alertmanager");
         let dir = tempfile::tempdir().expect("temp dir");
         let url = serde_json::to_string(webhook_url).expect("json");
+        let auth = bearer.map_or_else(String::new, |t| {
+            let t = serde_json::to_string(t).expect("json");
+            format!(
+                "        http_config:\n          authorization:\n            credentials: {t}\n"
+            )
+        });
         let config = format!(
             "route:\n  receiver: webhook\n  group_by: ['alertname']\n  group_wait: 0s\n  \
              group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: webhook\n    \
-             webhook_configs:\n      - url: {url}\n        send_resolved: true\n"
+             webhook_configs:\n      - url: {url}\n        send_resolved: true\n{auth}"
         );
         let config_path = dir.path().join("alertmanager.yml");
         std::fs::write(&config_path, config).expect("write config");
