@@ -89,6 +89,9 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
         webhook_urls: BTreeMap::new(),
         statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         statuspage_api_key: Some(KEY.into()),
+        pagerduty_api_url: "http://127.0.0.1:9/v2/enqueue".into(),
+        pagerduty_routing_keys: BTreeMap::new(),
+        rollbackd_url: None,
         statuspage_min_interval: Duration::ZERO,
         request_timeout: Duration::from_secs(3),
         retry: RetryConfig {
