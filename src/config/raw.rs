@@ -73,12 +73,15 @@ pub struct Server {
     pub listen: String,
     /// Request bodies above this are answered 413.
     pub max_body_bytes: usize,
+    /// The URL people reach this API at (through an ingress), for links in notifications.
+    pub external_url: Option<String>,
 }
 impl Default for Server {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1 << 20,
+            external_url: None,
         }
     }
 }
@@ -263,7 +266,22 @@ pub struct Notify {
     pub statuspage_api_key_file: Option<PathBuf>,
     pub statuspage_api_url: String,
     pub webhook_url: Option<String>,
+    /// The routing key of the PagerDuty service named `default`.
+    pub pagerduty_routing_key: Option<String>,
+    pub pagerduty_routing_key_file: Option<PathBuf>,
+    /// More PagerDuty services, by the name policies give in `pagerduty.service`.
+    pub pagerduty_services: BTreeMap<String, PagerDutyService>,
+    pub pagerduty_api_url: String,
 }
+
+/// `[notify.pagerduty_services.NAME]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyService {
+    pub routing_key: Option<String>,
+    pub routing_key_file: Option<PathBuf>,
+}
+
 impl Default for Notify {
     fn default() -> Self {
         Self {
@@ -275,6 +293,10 @@ impl Default for Notify {
             statuspage_api_key_file: None,
             statuspage_api_url: "https://api.statuspage.io/v1".into(),
             webhook_url: None,
+            pagerduty_routing_key: None,
+            pagerduty_routing_key_file: None,
+            pagerduty_services: BTreeMap::new(),
+            pagerduty_api_url: "https://events.pagerduty.com/v2/enqueue".into(),
         }
     }
 }
