@@ -567,3 +567,43 @@ async fn the_routing_key_is_never_logged_stored_or_shown() {
     assert!(!logs.contains(ROUTING_KEY), "{logs}");
     assert!(!logs.contains("SECRET"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_lost_answer_is_retried_with_the_same_dedup_key() {
+    // PagerDuty took the event but its answer came after the timeout: the retry repeats the
+    // very same event, which PagerDuty folds into the same alert
+    let rx = Receiver::start(|r, nth| {
+        if nth == 0 {
+            accepted(r).after(Duration::from_millis(800))
+        } else {
+            accepted(r)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::AwaitingApproval),
+        pagerduty(PagerDutySeverity::Error),
+        Utc::now(),
+    );
+    let mut cfg = config(&rx);
+    cfg.request_timeout = Duration::from_millis(200);
+    let worker = Worker::start(&store, cfg);
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    worker.stop().await;
+    let requests = rx.requests_to(PATH);
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].json, requests[1].json);
+    assert_eq!(
+        requests[1].json.as_ref().unwrap()["dedup_key"],
+        "rollbackd/inc-1"
+    );
+    let record = store.record(id).unwrap();
+    assert!(matches!(record.status, OutboxStatus::Sent { .. }));
+    assert_eq!(record.item.attempts, 2);
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some("pagerduty: request timed out")
+    );
+}
