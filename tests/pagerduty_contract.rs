@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rollbackd::lifecycle::announce::{Channels, announce};
+use rollbackd::notify::pagerduty::{EventAction, event_action};
 use rollbackd::notify::{
     MemoryOutbox, Message, NotifierConfig, Notifiers, OutboxStatus, RetryConfig, Target, run_outbox,
 };
@@ -61,10 +62,12 @@ fn accepted(request: &Recorded) -> Reply {
     )
 }
 
-fn pagerduty(severity: PagerDutySeverity) -> Target {
+/// The `default` service's target for `stage` of an open incident.
+fn pagerduty(stage: Stage, severity: PagerDutySeverity) -> Target {
     Target::PagerDuty {
         service: "default".into(),
         severity,
+        action: event_action(stage, State::Detected).expect("a stage PagerDuty is told"),
     }
 }
 
@@ -352,12 +355,12 @@ async fn rate_limited_429_is_retried_after_retry_after_without_duplicate_trigger
     let store = Arc::new(MemoryOutbox::new());
     let trigger = store.push(
         message("inc-1", Stage::Failed),
-        pagerduty(PagerDutySeverity::Critical),
+        pagerduty(Stage::Failed, PagerDutySeverity::Critical),
         Utc::now(),
     );
     let resolve = store.push(
         message("inc-1", Stage::Superseded),
-        pagerduty(PagerDutySeverity::Critical),
+        pagerduty(Stage::Superseded, PagerDutySeverity::Critical),
         Utc::now(),
     );
     let worker = Worker::start(&store, config(&rx));
@@ -396,7 +399,7 @@ async fn server_errors_are_retried_until_accepted() {
     let store = Arc::new(MemoryOutbox::new());
     let id = store.push(
         message("inc-1", Stage::Escalated),
-        pagerduty(PagerDutySeverity::Error),
+        pagerduty(Stage::Escalated, PagerDutySeverity::Error),
         Utc::now(),
     );
     let started = Instant::now();
@@ -417,7 +420,7 @@ async fn a_server_that_stays_down_is_given_up_after_max_attempts() {
     let store = Arc::new(MemoryOutbox::new());
     let id = store.push(
         message("inc-1", Stage::Blocked),
-        pagerduty(PagerDutySeverity::Critical),
+        pagerduty(Stage::Blocked, PagerDutySeverity::Critical),
         Utc::now(),
     );
     let worker = Worker::start(&store, config(&rx));
@@ -445,13 +448,13 @@ async fn an_invalid_event_400_is_not_retried() {
     let store = Arc::new(MemoryOutbox::new());
     let trigger = store.push(
         message("inc-1", Stage::AwaitingApproval),
-        pagerduty(PagerDutySeverity::Warning),
+        pagerduty(Stage::AwaitingApproval, PagerDutySeverity::Warning),
         Utc::now(),
     );
     // the queue moves on; with no alert triggered there is nothing to resolve
     let resolve = store.push(
         message("inc-1", Stage::Resolved),
-        pagerduty(PagerDutySeverity::Warning),
+        pagerduty(Stage::Resolved, PagerDutySeverity::Warning),
         Utc::now(),
     );
     let worker = Worker::start(&store, config(&rx));
@@ -483,6 +486,7 @@ async fn a_service_without_a_routing_key_fails_without_a_request() {
         Target::PagerDuty {
             service: "plant-safety".into(),
             severity: PagerDutySeverity::Critical,
+            action: EventAction::Trigger,
         },
         Utc::now(),
     );
@@ -537,7 +541,7 @@ async fn the_routing_key_is_never_logged_stored_or_shown() {
     let store = Arc::new(MemoryOutbox::new());
     let id = store.push(
         message("inc-1", Stage::Blocked),
-        pagerduty(PagerDutySeverity::Critical),
+        pagerduty(Stage::Blocked, PagerDutySeverity::Critical),
         Utc::now(),
     );
     let cfg = config(&rx);
@@ -583,7 +587,7 @@ async fn a_lost_answer_is_retried_with_the_same_dedup_key() {
     let store = Arc::new(MemoryOutbox::new());
     let id = store.push(
         message("inc-1", Stage::AwaitingApproval),
-        pagerduty(PagerDutySeverity::Error),
+        pagerduty(Stage::AwaitingApproval, PagerDutySeverity::Error),
         Utc::now(),
     );
     let mut cfg = config(&rx);
@@ -606,4 +610,48 @@ async fn a_lost_answer_is_retried_with_the_same_dedup_key() {
         record.last_error.as_deref(),
         Some("pagerduty: request timed out")
     );
+}
+
+#[tokio::test]
+async fn a_cancel_resolves_the_alert_and_a_pause_acknowledges_it() {
+    let rx = Receiver::start(|r, _| accepted(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let policy = gl001();
+    // cancelled while it waited for its approval
+    let waiting = incident("gl-001-11", "P1");
+    announce_stage(&store, &policy, &waiting, Stage::AwaitingApproval).unwrap();
+    let cancelled = Incident {
+        state: State::Cancelled,
+        ..waiting.clone()
+    };
+    announce_stage(&store, &policy, &cancelled, Stage::Stopped).unwrap();
+    // failed, then held by a pause: a human has it
+    let mut failed = incident("gl-001-12", "P0");
+    failed.state = State::Failed;
+    announce_stage(&store, &policy, &failed, Stage::Failed).unwrap();
+    failed.state = State::RollingBack;
+    announce_stage(&store, &policy, &failed, Stage::Stopped).unwrap();
+    let worker = Worker::start(&store, config(&rx));
+    wait_until(LIMIT, "settled", || settled(&store)).await;
+    worker.stop().await;
+    let events: Vec<(String, String)> = rx
+        .requests()
+        .iter()
+        .map(|r| {
+            let j = r.json.as_ref().unwrap();
+            (
+                j["dedup_key"].as_str().unwrap().to_string(),
+                j["event_action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let of = |key: &str| -> Vec<&str> {
+        events
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, a)| a.as_str())
+            .collect()
+    };
+    assert_eq!(of("rollbackd/gl-001-11"), ["trigger", "resolve"]);
+    assert_eq!(of("rollbackd/gl-001-12"), ["trigger", "acknowledge"]);
 }

@@ -1114,6 +1114,7 @@ async fn the_executor_and_the_notifiers_work_on_any_store(backend: &dyn Backend)
     let pagerduty = Target::PagerDuty {
         service: "default".into(),
         severity: PagerDutySeverity::Critical,
+        action: rollbackd::notify::pagerduty::EventAction::Trigger,
     };
     let blocked = Message {
         stage: Stage::Blocked,

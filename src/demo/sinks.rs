@@ -94,7 +94,8 @@ pub async fn start() -> std::io::Result<(SinkUrls, Received)> {
                                     "{page}/{id} ({})",
                                     body["incident"]["status"].as_str().unwrap_or("?")
                                 ),
-                                String::new(),
+                                // the public wording customers read
+                                body["incident"]["body"].as_str().unwrap_or("").to_string(),
                             ));
                         }
                         Json(json!({"id": id}))

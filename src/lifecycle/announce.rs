@@ -326,12 +326,13 @@ pub fn announce(
     // PagerDuty: only the stages that need a human or end that need
     if let Some(pd) = &policy.notify.pagerduty
         && channels.pagerduty_services.contains(&pd.service)
-        && event_action(stage).is_some()
+        && let Some(action) = event_action(stage, incident.state)
     {
         targets.push((
             Target::PagerDuty {
                 service: pd.service.clone(),
                 severity: pd.severity(incident.severity.as_deref()),
+                action,
             },
             &message,
         ));
@@ -633,16 +634,26 @@ mod tests {
             .find(|(p, _)| p.agent.id == "GL-001")
             .unwrap();
         inc.severity = Some("P0".into());
-        let pd = |stage: Stage, channels: &Channels| {
-            announce(&gl001, &inc, stage, &BTreeMap::new(), channels)
+        let on = |inc: &Incident, stage: Stage, channels: &Channels| {
+            announce(&gl001, inc, stage, &BTreeMap::new(), channels)
                 .into_iter()
                 .find(|r| r.target["kind"] == "pagerduty")
         };
+        let pd = |stage: Stage, channels: &Channels| on(&inc, stage, channels);
         let blocked = pd(Stage::Blocked, &all_channels()).unwrap();
         assert_eq!(
             blocked.target,
-            serde_json::json!({"kind": "pagerduty", "service": "default", "severity": "critical"})
+            serde_json::json!({"kind": "pagerduty", "service": "default", "severity": "critical", "action": "trigger"})
         );
+        // stopped: a pause is acknowledged, a cancel resolves
+        let stopped = pd(Stage::Stopped, &all_channels()).unwrap();
+        assert_eq!(stopped.target["action"], "acknowledge");
+        let cancelled = Incident {
+            state: rollbackd_core::incident::State::Cancelled,
+            ..inc.clone()
+        };
+        let resolve = on(&cancelled, Stage::Stopped, &all_channels()).unwrap();
+        assert_eq!(resolve.target["action"], "resolve");
         assert_eq!(blocked.target_key, "pagerduty:default");
         // the team's wording, not the public one
         assert!(

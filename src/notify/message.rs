@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::pagerduty::EventAction;
 use rollbackd_core::policy::{PagerDutySeverity, Stage};
 
 /// One notification for one stage of one incident, ready to send. Serializable (it is
@@ -100,6 +101,9 @@ pub enum Target {
         service: String,
         /// The alert's severity, mapped from the runbook's by the policy.
         severity: PagerDutySeverity,
+        /// What the event does to the incident's alert (decided from the stage and the
+        /// incident's state by [`super::pagerduty::event_action`]).
+        action: EventAction,
     },
     /// A Kubernetes Event (`events.k8s.io/v1`) on the incident's workload.
     KubeEvent {
@@ -245,11 +249,12 @@ mod tests {
         let target = Target::PagerDuty {
             service: "plant-safety".into(),
             severity: PagerDutySeverity::Critical,
+            action: EventAction::Trigger,
         };
         let stored = serde_json::to_string(&target).unwrap();
         assert_eq!(
             stored,
-            r#"{"kind":"pagerduty","service":"plant-safety","severity":"critical"}"#
+            r#"{"kind":"pagerduty","service":"plant-safety","severity":"critical","action":"trigger"}"#
         );
         assert_eq!(serde_json::from_str::<Target>(&stored).unwrap(), target);
         assert_eq!(target.key(), "pagerduty:plant-safety");

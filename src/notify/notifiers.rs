@@ -96,11 +96,15 @@ impl Notifiers {
                     )
                     .await
             }
-            Target::PagerDuty { service, severity } => {
+            Target::PagerDuty {
+                service,
+                severity,
+                action,
+            } => {
                 self.pagerduty
                     .send(
                         service,
-                        *severity,
+                        (*action, *severity),
                         item.target.key(),
                         message,
                         thread.as_ref(),

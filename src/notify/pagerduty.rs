@@ -12,11 +12,13 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef, stage_name};
+use rollbackd_core::incident::State;
 use rollbackd_core::policy::{PagerDutySeverity, Stage};
 
 const TARGET: &str = "pagerduty";
@@ -28,7 +30,8 @@ pub const SUMMARY_LIMIT: usize = 1024;
 pub const CLIENT: &str = "rollbackd";
 
 /// What an event does to the incident's PagerDuty alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EventAction {
     /// Open (or add to) the alert: a human is needed.
     Trigger,
@@ -58,22 +61,23 @@ impl EventAction {
     }
 }
 
-/// The event a stage sends, if any:
+/// The event a stage of an incident now in `state` sends, if any:
 ///
 /// | stage | event |
 /// | --- | --- |
 /// | `awaiting_approval`, `blocked` (a guard, a rate limit), `escalated` (no data past the row's deadline), `failed` | trigger |
-/// | `initiated` (after an approval: a human acted), `stopped` (a human cancelled or paused it in flight) | acknowledge |
-/// | `complete` (rolled back and verified), `resolved`, `superseded` | resolve |
+/// | `initiated` (after an approval: a human acted), `stopped` by a pause (a human has it) | acknowledge |
+/// | `complete` (rolled back and verified), `resolved`, `superseded`, `stopped` by a cancel | resolve |
 /// | `in_progress`, `continued`, `inconclusive`, `notice`, `preexisting` | nothing |
 ///
 /// An acknowledge or resolve goes out only when this incident triggered an alert (an
 /// unattended rollback that went well pages nobody).
-pub fn event_action(stage: Stage) -> Option<EventAction> {
+pub fn event_action(stage: Stage, state: State) -> Option<EventAction> {
     match stage {
         Stage::AwaitingApproval | Stage::Blocked | Stage::Escalated | Stage::Failed => {
             Some(EventAction::Trigger)
         }
+        Stage::Stopped if state == State::Cancelled => Some(EventAction::Resolve),
         Stage::Initiated | Stage::Stopped => Some(EventAction::Acknowledge),
         Stage::Complete | Stage::Resolved | Stage::Superseded => Some(EventAction::Resolve),
         Stage::InProgress
@@ -236,20 +240,18 @@ impl PagerDutyApi {
         }
     }
 
-    /// Sends the stage's event to `service`'s routing key. Returns the alert's new state as
-    /// the thread; `None` when nothing was sent (an acknowledge or resolve for an alert this
+    /// Sends `action` to `service`'s routing key. Returns the alert's new state as the
+    /// thread; `None` when nothing was sent (an acknowledge or resolve for an alert this
     /// incident never triggered, or already resolved).
     pub(crate) async fn send(
         &self,
         service: &str,
-        severity: PagerDutySeverity,
+        event: (EventAction, PagerDutySeverity),
         key: String,
         message: &Message,
         thread: Option<&ThreadRef>,
     ) -> Result<Option<ThreadRef>, NotifyError> {
-        let Some(action) = event_action(message.stage) else {
-            return Ok(None);
-        };
+        let (action, severity) = event;
         let state = remembered(thread);
         let open = matches!(state, Some("triggered" | "acknowledged"));
         let pointless = match action {
@@ -325,6 +327,16 @@ mod tests {
     #[test]
     fn stages_map_to_actions() {
         use EventAction::*;
+        assert_eq!(
+            event_action(Stage::Stopped, State::Cancelled),
+            Some(Resolve),
+            "a cancel ends the need"
+        );
+        assert_eq!(
+            event_action(Stage::Stopped, State::RollingBack),
+            Some(Acknowledge),
+            "a pause: a human has it"
+        );
         for (stage, action) in [
             (Stage::AwaitingApproval, Some(Trigger)),
             (Stage::Blocked, Some(Trigger)),
@@ -339,7 +351,11 @@ mod tests {
             (Stage::Inconclusive, None),
             (Stage::Notice, None),
         ] {
-            assert_eq!(event_action(stage), action, "{stage:?}");
+            assert_eq!(
+                event_action(stage, State::AwaitingApproval),
+                action,
+                "{stage:?}"
+            );
         }
     }
 
