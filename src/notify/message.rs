@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::pagerduty::EventAction;
 use rollbackd_core::policy::{PagerDutySeverity, Stage};
 
 /// One notification for one stage of one incident, ready to send. Serializable (it is
@@ -102,7 +101,7 @@ pub enum Target {
         /// The alert's severity, mapped from the runbook's by the policy.
         severity: PagerDutySeverity,
         /// What the event does to the incident's alert (decided from the stage and the
-        /// incident's state by [`super::pagerduty::event_action`]).
+        /// incident's state by `pagerduty::event_action`).
         action: EventAction,
     },
     /// A Kubernetes Event (`events.k8s.io/v1`) on the incident's workload.
@@ -116,6 +115,29 @@ pub enum Target {
         /// Its name.
         name: String,
     },
+}
+
+/// What a PagerDuty event does to the incident's alert (Events API v2 `event_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    /// Open (or add to) the alert: a human is needed.
+    Trigger,
+    /// A human has it.
+    Acknowledge,
+    /// It is over.
+    Resolve,
+}
+
+impl EventAction {
+    /// The API spelling (`trigger`, `acknowledge`, `resolve`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Trigger => "trigger",
+            EventAction::Acknowledge => "acknowledge",
+            EventAction::Resolve => "resolve",
+        }
+    }
 }
 
 /// The name the daemon gives the configured Slack incoming webhook (`notify.slack_webhook_url`).

@@ -12,11 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::error::NotifyError;
 use super::http;
+pub use super::message::EventAction;
 use super::message::{Message, ThreadRef, stage_name};
 use rollbackd_core::incident::State;
 use rollbackd_core::policy::{PagerDutySeverity, Stage};
@@ -28,38 +28,6 @@ pub const SUMMARY_LIMIT: usize = 1024;
 
 /// The `client` of every event.
 pub const CLIENT: &str = "rollbackd";
-
-/// What an event does to the incident's PagerDuty alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventAction {
-    /// Open (or add to) the alert: a human is needed.
-    Trigger,
-    /// A human has it.
-    Acknowledge,
-    /// It is over.
-    Resolve,
-}
-
-impl EventAction {
-    /// The API spelling (`trigger`, `acknowledge`, `resolve`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventAction::Trigger => "trigger",
-            EventAction::Acknowledge => "acknowledge",
-            EventAction::Resolve => "resolve",
-        }
-    }
-
-    /// The alert's state after the event (kept in the thread).
-    fn state(self) -> &'static str {
-        match self {
-            EventAction::Trigger => "triggered",
-            EventAction::Acknowledge => "acknowledged",
-            EventAction::Resolve => "resolved",
-        }
-    }
-}
 
 /// The event a stage of an incident now in `state` sends, if any:
 ///
@@ -85,6 +53,15 @@ pub fn event_action(stage: Stage, state: State) -> Option<EventAction> {
         | Stage::Inconclusive
         | Stage::Notice
         | Stage::Preexisting => None,
+    }
+}
+
+/// The alert's state after an event (kept in the thread).
+fn state_after(action: EventAction) -> &'static str {
+    match action {
+        EventAction::Trigger => "triggered",
+        EventAction::Acknowledge => "acknowledged",
+        EventAction::Resolve => "resolved",
     }
 }
 
@@ -294,7 +271,7 @@ impl PagerDutyApi {
             key,
             data: json!({
                 "dedup_key": dedup_key(&message.incident_id),
-                "state": action.state(),
+                "state": state_after(action),
             }),
         }))
     }
