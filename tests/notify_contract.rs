@@ -89,6 +89,9 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
         webhook_urls: BTreeMap::new(),
         statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         statuspage_api_key: Some(KEY.into()),
+        pagerduty_api_url: "http://127.0.0.1:9/v2/enqueue".into(),
+        pagerduty_routing_keys: BTreeMap::new(),
+        rollbackd_url: None,
         statuspage_min_interval: Duration::ZERO,
         request_timeout: Duration::from_secs(3),
         retry: RetryConfig {
@@ -1118,5 +1121,122 @@ async fn a_webhook_target_is_a_name_and_only_the_notifiers_know_its_url() {
     assert_eq!(
         failed.last_error.as_deref(),
         Some("webhook: not configured: no URL for webhook \"nobody\"")
+    );
+}
+
+/// An incident of `policy` on its first row, with evidence.
+fn incident_of(policy: &rollbackd_core::policy::Policy, id: &str) -> rollbackd::store::Incident {
+    let row = &policy.matrix[0];
+    let now = Utc::now();
+    rollbackd::store::Incident {
+        id: id.into(),
+        agent: policy.agent.id.clone(),
+        namespace: "greenlang".into(),
+        workload: policy.primary_workload().unwrap().name.clone(),
+        revision: Some(7),
+        from_image: Some("ghcr.io/greenlang/agent:v1.2.5".into()),
+        row: Some(row.id.clone()),
+        severity: Some(row.severity.clone()),
+        method: row.method.clone(),
+        trigger: rollbackd::store::Trigger::Automatic,
+        requested_by: None,
+        reason: format!("Rollback {}: error_rate=0.62 > 0.5", row.id),
+        decision: json!({"evidence": {"conditions": [
+            {"signal": "error_rate", "value": 0.62, "threshold": "> 0.5"}
+        ], "blocked_by": "backup-heat-unavailable"}}),
+        state: rollbackd_core::incident::State::Detected,
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: Some(now),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[tokio::test]
+async fn statuspage_gets_public_wording_and_slack_the_evidence_for_every_stage() {
+    use rollbackd::lifecycle::announce::{Channels, announce};
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let sp_rx = Receiver::start(|r, _| statuspage_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let policies = rollbackd_core::policy::load_all(&[dir]).unwrap();
+    let channels = Channels {
+        slack_api: true,
+        statuspage: true,
+        ..Channels::default()
+    };
+    let extra = BTreeMap::from([
+        ("to_version", "v1.2.4".to_string()),
+        ("to_revision", "6".to_string()),
+        ("duration", "4m".to_string()),
+        ("pods_updated", "3".to_string()),
+        ("pods_total", "3".to_string()),
+        ("error", "step 2 (undo) failed: conflict".to_string()),
+    ]);
+    // what must never reach the status page: each incident's id and row
+    let mut internal: Vec<(String, String)> = Vec::new();
+    for (n, policy) in policies.iter().enumerate() {
+        let inc = incident_of(policy, &format!("inc-{n}-4f2a"));
+        internal.push((inc.id.clone(), inc.row.clone().unwrap()));
+        for (_, stage) in Stage::ALL {
+            for row in announce(policy, &inc, stage, &extra, &channels) {
+                let target: Target = serde_json::from_value(row.target).unwrap();
+                let message: Message = serde_json::from_value(row.message).unwrap();
+                store.push(message, target, Utc::now());
+            }
+        }
+    }
+    let worker = Worker::start(
+        &store,
+        config(Some(&slack_rx), Some(&sp_rx)),
+        Arc::default(),
+    );
+    wait_until(LIMIT, "all sent", || settled(&store)).await;
+    worker.stop().await;
+    assert!(
+        store
+            .records()
+            .iter()
+            .all(|r| matches!(r.status, OutboxStatus::Sent { .. }))
+    );
+
+    let sp_reqs = sp_rx.requests();
+    // four policies have a status page; ten of the fourteen stages are public
+    assert_eq!(sp_reqs.len(), 40);
+    let link = regex::Regex::new(r"<[^>]*\|[^>]*>").unwrap();
+    for r in &sp_reqs {
+        let body = r.json.as_ref().unwrap()["incident"]["body"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!body.trim().is_empty(), "{r:?}");
+        for markup in ["@here", "@channel", "<!", "*", "_", "#", "n/a"] {
+            assert!(!body.contains(markup), "{markup:?} in {body:?}");
+        }
+        assert!(!link.is_match(&body), "{body:?}");
+        for (id, row) in &internal {
+            assert!(!body.contains(id.as_str()), "{id} in {body:?}");
+            assert!(!body.contains(row.as_str()), "{row} in {body:?}");
+        }
+    }
+    // Slack keeps the team's wording: mentions, rows and the evidence
+    let slack_texts: Vec<String> = slack_rx
+        .requests()
+        .iter()
+        .filter_map(|r| r.json.as_ref()?["text"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        slack_texts
+            .iter()
+            .any(|t| t.starts_with("<!here> ROLLBACK BLOCKED - GL-001"))
+    );
+    assert!(slack_texts.iter().any(|t| t.contains(
+        "Evidence: error_rate=0.62 (needs &gt; 0.5); blocked by backup-heat-unavailable"
+    )));
+    assert!(
+        slack_texts
+            .iter()
+            .any(|t| t.contains("(P0, row p0-service-outage)"))
     );
 }

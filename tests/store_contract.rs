@@ -18,7 +18,7 @@ use rollbackd::executor::{StepJournal, StepOutcome, StepState};
 use rollbackd::notify::{Message, OutboxStore, Target, ThreadRef};
 use rollbackd::store::*;
 use rollbackd_core::incident::{Event, State};
-use rollbackd_core::policy::Stage;
+use rollbackd_core::policy::{PagerDutySeverity, Stage};
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
 
@@ -1142,6 +1142,37 @@ async fn the_executor_and_the_notifiers_work_on_any_store(backend: &dyn Backend)
     );
     outbox.mark_sent(due[0].id, t(4)).await.unwrap();
     assert!(outbox.due(t(5), 10).await.unwrap().is_empty());
+    // a PagerDuty row names its service (never the routing key) and its thread keeps the
+    // alert's state between events
+    let pagerduty = Target::PagerDuty {
+        service: "default".into(),
+        severity: PagerDutySeverity::Critical,
+        action: rollbackd::notify::pagerduty::EventAction::Trigger,
+    };
+    let blocked = Message {
+        stage: Stage::Blocked,
+        ..message.clone()
+    };
+    let row = NewOutbox {
+        target_key: pagerduty.key(),
+        target: serde_json::to_value(&pagerduty).unwrap(),
+        message: serde_json::to_value(&blocked).unwrap(),
+    };
+    store.enqueue(&inc.id, &[row], t(6)).await.unwrap();
+    let due = outbox.due(t(6), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((&due[0].message, &due[0].target), (&blocked, &pagerduty));
+    let alert = ThreadRef {
+        key: pagerduty.key(),
+        data: json!({"dedup_key": format!("rollbackd/{}", inc.id), "state": "triggered"}),
+    };
+    outbox.save_thread(&inc.id, &alert).await.unwrap();
+    outbox.mark_sent(due[0].id, t(7)).await.unwrap();
+    assert_eq!(
+        outbox.thread(&inc.id, "pagerduty:default").await.unwrap(),
+        Some(alert)
+    );
+    assert!(outbox.due(t(8), 10).await.unwrap().is_empty());
 }
 
 async fn retention_deletes_what_is_old_and_finished_and_keeps_the_rest(store: &dyn StateStore) {

@@ -1,5 +1,6 @@
 //! `rollbackd run`: the daemon, against a cluster or the built-in simulator (`--sim`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::signals::alertmanager::AlertmanagerClient;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
 use crate::signals::scrape::Scraper;
 use crate::store::{KubeStore, SqliteStore, StateStore};
-use rollbackd_core::policy::load_all;
+use rollbackd_core::policy::{Policy, load_all};
 use rollbackd_sim::{SimConfig, Simulator};
 
 /// The metric source the configuration asks for.
@@ -59,6 +60,45 @@ pub async fn open_store(
     })
 }
 
+/// Checks that every policy's PagerDuty service has a routing key when paging is on (some
+/// key is configured): a page that cannot be sent must stop the start, not go missing at
+/// 3 a.m. With no key at all, paging is off and the policies' `pagerduty` is ignored.
+pub fn check_pagerduty(
+    policies: &[Arc<Policy>],
+    keys: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let wanted = policies
+        .iter()
+        .filter_map(|p| Some((p, p.notify.pagerduty.as_ref()?)));
+    if keys.is_empty() {
+        let paging: Vec<&str> = wanted.map(|(p, _)| p.agent.id.as_str()).collect();
+        if !paging.is_empty() {
+            tracing::info!(
+                agents = %paging.join(", "),
+                "PagerDuty is off (no notify.pagerduty_routing_key): these policies' pagerduty is ignored"
+            );
+        }
+        return Ok(());
+    }
+    let missing: Vec<String> = wanted
+        .filter(|(_, pd)| !keys.contains_key(&pd.service))
+        .map(|(p, pd)| {
+            format!(
+                "{}: notify.pagerduty.service {:?} has no routing key in the configuration (configured: {}): add [notify.pagerduty_services.{}] routing_key_file",
+                p.source.display(),
+                pd.service,
+                keys.keys().cloned().collect::<Vec<_>>().join(", "),
+                pd.service
+            )
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", missing.join("\n"))
+    }
+}
+
 /// Runs until SIGINT/SIGTERM.
 pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<()> {
     let mut config = crate::config::load(config_file)
@@ -72,6 +112,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         .into_iter()
         .map(Arc::new)
         .collect();
+    check_pagerduty(&policies, &config.pagerduty_routing_keys)?;
     let mut sim_handle = None;
     let client = match &config.kube {
         KubeMode::Infer => kube::Client::try_default()
@@ -114,6 +155,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         slack_webhook_url: config.slack_webhook_url.clone(),
         statuspage: config.statuspage_api_key.is_some(),
         webhook_url: config.webhook_url.clone(),
+        pagerduty_services: config.pagerduty_routing_keys.keys().cloned().collect(),
         kube_events: config.kube_events,
         ..Channels::default()
     };
@@ -122,6 +164,9 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
         slack_token: config.slack_token.clone(),
         statuspage_api_url: config.statuspage_api_url.clone(),
         statuspage_api_key: config.statuspage_api_key.clone(),
+        pagerduty_api_url: config.pagerduty_api_url.clone(),
+        pagerduty_routing_keys: config.pagerduty_routing_keys.clone(),
+        rollbackd_url: config.external_url.clone(),
         ..NotifierConfig::default()
     };
     let alertmanager = config
@@ -188,5 +233,40 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
     match failed {
         Some((task, why)) => anyhow::bail!("critical task {task} stopped: {why}"),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policies() -> Vec<Arc<Policy>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        load_all(&[dir])
+            .expect("the repository's policies")
+            .into_iter()
+            .map(Arc::new)
+            .collect()
+    }
+
+    #[test]
+    fn a_policy_paging_a_service_without_a_key_stops_the_start() {
+        let policies = policies();
+        assert!(
+            policies.iter().any(|p| p.notify.pagerduty.is_some()),
+            "GL-001 pages"
+        );
+        // paging off: nothing to check
+        assert!(check_pagerduty(&policies, &BTreeMap::new()).is_ok());
+        let default = BTreeMap::from([("default".to_string(), "k".to_string())]);
+        assert!(check_pagerduty(&policies, &default).is_ok());
+        let other = BTreeMap::from([("ops".to_string(), "k".to_string())]);
+        let err = check_pagerduty(&policies, &other).unwrap_err().to_string();
+        assert!(
+            err.contains("gl-001.toml: notify.pagerduty.service \"default\" has no routing key"),
+            "{err}"
+        );
+        assert!(err.contains("(configured: ops)"), "{err}");
+        assert!(!err.contains(": k"), "{err}");
     }
 }

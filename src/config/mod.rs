@@ -119,6 +119,9 @@ pub struct Config {
     /// (`server.advertise_url`; default `http://$POD_IP:<port of listen>` when `POD_IP` is
     /// set, else none): written on the Lease while it leads, for standbys to forward writes.
     pub advertise_url: Option<String>,
+    /// The URL people reach the API at, for links in notifications (`server.external_url`,
+    /// an `http(s)://` URL); `None` = no links.
+    pub external_url: Option<String>,
     /// API tokens (`[[auth.tokens]]`); with none the API is read-only.
     pub tokens: Vec<ApiToken>,
     /// How the Alertmanager webhook authenticates (`[webhook]`).
@@ -178,6 +181,13 @@ pub struct Config {
     pub statuspage_api_url: String,
     /// Generic JSON webhook URL for every notification (`notify.webhook_url`); a secret.
     pub webhook_url: Option<String>,
+    /// PagerDuty routing keys by service name: `default` from
+    /// `notify.pagerduty_routing_key(_file)`, the others from
+    /// `[notify.pagerduty_services.NAME] routing_key(_file)`; secrets. Empty = no paging.
+    pub pagerduty_routing_keys: BTreeMap<String, String>,
+    /// PagerDuty Events API v2 endpoint (`notify.pagerduty_api_url`, default
+    /// `https://events.pagerduty.com/v2/enqueue`).
+    pub pagerduty_api_url: String,
     /// Policy files or directories of `*.toml` (`policies.paths`, default `["policies"]`).
     pub policy_paths: Vec<PathBuf>,
     /// Log line format (`logging.format`, default `text`).
@@ -195,6 +205,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("advertise_url", &self.advertise_url)
+            .field("external_url", &self.external_url)
             .field("tokens", &self.tokens)
             .field("webhook_auth", &self.webhook_auth)
             .field("agent_label", &self.agent_label)
@@ -222,6 +233,11 @@ impl std::fmt::Debug for Config {
             .field("statuspage_api_key", &set(&self.statuspage_api_key))
             .field("statuspage_api_url", &self.statuspage_api_url)
             .field("webhook_url", &set(&self.webhook_url))
+            .field(
+                "pagerduty_routing_keys",
+                &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
+            )
+            .field("pagerduty_api_url", &self.pagerduty_api_url)
             .field("policy_paths", &self.policy_paths)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
@@ -404,6 +420,77 @@ pub fn advertise_url(
         )));
     }
     Ok(Some(url.as_str().trim_end_matches('/').to_string()))
+}
+
+/// Checks that a URL setting, if given, is an `http://` or `https://` URL.
+fn http_url(key: &str, url: Option<&String>, errors: &mut Vec<ConfigError>) {
+    if let Some(url) = url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        errors.push(ConfigError {
+            key: key.into(),
+            message: format!("{url:?} is not an http:// or https:// URL"),
+        });
+    }
+}
+
+impl raw::Notify {
+    /// The PagerDuty routing keys by service name (`default` and
+    /// `[notify.pagerduty_services.NAME]`), each a secret given inline or as a file.
+    fn pagerduty_routing_keys(&self, errors: &mut Vec<ConfigError>) -> BTreeMap<String, String> {
+        let mut keys = BTreeMap::new();
+        let default = (
+            "notify.pagerduty_routing_key".to_string(),
+            "default".to_string(),
+            &self.pagerduty_routing_key,
+            &self.pagerduty_routing_key_file,
+        );
+        let named = self.pagerduty_services.iter().map(|(name, s)| {
+            (
+                format!("notify.pagerduty_services.{name}.routing_key"),
+                name.clone(),
+                &s.routing_key,
+                &s.routing_key_file,
+            )
+        });
+        for (key, name, inline, file) in std::iter::once(default).chain(named) {
+            let plain = !name.is_empty()
+                && name.len() <= 63
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !plain {
+                errors.push(ConfigError {
+                    key: format!("notify.pagerduty_services.{name}"),
+                    message: "a service name is letters, digits, '-', '_' and '.' (at most 63)"
+                        .into(),
+                });
+                continue;
+            }
+            let Some(routing_key) = secret(&key, inline, file, errors) else {
+                if inline.is_none() && file.is_none() && name != "default" {
+                    errors.push(ConfigError {
+                        key: format!("notify.pagerduty_services.{name}"),
+                        message: "give routing_key or routing_key_file".into(),
+                    });
+                }
+                continue;
+            };
+            // never the key itself in a message: it is a secret
+            if routing_key.is_empty() || routing_key.contains(char::is_whitespace) {
+                errors.push(ConfigError {
+                    key,
+                    message: "must be a PagerDuty integration key: not empty, no spaces".into(),
+                });
+            } else if keys.insert(name, routing_key).is_some() {
+                errors.push(ConfigError {
+                    key: "notify.pagerduty_services.default".into(),
+                    message: "the default service's key is notify.pagerduty_routing_key(_file): give it once".into(),
+                });
+            }
+        }
+        keys
+    }
 }
 
 fn duration(key: &str, text: &str, errors: &mut Vec<ConfigError>) -> Duration {
@@ -625,6 +712,17 @@ impl RawConfig {
             &self.notify.statuspage_api_key_file,
             &mut errors,
         );
+        let pagerduty_routing_keys = self.notify.pagerduty_routing_keys(&mut errors);
+        http_url(
+            "notify.pagerduty_api_url",
+            Some(&self.notify.pagerduty_api_url),
+            &mut errors,
+        );
+        http_url(
+            "server.external_url",
+            self.server.external_url.as_ref(),
+            &mut errors,
+        );
         let log_format = match self.logging.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -677,6 +775,7 @@ impl RawConfig {
             listen,
             max_body_bytes: self.server.max_body_bytes,
             advertise_url,
+            external_url: self.server.external_url,
             tokens,
             webhook_auth,
             agent_label: self.webhook.agent_label,
@@ -702,6 +801,8 @@ impl RawConfig {
             statuspage_api_key,
             statuspage_api_url: self.notify.statuspage_api_url,
             webhook_url: self.notify.webhook_url,
+            pagerduty_routing_keys,
+            pagerduty_api_url: self.notify.pagerduty_api_url,
             policy_paths: self.policies.paths,
             log_format,
             log_level: self.logging.level,
@@ -886,6 +987,76 @@ mod tests {
     }
 
     #[test]
+    fn pagerduty_routing_keys_are_secrets_by_service_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pd-key");
+        std::fs::write(&file, "SECRET-file-key\n").unwrap();
+        let mut raw = RawConfig::default();
+        raw.webhook.allow_unauthenticated = true;
+        raw.notify.pagerduty_routing_key = Some("SECRET-default-key".into());
+        raw.notify.pagerduty_services.insert(
+            "plant-safety".into(),
+            raw::PagerDutyService {
+                routing_key: None,
+                routing_key_file: Some(file),
+            },
+        );
+        let config = raw.validate().unwrap();
+        assert_eq!(
+            config.pagerduty_routing_keys,
+            BTreeMap::from([
+                ("default".to_string(), "SECRET-default-key".to_string()),
+                ("plant-safety".to_string(), "SECRET-file-key".to_string()),
+            ])
+        );
+        assert_eq!(
+            config.pagerduty_api_url,
+            "https://events.pagerduty.com/v2/enqueue"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("plant-safety"), "{shown}");
+
+        let mut bad = RawConfig::default();
+        bad.webhook.allow_unauthenticated = true;
+        bad.notify.pagerduty_routing_key = Some("SECRET with spaces".into());
+        bad.notify.pagerduty_routing_key_file = None;
+        bad.notify
+            .pagerduty_services
+            .insert("ops".into(), raw::PagerDutyService::default());
+        bad.notify
+            .pagerduty_services
+            .insert("a b".into(), raw::PagerDutyService::default());
+        bad.notify.pagerduty_api_url = "events.pagerduty.com".into();
+        bad.server.external_url = Some("rollbackd.example".into());
+        let errors = bad.validate().unwrap_err();
+        let text = errors.to_string();
+        assert!(!text.contains("SECRET"), "{text}");
+        for expected in [
+            "notify.pagerduty_routing_key: must be a PagerDuty integration key",
+            "notify.pagerduty_services.ops: give routing_key or routing_key_file",
+            "notify.pagerduty_services.a b: a service name is",
+            "notify.pagerduty_api_url: \"events.pagerduty.com\" is not an http:// or https:// URL",
+            "server.external_url: \"rollbackd.example\" is not an http",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
+
+        let mut twice = RawConfig::default();
+        twice.webhook.allow_unauthenticated = true;
+        twice.notify.pagerduty_routing_key = Some("k1".into());
+        twice.notify.pagerduty_services.insert(
+            "default".into(),
+            raw::PagerDutyService {
+                routing_key: Some("k2".into()),
+                routing_key_file: None,
+            },
+        );
+        let text = twice.validate().unwrap_err().to_string();
+        assert!(text.contains("give it once"), "{text}");
+    }
+
+    #[test]
     fn debug_output_leaves_secrets_out() {
         let mut secrets = RawConfig::default();
         secrets.webhook.bearer_token = Some("SECRET-bearer-0123456789".into());
@@ -893,6 +1064,7 @@ mod tests {
         secrets.notify.slack_webhook_url = Some("https://hooks.slack.com/SECRET".into());
         secrets.notify.webhook_url = Some("https://hooks.example/SECRET".into());
         secrets.notify.statuspage_api_key = Some("SECRET-key".into());
+        secrets.notify.pagerduty_routing_key = Some("SECRET-pd".into());
         secrets.prometheus.bearer_token = Some("SECRET-prom".into());
         secrets
             .prometheus

@@ -76,6 +76,8 @@ pub struct Server {
     /// This replica's API as the other replicas reach it (written on the Lease while it
     /// leads); unset = `http://$POD_IP:<listen port>` when `POD_IP` is set, else none.
     pub advertise_url: Option<String>,
+    /// The URL people reach this API at (through an ingress), for links in notifications.
+    pub external_url: Option<String>,
 }
 impl Default for Server {
     fn default() -> Self {
@@ -83,6 +85,7 @@ impl Default for Server {
             listen: "127.0.0.1:8080".into(),
             max_body_bytes: 1 << 20,
             advertise_url: None,
+            external_url: None,
         }
     }
 }
@@ -267,7 +270,22 @@ pub struct Notify {
     pub statuspage_api_key_file: Option<PathBuf>,
     pub statuspage_api_url: String,
     pub webhook_url: Option<String>,
+    /// The routing key of the PagerDuty service named `default`.
+    pub pagerduty_routing_key: Option<String>,
+    pub pagerduty_routing_key_file: Option<PathBuf>,
+    /// More PagerDuty services, by the name policies give in `pagerduty.service`.
+    pub pagerduty_services: BTreeMap<String, PagerDutyService>,
+    pub pagerduty_api_url: String,
 }
+
+/// `[notify.pagerduty_services.NAME]`
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyService {
+    pub routing_key: Option<String>,
+    pub routing_key_file: Option<PathBuf>,
+}
+
 impl Default for Notify {
     fn default() -> Self {
         Self {
@@ -279,6 +297,10 @@ impl Default for Notify {
             statuspage_api_key_file: None,
             statuspage_api_url: "https://api.statuspage.io/v1".into(),
             webhook_url: None,
+            pagerduty_routing_key: None,
+            pagerduty_routing_key_file: None,
+            pagerduty_services: BTreeMap::new(),
+            pagerduty_api_url: "https://events.pagerduty.com/v2/enqueue".into(),
         }
     }
 }

@@ -423,6 +423,44 @@ impl Runner {
             .await
     }
 
+    /// An incident cancelled while it waited for a human (awaiting approval, blocked) never
+    /// ran, so no pass told anyone: tell the notifiers once (`stopped`), so that what was
+    /// opened for it closes (its PagerDuty alert is resolved).
+    async fn tell_cancelled_waiting(
+        &self,
+        inc: &Incident,
+        policy: &Policy,
+    ) -> Result<(), crate::store::StoreError> {
+        let cancel = self
+            .store
+            .transitions(&inc.id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|t| t.to == State::Cancelled);
+        let Some(cancel) = cancel.filter(|t| {
+            matches!(
+                t.from,
+                Some(State::AwaitingApproval | State::Blocked | State::Detected)
+            )
+        }) else {
+            return Ok(());
+        };
+        let told = self
+            .store
+            .outbox_for(&inc.id)
+            .await?
+            .iter()
+            .any(|o| o.message["stage"] == "stopped");
+        if told {
+            return Ok(());
+        }
+        let sentence = format!("stopped ({}) before any step ran", cancel.note);
+        tracing::info!(%sentence, "incident cancelled while it waited for a human");
+        self.tell_stopped(inc, policy, "rollback.stopped", &sentence)
+            .await
+    }
+
     /// Before the first step of an incident: a newer deploy or `fix_forward_after` ends it
     /// as superseded; for an approved incident, an `always` guard that holds (or cannot be
     /// evaluated) now blocks it. Returns whether it may proceed.
@@ -579,6 +617,10 @@ impl Runner {
                         &BTreeMap::new(),
                     )
                     .await?;
+                }
+                State::Cancelled => {
+                    self.tell_cancelled_waiting(&now, &policy).await?;
+                    return Ok(());
                 }
                 _ => return Ok(()),
             }
@@ -1123,6 +1165,94 @@ mod tests {
             status,
             leading,
         )
+    }
+
+    #[tokio::test]
+    async fn an_incident_cancelled_while_it_waited_tells_the_notifiers_once() {
+        let store = memory_store().await;
+        let policy = load("policies/gl-001.toml");
+        let inc = store
+            .create_incident(
+                &new_incident(&policy, 7, "quick"),
+                Event::RequestApproval,
+                Utc::now(),
+                &[],
+                None,
+            )
+            .await
+            .expect("incident");
+        store
+            .transition(&Transition::new(
+                &inc.id,
+                Event::Cancel,
+                Utc::now(),
+                "rollback.cancel by oncall: not needed",
+            ))
+            .await
+            .expect("cancel");
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = kube::Client::try_from(config).expect("client");
+        let runner = Runner::new(
+            store.clone(),
+            Arc::new(vec![Arc::new(policy.clone())]),
+            Executor::new(
+                crate::cluster::Cluster::new(client),
+                Arc::new(store.clone()),
+            ),
+            Arc::new(Metrics::new()),
+            Latest::default(),
+            Channels {
+                webhook_url: Some("http://127.0.0.1:9/hook".into()),
+                pagerduty_services: ["default".to_string()].into(),
+                ..Channels::default()
+            },
+            crate::channel::BoundedTx::detached("rolled"),
+            Duration::from_millis(100),
+            status_of("GL-001", 7),
+            tokio::sync::watch::channel(true).1,
+        );
+        for _ in 0..2 {
+            runner
+                .drive(inc.id.clone())
+                .expect("driven")
+                .await
+                .expect("ran");
+        }
+        let rows = store.outbox_for(&inc.id).await.expect("outbox");
+        let told: Vec<(&str, &serde_json::Value)> = rows
+            .iter()
+            .map(|r| (r.target_key.as_str(), &r.message["stage"]))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                ("pagerduty:default", &serde_json::json!("stopped")),
+                ("webhook:webhook", &serde_json::json!("stopped"))
+            ],
+            "told once"
+        );
+        assert_eq!(rows[0].target["action"], "resolve");
+        assert!(
+            rows[1].message["text"]
+                .as_str()
+                .expect("text")
+                .contains("stopped (rollback.cancel by oncall: not needed) before any step ran")
+        );
+        // a cancel in flight is told by its pass, not here
+        let running = started(&store, &policy).await;
+        step(store.as_ref(), &running.id, Event::Cancel).await;
+        runner
+            .drive(running.id.clone())
+            .expect("driven")
+            .await
+            .expect("ran");
+        assert!(
+            store
+                .outbox_for(&running.id)
+                .await
+                .expect("outbox")
+                .is_empty()
+        );
     }
 
     fn load(path: &str) -> Policy {

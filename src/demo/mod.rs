@@ -1,7 +1,7 @@
 //! `rollbackd demo`: everything in one process on a compressed clock — the Kubernetes
 //! simulator with the five agents' workloads, a synthetic agent per policy serving
-//! `/metrics`, local Slack and Statuspage sinks, and rollbackd itself (SQLite, direct
-//! scrape) — playing the runbooks' scenarios and printing the timeline.
+//! `/metrics`, local Slack, Statuspage and PagerDuty sinks, and rollbackd itself (SQLite,
+//! direct scrape) — playing the runbooks' scenarios and printing the timeline.
 
 mod sinks;
 
@@ -362,7 +362,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         &std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
     );
     println!(
-        "rollbackd demo: simulator + synthetic agents + rollbackd (SQLite, direct scrape) + local Slack/Statuspage\n"
+        "rollbackd demo: simulator + synthetic agents + rollbackd (SQLite, direct scrape) + local Slack/Statuspage/PagerDuty\n"
     );
     let sim = Simulator::start(
         "127.0.0.1:0".parse()?,
@@ -394,7 +394,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         sim.url(),
         seeded.len()
     );
-    let (slack_url, statuspage_url, received) = sinks::start().await?;
+    let (sinks, received) = sinks::start().await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(
         SqliteStore::open(
@@ -432,10 +432,12 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
             max_per_hour: 10,
         },
         notifier: NotifierConfig {
-            slack_api_url: slack_url,
+            slack_api_url: sinks.slack,
             slack_token: Some("xoxb-demo".into()),
-            statuspage_api_url: statuspage_url,
+            statuspage_api_url: sinks.statuspage,
             statuspage_api_key: Some("demo".into()),
+            pagerduty_api_url: sinks.pagerduty,
+            pagerduty_routing_keys: [("default".to_string(), "demo".to_string())].into(),
             statuspage_min_interval: Duration::from_millis(20),
             poll_interval: Duration::from_millis(100),
             retry: RetryConfig {
@@ -448,6 +450,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         channels: Channels {
             slack_api: true,
             statuspage: true,
+            pagerduty_services: ["default".to_string()].into(),
             // `kubectl describe deployment …` against the simulator tells the same story
             kube_events: true,
             ..Channels::default()

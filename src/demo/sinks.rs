@@ -1,5 +1,5 @@
-//! Local stand-ins for Slack's Web API and Statuspage, answering like the real services
-//! and printing what rollbackd sends them.
+//! Local stand-ins for Slack's Web API, Statuspage and PagerDuty's Events API, answering
+//! like the real services and printing what rollbackd sends them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,8 +13,18 @@ use serde_json::{Value, json};
 /// One received notification: (service, where, text).
 pub type Received = Arc<Mutex<Vec<(String, String, String)>>>;
 
-/// Starts both sinks; returns (slack api url, statuspage api url, what they received).
-pub async fn start() -> std::io::Result<(String, String, Received)> {
+/// The sinks' base URLs: Slack's Web API, Statuspage's API, PagerDuty's enqueue endpoint.
+pub struct SinkUrls {
+    /// Slack Web API base.
+    pub slack: String,
+    /// Statuspage API base.
+    pub statuspage: String,
+    /// PagerDuty Events API v2 endpoint.
+    pub pagerduty: String,
+}
+
+/// Starts the sinks; returns their URLs and what they received.
+pub async fn start() -> std::io::Result<(SinkUrls, Received)> {
     let received: Received = Arc::new(Mutex::new(Vec::new()));
     let counter = Arc::new(AtomicU64::new(1));
     let (r1, r2, r3, r4) = (
@@ -84,7 +94,8 @@ pub async fn start() -> std::io::Result<(String, String, Received)> {
                                     "{page}/{id} ({})",
                                     body["incident"]["status"].as_str().unwrap_or("?")
                                 ),
-                                String::new(),
+                                // the public wording customers read
+                                body["incident"]["body"].as_str().unwrap_or("").to_string(),
                             ));
                         }
                         Json(json!({"id": id}))
@@ -92,15 +103,53 @@ pub async fn start() -> std::io::Result<(String, String, Received)> {
                 },
             ),
         );
+    let r5 = received.clone();
+    let pagerduty = axum::Router::new().route(
+        "/v2/enqueue",
+        post(move |Json(body): Json<Value>| {
+            let r = r5.clone();
+            async move {
+                let action = body["event_action"].as_str().unwrap_or("?").to_string();
+                let severity = body["payload"]["severity"].as_str().unwrap_or("");
+                if let Ok(mut r) = r.lock() {
+                    r.push((
+                        "pagerduty".into(),
+                        format!("{action} {severity}").trim_end().to_string(),
+                        body["payload"]["summary"]
+                            .as_str()
+                            .or(body["dedup_key"].as_str())
+                            .unwrap_or("")
+                            .to_string(),
+                    ));
+                }
+                (
+                    StatusCode::ACCEPTED,
+                    Json(json!({"status": "success", "message": "Event processed", "dedup_key": body["dedup_key"]})),
+                )
+            }
+        }),
+    );
     let mut urls = Vec::new();
-    for (app, suffix) in [(slack, "/api"), (statuspage, "/v1")] {
+    for (app, suffix) in [
+        (slack, "/api"),
+        (statuspage, "/v1"),
+        (pagerduty, "/v2/enqueue"),
+    ] {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         urls.push(format!("http://{}{suffix}", listener.local_addr()?));
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
     }
-    let statuspage_url = urls.pop().unwrap_or_default();
-    let slack_url = urls.pop().unwrap_or_default();
-    Ok((slack_url, statuspage_url, received))
+    let pagerduty = urls.pop().unwrap_or_default();
+    let statuspage = urls.pop().unwrap_or_default();
+    let slack = urls.pop().unwrap_or_default();
+    Ok((
+        SinkUrls {
+            slack,
+            statuspage,
+            pagerduty,
+        },
+        received,
+    ))
 }

@@ -1,14 +1,18 @@
 //! Turns an incident stage into outbox rows: the policy's template rendered with the
-//! incident's values, for every target the policy and the configuration enable.
+//! incident's values, for every target the policy and the configuration enable. Slack,
+//! the webhook and Kubernetes Events get the team's wording (mentions, row, evidence); the
+//! status page gets the public wording (`[notify.templates.statuspage]`); PagerDuty gets
+//! an event when the stage needs a human or ends that need.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::TimeDelta;
 
+use crate::notify::pagerduty::event_action;
 use crate::notify::{Message, SLACK_WEBHOOK_NAME, Target, WEBHOOK_NAME};
 use crate::store::{Incident, NewOutbox};
 use rollbackd_core::policy::duration::format_duration;
-use rollbackd_core::policy::template::render;
+use rollbackd_core::policy::template::{PUBLIC_PLACEHOLDERS, default_public_template, render};
 use rollbackd_core::policy::{Policy, Stage};
 
 /// Which notifier kinds are configured daemon-wide. The webhook URLs are handed to the
@@ -23,6 +27,9 @@ pub struct Channels {
     pub statuspage: bool,
     /// A generic JSON webhook (its URL may hold a token).
     pub webhook_url: Option<String>,
+    /// The PagerDuty services whose routing keys are configured (the names only: the keys
+    /// stay with the notifiers). A policy's `pagerduty.service` pages only if named here.
+    pub pagerduty_services: BTreeSet<String>,
     /// Record each stage as a Kubernetes Event on the workload (`kubernetes.events`).
     pub kube_events: bool,
     /// Where those events go (set by the daemon when it starts; off until then).
@@ -37,6 +44,7 @@ impl std::fmt::Debug for Channels {
             .field("slack_webhook", &self.slack_webhook_url.is_some())
             .field("statuspage", &self.statuspage)
             .field("webhook", &self.webhook_url.is_some())
+            .field("pagerduty_services", &self.pagerduty_services)
             .field("kube_events", &self.kube_events)
             .finish()
     }
@@ -209,6 +217,45 @@ fn placeholders(line: &str) -> Vec<&str> {
     names
 }
 
+/// The public wording of `stage` for the status page: the policy's public template (only
+/// public values, lines whose values are unknown left out), else the default one, else one
+/// plain sentence: never empty, never a mention, a row id or an incident id.
+pub fn public_text(
+    policy: &Policy,
+    stage: Stage,
+    values: &BTreeMap<&'static str, String>,
+) -> String {
+    let public: BTreeMap<&'static str, String> = values
+        .iter()
+        .filter(|(k, v)| {
+            PUBLIC_PLACEHOLDERS.contains(k)
+                // nothing rather than "unknown" or "0s"
+                && !(**k == "eta" && v.as_str() == "unknown")
+                && !(**k == "watch" && v.as_str() == "0s")
+        })
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let fill = |template: &str| {
+        render(&drop_unknown_lines(template, &public), &public)
+            .trim()
+            .to_string()
+    };
+    let chosen = policy
+        .notify
+        .statuspage_templates
+        .get(&stage)
+        .map(|t| fill(t))
+        .filter(|t| !t.is_empty());
+    chosen
+        .or_else(|| Some(fill(default_public_template(stage))).filter(|t| !t.is_empty()))
+        .unwrap_or_else(|| {
+            format!(
+                "We are investigating an issue with {} {}.",
+                policy.agent.id, policy.agent.name
+            )
+        })
+}
+
 /// The outbox rows announcing `stage` of `incident`.
 pub fn announce(
     policy: &Policy,
@@ -238,18 +285,24 @@ pub fn announce(
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
     };
-    let mut targets = Vec::new();
+    let mut targets: Vec<(Target, &Message)> = Vec::new();
     match (
         &policy.notify.slack_channel,
         channels.slack_api,
         &channels.slack_webhook_url,
     ) {
-        (Some(channel), true, _) => targets.push(Target::Slack {
-            channel: channel.clone(),
-        }),
-        (_, _, Some(_)) => targets.push(Target::SlackWebhook {
-            name: SLACK_WEBHOOK_NAME.into(),
-        }),
+        (Some(channel), true, _) => targets.push((
+            Target::Slack {
+                channel: channel.clone(),
+            },
+            &message,
+        )),
+        (_, _, Some(_)) => targets.push((
+            Target::SlackWebhook {
+                name: SLACK_WEBHOOK_NAME.into(),
+            },
+            &message,
+        )),
         _ => {}
     }
     // the status page is for incidents, not for "monitor" notices or missing data
@@ -257,27 +310,51 @@ pub fn announce(
         stage,
         Stage::Notice | Stage::Inconclusive | Stage::Preexisting | Stage::Escalated
     );
+    let public_message = Message {
+        text: public_text(policy, stage, &values),
+        ..message.clone()
+    };
     if let (Some(sp), true, true) = (&policy.notify.statuspage, channels.statuspage, public) {
-        targets.push(Target::Statuspage {
-            page_id: sp.page_id.clone(),
-            component_id: sp.component_id.clone(),
-        });
+        targets.push((
+            Target::Statuspage {
+                page_id: sp.page_id.clone(),
+                component_id: sp.component_id.clone(),
+            },
+            &public_message,
+        ));
+    }
+    // PagerDuty: only the stages that need a human or end that need
+    if let Some(pd) = &policy.notify.pagerduty
+        && channels.pagerduty_services.contains(&pd.service)
+        && let Some(action) = event_action(stage, incident.state)
+    {
+        targets.push((
+            Target::PagerDuty {
+                service: pd.service.clone(),
+                severity: pd.severity(incident.severity.as_deref()),
+                action,
+            },
+            &message,
+        ));
     }
     if channels.webhook_url.is_some() {
-        targets.push(Target::Webhook {
-            name: WEBHOOK_NAME.into(),
-        });
+        targets.push((
+            Target::Webhook {
+                name: WEBHOOK_NAME.into(),
+            },
+            &message,
+        ));
     }
     if channels.kube_events {
-        targets.push(kube_event_target(policy, incident));
+        targets.push((kube_event_target(policy, incident), &message));
     }
     targets
         .into_iter()
-        .filter_map(|t| {
+        .filter_map(|(t, m)| {
             Some(NewOutbox {
                 target_key: t.key(),
                 target: serde_json::to_value(&t).ok()?,
-                message: serde_json::to_value(&message).ok()?,
+                message: serde_json::to_value(m).ok()?,
             })
         })
         .collect()
@@ -431,6 +508,190 @@ mod tests {
             let stored = serde_json::to_string(row).unwrap();
             assert!(!stored.contains("SECRET"), "{stored}");
         }
+    }
+
+    /// Every repository policy, with an incident on its first row whose decision has
+    /// evidence.
+    fn every_policy() -> Vec<(Policy, Incident)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        rollbackd_core::policy::load_all(&[dir])
+            .unwrap()
+            .into_iter()
+            .map(|p| {
+                let row = p.matrix[0].clone();
+                let mut inc = incident();
+                inc.id = "inc-7f3a9c".into();
+                inc.agent = p.agent.id.clone();
+                inc.row = Some(row.id.clone());
+                inc.severity = Some(row.severity.clone());
+                inc.method = row.method.clone();
+                inc.reason = format!("Rollback {}: error_rate=0.62 > 0.5", row.id);
+                inc.decision = serde_json::json!({"evidence": {"conditions": [
+                    {"signal": "error_rate", "value": 0.62, "threshold": "> 0.5"}
+                ]}});
+                (p, inc)
+            })
+            .collect()
+    }
+
+    fn all_channels() -> Channels {
+        Channels {
+            slack_api: true,
+            statuspage: true,
+            pagerduty_services: BTreeSet::from(["default".to_string()]),
+            ..Channels::default()
+        }
+    }
+
+    fn row_for<'a>(rows: &'a [NewOutbox], kind: &str) -> Option<&'a NewOutbox> {
+        rows.iter().find(|r| r.target["kind"] == kind)
+    }
+
+    #[test]
+    fn the_status_page_gets_public_wording_at_every_stage_and_slack_the_evidence() {
+        let extra = BTreeMap::from([
+            ("to_version", "v1.2.4".to_string()),
+            ("to_revision", "6".to_string()),
+            ("duration", "4m".to_string()),
+            ("pods_updated", "3".to_string()),
+            ("pods_total", "3".to_string()),
+            ("error", "step 2 (undo) failed: conflict".to_string()),
+        ]);
+        let mut public_rows = 0;
+        for (policy, inc) in every_policy() {
+            let row = inc.row.clone().unwrap();
+            for (name, stage) in Stage::ALL {
+                let all = values(&policy, &inc, &extra);
+                let text = public_text(&policy, stage, &all);
+                let what = format!("{} {name}: {text:?}", policy.agent.id);
+                assert!(!text.trim().is_empty(), "{what}");
+                for internal in [
+                    "@",
+                    "*",
+                    "_",
+                    "<",
+                    "|",
+                    "#",
+                    "n/a",
+                    "inc-7f3a9c",
+                    &row,
+                    "error_rate",
+                ] {
+                    assert!(!text.contains(internal), "{internal:?} in {what}");
+                }
+                let rows = announce(&policy, &inc, stage, &extra, &all_channels());
+                let slack = row_for(&rows, "slack").unwrap();
+                let slack_text = slack.message["text"].as_str().unwrap();
+                if policy.notify.templates[&stage].contains("{evidence}") {
+                    assert!(
+                        slack_text.contains("error_rate=0.62 (needs > 0.5)"),
+                        "{} {name}: {slack_text}",
+                        policy.agent.id
+                    );
+                }
+                if let Some(sp) = row_for(&rows, "statuspage") {
+                    assert_eq!(sp.message["text"], text.as_str(), "{what}");
+                    assert_eq!(sp.message["stage"], name);
+                    public_rows += 1;
+                }
+            }
+        }
+        // four policies have a status page, each announces ten stages there
+        assert_eq!(public_rows, 40);
+    }
+
+    #[test]
+    fn a_policys_public_wording_wins_and_unknown_values_drop_their_line() {
+        let policy = gl002();
+        let mut all = values(&policy, &incident(), &BTreeMap::new());
+        let text = public_text(&policy, Stage::Initiated, &all);
+        assert_eq!(
+            text,
+            "We have identified a deployment issue affecting the GL-002 service. We are rolling back to the previous stable version.\nExpected resolution time: 5m."
+        );
+        // no estimate: no "unknown"
+        all.insert("eta", "unknown".into());
+        let text = public_text(&policy, Stage::Initiated, &all);
+        assert!(!text.contains("Expected"), "{text}");
+        // GL-002's complete names the version; without it the default wording stands in
+        let text = public_text(&policy, Stage::Complete, &all);
+        assert!(
+            text.starts_with("The rollback of GL-002 BoilerEfficiencyOptimizer has been completed"),
+            "{text}"
+        );
+        all.insert("to_version", "v1.2.4".into());
+        let text = public_text(&policy, Stage::Complete, &all);
+        assert!(
+            text.starts_with("The rollback to v1.2.4 has been completed successfully."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pagerduty_is_told_only_what_needs_or_ends_a_human() {
+        let (gl001, mut inc) = every_policy()
+            .into_iter()
+            .find(|(p, _)| p.agent.id == "GL-001")
+            .unwrap();
+        inc.severity = Some("P0".into());
+        let on = |inc: &Incident, stage: Stage, channels: &Channels| {
+            announce(&gl001, inc, stage, &BTreeMap::new(), channels)
+                .into_iter()
+                .find(|r| r.target["kind"] == "pagerduty")
+        };
+        let pd = |stage: Stage, channels: &Channels| on(&inc, stage, channels);
+        let blocked = pd(Stage::Blocked, &all_channels()).unwrap();
+        assert_eq!(
+            blocked.target,
+            serde_json::json!({"kind": "pagerduty", "service": "default", "severity": "critical", "action": "trigger"})
+        );
+        // stopped: a pause is acknowledged, a cancel resolves
+        let stopped = pd(Stage::Stopped, &all_channels()).unwrap();
+        assert_eq!(stopped.target["action"], "acknowledge");
+        let cancelled = Incident {
+            state: rollbackd_core::incident::State::Cancelled,
+            ..inc.clone()
+        };
+        let resolve = on(&cancelled, Stage::Stopped, &all_channels()).unwrap();
+        assert_eq!(resolve.target["action"], "resolve");
+        assert_eq!(blocked.target_key, "pagerduty:default");
+        // the team's wording, not the public one
+        assert!(
+            blocked.message["text"]
+                .as_str()
+                .unwrap()
+                .contains("ROLLBACK BLOCKED")
+        );
+        for stage in [
+            Stage::AwaitingApproval,
+            Stage::Escalated,
+            Stage::Failed,
+            Stage::Initiated,
+            Stage::Stopped,
+            Stage::Complete,
+            Stage::Resolved,
+            Stage::Superseded,
+        ] {
+            assert!(pd(stage, &all_channels()).is_some(), "{stage:?}");
+        }
+        for stage in [Stage::InProgress, Stage::Notice, Stage::Inconclusive] {
+            assert!(pd(stage, &all_channels()).is_none(), "{stage:?}");
+        }
+        // no routing key for the policy's service: no row
+        let other = Channels {
+            pagerduty_services: BTreeSet::from(["ops".to_string()]),
+            ..all_channels()
+        };
+        assert!(pd(Stage::Blocked, &other).is_none());
+        // a policy without `pagerduty` never pages
+        let rows = announce(
+            &gl002(),
+            &incident(),
+            Stage::Failed,
+            &BTreeMap::new(),
+            &all_channels(),
+        );
+        assert!(row_for(&rows, "pagerduty").is_none());
     }
 
     #[test]

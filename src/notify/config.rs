@@ -20,6 +20,15 @@ pub struct NotifierConfig {
     pub statuspage_api_url: String,
     /// Statuspage API key; Statuspage targets fail permanently without it.
     pub statuspage_api_key: Option<String>,
+    /// PagerDuty Events API v2 endpoint.
+    pub pagerduty_api_url: String,
+    /// PagerDuty routing keys by service name (`default`, or a policy's
+    /// `pagerduty.service`): secrets, so outbox rows name the service and only the
+    /// notifiers know the key. A service whose name is not here fails permanently.
+    pub pagerduty_routing_keys: BTreeMap<String, String>,
+    /// The URL people reach rollbackd's API at, for links to an incident (PagerDuty
+    /// `links`); `None` = no links.
+    pub rollbackd_url: Option<String>,
     /// Least time between two Statuspage requests (it allows about 1 request/s per key);
     /// zero disables the pacing.
     pub statuspage_min_interval: Duration,
@@ -45,6 +54,9 @@ impl Default for NotifierConfig {
             webhook_urls: BTreeMap::new(),
             statuspage_api_url: "https://api.statuspage.io/v1".into(),
             statuspage_api_key: None,
+            pagerduty_api_url: "https://events.pagerduty.com/v2/enqueue".into(),
+            pagerduty_routing_keys: BTreeMap::new(),
+            rollbackd_url: None,
             statuspage_min_interval: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             retry: RetryConfig::default(),
@@ -69,6 +81,12 @@ impl std::fmt::Debug for NotifierConfig {
             )
             .field("statuspage_api_url", &self.statuspage_api_url)
             .field("statuspage_api_key", &redact(&self.statuspage_api_key))
+            .field("pagerduty_api_url", &self.pagerduty_api_url)
+            .field(
+                "pagerduty_routing_keys",
+                &self.pagerduty_routing_keys.keys().collect::<Vec<_>>(),
+            )
+            .field("rollbackd_url", &self.rollbackd_url)
             .field("statuspage_min_interval", &self.statuspage_min_interval)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use rollbackd_core::policy::Stage;
+use rollbackd_core::policy::{PagerDutySeverity, Stage};
 
 /// One notification for one stage of one incident, ready to send. Serializable (it is
 /// stored in the outbox).
@@ -91,6 +91,19 @@ pub enum Target {
         #[serde(default = "webhook_name")]
         name: String,
     },
+    /// A PagerDuty Events API v2 alert, one per incident (`dedup_key`
+    /// `rollbackd/<incident id>`).
+    #[serde(rename = "pagerduty")]
+    PagerDuty {
+        /// The name of the routing key in [`super::NotifierConfig::pagerduty_routing_keys`]
+        /// (the key is a secret: it is never stored, logged or shown).
+        service: String,
+        /// The alert's severity, mapped from the runbook's by the policy.
+        severity: PagerDutySeverity,
+        /// What the event does to the incident's alert (decided from the stage and the
+        /// incident's state by `pagerduty::event_action`).
+        action: EventAction,
+    },
     /// A Kubernetes Event (`events.k8s.io/v1`) on the incident's workload.
     KubeEvent {
         /// The workload's `apiVersion`.
@@ -102,6 +115,29 @@ pub enum Target {
         /// Its name.
         name: String,
     },
+}
+
+/// What a PagerDuty event does to the incident's alert (Events API v2 `event_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    /// Open (or add to) the alert: a human is needed.
+    Trigger,
+    /// A human has it.
+    Acknowledge,
+    /// It is over.
+    Resolve,
+}
+
+impl EventAction {
+    /// The API spelling (`trigger`, `acknowledge`, `resolve`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventAction::Trigger => "trigger",
+            EventAction::Acknowledge => "acknowledge",
+            EventAction::Resolve => "resolve",
+        }
+    }
 }
 
 /// The name the daemon gives the configured Slack incoming webhook (`notify.slack_webhook_url`).
@@ -121,12 +157,13 @@ fn webhook_name() -> String {
 
 impl Target {
     /// The target kind, for metrics and errors: `slack`, `slack_webhook`, `statuspage`,
-    /// `webhook`.
+    /// `pagerduty`, `webhook`, `kube_event`.
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Slack { .. } => "slack",
             Target::SlackWebhook { .. } => "slack_webhook",
             Target::Statuspage { .. } => "statuspage",
+            Target::PagerDuty { .. } => "pagerduty",
             Target::Webhook { .. } => "webhook",
             Target::KubeEvent { .. } => "kube_event",
         }
@@ -142,6 +179,7 @@ impl Target {
                 page_id,
                 component_id,
             } => format!("statuspage:{page_id}/{component_id}"),
+            Target::PagerDuty { service, .. } => format!("pagerduty:{service}"),
             Target::Webhook { name } => format!("webhook:{name}"),
             Target::KubeEvent { .. } => "kube_event".into(),
         }
@@ -226,6 +264,23 @@ mod tests {
         );
         let stored = serde_json::to_string(&target).unwrap();
         assert_eq!(stored, r#"{"kind":"webhook","name":"webhook"}"#);
+    }
+
+    #[test]
+    fn a_pagerduty_target_names_its_routing_key() {
+        let target = Target::PagerDuty {
+            service: "plant-safety".into(),
+            severity: PagerDutySeverity::Critical,
+            action: EventAction::Trigger,
+        };
+        let stored = serde_json::to_string(&target).unwrap();
+        assert_eq!(
+            stored,
+            r#"{"kind":"pagerduty","service":"plant-safety","severity":"critical","action":"trigger"}"#
+        );
+        assert_eq!(serde_json::from_str::<Target>(&stored).unwrap(), target);
+        assert_eq!(target.key(), "pagerduty:plant-safety");
+        assert_eq!(target.kind(), "pagerduty");
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! Notifications: Slack (Web API and incoming webhooks), Atlassian Statuspage and a
-//! generic JSON webhook, fed by an outbox.
+//! Notifications: Slack (Web API and incoming webhooks), Atlassian Statuspage, PagerDuty
+//! (Events API v2) and a generic JSON webhook, fed by an outbox.
 //!
 //! The rollback path only inserts [`OutboxItem`]s into an [`OutboxStore`];
 //! [`run_outbox`] delivers them with retries (exponential backoff with jitter, honouring
 //! `Retry-After`), keeping each incident's messages to one target in order and
 //! remembering per-target threads ([`ThreadRef`]: Slack channel ID + `ts`, Statuspage
-//! incident id) between stages.
+//! incident id, PagerDuty alert state) between stages.
 
 mod config;
 mod error;
@@ -17,6 +17,7 @@ mod mrkdwn;
 mod notifiers;
 mod outbox;
 mod pacer;
+pub mod pagerduty;
 mod retry;
 mod slack;
 mod slack_webhook;

@@ -3,6 +3,7 @@
 use super::config::NotifierConfig;
 use super::error::NotifyError;
 use super::message::{OutboxItem, Target, ThreadRef};
+use super::pagerduty::PagerDutyApi;
 use super::slack::SlackApi;
 use super::statuspage::StatuspageApi;
 use super::{http, kube_event, slack_webhook, webhook};
@@ -17,6 +18,7 @@ pub struct Notifiers {
     client: reqwest::Client,
     slack: SlackApi,
     statuspage: StatuspageApi,
+    pagerduty: PagerDutyApi,
     events: EventRecorder,
 }
 
@@ -35,6 +37,12 @@ impl Notifiers {
                 &config.statuspage_api_url,
                 config.statuspage_api_key.clone(),
                 config.statuspage_min_interval,
+            ),
+            pagerduty: PagerDutyApi::new(
+                client.clone(),
+                &config.pagerduty_api_url,
+                config.pagerduty_routing_keys.clone(),
+                config.rollbackd_url.clone(),
             ),
             client,
             config,
@@ -55,8 +63,8 @@ impl Notifiers {
     }
 
     /// Sends one item. `thread` is what earlier messages of the incident left for this
-    /// target; the answer is a new thread to save (after a first Slack post or a
-    /// Statuspage create), or `None` when nothing changed.
+    /// target; the answer is a new thread to save (after a first Slack post, a Statuspage
+    /// create or a PagerDuty event), or `None` when nothing changed.
     pub async fn send(
         &self,
         item: &OutboxItem,
@@ -82,6 +90,21 @@ impl Notifiers {
                     .send(
                         page_id,
                         component_id,
+                        item.target.key(),
+                        message,
+                        thread.as_ref(),
+                    )
+                    .await
+            }
+            Target::PagerDuty {
+                service,
+                severity,
+                action,
+            } => {
+                self.pagerduty
+                    .send(
+                        service,
+                        (*action, *severity),
                         item.target.key(),
                         message,
                         thread.as_ref(),

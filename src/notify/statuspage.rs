@@ -2,6 +2,10 @@
 //! it (`POST /pages/{page}/incidents`, answered 201 with its `id`, kept as the thread);
 //! later ones `PATCH /pages/{page}/incidents/{id}`. Over about 1 request/s per key it
 //! answers 420 or 429: transient, waiting `Retry-After` or at least one second.
+//!
+//! The body is public: the rollback path renders it from the policy's
+//! `[notify.templates.statuspage]` wording (no Slack mentions, no mrkdwn, no row or
+//! incident ids), and it is never empty.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +89,19 @@ pub fn incident_name(message: &Message) -> String {
     format!("{} Service Issues - {what}", message.agent_id)
 }
 
+/// The incident's body text: the message's (rendered from the policy's public template by
+/// the rollback path), never empty.
+pub fn body_text(message: &Message) -> String {
+    if message.text.trim().is_empty() {
+        format!(
+            "We are investigating an issue with {} {}.",
+            message.agent_id, message.agent_name
+        )
+    } else {
+        message.text.clone()
+    }
+}
+
 /// The `{"incident": {…}}` body; `create` adds the name.
 pub fn incident_body(message: &Message, component_id: &str, create: bool) -> Value {
     let mut incident = Map::new();
@@ -92,7 +109,7 @@ pub fn incident_body(message: &Message, component_id: &str, create: bool) -> Val
         incident.insert("name".into(), incident_name(message).into());
     }
     incident.insert("status".into(), incident_status(message.stage).into());
-    incident.insert("body".into(), message.text.clone().into());
+    incident.insert("body".into(), body_text(message).into());
     if let Some(status) = component_status(message.stage, message.severity.as_deref()) {
         incident.insert("components".into(), json!({ component_id: status }));
         incident.insert("component_ids".into(), json!([component_id]));
@@ -283,6 +300,17 @@ mod tests {
             "GL-002 Service Issues - Investigating"
         );
         assert_eq!(blocked["incident"]["status"], "investigating");
+    }
+
+    #[test]
+    fn the_body_is_never_empty() {
+        let mut m = message(Stage::Failed, Some("P0"));
+        m.text = " \n".into();
+        let body = incident_body(&m, "COMP", false);
+        assert_eq!(
+            body["incident"]["body"],
+            "We are investigating an issue with GL-002 BoilerEfficiencyOptimizer."
+        );
     }
 
     #[test]

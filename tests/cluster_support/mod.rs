@@ -204,6 +204,8 @@ pub fn policy(
             status_url: None,
             statuspage: None,
             templates: Default::default(),
+            statuspage_templates: Default::default(),
+            pagerduty: None,
         },
     })
 }

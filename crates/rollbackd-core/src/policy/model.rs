@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One agent's runbook, validated. The sections a fleet of look-alike policies repeats
 /// (signals, matrix, guards, methods, verification, templates) are shared behind `Arc`s:
@@ -628,7 +628,7 @@ pub struct HealthCheck {
 }
 
 /// Who is told, and in which words.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Notify {
     /// Slack channel for the Web API (`chat.postMessage`); unused with an incoming webhook.
     pub slack_channel: Option<String>,
@@ -639,7 +639,109 @@ pub struct Notify {
     /// The Statuspage page and component to update; `None` = no Statuspage.
     pub statuspage: Option<Statuspage>,
     /// Message template per stage: the policy's `[notify.templates]` over the defaults.
+    /// Slack, the generic webhook and Kubernetes Events say this.
     pub templates: Arc<BTreeMap<Stage, String>>,
+    /// Public wording per stage for the status page: the policy's
+    /// `[notify.templates.statuspage]` over [`super::template::default_public_template`].
+    /// Only [`super::template::PUBLIC_PLACEHOLDERS`] may appear in it.
+    pub statuspage_templates: Arc<BTreeMap<Stage, String>>,
+    /// Page on-call through PagerDuty when a human is needed; `None` = never.
+    pub pagerduty: Option<PagerDuty>,
+}
+
+/// PagerDuty paging for one policy (`pagerduty = { service = "…", severity = { … } }`).
+/// The routing key is a secret: the policy only names it, the daemon's configuration
+/// holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagerDuty {
+    /// The name of the routing key in the daemon's configuration: `default` (the
+    /// default) is `notify.pagerduty_routing_key`, any other name one of
+    /// `[notify.pagerduty_services.NAME]`.
+    pub service: String,
+    /// Runbook severity (exactly as the rows spell it) → PagerDuty severity, over
+    /// [`PagerDutySeverity::from_runbook`].
+    pub severities: BTreeMap<String, PagerDutySeverity>,
+}
+
+impl PagerDuty {
+    /// The routing key name used when a policy names none.
+    pub const DEFAULT_SERVICE: &'static str = "default";
+
+    /// The PagerDuty severity of an incident with this runbook severity: the policy's
+    /// mapping, else the default one.
+    pub fn severity(&self, runbook: Option<&str>) -> PagerDutySeverity {
+        runbook
+            .and_then(|s| self.severities.get(s).copied())
+            .unwrap_or_else(|| PagerDutySeverity::from_runbook(runbook))
+    }
+}
+
+/// The severities of the PagerDuty Events API v2 (`payload.severity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PagerDutySeverity {
+    /// The service is down or unsafe (P0, Severity 1, Immediate, Emergency).
+    Critical,
+    /// A serious problem a human must act on soon (P1, Severity 2; the default).
+    Error,
+    /// Degraded, to be looked at (P2, Severity 3, Standard, Planned…).
+    Warning,
+    /// For information (P3, Monitor, No Action).
+    Info,
+}
+
+impl PagerDutySeverity {
+    /// Every severity with its API spelling.
+    pub const ALL: [(&'static str, PagerDutySeverity); 4] = [
+        ("critical", PagerDutySeverity::Critical),
+        ("error", PagerDutySeverity::Error),
+        ("warning", PagerDutySeverity::Warning),
+        ("info", PagerDutySeverity::Info),
+    ];
+
+    /// The API spelling (`critical`, `error`, `warning`, `info`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PagerDutySeverity::Critical => "critical",
+            PagerDutySeverity::Error => "error",
+            PagerDutySeverity::Warning => "warning",
+            PagerDutySeverity::Info => "info",
+        }
+    }
+
+    /// The severity with this API spelling.
+    pub fn from_name(name: &str) -> Option<PagerDutySeverity> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    }
+
+    /// The default mapping of the runbooks' severities (case and spacing ignored):
+    ///
+    /// | runbook severity | PagerDuty |
+    /// | --- | --- |
+    /// | P0, Sev0/Sev1, Severity 0/1, Immediate, Emergency, Critical | `critical` |
+    /// | P1, Sev2, Severity 2, Rollback, Configuration, High, Urgent, Major | `error` |
+    /// | P2, Sev3, Severity 3, Standard, Evaluate, Planned, Delayed, Medium, Minor | `warning` |
+    /// | P3, P4, Sev4, Severity 4, Monitor, No Action, Low | `info` |
+    /// | anything else, or none (a manual rollback) | `error` |
+    pub fn from_runbook(severity: Option<&str>) -> PagerDutySeverity {
+        let Some(severity) = severity else {
+            return PagerDutySeverity::Error;
+        };
+        let words: Vec<String> = severity
+            .split(|c: char| c.is_whitespace() || c == '-' || c == '_')
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        match words.join(" ").as_str() {
+            "p0" | "sev0" | "sev 0" | "sev1" | "sev 1" | "severity 0" | "severity 1"
+            | "immediate" | "emergency" | "critical" => PagerDutySeverity::Critical,
+            "p2" | "sev3" | "sev 3" | "severity 3" | "standard" | "evaluate" | "planned"
+            | "delayed" | "medium" | "minor" | "warning" => PagerDutySeverity::Warning,
+            "p3" | "p4" | "sev4" | "sev 4" | "severity 4" | "monitor" | "no action" | "low"
+            | "info" => PagerDutySeverity::Info,
+            _ => PagerDutySeverity::Error,
+        }
+    }
 }
 
 /// An Atlassian Statuspage page and component.
@@ -726,5 +828,43 @@ mod tests {
             p.sample_retention("service_outage"),
             chrono::TimeDelta::zero()
         );
+    }
+}
+
+#[cfg(test)]
+mod pagerduty_tests {
+    use super::PagerDutySeverity as S;
+
+    #[test]
+    fn runbook_severities_map_to_pagerduty_ones() {
+        for (runbook, expected) in [
+            ("P0", S::Critical),
+            ("Severity 1", S::Critical),
+            ("SEV-1", S::Critical),
+            ("Immediate", S::Critical),
+            ("Emergency", S::Critical),
+            ("P1", S::Error),
+            ("Severity 2", S::Error),
+            ("Rollback", S::Error),
+            ("Configuration", S::Error),
+            ("P2", S::Warning),
+            ("severity  3", S::Warning),
+            ("Standard", S::Warning),
+            ("Planned", S::Warning),
+            ("Delayed", S::Warning),
+            ("Evaluate", S::Warning),
+            ("P3", S::Info),
+            ("Monitor", S::Info),
+            ("No Action", S::Info),
+            ("something else", S::Error),
+        ] {
+            assert_eq!(S::from_runbook(Some(runbook)), expected, "{runbook}");
+        }
+        assert_eq!(S::from_runbook(None), S::Error);
+        for (name, s) in S::ALL {
+            assert_eq!(s.as_str(), name);
+            assert_eq!(S::from_name(name), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), name);
+        }
     }
 }

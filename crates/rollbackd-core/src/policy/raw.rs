@@ -255,8 +255,67 @@ pub struct RawNotify {
     pub mention: Option<String>,
     pub status_url: Option<String>,
     pub statuspage: Option<RawStatuspage>,
+    pub pagerduty: Option<RawPagerDuty>,
     #[serde(default)]
-    pub templates: BTreeMap<Spanned<String>, Spanned<String>>,
+    pub templates: RawTemplates,
+}
+
+/// `pagerduty = { service = "…", severity = { "P1" = "critical" } }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagerDuty {
+    /// The name of a routing key in the daemon's configuration (default `default`).
+    pub service: Option<Spanned<String>>,
+    /// Runbook severity → PagerDuty severity.
+    #[serde(default)]
+    pub severity: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// The key of `[notify.templates]` that holds the status page's wording.
+pub const STATUSPAGE_TEMPLATES: &str = "statuspage";
+
+/// `[notify.templates]`: a template per stage (Slack, webhook, events), and
+/// `[notify.templates.statuspage]`, the public wording per stage.
+#[derive(Debug, Default)]
+pub struct RawTemplates {
+    /// Stage name → template.
+    pub stages: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Stage name → public template (`[notify.templates.statuspage]`).
+    pub statuspage: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawTemplates {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawTemplates;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a table of templates by stage, and a [notify.templates.{STATUSPAGE_TEMPLATES}] table"
+                )
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawTemplates, A::Error> {
+                let mut out = RawTemplates::default();
+                // each value read by its key, so the spans survive (no buffering)
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    if key.get_ref() == STATUSPAGE_TEMPLATES {
+                        out.statuspage = map.next_value()?;
+                    } else {
+                        let text = map.next_value()?;
+                        out.stages.insert(key, text);
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// `statuspage = { page_id = "…", component_id = "…" }`

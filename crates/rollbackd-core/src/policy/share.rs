@@ -57,6 +57,7 @@ pub fn share_sections(policies: &mut [Policy]) {
     let mut methods = Interner::new();
     let mut verification = Interner::new();
     let mut templates = Interner::new();
+    let mut public = Interner::new();
     for p in policies {
         signals.share(&mut p.signals);
         matrix.share(&mut p.matrix);
@@ -64,6 +65,7 @@ pub fn share_sections(policies: &mut [Policy]) {
         methods.share(&mut p.methods);
         verification.share(&mut p.verification);
         templates.share(&mut p.notify.templates);
+        public.share(&mut p.notify.statuspage_templates);
     }
 }
 
@@ -96,6 +98,10 @@ mod tests {
         assert!(Arc::ptr_eq(&a.methods, &b.methods));
         assert!(Arc::ptr_eq(&a.verification, &b.verification));
         assert!(Arc::ptr_eq(&a.notify.templates, &b.notify.templates));
+        assert!(Arc::ptr_eq(
+            &a.notify.statuspage_templates,
+            &b.notify.statuspage_templates
+        ));
         // C's PromQL differs: its signals are its own, its untouched sections are shared
         assert!(!Arc::ptr_eq(&a.signals, &c.signals));
         assert_ne!(a.signals, c.signals);

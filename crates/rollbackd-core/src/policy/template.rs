@@ -32,6 +32,33 @@ pub const PLACEHOLDERS: &[&str] = &[
     "approver",
 ];
 
+/// The placeholders a public (status page) template may use: what the service is, which
+/// versions and how long. Row ids, rollbackd's incident ids, mentions, evidence, reasons
+/// and errors are for the team, not for customers.
+pub const PUBLIC_PLACEHOLDERS: &[&str] = &[
+    "agent_id",
+    "agent_name",
+    "from_version",
+    "to_version",
+    "eta",
+    "duration",
+    "watch",
+    "status_url",
+];
+
+/// Slack spellings a public template must not carry: broadcast mentions and `<…>` control
+/// sequences (user, channel and group mentions, `<url|label>` links).
+const SLACK_MARKUP: &[&str] = &[
+    "@here",
+    "@channel",
+    "@everyone",
+    "<!",
+    "<@",
+    "<#",
+    "<http",
+    "<mailto:",
+];
+
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece<'a> {
@@ -73,6 +100,30 @@ fn parse(text: &str) -> Result<Vec<Piece<'_>>, String> {
 /// Checks a template; the error names the first problem.
 pub fn check(text: &str) -> Result<(), String> {
     parse(text).map(|_| ())
+}
+
+/// Checks a public (status page) template: well-formed, only [`PUBLIC_PLACEHOLDERS`], no
+/// Slack mentions or links. The error names the first problem.
+pub fn check_public(text: &str) -> Result<(), String> {
+    for piece in parse(text)? {
+        match piece {
+            Piece::Placeholder(name) if !PUBLIC_PLACEHOLDERS.contains(&name) => {
+                return Err(format!(
+                    "placeholder {{{name}}} is not for a public status page (allowed: {})",
+                    PUBLIC_PLACEHOLDERS.join(", ")
+                ));
+            }
+            Piece::Text(t) => {
+                if let Some(markup) = SLACK_MARKUP.iter().find(|m| t.contains(**m)) {
+                    return Err(format!(
+                        "{markup:?} is Slack markup: a public status page shows it as is (write plain text)"
+                    ));
+                }
+            }
+            Piece::Placeholder(_) | Piece::Brace(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Fills a template; placeholders without a value render as `n/a`.
@@ -141,6 +192,42 @@ pub fn default_template(stage: Stage) -> &'static str {
     }
 }
 
+/// The default public wording per stage for the status page, after GL-002's "Status Page
+/// Updates": what customers notice and what is being done, without rollbackd's internals.
+/// A line whose placeholders are all unknown at its stage is left out.
+pub fn default_public_template(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Initiated => {
+            "We have identified an issue with {agent_id} {agent_name} caused by a recent deployment. We are rolling back to the previous stable version.\nExpected resolution time: {eta}."
+        }
+        Stage::InProgress => {
+            "The rollback of {agent_id} {agent_name} is in progress.\nRolling back to version {to_version}.\nExpected resolution time: {eta}."
+        }
+        Stage::Complete => {
+            "The rollback of {agent_id} {agent_name} has been completed and the service is operating normally. We are monitoring it to ensure stability before closing this incident.\nRestored version: {to_version}."
+        }
+        Stage::Failed => {
+            "We are still working on the issue affecting {agent_id} {agent_name}. Our engineers have taken over and we will post an update shortly."
+        }
+        Stage::Resolved => {
+            "This incident has been resolved. {agent_id} {agent_name} is operating normally following the rollback.\nThe service has been stable for {watch}."
+        }
+        Stage::AwaitingApproval | Stage::Blocked | Stage::Escalated => {
+            "We are investigating an issue with {agent_id} {agent_name} following a recent deployment. Our engineers are working on it and we will post an update shortly."
+        }
+        Stage::Inconclusive | Stage::Notice | Stage::Preexisting => {
+            "We are investigating reports of an issue with {agent_id} {agent_name}."
+        }
+        Stage::Superseded => {
+            "A newer version of {agent_id} {agent_name} has been deployed. We are monitoring the service."
+        }
+        Stage::Stopped => {
+            "Our engineers have taken over the rollback of {agent_id} {agent_name} and are working on the issue."
+        }
+        Stage::Continued => "The rollback of {agent_id} {agent_name} is continuing.",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +257,27 @@ mod tests {
     fn every_default_template_is_valid() {
         for (_, stage) in Stage::ALL {
             assert_eq!(check(default_template(stage)), Ok(()), "{stage:?}");
+            assert_eq!(
+                check_public(default_public_template(stage)),
+                Ok(()),
+                "{stage:?}"
+            );
         }
+    }
+
+    #[test]
+    fn public_templates_refuse_internal_placeholders_and_slack_markup() {
+        let err = check_public("Rolled back (row {row})").unwrap_err();
+        assert!(
+            err.contains("{row} is not for a public status page"),
+            "{err}"
+        );
+        assert!(check_public("{incident_id}").is_err());
+        assert!(check_public("{mention}fixed").is_err());
+        let err = check_public("@here fixed").unwrap_err();
+        assert!(err.contains("Slack markup"), "{err}");
+        assert!(check_public("see <https://x|status>").is_err());
+        assert!(check_public("{agent_id} is back on {to_version}.").is_ok());
+        assert!(check_public("oops {agent_id").is_err());
     }
 }

@@ -64,7 +64,7 @@ impl Validator<'_> {
         let guards = self.guards(raw.guards, &signals, &matrix);
         let methods = self.methods(raw.methods, &workloads);
         let verification = self.verification(raw.verification, &signals, &method_names);
-        let notify = self.notify(raw.notify);
+        let notify = self.notify(raw.notify, &matrix);
         Policy {
             source: self.locator.file().to_path_buf(),
             agent,
@@ -991,30 +991,20 @@ impl Validator<'_> {
         }
     }
 
-    fn notify(&mut self, raw: RawNotify) -> Notify {
-        let mut templates = BTreeMap::new();
-        for (_, stage) in Stage::ALL {
-            templates.insert(stage, template::default_template(stage).to_string());
-        }
-        for (key, text) in raw.templates {
-            let field = format!("notify.templates.{}", key.get_ref());
-            match Stage::ALL.iter().find(|(n, _)| n == key.get_ref()) {
-                None => {
-                    let names: Vec<&str> = Stage::ALL.iter().map(|(n, _)| *n).collect();
-                    self.error(
-                        key.span(),
-                        field,
-                        format!("unknown stage (known: {})", names.join(", ")),
-                    );
-                }
-                Some((_, stage)) => match template::check(text.get_ref()) {
-                    Ok(()) => {
-                        templates.insert(*stage, text.into_inner());
-                    }
-                    Err(message) => self.error(text.span(), field, message),
-                },
-            }
-        }
+    fn notify(&mut self, raw: RawNotify, matrix: &[Row]) -> Notify {
+        let templates = self.templates(
+            raw.templates.stages,
+            "notify.templates",
+            template::default_template,
+            template::check,
+        );
+        let statuspage_templates = self.templates(
+            raw.templates.statuspage,
+            "notify.templates.statuspage",
+            template::default_public_template,
+            template::check_public,
+        );
+        let pagerduty = raw.pagerduty.map(|pd| self.pagerduty(pd, matrix));
         Notify {
             slack_channel: raw.slack_channel,
             mention: raw.mention,
@@ -1024,8 +1014,131 @@ impl Validator<'_> {
                 component_id: s.component_id,
             }),
             templates: Arc::new(templates),
+            statuspage_templates: Arc::new(statuspage_templates),
+            pagerduty,
         }
     }
+
+    /// A template per stage: the defaults, overridden by the policy's (each checked).
+    fn templates(
+        &mut self,
+        raw: BTreeMap<Spanned<String>, Spanned<String>>,
+        section: &str,
+        default: fn(Stage) -> &'static str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> BTreeMap<Stage, String> {
+        let mut templates: BTreeMap<Stage, String> = Stage::ALL
+            .iter()
+            .map(|(_, stage)| (*stage, default(*stage).to_string()))
+            .collect();
+        for (key, text) in raw {
+            let field = format!("{section}.{}", key.get_ref());
+            match Stage::ALL.iter().find(|(n, _)| n == key.get_ref()) {
+                None => {
+                    let mut names: Vec<&str> = Stage::ALL.iter().map(|(n, _)| *n).collect();
+                    let mut what = "stage";
+                    if section == "notify.templates" {
+                        names.push(STATUSPAGE_TEMPLATES);
+                        what = "stage or target";
+                    }
+                    self.error(
+                        key.span(),
+                        field,
+                        format!("unknown {what} (known: {})", names.join(", ")),
+                    );
+                }
+                Some((_, stage)) => match check(text.get_ref()) {
+                    Ok(()) if text.get_ref().trim().is_empty() => {
+                        self.error(
+                            text.span(),
+                            field,
+                            "must not be empty (leave the key out for the default wording)",
+                        );
+                    }
+                    Ok(()) => {
+                        templates.insert(*stage, text.into_inner());
+                    }
+                    Err(message) => self.error(text.span(), field, message),
+                },
+            }
+        }
+        templates
+    }
+
+    /// `pagerduty = { … }`: a routing key named (never given), a known severity mapping.
+    fn pagerduty(&mut self, raw: RawPagerDuty, matrix: &[Row]) -> PagerDuty {
+        let service = match raw.service {
+            None => PagerDuty::DEFAULT_SERVICE.to_string(),
+            Some(s) => {
+                let (span, name) = (s.span(), s.into_inner());
+                let plain = !name.is_empty()
+                    && name.len() <= 63
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                if !plain {
+                    self.error(
+                        span,
+                        "notify.pagerduty.service",
+                        "must be the name of a routing key in the daemon's configuration (letters, digits, '-', '_', '.'; at most 63)",
+                    );
+                } else if looks_like_routing_key(&name) {
+                    self.error(
+                        span,
+                        "notify.pagerduty.service",
+                        "looks like a routing key itself: a routing key is a secret, so keep it in the daemon's configuration ([notify.pagerduty_services.NAME] routing_key_file) and name it here",
+                    );
+                }
+                name
+            }
+        };
+        let known: BTreeSet<&str> = matrix
+            .iter()
+            .map(|r| r.severity.as_str())
+            .chain(["manual"])
+            .collect();
+        let mut severities = BTreeMap::new();
+        for (key, value) in raw.severity {
+            let field = format!("notify.pagerduty.severity.{:?}", key.get_ref());
+            if !known.contains(key.get_ref().as_str()) {
+                let list: Vec<&str> = known.iter().copied().collect();
+                self.error(
+                    key.span(),
+                    field.clone(),
+                    format!(
+                        "no matrix row has this severity (known: {})",
+                        list.join(", ")
+                    ),
+                );
+            }
+            match PagerDutySeverity::from_name(value.get_ref()) {
+                Some(severity) => {
+                    severities.insert(key.into_inner(), severity);
+                }
+                None => {
+                    let names: Vec<&str> = PagerDutySeverity::ALL.iter().map(|(n, _)| *n).collect();
+                    self.error(
+                        value.span(),
+                        field,
+                        format!(
+                            "unknown PagerDuty severity {:?} (expected {})",
+                            value.get_ref(),
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        PagerDuty {
+            service,
+            severities,
+        }
+    }
+}
+
+/// Whether a name has the shape of a PagerDuty integration key (32 letters and digits).
+fn looks_like_routing_key(name: &str) -> bool {
+    name.len() == 32 && name.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// The longest range selector (`[5m]`, or a subquery's `[30m:1m]`) in a PromQL query.
@@ -1112,5 +1225,151 @@ rollout_timeout = "5m"
             .is_ok()
         );
         assert!(parse(policy(r#"{ signal = "available", at_most = 0 }"#, "notify")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod notify_tests {
+    use crate::policy::{PagerDutySeverity, Stage, parse_policy};
+
+    /// A small valid policy whose `[notify]` section is `notify`.
+    fn policy(notify: &str) -> String {
+        format!(
+            r#"
+[agent]
+id = "T"
+name = "Thermo"
+[window]
+duration = "2h"
+[[workloads]]
+id = "w"
+kind = "Deployment"
+namespace = "ns"
+name = "w"
+[signals.errors]
+promql = "x"
+[[matrix]]
+id = "bad"
+severity = "P1"
+when = [{{ signal = "errors", above = 0.5 }}]
+action = "rollback_after_approval"
+method = "m"
+[methods.m]
+[[methods.m.steps]]
+undo = "previous"
+[verification]
+rollout_timeout = "5m"
+{notify}
+"#
+        )
+    }
+
+    fn errors(notify: &str) -> String {
+        parse_policy(std::path::Path::new("p.toml"), &policy(notify))
+            .expect_err("invalid")
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn statuspage_templates_default_per_stage_and_can_be_overridden() {
+        let text = policy(
+            "[notify]\n[notify.templates]\ninitiated = \"@here rolling back {agent_id} (row {row})\"\n[notify.templates.statuspage]\ncomplete = \"{agent_name} is back on {to_version}.\"\n",
+        );
+        let p = parse_policy(std::path::Path::new("p.toml"), &text).unwrap();
+        assert_eq!(
+            p.notify.statuspage_templates[&Stage::Complete],
+            "{agent_name} is back on {to_version}."
+        );
+        assert_eq!(
+            p.notify.templates[&Stage::Initiated],
+            "@here rolling back {agent_id} (row {row})"
+        );
+        for (_, stage) in Stage::ALL {
+            assert!(
+                !p.notify.statuspage_templates[&stage].is_empty(),
+                "{stage:?}"
+            );
+        }
+        assert_eq!(p.notify.pagerduty, None);
+    }
+
+    #[test]
+    fn statuspage_templates_name_the_line_of_each_problem() {
+        let text = errors(
+            "[notify]\n[notify.templates.statuspage]\ninitiated = \"Rolling back (row {row})\"\nstarted = \"x\"\nresolved = \"@here all good\"\ncomplete = \" \"\n",
+        );
+        assert!(
+            text.contains("p.toml:27:13: notify.templates.statuspage.initiated: placeholder {row} is not for a public status page"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "p.toml:28:1: notify.templates.statuspage.started: unknown stage (known: initiated"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("notify.templates.statuspage.resolved: \"@here\" is Slack markup"),
+            "{text}"
+        );
+        assert!(
+            text.contains("notify.templates.statuspage.complete: must not be empty"),
+            "{text}"
+        );
+        let text = errors("[notify]\n[notify.templates]\nstatuspages = \"x\"\n");
+        assert!(
+            text.contains(
+                "notify.templates.statuspages: unknown stage or target (known: initiated"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(", statuspage)"), "{text}");
+    }
+
+    #[test]
+    fn pagerduty_names_a_routing_key_and_maps_severities() {
+        let text = policy(
+            "[notify]\npagerduty = { service = \"plant-safety\", severity = { \"P1\" = \"critical\" } }\n",
+        );
+        let p = parse_policy(std::path::Path::new("p.toml"), &text).unwrap();
+        let pd = p.notify.pagerduty.unwrap();
+        assert_eq!(pd.service, "plant-safety");
+        assert_eq!(pd.severity(Some("P1")), PagerDutySeverity::Critical);
+        assert_eq!(pd.severity(Some("P2")), PagerDutySeverity::Warning);
+        let p = parse_policy(
+            std::path::Path::new("p.toml"),
+            &policy("[notify]\npagerduty = {}\n"),
+        )
+        .unwrap();
+        assert_eq!(p.notify.pagerduty.unwrap().service, "default");
+    }
+
+    #[test]
+    fn pagerduty_refuses_keys_unknown_severities_and_fields() {
+        let text = errors(
+            "[notify]\npagerduty = { service = \"0123456789abcdef0123456789abcdef\", severity = { \"P7\" = \"critical\", \"P1\" = \"page\" } }\n",
+        );
+        assert!(
+            text.contains(
+                "p.toml:26:25: notify.pagerduty.service: looks like a routing key itself"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("notify.pagerduty.severity.\"P7\": no matrix row has this severity (known: P1, manual)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("notify.pagerduty.severity.\"P1\": unknown PagerDuty severity \"page\" (expected critical, error, warning, info)"),
+            "{text}"
+        );
+        let text = errors("[notify]\npagerduty = { routing_key = \"abc\" }\n");
+        assert!(text.contains("p.toml:26:"), "{text}");
+        assert!(text.contains("unknown field `routing_key`"), "{text}");
+        let text = errors("[notify]\npagerduty = { service = \"a b\" }\n");
+        assert!(text.contains("must be the name of a routing key"), "{text}");
     }
 }
