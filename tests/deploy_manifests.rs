@@ -1038,7 +1038,7 @@ async fn rbac_rules_cover_every_write_the_code_makes_and_no_more() {
             .await
             .unwrap();
         let due = store.outbox_due(chrono::Utc::now(), 10).await.unwrap();
-        store.outbox_sent(due[0].id, at).await.unwrap();
+        store.outbox_sent(due[0].id, at, None).await.unwrap();
         store
             .save_thread(&inc.id, "webhook:h", &json!({"id": 1}))
             .await

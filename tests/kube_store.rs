@@ -371,7 +371,10 @@ async fn what_the_store_writes_is_what_the_crd_describes() {
         .outbox_retry(due[0].id, 1, Utc::now(), "HTTP 500")
         .await
         .unwrap();
-    store.outbox_sent(due[0].id, Utc::now()).await.unwrap();
+    store
+        .outbox_sent(due[0].id, Utc::now(), None)
+        .await
+        .unwrap();
     store
         .save_thread(
             &inc.id,
@@ -675,7 +678,10 @@ async fn retention_takes_the_backups_and_a_cold_replica_finds_outbox_rows() {
     let due = other.outbox_due(Utc::now(), 10).await.unwrap();
     assert_eq!(due.len(), 1);
     let third = c.store().await;
-    third.outbox_sent(due[0].id, Utc::now()).await.unwrap();
+    third
+        .outbox_sent(due[0].id, Utc::now(), None)
+        .await
+        .unwrap();
     assert_eq!(store.outbox_for(&inc.id).await.unwrap()[0].state, "sent");
     let backups = |cms: &[Value]| {
         cms.iter()

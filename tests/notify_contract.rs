@@ -890,11 +890,16 @@ impl OutboxStore for FlakyStore {
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError> {
         self.inner.due(now, limit).await
     }
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+    async fn mark_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<&ThreadRef>,
+    ) -> Result<(), NotifyError> {
         if !self.failed_once.swap(true, Ordering::SeqCst) {
             return Err(NotifyError::Store("disk full".into()));
         }
-        self.inner.mark_sent(id, at).await
+        self.inner.mark_sent(id, at, thread).await
     }
     async fn mark_retry(
         &self,

@@ -646,9 +646,9 @@ async fn outbox_releases_one_row_per_incident_and_target_in_order(store: &dyn St
         .outbox_retry(due[0].id, 1, t(100), "HTTP 500")
         .await
         .unwrap();
-    store.outbox_sent(due[1].id, t(10)).await.unwrap();
+    store.outbox_sent(due[1].id, t(10), None).await.unwrap();
     assert!(store.outbox_due(t(11), 10).await.unwrap().is_empty());
-    store.outbox_sent(due[0].id, t(100)).await.unwrap();
+    store.outbox_sent(due[0].id, t(100), None).await.unwrap();
     let next = store.outbox_due(t(100), 10).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].message["stage"], "in_progress");
@@ -1135,12 +1135,16 @@ async fn the_executor_and_the_notifiers_work_on_any_store(backend: &dyn Backend)
         key: target.key(),
         data: json!({"id": "T1"}),
     };
-    outbox.save_thread(&inc.id, &thread).await.unwrap();
+    assert_eq!(outbox.thread(&inc.id, &target.key()).await.unwrap(), None);
+    // delivered, and the thread it opened saved, in one write
+    outbox
+        .mark_sent(due[0].id, t(4), Some(&thread))
+        .await
+        .unwrap();
     assert_eq!(
         outbox.thread(&inc.id, &target.key()).await.unwrap(),
         Some(thread)
     );
-    outbox.mark_sent(due[0].id, t(4)).await.unwrap();
     assert!(outbox.due(t(5), 10).await.unwrap().is_empty());
     // a PagerDuty row names its service (never the routing key) and its thread keeps the
     // alert's state between events
@@ -1166,8 +1170,10 @@ async fn the_executor_and_the_notifiers_work_on_any_store(backend: &dyn Backend)
         key: pagerduty.key(),
         data: json!({"dedup_key": format!("rollbackd/{}", inc.id), "state": "triggered"}),
     };
-    outbox.save_thread(&inc.id, &alert).await.unwrap();
-    outbox.mark_sent(due[0].id, t(7)).await.unwrap();
+    outbox
+        .mark_sent(due[0].id, t(7), Some(&alert))
+        .await
+        .unwrap();
     assert_eq!(
         outbox.thread(&inc.id, "pagerduty:default").await.unwrap(),
         Some(alert)
@@ -1218,7 +1224,7 @@ async fn retention_deletes_what_is_old_and_finished_and_keeps_the_rest(store: &d
     resolve(store, &recent, t(2000)).await;
     for row in store.outbox_due(t(10), 100).await.unwrap() {
         if row.incident_id != undelivered {
-            store.outbox_sent(row.id, t(10)).await.unwrap();
+            store.outbox_sent(row.id, t(10), None).await.unwrap();
         }
     }
     store.audit(&audit_at("global", t(5))).await.unwrap();
@@ -1273,7 +1279,7 @@ async fn retention_deletes_what_is_old_and_finished_and_keeps_the_rest(store: &d
     // a second pass finds nothing more; once delivered, the other old incident goes too
     assert_eq!(store.prune_older_than(t(1000)).await.unwrap().total(), 0);
     for row in store.outbox_due(t(2000), 100).await.unwrap() {
-        store.outbox_sent(row.id, t(2000)).await.unwrap();
+        store.outbox_sent(row.id, t(2000), None).await.unwrap();
     }
     let later = store.prune_older_than(t(1000)).await.unwrap();
     assert_eq!((later.incidents, later.backups), (1, 1));

@@ -34,8 +34,13 @@ impl OutboxStore for LeadingOutbox {
         self.inner.due(now, limit).await
     }
 
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
-        self.inner.mark_sent(id, at).await
+    async fn mark_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<&ThreadRef>,
+    ) -> Result<(), NotifyError> {
+        self.inner.mark_sent(id, at, thread).await
     }
 
     async fn mark_retry(

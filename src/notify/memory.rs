@@ -124,11 +124,26 @@ impl OutboxStore for MemoryOutbox {
         Ok(due)
     }
 
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
-        self.update(id, |row| {
-            row.item.attempts = row.item.attempts.saturating_add(1);
-            row.status = OutboxStatus::Sent { at };
-        })
+    async fn mark_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<&ThreadRef>,
+    ) -> Result<(), NotifyError> {
+        let mut state = self.lock();
+        let row = state
+            .rows
+            .get_mut(&id)
+            .ok_or_else(|| NotifyError::Store(format!("no outbox item {id}")))?;
+        row.item.attempts = row.item.attempts.saturating_add(1);
+        row.status = OutboxStatus::Sent { at };
+        let incident = row.item.message.incident_id.clone();
+        if let Some(thread) = thread {
+            state
+                .threads
+                .insert((incident, thread.key.clone()), thread.clone());
+        }
+        Ok(())
     }
 
     async fn mark_retry(
@@ -209,6 +224,6 @@ mod tests {
         store.mark_failed(a1, 2, "gave up").await.unwrap();
         assert_eq!(ids(store.due(now, 10).await.unwrap()), vec![a2, b1]);
         assert_eq!(ids(store.due(now, 1).await.unwrap()), vec![a2]);
-        assert!(store.mark_sent(99, now).await.is_err());
+        assert!(store.mark_sent(99, now, None).await.is_err());
     }
 }

@@ -18,8 +18,17 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// their incident+target queue** and whose `next_attempt_at <= now`. A queue whose head
     /// waits for a retry yields nothing, so later items never overtake it.
     async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxItem>, NotifyError>;
-    /// The item was delivered (the store counts this attempt in `attempts`).
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError>;
+    /// The item was delivered (the store counts this attempt in `attempts`). `thread`, what
+    /// a first delivery left (a Slack message's `ts`, a Statuspage incident id), is saved in
+    /// the same write: a process killed in between would otherwise leave either a delivered
+    /// first message without its thread (the next message would open a second thread) or
+    /// a thread without its item marked sent (the message would go out twice).
+    async fn mark_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<&ThreadRef>,
+    ) -> Result<(), NotifyError>;
     /// The item failed transiently: `attempts` made so far, try again at `next_attempt_at`.
     async fn mark_retry(
         &self,

@@ -187,17 +187,12 @@ async fn record(
 ) -> (&'static str, Result<(), NotifyError>) {
     let attempts = item.attempts.saturating_add(1);
     match result {
-        Ok(new_thread) => {
-            let saved = match new_thread {
-                Some(thread) => store.save_thread(&item.message.incident_id, &thread).await,
-                None => Ok(()),
-            };
-            let sent = match saved {
-                Ok(()) => store.mark_sent(item.id, Utc::now()).await,
-                Err(e) => Err(e),
-            };
-            ("sent", sent)
-        }
+        Ok(new_thread) => (
+            "sent",
+            store
+                .mark_sent(item.id, Utc::now(), new_thread.as_ref())
+                .await,
+        ),
         Err(e) if e.is_transient() && attempts < retry.max_attempts => {
             let wait = retry.delay(attempts, e.retry_after());
             let at = TimeDelta::from_std(wait)

@@ -157,7 +157,12 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn outbox_for(&self, incident_id: &str) -> Result<Vec<OutboxRow>, StoreError>;
 
     /// A row was delivered.
-    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn outbox_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StoreError>;
 
     /// A delivery failed and will be retried at `next`.
     async fn outbox_retry(

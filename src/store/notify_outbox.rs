@@ -33,8 +33,15 @@ impl OutboxStore for Arc<dyn StateStore> {
             .collect()
     }
 
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
-        self.outbox_sent(id, at).await.map_err(err)
+    async fn mark_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<&ThreadRef>,
+    ) -> Result<(), NotifyError> {
+        self.outbox_sent(id, at, thread.map(|t| (t.key.as_str(), &t.data)))
+            .await
+            .map_err(err)
     }
 
     async fn mark_retry(

@@ -156,12 +156,29 @@ impl Store {
         Ok(out)
     }
 
-    /// A row was delivered.
-    pub fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.conn()?.execute(
+    /// A row was delivered; `thread` (target key, data), what its delivery opened, is saved
+    /// for the row's incident in the same transaction.
+    pub fn outbox_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, attempts = attempts + 1 WHERE id = ?1",
             params![id, ts(at)],
         )?;
+        if let Some((key, data)) = thread {
+            tx.execute(
+                "INSERT INTO threads (incident_id, target_key, data)
+                 SELECT incident_id, ?2, ?3 FROM outbox WHERE id = ?1
+                 ON CONFLICT(incident_id, target_key) DO UPDATE SET data = excluded.data",
+                params![id, key, serde_json::to_string(data)?],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

@@ -229,8 +229,15 @@ impl StateStore for SqliteStore {
         self.call(move |s| s.outbox_for(&id)).await
     }
 
-    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.call(move |s| s.outbox_sent(id, at)).await
+    async fn outbox_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        let thread = thread.map(|(k, d)| (k.to_string(), d.clone()));
+        self.call(move |s| s.outbox_sent(id, at, thread.as_ref().map(|(k, d)| (k.as_str(), d))))
+            .await
     }
 
     async fn outbox_retry(

@@ -272,8 +272,13 @@ impl StateStore for KubeStore {
         self.rows_of(incident_id).await
     }
 
-    async fn outbox_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.sent(id, at).await
+    async fn outbox_sent(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        thread: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        self.sent(id, at, thread).await
     }
 
     async fn outbox_retry(

@@ -210,14 +210,31 @@ impl KubeStore {
         Ok(())
     }
 
-    /// A row was delivered.
-    pub(super) async fn sent(&self, row: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.mark(row, |n| {
+    /// A row was delivered; the thread its delivery opened is saved in the same write.
+    pub(super) async fn sent(
+        &self,
+        row: i64,
+        at: DateTime<Utc>,
+        thread: Option<(&str, &Value)>,
+    ) -> Result<(), StoreError> {
+        let Some(id) = self.incident_of_row(row).await? else {
+            return Ok(());
+        };
+        let (_, seq) = names::split_outbox_id(row);
+        self.update(&id, |_, status| {
+            let Some(n) = status.notifications.iter_mut().find(|n| n.seq == seq) else {
+                return Ok(((), false));
+            };
             n.state = "sent".into();
             n.sent_at = Some(ms(at));
             n.attempts += 1;
+            if let Some((key, data)) = thread {
+                status.save_thread(key, data);
+            }
+            Ok(((), true))
         })
-        .await
+        .await?;
+        Ok(())
     }
 
     /// A delivery failed and will be retried at `next`.
