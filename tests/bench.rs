@@ -32,15 +32,22 @@ fn quick_bench_measures_everything_and_writes_the_figures() {
             .unwrap();
     assert!(figures["machine"]["cpus"].as_u64().unwrap() >= 1);
 
-    // webhook → PATCH: every alert led to exactly one incident and one measured PATCH
-    let w = &figures["webhook_to_patch"];
-    assert_eq!(w["latency"]["samples"], 20);
-    assert_eq!(w["incidents"], 20);
-    let (p50, p99) = (
-        w["latency"]["p50_ms"].as_f64().unwrap(),
-        w["latency"]["p99_ms"].as_f64().unwrap(),
-    );
-    assert!(p50 > 0.0 && p50 <= p99, "p50 {p50} p99 {p99}");
+    // webhook → PATCH, with each store backend: every alert led to exactly one incident
+    // and one measured PATCH
+    for (key, store) in [
+        ("webhook_to_patch", "sqlite"),
+        ("webhook_to_patch_kubernetes", "kubernetes"),
+    ] {
+        let w = &figures[key];
+        assert_eq!(w["store"], store);
+        assert_eq!(w["latency"]["samples"], 20, "{store}");
+        assert_eq!(w["incidents"], 20, "{store}");
+        let (p50, p99) = (
+            w["latency"]["p50_ms"].as_f64().unwrap(),
+            w["latency"]["p99_ms"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p50 <= p99, "{store}: p50 {p50} p99 {p99}");
+    }
 
     // the cycle: three shared PromQL signals, three requests, counted on both sides
     let c = &figures["cycles"][0];
@@ -70,7 +77,10 @@ fn quick_bench_measures_everything_and_writes_the_figures() {
 
     // the table is printed and written next to the JSON
     let table = std::fs::read_to_string(out.with_extension("md")).unwrap();
-    assert!(table.contains("| webhook received → first rollback PATCH, 20 alerts"));
+    assert!(table.contains("| webhook received → first rollback PATCH, sqlite store, 20 alerts"));
+    assert!(
+        table.contains("| webhook received → first rollback PATCH, kubernetes store, 20 alerts")
+    );
     assert!(stdout.contains("| one evaluation cycle, 100 workloads sharing 3 PromQL signals"));
 }
 

@@ -18,7 +18,7 @@ use crate::daemon::{DaemonHandle, DaemonOptions, start};
 use crate::lifecycle::announce::Channels;
 use crate::notify::NotifierConfig;
 use crate::signals::prometheus::{PromClient, PromClientConfig};
-use crate::store::{SqliteStore, Synchronous};
+use crate::store::{KubeStore, SqliteStore, StateStore, Synchronous};
 use rollbackd_core::policy::{Policy, PolicyErrors, SignalSource, parse_policy};
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 
@@ -156,6 +156,26 @@ pub async fn start_cluster(n: usize) -> anyhow::Result<SimHandle> {
     Ok(sim)
 }
 
+/// Where the benchmarked daemon keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (the default backend).
+    Sqlite,
+    /// `RollbackIncident`s and ConfigMaps on the (simulated) Kubernetes API, the CRD created
+    /// from the built-in manifest.
+    Kubernetes,
+}
+
+impl Backend {
+    /// Its `store.backend` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Kubernetes => "kubernetes",
+        }
+    }
+}
+
 /// A simulator, a stand-in Prometheus and a rollbackd over an `n`-workload fleet whose
 /// every workload is at revision 2 with its post-deploy window open.
 pub struct World {
@@ -167,20 +187,29 @@ pub struct World {
     pub daemon: DaemonHandle,
     /// How many workloads the fleet has.
     pub n: usize,
+    /// Where the daemon keeps its state.
+    pub backend: Backend,
     _dir: tempfile::TempDir,
 }
 
 impl World {
-    /// Builds the world; takes a few seconds per thousand workloads.
-    pub async fn start(n: usize) -> anyhow::Result<World> {
+    /// Builds the world with its state in `backend`; takes a few seconds per thousand
+    /// workloads.
+    pub async fn start(n: usize, backend: Backend) -> anyhow::Result<World> {
         let t0 = Instant::now();
         let sim = start_cluster(n).await?;
         let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
         let prometheus = FakePrometheus::start(&healthy_answers(n)?).await?;
         let dir = tempfile::tempdir()?;
-        let store = Arc::new(
-            SqliteStore::open(&dir.path().join("rollbackd.db"), Synchronous::Normal).await?,
-        );
+        let store: Arc<dyn StateStore> = match backend {
+            Backend::Sqlite => Arc::new(
+                SqliteStore::open(&dir.path().join("rollbackd.db"), Synchronous::Normal).await?,
+            ),
+            Backend::Kubernetes => {
+                sim.create(crate::store::kubernetes::crd::definition()?)?;
+                Arc::new(KubeStore::open(client.clone(), "rollbackd").await?)
+            }
+        };
         let daemon = start(DaemonOptions {
             policies: policies(n)?,
             store,
@@ -220,6 +249,7 @@ impl World {
             prometheus,
             daemon,
             n,
+            backend,
             _dir: dir,
         };
         world.deploy_v2(&client).await?;

@@ -10,7 +10,7 @@ use anyhow::{Context, anyhow};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::fleet::{self, NAMESPACE, World};
+use super::fleet::{self, Backend, NAMESPACE, World};
 use super::report::{Latency, WebhookToPatch};
 use crate::store::IncidentFilter;
 
@@ -38,9 +38,10 @@ pub fn outage_alert(i: usize) -> serde_json::Value {
     })
 }
 
-/// Runs the measurement over a fresh `workloads`-workload world.
-pub async fn run(workloads: usize) -> anyhow::Result<WebhookToPatch> {
-    let world = World::start(workloads).await?;
+/// Runs the measurement over a fresh `workloads`-workload world keeping its state in
+/// `backend`.
+pub async fn run(workloads: usize, backend: Backend) -> anyhow::Result<WebhookToPatch> {
+    let world = World::start(workloads, backend).await?;
     let result = measure(&world).await;
     world.stop().await;
     result
@@ -101,6 +102,7 @@ async fn measure(world: &World) -> anyhow::Result<WebhookToPatch> {
         .await?
         .len();
     Ok(WebhookToPatch {
+        store: world.backend.name().to_string(),
         workloads: world.n,
         latency: Latency::of(&latencies),
         webhook_answer: Latency::of(&answers),

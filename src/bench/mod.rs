@@ -109,6 +109,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Figures> {
     let mut figures = Figures {
         machine: Machine::this(),
         webhook_to_patch: None,
+        webhook_to_patch_kubernetes: None,
         cycles: Vec::new(),
         ingestion: Vec::new(),
         comparison: Vec::new(),
@@ -118,7 +119,13 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Figures> {
             "webhook → rollback PATCH: {} workloads, one alert each …",
             opts.alerts
         );
-        figures.webhook_to_patch = Some(latency::run(opts.alerts).await?);
+        figures.webhook_to_patch = Some(latency::run(opts.alerts, fleet::Backend::Sqlite).await?);
+        eprintln!(
+            "webhook → rollback PATCH with the Kubernetes store: {} workloads …",
+            opts.alerts
+        );
+        figures.webhook_to_patch_kubernetes =
+            Some(latency::run(opts.alerts, fleet::Backend::Kubernetes).await?);
     }
     if opts.only.contains(&Measurement::Cycle) {
         eprintln!("evaluation cycles: {:?} workloads …", opts.sizes);
@@ -129,7 +136,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Figures> {
             "webhook ingestion: {:?} alerts per request, {} senders …",
             opts.batches, opts.concurrency
         );
-        let world = fleet::World::start(opts.ingest_workloads).await?;
+        let world = fleet::World::start(opts.ingest_workloads, fleet::Backend::Sqlite).await?;
         let next = Arc::new(AtomicUsize::new(0));
         for &batch in &opts.batches {
             match ingest::run(&world, batch, opts.concurrency, opts.ingest_for, &next).await {

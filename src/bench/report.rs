@@ -108,6 +108,10 @@ impl Latency {
 /// Alert received by the webhook → first rollback PATCH received by the API server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WebhookToPatch {
+    /// The store backend the daemon kept its state in (`sqlite`, `kubernetes`); figures
+    /// written before it was measured per backend are SQLite's.
+    #[serde(default = "sqlite")]
+    pub store: String,
     /// Workloads watched (one alert each).
     pub workloads: usize,
     /// Webhook POST → the simulator's receipt of that Deployment's undo PATCH.
@@ -198,14 +202,21 @@ pub struct Comparison {
 pub struct Figures {
     /// The machine the run measured.
     pub machine: Machine,
-    /// Webhook → rollback PATCH; `None` when not measured (`--only`).
+    /// Webhook → rollback PATCH with the SQLite store; `None` when not measured (`--only`).
     pub webhook_to_patch: Option<WebhookToPatch>,
+    /// Webhook → rollback PATCH with the Kubernetes store on the simulator.
+    #[serde(default)]
+    pub webhook_to_patch_kubernetes: Option<WebhookToPatch>,
     /// One entry per fleet size measured.
     pub cycles: Vec<Cycle>,
     /// One entry per alerts-per-request size measured.
     pub ingestion: Vec<Ingestion>,
     /// How long the same breach takes to be acted on, rollbackd against Flagger and Argo Rollouts.
     pub comparison: Vec<Comparison>,
+}
+
+fn sqlite() -> String {
+    "sqlite".into()
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -221,19 +232,26 @@ impl Figures {
             m.cpu_model, m.cpus, m.memory_mib, m.kernel, m.rollbackd_version, m.date
         );
         out.push_str("| measurement | result | target |\n| --- | --- | --- |\n");
-        if let Some(w) = &self.webhook_to_patch {
+        // the Kubernetes store writes each incident to the API server (a simulator here):
+        // its goal is looser than SQLite's
+        for (w, goal) in [
+            (&self.webhook_to_patch, 20.0),
+            (&self.webhook_to_patch_kubernetes, 50.0),
+        ] {
+            let Some(w) = w else { continue };
             out.push_str(&format!(
-                "| webhook received → first rollback PATCH, {} alerts ({} workloads) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | p99 < 20 ms: {} |\n",
+                "| webhook received → first rollback PATCH, {} store, {} alerts ({} workloads) | p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | p99 < {goal} ms: {} |\n",
+                w.store,
                 w.latency.samples,
                 w.workloads,
                 w.latency.p50_ms,
                 w.latency.p99_ms,
                 w.latency.max_ms,
-                verdict(w.latency.p99_ms < 20.0)
+                verdict(w.latency.p99_ms < goal)
             ));
             out.push_str(&format!(
-                "| of which the webhook's answer (recorded in SQLite, then 200) | p50 {:.1} ms, p99 {:.1} ms | |\n",
-                w.webhook_answer.p50_ms, w.webhook_answer.p99_ms
+                "| of which the webhook's answer (recorded in the {} store, then 200) | p50 {:.1} ms, p99 {:.1} ms | |\n",
+                w.store, w.webhook_answer.p50_ms, w.webhook_answer.p99_ms
             ));
         }
         for c in &self.cycles {

@@ -129,11 +129,6 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
             kube::Client::try_from(c)?
         }
         KubeMode::Sim => {
-            if matches!(config.store, StoreConfig::Kubernetes { .. }) {
-                anyhow::bail!(
-                    "store.backend = \"kubernetes\" needs the RollbackIncident CRD, which the built-in simulator does not have: use store.backend = \"sqlite\" with --sim, or start `rollbackd sim --kubeconfig FILE`, apply deploy/crds/rollbackincidents.yaml to it with kubectl and run with kubernetes.mode = \"kubeconfig\""
-                );
-            }
             let sim = Simulator::start(
                 "127.0.0.1:0".parse()?,
                 SimConfig {
@@ -143,6 +138,11 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
             )
             .await?;
             seed::seed(&sim, &policies, 3)?;
+            // the Kubernetes store keeps its incidents in RollbackIncidents: the built-in
+            // simulator serves the shipped CRD as `kubectl apply -f deploy/crds` would
+            if matches!(config.store, StoreConfig::Kubernetes { .. }) {
+                sim.create(crate::store::kubernetes::crd::definition()?)?;
+            }
             tracing::info!(url = %sim.url(), "built-in Kubernetes simulator seeded with the policies' workloads (kubectl --server {})", sim.url());
             let client = kube::Client::try_from(kube::Config::new(sim.url().parse()?))?;
             sim_handle = Some(sim);

@@ -55,6 +55,7 @@
 
 mod api;
 mod configmaps;
+pub mod crd;
 mod incidents;
 mod log;
 mod names;
