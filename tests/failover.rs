@@ -599,6 +599,23 @@ fn revision(kubeconfig: &Path, namespace: &str, name: &str) -> String {
     .to_string()
 }
 
+/// Waits for the leader's snapshots of the case's ConfigMaps at `revision` (taken when it
+/// first sees the revision).
+async fn snapshots_taken(kubeconfig: &Path, case: &Case, revision: u64) {
+    for cm in case.snapshots {
+        let snapshot = format!("{cm}.rollbackd-rev-{revision}");
+        wait(&snapshot, Duration::from_secs(30), async || {
+            kubectl(
+                kubeconfig,
+                &["-n", case.namespace, "get", "configmap", &snapshot],
+            )
+            .contains(&snapshot)
+            .then_some(())
+        })
+        .await;
+    }
+}
+
 /// Marks revision 1's ReplicaSet of `name` verified, as rollbackd does when a revision
 /// lives through its window, so `last_known_good` can return to it.
 fn mark_first_revision_verified(kubeconfig: &Path, namespace: &str, name: &str) {
@@ -770,22 +787,7 @@ async fn run_once(case: &'static Case, boundary: Boundary) -> Measured {
         .await;
     }
     // the leader snapshots revision 1's ConfigMaps when it first sees it
-    for cm in case.snapshots {
-        let snapshot = format!("{cm}.rollbackd-rev-1");
-        wait(
-            "the revision 1 snapshot",
-            Duration::from_secs(30),
-            async || {
-                kubectl(
-                    &kubeconfig,
-                    &["-n", case.namespace, "get", "configmap", &snapshot],
-                )
-                .contains(&snapshot)
-                .then_some(())
-            },
-        )
-        .await;
-    }
+    snapshots_taken(&kubeconfig, case, 1).await;
     stage("two replicas are up");
     // the bad deploy: new config, new image
     for cm in case.snapshots {
@@ -819,22 +821,7 @@ async fn run_once(case: &'static Case, boundary: Boundary) -> Measured {
         assert!(out.contains("image updated"), "{out}");
     }
     rolled_out(&kubeconfig, case.namespace, case.deployed).await;
-    for cm in case.snapshots {
-        let snapshot = format!("{cm}.rollbackd-rev-2");
-        wait(
-            "the revision 2 snapshot",
-            Duration::from_secs(30),
-            async || {
-                kubectl(
-                    &kubeconfig,
-                    &["-n", case.namespace, "get", "configmap", &snapshot],
-                )
-                .contains(&snapshot)
-                .then_some(())
-            },
-        )
-        .await;
-    }
+    snapshots_taken(&kubeconfig, case, 2).await;
 
     stage("v2 is out");
     let lead = replicas.iter().position(|r| r.0 == leader).unwrap();
