@@ -1286,6 +1286,54 @@ async fn retention_deletes_what_is_old_and_finished_and_keeps_the_rest(store: &d
     assert!(store.incident(&undelivered).await.unwrap().is_none());
 }
 
+/// A notice (no data, inconclusive: people are told, no incident opens) has its
+/// notifications delivered like an incident's and is never an incident: not listed, not in
+/// flight, not found by id. (On the Kubernetes store it once had nowhere to go: its
+/// NO DATA message was never sent.)
+async fn a_notice_is_told_and_is_not_an_incident(store: &dyn StateStore) {
+    let new = new_incident("GL-008");
+    let notice = Incident {
+        id: "notice-gl-008-20251117T143000.000Z".into(),
+        agent: new.agent.clone(),
+        namespace: new.namespace.clone(),
+        workload: new.workload.clone(),
+        revision: new.revision,
+        from_image: new.from_image.clone(),
+        row: None,
+        severity: None,
+        method: None,
+        trigger: Trigger::Automatic,
+        requested_by: None,
+        reason: "error_rate: no data".into(),
+        decision: json!({"decision": "inconclusive"}),
+        state: State::Detected,
+        dry_run: false,
+        vars: BTreeMap::new(),
+        deploy_at: new.deploy_at,
+        created_at: t(0),
+        updated_at: t(0),
+    };
+    store
+        .enqueue_notice(&notice, &[outbox("no_data")], t(0))
+        .await
+        .unwrap();
+    let due = store.outbox_due(t(1), 10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].incident_id, notice.id);
+    assert_eq!(due[0].message, json!({"stage": "no_data"}));
+    assert!(store.incident(&notice.id).await.unwrap().is_none());
+    assert!(
+        store
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.in_flight().await.unwrap().is_empty());
+    store.outbox_sent(due[0].id, t(2), None).await.unwrap();
+    assert!(store.outbox_due(t(3), 10).await.unwrap().is_empty());
+}
+
 /// Each behaviour as a test of one backend: `$fresh` makes the backend (fresh state).
 macro_rules! contract {
     ($fresh:expr) => {
@@ -1299,6 +1347,7 @@ macro_rules! contract {
             pauses_are_idempotent_and_a_global_pause_wins,
             steps_are_idempotent_and_audit_and_backups_are_kept,
             retention_deletes_what_is_old_and_finished_and_keeps_the_rest,
+            a_notice_is_told_and_is_not_an_incident,
         );
         on_backend!($fresh;
             an_incident_survives_reopening,

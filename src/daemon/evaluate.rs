@@ -884,7 +884,7 @@ impl Evaluator {
                     updated_at: now,
                 };
                 let rows = announce(policy, &notice, stage, &BTreeMap::new(), &self.channels);
-                self.store.enqueue(&notice.id, &rows, now).await?;
+                self.store.enqueue_notice(&notice, &rows, now).await?;
                 return Ok(Acted::Done);
             }
             GateOutcome::Rollback => (Event::Start, Stage::Initiated, decision.reason.clone()),

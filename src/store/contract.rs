@@ -145,6 +145,17 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Queues the notifications of a notice: a decision that only tells people (no data,
+    /// inconclusive, a guard) and opens no incident. `notice` carries the id its rows are
+    /// filed under and what they are about; it is never listed, counted or resumed as an
+    /// incident, and `incident(notice.id)` finds nothing.
+    async fn enqueue_notice(
+        &self,
+        notice: &Incident,
+        items: &[NewOutbox],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Pending rows whose time has come, oldest first; only the oldest pending row of each
     /// (incident, target) is returned, so a target sees an incident's messages in order.
     async fn outbox_due(

@@ -216,6 +216,16 @@ impl StateStore for SqliteStore {
         self.call(move |s| s.enqueue(&id, &items, at)).await
     }
 
+    async fn enqueue_notice(
+        &self,
+        notice: &Incident,
+        items: &[NewOutbox],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // the outbox needs no incident row: the notice's rows are filed under its id
+        self.enqueue(&notice.id, items, at).await
+    }
+
     async fn outbox_due(
         &self,
         now: DateTime<Utc>,

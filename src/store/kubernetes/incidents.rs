@@ -208,6 +208,53 @@ impl KubeStore {
         )))
     }
 
+    /// Keeps a notice's notifications (see [`crate::store::StateStore::enqueue_notice`]) in
+    /// an object of their own, labelled [`names::NOTICE`]: the outbox worker finds them like
+    /// any incident's, and no incident query lists it. Queueing the same notice again adds
+    /// nothing.
+    pub(super) async fn queue_notice(
+        &self,
+        notice: &Incident,
+        items: &[NewOutbox],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = ms(at);
+        let new = NewIncident {
+            agent: notice.agent.clone(),
+            namespace: notice.namespace.clone(),
+            workload: notice.workload.clone(),
+            revision: notice.revision,
+            from_image: notice.from_image.clone(),
+            row: notice.row.clone(),
+            severity: notice.severity.clone(),
+            method: notice.method.clone(),
+            trigger: notice.trigger,
+            requested_by: notice.requested_by.clone(),
+            reason: notice.reason.clone(),
+            decision: notice.decision.clone(),
+            dry_run: notice.dry_run,
+            vars: notice.vars.clone(),
+            deploy_at: notice.deploy_at,
+        };
+        let mut status = Status {
+            state: State::Detected,
+            updated_at: at,
+            transitions: Vec::new(),
+            steps: Vec::new(),
+            notifications: Vec::new(),
+            threads: Vec::new(),
+            audit: Vec::new(),
+        };
+        status.enqueue(items, at);
+        status.fit()?;
+        let mut obj = IncidentObject::opening(&notice.id, &new, status, at)?;
+        obj.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(names::NOTICE.to_string(), "true".to_string());
+        self.materialize(&obj).await
+    }
+
     /// Applies a [`Transition`] (compare-and-set on the state the caller saw).
     pub(super) async fn apply(&self, change: &Transition<'_>) -> Result<State, StoreError> {
         self.update_existing(change.id, |_, status| {
@@ -255,6 +302,9 @@ impl KubeStore {
         let labels: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut out = Vec::new();
         for obj in self.kube.list(&selector(&labels)).await? {
+            if obj.is_notice() {
+                continue;
+            }
             match obj.incident() {
                 Ok(i)
                     if agent.is_none_or(|a| i.agent == a)

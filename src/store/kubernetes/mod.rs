@@ -151,7 +151,20 @@ impl StateStore for KubeStore {
     }
 
     async fn incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        self.object(id).await?.map(|o| o.incident()).transpose()
+        self.object(id)
+            .await?
+            .filter(|o| !o.is_notice())
+            .map(|o| o.incident())
+            .transpose()
+    }
+
+    async fn enqueue_notice(
+        &self,
+        notice: &Incident,
+        items: &[NewOutbox],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.queue_notice(notice, items, at).await
     }
 
     async fn incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {

@@ -25,6 +25,9 @@ pub const TRIGGER: &str = "rollbackd.io/trigger";
 pub const INCIDENT: &str = "rollbackd.io/incident";
 /// Annotation: the incident id as the API and Slack show it.
 pub const ID: &str = "rollbackd.io/id";
+/// The label marking a notice's object (`"true"`): a decision that only tells people
+/// (no data, inconclusive), kept for its notifications; never listed as an incident.
+pub const NOTICE: &str = "rollbackd.io/notice";
 /// Annotation: the incident's first status, written with the object (a create cannot
 /// write status); read only while the status is still empty.
 pub const OPENING: &str = "rollbackd.io/opening";

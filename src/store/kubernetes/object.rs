@@ -411,6 +411,15 @@ pub struct IncidentObject {
 }
 
 impl IncidentObject {
+    /// Whether this object holds a notice's notifications, not an incident.
+    pub fn is_notice(&self) -> bool {
+        self.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(names::NOTICE))
+            .is_some_and(|v| v == "true")
+    }
+
     /// A new incident's object, its first status in the [`names::OPENING`] annotation (a
     /// create cannot write status): `opening` is called with the incident as written to
     /// add its notifications and audit entry.

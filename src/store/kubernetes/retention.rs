@@ -51,7 +51,9 @@ impl KubeStore {
         let mut kept = HashSet::new();
         for (obj, status) in self.objects(None).await? {
             let id = obj.id()?.to_string();
-            if !finished(status.state) || status.updated_at >= cutoff || status.has_pending() {
+            // a notice is done once its notifications are
+            let done = obj.is_notice() || finished(status.state);
+            if !done || status.updated_at >= cutoff || status.has_pending() {
                 kept.insert(id);
                 continue;
             }
