@@ -1014,58 +1014,74 @@ fn check_outcome(
         };
         assert_eq!(revisions, want, "{label}: {name}:\n{history}");
     }
-    // one Slack thread: one root message (the "initiated" one); every later message in it
-    let posts = slack.requests_to("/chat.postMessage");
-    let roots: Vec<_> = posts
-        .iter()
-        .filter(|r| r.json.as_ref().unwrap()["thread_ts"].is_null())
-        .collect();
-    assert_eq!(
-        roots.len(),
-        1,
-        "{label}: {:#?}",
-        posts.iter().map(|p| &p.body).collect::<Vec<_>>()
-    );
-    let root_text = roots[0].json.as_ref().unwrap()["text"]
-        .as_str()
-        .unwrap()
-        .to_lowercase();
-    assert!(root_text.contains("initiated"), "{label}: {root_text}");
-    let initiated = slack
-        .requests()
-        .iter()
-        .filter(|r| {
-            r.json.as_ref().unwrap()["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_lowercase()
-                .contains("initiated")
-        })
-        .count();
-    assert_eq!(
-        initiated,
-        1,
-        "{label}: one \"initiated\" message: {:#?}",
+    // one Slack thread: one root message of the incident (the "initiated" one), every
+    // later message of it in that thread. Other root messages are the daemons' NO DATA
+    // notices (the test's agents export no error rate: "cannot evaluate" is told, and a
+    // new leader tells it again), which are about no incident.
+    let everything = || {
         slack
             .requests()
             .iter()
             .map(|r| format!("{} {}", r.path, r.body))
             .collect::<Vec<_>>()
+    };
+    let posts = slack.requests_to("/chat.postMessage");
+    let text = |r: &notify_support::Recorded| {
+        r.json.as_ref().unwrap()["text"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut roots = Vec::new();
+    for (nth, post) in posts.iter().enumerate() {
+        if !post.json.as_ref().unwrap()["thread_ts"].is_null() {
+            continue;
+        }
+        if text(post).starts_with("NO DATA:") {
+            continue;
+        }
+        // the stand-in answers the nth postMessage with ts …(nth + 1)
+        roots.push((format!("1700000000.{:06}", nth + 1), text(post)));
+    }
+    assert_eq!(roots.len(), 1, "{label}: one thread: {:#?}", everything());
+    let (root_ts, root_text) = &roots[0];
+    assert!(
+        root_text.to_lowercase().contains("initiated"),
+        "{label}: {root_text}"
     );
-    let root_ts = "1700000000.000001";
-    for p in posts
+    let initiated = slack
+        .requests()
+        .iter()
+        .filter(|r| text(r).to_lowercase().contains("initiated"))
+        .count();
+    assert_eq!(
+        initiated,
+        1,
+        "{label}: one \"initiated\" message: {:#?}",
+        everything()
+    );
+    let replies: Vec<_> = posts
         .iter()
         .filter(|r| !r.json.as_ref().unwrap()["thread_ts"].is_null())
-    {
+        .collect();
+    for p in &replies {
         assert_eq!(
             p.json.as_ref().unwrap()["thread_ts"],
-            root_ts,
+            root_ts.as_str(),
             "{label}: {}",
             p.body
         );
     }
+    for u in slack.requests_to("/chat.update") {
+        assert_eq!(
+            u.json.as_ref().unwrap()["ts"],
+            root_ts.as_str(),
+            "{label}: {}",
+            u.body
+        );
+    }
     assert!(
-        posts.len() >= 2,
+        !replies.is_empty(),
         "{label}: later messages follow in the thread"
     );
     // one Statuspage incident, updated in place
@@ -1129,13 +1145,13 @@ async fn every_boundary(case: &'static Case) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky under load (seen 3 of 5 full runs on 2 busy cores): a run ends with no Slack post at all, or a boundary never reached; run with --ignored, see the README"]
+#[ignore = "fails when the kill lands while a Slack or Statuspage delivery is in flight (sent, not yet recorded): the survivor sends it again; notifications are at-least-once. Run with --ignored, see the README"]
 async fn gl008_standard_rollback_survives_the_leader_killed_at_every_step_boundary() {
     every_boundary(&GL008).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "flaky under load (seen 3 of 5 full runs on 2 busy cores): a run ends with no Slack post at all, or a boundary never reached; run with --ignored, see the README"]
+#[ignore = "fails when the kill lands while a Slack or Statuspage delivery is in flight (sent, not yet recorded): the survivor sends it again; notifications are at-least-once. Run with --ignored, see the README"]
 async fn gl001_coordinated_rollback_survives_the_leader_killed_at_every_step_boundary() {
     every_boundary(&GL001).await;
 }
