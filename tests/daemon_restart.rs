@@ -8,42 +8,17 @@
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::free_port;
+use support::process::{kubectl, spawn, with_verification};
 
 const TOKEN: &str = "operator-token-0123456789";
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(args: &[&str], log: &Path) -> Proc {
-    let out = std::fs::File::create(log).unwrap();
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_rollbackd"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-    )
-}
 
 fn wait<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -64,18 +39,6 @@ fn get(url: &str) -> Option<Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
 #[test]
 fn killed_mid_rollback_the_incident_completes_once() {
     killed_mid_rollback_the_incident_completes_once_on("sqlite");
@@ -91,15 +54,9 @@ fn killed_mid_rollback_the_incident_completes_once_on(backend: &str) {
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
     // GL-002 as shipped, with a verification this test can pass without agents
-    let policy = std::fs::read_to_string("policies/gl-002.toml").unwrap();
-    let cut = policy.find("[verification]").unwrap();
-    let notify = policy
-        .find("# ---------------------------------------------------------------- notifications")
-        .unwrap();
-    let policy = format!(
-        "{}[verification]\nrollout_timeout = \"1m\"\nready_hold = \"1s\"\nwatch = \"2s\"\n\n{}",
-        &policy[..cut],
-        &policy[notify..]
+    let policy = with_verification(
+        &std::fs::read_to_string("policies/gl-002.toml").unwrap(),
+        "rollout_timeout = \"1m\"\nready_hold = \"1s\"\nwatch = \"2s\"\n",
     );
     std::fs::write(policies.join("gl-002.toml"), policy).unwrap();
 

@@ -21,9 +21,9 @@
 
 #[allow(dead_code)] // the stand-ins serve several test files; this one uses part of them
 mod notify_support;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ use axum::extract::{Request, State};
 use axum::http::{Response, StatusCode};
 use notify_support::{Receiver, Reply};
 use serde_json::{Value, json};
+use support::free_port;
+use support::process::{kubectl, spawn, wait_for, with_verification};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -360,58 +362,9 @@ fn trip_for(case: &'static Case, boundary: Boundary) -> Trip {
 
 // ------------------------------------------------------------------------- processes
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], log: &Path) -> Proc {
-    let out = std::fs::File::create(log).unwrap();
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_rollbackd"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-    )
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-async fn wait<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Polls every 20 ms: fail-over times are read off these waits.
+async fn wait<T>(what: &str, timeout: Duration, f: impl AsyncFnMut() -> Option<T>) -> T {
+    wait_for(what, timeout, Duration::from_millis(20), f).await
 }
 
 async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
@@ -431,15 +384,9 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Option<Value> {
 /// The policy as shipped, with the metrics, health check and verification this test can
 /// serve and pass quickly.
 fn policy_for_test(case: &Case, local: &str) -> String {
-    let policy = std::fs::read_to_string(format!("policies/{}", case.policy)).unwrap();
-    let cut = policy.find("[verification]").unwrap();
-    let notify = policy
-        .find("# ---------------------------------------------------------------- notifications")
-        .unwrap();
-    let policy = format!(
-        "{}[verification]\nrollout_timeout = \"1m\"\nready_hold = \"500ms\"\nwatch = \"1s\"\n\n{}",
-        &policy[..cut],
-        &policy[notify..]
+    let policy = with_verification(
+        &std::fs::read_to_string(format!("policies/{}", case.policy)).unwrap(),
+        "rollout_timeout = \"1m\"\nready_hold = \"500ms\"\nwatch = \"1s\"\n",
     );
     let policy = policy.replace(
         "https://api.greenlang.io/v1/steam-trap/health",

@@ -724,7 +724,21 @@ async fn a_standby_forwards_writes_to_the_leader_or_answers_503_when_it_cannot()
 
     // Alertmanager reaches the standby: 503 with Retry-After and a JSON error saying why,
     // nothing recorded in the standby's store, and the standby stays live and ready.
-    let (code, retry_after, body) = post_raw(&http, &b, "/api/v1/alerts", &alert).await;
+    // (until pod-b has read the Lease once it knows no leader at all: also a 503)
+    let started = std::time::Instant::now();
+    let mut attempts = 0;
+    let (code, retry_after, body) = loop {
+        attempts += 1;
+        let answer = post_raw(&http, &b, "/api/v1/alerts", &alert).await;
+        let read_the_lease = answer.2["error"]
+            .as_str()
+            .is_some_and(|e| !e.contains("knows no live leader"));
+        if read_the_lease || started.elapsed() > Duration::from_secs(5) {
+            break answer;
+        }
+        assert_eq!(answer.0, 503, "{}", answer.2);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(code, 503, "{body}");
     assert_eq!(retry_after.as_deref(), Some("2"));
     let error = body["error"].as_str().unwrap();
@@ -736,10 +750,10 @@ async fn a_standby_forwards_writes_to_the_leader_or_answers_503_when_it_cannot()
     assert_eq!(get_status(&http, &b, "/healthz").await, 200);
     assert_eq!(get_status(&http, &b, "/readyz").await, 200);
     assert!(
-        b.daemon()
-            .metrics
-            .render()
-            .contains("rollbackd_webhook_requests_total{code=\"503\"} 1")
+        b.daemon().metrics.render().contains(&format!(
+            "rollbackd_webhook_requests_total{{code=\"503\"}} {attempts}"
+        )),
+        "each refusal counted once"
     );
     // So does an operator pausing automation: a pause the leader never saw would be worse
     // than a refusal.

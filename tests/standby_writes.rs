@@ -16,14 +16,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
+use support::ChildGuard;
 use support::alertmanager::AlertmanagerProcess;
 use support::free_port;
+use support::process::{kubectl, spawn, with_verification};
 
 const TOKEN: &str = "operator-token-0123456789";
 const HOOK: &str = "alertmanager-token-0123456789";
@@ -31,33 +32,6 @@ const DEPLOYMENT: &str = "deployment/gl-002-boiler-efficiency";
 
 /// The processes of one file share the machine's two cores: one test at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A child process killed (SIGKILL) and reaped when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(args: &[&str], log: &Path) -> Proc {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_rollbackd"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap(),
-    )
-}
 
 async fn wait<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -76,7 +50,7 @@ struct Cluster {
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
     policies: PathBuf,
-    _sim: Proc,
+    _sim: ChildGuard,
 }
 
 impl Cluster {
@@ -84,17 +58,9 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let policies = dir.path().join("policies");
         std::fs::create_dir(&policies).unwrap();
-        let policy = std::fs::read_to_string("policies/gl-002.toml").unwrap();
-        let cut = policy.find("[verification]").unwrap();
-        let notify = policy
-            .find(
-                "# ---------------------------------------------------------------- notifications",
-            )
-            .unwrap();
-        let policy = format!(
-            "{}[verification]\nrollout_timeout = \"1m\"\nready_hold = \"1s\"\nwatch = \"2s\"\n\n{}",
-            &policy[..cut],
-            &policy[notify..]
+        let policy = with_verification(
+            &std::fs::read_to_string("policies/gl-002.toml").unwrap(),
+            "rollout_timeout = \"1m\"\nready_hold = \"1s\"\nwatch = \"2s\"\n",
         );
         std::fs::write(policies.join("gl-002.toml"), policy).unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
@@ -136,15 +102,7 @@ impl Cluster {
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
-        let out = Command::new("timeout")
-            .arg("30")
-            .arg("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+        kubectl(&self.kubeconfig, args)
     }
 
     async fn rolled_out(&self, what: &str) {
@@ -246,7 +204,7 @@ struct Replica {
     url: String,
     config: PathBuf,
     log: PathBuf,
-    proc: Option<Proc>,
+    proc: Option<ChildGuard>,
 }
 
 /// An answer: status, the `x-rollbackd-forwarded-to` header, JSON body.

@@ -4,49 +4,18 @@
 #![allow(dead_code)]
 
 pub mod alertmanager;
+pub mod process;
 pub mod prometheus;
 pub mod world;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// `deploy/crds/rollbackincidents.yaml` as JSON (kubectl converts it offline), for
+/// `deploy/crds/rollbackincidents.yaml` as JSON, as the binary embeds it, for
 /// `SimHandle::create`.
 pub fn incident_crd() -> serde_json::Value {
-    static CRD: OnceLock<serde_json::Value> = OnceLock::new();
-    CRD.get_or_init(|| {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/crds/rollbackincidents.yaml");
-        let yaml = std::fs::read_to_string(path).unwrap();
-        let kubeconfig = tempfile::NamedTempFile::new().unwrap();
-        let mut child = Command::new("kubectl")
-            .args([
-                "patch", "--local", "-f", "-", "--type", "merge", "-p", "{}", "-o", "json",
-            ])
-            .env("KUBECONFIG", kubeconfig.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl on the PATH");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    })
-    .clone()
+    rollbackd::store::kubernetes::crd::definition().unwrap()
 }
 
 /// A child process that is killed and reaped when dropped.
