@@ -187,10 +187,12 @@ impl KubeStore {
         })
     }
 
-    /// Changes one outbox row (nothing when there is no such row, as an SQL UPDATE).
+    /// Changes one outbox row (nothing when there is no such row, as an SQL UPDATE), and
+    /// saves `thread` (target key, data) for its incident in the same write.
     pub(super) async fn mark(
         &self,
         row: i64,
+        thread: Option<(&str, &Value)>,
         change: impl Fn(&mut super::object::Notification),
     ) -> Result<(), StoreError> {
         let Some(id) = self.incident_of_row(row).await? else {
@@ -198,13 +200,14 @@ impl KubeStore {
         };
         let (_, seq) = names::split_outbox_id(row);
         self.update(&id, |_, status| {
-            match status.notifications.iter_mut().find(|n| n.seq == seq) {
-                Some(n) => {
-                    change(n);
-                    Ok(((), true))
-                }
-                None => Ok(((), false)),
+            let Some(n) = status.notifications.iter_mut().find(|n| n.seq == seq) else {
+                return Ok(((), false));
+            };
+            change(n);
+            if let Some((key, data)) = thread {
+                status.save_thread(key, data);
             }
+            Ok(((), true))
         })
         .await?;
         Ok(())
@@ -217,24 +220,12 @@ impl KubeStore {
         at: DateTime<Utc>,
         thread: Option<(&str, &Value)>,
     ) -> Result<(), StoreError> {
-        let Some(id) = self.incident_of_row(row).await? else {
-            return Ok(());
-        };
-        let (_, seq) = names::split_outbox_id(row);
-        self.update(&id, |_, status| {
-            let Some(n) = status.notifications.iter_mut().find(|n| n.seq == seq) else {
-                return Ok(((), false));
-            };
+        self.mark(row, thread, |n| {
             n.state = "sent".into();
             n.sent_at = Some(ms(at));
             n.attempts += 1;
-            if let Some((key, data)) = thread {
-                status.save_thread(key, data);
-            }
-            Ok(((), true))
         })
-        .await?;
-        Ok(())
+        .await
     }
 
     /// A delivery failed and will be retried at `next`.
@@ -246,7 +237,7 @@ impl KubeStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let error = error_line(error);
-        self.mark(row, |n| {
+        self.mark(row, None, |n| {
             n.attempts = attempts;
             n.next_attempt_at = ms(next);
             n.last_error = Some(error.clone());
@@ -262,7 +253,7 @@ impl KubeStore {
         error: &str,
     ) -> Result<(), StoreError> {
         let error = error_line(error);
-        self.mark(row, |n| {
+        self.mark(row, None, |n| {
             n.state = "failed".into();
             n.attempts = attempts;
             n.last_error = Some(error.clone());
