@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::free_port;
-use support::process::{kubectl, spawn, with_verification};
+use support::process::{kubectl, spawn, start_sim, with_verification};
 
 const TOKEN: &str = "operator-token-0123456789";
 
@@ -60,23 +60,7 @@ fn killed_mid_rollback_the_incident_completes_once_on(backend: &str) {
     );
     std::fs::write(policies.join("gl-002.toml"), policy).unwrap();
 
-    let sim_port = free_port();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let _sim = spawn(
-        &[
-            "sim",
-            "--listen",
-            &format!("127.0.0.1:{sim_port}"),
-            "--policies",
-            policies.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ],
-        &dir.path().join("sim.log"),
-    );
-    wait("the simulator", Duration::from_secs(20), || {
-        kubeconfig.exists().then_some(())
-    });
+    let (_sim, kubeconfig, _) = start_sim(dir.path(), &policies, &[]);
     wait("v1 to roll out", Duration::from_secs(30), || {
         kubectl(
             &kubeconfig,

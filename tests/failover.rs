@@ -35,7 +35,7 @@ use axum::http::{Response, StatusCode};
 use notify_support::{Receiver, Reply};
 use serde_json::{Value, json};
 use support::free_port;
-use support::process::{kubectl, spawn, wait_for, with_verification};
+use support::process::{kubectl, spawn, start_sim, wait_for, with_verification};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -657,27 +657,8 @@ async fn run_once(case: &'static Case, boundary: Boundary) -> Measured {
     )
     .unwrap();
 
-    let sim_port = free_port();
-    let sim_url = format!("http://127.0.0.1:{sim_port}");
-    let kubeconfig = dir.path().join("kubeconfig");
-    let _sim = spawn(
-        &[
-            "sim",
-            "--listen",
-            &format!("127.0.0.1:{sim_port}"),
-            "--policies",
-            policies.to_str().unwrap(),
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--pod-ready-after",
-            "200ms",
-        ],
-        &dir.path().join("sim.log"),
-    );
-    wait("the simulator", Duration::from_secs(20), async || {
-        kubeconfig.exists().then_some(())
-    })
-    .await;
+    let (_sim, kubeconfig, sim_url) =
+        start_sim(dir.path(), &policies, &["--pod-ready-after", "200ms"]);
     let all: Vec<&str> = case
         .deployed
         .iter()

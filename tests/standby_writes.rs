@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use support::ChildGuard;
 use support::alertmanager::AlertmanagerProcess;
 use support::free_port;
-use support::process::{kubectl, spawn, with_verification};
+use support::process::{kubectl, spawn, start_sim, with_verification};
 
 const TOKEN: &str = "operator-token-0123456789";
 const HOOK: &str = "alertmanager-token-0123456789";
@@ -63,29 +63,13 @@ impl Cluster {
             "rollout_timeout = \"1m\"\nready_hold = \"1s\"\nwatch = \"2s\"\n",
         );
         std::fs::write(policies.join("gl-002.toml"), policy).unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        let sim = spawn(
-            &[
-                "sim",
-                "--listen",
-                &format!("127.0.0.1:{}", free_port()),
-                "--policies",
-                policies.to_str().unwrap(),
-                "--kubeconfig",
-                kubeconfig.to_str().unwrap(),
-            ],
-            &dir.path().join("sim.log"),
-        );
+        let (sim, kubeconfig, _) = start_sim(dir.path(), &policies, &[]);
         let c = Cluster {
             dir,
             kubeconfig,
             policies,
             _sim: sim,
         };
-        wait("the simulator", Duration::from_secs(20), async || {
-            c.kubeconfig.exists().then_some(())
-        })
-        .await;
         c.rolled_out("v1").await;
         c.kubectl(&[
             "-n",

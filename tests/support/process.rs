@@ -69,3 +69,35 @@ pub fn with_verification(policy: &str, verification: &str) -> String {
         &policy[notify..]
     )
 }
+
+/// `rollbackd sim` on a free port, seeded with the policies in `policies`, its kubeconfig
+/// written to `dir/kubeconfig` (waited for), its log in `dir/sim.log`; `extra` are more
+/// arguments. Answers the process, the kubeconfig and the API's URL.
+pub fn start_sim(
+    dir: &Path,
+    policies: &Path,
+    extra: &[&str],
+) -> (ChildGuard, std::path::PathBuf, String) {
+    let listen = format!("127.0.0.1:{}", super::free_port());
+    let kubeconfig = dir.join("kubeconfig");
+    let mut args = vec![
+        "sim",
+        "--listen",
+        &listen,
+        "--policies",
+        policies.to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let sim = spawn(&args, &dir.join("sim.log"));
+    let start = Instant::now();
+    while !kubeconfig.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for the simulator"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (sim, kubeconfig, format!("http://{listen}"))
+}
