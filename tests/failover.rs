@@ -1046,7 +1046,11 @@ async fn every_boundary(case: &'static Case) {
         );
         measured.push(m);
     }
-    let worst = measured.iter().map(|m| m.takeover).max().unwrap();
+    let worst = measured
+        .iter()
+        .map(|m| m.takeover)
+        .max()
+        .expect("FAILOVER_ONLY matched none of this case's boundaries");
     println!(
         "{} {}: {} runs; worst lease take-over {} ms (lease duration {LEASE_DURATION_S} s)",
         case.agent,

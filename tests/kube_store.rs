@@ -710,3 +710,125 @@ async fn retention_takes_the_backups_and_a_cold_replica_finds_outbox_rows() {
     assert!(next.id.ends_with("-2"), "{}", next.id);
     c.sim.shutdown().await;
 }
+
+/// Writes `holder` into the Lease `rollbackd-leader` in the store's namespace, in term
+/// `transitions`, renewed now for 15 s (creating it the first time).
+async fn lease(c: &Cluster, holder: &str, transitions: i32) {
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let api: kube::Api<Lease> = kube::Api::namespaced(c.client(), NS);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut lease = api
+        .get_opt("rollbackd-leader")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    lease.metadata.name = Some("rollbackd-leader".into());
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some(holder.into()),
+        lease_duration_seconds: Some(15),
+        lease_transitions: Some(transitions),
+        renew_time: Some(MicroTime(now)),
+        acquire_time: Some(MicroTime(now)),
+        ..LeaseSpec::default()
+    });
+    if lease.metadata.resource_version.is_some() {
+        api.replace("rollbackd-leader", &Default::default(), &lease)
+            .await
+            .unwrap();
+    } else {
+        api.create(&Default::default(), &lease).await.unwrap();
+    }
+}
+
+/// With leader election, the store writes only for the Lease holder in the term it
+/// acquired: a replica that holds no term (a standby), or whose Lease another replica has
+/// taken since, is refused every write with `Fenced`, and nothing reaches the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_lease_holder_in_its_term_writes() {
+    let c = Cluster::start().await;
+    let store = c.store().await;
+    let (term, term_rx) = tokio::sync::watch::channel(None);
+    store.fence_writes(rollbackd::cluster::fence::Fence::new(
+        c.client(),
+        NS,
+        "rollbackd-leader",
+        "pod-a",
+        term_rx,
+    ));
+    lease(&c, "pod-a", 3).await;
+    let pause = Pause {
+        scope: "GL-002".into(),
+        paused_by: "alice".into(),
+        reason: "maintenance".into(),
+        at: Utc::now(),
+    };
+
+    // a standby (no term): refused, nothing written
+    let fenced = |r: Result<(), StoreError>, what: &str| match r {
+        Err(StoreError::Fenced(why)) => assert!(why.contains("does not hold"), "{what}: {why}"),
+        other => panic!("{what}: expected Fenced, got {other:?}"),
+    };
+    let opened = store
+        .open_incident(
+            &new_incident("GL-002", 7),
+            Event::Start,
+            Utc::now(),
+            None,
+            Box::new(|_: &Incident| vec![outbox("initiated")]),
+        )
+        .await;
+    fenced(opened.map(|_| ()), "open_incident");
+    fenced(store.pause(&pause).await, "pause");
+    assert!(
+        c.incidents().await.is_empty(),
+        "a standby created an incident"
+    );
+    assert!(
+        !c.configmaps()
+            .await
+            .iter()
+            .any(|cm| cm["metadata"]["name"] == "rollbackd-pause-gl-002"),
+        "a standby paused"
+    );
+
+    // the holder in its term: written
+    term.send_replace(Some(3));
+    let inc = store
+        .open_incident(
+            &new_incident("GL-002", 7),
+            Event::Start,
+            Utc::now(),
+            None,
+            Box::new(|_: &Incident| vec![outbox("initiated")]),
+        )
+        .await
+        .unwrap()
+        .into_incident();
+    store.pause(&pause).await.unwrap();
+    assert_eq!(c.incidents().await.len(), 1);
+
+    // another replica took the Lease (next term): the old holder is refused
+    lease(&c, "pod-b", 4).await;
+    let moved = store
+        .transition(
+            &Transition::new(&inc.id, Event::StepsDone, Utc::now(), "undo done")
+                .expecting(State::RollingBack),
+        )
+        .await;
+    match moved {
+        Err(StoreError::Fenced(why)) => assert!(why.contains("held by pod-b"), "{why}"),
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    match store.resume("GL-002").await {
+        Err(StoreError::Fenced(_)) => {}
+        other => panic!("resume: expected Fenced, got {other:?}"),
+    }
+    // as the cluster has it (a fresh store, no cache): unchanged
+    let fresh = c.store().await;
+    assert_eq!(
+        fresh.incident(&inc.id).await.unwrap().unwrap().state,
+        State::RollingBack
+    );
+    assert_eq!(fresh.pauses().await.unwrap().len(), 1);
+}

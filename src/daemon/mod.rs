@@ -398,7 +398,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         tasks.push(supervisor.spawn(
             "retention",
             Expect::RunsUntilShutdown,
-            retention::run(store, keep, retention::EVERY, c),
+            retention::run(store, keep, retention::EVERY, leader_rx.clone(), c),
         ));
     }
 
@@ -413,6 +413,10 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
             &l.identity,
             term_rx,
         ));
+        // only the Lease holder writes to a shared store, too
+        if let Some(fence) = &fence {
+            opts.store.fence_writes(fence.clone());
+        }
         let elector = leader::LeaderElector::new(
             opts.client.clone(),
             &l.namespace,

@@ -1,7 +1,8 @@
 //! The retention task: every hour, the store deletes what is older than the configured age
 //! (finished incidents with everything they own, alerts, audit entries); the SQLite backend
 //! runs it on a blocking thread, as every store call. A failed pass is logged and retried
-//! at the next one; it never stops the daemon.
+//! at the next one; it never stops the daemon. Only the leader prunes: a standby's pass is
+//! skipped (its writes to a shared store would be fenced anyway).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +16,12 @@ use crate::store::StateStore;
 pub const EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs a pass at start and every `every` until `cancel`, deleting what is older than
-/// `keep`.
+/// `keep`, whenever `leading` says this replica leads.
 pub async fn run(
     store: Arc<dyn StateStore>,
     keep: Duration,
     every: Duration,
+    leading: tokio::sync::watch::Receiver<bool>,
     cancel: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -28,6 +30,10 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        if !*leading.borrow() {
+            tracing::debug!("retention: skipped, this replica does not lead");
+            continue;
         }
         let Ok(keep) = chrono::TimeDelta::from_std(keep) else {
             tracing::error!(?keep, "retention: age out of range, nothing deleted");
@@ -95,19 +101,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_task_deletes_old_finished_incidents_and_stops_when_cancelled() {
+    async fn the_leaders_task_deletes_old_finished_incidents_and_stops_when_cancelled() {
         let store: Arc<dyn StateStore> = Arc::new(SqliteStore::in_memory().await.expect("store"));
         let (old, recent) = (
             resolved(store.as_ref(), 40).await,
             resolved(store.as_ref(), 2).await,
         );
         let cancel = CancellationToken::new();
+        let (leading_tx, leading) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(run(
             store.clone(),
             Duration::from_secs(30 * 24 * 3600),
             Duration::from_millis(20),
+            leading,
             cancel.clone(),
         ));
+        // a standby's passes delete nothing
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            store.incident(&old).await.expect("read").is_some(),
+            "a standby pruned"
+        );
+        leading_tx.send_replace(true);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while store.incident(&old).await.expect("read").is_some() {
             assert!(tokio::time::Instant::now() < deadline, "not deleted");

@@ -32,6 +32,14 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// From now on, every write first checks `fence` (this replica holds the leader Lease
+    /// in its term) and fails with [`StoreError::Fenced`] without writing when it does not.
+    /// Only a [`shared`](Self::shared) store needs it: one replica's own file is written
+    /// by that replica alone. The default ignores it.
+    fn fence_writes(&self, fence: crate::cluster::fence::Fence) {
+        let _ = fence;
+    }
+
     // incidents and transitions
 
     /// Opens an incident in `detected`, applies `first` (start, request approval or block),

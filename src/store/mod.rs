@@ -80,6 +80,10 @@ pub enum StoreError {
     /// The Kubernetes API failed or refused a call (the text says which object and why).
     #[error("kubernetes: {0}")]
     Kube(String),
+    /// This replica may not write: it does not hold the leader Lease in the term it
+    /// acquired (the text says which write and why). Nothing was written.
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 impl StoreError {
@@ -96,6 +100,7 @@ impl StoreError {
             StoreError::Thread(_) => "thread",
             StoreError::Task(_) => "task",
             StoreError::Kube(_) => "kubernetes",
+            StoreError::Fenced(_) => "fenced",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! store does about them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
@@ -14,6 +14,7 @@ use kube::api::{
 
 use super::names;
 use super::object::IncidentObject;
+use crate::cluster::fence::Fence;
 use crate::store::StoreError;
 
 /// More changed incidents than this since the last read: one full LIST instead of a GET each.
@@ -72,6 +73,8 @@ pub struct Kube {
     namespace: String,
     /// Incidents by name, with the resourceVersion they were read at.
     cache: Mutex<HashMap<String, Arc<IncidentObject>>>,
+    /// Checked before every write once set: only the Lease holder writes.
+    fence: OnceLock<Fence>,
 }
 
 impl std::fmt::Debug for Kube {
@@ -102,6 +105,27 @@ impl Kube {
             configmaps: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             cache: Mutex::new(HashMap::new()),
+            fence: OnceLock::new(),
+        }
+    }
+
+    /// Checks `fence` before every write from now on (a second fence is ignored: the
+    /// first one set stays).
+    pub fn fence_writes(&self, fence: Fence) {
+        if self.fence.set(fence).is_err() {
+            tracing::warn!(namespace = %self.namespace, "the store's writes are already fenced; the new fence is ignored");
+        }
+    }
+
+    /// `Ok` when this replica may write now (or no fence is set); `what` names the write
+    /// in the error otherwise.
+    async fn may_write(&self, what: &str) -> Result<(), WriteError> {
+        match self.fence.get() {
+            None => Ok(()),
+            Some(fence) => fence
+                .check()
+                .await
+                .map_err(|e| WriteError::Other(StoreError::Fenced(format!("{what}: {e}")))),
         }
     }
 
@@ -158,6 +182,8 @@ impl Kube {
 
     /// Creates an incident.
     pub async fn create(&self, obj: &IncidentObject) -> Result<Arc<IncidentObject>, WriteError> {
+        self.may_write(&format!("creating RollbackIncident {}", obj.name()))
+            .await?;
         let what = format!("creating RollbackIncident {}", obj.name());
         let body = to_dynamic(obj).map_err(WriteError::Other)?;
         match self.incidents.create(&PostParams::default(), &body).await {
@@ -172,6 +198,11 @@ impl Kube {
         &self,
         obj: &IncidentObject,
     ) -> Result<Arc<IncidentObject>, WriteError> {
+        self.may_write(&format!(
+            "writing the status of RollbackIncident {}",
+            obj.name()
+        ))
+        .await?;
         let what = format!("writing the status of RollbackIncident {}", obj.name());
         let body = to_dynamic(obj).map_err(WriteError::Other)?;
         match self
@@ -186,6 +217,8 @@ impl Kube {
 
     /// Deletes an incident if it is still at `resource_version`.
     pub async fn delete(&self, name: &str, resource_version: &str) -> Result<(), WriteError> {
+        self.may_write(&format!("deleting RollbackIncident {name}"))
+            .await?;
         let dp = DeleteParams {
             preconditions: Some(Preconditions {
                 resource_version: Some(resource_version.to_string()),
@@ -295,6 +328,7 @@ impl Kube {
             "creating ConfigMap {}",
             cm.metadata.name.as_deref().unwrap_or_default()
         );
+        self.may_write(&what).await?;
         self.configmaps
             .create(&PostParams::default(), cm)
             .await
@@ -304,6 +338,8 @@ impl Kube {
     /// Replaces a ConfigMap if it is still at the resourceVersion in its metadata.
     pub async fn replace_configmap(&self, cm: &ConfigMap) -> Result<ConfigMap, WriteError> {
         let name = cm.metadata.name.clone().unwrap_or_default();
+        self.may_write(&format!("replacing ConfigMap {name}"))
+            .await?;
         self.configmaps
             .replace(&name, &PostParams::default(), cm)
             .await
@@ -316,6 +352,8 @@ impl Kube {
         name: &str,
         resource_version: Option<&str>,
     ) -> Result<(), WriteError> {
+        self.may_write(&format!("deleting ConfigMap {name}"))
+            .await?;
         let dp = DeleteParams {
             preconditions: resource_version.map(|rv| Preconditions {
                 resource_version: Some(rv.to_string()),

@@ -119,6 +119,10 @@ impl StateStore for KubeStore {
         true
     }
 
+    fn fence_writes(&self, fence: crate::cluster::fence::Fence) {
+        self.kube.fence_writes(fence);
+    }
+
     async fn create_incident(
         &self,
         new: &NewIncident,
