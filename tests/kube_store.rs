@@ -368,7 +368,7 @@ async fn what_the_store_writes_is_what_the_crd_describes() {
         .unwrap();
     let due = store.outbox_due(Utc::now(), 10).await.unwrap();
     store
-        .outbox_retry(due[0].id, 1, Utc::now(), "HTTP 500")
+        .outbox_retry(due[0].id, 1, Utc::now(), "HTTP 500", true)
         .await
         .unwrap();
     store

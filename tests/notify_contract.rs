@@ -216,6 +216,17 @@ fn statuspage_ok(request: &Recorded) -> Reply {
     }
 }
 
+/// The metadata a Slack message delivering outbox row `row` of `incident` carries.
+fn slack_metadata(incident: &str, row: i64) -> Value {
+    json!({"event_type": "rollbackd_notification",
+           "event_payload": {"incident_id": incident, "outbox_id": row.to_string()}})
+}
+
+/// The metadata a Statuspage create or update delivering row `row` of `incident` carries.
+fn statuspage_metadata(incident: &str, row: i64) -> Value {
+    json!({"rollbackd": {"incident_id": incident, "outbox_id": row.to_string()}})
+}
+
 const LIFECYCLE: [Stage; 4] = [
     Stage::Initiated,
     Stage::InProgress,
@@ -275,10 +286,14 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
     }
     let text = |i: usize| messages[i].text.clone();
     let slack = |i: usize| slack_text(&messages[i].text);
+    // rows were queued slack, statuspage, webhook for each stage: ids 1, 2, 3, 4, …
+    let slack_row = |i: usize| 3 * i as i64 + 1;
+    let statuspage_row = |i: usize| 3 * i as i64 + 2;
+    let meta = |i: usize| slack_metadata("inc-1", slack_row(i));
     let mut expected = vec![(
         "POST".to_string(),
         "/chat.postMessage".to_string(),
-        json!({"channel": CHANNEL, "text": slack(0)}),
+        json!({"channel": CHANNEL, "text": slack(0), "metadata": meta(0)}),
     )];
     for i in 1..4 {
         expected.push((
@@ -289,7 +304,7 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
         expected.push((
             "POST".into(),
             "/chat.postMessage".into(),
-            json!({"channel": "C123", "thread_ts": TS, "text": slack(i)}),
+            json!({"channel": "C123", "thread_ts": TS, "text": slack(i), "metadata": meta(i)}),
         ));
     }
     assert_eq!(bodies(&slack_reqs), expected);
@@ -316,17 +331,18 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
                     "body": text(0),
                     "components": {"COMP": "major_outage"},
                     "component_ids": ["COMP"],
+                    "metadata": statuspage_metadata("inc-1", statuspage_row(0)),
                 }})
             ),
             (
                 "PATCH".into(),
                 patch.into(),
-                json!({"incident": {"status": "identified", "body": text(1)}})
+                json!({"incident": {"status": "identified", "body": text(1), "metadata": statuspage_metadata("inc-1", statuspage_row(1))}})
             ),
             (
                 "PATCH".into(),
                 patch.into(),
-                json!({"incident": {"status": "monitoring", "body": text(2)}})
+                json!({"incident": {"status": "monitoring", "body": text(2), "metadata": statuspage_metadata("inc-1", statuspage_row(2))}})
             ),
             (
                 "PATCH".into(),
@@ -336,6 +352,7 @@ async fn whole_incident_to_slack_statuspage_and_webhook() {
                     "body": text(3),
                     "components": {"COMP": "operational"},
                     "component_ids": ["COMP"],
+                    "metadata": statuspage_metadata("inc-1", statuspage_row(3)),
                 }})
             ),
         ]
@@ -605,8 +622,14 @@ async fn statuspage_down_gives_up_without_delaying_others() {
     assert_eq!(slack_rx.requests().len(), 6);
     assert_eq!(hook_rx.requests().len(), 2);
 
-    // Statuspage: exactly max_attempts tries, then failed with the error recorded.
-    assert_eq!(sp_reqs.len(), 3);
+    // Statuspage: exactly max_attempts tries, then failed with the error recorded. A 500
+    // may hide a create: before each retry the page's incidents are asked (the stand-in
+    // answers 500 to that too, so the create is tried again).
+    let creates: Vec<_> = sp_reqs.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(creates.len(), 3);
+    let lookups: Vec<_> = sp_reqs.iter().filter(|r| r.method == "GET").collect();
+    assert_eq!(lookups.len(), 2);
+    assert_eq!(sp_reqs.len(), 5);
     let record = store.record(down).unwrap();
     assert_eq!(record.status, OutboxStatus::Failed);
     assert_eq!(record.item.attempts, 3);
@@ -768,10 +791,14 @@ async fn update_waits_for_the_first_post() {
         .collect();
     let post = |c: &str| ("/chat.postMessage".to_string(), Some(c.to_string()));
     let update = || ("/chat.update".to_string(), Some("C123".to_string()));
+    // the 503 may hide a delivery: the channel is looked up (this stand-in lists none, so
+    // the message is sent again); Slack's own error code says it was not taken: no lookup
+    let lookup = ("/conversations.list".to_string(), None);
     assert_eq!(
         seen,
         vec![
             post(CHANNEL),
+            lookup,
             post(CHANNEL),
             post(CHANNEL),
             update(),
@@ -901,14 +928,20 @@ impl OutboxStore for FlakyStore {
         }
         self.inner.mark_sent(id, at, thread).await
     }
+    async fn mark_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        self.inner.mark_attempt(id, at).await
+    }
     async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), NotifyError> {
-        self.inner.mark_retry(id, attempts, next, error).await
+        self.inner
+            .mark_retry(id, attempts, next, error, in_doubt)
+            .await
     }
     async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError> {
         self.inner.mark_failed(id, attempts, error).await
@@ -1243,5 +1276,295 @@ async fn statuspage_gets_public_wording_and_slack_the_evidence_for_every_stage()
         slack_texts
             .iter()
             .any(|t| t.contains("(P0, row p0-service-outage)"))
+    );
+}
+
+/// A Slack stand-in that keeps what it was sent and answers `conversations.list`,
+/// `conversations.history` and `conversations.replies` from it (with the metadata only
+/// when `include_all_metadata=true` is asked, as Slack does). `lose` says which requests
+/// (path, nth) are answered too late for the client: processed, but the answer is lost.
+fn slack_with_history(
+    lose: &'static [(&'static str, usize)],
+) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
+    let posted: Arc<Mutex<Vec<Value>>> = Arc::default();
+    move |r, nth| {
+        let with_meta = r.query.contains("include_all_metadata=true");
+        let reply = match r.path.as_str() {
+            "/chat.postMessage" => {
+                let body = r.json.clone().unwrap();
+                let mut posted = posted.lock().unwrap();
+                // the first message is the parent (TS); replies get later ts
+                let ts = if body.get("thread_ts").is_some() {
+                    format!("1700000001.{:06}", posted.len())
+                } else {
+                    TS.to_string()
+                };
+                let mut message = json!({"ts": ts, "text": body["text"]});
+                if let Some(thread) = body.get("thread_ts") {
+                    message["thread_ts"] = thread.clone();
+                }
+                message["metadata"] = body["metadata"].clone();
+                posted.push(message);
+                Reply::json(200, json!({"ok": true, "channel": "C123", "ts": ts}))
+            }
+            "/conversations.list" => Reply::json(
+                200,
+                json!({"ok": true, "channels": [{"id": "C999", "name": "other"}, {"id": "C123", "name": "gl-002-incidents"}],
+                       "response_metadata": {"next_cursor": ""}}),
+            ),
+            "/conversations.history" | "/conversations.replies" => {
+                let replies = r.path == "/conversations.replies";
+                let messages: Vec<Value> = posted
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m.get("thread_ts").is_some() == replies)
+                    .map(|m| {
+                        let mut m = m.clone();
+                        if !with_meta && let Some(o) = m.as_object_mut() {
+                            o.remove("metadata");
+                        }
+                        m
+                    })
+                    .collect();
+                Reply::json(200, json!({"ok": true, "messages": messages}))
+            }
+            _ => Reply::json(200, json!({"ok": true})),
+        };
+        if lose.contains(&(r.path.as_str(), nth)) {
+            reply.after(Duration::from_millis(800))
+        } else {
+            reply
+        }
+    }
+}
+
+/// A message whose delivery is in doubt (Slack processed it, but the answer never came
+/// back: as after a kill between the send and its record) is looked up, not sent again:
+/// the parent is found in the channel's history by its metadata and its thread kept, a
+/// reply among the thread's replies.
+#[tokio::test]
+async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
+    let slack_rx = Receiver::start(slack_with_history(&[
+        ("/chat.postMessage", 0),
+        ("/chat.postMessage", 1),
+    ]))
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let first = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let second = store.push(
+        message("inc-1", Stage::InProgress, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let mut cfg = config(Some(&slack_rx), None);
+    cfg.request_timeout = Duration::from_millis(300);
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "both sent", || {
+        is_sent(&store, first) && is_sent(&store, second)
+    })
+    .await;
+    worker.stop().await;
+
+    let posts = slack_rx.requests_to("/chat.postMessage");
+    assert_eq!(posts.len(), 2, "{:#?}", bodies(&posts));
+    assert_eq!(posts[0].json.as_ref().unwrap()["channel"], CHANNEL);
+    assert_eq!(posts[1].json.as_ref().unwrap()["thread_ts"], TS);
+    // found by name → ID, in the channel's history, with metadata asked for
+    let history = slack_rx.requests_to("/conversations.history");
+    assert_eq!(history.len(), 1);
+    assert!(
+        history[0].query.contains("channel=C123"),
+        "{}",
+        history[0].query
+    );
+    assert!(history[0].query.contains("include_all_metadata=true"));
+    assert_eq!(slack_rx.requests_to("/conversations.list").len(), 1);
+    let replies = slack_rx.requests_to("/conversations.replies");
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].query.contains(&format!("ts={TS}")),
+        "{}",
+        replies[0].query
+    );
+    // the parent found is the thread the reply went into
+    let thread = store
+        .thread("inc-1", &slack().key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thread.data, json!({"channel": "C123", "ts": TS}));
+    // each counted its timed-out attempt and the one that found it
+    assert_eq!(store.record(first).unwrap().item.attempts, 2);
+    assert_eq!(store.record(second).unwrap().item.attempts, 2);
+}
+
+/// In doubt but never arrived (a gateway's 502): the lookup finds nothing and the message
+/// is sent again, once.
+#[tokio::test]
+async fn a_slack_message_in_doubt_that_never_arrived_is_sent_again() {
+    let history = slack_with_history(&[]);
+    let slack_rx = Receiver::start(move |r, nth| {
+        if r.path == "/chat.postMessage" && nth == 0 {
+            // a gateway's 502: Slack may or may not have taken it
+            Reply::text(502, "bad gateway")
+        } else {
+            history(r, nth)
+        }
+    })
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let id = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), Arc::default());
+    wait_until(LIMIT, "sent", || is_sent(&store, id)).await;
+    worker.stop().await;
+    assert_eq!(slack_rx.requests_to("/chat.postMessage").len(), 2);
+    assert_eq!(slack_rx.requests_to("/conversations.history").len(), 1);
+    let thread = store
+        .thread("inc-1", &slack().key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thread.data, json!({"channel": "C123", "ts": TS}));
+}
+
+/// A Statuspage stand-in that keeps its incidents (with their metadata) and answers the
+/// incident list and one incident from them; `lose` as for Slack.
+fn statuspage_with_incidents(
+    lose: &'static [(&'static str, usize)],
+) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
+    let incidents: Arc<Mutex<Vec<Value>>> = Arc::default();
+    move |r, nth| {
+        let mut all = incidents.lock().unwrap();
+        let reply = match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/pages/PAGE/incidents") => {
+                let mut incident = r.json.as_ref().unwrap()["incident"].clone();
+                incident["id"] = json!(format!("INC{}", all.len() + 9));
+                all.push(incident.clone());
+                Reply::json(201, incident)
+            }
+            ("GET", "/pages/PAGE/incidents") => Reply::json(200, Value::Array(all.clone())),
+            (method, path) if path.starts_with("/pages/PAGE/incidents/") => {
+                let id = path.rsplit('/').next().unwrap();
+                match all.iter_mut().find(|i| i["id"] == id) {
+                    Some(incident) => {
+                        if method == "PATCH" {
+                            for (k, v) in r.json.as_ref().unwrap()["incident"].as_object().unwrap()
+                            {
+                                incident[k] = v.clone();
+                            }
+                        }
+                        Reply::json(200, incident.clone())
+                    }
+                    None => Reply::json(404, json!({"error": "not found"})),
+                }
+            }
+            _ => Reply::json(404, json!({"error": "not found"})),
+        };
+        if lose.contains(&(r.path.as_str(), nth)) {
+            reply.after(Duration::from_millis(800))
+        } else {
+            reply
+        }
+    }
+}
+
+/// A Statuspage create and an update whose answers were lost are found (the create among
+/// the page's incidents by its rollbackd incident id, the update by the incident's last
+/// recorded row), not made twice.
+#[tokio::test]
+async fn a_statuspage_delivery_whose_answer_was_lost_is_found_not_made_twice() {
+    let sp_rx = Receiver::start(statuspage_with_incidents(&[
+        ("/pages/PAGE/incidents", 0),
+        ("/pages/PAGE/incidents/INC9", 0),
+    ]))
+    .await;
+    let store = Arc::new(MemoryOutbox::new());
+    let first = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        statuspage(),
+        Utc::now(),
+    );
+    let second = store.push(
+        message("inc-1", Stage::Resolved, "P0"),
+        statuspage(),
+        Utc::now(),
+    );
+    let mut cfg = config(None, Some(&sp_rx));
+    cfg.request_timeout = Duration::from_millis(300);
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "both sent", || {
+        is_sent(&store, first) && is_sent(&store, second)
+    })
+    .await;
+    worker.stop().await;
+    let requests: Vec<(String, String)> = sp_rx
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.path.clone()))
+        .collect();
+    let count = |m: &str, p: &str| {
+        requests
+            .iter()
+            .filter(|r| (r.0.as_str(), r.1.as_str()) == (m, p))
+            .count()
+    };
+    assert_eq!(count("POST", "/pages/PAGE/incidents"), 1, "{requests:?}");
+    assert_eq!(
+        count("PATCH", "/pages/PAGE/incidents/INC9"),
+        1,
+        "{requests:?}"
+    );
+    assert_eq!(count("GET", "/pages/PAGE/incidents"), 1, "{requests:?}");
+    assert_eq!(
+        count("GET", "/pages/PAGE/incidents/INC9"),
+        1,
+        "{requests:?}"
+    );
+    let thread = store
+        .thread("inc-1", &statuspage().key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(thread.data, json!({"incident_id": "INC9"}));
+}
+
+/// An item is marked in doubt before its message leaves, and only for targets that can be
+/// asked: a webhook's delivery is not looked up (at-least-once).
+#[tokio::test]
+async fn the_attempt_is_recorded_before_the_message_leaves() {
+    let store = Arc::new(MemoryOutbox::new());
+    let seen: Arc<Mutex<Option<Option<DateTime<Utc>>>>> = Arc::default();
+    let (seen_in_script, store_in_script) = (seen.clone(), store.clone());
+    let slack_rx = Receiver::start(move |r, _| {
+        if r.path == "/chat.postMessage" {
+            // what the store says while the message is being delivered
+            let record = store_in_script.record(1).unwrap();
+            *seen_in_script.lock().unwrap() = Some(record.item.in_doubt_since);
+        }
+        slack_ok(r)
+    })
+    .await;
+    let id = store.push(
+        message("inc-1", Stage::Initiated, "P0"),
+        slack(),
+        Utc::now(),
+    );
+    assert_eq!(id, 1);
+    let worker = Worker::start(&store, config(Some(&slack_rx), None), Arc::default());
+    wait_until(LIMIT, "sent", || is_sent(&store, id)).await;
+    worker.stop().await;
+    let during = seen.lock().unwrap().expect("Slack was called");
+    assert!(
+        during.is_some(),
+        "the attempt was not recorded before the post"
     );
 }

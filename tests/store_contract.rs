@@ -641,11 +641,30 @@ async fn outbox_releases_one_row_per_incident_and_target_in_order(store: &dyn St
         ids,
         [(a.id.as_str(), "initiated"), (b.id.as_str(), "initiated")]
     );
-    // a failing first message holds back the second of the same incident only
+    assert!(due.iter().all(|r| r.attempted_at.is_none()));
+    // an attempt is recorded before the message leaves: the row is in doubt until its
+    // outcome is; a failure that may hide a delivery keeps the doubt, a refusal clears it
+    store.outbox_attempt(due[0].id, t(10)).await.unwrap();
+    store.outbox_attempt(due[1].id, t(10)).await.unwrap();
+    let marked = store.outbox_due(t(10), 10).await.unwrap();
+    assert_eq!(marked[0].attempted_at, Some(t(10)));
     store
-        .outbox_retry(due[0].id, 1, t(100), "HTTP 500")
+        .outbox_retry(due[1].id, 1, t(10), "HTTP 429", false)
         .await
         .unwrap();
+    let cleared = store.outbox_due(t(10), 10).await.unwrap();
+    assert_eq!(cleared[1].id, due[1].id);
+    assert_eq!(cleared[1].attempted_at, None);
+    // a failing first message holds back the second of the same incident only
+    store
+        .outbox_retry(due[0].id, 1, t(100), "HTTP 500", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_for(&a.id).await.unwrap()[0].attempted_at,
+        Some(t(10)),
+        "a failure that may hide a delivery keeps the row in doubt"
+    );
     store.outbox_sent(due[1].id, t(10), None).await.unwrap();
     assert!(store.outbox_due(t(11), 10).await.unwrap().is_empty());
     store.outbox_sent(due[0].id, t(100), None).await.unwrap();

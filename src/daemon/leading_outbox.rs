@@ -43,15 +43,20 @@ impl OutboxStore for LeadingOutbox {
         self.inner.mark_sent(id, at, thread).await
     }
 
+    async fn mark_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        self.inner.mark_attempt(id, at).await
+    }
+
     async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), NotifyError> {
         self.inner
-            .mark_retry(id, attempts, next_attempt_at, error)
+            .mark_retry(id, attempts, next_attempt_at, error, in_doubt)
             .await
     }
 

@@ -95,6 +95,23 @@ impl NotifyError {
         }
     }
 
+    /// Whether the request may have taken effect although it failed: no answer came back
+    /// (a timeout, a connection lost) or a gateway answered 5xx for a service that may
+    /// have processed it. A rate limit, a 4xx or a service's own error code says it did
+    /// not. An item that failed so stays in doubt: its target is asked before the retry.
+    pub fn may_have_arrived(&self) -> bool {
+        match self {
+            NotifyError::Timeout { .. } | NotifyError::Transport { .. } => true,
+            NotifyError::Http { status, .. } => *status >= 500,
+            NotifyError::RateLimited { .. }
+            | NotifyError::Api { .. }
+            | NotifyError::NotConfigured { .. }
+            | NotifyError::Config(_)
+            | NotifyError::BadResponse { .. }
+            | NotifyError::Store(_) => false,
+        }
+    }
+
     /// The minimum wait the service asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -69,6 +69,7 @@ impl MemoryOutbox {
             target,
             attempts: 0,
             next_attempt_at: now,
+            in_doubt_since: None,
         };
         state.rows.insert(
             id,
@@ -146,16 +147,28 @@ impl OutboxStore for MemoryOutbox {
         Ok(())
     }
 
+    async fn mark_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        self.update(id, |row| {
+            if row.status == OutboxStatus::Pending {
+                row.item.in_doubt_since = Some(at);
+            }
+        })
+    }
+
     async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), NotifyError> {
         self.update(id, |row| {
             row.item.attempts = attempts;
             row.item.next_attempt_at = next_attempt_at;
+            if !in_doubt {
+                row.item.in_doubt_since = None;
+            }
             row.last_error = Some(error.to_string());
         })
     }
@@ -217,7 +230,7 @@ mod tests {
         assert_eq!(ids(store.due(now, 10).await.unwrap()), vec![a1, b1]);
         // A head waiting for its retry holds back its queue only.
         store
-            .mark_retry(a1, 1, now + TimeDelta::seconds(60), "boom")
+            .mark_retry(a1, 1, now + TimeDelta::seconds(60), "boom", false)
             .await
             .unwrap();
         assert_eq!(ids(store.due(now, 10).await.unwrap()), vec![b1]);

@@ -209,6 +209,11 @@ pub struct OutboxItem {
     pub attempts: u32,
     /// Not to be sent before this time.
     pub next_attempt_at: DateTime<Utc>,
+    /// When an earlier attempt started whose outcome is unknown (the process died, or the
+    /// answer was lost): the target is asked whether it has the message before it is sent
+    /// again. `None` for a first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_doubt_since: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]
@@ -294,6 +299,7 @@ mod tests {
             },
             attempts: 2,
             next_attempt_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            in_doubt_since: None,
         };
         let json = serde_json::to_value(&item).unwrap();
         assert_eq!(json["target"]["kind"], "statuspage");

@@ -74,7 +74,12 @@ impl Notifiers {
         match &item.target {
             Target::Slack { channel } => {
                 self.slack
-                    .send(channel, item.target.key(), message, thread.as_ref())
+                    .send(
+                        channel,
+                        (item.target.key(), item.id),
+                        message,
+                        thread.as_ref(),
+                    )
                     .await
             }
             Target::SlackWebhook { name } => {
@@ -90,7 +95,7 @@ impl Notifiers {
                     .send(
                         page_id,
                         component_id,
-                        item.target.key(),
+                        (item.target.key(), item.id),
                         message,
                         thread.as_ref(),
                     )
@@ -135,6 +140,40 @@ impl Notifiers {
                     .record(kube_event::stage_event(message, regarding, at));
                 Ok(None)
             }
+        }
+    }
+
+    /// Whether a delivery to this target is recorded before it starts and, when its
+    /// outcome is unknown, looked up at the target before it is sent again ([`find`]):
+    /// Slack's Web API and Statuspage, whose repeats people would see. PagerDuty
+    /// deduplicates by `dedup_key` and Kubernetes Events aggregate by themselves; webhooks
+    /// cannot be asked, so they stay at-least-once.
+    ///
+    /// [`find`]: Self::find
+    pub fn looks_up(target: &Target) -> bool {
+        matches!(target, Target::Slack { .. } | Target::Statuspage { .. })
+    }
+
+    /// Whether the target already has `item`, from an attempt started at `since` whose
+    /// outcome is unknown: `Some(thread)` when it does (with the thread that attempt
+    /// opened, if it was the first message), `None` when it must be sent.
+    pub async fn find(
+        &self,
+        item: &OutboxItem,
+        thread: Option<ThreadRef>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Option<ThreadRef>>, NotifyError> {
+        let ids = (item.target.key(), item.id);
+        match &item.target {
+            Target::Slack { channel } => {
+                self.slack.find(channel, ids, thread.as_ref(), since).await
+            }
+            Target::Statuspage { page_id, .. } => {
+                self.statuspage
+                    .find(page_id, ids, &item.message, thread.as_ref())
+                    .await
+            }
+            _ => Ok(None),
         }
     }
 

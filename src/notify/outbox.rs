@@ -29,13 +29,21 @@ pub trait OutboxStore: Send + Sync + 'static {
         at: DateTime<Utc>,
         thread: Option<&ThreadRef>,
     ) -> Result<(), NotifyError>;
+    /// A delivery attempt of the item starts at `at`. Recorded before the message leaves:
+    /// until the item is marked sent, retried or failed, it is in doubt, and
+    /// [`due`](Self::due) answers it with `in_doubt_since` set, so that the next attempt
+    /// asks the target first instead of sending it twice.
+    async fn mark_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError>;
     /// The item failed transiently: `attempts` made so far, try again at `next_attempt_at`.
+    /// `in_doubt`: the failure may hide a delivery (no answer came back), so the item stays
+    /// in doubt; otherwise the target said it did not take it and the doubt is cleared.
     async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), NotifyError>;
     /// The item is given up (permanent error or attempts exhausted); its queue moves on.
     async fn mark_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), NotifyError>;

@@ -2,7 +2,17 @@
 //! later ones `chat.update` that parent (so it shows the current state) and add a threaded
 //! reply (so the timeline stays in one thread). The thread remembers the channel **ID** and
 //! `ts` from the first answer.
+//!
+//! Every `chat.postMessage` carries message metadata (`event_type`
+//! `rollbackd_notification`, the incident and outbox row ids). A delivery in doubt (its
+//! process died, or its answer was lost) is looked up before it is sent again
+//! ([`SlackApi::find`]): a first message in the channel's history, a later one among the
+//! thread's replies, both read with `include_all_metadata`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
@@ -31,12 +41,55 @@ pub(crate) fn is_transient_code(code: &str) -> bool {
     TRANSIENT_CODES.contains(&code)
 }
 
+/// The metadata `event_type` of rollbackd's messages.
+pub const EVENT_TYPE: &str = "rollbackd_notification";
+
+/// How far before an attempt in doubt started its message is looked for (clock skew
+/// between this host and Slack).
+const LOOKBACK: TimeDelta = TimeDelta::minutes(2);
+
+/// The metadata of the message delivering outbox row `outbox_id` of `incident_id`.
+pub fn metadata(incident_id: &str, outbox_id: i64) -> Value {
+    json!({
+        "event_type": EVENT_TYPE,
+        "event_payload": {"incident_id": incident_id, "outbox_id": outbox_id.to_string()}
+    })
+}
+
+/// Whether a message from `conversations.history`/`replies` delivers outbox row `outbox_id`.
+fn delivers(message: &Value, outbox_id: i64) -> bool {
+    let Some(meta) = message.get("metadata") else {
+        return false;
+    };
+    meta.get("event_type").and_then(Value::as_str) == Some(EVENT_TYPE)
+        && meta
+            .pointer("/event_payload/outbox_id")
+            .and_then(Value::as_str)
+            == Some(outbox_id.to_string().as_str())
+}
+
+/// Whether a configured channel is already an ID (`C…`, `G…`), not a name.
+fn is_channel_id(channel: &str) -> bool {
+    channel.len() >= 9
+        && channel.starts_with(['C', 'G'])
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Slack's `oldest`/`latest` form of a time: seconds with microseconds.
+fn slack_ts(at: DateTime<Utc>) -> String {
+    format!("{}.{:06}", at.timestamp(), at.timestamp_subsec_micros())
+}
+
 /// A Slack Web API client.
 #[derive(Clone)]
 pub(crate) struct SlackApi {
     client: reqwest::Client,
     base: String,
     token: Option<String>,
+    /// Channel names to IDs, as `conversations.list` answered.
+    channel_ids: Arc<Mutex<HashMap<String, String>>>,
 }
 
 /// Channel ID and `ts` of an incident's parent message.
@@ -62,6 +115,7 @@ impl SlackApi {
             client,
             base: base.trim_end_matches('/').to_string(),
             token,
+            channel_ids: Arc::default(),
         }
     }
 
@@ -70,17 +124,18 @@ impl SlackApi {
     pub(crate) async fn send(
         &self,
         channel: &str,
-        key: String,
+        (key, outbox_id): (String, i64),
         message: &Message,
         thread: Option<&ThreadRef>,
     ) -> Result<Option<ThreadRef>, NotifyError> {
         let text = slack_text(&message.text);
+        let metadata = metadata(&message.incident_id, outbox_id);
         match Parent::from_thread(thread) {
             None => {
                 let answer = self
                     .call(
                         "chat.postMessage",
-                        &json!({"channel": channel, "text": text}),
+                        &json!({"channel": channel, "text": text, "metadata": metadata}),
                     )
                     .await?;
                 let (Some(id), Some(ts)) = (
@@ -115,7 +170,7 @@ impl SlackApi {
                 }
                 self.call(
                     "chat.postMessage",
-                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": text}),
+                    &json!({"channel": parent.channel, "thread_ts": parent.ts, "text": text, "metadata": metadata}),
                 )
                 .await?;
                 Ok(None)
@@ -123,18 +178,155 @@ impl SlackApi {
         }
     }
 
-    /// Calls one method; `{"ok":false}` answers become [`NotifyError::Api`].
-    async fn call(&self, method: &str, body: &Value) -> Result<Value, NotifyError> {
-        let token = self.token.as_deref().ok_or(NotifyError::NotConfigured {
+    /// Whether Slack already has outbox row `outbox_id`, from an attempt started at `since`
+    /// whose outcome is unknown: `Some(thread)` when it does (the thread to save when that
+    /// attempt posted the first message), `None` when it must be sent. A first message is
+    /// looked for in the channel's history, a later one among the thread's replies.
+    pub(crate) async fn find(
+        &self,
+        channel: &str,
+        (key, outbox_id): (String, i64),
+        thread: Option<&ThreadRef>,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Option<ThreadRef>>, NotifyError> {
+        let oldest = slack_ts(since - LOOKBACK);
+        match Parent::from_thread(thread) {
+            None => {
+                let id = self.channel_id(channel).await?;
+                let answer = self
+                    .call_get(
+                        "conversations.history",
+                        &[
+                            ("channel", id.as_str()),
+                            ("oldest", &oldest),
+                            ("include_all_metadata", "true"),
+                            ("limit", "200"),
+                        ],
+                    )
+                    .await?;
+                Ok(messages(&answer)
+                    .find(|m| delivers(m, outbox_id))
+                    .and_then(|m| m.get("ts").and_then(Value::as_str))
+                    .map(|ts| {
+                        Some(ThreadRef {
+                            key,
+                            data: json!({"channel": id, "ts": ts}),
+                        })
+                    }))
+            }
+            Some(parent) => {
+                let answer = self
+                    .call_get(
+                        "conversations.replies",
+                        &[
+                            ("channel", parent.channel.as_str()),
+                            ("ts", &parent.ts),
+                            ("oldest", &oldest),
+                            ("include_all_metadata", "true"),
+                            ("limit", "200"),
+                        ],
+                    )
+                    .await?;
+                Ok(messages(&answer)
+                    .any(|m| delivers(m, outbox_id))
+                    .then_some(None))
+            }
+        }
+    }
+
+    /// The ID of a channel given by name (`#gl-002-incidents`) or by ID, from
+    /// `conversations.list` (public and private channels the app can see), remembered.
+    async fn channel_id(&self, channel: &str) -> Result<String, NotifyError> {
+        if is_channel_id(channel) {
+            return Ok(channel.to_string());
+        }
+        let name = channel.trim_start_matches('#');
+        if let Some(id) = self
+            .channel_ids
+            .lock()
+            .ok()
+            .and_then(|ids| ids.get(name).cloned())
+        {
+            return Ok(id);
+        }
+        let mut cursor = String::new();
+        loop {
+            let answer = self
+                .call_get(
+                    "conversations.list",
+                    &[
+                        ("types", "public_channel,private_channel"),
+                        ("exclude_archived", "true"),
+                        ("limit", "1000"),
+                        ("cursor", &cursor),
+                    ],
+                )
+                .await?;
+            let found = answer
+                .get("channels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+                .and_then(|c| c.get("id").and_then(Value::as_str).map(str::to_string));
+            if let Some(id) = found {
+                if let Ok(mut ids) = self.channel_ids.lock() {
+                    ids.insert(name.to_string(), id.clone());
+                }
+                return Ok(id);
+            }
+            cursor = answer
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if cursor.is_empty() {
+                return Err(NotifyError::Api {
+                    target: TARGET,
+                    code: "channel_not_found".into(),
+                    transient: false,
+                });
+            }
+        }
+    }
+
+    /// Calls a read method (`GET`, query parameters); `{"ok":false}` answers become
+    /// [`NotifyError::Api`].
+    async fn call_get(&self, method: &str, query: &[(&str, &str)]) -> Result<Value, NotifyError> {
+        let token = self.token()?;
+        let request = self
+            .client
+            .get(format!("{}/{method}", self.base))
+            .query(query)
+            .header(AUTHORIZATION, format!("Bearer {token}"));
+        self.answer(method, request).await
+    }
+
+    fn token(&self) -> Result<&str, NotifyError> {
+        self.token.as_deref().ok_or(NotifyError::NotConfigured {
             target: TARGET,
             detail: "no Slack token".into(),
-        })?;
+        })
+    }
+
+    /// Calls one method; `{"ok":false}` answers become [`NotifyError::Api`].
+    async fn call(&self, method: &str, body: &Value) -> Result<Value, NotifyError> {
+        let token = self.token()?;
         let request = self
             .client
             .post(format!("{}/{method}", self.base))
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .header(CONTENT_TYPE, "application/json; charset=utf-8")
             .body(body.to_string());
+        self.answer(method, request).await
+    }
+
+    /// Sends a request and reads Slack's answer.
+    async fn answer(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Value, NotifyError> {
         let (status, headers, text) = http::send(TARGET, request).await?;
         if !(200..300).contains(&status) {
             return Err(http::status_error(TARGET, status, &headers, &text));
@@ -157,6 +349,15 @@ impl SlackApi {
             code,
         })
     }
+}
+
+/// The `messages` of a `conversations.history`/`replies` answer.
+fn messages(answer: &Value) -> impl Iterator<Item = &Value> {
+    answer
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! later ones `PATCH /pages/{page}/incidents/{id}`. Over about 1 request/s per key it
 //! answers 420 or 429: transient, waiting `Retry-After` or at least one second.
 //!
+//! Each create and update carries `metadata.rollbackd` (the rollbackd incident id and the
+//! outbox row id; never shown on the page). A delivery in doubt (its process died, or
+//! its answer was lost) is looked up before it is sent again ([`StatuspageApi::find`]): a
+//! create by the incident listing, an update by the incident's last recorded row.
+//!
 //! The body is public: the rollback path renders it from the policy's
 //! `[notify.templates.statuspage]` wording (no Slack mentions, no mrkdwn, no row or
 //! incident ids), and it is never empty.
@@ -117,6 +122,37 @@ pub fn incident_body(message: &Message, component_id: &str, create: bool) -> Val
     json!({ "incident": incident })
 }
 
+/// Marks a create or update body with the rollbackd incident and outbox row it delivers
+/// (`incident.metadata.rollbackd`), so that a delivery in doubt can be found again.
+pub fn with_metadata(mut body: Value, incident_id: &str, outbox_id: i64) -> Value {
+    body["incident"]["metadata"] = json!({
+        "rollbackd": {"incident_id": incident_id, "outbox_id": outbox_id.to_string()}
+    });
+    body
+}
+
+/// The outbox row id recorded in a Statuspage incident's metadata by rollbackd, if any.
+fn recorded_row(incident: &Value) -> Option<i64> {
+    incident
+        .pointer("/metadata/rollbackd/outbox_id")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// The Statuspage incident an earlier message of the incident opened.
+fn existing_incident(thread: Option<&ThreadRef>) -> Option<&str> {
+    thread?.data.get("incident_id")?.as_str()
+}
+
+/// An answer's JSON.
+fn parse(body: &str) -> Result<Value, NotifyError> {
+    serde_json::from_str(body).map_err(|_| NotifyError::BadResponse {
+        target: TARGET,
+        detail: format!("not JSON: {}", http::truncate(body)),
+    })
+}
+
 /// A Statuspage API client.
 #[derive(Clone)]
 pub(crate) struct StatuspageApi {
@@ -149,48 +185,35 @@ impl StatuspageApi {
         &self,
         page_id: &str,
         component_id: &str,
-        key: String,
+        (key, outbox_id): (String, i64),
         message: &Message,
         thread: Option<&ThreadRef>,
     ) -> Result<Option<ThreadRef>, NotifyError> {
-        let api_key = self.key.as_deref().ok_or(NotifyError::NotConfigured {
-            target: TARGET,
-            detail: "no Statuspage API key".into(),
-        })?;
-        let existing = thread
-            .and_then(|t| t.data.get("incident_id"))
-            .and_then(Value::as_str);
-        let (request, creating) = match existing {
+        let api_key = self.api_key()?;
+        let (request, creating) = match existing_incident(thread) {
             Some(id) => (
                 self.client
                     .patch(self.url(&["pages", page_id, "incidents", id])?)
-                    .json(&incident_body(message, component_id, false)),
+                    .json(&with_metadata(
+                        incident_body(message, component_id, false),
+                        &message.incident_id,
+                        outbox_id,
+                    )),
                 false,
             ),
             None => (
                 self.client
                     .post(self.url(&["pages", page_id, "incidents"])?)
-                    .json(&incident_body(message, component_id, true)),
+                    .json(&with_metadata(
+                        incident_body(message, component_id, true),
+                        &message.incident_id,
+                        outbox_id,
+                    )),
                 true,
             ),
         };
         let request = request.header(AUTHORIZATION, format!("OAuth {api_key}"));
-        self.pacer.wait_turn().await;
-        let (status, headers, body) = http::send(TARGET, request).await?;
-        if !(200..300).contains(&status) {
-            return Err(match http::status_error(TARGET, status, &headers, &body) {
-                NotifyError::RateLimited {
-                    target,
-                    status,
-                    retry_after,
-                } => NotifyError::RateLimited {
-                    target,
-                    status,
-                    retry_after: Some(retry_after.unwrap_or(RATE_LIMIT_FLOOR)),
-                },
-                other => other,
-            });
-        }
+        let body = self.exchange(request).await?;
         if !creating {
             return Ok(None);
         }
@@ -205,6 +228,84 @@ impl StatuspageApi {
             key,
             data: json!({ "incident_id": id }),
         }))
+    }
+
+    /// Whether Statuspage already has outbox row `outbox_id` of `message`'s incident, from
+    /// an attempt whose outcome is unknown: `Some(thread)` when it does (the thread to save
+    /// when that attempt created the incident), `None` when it must be sent. A create is
+    /// found among the page's incidents by `metadata.rollbackd.incident_id`; an update by
+    /// the incident's recorded row being this one or a later one.
+    pub(crate) async fn find(
+        &self,
+        page_id: &str,
+        (key, outbox_id): (String, i64),
+        message: &Message,
+        thread: Option<&ThreadRef>,
+    ) -> Result<Option<Option<ThreadRef>>, NotifyError> {
+        let api_key = self.api_key()?;
+        match existing_incident(thread) {
+            Some(id) => {
+                let request = self
+                    .client
+                    .get(self.url(&["pages", page_id, "incidents", id])?)
+                    .header(AUTHORIZATION, format!("OAuth {api_key}"));
+                let incident: Value = parse(&self.exchange(request).await?)?;
+                Ok(recorded_row(&incident)
+                    .is_some_and(|row| row >= outbox_id)
+                    .then_some(None))
+            }
+            None => {
+                let mut url = self.url(&["pages", page_id, "incidents"])?;
+                url.query_pairs_mut().append_pair("limit", "100");
+                let request = self
+                    .client
+                    .get(url)
+                    .header(AUTHORIZATION, format!("OAuth {api_key}"));
+                let incidents: Value = parse(&self.exchange(request).await?)?;
+                let found = incidents.as_array().into_iter().flatten().find(|i| {
+                    i.pointer("/metadata/rollbackd/incident_id")
+                        .and_then(Value::as_str)
+                        == Some(message.incident_id.as_str())
+                });
+                Ok(found
+                    .and_then(|i| i.get("id").and_then(Value::as_str))
+                    .map(|id| {
+                        Some(ThreadRef {
+                            key,
+                            data: json!({ "incident_id": id }),
+                        })
+                    }))
+            }
+        }
+    }
+
+    fn api_key(&self) -> Result<&str, NotifyError> {
+        self.key.as_deref().ok_or(NotifyError::NotConfigured {
+            target: TARGET,
+            detail: "no Statuspage API key".into(),
+        })
+    }
+
+    /// Sends one paced request; a 2xx answer's body, or the error its status means
+    /// (420/429 rate limits wait `Retry-After`, at least a second).
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<String, NotifyError> {
+        self.pacer.wait_turn().await;
+        let (status, headers, body) = http::send(TARGET, request).await?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        Err(match http::status_error(TARGET, status, &headers, &body) {
+            NotifyError::RateLimited {
+                target,
+                status,
+                retry_after,
+            } => NotifyError::RateLimited {
+                target,
+                status,
+                retry_after: Some(retry_after.unwrap_or(RATE_LIMIT_FLOOR)),
+            },
+            other => other,
+        })
     }
 
     /// `base/segments…` with each segment escaped.

@@ -157,7 +157,26 @@ async fn deliver(
         }
     };
     let started = Instant::now();
-    let result = notifiers.send(&item, thread).await;
+    let looks_up = Notifiers::looks_up(&item.target);
+    let earlier = match (looks_up, item.in_doubt_since) {
+        (true, Some(since)) => already_delivered(&notifiers, &item, thread.clone(), since).await,
+        _ => None,
+    };
+    let result = match earlier {
+        Some(thread) => Ok(thread),
+        None => {
+            // recorded before the message leaves: if this process dies before the outcome is
+            // recorded, the next attempt asks the target first
+            if looks_up
+                && item.in_doubt_since.is_none()
+                && let Err(e) = store.mark_attempt(item.id, Utc::now()).await
+            {
+                tracing::warn!(id = item.id, error = %e, "outbox: cannot record the attempt; not sent yet");
+                return rest();
+            }
+            notifiers.send(&item, thread).await
+        }
+    };
     let elapsed = started.elapsed();
     let retry = config.retry;
     let kind = item.target.kind();
@@ -174,6 +193,28 @@ async fn deliver(
         Err(e) => {
             tracing::error!(outcome, error = %e, "outbox: cannot record delivery");
             rest()
+        }
+    }
+}
+
+/// Whether the target already has an item whose earlier attempt (started at `since`) has
+/// an unknown outcome: `Some(thread)` when it does. When the target cannot be asked, the
+/// item is sent again (a repeat is better than a message nobody gets).
+async fn already_delivered(
+    notifiers: &Notifiers,
+    item: &OutboxItem,
+    thread: Option<ThreadRef>,
+    since: DateTime<Utc>,
+) -> Option<Option<ThreadRef>> {
+    match notifiers.find(item, thread, since).await {
+        Ok(Some(thread)) => {
+            tracing::info!(id = item.id, target = %item.target.key(), "outbox: an earlier attempt was delivered; not sent again");
+            Some(thread)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(id = item.id, target = %item.target.key(), error = %e, "outbox: cannot ask the target whether an earlier attempt arrived; sending again");
+            None
         }
     }
 }
@@ -203,7 +244,7 @@ async fn record(
             (
                 "retry",
                 store
-                    .mark_retry(item.id, attempts, at, &e.to_string())
+                    .mark_retry(item.id, attempts, at, &e.to_string(), e.may_have_arrived())
                     .await,
             )
         }

@@ -183,13 +183,19 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
         thread: Option<(&str, &serde_json::Value)>,
     ) -> Result<(), StoreError>;
 
-    /// A delivery failed and will be retried at `next`.
+    /// A delivery attempt of a pending row starts at `at`: recorded before the message
+    /// leaves, so that a row found pending with it set later is known to be in doubt.
+    async fn outbox_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// A delivery failed and will be retried at `next`; unless `in_doubt` (the failure may
+    /// hide a delivery), the row's attempt mark is cleared.
     async fn outbox_retry(
         &self,
         id: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), StoreError>;
 
     /// Delivery was given up.

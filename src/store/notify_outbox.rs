@@ -28,6 +28,7 @@ impl OutboxStore for Arc<dyn StateStore> {
                     })?,
                     attempts: r.attempts,
                     next_attempt_at: r.next_attempt_at,
+                    in_doubt_since: r.attempted_at,
                 })
             })
             .collect()
@@ -44,14 +45,19 @@ impl OutboxStore for Arc<dyn StateStore> {
             .map_err(err)
     }
 
+    async fn mark_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), NotifyError> {
+        self.outbox_attempt(id, at).await.map_err(err)
+    }
+
     async fn mark_retry(
         &self,
         id: i64,
         attempts: u32,
         next_attempt_at: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), NotifyError> {
-        self.outbox_retry(id, attempts, next_attempt_at, error)
+        self.outbox_retry(id, attempts, next_attempt_at, error, in_doubt)
             .await
             .map_err(err)
     }

@@ -45,6 +45,9 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// When it was delivered; `None` until then.
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the last delivery attempt started (recorded before the message left). A
+    /// pending row with it set is in doubt: that attempt may have reached the target.
+    pub attempted_at: Option<DateTime<Utc>>,
 }
 
 pub(super) fn insert_outbox(
@@ -66,10 +69,11 @@ pub(super) fn insert_outbox(
     Ok(())
 }
 
-const COLUMNS: &str = "id, incident_id, target_key, target, message, state, attempts, next_attempt_at, last_error, sent_at";
+const COLUMNS: &str = "id, incident_id, target_key, target, message, state, attempts, next_attempt_at, last_error, sent_at, attempted_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {
     let sent_at: Option<String> = r.get(9)?;
+    let attempted_at: Option<String> = r.get(10)?;
     Ok(OutboxRow {
         id: r.get(0)?,
         incident_id: r.get(1)?,
@@ -81,6 +85,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> Result<OutboxRow, StoreError> {
         next_attempt_at: parse_ts(&r.get::<_, String>(7)?)?,
         last_error: r.get(8)?,
         sent_at: sent_at.as_deref().map(parse_ts).transpose()?,
+        attempted_at: attempted_at.as_deref().map(parse_ts).transpose()?,
     })
 }
 
@@ -182,17 +187,29 @@ impl Store {
         Ok(())
     }
 
-    /// A delivery failed and will be retried at `next`.
+    /// A delivery attempt of a pending row starts at `at` (recorded before it leaves).
+    pub fn outbox_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "UPDATE outbox SET attempted_at = ?2 WHERE id = ?1 AND state = 'pending'",
+            params![id, ts(at)],
+        )?;
+        Ok(())
+    }
+
+    /// A delivery failed and will be retried at `next`; unless `in_doubt`, the attempt
+    /// mark is cleared.
     pub fn outbox_retry(
         &self,
         id: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), StoreError> {
         self.conn()?.execute(
-            "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1",
-            params![id, attempts, ts(next), error],
+            "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4,
+               attempted_at = CASE WHEN ?5 THEN attempted_at END WHERE id = ?1",
+            params![id, attempts, ts(next), error, in_doubt],
         )?;
         Ok(())
     }

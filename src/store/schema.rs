@@ -148,4 +148,10 @@ ORDER BY s.rowid;
 DROP TABLE steps;
 ALTER TABLE steps_by_method RENAME TO steps;
 "#,
+    // 5: when a delivery attempt last started, written before the message leaves: a row
+    // still pending with it set may have reached its target (a kill, a lost answer), so
+    // the next attempt first asks the target whether it has it.
+    r#"
+ALTER TABLE outbox ADD COLUMN attempted_at TEXT;
+"#,
 ];

@@ -250,15 +250,20 @@ impl StateStore for SqliteStore {
             .await
     }
 
+    async fn outbox_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.call(move |s| s.outbox_attempt(id, at)).await
+    }
+
     async fn outbox_retry(
         &self,
         id: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), StoreError> {
         let error = error.to_string();
-        self.call(move |s| s.outbox_retry(id, attempts, next, &error))
+        self.call(move |s| s.outbox_retry(id, attempts, next, &error, in_doubt))
             .await
     }
 

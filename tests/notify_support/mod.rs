@@ -21,6 +21,9 @@ pub struct Recorded {
     pub at: Instant,
     pub method: String,
     pub path: String,
+    /// The query string, without `?` (empty when there is none).
+    #[allow(dead_code)] // the PagerDuty contract has no reads
+    pub query: String,
     /// Lower-case names.
     pub headers: BTreeMap<String, String>,
     pub body: String,
@@ -155,6 +158,7 @@ async fn handle(
         at: Instant::now(),
         method: method.to_string(),
         path: uri.path().to_string(),
+        query: uri.query().unwrap_or_default().to_string(),
         headers: headers
             .iter()
             .map(|(k, v)| {

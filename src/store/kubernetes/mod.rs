@@ -299,14 +299,19 @@ impl StateStore for KubeStore {
         self.sent(id, at, thread).await
     }
 
+    async fn outbox_attempt(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.attempt(id, at).await
+    }
+
     async fn outbox_retry(
         &self,
         id: i64,
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), StoreError> {
-        self.retry(id, attempts, next, error).await
+        self.retry(id, attempts, next, error, in_doubt).await
     }
 
     async fn outbox_failed(&self, id: i64, attempts: u32, error: &str) -> Result<(), StoreError> {

@@ -178,6 +178,9 @@ pub struct Notification {
     /// When it was delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<DateTime<Utc>>,
+    /// When the last delivery attempt started (written before the message left).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_at: Option<DateTime<Utc>>,
 }
 
 /// A target's thread.
@@ -304,6 +307,7 @@ impl Status {
                 last_error: None,
                 created_at: ms(at),
                 sent_at: None,
+                attempted_at: None,
             });
         }
     }
@@ -645,6 +649,7 @@ pub fn outbox_row(name: &str, incident_id: &str, n: &Notification) -> OutboxRow 
         next_attempt_at: n.next_attempt_at,
         last_error: n.last_error.clone(),
         sent_at: n.sent_at,
+        attempted_at: n.attempted_at,
     }
 }
 

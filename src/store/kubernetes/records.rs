@@ -228,6 +228,16 @@ impl KubeStore {
         .await
     }
 
+    /// A delivery attempt of a pending row starts at `at`.
+    pub(super) async fn attempt(&self, row: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.mark(row, None, |n| {
+            if n.state == "pending" {
+                n.attempted_at = Some(ms(at));
+            }
+        })
+        .await
+    }
+
     /// A delivery failed and will be retried at `next`.
     pub(super) async fn retry(
         &self,
@@ -235,11 +245,15 @@ impl KubeStore {
         attempts: u32,
         next: DateTime<Utc>,
         error: &str,
+        in_doubt: bool,
     ) -> Result<(), StoreError> {
         let error = error_line(error);
         self.mark(row, None, |n| {
             n.attempts = attempts;
             n.next_attempt_at = ms(next);
+            if !in_doubt {
+                n.attempted_at = None;
+            }
             n.last_error = Some(error.clone());
         })
         .await
