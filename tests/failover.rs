@@ -125,6 +125,10 @@ enum Boundary {
     AfterStep(usize),
     /// The incident entered this state (`verifying`, `monitoring`).
     Entered(&'static str),
+    /// The incident's first message to this target (`slack`, `statuspage`) has reached it
+    /// and is taken, but its answer is held back: the kill lands while the delivery is in
+    /// flight, before the leader could record it.
+    Delivering(&'static str),
 }
 
 impl Boundary {
@@ -134,6 +138,7 @@ impl Boundary {
             Boundary::InStep(k) => format!("inside step {}", k + 1),
             Boundary::AfterStep(k) => format!("after step {}", k + 1),
             Boundary::Entered(s) => s.to_string(),
+            Boundary::Delivering(t) => format!("delivering to {t}"),
         }
     }
 }
@@ -149,6 +154,8 @@ impl Case {
         }
         out.push(Boundary::Entered("verifying"));
         out.push(Boundary::Entered("monitoring"));
+        out.push(Boundary::Delivering("slack"));
+        out.push(Boundary::Delivering("statuspage"));
         out
     }
 
@@ -357,7 +364,40 @@ fn trip_for(case: &'static Case, boundary: Boundary) -> Trip {
             Seen::Incident { object, .. } => object["status"]["state"] == state,
             Seen::ClusterWrite { .. } => false,
         }),
+        // tripped by the target's stand-in, not by the proxy
+        Boundary::Delivering(_) => Box::new(|_| false),
     }
+}
+
+/// A stand-in that, while `armed`, holds back its answer to the incident's first message
+/// (taken: kept and listed like any other) and says so on `held`.
+fn holding(
+    inner: impl Fn(&notify_support::Recorded, usize) -> Reply + Send + Sync + 'static,
+    is_first: fn(&notify_support::Recorded) -> bool,
+    armed: Arc<AtomicBool>,
+    held: Arc<Notify>,
+) -> impl Fn(&notify_support::Recorded, usize) -> Reply + Send + Sync + 'static {
+    move |r, nth| {
+        let reply = inner(r, nth);
+        if is_first(r) && armed.swap(false, Ordering::SeqCst) {
+            held.notify_one();
+            return reply.after(Duration::from_secs(30));
+        }
+        reply
+    }
+}
+
+/// The incident's root Slack message (not a daemon's NO DATA notice, not a reply).
+fn is_slack_root(r: &notify_support::Recorded) -> bool {
+    r.path == "/chat.postMessage"
+        && r.json.as_ref().is_some_and(|j| {
+            j["thread_ts"].is_null() && !j["text"].as_str().unwrap_or("").starts_with("NO DATA:")
+        })
+}
+
+/// A Statuspage incident created.
+fn is_statuspage_create(r: &notify_support::Recorded) -> bool {
+    r.method == "POST"
 }
 
 // ------------------------------------------------------------------------- processes
@@ -416,26 +456,6 @@ async fn agent_endpoints() -> Receiver {
         _ => Reply::json(200, json!({"status": "healthy"})),
     })
     .await
-}
-
-fn slack_stand_in() -> impl Fn(&notify_support::Recorded, usize) -> Reply + Send + Sync {
-    |r, nth| match r.path.as_str() {
-        "/chat.postMessage" => Reply::json(
-            200,
-            json!({"ok": true, "channel": "C123", "ts": format!("1700000000.{:06}", nth + 1)}),
-        ),
-        _ => Reply::json(200, json!({"ok": true})),
-    }
-}
-
-fn statuspage_stand_in() -> impl Fn(&notify_support::Recorded, usize) -> Reply + Send + Sync {
-    |r, nth| {
-        if r.method == "POST" {
-            Reply::json(201, json!({"id": format!("SP{}", nth + 1)}))
-        } else {
-            Reply::json(200, json!({"id": "SP1"}))
-        }
-    }
 }
 
 /// A kubeconfig like the simulator's, pointing at `server`.
@@ -646,8 +666,22 @@ async fn run_once(case: &'static Case, boundary: Boundary) -> Measured {
     };
     let client = reqwest::Client::new();
     let agents = agent_endpoints().await;
-    let slack = Receiver::start(slack_stand_in()).await;
-    let statuspage = Receiver::start(statuspage_stand_in()).await;
+    let held = Arc::new(Notify::new());
+    let hold = |target| Arc::new(AtomicBool::new(boundary == Boundary::Delivering(target)));
+    let slack = Receiver::start(holding(
+        notify_support::keeping::slack(&[]),
+        is_slack_root,
+        hold("slack"),
+        held.clone(),
+    ))
+    .await;
+    let statuspage = Receiver::start(holding(
+        notify_support::keeping::statuspage(&[]),
+        is_statuspage_create,
+        hold("statuspage"),
+        held.clone(),
+    ))
+    .await;
 
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).unwrap();
@@ -780,12 +814,15 @@ async fn run_once(case: &'static Case, boundary: Boundary) -> Measured {
             }
         })
     };
-    if tokio::time::timeout(
-        Duration::from_secs(60),
-        replicas[lead].2.control.tripped.notified(),
-    )
-    .await
-    .is_err()
+    let tripped = async {
+        tokio::select! {
+            () = replicas[lead].2.control.tripped.notified() => {}
+            () = held.notified() => {}
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(60), tripped)
+        .await
+        .is_err()
     {
         let incidents = get_json(&client, &format!("{leader_api}/api/v1/rollbacks")).await;
         let log =
@@ -954,9 +991,11 @@ fn check_outcome(
             .collect::<Vec<_>>()
     };
     let posts = slack.requests_to("/chat.postMessage");
+    // (lookups of deliveries in doubt are GETs, without a body)
     let text = |r: &notify_support::Recorded| {
-        r.json.as_ref().unwrap()["text"]
-            .as_str()
+        r.json
+            .as_ref()
+            .and_then(|j| j["text"].as_str())
             .unwrap_or("")
             .to_string()
     };
@@ -1077,13 +1116,11 @@ async fn every_boundary(case: &'static Case) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "fails when the kill lands while a Slack or Statuspage delivery is in flight (sent, not yet recorded): the survivor sends it again; notifications are at-least-once. Run with --ignored, see the README"]
 async fn gl008_standard_rollback_survives_the_leader_killed_at_every_step_boundary() {
     every_boundary(&GL008).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "fails when the kill lands while a Slack or Statuspage delivery is in flight (sent, not yet recorded): the survivor sends it again; notifications are at-least-once. Run with --ignored, see the README"]
 async fn gl001_coordinated_rollback_survives_the_leader_killed_at_every_step_boundary() {
     every_boundary(&GL001).await;
 }

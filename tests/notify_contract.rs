@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use notify_support::{Receiver, Recorded, Reply, wait_until};
+use notify_support::{Receiver, Recorded, Reply, keeping, wait_until};
 
 const CHANNEL: &str = "#gl-002-incidents";
 const TS: &str = "1700000000.000100";
@@ -1279,73 +1279,13 @@ async fn statuspage_gets_public_wording_and_slack_the_evidence_for_every_stage()
     );
 }
 
-/// A Slack stand-in that keeps what it was sent and answers `conversations.list`,
-/// `conversations.history` and `conversations.replies` from it (with the metadata only
-/// when `include_all_metadata=true` is asked, as Slack does). `lose` says which requests
-/// (path, nth) are answered too late for the client: processed, but the answer is lost.
-fn slack_with_history(
-    lose: &'static [(&'static str, usize)],
-) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
-    let posted: Arc<Mutex<Vec<Value>>> = Arc::default();
-    move |r, nth| {
-        let with_meta = r.query.contains("include_all_metadata=true");
-        let reply = match r.path.as_str() {
-            "/chat.postMessage" => {
-                let body = r.json.clone().unwrap();
-                let mut posted = posted.lock().unwrap();
-                // the first message is the parent (TS); replies get later ts
-                let ts = if body.get("thread_ts").is_some() {
-                    format!("1700000001.{:06}", posted.len())
-                } else {
-                    TS.to_string()
-                };
-                let mut message = json!({"ts": ts, "text": body["text"]});
-                if let Some(thread) = body.get("thread_ts") {
-                    message["thread_ts"] = thread.clone();
-                }
-                message["metadata"] = body["metadata"].clone();
-                posted.push(message);
-                Reply::json(200, json!({"ok": true, "channel": "C123", "ts": ts}))
-            }
-            "/conversations.list" => Reply::json(
-                200,
-                json!({"ok": true, "channels": [{"id": "C999", "name": "other"}, {"id": "C123", "name": "gl-002-incidents"}],
-                       "response_metadata": {"next_cursor": ""}}),
-            ),
-            "/conversations.history" | "/conversations.replies" => {
-                let replies = r.path == "/conversations.replies";
-                let messages: Vec<Value> = posted
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .filter(|m| m.get("thread_ts").is_some() == replies)
-                    .map(|m| {
-                        let mut m = m.clone();
-                        if !with_meta && let Some(o) = m.as_object_mut() {
-                            o.remove("metadata");
-                        }
-                        m
-                    })
-                    .collect();
-                Reply::json(200, json!({"ok": true, "messages": messages}))
-            }
-            _ => Reply::json(200, json!({"ok": true})),
-        };
-        if lose.contains(&(r.path.as_str(), nth)) {
-            reply.after(Duration::from_millis(800))
-        } else {
-            reply
-        }
-    }
-}
-
 /// A message whose delivery is in doubt (Slack processed it, but the answer never came
 /// back: as after a kill between the send and its record) is looked up, not sent again:
 /// the parent is found in the channel's history by its metadata and its thread kept, a
 /// reply among the thread's replies.
 #[tokio::test]
 async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
-    let slack_rx = Receiver::start(slack_with_history(&[
+    let slack_rx = Receiver::start(keeping::slack(&[
         ("/chat.postMessage", 0),
         ("/chat.postMessage", 1),
     ]))
@@ -1373,7 +1313,7 @@ async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
     let posts = slack_rx.requests_to("/chat.postMessage");
     assert_eq!(posts.len(), 2, "{:#?}", bodies(&posts));
     assert_eq!(posts[0].json.as_ref().unwrap()["channel"], CHANNEL);
-    assert_eq!(posts[1].json.as_ref().unwrap()["thread_ts"], TS);
+    assert_eq!(posts[1].json.as_ref().unwrap()["thread_ts"], keeping::ts(1));
     // found by name → ID, in the channel's history, with metadata asked for
     let history = slack_rx.requests_to("/conversations.history");
     assert_eq!(history.len(), 1);
@@ -1397,7 +1337,10 @@ async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(thread.data, json!({"channel": "C123", "ts": TS}));
+    assert_eq!(
+        thread.data,
+        json!({"channel": "C123", "ts": keeping::ts(1)})
+    );
     // each counted its timed-out attempt and the one that found it
     assert_eq!(store.record(first).unwrap().item.attempts, 2);
     assert_eq!(store.record(second).unwrap().item.attempts, 2);
@@ -1407,7 +1350,7 @@ async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
 /// is sent again, once.
 #[tokio::test]
 async fn a_slack_message_in_doubt_that_never_arrived_is_sent_again() {
-    let history = slack_with_history(&[]);
+    let history = keeping::slack(&[]);
     let slack_rx = Receiver::start(move |r, nth| {
         if r.path == "/chat.postMessage" && nth == 0 {
             // a gateway's 502: Slack may or may not have taken it
@@ -1433,48 +1376,10 @@ async fn a_slack_message_in_doubt_that_never_arrived_is_sent_again() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(thread.data, json!({"channel": "C123", "ts": TS}));
-}
-
-/// A Statuspage stand-in that keeps its incidents (with their metadata) and answers the
-/// incident list and one incident from them; `lose` as for Slack.
-fn statuspage_with_incidents(
-    lose: &'static [(&'static str, usize)],
-) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
-    let incidents: Arc<Mutex<Vec<Value>>> = Arc::default();
-    move |r, nth| {
-        let mut all = incidents.lock().unwrap();
-        let reply = match (r.method.as_str(), r.path.as_str()) {
-            ("POST", "/pages/PAGE/incidents") => {
-                let mut incident = r.json.as_ref().unwrap()["incident"].clone();
-                incident["id"] = json!(format!("INC{}", all.len() + 9));
-                all.push(incident.clone());
-                Reply::json(201, incident)
-            }
-            ("GET", "/pages/PAGE/incidents") => Reply::json(200, Value::Array(all.clone())),
-            (method, path) if path.starts_with("/pages/PAGE/incidents/") => {
-                let id = path.rsplit('/').next().unwrap();
-                match all.iter_mut().find(|i| i["id"] == id) {
-                    Some(incident) => {
-                        if method == "PATCH" {
-                            for (k, v) in r.json.as_ref().unwrap()["incident"].as_object().unwrap()
-                            {
-                                incident[k] = v.clone();
-                            }
-                        }
-                        Reply::json(200, incident.clone())
-                    }
-                    None => Reply::json(404, json!({"error": "not found"})),
-                }
-            }
-            _ => Reply::json(404, json!({"error": "not found"})),
-        };
-        if lose.contains(&(r.path.as_str(), nth)) {
-            reply.after(Duration::from_millis(800))
-        } else {
-            reply
-        }
-    }
+    assert_eq!(
+        thread.data,
+        json!({"channel": "C123", "ts": keeping::ts(1)})
+    );
 }
 
 /// A Statuspage create and an update whose answers were lost are found (the create among
@@ -1482,9 +1387,9 @@ fn statuspage_with_incidents(
 /// recorded row), not made twice.
 #[tokio::test]
 async fn a_statuspage_delivery_whose_answer_was_lost_is_found_not_made_twice() {
-    let sp_rx = Receiver::start(statuspage_with_incidents(&[
+    let sp_rx = Receiver::start(keeping::statuspage(&[
         ("/pages/PAGE/incidents", 0),
-        ("/pages/PAGE/incidents/INC9", 0),
+        ("/pages/PAGE/incidents/SP1", 0),
     ]))
     .await;
     let store = Arc::new(MemoryOutbox::new());
@@ -1519,22 +1424,18 @@ async fn a_statuspage_delivery_whose_answer_was_lost_is_found_not_made_twice() {
     };
     assert_eq!(count("POST", "/pages/PAGE/incidents"), 1, "{requests:?}");
     assert_eq!(
-        count("PATCH", "/pages/PAGE/incidents/INC9"),
+        count("PATCH", "/pages/PAGE/incidents/SP1"),
         1,
         "{requests:?}"
     );
     assert_eq!(count("GET", "/pages/PAGE/incidents"), 1, "{requests:?}");
-    assert_eq!(
-        count("GET", "/pages/PAGE/incidents/INC9"),
-        1,
-        "{requests:?}"
-    );
+    assert_eq!(count("GET", "/pages/PAGE/incidents/SP1"), 1, "{requests:?}");
     let thread = store
         .thread("inc-1", &statuspage().key())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(thread.data, json!({"incident_id": "INC9"}));
+    assert_eq!(thread.data, json!({"incident_id": "SP1"}));
 }
 
 /// An item is marked in doubt before its message leaves, and only for targets that can be

@@ -1,6 +1,8 @@
 //! Local receivers for the notifier contract tests: an axum server on 127.0.0.1:0 that
 //! records every request and answers from a script.
 
+pub mod keeping;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
