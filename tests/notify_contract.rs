@@ -1327,7 +1327,7 @@ async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
     let replies = slack_rx.requests_to("/conversations.replies");
     assert_eq!(replies.len(), 1);
     assert!(
-        replies[0].query.contains(&format!("ts={TS}")),
+        replies[0].query.contains(&format!("ts={}", keeping::ts(1))),
         "{}",
         replies[0].query
     );
@@ -1350,7 +1350,7 @@ async fn a_slack_message_whose_answer_was_lost_is_found_not_sent_twice() {
 /// is sent again, once.
 #[tokio::test]
 async fn a_slack_message_in_doubt_that_never_arrived_is_sent_again() {
-    let history = keeping::slack(&[]);
+    let history = keeping::slack_in(&["gl-002-incidents"], &[]);
     let slack_rx = Receiver::start(move |r, nth| {
         if r.path == "/chat.postMessage" && nth == 0 {
             // a gateway's 502: Slack may or may not have taken it

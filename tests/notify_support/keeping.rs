@@ -34,12 +34,22 @@ fn maybe_late(reply: Reply, lose: &[(&str, usize)], r: &Recorded, nth: usize) ->
     }
 }
 
-/// The Slack stand-in: the nth message posted gets `ts(n)`, every channel `CHANNEL_ID`.
+/// The Slack stand-in: the nth message posted gets `ts(n)`, every channel `CHANNEL_ID`;
+/// the workspace's channels are those posted to by name.
 pub fn slack(
     lose: &'static [(&'static str, usize)],
 ) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
+    slack_in(&[], lose)
+}
+
+/// As [`slack`], in a workspace that has `channels` (names) from the start.
+pub fn slack_in(
+    channels: &[&str],
+    lose: &'static [(&'static str, usize)],
+) -> impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static {
     let posted: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let names: Arc<Mutex<Vec<String>>> = Arc::default();
+    let names: Arc<Mutex<Vec<String>>> =
+        Arc::new(Mutex::new(channels.iter().map(|c| c.to_string()).collect()));
     move |r, nth| {
         let reply = match r.path.as_str() {
             "/chat.postMessage" => {
