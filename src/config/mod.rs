@@ -174,6 +174,10 @@ pub struct Config {
     /// Slack incoming webhook URL, used when there is no token (`notify.slack_webhook_url`);
     /// a secret.
     pub slack_webhook_url: Option<String>,
+    /// Slack signing secret (`notify.slack_signing_secret(_file)`): with it the incident
+    /// messages carry buttons and `POST /api/v1/slack/interactions` verifies their presses;
+    /// `None` = no buttons, and the endpoint refuses every request.
+    pub slack_signing_secret: Option<String>,
     /// Statuspage API key (`notify.statuspage_api_key(_file)`); `None` = no Statuspage.
     pub statuspage_api_key: Option<String>,
     /// Statuspage API base URL (`notify.statuspage_api_url`, default
@@ -230,6 +234,7 @@ impl std::fmt::Debug for Config {
             .field("slack_token", &set(&self.slack_token))
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_webhook_url", &set(&self.slack_webhook_url))
+            .field("slack_signing_secret", &set(&self.slack_signing_secret))
             .field("statuspage_api_key", &set(&self.statuspage_api_key))
             .field("statuspage_api_url", &self.statuspage_api_url)
             .field("webhook_url", &set(&self.webhook_url))
@@ -706,6 +711,12 @@ impl RawConfig {
             &self.notify.slack_token_file,
             &mut errors,
         );
+        let slack_signing_secret = secret(
+            "notify.slack_signing_secret",
+            &self.notify.slack_signing_secret,
+            &self.notify.slack_signing_secret_file,
+            &mut errors,
+        );
         let statuspage_api_key = secret(
             "notify.statuspage_api_key",
             &self.notify.statuspage_api_key,
@@ -798,6 +809,7 @@ impl RawConfig {
             slack_token,
             slack_api_url: self.notify.slack_api_url,
             slack_webhook_url: self.notify.slack_webhook_url,
+            slack_signing_secret,
             statuspage_api_key,
             statuspage_api_url: self.notify.statuspage_api_url,
             webhook_url: self.notify.webhook_url,
@@ -1061,6 +1073,7 @@ mod tests {
         let mut secrets = RawConfig::default();
         secrets.webhook.bearer_token = Some("SECRET-bearer-0123456789".into());
         secrets.notify.slack_token = Some("SECRET-xoxb".into());
+        secrets.notify.slack_signing_secret = Some("SECRET-signing".into());
         secrets.notify.slack_webhook_url = Some("https://hooks.slack.com/SECRET".into());
         secrets.notify.webhook_url = Some("https://hooks.example/SECRET".into());
         secrets.notify.statuspage_api_key = Some("SECRET-key".into());
