@@ -98,6 +98,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
             ..Default::default()
         },
+        slack: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

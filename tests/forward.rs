@@ -92,6 +92,7 @@ async fn replica(standby: bool, timeout: Duration) -> Replica {
         forward,
         latest: Arc::default(),
         channels: rollbackd::lifecycle::announce::Channels::default(),
+        slack: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

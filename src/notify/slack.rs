@@ -6,6 +6,7 @@
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
+use super::config::NotifierConfig;
 use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef};
@@ -69,6 +70,17 @@ impl SlackApi {
         }
     }
 
+    /// A client of `config`'s Slack API (URL, token, request timeout), for the API's
+    /// answers to button presses.
+    pub(crate) fn from_config(config: &NotifierConfig) -> Result<Self, NotifyError> {
+        let client = http::client(config.request_timeout)?;
+        Ok(SlackApi::new(
+            client,
+            &config.slack_api_url,
+            config.slack_token.clone(),
+        ))
+    }
+
     /// The same client, drawing buttons on root messages when `buttons`.
     pub(crate) fn with_buttons(mut self, buttons: bool) -> Self {
         self.buttons = buttons;
@@ -85,8 +97,7 @@ impl SlackApi {
         let mut body = json!({"text": text});
         if self.buttons {
             let buttons = buttons_for(message.stage);
-            body["blocks"] =
-                message_blocks(text, &message.incident_id, &message.agent_id, buttons);
+            body["blocks"] = message_blocks(text, &message.incident_id, &message.agent_id, buttons);
         }
         body
     }

@@ -186,7 +186,12 @@ mod tests {
         );
         let approve = &actions["elements"][0];
         assert_eq!(approve["style"], "primary");
-        assert!(approve["confirm"]["text"]["text"].as_str().unwrap().contains("GL-008"));
+        assert!(
+            approve["confirm"]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("GL-008")
+        );
         let value: Value = serde_json::from_str(approve["value"].as_str().unwrap()).unwrap();
         assert_eq!(value, json!({"incident": "inc-1", "agent": "GL-008"}));
         assert!(actions["elements"][2].get("confirm").is_none());
@@ -194,11 +199,25 @@ mod tests {
 
     #[test]
     fn finished_incidents_have_no_buttons_and_ids_round_trip() {
-        for stage in [Stage::Resolved, Stage::Failed, Stage::Stopped, Stage::Superseded] {
+        for stage in [
+            Stage::Resolved,
+            Stage::Failed,
+            Stage::Stopped,
+            Stage::Superseded,
+        ] {
             assert!(buttons_for(stage).is_empty(), "{stage:?}");
-            assert_eq!(message_blocks("x", "i", "a", buttons_for(stage)).as_array().unwrap().len(), 1);
+            assert_eq!(
+                message_blocks("x", "i", "a", buttons_for(stage))
+                    .as_array()
+                    .unwrap()
+                    .len(),
+                1
+            );
         }
-        assert_eq!(buttons_for(Stage::InProgress), [SlackButton::Cancel, SlackButton::Pause]);
+        assert_eq!(
+            buttons_for(Stage::InProgress),
+            [SlackButton::Cancel, SlackButton::Pause]
+        );
         for b in SlackButton::ALL {
             assert_eq!(SlackButton::from_action_id(b.action_id()), Some(b));
         }

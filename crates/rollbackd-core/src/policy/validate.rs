@@ -94,7 +94,11 @@ impl Validator<'_> {
         let raw = raw?;
         let mut out = SlackApprovers::default();
         for (i, id) in raw.into_iter().enumerate() {
-            let at = if id.span().is_empty() { span.clone() } else { id.span() };
+            let at = if id.span().is_empty() {
+                span.clone()
+            } else {
+                id.span()
+            };
             let text = id.into_inner();
             let shaped = (3..=24).contains(&text.len())
                 && text
@@ -644,11 +648,7 @@ impl Validator<'_> {
                     );
                     None
                 }
-                ids => self.slack_approvers(
-                    ids,
-                    &format!("{field}.slack_approvers"),
-                    span.clone(),
-                ),
+                ids => self.slack_approvers(ids, &format!("{field}.slack_approvers"), span.clone()),
             };
             out.push(Row {
                 slack_approvers,
