@@ -2,11 +2,11 @@
 //!
 //! The raw body is verified against Slack's signature before anything reads it
 //! ([`signature`]); a press is then acknowledged at once with an empty 200 (Slack gives
-//! three seconds) and applied in its own task ([`apply`]): who pressed is checked against
+//! three seconds) and applied in its own task (`apply.rs`): who pressed is checked against
 //! the policy's `slack_approvers`, the action goes through the same code as the API's
 //! approve, cancel, pause and resume, the root message is updated in place, and refusals
 //! reach the presser as ephemeral messages. A press Slack re-sends is recognised by its
-//! identity and acknowledged without being applied again ([`seen`]).
+//! identity and acknowledged without being applied again (`seen.rs`).
 //!
 //! Without `notify.slack_signing_secret` the endpoint answers 404 saying so: a press that
 //! cannot be verified is never applied. Not behind the API's bearer tokens: the signature is
