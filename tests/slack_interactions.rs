@@ -195,10 +195,11 @@ fn action_ids(blocks: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
-    let slow = Arc::new(AtomicBool::new(false));
-    let slack = Receiver::start(slack_script(slow.clone())).await;
+/// The daemon and the Slack stand-in, with a GL-002 incident awaiting approval (its P0 row
+/// made an approval row for the test); the stand-in, the world, the incident's id and the
+/// root message's blocks (checked to carry Approve, Reject and Pause).
+async fn awaiting_approval(slow: Arc<AtomicBool>) -> (Receiver, World, String, Value) {
+    let slack = Receiver::start(slack_script(slow)).await;
     let api_url = format!("{}/api", slack.url);
     let w = world_custom(
         agent().await,
@@ -211,9 +212,10 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
                 users: vec![APPROVER.into()],
                 groups: vec!["S0ONCALL".into()],
             });
+            // agent-wide (pause, resume): the approver, and a group Slack cannot list
             p.agent.slack_approvers = SlackApprovers {
                 users: vec![APPROVER.into()],
-                groups: vec![],
+                groups: vec!["S0BROKEN".into()],
             };
         },
         |o| {
@@ -227,8 +229,6 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
     let store = w.daemon.store.clone();
     deploy_v2(&w, rollbackd_core::engine::DecisionKind::None).await;
     w.agent.handle().set_error_ratio(0.6).unwrap();
-
-    // the incident awaits approval, and its root message carries the buttons
     let incident = wait_for(
         "an incident awaiting approval",
         Duration::from_secs(20),
@@ -243,7 +243,6 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
         },
     )
     .await;
-    let id = incident.id.clone();
     wait_until(Duration::from_secs(10), "the root message", || {
         !slack.requests_to("/api/chat.postMessage").is_empty()
     })
@@ -258,6 +257,14 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
         "{root}"
     );
     let blocks = root["blocks"].clone();
+    (slack, w, incident.id, blocks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
+    let slow = Arc::new(AtomicBool::new(false));
+    let (slack, w, id, blocks) = awaiting_approval(slow.clone()).await;
+    let store = w.daemon.store.clone();
 
     // a bad signature and a 6-minute-old timestamp are refused before anything is read
     let body = press_body(&slack, APPROVER, "rollbackd_approve", &id, &blocks);
@@ -437,16 +444,21 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
         "{text}"
     );
 
-    // Pause and Resume act on the agent; the group member is no agent-wide approver
+    // Pause and Resume act on the agent, with the agent's approvers
     let pause = press_body(&slack, GROUPIE, "rollbackd_pause", &id, &blocks);
     assert_eq!(press(&w, &pause, None).await.0, 200);
     let answer = wait_for("the pause refusal", Duration::from_secs(10), async || {
         ephemerals(&slack).get(2).cloned()
     })
     .await;
-    assert_eq!(
-        answer["text"],
-        "You are not an approver for GL-002: nothing was changed."
+    // the agent's list names a group Slack cannot list: refused, saying why (fail safe)
+    let text = answer["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("rollbackd could not check that you are an approver for GL-002 (")
+            && text.contains("S0BROKEN")
+            && text.contains("no_such_subteam")
+            && text.ends_with("nothing was changed."),
+        "{text}"
     );
     assert!(store.paused("GL-002").await.unwrap().is_none());
     let pause = press_body(&slack, APPROVER, "rollbackd_pause", &id, &blocks);
@@ -506,6 +518,63 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
             .then_some(())
     })
     .await;
+    w.daemon.shutdown().await;
+    w.sim.shutdown().await;
+}
+
+/// Reject is the API's cancel: the incident ends cancelled, nothing is rolled back, the
+/// message says who rejected it; an approval after it hears so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_cancels_without_rolling_back() {
+    let (slack, w, id, blocks) = awaiting_approval(Arc::default()).await;
+    let store = w.daemon.store.clone();
+    let reject = press_body(&slack, APPROVER, "rollbackd_reject", &id, &blocks);
+    assert_eq!(press(&w, &reject, None).await.0, 200);
+    let update = wait_for(
+        "the rejection's chat.update",
+        Duration::from_secs(10),
+        async || {
+            slack
+                .requests_to("/api/chat.update")
+                .iter()
+                .filter_map(|r| r.json.clone())
+                .find(|j| {
+                    j["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Rollback rejected by <@U0APPROVER>")
+                })
+        },
+    )
+    .await;
+    assert!(action_ids(&update["blocks"]).is_empty(), "{update}");
+    assert_eq!(incident_state(&store, &id).await, State::Cancelled);
+    let audit = audit_actions(&store, &id).await;
+    assert!(
+        audit.contains(&(
+            "rollback.reject".to_string(),
+            "slack:U0APPROVER (@u0approver)".to_string()
+        )),
+        "{audit:?}"
+    );
+    let approve = press_body(&slack, GROUPIE, "rollbackd_approve", &id, &blocks);
+    assert_eq!(press(&w, &approve, None).await.0, 200);
+    let answer = wait_for(
+        "the late approval's answer",
+        Duration::from_secs(10),
+        async || ephemerals(&slack).first().cloned(),
+    )
+    .await;
+    let text = answer["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "Incident {id} was already rejected by slack:U0APPROVER (@u0approver) at "
+        )),
+        "{text}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(undo_patches(&w.sim).is_empty(), "nothing rolled back");
+    assert_eq!(incident_state(&store, &id).await, State::Cancelled);
     w.daemon.shutdown().await;
     w.sim.shutdown().await;
 }
