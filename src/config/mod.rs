@@ -723,6 +723,18 @@ impl RawConfig {
             &self.notify.statuspage_api_key_file,
             &mut errors,
         );
+        if slack_signing_secret.is_some() && slack_token.is_none() {
+            errors.push(ConfigError {
+                key: "notify.slack_signing_secret".into(),
+                message: "needs notify.slack_token(_file): the buttons are drawn on Slack Web API messages, and a press is answered through the Web API".into(),
+            });
+        }
+        if slack_signing_secret.as_deref().is_some_and(str::is_empty) {
+            errors.push(ConfigError {
+                key: "notify.slack_signing_secret".into(),
+                message: "is empty: give the Slack app's signing secret (Basic Information → App Credentials)".into(),
+            });
+        }
         let pagerduty_routing_keys = self.notify.pagerduty_routing_keys(&mut errors);
         http_url(
             "notify.pagerduty_api_url",
@@ -1066,6 +1078,28 @@ mod tests {
         );
         let text = twice.validate().unwrap_err().to_string();
         assert!(text.contains("give it once"), "{text}");
+    }
+
+    #[test]
+    fn a_slack_signing_secret_needs_the_token_and_may_come_from_a_file() {
+        let mut alone = RawConfig::default();
+        alone.webhook.allow_unauthenticated = true;
+        alone.notify.slack_signing_secret = Some("s3cret".into());
+        let text = alone.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("notify.slack_signing_secret")
+                && text.contains("needs notify.slack_token"),
+            "{text}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("signing-secret");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let mut both = RawConfig::default();
+        both.webhook.allow_unauthenticated = true;
+        both.notify.slack_token = Some("xoxb-1".into());
+        both.notify.slack_signing_secret_file = Some(file);
+        let config = both.validate().unwrap();
+        assert_eq!(config.slack_signing_secret.as_deref(), Some("from-a-file"));
     }
 
     #[test]
