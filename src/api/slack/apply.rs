@@ -115,9 +115,14 @@ async fn act(state: &ApiState, slack: &SlackInteractions, press: &Press) -> Resu
     };
     match done {
         Ok(_) => Ok(line(press, &incident.agent)),
-        Err(ApiError::Conflict(why)) => Err(already(state, id)
-            .await
-            .unwrap_or(format!("{why}: nothing was changed."))),
+        // a decision that came too late hears who decided first
+        Err(ApiError::Conflict(why))
+            if matches!(press.button, SlackButton::Approve | SlackButton::Reject) =>
+        {
+            Err(already(state, id)
+                .await
+                .unwrap_or(format!("{why}: nothing was changed.")))
+        }
         Err(e) => Err(format!("{e}: nothing was changed.")),
     }
 }
