@@ -101,6 +101,18 @@ fn press_body(
     incident: &str,
     blocks: &Value,
 ) -> String {
+    press_body_answered_at(slack, user, action_id, incident, blocks, None)
+}
+
+/// As [`press_body`], with the `response_url` at `respond_at` instead of the stand-in.
+fn press_body_answered_at(
+    slack: &Receiver,
+    user: &str,
+    action_id: &str,
+    incident: &str,
+    blocks: &Value,
+    respond_at: Option<&str>,
+) -> String {
     let action_ts = format!("{}.{:06}", now(), rand_micros());
     let payload = json!({
         "type": "block_actions",
@@ -110,7 +122,7 @@ fn press_body(
         "container": {"type": "message", "message_ts": ROOT_TS, "channel_id": CHANNEL, "is_ephemeral": false},
         "channel": {"id": CHANNEL, "name": "gl-002-incidents"},
         "message": {"type": "message", "ts": ROOT_TS, "text": "GL-002", "blocks": blocks},
-        "response_url": format!("{}/respond/T0/{action_ts}/xyz", slack.url),
+        "response_url": format!("{}/respond/T0/{action_ts}/xyz", respond_at.unwrap_or(&slack.url)),
         "actions": [{"type": "button", "action_id": action_id, "block_id": "rollbackd_actions",
                      "value": json!({"incident": incident, "agent": "GL-002"}).to_string(),
                      "action_ts": action_ts}],
@@ -523,11 +535,41 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
 }
 
 /// Reject is the API's cancel: the incident ends cancelled, nothing is rolled back, the
-/// message says who rejected it; an approval after it hears so.
+/// message says who rejected it; an approval after it hears so. A refusal whose response
+/// URL is not Slack's goes through `chat.postEphemeral`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reject_cancels_without_rolling_back() {
     let (slack, w, id, blocks) = awaiting_approval(Arc::default()).await;
     let store = w.daemon.store.clone();
+    // a response URL pointing elsewhere than Slack (or its stand-in) is never posted to:
+    // the refusal goes through chat.postEphemeral instead
+    let elsewhere = press_body_answered_at(
+        &slack,
+        STRANGER,
+        "rollbackd_reject",
+        &id,
+        &blocks,
+        Some("http://127.0.0.1:9"),
+    );
+    assert_eq!(press(&w, &elsewhere, None).await.0, 200);
+    let told = wait_for(
+        "the chat.postEphemeral",
+        Duration::from_secs(10),
+        async || {
+            slack
+                .requests_to("/api/chat.postEphemeral")
+                .first()
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(told.header("authorization"), Some("Bearer xoxb-test"));
+    assert_eq!(
+        told.json.unwrap(),
+        json!({"channel": CHANNEL, "user": STRANGER,
+               "text": "You are not an approver for GL-002 P0: nothing was changed."})
+    );
+    assert_eq!(incident_state(&store, &id).await, State::AwaitingApproval);
     let reject = press_body(&slack, APPROVER, "rollbackd_reject", &id, &blocks);
     assert_eq!(press(&w, &reject, None).await.0, 200);
     let update = wait_for(
