@@ -88,6 +88,15 @@ impl Metrics {
             Family::Counter(BTreeMap::new()),
         );
         add(
+            "rollbackd_slack_interactions_total",
+            "Slack button presses, by outcome: refused at the door (unsigned, stale, \
+             bad_signature, malformed, not_configured, not_leader), repeat_ignored (a \
+             retry of a press taken), accepted; then applied or refused (not an approver, \
+             or the incident's state).",
+            &["outcome"][..],
+            Family::Counter(BTreeMap::new()),
+        );
+        add(
             "rollbackd_forwarded_requests_total",
             "Writes a standby forwarded to the leader, by the leader's HTTP status or why \
              they were not forwarded (no_leader, no_url, timeout, unreachable, \

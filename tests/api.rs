@@ -98,6 +98,7 @@ async fn start_with(webhook: WebhookAuth) -> Api {
             webhook_url: Some("http://127.0.0.1:9/hook".into()),
             ..Default::default()
         },
+        slack: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -667,6 +668,31 @@ async fn health_readiness_metrics_and_openapi() {
         .unwrap();
     assert!(text.contains("# TYPE rollbackd_rollbacks_total counter"));
     assert!(text.contains("rollbackd_incidents{state=\"resolved\"} 0"));
+}
+
+/// Without a signing secret no press can be verified: the endpoint refuses every one and
+/// says what to configure (fail safe), and no operator token opens it.
+#[tokio::test]
+async fn slack_presses_are_refused_without_a_signing_secret() {
+    let api = start().await;
+    let res = api
+        .http
+        .post(format!("{}/api/v1/slack/interactions", api.url))
+        .bearer_auth(OPERATOR)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("payload=%7B%7D")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("slack_signing_secret"),
+        "{body}"
+    );
 }
 
 /// Issue 12 item 11: webhook URLs are secrets. Rows queued before target names replaced

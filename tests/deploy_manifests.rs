@@ -497,6 +497,7 @@ fn every_configured_path_is_mounted_and_the_secrets_are_referenced() {
         ("rollbackd-alertmanager", "token"),
         ("rollbackd-api-tokens", "dashboard-token"),
         ("rollbackd-api-tokens", "oncall-token"),
+        ("rollbackd-slack", "signing-secret"),
         ("rollbackd-slack", "token"),
         ("rollbackd-statuspage", "api-key"),
     ]

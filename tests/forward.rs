@@ -37,6 +37,7 @@ const OPERATOR: &str = "operator-token-0123456789";
 const VIEWER: &str = "viewer-token-0123456789ab";
 const HOOK: &str = "alertmanager-secret-token";
 const MAX_BODY: usize = 64 * 1024;
+const SLACK_SECRET: &str = "slack-signing-secret-for-forwarding";
 
 /// One replica's API: its store and metrics, where it listens, and (on a standby) the
 /// channel its elector would publish the leader on.
@@ -92,6 +93,12 @@ async fn replica(standby: bool, timeout: Duration) -> Replica {
         forward,
         latest: Arc::default(),
         channels: rollbackd::lifecycle::announce::Channels::default(),
+        // every replica verifies Slack's presses with the same secret
+        slack: rollbackd::api::SlackInteractions::from_config(&rollbackd::notify::NotifierConfig {
+            slack_signing_secret: Some(SLACK_SECRET.into()),
+            ..Default::default()
+        })
+        .unwrap(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -377,6 +384,72 @@ async fn the_forwarded_request_is_the_callers_with_the_standbys_mark_only() {
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers[FORWARDED], "pod-b");
     assert!(headers.get("cookie").is_none() && headers.get("x-request-id").is_none());
+}
+
+/// `v0=<hex>` of Slack's signature scheme.
+fn slack_signature(timestamp: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "v0={}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// A Slack press reaching a standby: checked there (a bad signature goes no further), then
+/// handed to the leader with its body byte for byte and Slack's headers, so the leader
+/// verifies the same signature itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_press_reaches_the_leader_byte_for_byte_with_its_signature() {
+    let (url, got) = recording_leader(Duration::ZERO).await;
+    let standby = replica(true, Duration::from_secs(5)).await;
+    standby.leader_is("pod-a", Some(&url));
+    // odd spacing and escapes that any re-encoding would change
+    let body =
+        "payload=%7B%22type%22%3A+%22block_actions%22%2C%22x%22%3A%22a%2Bb%20c%22%7D&extra=1";
+    let ts = Utc::now().timestamp().to_string();
+    let signature = slack_signature(&ts, body);
+    let press = |signature: String| {
+        let ts = ts.clone();
+        let url = format!("{}/api/v1/slack/interactions", standby.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("x-slack-request-timestamp", ts)
+                .header("x-slack-signature", signature)
+                .header("x-slack-retry-num", "1")
+                .header("x-slack-retry-reason", "http_timeout")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let forged = press(slack_signature(&ts, "payload=other")).await;
+    assert_eq!(forged.status(), 401, "refused at the standby");
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "a forged press is not forwarded"
+    );
+    let res = press(signature.clone()).await;
+    assert_eq!(res.status(), 202, "the leader's answer comes back");
+    let got = got.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    let (_, uri, headers, forwarded) = &got[0];
+    assert_eq!(uri.path(), "/api/v1/slack/interactions");
+    assert_eq!(&forwarded[..], body.as_bytes(), "the body byte for byte");
+    assert_eq!(headers["x-slack-signature"], signature.as_str());
+    assert_eq!(headers["x-slack-request-timestamp"], ts.as_str());
+    assert_eq!(headers["x-slack-retry-num"], "1");
+    assert_eq!(headers["x-slack-retry-reason"], "http_timeout");
+    assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(headers[FORWARDED], "pod-b");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,6 +86,7 @@ fn config(slack: Option<&Receiver>, statuspage: Option<&Receiver>) -> NotifierCo
     NotifierConfig {
         slack_api_url: slack.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         slack_token: Some(TOKEN.into()),
+        slack_signing_secret: None,
         webhook_urls: BTreeMap::new(),
         statuspage_api_url: statuspage.map_or("http://127.0.0.1:9".into(), |r| r.url.clone()),
         statuspage_api_key: Some(KEY.into()),
@@ -808,6 +809,90 @@ async fn update_waits_for_the_first_post() {
         ]
     );
     assert_eq!(store.record(ids[0]).unwrap().item.attempts, 3);
+}
+
+/// The buttons of each root message's stage (none without an `actions` block).
+fn button_ids(body: &Value) -> Vec<String> {
+    body["blocks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .map(|e| e["action_id"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// With a signing secret the root message carries the buttons fitting its stage, updated
+/// with it; threaded replies never have buttons. Without one (every other test here) the
+/// bodies carry no blocks at all.
+#[tokio::test]
+async fn with_a_signing_secret_the_root_message_carries_the_stages_buttons() {
+    let slack_rx = Receiver::start(|r, _| slack_ok(r)).await;
+    let store = Arc::new(MemoryOutbox::new());
+    let ids: Vec<i64> = [Stage::AwaitingApproval, Stage::Initiated, Stage::Resolved]
+        .into_iter()
+        .map(|s| store.push(message("inc-1", s, "P1"), slack(), Utc::now()))
+        .collect();
+    let mut cfg = config(Some(&slack_rx), None);
+    cfg.slack_signing_secret = Some("signing-secret".into());
+    let worker = Worker::start(&store, cfg, Arc::default());
+    wait_until(LIMIT, "all sent", || {
+        ids.iter().all(|id| is_sent(&store, *id))
+    })
+    .await;
+    worker.stop().await;
+    let seen: Vec<(String, Option<String>, Vec<String>)> = slack_rx
+        .requests()
+        .iter()
+        .map(|r| {
+            let body = r.json.clone().unwrap_or(Value::Null);
+            let thread = body["thread_ts"].as_str().map(str::to_string);
+            (r.path.clone(), thread, button_ids(&body))
+        })
+        .collect();
+    let ids = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "/chat.postMessage".into(),
+                None,
+                ids(&["rollbackd_approve", "rollbackd_reject", "rollbackd_pause"])
+            ),
+            (
+                "/chat.update".into(),
+                None,
+                ids(&["rollbackd_cancel", "rollbackd_pause"])
+            ),
+            ("/chat.postMessage".into(), Some(TS.into()), vec![]),
+            ("/chat.update".into(), None, vec![]),
+            ("/chat.postMessage".into(), Some(TS.into()), vec![]),
+        ]
+    );
+    let reqs = slack_rx.requests();
+    let root = reqs[0].json.clone().unwrap();
+    assert_eq!(
+        root["blocks"][0]["text"]["text"], root["text"],
+        "the text is the first block"
+    );
+    let approve = &root["blocks"][1]["elements"][0];
+    assert_eq!(
+        serde_json::from_str::<Value>(approve["value"].as_str().unwrap()).unwrap(),
+        json!({"incident": "inc-1", "agent": "GL-002"})
+    );
+    assert!(approve["confirm"].is_object(), "{approve}");
+    assert!(
+        reqs[2].json.as_ref().unwrap().get("blocks").is_none(),
+        "a reply has no blocks"
+    );
+    assert!(
+        reqs[3].json.as_ref().unwrap()["blocks"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    );
 }
 
 #[tokio::test]

@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::error::parse_json;
-use super::rollbacks::ReasonRequest;
+use super::rollbacks::reason;
 use super::{ApiError, ApiState, Wake, to_the_end};
 use crate::config::Role;
 use crate::store::{AuditEntry, GLOBAL, Pause};
@@ -71,19 +70,31 @@ async fn set_pause(
 ) -> Result<Json<Value>, ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
-    let req: ReasonRequest = if body.is_empty() {
-        ReasonRequest::default()
-    } else {
-        parse_json(&body)?
-    };
-    if scope != GLOBAL && state.policy(&scope).is_none() {
+    let req = reason(&body)?;
+    pause_as(&state, &caller.name, &scope, &req.reason, pause)
+        .await
+        .map(Json)
+}
+
+/// Pauses (`pause`) or resumes `scope` (an agent id, or [`GLOBAL`]) for `by` (an API
+/// token's name, or a Slack user), audited, and wakes the daemon: the one path of every
+/// door (API, Slack).
+pub(super) async fn pause_as(
+    state: &ApiState,
+    by: &str,
+    scope: &str,
+    reason: &str,
+    pause: bool,
+) -> Result<Value, ApiError> {
+    state.require_leader()?;
+    if scope != GLOBAL && state.policy(scope).is_none() {
         return Err(ApiError::NotFound(format!("no policy for agent {scope:?}")));
     }
     let scope = if scope == GLOBAL {
         GLOBAL.to_string()
     } else {
         state
-            .policy(&scope)
+            .policy(scope)
             .map(|p| p.agent.id.clone())
             .unwrap_or_default()
     };
@@ -93,8 +104,8 @@ async fn set_pause(
             .store
             .pause(&Pause {
                 scope: scope.clone(),
-                paused_by: caller.name.clone(),
-                reason: req.reason.clone(),
+                paused_by: by.to_string(),
+                reason: reason.to_string(),
                 at: now,
             })
             .await?;
@@ -107,17 +118,15 @@ async fn set_pause(
         .store
         .audit(&AuditEntry {
             at: now,
-            actor: caller.name.clone(),
+            actor: by.to_string(),
             action: action.into(),
             target: scope.clone(),
-            reason: req.reason,
+            reason: reason.to_string(),
             detail: json!({"changed": changed}),
         })
         .await?;
     let _ = state.wake.send(Wake::Pauses);
-    Ok(Json(
-        json!({"scope": scope, "paused": pause, "changed": changed, "by": caller.name}),
-    ))
+    Ok(json!({"scope": scope, "paused": pause, "changed": changed, "by": by}))
 }
 
 /// `POST /api/v1/agents/{id}/pause`

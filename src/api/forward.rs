@@ -4,7 +4,9 @@
 //! (the Alertmanager webhook, trigger, approve, cancel, pause, resume: every write of this
 //! API) that reaches a standby is checked for credentials as the leader would check them,
 //! then forwarded to the API URL the leader writes on the Lease ([`LEASE_ANNOTATION`]):
-//! same method, path and query, body, `Authorization` and `Content-Type`, marked
+//! same method, path and query, body, `Authorization` and `Content-Type` (and a Slack
+//! press's `X-Slack-*` headers, the body byte for byte: the leader verifies the signature
+//! itself; the standby checks it first, as it checks tokens), marked
 //! `x-rollbackd-forwarded: <standby>` ([`FORWARDED`]). The standby answers with the leader's
 //! status and body, adding `x-rollbackd-forwarded-to: <leader>` ([`FORWARDED_TO`]).
 //!
@@ -38,6 +40,14 @@ pub const LEASE_ANNOTATION: &str = "rollbackd.io/api-url";
 pub const FORWARDED: &str = "x-rollbackd-forwarded";
 /// Response header naming the leader that answered a forwarded request.
 pub const FORWARDED_TO: &str = "x-rollbackd-forwarded-to";
+/// Slack's headers on a button press, forwarded as received so the leader can verify the
+/// signature of the (unchanged) body itself.
+const SLACK_HEADERS: [&str; 4] = [
+    super::slack::signature::SIGNATURE,
+    super::slack::signature::TIMESTAMP,
+    super::slack::RETRY_NUM,
+    "x-slack-retry-reason",
+];
 /// How long a standby waits for the leader's answer.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -224,6 +234,12 @@ impl Forwarder {
                 request = request.header(name, v.clone());
             }
         }
+        // a Slack press: the leader verifies the same signature of the same bytes
+        for name in SLACK_HEADERS {
+            if let Some(v) = headers.get(name) {
+                request = request.header(name, v.clone());
+            }
+        }
         let failed = |e: reqwest::Error| {
             if e.is_timeout() {
                 ForwardError::Timeout {
@@ -269,6 +285,9 @@ fn causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The route of Slack's button presses.
+const SLACK_PATH: &str = "/api/v1/slack/interactions";
+
 /// The API's route layer: a `POST` (every write) that reaches a replica which does not
 /// lead is checked for credentials (the webhook's on `/api/v1/alerts`, an operator token
 /// elsewhere) and forwarded to the leader; reads, and every request on the leader, go to
@@ -301,9 +320,27 @@ pub async fn standby_writes(
         }
         response
     };
+    let slack = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| p.as_str() == SLACK_PATH);
     let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, max_body_bytes).await else {
+        return answered_here(ApiError::TooLarge);
+    };
     let allowed = if webhook {
         state.auth.webhook(&parts.headers)
+    } else if slack {
+        // Slack's signature is the credential: checked here too, so a standby forwards only
+        // what the leader will accept (and the leader checks it again)
+        match &state.slack {
+            Some(s) => s
+                .verify(&parts.headers, &body)
+                .map_err(|_| ApiError::Unauthorized),
+            None => Err(ApiError::NotFound(
+                "Slack interactivity is off: set [notify] slack_signing_secret".into(),
+            )),
+        }
     } else {
         state
             .auth
@@ -313,9 +350,6 @@ pub async fn standby_writes(
     if let Err(e) = allowed {
         return answered_here(e);
     }
-    let Ok(body) = axum::body::to_bytes(body, max_body_bytes).await else {
-        return answered_here(ApiError::TooLarge);
-    };
     let path = parts
         .uri
         .path_and_query()

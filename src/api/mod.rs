@@ -1,5 +1,6 @@
 //! The HTTP API (axum): the Alertmanager webhook receiver, the manual override API,
-//! health, readiness, metrics and the OpenAPI document. Handlers only record (store,
+//! health, readiness, metrics, the OpenAPI document, and the presses of Slack buttons
+//! ([`slack`]). Handlers only record (store,
 //! audit) and wake the daemon; the daemon is the single writer that acts. On a standby,
 //! writes are handed to the leader ([`forward`]).
 
@@ -12,6 +13,7 @@ mod health;
 mod ingest;
 pub mod openapi;
 mod rollbacks;
+pub mod slack;
 
 pub use agents::AgentStatus;
 pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload, active_records};
@@ -20,6 +22,7 @@ pub use error::{ApiError, RETRY_AFTER_SECONDS};
 pub use forward::{ForwardError, Forwarder, LeaderAddr};
 pub use ingest::AlertIngest;
 pub use rollbacks::incident_baselines;
+pub use slack::SlackInteractions;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -97,6 +100,9 @@ pub struct ApiState {
     pub latest: crate::signals::latest::Latest,
     /// Which notifiers are configured: an incident the API ends (superseded) is announced.
     pub channels: crate::lifecycle::announce::Channels,
+    /// Slack interactivity (`notify.slack_signing_secret`); `None` = the interactions
+    /// endpoint refuses every request.
+    pub slack: Option<Arc<SlackInteractions>>,
 }
 
 impl ApiState {
@@ -149,6 +155,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/api/v1/agents/{id}/resume", post(agents::resume))
         .route("/api/v1/pause", post(agents::pause_all))
         .route("/api/v1/resume", post(agents::resume_all))
+        .route("/api/v1/slack/interactions", post(slack::interactions))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -212,24 +212,39 @@ async fn change(
 ) -> Result<Json<Value>, ApiError> {
     let caller = state.auth.caller(headers, Role::Operator)?;
     state.require_leader()?;
-    let req: ReasonRequest = if body.is_empty() {
-        ReasonRequest::default()
+    let req = reason(body)?;
+    change_as(state, &caller.name, id, &req.reason, event, action)
+        .await
+        .map(Json)
+}
+
+/// The optional `{"reason": …}` body of approve, cancel, pause and resume.
+pub(super) fn reason(body: &[u8]) -> Result<ReasonRequest, ApiError> {
+    if body.is_empty() {
+        Ok(ReasonRequest::default())
     } else {
-        parse_json(body)?
-    };
+        parse_json(body)
+    }
+}
+
+/// Moves incident `id` by `event` for `by` (an API token's name, or a Slack user), audited
+/// as `action` with `reason`, and wakes the daemon: the one path of every door (API, Slack).
+pub(super) async fn change_as(
+    state: &ApiState,
+    by: &str,
+    id: &str,
+    reason: &str,
+    event: Event,
+    action: &str,
+) -> Result<Value, ApiError> {
+    state.require_leader()?;
     let incident = state
         .store
         .incident(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
-    let entry = audit(
-        &caller.name,
-        action,
-        id,
-        &req.reason,
-        json!({"from": incident.state}),
-    );
-    let note = format!("{action} by {}: {}", caller.name, req.reason);
+    let entry = audit(by, action, id, reason, json!({"from": incident.state}));
+    let note = format!("{action} by {by}: {reason}");
     let to = state
         .store
         .transition(
@@ -245,7 +260,7 @@ async fn change(
             other => ApiError::from(other),
         })?;
     let _ = state.wake.send(Wake::Incident(id.to_string()));
-    Ok(Json(json!({"id": id, "state": to, "by": caller.name})))
+    Ok(json!({"id": id, "state": to, "by": by}))
 }
 
 /// Approves an incident awaiting approval (or blocked by an `unattended` guard), after
@@ -270,9 +285,24 @@ async fn approve_now(
 ) -> Result<Json<Value>, ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
+    let req = reason(&body)?;
+    approve_as(&state, &caller.name, &id, &req.reason)
+        .await
+        .map(Json)
+}
+
+/// Approves incident `id` for `by`: the pause, blocked and world checks, then the
+/// transition ([`change_as`]); the one path of every door (API, Slack).
+pub(super) async fn approve_as(
+    state: &ApiState,
+    by: &str,
+    id: &str,
+    reason: &str,
+) -> Result<Value, ApiError> {
+    state.require_leader()?;
     let incident = state
         .store
-        .incident(&id)
+        .incident(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
     if let Some(pause) = state.store.paused(&incident.agent).await? {
@@ -295,17 +325,9 @@ async fn approve_now(
             IncidentState::AwaitingApproval | IncidentState::Blocked
         )
     {
-        recheck_world(&state, &caller.name, &incident, &policy, Utc::now()).await?;
+        recheck_world(state, by, &incident, &policy, Utc::now()).await?;
     }
-    change(
-        &state,
-        &headers,
-        &id,
-        &body,
-        Event::Approve,
-        "rollback.approve",
-    )
-    .await
+    change_as(state, by, id, reason, Event::Approve, "rollback.approve").await
 }
 
 /// What runs on `agent` now, as the evaluation loop last published it.

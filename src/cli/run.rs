@@ -162,6 +162,7 @@ pub async fn run(config_file: Option<&Path>, force_sim: bool) -> anyhow::Result<
     let notifier = NotifierConfig {
         slack_api_url: config.slack_api_url.clone(),
         slack_token: config.slack_token.clone(),
+        slack_signing_secret: config.slack_signing_secret.clone(),
         statuspage_api_url: config.statuspage_api_url.clone(),
         statuspage_api_key: config.statuspage_api_key.clone(),
         pagerduty_api_url: config.pagerduty_api_url.clone(),

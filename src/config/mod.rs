@@ -174,6 +174,10 @@ pub struct Config {
     /// Slack incoming webhook URL, used when there is no token (`notify.slack_webhook_url`);
     /// a secret.
     pub slack_webhook_url: Option<String>,
+    /// Slack signing secret (`notify.slack_signing_secret(_file)`): with it the incident
+    /// messages carry buttons and `POST /api/v1/slack/interactions` verifies their presses;
+    /// `None` = no buttons, and the endpoint refuses every request.
+    pub slack_signing_secret: Option<String>,
     /// Statuspage API key (`notify.statuspage_api_key(_file)`); `None` = no Statuspage.
     pub statuspage_api_key: Option<String>,
     /// Statuspage API base URL (`notify.statuspage_api_url`, default
@@ -230,6 +234,7 @@ impl std::fmt::Debug for Config {
             .field("slack_token", &set(&self.slack_token))
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_webhook_url", &set(&self.slack_webhook_url))
+            .field("slack_signing_secret", &set(&self.slack_signing_secret))
             .field("statuspage_api_key", &set(&self.statuspage_api_key))
             .field("statuspage_api_url", &self.statuspage_api_url)
             .field("webhook_url", &set(&self.webhook_url))
@@ -706,12 +711,30 @@ impl RawConfig {
             &self.notify.slack_token_file,
             &mut errors,
         );
+        let slack_signing_secret = secret(
+            "notify.slack_signing_secret",
+            &self.notify.slack_signing_secret,
+            &self.notify.slack_signing_secret_file,
+            &mut errors,
+        );
         let statuspage_api_key = secret(
             "notify.statuspage_api_key",
             &self.notify.statuspage_api_key,
             &self.notify.statuspage_api_key_file,
             &mut errors,
         );
+        if slack_signing_secret.is_some() && slack_token.is_none() {
+            errors.push(ConfigError {
+                key: "notify.slack_signing_secret".into(),
+                message: "needs notify.slack_token(_file): the buttons are drawn on Slack Web API messages, and a press is answered through the Web API".into(),
+            });
+        }
+        if slack_signing_secret.as_deref().is_some_and(str::is_empty) {
+            errors.push(ConfigError {
+                key: "notify.slack_signing_secret".into(),
+                message: "is empty: give the Slack app's signing secret (Basic Information → App Credentials)".into(),
+            });
+        }
         let pagerduty_routing_keys = self.notify.pagerduty_routing_keys(&mut errors);
         http_url(
             "notify.pagerduty_api_url",
@@ -798,6 +821,7 @@ impl RawConfig {
             slack_token,
             slack_api_url: self.notify.slack_api_url,
             slack_webhook_url: self.notify.slack_webhook_url,
+            slack_signing_secret,
             statuspage_api_key,
             statuspage_api_url: self.notify.statuspage_api_url,
             webhook_url: self.notify.webhook_url,
@@ -1057,10 +1081,33 @@ mod tests {
     }
 
     #[test]
+    fn a_slack_signing_secret_needs_the_token_and_may_come_from_a_file() {
+        let mut alone = RawConfig::default();
+        alone.webhook.allow_unauthenticated = true;
+        alone.notify.slack_signing_secret = Some("s3cret".into());
+        let text = alone.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("notify.slack_signing_secret")
+                && text.contains("needs notify.slack_token"),
+            "{text}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("signing-secret");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let mut both = RawConfig::default();
+        both.webhook.allow_unauthenticated = true;
+        both.notify.slack_token = Some("xoxb-1".into());
+        both.notify.slack_signing_secret_file = Some(file);
+        let config = both.validate().unwrap();
+        assert_eq!(config.slack_signing_secret.as_deref(), Some("from-a-file"));
+    }
+
+    #[test]
     fn debug_output_leaves_secrets_out() {
         let mut secrets = RawConfig::default();
         secrets.webhook.bearer_token = Some("SECRET-bearer-0123456789".into());
         secrets.notify.slack_token = Some("SECRET-xoxb".into());
+        secrets.notify.slack_signing_secret = Some("SECRET-signing".into());
         secrets.notify.slack_webhook_url = Some("https://hooks.slack.com/SECRET".into());
         secrets.notify.webhook_url = Some("https://hooks.example/SECRET".into());
         secrets.notify.statuspage_api_key = Some("SECRET-key".into());

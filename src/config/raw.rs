@@ -266,6 +266,9 @@ pub struct Notify {
     pub slack_token_file: Option<PathBuf>,
     pub slack_api_url: String,
     pub slack_webhook_url: Option<String>,
+    /// The Slack app's signing secret: turns on the incident messages' buttons.
+    pub slack_signing_secret: Option<String>,
+    pub slack_signing_secret_file: Option<PathBuf>,
     pub statuspage_api_key: Option<String>,
     pub statuspage_api_key_file: Option<PathBuf>,
     pub statuspage_api_url: String,
@@ -293,6 +296,8 @@ impl Default for Notify {
             slack_token_file: None,
             slack_api_url: "https://slack.com/api".into(),
             slack_webhook_url: None,
+            slack_signing_secret: None,
+            slack_signing_secret_file: None,
             statuspage_api_key: None,
             statuspage_api_key_file: None,
             statuspage_api_url: "https://api.statuspage.io/v1".into(),

@@ -352,6 +352,7 @@ pub async fn start(mut opts: DaemonOptions) -> Result<DaemonHandle, DaemonError>
         forward,
         latest: latest.clone(),
         channels: opts.channels.clone(),
+        slack: crate::api::SlackInteractions::from_config(&opts.notifier)?,
     };
     let app = router(api_state, opts.max_body_bytes);
     let c = cancel.clone();

@@ -434,6 +434,8 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         notifier: NotifierConfig {
             slack_api_url: sinks.slack,
             slack_token: Some("xoxb-demo".into()),
+            // the incident messages carry their buttons; a press must be signed with this
+            slack_signing_secret: Some("demo-signing-secret".into()),
             statuspage_api_url: sinks.statuspage,
             statuspage_api_key: Some("demo".into()),
             pagerduty_api_url: sinks.pagerduty,

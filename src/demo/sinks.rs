@@ -33,6 +33,7 @@ pub async fn start() -> std::io::Result<(SinkUrls, Received)> {
         received.clone(),
         received.clone(),
     );
+    let (r6, r7) = (received.clone(), received.clone());
     let c1 = counter.clone();
     let slack = axum::Router::new()
         .route(
@@ -55,6 +56,41 @@ pub async fn start() -> std::io::Result<(SinkUrls, Received)> {
             post(move |Json(_body): Json<Value>| {
                 let _ = &r2;
                 async move { Json(json!({"ok": true})) }
+            }),
+        )
+        // a press's answers: group membership (the demo's groups have no members), and
+        // ephemeral refusals, by chat.postEphemeral or the press's response_url
+        .route(
+            "/api/usergroups.users.list",
+            post(|| async { Json(json!({"ok": true, "users": []})) }),
+        )
+        .route(
+            "/api/chat.postEphemeral",
+            post(move |Json(body): Json<Value>| {
+                let r = r6.clone();
+                async move {
+                    let to = format!(
+                        "{} (ephemeral to {})",
+                        body["channel"].as_str().unwrap_or("?"),
+                        body["user"].as_str().unwrap_or("?")
+                    );
+                    if let Ok(mut r) = r.lock() {
+                        r.push(("slack".into(), to, body["text"].as_str().unwrap_or("").to_string()));
+                    }
+                    Json(json!({"ok": true}))
+                }
+            }),
+        )
+        .route(
+            "/respond/{*path}",
+            post(move |Json(body): Json<Value>| {
+                let r = r7.clone();
+                async move {
+                    if let Ok(mut r) = r.lock() {
+                        r.push(("slack".into(), "response_url".into(), body["text"].as_str().unwrap_or("").to_string()));
+                    }
+                    Json(json!({"ok": true}))
+                }
             }),
         );
     let c2 = counter.clone();

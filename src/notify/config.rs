@@ -12,6 +12,9 @@ pub struct NotifierConfig {
     pub slack_api_url: String,
     /// Slack bot token (`xoxb-…`); Slack Web API targets fail permanently without it.
     pub slack_token: Option<String>,
+    /// Slack signing secret (`notify.slack_signing_secret(_file)`): with it, root messages
+    /// carry buttons and the API verifies their presses; a secret.
+    pub slack_signing_secret: Option<String>,
     /// Webhook URLs by target name (`slack-webhook`, `webhook`): secrets, so outbox rows
     /// name the target and only the notifiers know the URL. A target whose name is not
     /// here fails permanently.
@@ -51,6 +54,7 @@ impl Default for NotifierConfig {
         NotifierConfig {
             slack_api_url: "https://slack.com/api".into(),
             slack_token: None,
+            slack_signing_secret: None,
             webhook_urls: BTreeMap::new(),
             statuspage_api_url: "https://api.statuspage.io/v1".into(),
             statuspage_api_key: None,
@@ -75,6 +79,7 @@ impl std::fmt::Debug for NotifierConfig {
         f.debug_struct("NotifierConfig")
             .field("slack_api_url", &self.slack_api_url)
             .field("slack_token", &redact(&self.slack_token))
+            .field("slack_signing_secret", &redact(&self.slack_signing_secret))
             .field(
                 "webhook_urls",
                 &self.webhook_urls.keys().collect::<Vec<_>>(),

@@ -5,7 +5,8 @@
 //! [`run_outbox`] delivers them with retries (exponential backoff with jitter, honouring
 //! `Retry-After`), keeping each incident's messages to one target in order and
 //! remembering per-target threads ([`ThreadRef`]: Slack channel ID + `ts`, Statuspage
-//! incident id, PagerDuty alert state) between stages.
+//! incident id, PagerDuty alert state) between stages. With a Slack signing secret, an
+//! incident's root Slack message carries the buttons fitting its stage ([`slack_buttons`]).
 
 mod config;
 mod error;
@@ -20,6 +21,7 @@ mod pacer;
 pub mod pagerduty;
 mod retry;
 mod slack;
+pub mod slack_buttons;
 mod slack_webhook;
 pub mod statuspage;
 pub mod webhook;
@@ -37,3 +39,5 @@ pub use notifiers::Notifiers;
 pub use outbox::{DeliveryObserver, NoopObserver, OutboxStore};
 pub use retry::{MAX_RETRY_AFTER, RetryConfig, parse_retry_after};
 pub use worker::run_outbox;
+
+pub(crate) use slack::SlackApi;

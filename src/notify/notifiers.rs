@@ -31,7 +31,8 @@ impl Notifiers {
                 client.clone(),
                 &config.slack_api_url,
                 config.slack_token.clone(),
-            ),
+            )
+            .with_buttons(config.slack_signing_secret.is_some()),
             statuspage: StatuspageApi::new(
                 client.clone(),
                 &config.statuspage_api_url,

@@ -16,10 +16,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Value, json};
 
+use super::config::NotifierConfig;
 use super::error::NotifyError;
 use super::http;
 use super::message::{Message, ThreadRef};
 use super::mrkdwn::slack_text;
+use super::slack_buttons::{buttons_for, message_blocks};
 
 const TARGET: &str = "slack";
 
@@ -90,6 +92,8 @@ pub(crate) struct SlackApi {
     token: Option<String>,
     /// Channel names to IDs, as `conversations.list` answered.
     channel_ids: Arc<Mutex<HashMap<String, String>>>,
+    /// Root messages carry the buttons fitting their stage (presses can be received).
+    buttons: bool,
 }
 
 /// Channel ID and `ts` of an incident's parent message.
@@ -116,7 +120,40 @@ impl SlackApi {
             base: base.trim_end_matches('/').to_string(),
             token,
             channel_ids: Arc::default(),
+            buttons: false,
         }
+    }
+
+    /// A client of `config`'s Slack API (URL, token, request timeout), for the API's
+    /// answers to button presses.
+    pub(crate) fn from_config(config: &NotifierConfig) -> Result<Self, NotifyError> {
+        let client = http::client(config.request_timeout)?;
+        Ok(SlackApi::new(
+            client,
+            &config.slack_api_url,
+            config.slack_token.clone(),
+        ))
+    }
+
+    /// The same client, drawing buttons on root messages when `buttons`.
+    pub(crate) fn with_buttons(mut self, buttons: bool) -> Self {
+        self.buttons = buttons;
+        self
+    }
+
+    /// The Web API base URL (`https://slack.com/api`).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A root message's body fields: its text, and its blocks when buttons are on.
+    fn root(&self, text: &str, message: &Message) -> Value {
+        let mut body = json!({"text": text});
+        if self.buttons {
+            let buttons = buttons_for(message.stage);
+            body["blocks"] = message_blocks(text, &message.incident_id, &message.agent_id, buttons);
+        }
+        body
     }
 
     /// Posts (first message) or updates and replies in the thread (later ones). Returns the
@@ -132,12 +169,10 @@ impl SlackApi {
         let metadata = metadata(&message.incident_id, outbox_id);
         match Parent::from_thread(thread) {
             None => {
-                let answer = self
-                    .call(
-                        "chat.postMessage",
-                        &json!({"channel": channel, "text": text, "metadata": metadata}),
-                    )
-                    .await?;
+                let mut body = self.root(&text, message);
+                body["channel"] = channel.into();
+                body["metadata"] = metadata.clone();
+                let answer = self.call("chat.postMessage", &body).await?;
                 let (Some(id), Some(ts)) = (
                     answer.get("channel").and_then(Value::as_str),
                     answer.get("ts").and_then(Value::as_str),
@@ -153,12 +188,10 @@ impl SlackApi {
                 }))
             }
             Some(parent) => {
-                let updated = self
-                    .call(
-                        "chat.update",
-                        &json!({"channel": parent.channel, "ts": parent.ts, "text": text}),
-                    )
-                    .await;
+                let mut body = self.root(&text, message);
+                body["channel"] = parent.channel.as_str().into();
+                body["ts"] = parent.ts.as_str().into();
+                let updated = self.call("chat.update", &body).await;
                 match updated {
                     // A parent that can no longer be edited still gets the threaded reply.
                     Err(NotifyError::Api { code, .. }) if UNEDITABLE_CODES.contains(&&*code) => {
@@ -309,15 +342,73 @@ impl SlackApi {
         })
     }
 
-    /// Calls one method; `{"ok":false}` answers become [`NotifyError::Api`].
-    async fn call(&self, method: &str, body: &Value) -> Result<Value, NotifyError> {
+    /// Calls one method with a JSON body; `{"ok":false}` answers become
+    /// [`NotifyError::Api`].
+    pub(crate) async fn call(&self, method: &str, body: &Value) -> Result<Value, NotifyError> {
+        self.call_with(method, "application/json; charset=utf-8", body.to_string())
+            .await
+    }
+
+    /// Calls a read method that takes form arguments (`usergroups.users.list`).
+    pub(crate) async fn call_form(
+        &self,
+        method: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, NotifyError> {
+        let body = serde_urlencoded::to_string(args).map_err(|e| NotifyError::BadResponse {
+            target: TARGET,
+            detail: format!("{method}: arguments not encodable: {e}"),
+        })?;
+        self.call_with(method, "application/x-www-form-urlencoded", body)
+            .await
+    }
+
+    /// The members of a user group (`usergroups.users.list`).
+    pub(crate) async fn group_members(&self, group: &str) -> Result<Vec<String>, NotifyError> {
+        let answer = self
+            .call_form("usergroups.users.list", &[("usergroup", group)])
+            .await?;
+        let Some(users) = answer.get("users").and_then(Value::as_array) else {
+            return Err(NotifyError::BadResponse {
+                target: TARGET,
+                detail: "usergroups.users.list answer lacks users".into(),
+            });
+        };
+        Ok(users
+            .iter()
+            .filter_map(|u| u.as_str().map(String::from))
+            .collect())
+    }
+
+    /// Posts `body` to an interaction's `response_url` (no token: the URL is the
+    /// credential). Slack answers `ok` as text or `{"ok":true}`.
+    pub(crate) async fn respond(&self, url: &str, body: &Value) -> Result<(), NotifyError> {
+        let request = self
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json; charset=utf-8")
+            .body(body.to_string());
+        let (status, headers, text) = http::send(TARGET, request).await?;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(http::status_error(TARGET, status, &headers, &text))
+        }
+    }
+
+    async fn call_with(
+        &self,
+        method: &str,
+        content_type: &'static str,
+        body: String,
+    ) -> Result<Value, NotifyError> {
         let token = self.token()?;
         let request = self
             .client
             .post(format!("{}/{method}", self.base))
             .header(AUTHORIZATION, format!("Bearer {token}"))
-            .header(CONTENT_TYPE, "application/json; charset=utf-8")
-            .body(body.to_string());
+            .header(CONTENT_TYPE, content_type)
+            .body(body);
         self.answer(method, request).await
     }
 

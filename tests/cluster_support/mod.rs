@@ -184,6 +184,7 @@ pub fn policy(
             id: "GL-TEST".into(),
             name: "Test".into(),
             runbook: None,
+            slack_approvers: Default::default(),
         },
         window: Window {
             duration: TimeDelta::hours(2),

@@ -53,6 +53,14 @@ impl Policy {
         self.matrix.iter().find(|r| r.id == id)
     }
 
+    /// Who may press the Slack buttons of an incident of `row` (the row's own list, else
+    /// the agent's); `None` = the agent's list (agent-wide actions: pause, resume).
+    pub fn slack_approvers(&self, row: Option<&str>) -> &SlackApprovers {
+        row.and_then(|id| self.row(id))
+            .and_then(|r| r.slack_approvers.as_ref())
+            .unwrap_or(&self.agent.slack_approvers)
+    }
+
     /// How old a sample before the deploy may be to stand for `signal`'s pre-deploy value.
     pub fn pre_deploy_max_age(&self, signal: &str) -> TimeDelta {
         self.signals
@@ -95,6 +103,26 @@ pub struct Agent {
     pub name: String,
     /// The runbook this policy encodes.
     pub runbook: Option<String>,
+    /// Who may press the buttons of this agent's Slack messages (`slack_approvers`); a row
+    /// may name others for its incidents ([`Row::slack_approvers`]).
+    pub slack_approvers: SlackApprovers,
+}
+
+/// Slack users and user groups allowed to approve, reject, cancel, pause and resume from
+/// Slack. Empty: nobody may (the buttons are refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SlackApprovers {
+    /// User ids (`U…`, or `W…` on Enterprise Grid).
+    pub users: Vec<String>,
+    /// User-group ids (`S…`); membership is asked of Slack when a button is pressed.
+    pub groups: Vec<String>,
+}
+
+impl SlackApprovers {
+    /// Whether nobody is named.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
 }
 
 /// The post-deploy window.
@@ -425,6 +453,9 @@ pub struct Row {
     pub deadline: Option<TimeDelta>,
     /// Who must approve a `rollback_after_approval` row.
     pub approver: Option<String>,
+    /// Who may press the Slack buttons of this row's incidents, instead of the agent's
+    /// list; `None` = the agent's.
+    pub slack_approvers: Option<SlackApprovers>,
 }
 
 /// Whether a guard also stops rollbacks a human approved.

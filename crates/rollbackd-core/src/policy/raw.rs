@@ -32,6 +32,9 @@ pub struct RawAgent {
     pub id: String,
     pub name: String,
     pub runbook: Option<String>,
+    /// Slack user (`U…`, `W…`) and user-group (`S…`) ids who may press the incident
+    /// message's buttons.
+    pub slack_approvers: Option<Vec<Spanned<String>>>,
 }
 
 /// `[window]`
@@ -126,6 +129,8 @@ pub struct RawRow {
     pub method: Option<Spanned<String>>,
     pub deadline: Option<Dur>,
     pub approver: Option<String>,
+    /// Overrides `[agent] slack_approvers` for incidents of this row.
+    pub slack_approvers: Option<Vec<Spanned<String>>>,
 }
 
 /// One `[[guards]]` entry.

@@ -47,10 +47,14 @@ impl Validator<'_> {
     }
 
     fn policy(&mut self, raw: RawPolicy) -> Policy {
+        let slack_approvers = self
+            .slack_approvers(raw.agent.slack_approvers, "agent.slack_approvers", 0..0)
+            .unwrap_or_default();
         let agent = Agent {
             id: raw.agent.id,
             name: raw.agent.name,
             runbook: raw.agent.runbook,
+            slack_approvers,
         };
         if agent.id.trim().is_empty() {
             self.error(0..0, "agent.id", "must not be empty");
@@ -77,6 +81,42 @@ impl Validator<'_> {
             verification: Arc::new(verification),
             notify,
         }
+    }
+
+    /// Slack user ids (`U…`, `W…`) and user-group ids (`S…`), each checked for its shape
+    /// (a name such as `@alice` or a channel id is refused with its line).
+    fn slack_approvers(
+        &mut self,
+        raw: Option<Vec<Spanned<String>>>,
+        field: &str,
+        span: Range<usize>,
+    ) -> Option<SlackApprovers> {
+        let raw = raw?;
+        let mut out = SlackApprovers::default();
+        for (i, id) in raw.into_iter().enumerate() {
+            let at = if id.span().is_empty() {
+                span.clone()
+            } else {
+                id.span()
+            };
+            let text = id.into_inner();
+            let shaped = (3..=24).contains(&text.len())
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            match text.chars().next() {
+                Some('U' | 'W') if shaped => out.users.push(text),
+                Some('S') if shaped => out.groups.push(text),
+                _ => self.error(
+                    at,
+                    format!("{field}[{i}]"),
+                    format!(
+                        "{text:?} is not a Slack user id (U…, W…) or user-group id (S…): use the id from the member's or group's profile, not a name"
+                    ),
+                ),
+            }
+        }
+        Some(out)
     }
 
     fn window(&mut self, raw: &RawWindow) -> Window {
@@ -599,7 +639,19 @@ impl Validator<'_> {
                     "is longer than the window: the row could never apply past it",
                 );
             }
+            let slack_approvers = match r.slack_approvers {
+                Some(ids) if ids.is_empty() => {
+                    self.error(
+                        span.clone(),
+                        format!("{field}.slack_approvers"),
+                        "is empty: nobody could press this row's buttons; leave it out to use [agent] slack_approvers",
+                    );
+                    None
+                }
+                ids => self.slack_approvers(ids, &format!("{field}.slack_approvers"), span.clone()),
+            };
             out.push(Row {
+                slack_approvers,
                 id: r.id,
                 severity: r.severity,
                 section: r.section,
@@ -1371,5 +1423,89 @@ rollout_timeout = "5m"
         assert!(text.contains("unknown field `routing_key`"), "{text}");
         let text = errors("[notify]\npagerduty = { service = \"a b\" }\n");
         assert!(text.contains("must be the name of a routing key"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod slack_approver_tests {
+    use crate::policy::parse_policy;
+
+    /// A small valid policy with `agent` appended to `[agent]` and `row` to its one row.
+    fn policy(agent: &str, row: &str) -> String {
+        format!(
+            r#"
+[agent]
+id = "T"
+name = "Thermo"
+{agent}
+[window]
+duration = "2h"
+[[workloads]]
+id = "w"
+kind = "Deployment"
+namespace = "ns"
+name = "w"
+[signals.errors]
+promql = "x"
+[[matrix]]
+id = "bad"
+severity = "Severity 2"
+when = [{{ signal = "errors", above = 0.5 }}]
+action = "rollback_after_approval"
+method = "m"
+{row}
+[methods.m]
+[[methods.m.steps]]
+undo = "previous"
+[verification]
+rollout_timeout = "5m"
+[notify]
+"#
+        )
+    }
+
+    #[test]
+    fn users_and_groups_are_told_apart_and_a_row_overrides_the_agent() {
+        let text = policy(
+            r#"slack_approvers = ["U012AB3CD", "W0ABCDEF1", "S0614TZR7"]"#,
+            r#"slack_approvers = ["U0MANAGER"]"#,
+        );
+        let p = parse_policy(std::path::Path::new("p.toml"), &text).unwrap();
+        assert_eq!(p.agent.slack_approvers.users, ["U012AB3CD", "W0ABCDEF1"]);
+        assert_eq!(p.agent.slack_approvers.groups, ["S0614TZR7"]);
+        assert_eq!(p.slack_approvers(Some("bad")).users, ["U0MANAGER"]);
+        assert!(p.slack_approvers(Some("bad")).groups.is_empty());
+        assert_eq!(p.slack_approvers(None), &p.agent.slack_approvers);
+        assert_eq!(p.slack_approvers(Some("nope")), &p.agent.slack_approvers);
+        let none = parse_policy(std::path::Path::new("p.toml"), &policy("", "")).unwrap();
+        assert!(none.slack_approvers(Some("bad")).is_empty());
+    }
+
+    #[test]
+    fn a_name_instead_of_an_id_is_refused_with_its_line() {
+        let text = policy(
+            r#"slack_approvers = ["U012AB3CD", "@alice"]"#,
+            r#"slack_approvers = ["C0CHANNEL"]"#,
+        );
+        let errors = parse_policy(std::path::Path::new("p.toml"), &text)
+            .expect_err("invalid")
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("p.toml:5:")
+                && errors[0].contains("agent.slack_approvers[1]")
+                && errors[0].contains("\"@alice\" is not a Slack user id"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].starts_with("p.toml:21:")
+                && errors[1].contains("matrix[0].slack_approvers[0]"),
+            "{errors:?}"
+        );
+        let empty = policy("", "slack_approvers = []");
+        let errors = parse_policy(std::path::Path::new("p.toml"), &empty).expect_err("invalid");
+        assert!(errors[0].to_string().contains("is empty"), "{errors:?}");
     }
 }
