@@ -38,6 +38,8 @@ pub struct Api {
     pub ready: Arc<AtomicBool>,
     /// Whether this replica leads: a standby (without a forwarder) answers writes 503.
     pub leading: watch::Sender<bool>,
+    /// The router being served (`tests/openapi.rs` lists its routes).
+    pub app: axum::Router,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -111,8 +113,9 @@ pub async fn start_on(webhook: WebhookAuth, store: Arc<dyn StateStore>) -> Api {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = router(state, 64 * 1024);
+    let served = app.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        axum::serve(listener, served).await.unwrap();
     });
     Api {
         url,
@@ -124,6 +127,7 @@ pub async fn start_on(webhook: WebhookAuth, store: Arc<dyn StateStore>) -> Api {
         tasks,
         ready,
         leading,
+        app,
         _server: server,
     }
 }
