@@ -691,7 +691,11 @@ fn dashboard_shows_rollbackds_own_metrics_and_only_those() {
         .render()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
-        .map(|l| l.split(' ').next().unwrap().to_string())
+        // OpenMetrics names a counter's family without the `_total` its samples carry
+        .map(|l| match l.split_once(' ').unwrap() {
+            (name, "counter") => format!("{name}_total"),
+            (name, _) => name.to_string(),
+        })
         .collect();
     let re = regex::Regex::new(r"rollbackd_[a-z_]+").unwrap();
     let mut used = BTreeSet::new();

@@ -71,7 +71,7 @@ pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         }
     }
     (
-        [("content-type", "text/plain; version=0.0.4")],
+        [("content-type", crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

@@ -38,6 +38,8 @@ pub struct Api {
     pub ready: Arc<AtomicBool>,
     /// Whether this replica leads: a standby (without a forwarder) answers writes 503.
     pub leading: watch::Sender<bool>,
+    /// rollbackd's own metrics, as `/metrics` serves them.
+    pub metrics: Arc<Metrics>,
     /// The router being served (`tests/openapi.rs` lists its routes).
     pub app: axum::Router,
     _server: tokio::task::JoinHandle<()>,
@@ -96,7 +98,7 @@ pub async fn start_on(webhook: WebhookAuth, store: Arc<dyn StateStore>) -> Api {
             webhook,
         }),
         agent_label: "agent".into(),
-        metrics,
+        metrics: metrics.clone(),
         status: status.clone(),
         wake: tx,
         ready: ready.clone(),
@@ -127,6 +129,7 @@ pub async fn start_on(webhook: WebhookAuth, store: Arc<dyn StateStore>) -> Api {
         tasks,
         ready,
         leading,
+        metrics,
         app,
         _server: server,
     }
