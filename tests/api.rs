@@ -505,7 +505,9 @@ async fn health_readiness_metrics_and_openapi() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("# TYPE rollbackd_rollbacks_total counter"));
+    // OpenMetrics: a counter family is named without the `_total` its samples carry
+    assert!(text.contains("# TYPE rollbackd_rollbacks counter"));
+    assert!(text.ends_with("# EOF\n"));
     assert!(text.contains("rollbackd_incidents{state=\"resolved\"} 0"));
 }
 
