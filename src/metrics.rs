@@ -265,6 +265,12 @@ impl Metrics {
         }
     }
 
+    /// Every family's name as people query it (a counter's with its `_total`). The
+    /// exposition lists a family only once it has a series.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.families.keys().copied()
+    }
+
     /// The OpenMetrics text exposition ([`CONTENT_TYPE`]), ending in `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -688,14 +688,8 @@ fn dashboard_shows_rollbackds_own_metrics_and_only_those() {
         .flat_map(|p| arr(&p["targets"]).iter().map(|t| s(&t["expr"])))
         .collect();
     let families: BTreeSet<String> = rollbackd::metrics::Metrics::new()
-        .render()
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        // OpenMetrics names a counter's family without the `_total` its samples carry
-        .map(|l| match l.split_once(' ').unwrap() {
-            (name, "counter") => format!("{name}_total"),
-            (name, _) => name.to_string(),
-        })
+        .names()
+        .map(String::from)
         .collect();
     let re = regex::Regex::new(r"rollbackd_[a-z_]+").unwrap();
     let mut used = BTreeSet::new();
