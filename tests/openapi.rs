@@ -275,6 +275,9 @@ async fn served_document(api: &Api) -> Value {
     doc
 }
 
+/// What a broken document lacks, and how it is broken.
+type Breakage = (&'static str, fn(&mut Value));
+
 fn oas_3_1_errors(doc: &Value) -> Vec<String> {
     let schema: Value = serde_json::from_str(OAS_3_1_SCHEMA).unwrap();
     let validator = jsonschema::draft202012::new(&schema).unwrap();
@@ -293,7 +296,7 @@ async fn the_served_document_validates_as_openapi_3_1_and_a_broken_one_does_not(
     assert!(errors.is_empty(), "not valid OpenAPI 3.1: {errors:#?}");
 
     // the check can fail: each of these breaks the document in one place
-    let breakages: [(&str, fn(&mut Value)); 4] = [
+    let breakages: [Breakage; 4] = [
         ("an OpenAPI 3.0 version", |d| d["openapi"] = json!("3.0.3")),
         ("no info", |d| {
             d.as_object_mut().unwrap().remove("info");
