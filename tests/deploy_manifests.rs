@@ -689,10 +689,8 @@ fn dashboard_shows_rollbackds_own_metrics_and_only_those() {
         .flat_map(|p| arr(&p["targets"]).iter().map(|t| s(&t["expr"])))
         .collect();
     let families: BTreeSet<String> = rollbackd::metrics::Metrics::new()
-        .render()
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .map(|l| l.split(' ').next().unwrap().to_string())
+        .names()
+        .map(String::from)
         .collect();
     let re = regex::Regex::new(r"rollbackd_[a-z_]+").unwrap();
     let mut used = BTreeSet::new();

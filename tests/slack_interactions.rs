@@ -337,11 +337,11 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
     let (code, text, took) = press(&w, &approve, Some("1")).await;
     assert_eq!((code, text.as_str()), (200, ""));
     assert!(took < Duration::from_secs(3), "retry ack took {took:?}");
-    assert!(
+    assert_eq!(
         w.daemon
             .metrics
-            .render()
-            .contains("rollbackd_slack_interactions_total{outcome=\"repeat_ignored\"} 1\n"),
+            .counter("rollbackd_slack_interactions_total", &["repeat_ignored"]),
+        1.0,
         "the retry is recognised at the door"
     );
 
@@ -518,15 +518,14 @@ async fn slack_buttons_approve_refuse_dedupe_and_update_the_message_in_place() {
         ("accepted", 6),
         ("applied", 3),
         ("refused", 3),
-    ]
-    .map(|(outcome, n)| {
-        format!("rollbackd_slack_interactions_total{{outcome=\"{outcome}\"}} {n}\n")
-    });
+    ];
     wait_for("every press counted", Duration::from_secs(10), async || {
-        let metrics = w.daemon.metrics.render();
+        let metrics = &w.daemon.metrics;
         expected
             .iter()
-            .all(|line| metrics.contains(line))
+            .all(|(outcome, n)| {
+                metrics.counter("rollbackd_slack_interactions_total", &[outcome]) == f64::from(*n)
+            })
             .then_some(())
     })
     .await;

@@ -12,20 +12,23 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::parse_json;
+use super::error::{ErrorBody, parse_json};
+use super::openapi::UNAVAILABLE;
 use super::{ApiError, ApiState};
 use crate::store::AlertRecord;
 use rollbackd_core::policy::{Policy, WorkloadRole};
 use rollbackd_core::replay::fingerprint_of;
 
 /// The webhook body, as Alertmanager 0.25 sends it (unknown fields are tolerated).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AlertmanagerPayload)]
 pub struct WebhookPayload {
     /// Payload version; only `"4"` is accepted.
+    #[schema(example = "4")]
     pub version: String,
     /// Alertmanager's `groupKey` for the group; informational.
     #[serde(default)]
@@ -48,10 +51,11 @@ pub struct WebhookPayload {
 }
 
 /// One alert of a group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookAlert {
     /// `firing` or `resolved`.
+    #[schema(example = "firing")]
     pub status: String,
     /// The alert's labels: those naming the agent (`webhook.agent_label`, else `namespace` +
     /// `deployment`) and those the policies' alert signals match.
@@ -191,12 +195,42 @@ fn to_record(
     })
 }
 
+/// What the webhook recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertsReceived {
+    /// Alerts in the notification.
+    pub received: usize,
+    /// Alerts recorded for the first time, about a known agent.
+    pub new: usize,
+    /// Redeliveries of alerts already recorded (same fingerprint, status and startsAt).
+    pub duplicate: usize,
+    /// Alerts about no known agent: recorded without one and counted.
+    pub unmatched: usize,
+    /// The agents the new alerts are about, in order of first appearance.
+    pub agents: Vec<String>,
+}
+
 /// The handler.
+#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts",
+    summary = "Alertmanager webhook (payload version 4); 2xx only once recorded",
+    description = "Alertmanager's `http_config`: a bearer token or basic auth, as `[webhook]` configures. Only the leader records: a standby forwards the notification to it, or answers 503 without recording.",
+    security(("webhook_bearer" = []), ("webhook_basic" = [])),
+    request_body(content = WebhookPayload, content_type = "application/json"),
+    responses(
+        (status = 200, description = "every alert recorded", body = AlertsReceived),
+        (status = 400, description = "malformed body; `field` names the culprit (e.g. `alerts[0].status`)", body = ErrorBody),
+        (status = 401, description = "missing or unreadable credentials", body = ErrorBody),
+        (status = 403, description = "wrong credentials, or none configured and `allow_unauthenticated` unset", body = ErrorBody),
+        (status = 413, description = "body over the size cap", content(
+            (ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn receive(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertsReceived>, ApiError> {
     let result = receive_inner(&state, &headers, &body).await;
     let code = match &result {
         Ok(_) => "200".to_string(),
@@ -212,7 +246,7 @@ async fn receive_inner(
     state: &ApiState,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlertsReceived>, ApiError> {
     state.auth.webhook(headers)?;
     state.require_leader()?;
     let payload: WebhookPayload = parse_json(body)?;
@@ -263,9 +297,13 @@ async fn receive_inner(
             "alerts for no known agent recorded with no agent (counted in rollbackd_webhook_alerts_total, result=unmatched)"
         );
     }
-    Ok(Json(
-        json!({"received": records.len(), "new": new, "duplicate": duplicate, "unmatched": unmatched, "agents": agents}),
-    ))
+    Ok(Json(AlertsReceived {
+        received: records.len(),
+        new,
+        duplicate,
+        unmatched,
+        agents,
+    }))
 }
 
 #[cfg(test)]

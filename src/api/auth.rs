@@ -1,8 +1,11 @@
 //! Bearer tokens with roles for the API, and Alertmanager's `http_config` credentials
-//! (bearer or basic) for the webhook; secrets compared in constant time.
+//! (bearer or basic) for the webhook; secrets compared in constant time. The
+//! `Authorization` header is parsed by `axum-extra`'s typed headers (scheme, base64,
+//! `user:password`); an unreadable one counts as missing (401).
 
 use axum::http::HeaderMap;
-use base64::Engine as _;
+use axum_extra::headers::HeaderMapExt as _;
+use axum_extra::headers::authorization::{Authorization, Basic, Bearer};
 use subtle::ConstantTimeEq;
 
 use super::ApiError;
@@ -30,13 +33,18 @@ fn eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The `Authorization: Bearer` credentials, when the header holds readable ones.
+fn bearer(headers: &HeaderMap) -> Option<Bearer> {
     headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .typed_get::<Authorization<Bearer>>()
+        .map(|Authorization(b)| b)
+}
+
+/// The `Authorization: Basic` credentials, when the header holds readable ones.
+fn basic(headers: &HeaderMap) -> Option<Basic> {
+    headers
+        .typed_get::<Authorization<Basic>>()
+        .map(|Authorization(b)| b)
 }
 
 impl Auth {
@@ -58,7 +66,7 @@ impl Auth {
         // compare with every token so timing does not reveal which one matched
         let mut found: Option<&ApiToken> = None;
         for t in &self.tokens {
-            if eq(&t.secret, presented) {
+            if eq(&t.secret, presented.token()) {
                 found = Some(t);
             }
         }
@@ -90,24 +98,14 @@ impl Auth {
                 ))
             };
         }
-        let header = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        if let (Some(expected), Some(got)) = (&w.bearer_token, header.strip_prefix("Bearer ")) {
-            if eq(expected, got.trim()) {
+        if let (Some(expected), Some(got)) = (&w.bearer_token, bearer(headers)) {
+            if eq(expected, got.token()) {
                 return Ok(());
             }
             return Err(ApiError::Forbidden("invalid webhook bearer token".into()));
         }
-        if let (Some((user, pass)), Some(encoded)) = (&w.basic, header.strip_prefix("Basic ")) {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or(ApiError::Unauthorized)?;
-            let (u, p) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
-            if eq(user, u) & eq(pass, p) {
+        if let (Some((user, pass)), Some(got)) = (&w.basic, basic(headers)) {
+            if eq(user, got.username()) & eq(pass, got.password()) {
                 return Ok(());
             }
             return Err(ApiError::Forbidden(
@@ -115,5 +113,73 @@ impl Auth {
             ));
         }
         Err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with(authorization: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_str(authorization).unwrap(),
+        );
+        h
+    }
+
+    fn status(r: Result<impl std::fmt::Debug, ApiError>) -> u16 {
+        r.map_or_else(|e| e.status().as_u16(), |_| 200)
+    }
+
+    #[test]
+    fn api_tokens_answer_401_without_a_readable_bearer_and_403_below_the_role() {
+        let auth = Auth {
+            tokens: vec![ApiToken {
+                name: "grafana".into(),
+                role: Role::Viewer,
+                secret: "viewer-secret".into(),
+            }],
+            ..Auth::default()
+        };
+        let caller = |h: &HeaderMap, role| status(auth.caller(h, role));
+        assert_eq!(caller(&HeaderMap::new(), Role::Viewer), 401);
+        assert_eq!(caller(&with("Bearer nope"), Role::Viewer), 401);
+        assert_eq!(
+            caller(&with("Basic dmlld2VyLXNlY3JldA=="), Role::Viewer),
+            401
+        );
+        assert_eq!(caller(&with("Bearer viewer-secret"), Role::Viewer), 200);
+        // the scheme is case-insensitive (RFC 9110 §11.1)
+        assert_eq!(caller(&with("bearer viewer-secret"), Role::Viewer), 200);
+        assert_eq!(caller(&with("Bearer viewer-secret"), Role::Operator), 403);
+        let who = auth.caller(&with("Bearer viewer-secret"), Role::Viewer);
+        assert_eq!(who.unwrap().name, "grafana");
+    }
+
+    #[test]
+    fn the_webhook_takes_its_bearer_or_basic_credentials() {
+        let auth = Auth {
+            webhook: WebhookAuth {
+                bearer_token: Some("hook-token".into()),
+                basic: Some(("am".into(), "pa:ss".into())),
+                allow_unauthenticated: false,
+            },
+            ..Auth::default()
+        };
+        let hook = |h: &HeaderMap| status(auth.webhook(h));
+        assert_eq!(hook(&HeaderMap::new()), 401);
+        assert_eq!(hook(&with("Bearer hook-token")), 200);
+        assert_eq!(hook(&with("Bearer other")), 403);
+        // base64("am:pa:ss"): the password may hold a colon
+        assert_eq!(hook(&with("Basic YW06cGE6c3M=")), 200);
+        // base64("am:wrong")
+        assert_eq!(hook(&with("Basic YW06d3Jvbmc=")), 403);
+        assert_eq!(hook(&with("Basic !!!not base64")), 401);
+        // base64("no-colon")
+        assert_eq!(hook(&with("Basic bm8tY29sb24=")), 401);
+        assert_eq!(hook(&with("Digest x")), 401);
     }
 }

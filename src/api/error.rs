@@ -2,12 +2,24 @@
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
 /// The `Retry-After` (seconds) of every 503: about one leader election round.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+/// The body of every API error.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, in one sentence.
+    pub error: String,
+    /// The field of the request at fault (a JSON path such as `alerts[0].status`, or a
+    /// query parameter), on a 400 that has one.
+    pub field: Option<String>,
+}
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -94,11 +106,11 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { field, .. } => field.clone(),
             _ => None,
         };
-        let mut response = (
-            status,
-            axum::Json(json!({"error": self.to_string(), "field": field})),
-        )
-            .into_response();
+        let body = ErrorBody {
+            error: self.to_string(),
+            field,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED
             && let Ok(v) = "Bearer realm=\"rollbackd\"".parse()
         {

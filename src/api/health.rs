@@ -12,6 +12,13 @@ use rollbackd_core::incident::State as IncidentState;
 /// Alive: the process answers and every critical task still runs. A stopped task
 /// (evaluation loop, incident runner, watcher, outbox worker) answers 503 naming it, so
 /// Kubernetes restarts the pod.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    summary = "Liveness: the process answers and every critical task still runs",
+    responses(
+        (status = 200, description = "ok", body = String, content_type = "text/plain"),
+        (status = 503, description = "a critical task stopped; one line per stopped task names it",
+            body = String, content_type = "text/plain"),
+    ))]
 pub async fn healthz(State(state): State<ApiState>) -> (StatusCode, String) {
     let failures = state.tasks.failures();
     if failures.is_empty() {
@@ -25,6 +32,13 @@ pub async fn healthz(State(state): State<ApiState>) -> (StatusCode, String) {
 }
 
 /// Ready: state loaded, store answering.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    summary = "Readiness: state loaded and the store answering",
+    responses(
+        (status = 200, description = "ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "starting, or the store is unavailable", body = String,
+            content_type = "text/plain"),
+    ))]
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
     if !state.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting");
@@ -35,7 +49,13 @@ pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, &'static str)
     }
 }
 
-/// Prometheus text format.
+/// rollbackd's own metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    summary = "rollbackd's own metrics (OpenMetrics 1.0 text format, ending in `# EOF`)",
+    responses(
+        (status = 200, description = "the metrics", body = String,
+            content_type = "application/openmetrics-text"),
+    ))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     if let Ok(counts) = state.store.incident_counts().await {
         for s in IncidentState::ALL {
@@ -51,7 +71,7 @@ pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         }
     }
     (
-        [("content-type", "text/plain; version=0.0.4")],
+        [("content-type", crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

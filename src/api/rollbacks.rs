@@ -7,50 +7,131 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::parse_json;
+use super::error::{ErrorBody, parse_json};
+use super::openapi::UNAVAILABLE;
 use super::{ApiError, ApiState, Wake, to_the_end};
 use crate::config::Role;
 use crate::lifecycle::announce::announce;
 use crate::lifecycle::ending::{Ending, end_without_rollback};
 use crate::store::{
-    AuditEntry, Incident, IncidentFilter, NewIncident, Opened, Transition, Trigger,
+    AuditEntry, Incident, IncidentFilter, NewIncident, Opened, StepRow, Transition,
+    TransitionRecord, Trigger,
 };
 use rollbackd_core::engine::{always_blocking, guard_sentence, guards_now};
 use rollbackd_core::incident::{Event, Running, State as IncidentState, may_supersede, superseded};
 use rollbackd_core::policy::{Action, Policy, Stage};
 
 /// `POST /api/v1/rollbacks` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
+    /// The agent (policy) id, any case.
+    #[schema(example = "GL-002")]
     pub agent: String,
     /// A method of the agent's policy; default: the method of its first unattended row.
+    #[schema(example = "quick")]
     pub method: Option<String>,
     /// Roll back to this revision instead of the method's own target.
+    #[schema(minimum = 1)]
     pub revision: Option<u64>,
+    /// Why, audited and shown in every notification; must not be blank.
+    #[schema(min_length = 1)]
     pub reason: String,
+    /// Plan only: no mutating step runs.
     #[serde(default)]
     pub dry_run: bool,
 }
 
-/// `approve` / `cancel` body (optional).
-#[derive(Debug, Default, Deserialize)]
+/// `approve` / `cancel` / pause / resume body (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
+    /// Why, as the caller says: audited.
     #[serde(default)]
     pub reason: String,
 }
 
 /// `GET /api/v1/rollbacks` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this agent's incidents.
     pub agent: Option<String>,
+    /// Only incidents in this state.
+    #[param(value_type = Option<IncidentState>)]
     pub state: Option<String>,
-    /// How many incidents, 1..=[`MAX_LIST_LIMIT`] (default 100).
+    /// How many incidents, 1 to 1000 ([`MAX_LIST_LIMIT`]); default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+}
+
+/// `GET /api/v1/rollbacks`: incidents, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RollbackList {
+    /// The incidents.
+    pub rollbacks: Vec<Incident>,
+}
+
+/// A notification of an incident and how its delivery went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationView {
+    /// The target's key (e.g. `slack:#ops`), never a webhook URL.
+    pub target: String,
+    /// The lifecycle stage the message announces, e.g. `initiated`.
+    pub stage: Option<Value>,
+    /// `pending`, `sent` or `dead`.
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, if any.
+    pub last_error: Option<String>,
+    /// When it was delivered.
+    pub sent_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// An object backed up before a step changed it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackupView {
+    /// The object's kind, e.g. `Deployment`.
+    pub kind: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// `GET /api/v1/rollbacks/{id}`: one incident with everything about it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RollbackDetail {
+    /// The incident.
+    pub incident: Incident,
+    /// Its state changes, oldest first.
+    pub timeline: Vec<TransitionRecord>,
+    /// Its method steps with their outcomes.
+    pub steps: Vec<StepRow>,
+    /// The decision that opened it, with its evidence.
+    pub evidence: Value,
+    /// Its notifications.
+    pub notifications: Vec<NotificationView>,
+    /// What was backed up before it changed anything.
+    pub backups: Vec<BackupView>,
+    /// Its audit trail.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// An approve or cancel, done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentChanged {
+    /// The incident.
+    pub id: String,
+    /// Its state now.
+    pub state: IncidentState,
+    /// The token's name that asked.
+    pub by: String,
 }
 
 /// The largest `limit` the list accepts.
@@ -80,11 +161,29 @@ fn audit(actor: &str, action: &str, target: &str, reason: &str, detail: Value) -
 }
 
 /// Triggers a rollback by hand.
+#[utoipa::path(post, path = "/api/v1/rollbacks", tag = "rollbacks",
+    summary = "Trigger a rollback by hand (operator)",
+    description = "An `always` guard that holds (or cannot be evaluated) refuses it with its sentence (409, audited).",
+    security(("bearer" = [])),
+    request_body(content = TriggerRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "the incident opened", body = Incident),
+        (status = 400, description = "malformed body; `field` names the culprit", body = ErrorBody),
+        (status = 401, description = "missing or invalid credentials", body = ErrorBody),
+        (status = 403, description = "valid credentials without the operator role", body = ErrorBody),
+        (status = 404, description = "no policy for the agent", body = ErrorBody),
+        (status = 409, description = "an incident is already open for the agent, or an `always` guard holds", body = ErrorBody),
+        (status = 413, description = "body over the size cap", content(
+            (ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 423, description = "automation is paused", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn trigger(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Incident>), ApiError> {
     to_the_end(open_by_hand(state, headers, body)).await
 }
 
@@ -92,7 +191,7 @@ async fn open_by_hand(
     state: ApiState,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Incident>), ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
     let req: TriggerRequest = parse_json(&body)?;
@@ -199,7 +298,7 @@ async fn open_by_hand(
         }
     };
     let _ = state.wake.send(Wake::Incident(incident.id.clone()));
-    Ok((StatusCode::CREATED, Json(json!(incident))))
+    Ok((StatusCode::CREATED, Json(incident)))
 }
 
 async fn change(
@@ -209,7 +308,7 @@ async fn change(
     body: &[u8],
     event: Event,
     action: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     let caller = state.auth.caller(headers, Role::Operator)?;
     state.require_leader()?;
     let req = reason(body)?;
@@ -236,7 +335,7 @@ pub(super) async fn change_as(
     reason: &str,
     event: Event,
     action: &str,
-) -> Result<Value, ApiError> {
+) -> Result<IncidentChanged, ApiError> {
     state.require_leader()?;
     let incident = state
         .store
@@ -260,7 +359,11 @@ pub(super) async fn change_as(
             other => ApiError::from(other),
         })?;
     let _ = state.wake.send(Wake::Incident(id.to_string()));
-    Ok(json!({"id": id, "state": to, "by": by}))
+    Ok(IncidentChanged {
+        id: id.to_string(),
+        state: to,
+        by: by.to_string(),
+    })
 }
 
 /// Approves an incident awaiting approval (or blocked by an `unattended` guard), after
@@ -268,12 +371,31 @@ pub(super) async fn change_as(
 /// `fix_forward_after` ends as superseded (409 saying why), and an `always` guard that holds
 /// or cannot be evaluated now refuses the approval (409 with its sentence; audited; nothing
 /// changes).
+#[utoipa::path(post, path = "/api/v1/rollbacks/{id}/approve", tag = "rollbacks",
+    summary = "Approve a rollback awaiting approval (operator)",
+    description = "The world is checked again first: an incident whose deploy was replaced or is past `fix_forward_after` ends as superseded (409 saying why), and an `always` guard that holds refuses the approval (409 with its sentence).",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the incident's id")),
+    request_body(content = Option<ReasonRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "approved", body = IncidentChanged),
+        (status = 400, description = "malformed body; `field` names the culprit", body = ErrorBody),
+        (status = 401, description = "missing or invalid credentials", body = ErrorBody),
+        (status = 403, description = "valid credentials without the operator role", body = ErrorBody),
+        (status = 404, description = "no such incident", body = ErrorBody),
+        (status = 409, description = "the incident's state does not allow it, it was superseded, or an `always` guard holds", body = ErrorBody),
+        (status = 413, description = "body over the size cap", content(
+            (ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 423, description = "automation is paused", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn approve(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     to_the_end(approve_now(state, id, headers, body)).await
 }
 
@@ -282,7 +404,7 @@ async fn approve_now(
     id: String,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     let caller = state.auth.caller(&headers, Role::Operator)?;
     state.require_leader()?;
     let req = reason(&body)?;
@@ -298,7 +420,7 @@ pub(super) async fn approve_as(
     by: &str,
     id: &str,
     reason: &str,
-) -> Result<Value, ApiError> {
+) -> Result<IncidentChanged, ApiError> {
     state.require_leader()?;
     let incident = state
         .store
@@ -467,12 +589,29 @@ fn conflict(id: &str, action: &str, e: crate::store::StoreError) -> ApiError {
 
 /// Cancels an incident; one in flight (rolling back, verifying, monitoring) is stopped by the
 /// runner at its next step boundary, which tells who stopped it after which step.
+#[utoipa::path(post, path = "/api/v1/rollbacks/{id}/cancel", tag = "rollbacks",
+    summary = "Cancel a rollback (operator); one in flight stops at its next step boundary",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the incident's id")),
+    request_body(content = Option<ReasonRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "cancelled", body = IncidentChanged),
+        (status = 400, description = "malformed body; `field` names the culprit", body = ErrorBody),
+        (status = 401, description = "missing or invalid credentials", body = ErrorBody),
+        (status = 403, description = "valid credentials without the operator role", body = ErrorBody),
+        (status = 404, description = "no such incident", body = ErrorBody),
+        (status = 409, description = "the incident's state does not allow it", body = ErrorBody),
+        (status = 413, description = "body over the size cap", content(
+            (ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn cancel(
     State(state): State<ApiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentChanged>, ApiError> {
     to_the_end(async move {
         change(
             &state,
@@ -488,11 +627,22 @@ pub async fn cancel(
 }
 
 /// Lists incidents, newest first.
+#[utoipa::path(get, path = "/api/v1/rollbacks", tag = "rollbacks",
+    summary = "List rollbacks (incidents), newest first (viewer)",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the incidents", body = RollbackList),
+        (status = 400, description = "a bad query parameter; `field` names it", body = ErrorBody),
+        (status = 401, description = "missing or invalid credentials", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn list(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RollbackList>, ApiError> {
     state.auth.caller(&headers, Role::Viewer)?;
     let state_filter = match q.state.as_deref() {
         None => None,
@@ -509,42 +659,66 @@ pub async fn list(
             limit: parse_limit(q.limit.as_deref())?,
         })
         .await?;
-    Ok(Json(json!({"rollbacks": incidents})))
+    Ok(Json(RollbackList {
+        rollbacks: incidents,
+    }))
 }
 
 /// One incident with its timeline, steps, evidence, notifications, backups and audit.
+#[utoipa::path(get, path = "/api/v1/rollbacks/{id}", tag = "rollbacks",
+    summary = "One rollback: timeline, steps, evidence, notifications, backups, audit (viewer)",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "the incident's id")),
+    responses(
+        (status = 200, description = "the incident", body = RollbackDetail),
+        (status = 401, description = "missing or invalid credentials", body = ErrorBody),
+        (status = 404, description = "no such incident", body = ErrorBody),
+        (status = 503, description = UNAVAILABLE, body = ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn show(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RollbackDetail>, ApiError> {
     state.auth.caller(&headers, Role::Viewer)?;
     let incident = state
         .store
         .incident(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no incident {id}")))?;
-    let notifications: Vec<Value> = state
+    let notifications = state
         .store
         .outbox_for(&id)
         .await?
         .into_iter()
-        .map(|o| json!({"target": o.target_key, "stage": o.message.get("stage"), "state": o.state, "attempts": o.attempts, "last_error": o.last_error, "sent_at": o.sent_at}))
+        .map(|o| NotificationView {
+            target: o.target_key,
+            stage: o.message.get("stage").cloned(),
+            state: o.state,
+            attempts: o.attempts,
+            last_error: o.last_error,
+            sent_at: o.sent_at,
+        })
         .collect();
-    let backups: Vec<Value> = state
+    let backups = state
         .store
         .backups(&id)
         .await?
         .into_iter()
-        .map(|(kind, ns, name, _)| json!({"kind": kind, "namespace": ns, "name": name}))
+        .map(|(kind, namespace, name, _)| BackupView {
+            kind,
+            namespace,
+            name,
+        })
         .collect();
-    Ok(Json(json!({
-        "incident": incident,
-        "timeline": state.store.transitions(&id).await?,
-        "steps": state.store.steps(&id).await?,
-        "evidence": incident.decision,
-        "notifications": notifications,
-        "backups": backups,
-        "audit": state.store.audit_log(Some(&id), 1000).await?,
-    })))
+    Ok(Json(RollbackDetail {
+        evidence: incident.decision.clone(),
+        incident,
+        timeline: state.store.transitions(&id).await?,
+        steps: state.store.steps(&id).await?,
+        notifications,
+        backups,
+        audit: state.store.audit_log(Some(&id), 1000).await?,
+    }))
 }

@@ -613,7 +613,7 @@ mod tests {
         assert!(
             metrics
                 .render()
-                .contains("\nrollbackd_webhook_unauthenticated 1\n")
+                .contains("\nrollbackd_webhook_unauthenticated 1.0\n")
         );
         let closed = Auth {
             webhook: WebhookAuth {
@@ -627,7 +627,7 @@ mod tests {
         assert!(
             metrics
                 .render()
-                .contains("\nrollbackd_webhook_unauthenticated 0\n")
+                .contains("\nrollbackd_webhook_unauthenticated 0.0\n")
         );
     }
 }

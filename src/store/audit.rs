@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Store, StoreError, parse_ts, ts};
 
 /// One audited action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// When it happened.
     pub at: DateTime<Utc>,

@@ -10,7 +10,7 @@ use super::{Store, StoreError, parse_ts, ts};
 pub const GLOBAL: &str = "global";
 
 /// An active pause.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Pause {
     /// An agent id, or `global`.
     pub scope: String,

@@ -9,7 +9,7 @@ use super::audit::insert_audit;
 use super::{AuditEntry, Store, StoreError, parse_ts, ts};
 
 /// One step on one workload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct StepRow {
     /// The incident the step ran for.
     pub incident_id: String,

@@ -83,35 +83,35 @@ async fn act(state: &ApiState, slack: &SlackInteractions, press: &Press) -> Resu
     }
     let actor = press.actor();
     let done = match press.button {
-        SlackButton::Approve => approve_as(state, &actor, id, "approved in Slack").await,
-        SlackButton::Reject => {
-            change_as(
-                state,
-                &actor,
-                id,
-                "rejected in Slack",
-                Event::Cancel,
-                "rollback.reject",
-            )
+        SlackButton::Approve => approve_as(state, &actor, id, "approved in Slack")
             .await
-        }
-        SlackButton::Cancel => {
-            change_as(
-                state,
-                &actor,
-                id,
-                "cancelled in Slack",
-                Event::Cancel,
-                "rollback.cancel",
-            )
+            .map(drop),
+        SlackButton::Reject => change_as(
+            state,
+            &actor,
+            id,
+            "rejected in Slack",
+            Event::Cancel,
+            "rollback.reject",
+        )
+        .await
+        .map(drop),
+        SlackButton::Cancel => change_as(
+            state,
+            &actor,
+            id,
+            "cancelled in Slack",
+            Event::Cancel,
+            "rollback.cancel",
+        )
+        .await
+        .map(drop),
+        SlackButton::Pause => pause_as(state, &actor, &incident.agent, "paused in Slack", true)
             .await
-        }
-        SlackButton::Pause => {
-            pause_as(state, &actor, &incident.agent, "paused in Slack", true).await
-        }
-        SlackButton::Resume => {
-            pause_as(state, &actor, &incident.agent, "resumed in Slack", false).await
-        }
+            .map(drop),
+        SlackButton::Resume => pause_as(state, &actor, &incident.agent, "resumed in Slack", false)
+            .await
+            .map(drop),
     };
     match done {
         Ok(_) => Ok(line(press, &incident.agent)),

@@ -99,6 +99,24 @@ impl SlackInteractions {
 }
 
 /// The handler: verify, read, acknowledge, and apply after the acknowledgement.
+#[utoipa::path(post, path = "/api/v1/slack/interactions", tag = "slack",
+    summary = "Slack button presses (interaction payloads), verified by Slack's request signature",
+    description = "Not behind an API token: the `v0` HMAC-SHA256 signature of `v0:{X-Slack-Request-Timestamp}:{raw body}` with `[notify] slack_signing_secret` is the credential; timestamps more than 5 minutes off are refused. The answer (empty 200) comes at once; the press is applied after it, and a retry of a press already taken (`X-Slack-Retry-Num`) is acknowledged without being applied again. Who may press what comes from the policy's `slack_approvers`.",
+    params(
+        ("X-Slack-Signature" = String, Header, description = "`v0=` and the hex HMAC-SHA256"),
+        ("X-Slack-Request-Timestamp" = String, Header, description = "Unix seconds when Slack sent it"),
+        ("X-Slack-Retry-Num" = Option<u32>, Header, description = "set on Slack's retries"),
+    ),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`payload=` and the interaction's JSON (Block Kit `block_actions`)"),
+    responses(
+        (status = 200, description = "acknowledged (the press is applied after the answer, or was already taken)"),
+        (status = 400, description = "no readable `payload`", body = super::error::ErrorBody),
+        (status = 401, description = "unsigned, stale or badly signed", body = super::error::ErrorBody),
+        (status = 404, description = "Slack interactivity is off (no signing secret)", body = super::error::ErrorBody),
+        (status = 503, description = super::openapi::UNAVAILABLE, body = super::error::ErrorBody, headers(
+            ("Retry-After" = u32, description = "seconds to wait before retrying"))),
+    ))]
 pub async fn interactions(
     State(state): State<ApiState>,
     headers: HeaderMap,

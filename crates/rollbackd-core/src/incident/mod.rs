@@ -25,6 +25,7 @@ pub use supersede::{Running, may_supersede, superseded};
 use serde::{Deserialize, Serialize};
 
 /// Where an incident is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = IncidentState))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::State;
 
 /// Who or what started an incident.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
@@ -54,6 +55,7 @@ pub struct NewIncident {
 }
 
 /// A stored incident: [`NewIncident`]'s fields, its id, its state and its times.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Incident {
     /// Unique id, e.g. `gl-002-1`.
@@ -97,6 +99,7 @@ pub struct Incident {
 }
 
 /// One step of an incident's life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransitionRecord {
     /// Order among the incident's transitions, from 1.

@@ -150,6 +150,7 @@ impl Window {
 }
 
 /// What kind of object a workload is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum WorkloadKind {
     /// apps/v1 Deployment.
