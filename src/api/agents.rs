@@ -43,6 +43,7 @@ pub async fn list(
     let status = state.status.read().map(|s| s.clone()).unwrap_or_default();
     let pauses = state.store.pauses().await?;
     let global = pauses.iter().find(|p| p.scope == GLOBAL);
+    let latest = state.latest.read().ok();
     let agents: Vec<Value> = state
         .policies
         .iter()
@@ -56,6 +57,8 @@ pub async fn list(
                 "window": {"duration_seconds": p.window.duration.num_seconds(), "fix_forward_after_seconds": p.window.fix_forward_after.map(|d| d.num_seconds())},
                 "paused": paused,
                 "status": status.get(&p.agent.id),
+                "signals": super::views::signal_readings(p, latest.as_deref()),
+                "manual_plan": super::views::default_method(p).and_then(|m| super::views::method_plan(p, &m)),
             })
         })
         .collect();

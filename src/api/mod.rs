@@ -12,6 +12,8 @@ mod health;
 mod ingest;
 pub mod openapi;
 mod rollbacks;
+mod views;
+mod whoami;
 
 pub use agents::AgentStatus;
 pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload, active_records};
@@ -149,11 +151,14 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/api/v1/agents/{id}/resume", post(agents::resume))
         .route("/api/v1/pause", post(agents::pause_all))
         .route("/api/v1/resume", post(agents::resume_all))
+        .route("/api/v1/whoami", get(whoami::whoami))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route_layer(standby)
+        // the web console's page and assets (not part of the API document)
+        .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

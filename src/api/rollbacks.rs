@@ -516,6 +516,10 @@ pub async fn show(
         .into_iter()
         .map(|(kind, ns, name, _)| json!({"kind": kind, "namespace": ns, "name": name}))
         .collect();
+    // what an approval would run, in words (the console's confirmation says it)
+    let plan = state
+        .policy(&incident.agent)
+        .and_then(|p| super::views::method_plan(p, incident.method.as_deref()?));
     Ok(Json(json!({
         "incident": incident,
         "timeline": state.store.transitions(&id).await?,
@@ -524,5 +528,6 @@ pub async fn show(
         "notifications": notifications,
         "backups": backups,
         "audit": state.store.audit_log(Some(&id), 1000).await?,
+        "plan": plan,
     })))
 }
