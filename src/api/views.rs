@@ -68,14 +68,14 @@ pub fn method_plan(policy: &Policy, method: &str) -> Option<Value> {
                         .workloads
                         .iter()
                         .find(|w| &w.id == id)
-                        .map(|w| format!("{}/{} (namespace {})", kind(&w.kind), w.name, w.namespace))
+                        .map(|w| format!("{} {}/{}", kind(&w.kind), w.namespace, w.name))
                         .unwrap_or_else(|| id.clone())
                 })
                 .collect();
             let on = if targets.is_empty() {
                 policy
                     .primary_workload()
-                    .map(|w| format!("{}/{} (namespace {})", kind(&w.kind), w.name, w.namespace))
+                    .map(|w| format!("{} {}/{}", kind(&w.kind), w.namespace, w.name))
                     .unwrap_or_default()
             } else {
                 targets.join(", ")
@@ -113,10 +113,12 @@ fn step_text(action: &StepAction, on: &str) -> String {
     match action {
         StepAction::Undo(r) => format!("kubectl rollout undo {on} to {}", revision(r)),
         StepAction::SetImage(ImageRef::Previous) => {
-            format!("set the image of {on} to the previous revision's")
+            format!("set the image of {on} back to the previous revision's image")
         }
         StepAction::SetImage(ImageRef::LastKnownGood) => {
-            format!("set the image of {on} to the last verified revision's")
+            format!(
+                "set the image of {on} back to the image of the last revision that passed verification"
+            )
         }
         StepAction::SetImage(ImageRef::Literal(image)) => {
             format!("set the image of {on} to {image}")
@@ -125,14 +127,14 @@ fn step_text(action: &StepAction, on: &str) -> String {
         StepAction::Scale(Some(n)) => format!("scale {on} to {n} replicas"),
         StepAction::Scale(None) => format!("scale {on} back to its replica count before scaling"),
         StepAction::SwitchService { service, .. } => {
-            format!("switch Service {service}'s selector ({on})")
+            format!("switch Service {service}'s selector, for {on}")
         }
         StepAction::RestoreConfigMap(name) => {
-            format!("restore ConfigMap {name} from its snapshot ({on})")
+            format!("restore ConfigMap {name} from its snapshot taken at the deploy, for {on}")
         }
         StepAction::PatchConfigMap { name, data } => {
-            let keys: Vec<&String> = data.keys().collect();
-            format!("patch ConfigMap {name} keys {keys:?} ({on})")
+            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+            format!("patch ConfigMap {name} (set {}), for {on}", keys.join(", "))
         }
         StepAction::ArgoAbort => format!("abort the Argo Rollout {on}"),
         StepAction::ArgoUndo(r) => format!("undo the Argo Rollout {on} to {}", revision(r)),

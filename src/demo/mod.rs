@@ -574,7 +574,32 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     ));
 
     demo.say("\n=== GL-008: error rate climbs to 30 % (Severity 3, then 2: approval needed)");
+    // the agent's 100 ms ticks make the first reading after the jump a partial interval
+    // (10 % errors: Severity 3); GL-008's automation is held until the reading is the full
+    // 30 %, so the incident that opens is the Severity 2 one the runbook's story is about
+    demo.post(
+        "/api/v1/agents/GL-008/pause",
+        json!({"reason": "demo: hold GL-008 while its error rate settles at 30 %"}),
+    )
+    .await?;
     demo.agent("GL-008")?.handle().set_error_ratio(0.3)?;
+    demo.wait(
+        "GL-008's Severity 2 reading",
+        Duration::from_secs(20),
+        |d| {
+            d.daemon.status.read().ok().is_some_and(|s| {
+                s.get("GL-008")
+                    .and_then(|s| s.decision.as_ref())
+                    .is_some_and(|d| d.row.as_deref() == Some("sev2-error-rate"))
+            })
+        },
+    )
+    .await?;
+    demo.post(
+        "/api/v1/agents/GL-008/resume",
+        json!({"reason": "demo: error rate at 30 %"}),
+    )
+    .await?;
     let id = demo.settle("GL-008", &[State::AwaitingApproval]).await?;
     if keep_running {
         // left for a human to approve from the console; once the rollback starts, the
