@@ -25,6 +25,8 @@ const ALL_STATES = OPEN_STATES.concat(["resolved", "failed", "escalated", "cance
 const session = { token: null, name: null, role: null };
 let pollTimer = null;
 let renderedRoute = null;
+/** The agents whose signal tables are unfolded: a redraw keeps them so. */
+const unfolded = new Set();
 
 // ------------------------------------------------------------------ small helpers
 
@@ -88,7 +90,7 @@ function table(headers, rows, opts) {
 }
 
 function facts(pairs) {
-  return el("dl", { class: "facts" }, pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  return el("dl", { class: "facts" }, pairs.filter(Boolean).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
 }
 
 // ------------------------------------------------------------------ the API
@@ -280,9 +282,10 @@ function agentCard({ agent, open, latest, why }) {
       ["Revision", s.revision != null ? `${s.revision}${s.image ? ` · ${s.image}` : ""}` : "–"],
       ["Decision", decision],
       ["Automation", agent.paused ? `paused by ${agent.paused.paused_by}: ${agent.paused.reason}` : "active"],
-      ["Last incident", latest ? el("span", {}, el("a", { href: `#/incident/${encodeURIComponent(latest.id)}` }, latest.id), " ", stateBadge(latest.state)) : "none"],
+      latest && open.includes(latest) ? null
+        : ["Last incident", latest ? el("span", {}, el("a", { href: `#/incident/${encodeURIComponent(latest.id)}` }, latest.id), " ", stateBadge(latest.state)) : "none"],
     ]),
-    signalsTable(agent.signals || []));
+    signalsTable(agent.id, agent.signals || []));
   if (isOperator()) {
     card.append(el("div", { class: "actions" },
       agent.paused
@@ -293,7 +296,7 @@ function agentCard({ agent, open, latest, why }) {
   return card;
 }
 
-function signalsTable(signals) {
+function signalsTable(agentId, signals) {
   const withData = signals.filter((s) => s.value !== null || s.rows.some((r) => r.meets));
   if (signals.length === 0) return null;
   const rows = (withData.length ? withData : signals).flatMap((s) => s.rows.map((r, i) =>
@@ -303,9 +306,14 @@ function signalsTable(signals) {
       el("td", {}, `${r.severity} (${r.row})`),
       el("td", { class: "mono" }, r.threshold),
       el("td", {}, r.meets === true ? "meets" : r.meets === false ? "–" : "?"))));
-  return el("details", { class: "signals" },
+  const details = el("details", { class: "signals", open: unfolded.has(agentId) },
     el("summary", {}, `Signals against the rows' thresholds (${withData.length} with data)`),
     table(["Signal", "Latest", "Row", "Threshold", "Meets"], rows));
+  details.addEventListener("toggle", () => {
+    if (details.open) unfolded.add(agentId);
+    else unfolded.delete(agentId);
+  });
+  return details;
 }
 
 // ------------------------------------------------------------------ incidents page
@@ -363,6 +371,7 @@ async function incidentPage(id) {
       ["Trigger", `${inc.trigger}${inc.requested_by ? ` by ${inc.requested_by}` : ""}${inc.dry_run ? " (dry run)" : ""}`],
       ["Opened", when(inc.created_at)],
       ["Changed", when(inc.updated_at)],
+      ["Latest", latestEvent(d.timeline)],
     ]),
     isOperator() ? incidentActions(inc, d.plan) : null);
   return el("div", {},
@@ -384,6 +393,11 @@ async function incidentPage(id) {
         el("td", { class: "num" }, n.sent_at ? new Date(n.sent_at).toLocaleTimeString() : "–"), el("td", {}, n.last_error || "")))) : el("p", { class: "muted" }, "None.")),
     el("div", { class: "card" }, el("h2", {}, "Audit"), (d.audit || []).length ? table(["When", "Who", "Action", "Reason"],
       d.audit.map((a) => el("tr", {}, el("td", { class: "num" }, new Date(a.at).toLocaleTimeString()), el("td", {}, a.actor), el("td", {}, a.action), el("td", {}, a.reason)))) : el("p", { class: "muted" }, "No human action yet.")));
+}
+
+function latestEvent(timeline) {
+  const t = (timeline || [])[timeline.length - 1];
+  return t ? `${t.event} → ${t.to.replace(/_/g, " ")}: ${t.note}` : "–";
 }
 
 function detailText(detail) {
@@ -411,8 +425,10 @@ function decisionSection(decision, ev) {
         el("td", { class: "mono" }, c.threshold),
         el("td", {}, c.held_for ? `${c.held_for}${c.required_for ? ` of ${c.required_for}` : ""}` : (c.required_for ? `needs ${c.required_for}` : "–")),
         el("td", {}, String(c.truth))))) : null,
-    guards.length ? el("div", {}, el("h3", {}, "Guards"), table(["Guard", "Verdict", "Detail"],
-      guards.map((g) => el("tr", {}, el("td", {}, g.guard || "–"), el("td", {}, String(g.truth ?? g.verdict ?? g.holds ?? "")), el("td", {}, g.sentence || g.reason || JSON.stringify(g)))))) : null);
+    guards.length ? el("div", {}, el("h3", {}, "Guards (runbook's \"do not roll back if\")"), table(["Guard", "Blocks", "Rule", "Conditions"],
+      guards.map((g) => el("tr", { class: g.blocks ? "meets" : "" }, el("td", {}, g.guard || "–"), el("td", {}, g.blocks ? "yes" : "no"),
+        el("td", {}, g.description || ""),
+        el("td", { class: "mono" }, (g.conditions || []).map((c) => `${c.signal} ${c.threshold}: ${c.value === null || c.value === undefined ? "no data" : c.value}`).join("; ")))))) : null);
 }
 
 function incidentActions(inc, plan) {
@@ -426,8 +442,10 @@ function incidentActions(inc, plan) {
   if (STOPPABLE.includes(inc.state)) {
     buttons.push(el("button", { type: "button", class: "danger", dataset: { action: "cancel" }, onclick: () => confirmCancel(inc) }, "Cancel"));
   }
-  buttons.push(el("button", { type: "button", dataset: { action: "pause" }, onclick: () => confirmPause({ id: inc.agent }) }, `Pause ${inc.agent}`));
-  return el("div", { class: "actions" }, buttons);
+  if (OPEN_STATES.includes(inc.state) || inc.state === "blocked") {
+    buttons.push(el("button", { type: "button", dataset: { action: "pause" }, onclick: () => confirmPause({ id: inc.agent }) }, `Pause ${inc.agent}`));
+  }
+  return buttons.length ? el("div", { class: "actions" }, buttons) : null;
 }
 
 // ------------------------------------------------------------------ confirmations
