@@ -402,7 +402,9 @@ function latestEvent(timeline) {
 
 function detailText(detail) {
   if (!detail || (typeof detail === "object" && Object.keys(detail).length === 0)) return "";
-  const t = typeof detail === "string" ? detail : JSON.stringify(detail);
+  // a step's own words when it has them, not its bookkeeping
+  const own = typeof detail === "object" && detail.detail !== undefined ? detail.detail : detail;
+  const t = typeof own === "string" ? own : JSON.stringify(own);
   return t.length > 160 ? `${t.slice(0, 160)}…` : t;
 }
 
