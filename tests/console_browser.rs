@@ -34,6 +34,22 @@ struct Demo {
     log: PathBuf,
 }
 
+impl Demo {
+    /// Stops the demo as Ctrl-C would (SIGTERM), so it removes its temporary directory; the
+    /// guard's SIGKILL remains for a demo that does not stop within 20 s.
+    fn stop(&mut self) {
+        let pid = self._process.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self._process.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// Starts `rollbackd demo --keep-running` and waits for its console banner (the scenarios
 /// take ~40 s).
 fn start_demo(dir: &Path) -> Demo {
@@ -474,7 +490,7 @@ async fn gl008_needs_attention_or_resolved(c: &Client) {
 async fn the_console_approves_gl008_in_a_browser_and_a_viewer_gets_no_buttons() {
     let dir = tempfile::tempdir().unwrap();
     let (_driver, driver_url) = start_chromedriver(dir.path()).await;
-    let demo = start_demo(dir.path());
+    let mut demo = start_demo(dir.path());
     let c = browser(&driver_url, &dir.path().join("profile")).await;
     // the session is closed (and Chromium with it) whether the checks pass or panic
     let (session, url) = (c.clone(), demo.url.clone());
@@ -489,6 +505,7 @@ async fn the_console_approves_gl008_in_a_browser_and_a_viewer_gets_no_buttons() 
     if let Err(e) = checks {
         std::panic::resume_unwind(e.into_panic());
     }
+    demo.stop();
     let log = std::fs::read_to_string(&demo.log).unwrap();
     assert!(
         log.contains("GL-008     approve → rolling_back"),
