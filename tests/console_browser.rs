@@ -235,16 +235,24 @@ async fn wait_js(c: &Client, what: &str, timeout: Duration, script: &str) -> Val
 async fn click(c: &Client, css: &str) {
     let start = Instant::now();
     loop {
-        let clicked = match c.find(Locator::Css(css)).await {
-            Ok(e) => e.click().await.is_ok(),
-            Err(_) => false,
+        // to the middle of the window: WebDriver only scrolls an element that is out of
+        // view, and one just under the sticky bar is "in view" but covered
+        let _ = c
+            .execute(
+                "const e = document.querySelector(arguments[0]); if (e) e.scrollIntoView({block: 'center'});",
+                vec![json!(css)],
+            )
+            .await;
+        let error = match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(e) => e.to_string(),
+            },
+            Err(e) => e.to_string(),
         };
-        if clicked {
-            return;
-        }
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "could not click {css}"
+            "could not click {css}: {error}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -360,6 +368,7 @@ async fn viewer_sees_no_buttons(c: &Client, url: &str, viewer: &str) {
         .await
         .unwrap();
     assert_eq!(res.status(), 403, "a viewer's approval must be refused");
+    full_page_screenshot(c, "viewer-incident").await;
     sign_out(c).await;
 }
 
@@ -372,7 +381,30 @@ async fn operator_approves_gl008(c: &Client, url: &str, operator: &str) {
     c.execute("window.__noReload = 'still here'", vec![])
         .await
         .unwrap();
+    // GL-008's signals unfolded: its error rate against the rows' thresholds; the table
+    // stays unfolded across the 2 s redraws
+    click(c, "article[data-agent=\"GL-008\"] details summary").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let sev2 = wait_js(
+        c,
+        "GL-008's error rate meeting sev2-error-rate's thresholds",
+        Duration::from_secs(10),
+        r#"const card = document.querySelector('article[data-agent="GL-008"]');
+           const d = card && card.querySelector('details');
+           if (!d || !d.open) return null;
+           const row = [...d.querySelectorAll('tr.meets')].find((r) => r.textContent.includes('sev2-error-rate'));
+           return row ? row.textContent : null;"#,
+    )
+    .await;
+    assert!(
+        sev2.as_str().unwrap().contains(">= 0.2 and <= 0.5"),
+        "{sev2}"
+    );
     screenshot(c, "agents").await;
+    pause_and_resume_gl002(c).await;
+    incidents_filtered_by_state(c).await;
+    click(c, "#nav-agents").await;
+    gl008_needs_attention(c).await;
 
     click(c, &format!("a[data-incident=\"{id}\"]")).await;
     let state = wait_js(
@@ -473,6 +505,102 @@ async fn operator_approves_gl008(c: &Client, url: &str, operator: &str) {
     gl008_needs_attention_or_resolved(c).await;
     fits_the_width(c, "the agents page").await;
     screenshot(c, "phone-agents").await;
+}
+
+/// Pause then resume GL-002 from its card, each behind its confirmation.
+async fn pause_and_resume_gl002(c: &Client) {
+    let card = r#"article[data-agent="GL-002"]"#;
+    click(c, &format!("{card} button[data-action=\"pause\"]")).await;
+    let text = wait_js(
+        c,
+        "the pause confirmation",
+        Duration::from_secs(5),
+        "const d = document.getElementById('confirm'); return d.open ? d.innerText : null;",
+    )
+    .await;
+    assert!(
+        text.as_str().unwrap().contains("opens no rollback"),
+        "{text}"
+    );
+    // no reason: the dialog says why it will not go on
+    click(c, "#confirm-yes").await;
+    wait_js(
+        c,
+        "the dialog asking for a reason",
+        Duration::from_secs(5),
+        "return document.getElementById('confirm-error').textContent.includes('Say why') || null",
+    )
+    .await;
+    c.find(Locator::Css("#confirm-reason"))
+        .await
+        .unwrap()
+        .send_keys("maintenance on the boiler fleet")
+        .await
+        .unwrap();
+    click(c, "#confirm-yes").await;
+    wait_js(
+        c,
+        "GL-002 shown paused",
+        Duration::from_secs(10),
+        &format!(
+            "const c = document.querySelector('{card}'); return c && c.textContent.includes('paused by demo') && c.querySelector('button[data-action=\"resume\"]') !== null;"
+        ),
+    )
+    .await;
+    click(c, &format!("{card} button[data-action=\"resume\"]")).await;
+    c.wait()
+        .at_most(Duration::from_secs(5))
+        .for_element(Locator::Css("#confirm-reason"))
+        .await
+        .unwrap()
+        .send_keys("maintenance done")
+        .await
+        .unwrap();
+    click(c, "#confirm-yes").await;
+    wait_js(
+        c,
+        "GL-002 shown active again",
+        Duration::from_secs(10),
+        &format!(
+            "const c = document.querySelector('{card}'); return c && c.querySelector('button[data-action=\"pause\"]') !== null;"
+        ),
+    )
+    .await;
+}
+
+/// The incidents list, filtered by state: only GL-008's incident awaits approval.
+async fn incidents_filtered_by_state(c: &Client) {
+    click(c, "#nav-incidents").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#filter-state"))
+        .await
+        .unwrap()
+        .select_by_value("awaiting_approval")
+        .await
+        .unwrap();
+    let agents = wait_js(
+        c,
+        "the list filtered to incidents awaiting approval",
+        Duration::from_secs(10),
+        r#"if (!location.hash.includes('state=awaiting_approval')) return null;
+           const rows = [...document.querySelectorAll('tr[data-incident]')];
+           // the list redrawn with the filter: every row awaits approval
+           if (!rows.length || !rows.every((r) => r.querySelector('[data-state]').dataset.state === 'awaiting_approval')) return null;
+           return rows.map((r) => r.children[1].textContent);"#,
+    )
+    .await;
+    assert_eq!(agents, json!(["GL-008"]), "incidents awaiting approval");
+    full_page_screenshot(c, "incidents-awaiting-approval").await;
+    click(c, "#nav-incidents").await;
+    wait_js(
+        c,
+        "every incident listed",
+        Duration::from_secs(10),
+        "return !location.hash.includes('state=') && document.querySelectorAll('tr[data-incident]').length >= 6 || null",
+    )
+    .await;
+    full_page_screenshot(c, "incidents").await;
 }
 
 /// The agents page is drawn (GL-008 no longer needs attention once resolved).

@@ -210,6 +210,7 @@ async function refresh(fresh) {
     if (JSON.stringify(route()) !== key || $("confirm").open) return; // the operator moved on
     const y = window.scrollY;
     $("view").replaceChildren(view);
+    document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
     window.scrollTo(0, y);
     setStatus(`Updated ${new Date().toLocaleTimeString()} · refreshes every ${POLL_MS / 1000} s`, false);
   } catch (e) {
