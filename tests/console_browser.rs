@@ -402,6 +402,7 @@ async fn operator_approves_gl008(c: &Client, url: &str, operator: &str) {
     );
     screenshot(c, "agents").await;
     pause_and_resume_gl002(c).await;
+    manual_rollback_says_what_it_runs_and_can_be_called_off(c, url, operator).await;
     incidents_filtered_by_state(c).await;
     click(c, "#nav-agents").await;
     gl008_needs_attention(c).await;
@@ -566,6 +567,67 @@ async fn pause_and_resume_gl002(c: &Client) {
         ),
     )
     .await;
+}
+
+/// GL-006's *Roll back…* confirmation names the method and its steps; *Go back* changes
+/// nothing.
+async fn manual_rollback_says_what_it_runs_and_can_be_called_off(
+    c: &Client,
+    url: &str,
+    token: &str,
+) {
+    let before = incident_count(url, token, "GL-006").await;
+    click(
+        c,
+        r#"article[data-agent="GL-006"] button[data-action="trigger"]"#,
+    )
+    .await;
+    let text = wait_js(
+        c,
+        "the manual rollback's confirmation",
+        Duration::from_secs(5),
+        "const d = document.getElementById('confirm'); return d.open ? d.innerText : null;",
+    )
+    .await;
+    let text = text.as_str().unwrap();
+    for words in [
+        "Roll back GL-006 now, by hand?",
+        "method quick",
+        "2 steps",
+        "kubectl rollout undo deployment greenlang/gl-006-heatreclaim to the previous revision",
+    ] {
+        assert!(
+            text.contains(words),
+            "the confirmation lacks {words:?}:\n{text}"
+        );
+    }
+    click(c, "#confirm-no").await;
+    wait_js(
+        c,
+        "the dialog to close",
+        Duration::from_secs(5),
+        "return !document.getElementById('confirm').open",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        incident_count(url, token, "GL-006").await,
+        before,
+        "Go back opened an incident"
+    );
+}
+
+async fn incident_count(url: &str, token: &str, agent: &str) -> usize {
+    let v: Value = reqwest::Client::new()
+        .get(format!("{url}api/v1/rollbacks?agent={agent}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["rollbacks"].as_array().unwrap().len()
 }
 
 /// The incidents list, filtered by state: only GL-008's incident awaits approval.

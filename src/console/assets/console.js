@@ -304,7 +304,7 @@ function signalsTable(agentId, signals) {
     el("tr", { class: r.meets ? "meets" : "" },
       el("td", {}, i === 0 ? s.name : ""),
       el("td", { class: "num" }, i === 0 ? fmtValue(s.value, s.unit) : ""),
-      el("td", {}, `${r.severity} (${r.row})`),
+      el("td", {}, el("span", { class: "mono nowrap" }, r.row), el("div", { class: "muted small" }, r.severity)),
       el("td", { class: "mono" }, r.threshold),
       el("td", {}, r.meets === true ? "meets" : r.meets === false ? "–" : "?"))));
   const details = el("details", { class: "signals", open: unfolded.has(agentId) },
