@@ -338,8 +338,8 @@ async function incidentsPage(r) {
     el("option", { value: "" }, "all states"),
     ALL_STATES.map((s) => el("option", { value: s, selected: s === r.state }, s.replace(/_/g, " "))));
   const rows = list.map((i) => el("tr", { class: "link", dataset: { incident: i.id }, onclick: () => { location.hash = `#/incident/${encodeURIComponent(i.id)}`; } },
-    el("td", {}, el("a", { href: `#/incident/${encodeURIComponent(i.id)}` }, i.id)),
-    el("td", {}, i.agent),
+    el("td", { class: "nowrap" }, el("a", { href: `#/incident/${encodeURIComponent(i.id)}` }, i.id)),
+    el("td", { class: "nowrap" }, i.agent),
     el("td", {}, stateBadge(i.state)),
     el("td", {}, i.severity || "–"),
     el("td", {}, i.reason),
