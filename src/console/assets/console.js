@@ -229,10 +229,7 @@ function setStatus(text, stale) {
 
 function attentionOf(agent, openIncidents) {
   const why = [];
-  for (const inc of openIncidents) {
-    if (NEEDS_HUMAN.includes(inc.state)) why.push(`${inc.id} is ${inc.state.replace(/_/g, " ")}`);
-    else why.push(`${inc.id} is ${inc.state.replace(/_/g, " ")}`);
-  }
+  for (const inc of openIncidents) why.push(`${inc.id} is ${inc.state.replace(/_/g, " ")}`);
   const d = agent.status && agent.status.decision;
   if (d && d.decision && d.decision !== "none" && openIncidents.length === 0) {
     why.push(`decision: ${d.decision.replace(/_/g, " ")}${d.row ? ` (row ${d.row})` : ""}`);
