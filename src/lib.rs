@@ -28,9 +28,10 @@
 //! - Record and tell: [`store`] (one contract, `StateStore`, over SQLite or the Kubernetes
 //!   API: incidents, steps, backups, outbox, audit, alerts, pauses), [`notify`] (Slack,
 //!   Statuspage and webhooks fed from the outbox).
-//! - Front: [`cli`] (`check`, `evaluate`, `demo`, `run`, `sim`, `bench`), [`demo`] (the
-//!   one-command demo), [`bench`](mod@bench) (the benchmark), [`synthetic_agent`] (an agent
-//!   stand-in serving `/metrics`).
+//! - Front: [`console`] (the web console the API's server serves at `/`), [`cli`] (`check`,
+//!   `evaluate`, `demo`, `run`, `sim`, `bench`), [`demo`] (the one-command demo),
+//!   [`bench`](mod@bench) (the benchmark), [`synthetic_agent`] (an agent stand-in serving
+//!   `/metrics`).
 //! - Plumbing: [`config`], [`metrics`] (rollbackd's own), [`health`] (critical tasks and
 //!   `/healthz`), [`channel`] (bounded internal channels), [`text`] (cutting outside text on a
 //!   character boundary), [`process`] (logging and the shutdown signal).
@@ -41,6 +42,7 @@ pub mod channel;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod demo;
 pub mod events;

@@ -1093,3 +1093,115 @@ async fn a_manual_rollback_is_opened_with_its_initiated_message() {
     let text = initiated[0].message["text"].as_str().unwrap_or_default();
     assert!(text.contains("revision 3"), "{text}");
 }
+
+/// `GET /api/v1/whoami` names the token's owner and role (the console hides a viewer's
+/// buttons with it); a bad token is 401.
+#[tokio::test]
+async fn whoami_names_the_token_and_its_role() {
+    let api = start().await;
+    assert_eq!(
+        api.get("/api/v1/whoami", Some(OPERATOR)).await,
+        (200, json!({"name": "alice", "role": "operator"}))
+    );
+    assert_eq!(
+        api.get("/api/v1/whoami", Some(VIEWER)).await,
+        (200, json!({"name": "grafana", "role": "viewer"}))
+    );
+    assert_eq!(api.get("/api/v1/whoami", Some("nope")).await.0, 401);
+    assert_eq!(api.get("/api/v1/whoami", None).await.0, 401);
+}
+
+/// The console's page and assets come with their security headers; the agents answer
+/// carries each signal's latest value against the rows' thresholds and the manual
+/// rollback's plan; an incident carries its method's plan in words.
+#[tokio::test]
+async fn the_console_is_served_with_its_headers_and_the_api_gives_it_readings_and_plans() {
+    let api = start().await;
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let res = api
+            .http
+            .get(format!("{}{path}", api.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"));
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+    api.latest
+        .write()
+        .unwrap()
+        .set("GL-008", "error_rate", Utc::now(), Some(0.3));
+    let (code, agents) = api.get("/api/v1/agents", Some(VIEWER)).await;
+    assert_eq!(code, 200);
+    let agent = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "GL-008")
+        .unwrap();
+    let error_rate = agent["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "error_rate")
+        .unwrap();
+    assert_eq!(error_rate["value"], 0.3);
+    let sev2 = error_rate["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["row"] == "sev2-error-rate")
+        .unwrap();
+    assert_eq!(sev2["threshold"], ">= 0.2 and <= 0.5");
+    assert_eq!(sev2["meets"], true);
+    let sev3 = error_rate["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["row"] == "sev3-error-rate")
+        .unwrap();
+    assert_eq!(sev3["meets"], false);
+    assert!(!agent["manual_plan"]["steps"].as_array().unwrap().is_empty());
+
+    let inc = api
+        .store
+        .create_incident(
+            &gl008(Some(2)),
+            Event::RequestApproval,
+            Utc::now(),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let (code, shown) = api
+        .get(&format!("/api/v1/rollbacks/{}", inc.id), Some(VIEWER))
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(shown["plan"]["name"], inc.method.clone().unwrap());
+    let texts: Vec<&str> = shown["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("deployment greenlang-gl008/steam-trap-inspector")),
+        "{texts:?}"
+    );
+}

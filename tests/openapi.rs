@@ -725,6 +725,15 @@ async fn every_documented_operation_answers_as_documented() {
     )
     .await;
 
+    // who the caller is
+    let whoami = "/api/v1/whoami";
+    let me = c.get(whoami, whoami, viewer, 200).await;
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("grafana"), Some("viewer"))
+    );
+    c.get(whoami, whoami, wrong, 401).await;
+
     // agents, pauses
     let agents = "/api/v1/agents";
     let list = c.get(agents, agents, viewer, 200).await;

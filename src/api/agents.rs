@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
@@ -75,6 +75,11 @@ pub struct AgentView {
     pub paused: Option<Pause>,
     /// Its window and current decision; none before the first evaluation.
     pub status: Option<AgentStatus>,
+    /// Each signal a row tests: its latest reading and, per row, the threshold and whether
+    /// the reading meets it (`null`: no data, or relative to a baseline).
+    pub signals: Vec<Value>,
+    /// The steps a manual rollback would run, in words.
+    pub manual_plan: Option<Value>,
 }
 
 /// `GET /api/v1/agents`.
@@ -117,6 +122,7 @@ pub async fn list(
     let status = state.status.read().map(|s| s.clone()).unwrap_or_default();
     let pauses = state.store.pauses().await?;
     let global = pauses.iter().find(|p| p.scope == GLOBAL);
+    let latest = state.latest.read().ok();
     let agents = state
         .policies
         .iter()
@@ -136,6 +142,9 @@ pub async fn list(
                 .or_else(|| pauses.iter().find(|x| x.scope == p.agent.id))
                 .cloned(),
             status: status.get(&p.agent.id).cloned(),
+            signals: super::views::signal_readings(p, latest.as_deref()),
+            manual_plan: super::views::default_method(p)
+                .and_then(|m| super::views::method_plan(p, &m)),
         })
         .collect();
     Ok(Json(AgentList {

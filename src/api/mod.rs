@@ -14,6 +14,8 @@ mod ingest;
 pub mod openapi;
 mod rollbacks;
 pub mod slack;
+mod views;
+mod whoami;
 
 pub use agents::AgentStatus;
 pub use alerts::{AgentIndex, WebhookAlert, WebhookPayload, active_records};
@@ -152,6 +154,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(agents::pause_all))
         .routes(routes!(agents::resume_all))
         .routes(routes!(slack::interactions))
+        .routes(routes!(whoami::whoami))
         .routes(routes!(openapi::serve))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -168,6 +171,8 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let (routes, _document) = documented().split_for_parts();
     routes
         .route_layer(standby)
+        // the web console's page and assets (not part of the API document)
+        .merge(crate::console::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -121,6 +121,8 @@ pub struct RollbackDetail {
     pub backups: Vec<BackupView>,
     /// Its audit trail.
     pub audit: Vec<AuditEntry>,
+    /// Its method's steps in words (what an approval would run).
+    pub plan: Option<Value>,
 }
 
 /// An approve or cancel, done.
@@ -712,6 +714,10 @@ pub async fn show(
             name,
         })
         .collect();
+    // what an approval would run, in words (the console's confirmation says it)
+    let plan = state
+        .policy(&incident.agent)
+        .and_then(|p| super::views::method_plan(p, incident.method.as_deref()?));
     Ok(Json(RollbackDetail {
         evidence: incident.decision.clone(),
         incident,
@@ -720,5 +726,6 @@ pub async fn show(
         notifications,
         backups,
         audit: state.store.audit_log(Some(&id), 1000).await?,
+        plan,
     }))
 }

@@ -59,7 +59,8 @@ pub enum Command {
     /// The main job: simulator, synthetic agents and rollbackd in one process, playing the
     /// runbooks' scenarios and printing the timeline (no cluster, no Prometheus needed).
     Demo {
-        /// Leave the API and the simulator up afterwards, for curl and kubectl.
+        /// Leave GL-008's Severity 2 incident awaiting approval, print the web console's URL
+        /// and tokens, and keep the console, the API and the simulator up until Ctrl-C.
         #[arg(long)]
         keep_running: bool,
         /// Only replay the scenarios' traces through the decision engine.

@@ -32,7 +32,9 @@ pub struct ConfigError {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 /// A token's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Read-only API access.

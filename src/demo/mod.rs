@@ -31,6 +31,8 @@ use rollbackd_core::policy::{
 use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 
 const TOKEN: &str = "demo-operator-token-0123";
+/// The demo's read-only token: the console shows it no action buttons.
+const VIEWER_TOKEN: &str = "demo-viewer-token-4567";
 
 /// The embedded policies, with the metric prefix their synthetic agent uses.
 const POLICIES: [(&str, &str, &str); 5] = [
@@ -412,11 +414,18 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         max_body_bytes: 1 << 20,
         auth: Auth {
-            tokens: vec![ApiToken {
-                name: "demo".into(),
-                role: Role::Operator,
-                secret: TOKEN.into(),
-            }],
+            tokens: vec![
+                ApiToken {
+                    name: "demo".into(),
+                    role: Role::Operator,
+                    secret: TOKEN.into(),
+                },
+                ApiToken {
+                    name: "demo-viewer".into(),
+                    role: Role::Viewer,
+                    secret: VIEWER_TOKEN.into(),
+                },
+            ],
             // the demo posts its alerts from this process, without credentials
             webhook: crate::config::WebhookAuth {
                 allow_unauthenticated: true,
@@ -567,35 +576,73 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     ));
 
     demo.say("\n=== GL-008: error rate climbs to 30 % (Severity 3, then 2: approval needed)");
-    demo.agent("GL-008")?.handle().set_error_ratio(0.3)?;
-    let id = demo.settle("GL-008", &[State::AwaitingApproval]).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    demo.say(&format!(
-        "operator approves: POST /api/v1/rollbacks/{id}/approve"
-    ));
+    // the agent's 100 ms ticks make the first reading after the jump a partial interval
+    // (10 % errors: Severity 3); GL-008's automation is held until the reading is the full
+    // 30 %, so the incident that opens is the Severity 2 one the runbook's story is about
     demo.post(
-        &format!("/api/v1/rollbacks/{id}/approve"),
-        json!({"reason": "engineering manager approved in #incident-gl008"}),
+        "/api/v1/agents/GL-008/pause",
+        json!({"reason": "demo: hold GL-008 while its error rate settles at 30 %"}),
     )
     .await?;
-    demo.settle(
-        "GL-008",
-        &[
-            State::Verifying,
-            State::Monitoring,
-            State::Resolved,
-            State::Escalated,
-        ],
+    demo.agent("GL-008")?.handle().set_error_ratio(0.3)?;
+    demo.wait(
+        "GL-008's Severity 2 reading",
+        Duration::from_secs(20),
+        |d| {
+            d.daemon.status.read().ok().is_some_and(|s| {
+                s.get("GL-008")
+                    .and_then(|s| s.decision.as_ref())
+                    .is_some_and(|d| d.row.as_deref() == Some("sev2-error-rate"))
+            })
+        },
     )
     .await?;
-    demo.agent("GL-008")?.handle().set_error_ratio(0.0)?;
-    let id = demo
-        .settle("GL-008", &[State::Resolved, State::Escalated])
+    demo.post(
+        "/api/v1/agents/GL-008/resume",
+        json!({"reason": "demo: error rate at 30 %"}),
+    )
+    .await?;
+    let id = demo.settle("GL-008", &[State::AwaitingApproval]).await?;
+    if keep_running {
+        // left for a human to approve from the console; once the rollback starts, the
+        // revision it restores is healthy again
+        heal_once_rolling_back(&demo, "GL-008", &id)?;
+        demo.say(&format!(
+            "{id} is left awaiting approval: approve it from the console (URL below)"
+        ));
+        summary.push((
+            "GL-008 error 30 % → awaiting approval in the console".into(),
+            outcome(&demo, &id).await,
+        ));
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        demo.say(&format!(
+            "operator approves: POST /api/v1/rollbacks/{id}/approve"
+        ));
+        demo.post(
+            &format!("/api/v1/rollbacks/{id}/approve"),
+            json!({"reason": "engineering manager approved in #incident-gl008"}),
+        )
         .await?;
-    summary.push((
-        "GL-008 error 30 % → approval via the API → rollback".into(),
-        outcome(&demo, &id).await,
-    ));
+        demo.settle(
+            "GL-008",
+            &[
+                State::Verifying,
+                State::Monitoring,
+                State::Resolved,
+                State::Escalated,
+            ],
+        )
+        .await?;
+        demo.agent("GL-008")?.handle().set_error_ratio(0.0)?;
+        let id = demo
+            .settle("GL-008", &[State::Resolved, State::Escalated])
+            .await?;
+        summary.push((
+            "GL-008 error 30 % → approval via the API → rollback".into(),
+            outcome(&demo, &id).await,
+        ));
+    }
 
     demo.say("\n=== GL-001: heat optimization errors while backup heat is NOT available");
     demo.agent("GL-001")?.handle().set_healthy(false); // the demo's backup-heat gauge reads 0
@@ -705,7 +752,11 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
     if keep_running {
         let kubeconfig = demo.sim.kubeconfig(dir.path())?;
         println!(
-            "\n--keep-running: API http://{} (Authorization: Bearer {TOKEN})",
+            "\n--keep-running: console http://{}/ (sign in with operator token {TOKEN} or viewer token {VIEWER_TOKEN})",
+            demo.daemon.api_addr
+        );
+        println!(
+            "  API http://{} (Authorization: Bearer {TOKEN})",
             demo.daemon.api_addr
         );
         println!(
@@ -721,10 +772,42 @@ pub async fn run(keep_running: bool) -> anyhow::Result<()> {
             kubeconfig.display()
         );
         println!("Ctrl-C to stop.");
-        crate::process::shutdown_signal().await;
+        // what people do from the console shows up here too
+        tokio::select! {
+            () = crate::process::shutdown_signal() => {}
+            () = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    demo.timeline().await;
+                }
+            } => {}
+        }
     }
     demo.daemon.shutdown().await;
     demo.sim.shutdown().await;
+    Ok(())
+}
+
+/// Sets `agent`'s error ratio back to 0 once incident `id` has left awaiting approval for
+/// the rollback (the demo's stand-in for "the restored revision is healthy"); a rejected
+/// incident leaves the errors as they are.
+fn heal_once_rolling_back(demo: &Demo, agent: &str, id: &str) -> anyhow::Result<()> {
+    let handle = demo.agent(agent)?.handle();
+    let (store, id) = (demo.daemon.store.clone(), id.to_string());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match store.incident(&id).await {
+                Ok(Some(i)) if i.state == State::AwaitingApproval => continue,
+                Ok(Some(i)) if i.state == State::RollingBack || i.state == State::Verifying => {
+                    let _ = handle.set_error_ratio(0.0);
+                    return;
+                }
+                Ok(Some(_)) => return,
+                _ => continue,
+            }
+        }
+    });
     Ok(())
 }
 
