@@ -55,8 +55,10 @@ pub struct BenchOptions {
 /// One of the benchmark's measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Measurement {
-    /// Webhook received → first rollback PATCH.
+    /// Webhook received → first rollback PATCH, SQLite store.
     Latency,
+    /// Webhook received → first rollback PATCH, Kubernetes store on the simulator.
+    LatencyKubernetes,
     /// One evaluation cycle per fleet size.
     Cycle,
     /// Webhook ingestion.
@@ -65,7 +67,12 @@ pub enum Measurement {
 
 impl Measurement {
     /// Every measurement.
-    pub const ALL: [Measurement; 3] = [Self::Latency, Self::Cycle, Self::Ingest];
+    pub const ALL: [Measurement; 4] = [
+        Self::Latency,
+        Self::LatencyKubernetes,
+        Self::Cycle,
+        Self::Ingest,
+    ];
 }
 
 impl BenchOptions {
@@ -120,6 +127,8 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Figures> {
             opts.alerts
         );
         figures.webhook_to_patch = Some(latency::run(opts.alerts, fleet::Backend::Sqlite).await?);
+    }
+    if opts.only.contains(&Measurement::LatencyKubernetes) {
         eprintln!(
             "webhook → rollback PATCH with the Kubernetes store: {} workloads …",
             opts.alerts
