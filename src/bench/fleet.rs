@@ -321,9 +321,15 @@ impl World {
 
     /// Waits until at most `busy` incidents are in flight; false after `timeout`. Polls a
     /// count in the state index every 10 ms (reading the incidents themselves would compete
-    /// with the daemon for its store and the CPU it is measured on).
+    /// with the daemon for its store and the CPU it is measured on); on the Kubernetes
+    /// store, where the count is a LIST, every 50 ms.
     pub async fn settle(&self, busy: usize, timeout: Duration) -> bool {
         let t0 = Instant::now();
+        let every = if self.daemon.store.shared() {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(10)
+        };
         loop {
             let count = self.daemon.store.in_flight_count().await;
             if !count.is_ok_and(|n| n > busy) {
@@ -332,7 +338,7 @@ impl World {
             if t0.elapsed() > timeout {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(every).await;
         }
     }
 

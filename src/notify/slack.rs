@@ -6,7 +6,7 @@
 //! Every `chat.postMessage` carries message metadata (`event_type`
 //! `rollbackd_notification`, the incident and outbox row ids). A delivery in doubt (its
 //! process died, or its answer was lost) is looked up before it is sent again
-//! ([`SlackApi::find`]): a first message in the channel's history, a later one among the
+//! (`SlackApi::find`): a first message in the channel's history, a later one among the
 //! thread's replies, both read with `include_all_metadata`.
 
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 //!
 //! Each create and update carries `metadata.rollbackd` (the rollbackd incident id and the
 //! outbox row id; never shown on the page). A delivery in doubt (its process died, or
-//! its answer was lost) is looked up before it is sent again ([`StatuspageApi::find`]): a
+//! its answer was lost) is looked up before it is sent again (`StatuspageApi::find`): a
 //! create by the incident listing, an update by the incident's last recorded row.
 //!
 //! The body is public: the rollback path renders it from the policy's

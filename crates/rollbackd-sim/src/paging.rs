@@ -85,6 +85,10 @@ pub struct Chunk {
     pub limit: Option<usize>,
     /// Start after this object (a `continue` token).
     pub after: Option<Cursor>,
+    /// Only each object's metadata is wanted (a `PartialObjectMetadataList`): the items
+    /// carry just that, so a metadata LIST does not copy whole objects, as the API server
+    /// serves it from its watch cache.
+    pub metadata_only: bool,
 }
 
 impl Chunk {
@@ -114,7 +118,11 @@ impl Chunk {
                 Some(Cursor::parse(token)?)
             }
         };
-        Ok(Chunk { limit, after })
+        Ok(Chunk {
+            limit,
+            after,
+            metadata_only: false,
+        })
     }
 }
 

@@ -261,9 +261,11 @@ fn dispatch(
             if is_watch(query) {
                 return start_watch(st, r, t.namespace.clone(), labels, fields, query, accept);
             }
-            let chunk = Chunk::from_query(query)?;
+            let representation = Representation::from_accept(accept);
+            let mut chunk = Chunk::from_query(query)?;
+            chunk.metadata_only = representation == Representation::Metadata;
             let listed = store.list_chunk(r, t.namespace.as_deref(), &labels, &fields, &chunk);
-            Ok(ok(&Representation::from_accept(accept).list(r, &listed)))
+            Ok(ok(&representation.list(r, &listed)))
         }
         (Method::GET, Some(name), None) if is_watch(query) => {
             // The old single-object watch path: a watch with a name field selector.

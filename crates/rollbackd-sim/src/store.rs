@@ -584,7 +584,11 @@ impl Store {
                 more = true;
                 break;
             }
-            items.push(present(served, v.clone()));
+            items.push(if chunk.metadata_only {
+                serde_json::json!({"metadata": v.get("metadata").cloned().unwrap_or_default()})
+            } else {
+                present(served, v.clone())
+            });
             last = Some(k);
         }
         let rv = chunk.after.as_ref().map_or(inner.rv, |c| c.rv);
@@ -1453,6 +1457,7 @@ mod tests {
         let mut chunk = Chunk {
             limit: Some(limit),
             after: None,
+            metadata_only: false,
         };
         let (mut names, mut rvs, mut remaining) = (Vec::new(), Vec::new(), Vec::new());
         loop {
@@ -1472,6 +1477,31 @@ mod tests {
                 None => return (names, rvs, remaining),
             }
         }
+    }
+
+    #[test]
+    fn a_metadata_list_copies_only_each_objects_metadata() {
+        let store = Store::new();
+        let obj = json!({"metadata": {"name": "big", "labels": {"app": "x"}},
+                         "data": {"blob": "x".repeat(4096)}});
+        store.create(&CONFIGMAPS, "a", obj, false).unwrap();
+        let chunk = Chunk {
+            metadata_only: true,
+            ..Chunk::default()
+        };
+        let sel = LabelSelector::parse("app=x").unwrap();
+        let listed = store.list_chunk(
+            &CONFIGMAPS,
+            Some("a"),
+            &sel,
+            &FieldSelector::default(),
+            &chunk,
+        );
+        assert_eq!(listed.items.len(), 1);
+        let item = listed.items[0].as_object().unwrap();
+        assert_eq!(item.keys().collect::<Vec<_>>(), ["metadata"]);
+        assert_eq!(name_of(&listed.items[0]), "big");
+        assert_eq!(listed.items[0]["metadata"]["labels"]["app"], "x");
     }
 
     #[test]
@@ -1503,6 +1533,7 @@ mod tests {
             &Chunk {
                 limit: Some(2),
                 after: None,
+                metadata_only: false,
             },
         );
         for name in ["aa", "z"] {
@@ -1518,6 +1549,7 @@ mod tests {
             &Chunk {
                 limit: Some(10),
                 after: first.next.clone(),
+                metadata_only: false,
             },
         );
         let rest: Vec<&str> = rest.items.iter().map(name_of).collect();
