@@ -143,6 +143,17 @@ impl Cluster {
         self
     }
 
+    /// This handle without the leader's fence, for writes any replica may make because they
+    /// only record what is there and are created only when absent: ConfigMap snapshots. A
+    /// replica that sees a revision before it leads (or a standby that sees it while the
+    /// leader is busy) still captures the config that matched it.
+    pub fn unfenced(&self) -> Cluster {
+        Cluster {
+            fence: None,
+            ..self.clone()
+        }
+    }
+
     async fn fenced(&self) -> Result<(), ClusterError> {
         match &self.fence {
             Some(f) => f.check().await,

@@ -522,9 +522,12 @@ async fn process(
         let undo_source = LastAction::read(&owner)
             .filter(|r| ours && matches!(r.kind.as_str(), "undo" | "argo_undo"))
             .and_then(|r| r.to_revision);
+        // a snapshot is a copy made only when absent: taken by whichever replica sees the
+        // revision first, leading or not (a fenced one would be lost for good)
+        let snapshotter = cluster.unfenced();
         let snap = match undo_source {
-            Some(src) => snapshot_from_revision(cluster, w, number, src).await,
-            None => snapshot_configmaps(cluster, w, number).await,
+            Some(src) => snapshot_from_revision(&snapshotter, w, number, src).await,
+            None => snapshot_configmaps(&snapshotter, w, number).await,
         };
         let snapshots = match snap {
             Ok(s) => s,
