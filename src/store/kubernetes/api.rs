@@ -182,9 +182,8 @@ impl Kube {
 
     /// Creates an incident.
     pub async fn create(&self, obj: &IncidentObject) -> Result<Arc<IncidentObject>, WriteError> {
-        self.may_write(&format!("creating RollbackIncident {}", obj.name()))
-            .await?;
         let what = format!("creating RollbackIncident {}", obj.name());
+        self.may_write(&what).await?;
         let body = to_dynamic(obj).map_err(WriteError::Other)?;
         match self.incidents.create(&PostParams::default(), &body).await {
             Ok(created) => Ok(self.remember(from_dynamic(created).map_err(WriteError::Other)?)),
@@ -198,12 +197,8 @@ impl Kube {
         &self,
         obj: &IncidentObject,
     ) -> Result<Arc<IncidentObject>, WriteError> {
-        self.may_write(&format!(
-            "writing the status of RollbackIncident {}",
-            obj.name()
-        ))
-        .await?;
         let what = format!("writing the status of RollbackIncident {}", obj.name());
+        self.may_write(&what).await?;
         let body = to_dynamic(obj).map_err(WriteError::Other)?;
         match self
             .incidents
@@ -217,8 +212,8 @@ impl Kube {
 
     /// Deletes an incident if it is still at `resource_version`.
     pub async fn delete(&self, name: &str, resource_version: &str) -> Result<(), WriteError> {
-        self.may_write(&format!("deleting RollbackIncident {name}"))
-            .await?;
+        let what = format!("deleting RollbackIncident {name}");
+        self.may_write(&what).await?;
         let dp = DeleteParams {
             preconditions: Some(Preconditions {
                 resource_version: Some(resource_version.to_string()),
@@ -228,9 +223,7 @@ impl Kube {
         };
         let result = self.incidents.delete(name, &dp).await;
         self.forget(name);
-        result
-            .map(|_| ())
-            .map_err(|e| classify(&format!("deleting RollbackIncident {name}"), e))
+        result.map(|_| ()).map_err(|e| classify(&what, e))
     }
 
     /// The incidents matching `labels` (every one when empty), current as of this call:
@@ -338,12 +331,12 @@ impl Kube {
     /// Replaces a ConfigMap if it is still at the resourceVersion in its metadata.
     pub async fn replace_configmap(&self, cm: &ConfigMap) -> Result<ConfigMap, WriteError> {
         let name = cm.metadata.name.clone().unwrap_or_default();
-        self.may_write(&format!("replacing ConfigMap {name}"))
-            .await?;
+        let what = format!("replacing ConfigMap {name}");
+        self.may_write(&what).await?;
         self.configmaps
             .replace(&name, &PostParams::default(), cm)
             .await
-            .map_err(|e| classify(&format!("replacing ConfigMap {name}"), e))
+            .map_err(|e| classify(&what, e))
     }
 
     /// Deletes a ConfigMap, if it is still at `resource_version` when one is given.
@@ -352,8 +345,8 @@ impl Kube {
         name: &str,
         resource_version: Option<&str>,
     ) -> Result<(), WriteError> {
-        self.may_write(&format!("deleting ConfigMap {name}"))
-            .await?;
+        let what = format!("deleting ConfigMap {name}");
+        self.may_write(&what).await?;
         let dp = DeleteParams {
             preconditions: resource_version.map(|rv| Preconditions {
                 resource_version: Some(rv.to_string()),
@@ -365,7 +358,7 @@ impl Kube {
             .delete(name, &dp)
             .await
             .map(|_| ())
-            .map_err(|e| classify(&format!("deleting ConfigMap {name}"), e))
+            .map_err(|e| classify(&what, e))
     }
 }
 
