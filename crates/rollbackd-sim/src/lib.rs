@@ -53,11 +53,13 @@ pub mod faults;
 pub mod ids;
 pub mod jobs;
 pub mod jsonpath;
+pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod patch;
 pub mod protobuf;
 pub mod race;
+pub mod refusals;
 pub mod replicasets;
 pub mod representation;
 pub mod rollouts;
@@ -153,6 +155,8 @@ struct Shared {
     races: Arc<Races>,
     requests: Arc<Mutex<VecDeque<RecordedRequest>>>,
     recorded: tokio::sync::broadcast::Sender<RecordedRequest>,
+    counts: Arc<metrics::RequestCounts>,
+    refusals: Arc<refusals::Refusals>,
 }
 
 impl Shared {
@@ -167,6 +171,8 @@ impl Shared {
             races: Arc::new(Races::default()),
             requests: Arc::new(Mutex::new(VecDeque::new())),
             recorded: tokio::sync::broadcast::channel(4096).0,
+            counts: Arc::new(metrics::RequestCounts::default()),
+            refusals: Arc::new(refusals::Refusals::default()),
         }
     }
 }
@@ -229,6 +235,8 @@ async fn run(
         races: shared.races.clone(),
         requests: shared.requests.clone(),
         recorded: shared.recorded.clone(),
+        counts: shared.counts.clone(),
+        refusals: shared.refusals.clone(),
         shutdown: stop.clone(),
     };
     let app = server::router(state);
@@ -348,6 +356,23 @@ impl SimHandle {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Requests of `verb` (`LIST`, `WATCH`, `GET`, `POST`, `PUT`, `PATCH`, `DELETE`) on
+    /// `resource` (its plural) so far, as `apiserver_request_total` on `/metrics` counts them.
+    pub fn request_count(&self, verb: &str, resource: &str) -> u64 {
+        self.shared.counts.get(verb, resource)
+    }
+
+    /// Answers every request of `verb` on `resource` (as [`Self::request_count`] names
+    /// them) with `503 ServiceUnavailable` from now on; open watches stay open.
+    pub fn refuse(&self, verb: &str, resource: &str) {
+        self.shared.refusals.refuse(verb, resource);
+    }
+
+    /// Refuses no request any more (see [`Self::refuse`]).
+    pub fn stop_refusing(&self) {
+        self.shared.refusals.clear();
     }
 
     /// Every mutating request from now on, as it arrives (a receiver that falls more than

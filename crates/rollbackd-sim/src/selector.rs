@@ -130,10 +130,10 @@ impl LabelSelector {
         self.0.is_empty()
     }
 
-    /// The first `key=value` requirement, if any: a LIST can start from the objects that
-    /// carry this label instead of every object.
-    pub fn equality(&self) -> Option<(&str, &str)> {
-        self.0.iter().find_map(|r| match r {
+    /// The `key=value` requirements: a LIST can start from the objects that carry one of
+    /// these labels (the rarest) instead of every object.
+    pub fn equalities(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().filter_map(|r| match r {
             Requirement::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
             _ => None,
         })

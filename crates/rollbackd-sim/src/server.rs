@@ -45,6 +45,10 @@ pub struct AppState {
     pub requests: Arc<Mutex<VecDeque<RecordedRequest>>>,
     /// The same requests, published as they arrive.
     pub recorded: tokio::sync::broadcast::Sender<RecordedRequest>,
+    /// Every request on a resource, counted by verb.
+    pub counts: Arc<super::metrics::RequestCounts>,
+    /// Requests answered 503 (tests).
+    pub refusals: Arc<super::refusals::Refusals>,
     /// Fires when the server shuts down (ends watch streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -193,6 +197,14 @@ async fn handle(
         if ["/healthz", "/readyz", "/livez"].contains(&path.as_str()) {
             return (StatusCode::OK, "ok").into_response();
         }
+        if path == super::metrics::PATH {
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                st.counts.render(),
+            )
+                .into_response();
+        }
     }
     let result = match parse_target(&catalog, &path) {
         Ok(Some(t)) => dispatch(&st, &method, t, &query, &accept, &content_type, &body),
@@ -250,6 +262,9 @@ fn dispatch(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let r = t.resource;
+    let verb = super::metrics::verb(method.as_str(), t.name.is_none(), is_watch(query));
+    st.counts.count(&verb, r.plural);
+    st.refusals.check(&verb, r.plural)?;
     let ns = t.namespace.clone().unwrap_or_default();
     if r.namespaced && t.name.is_some() && t.namespace.is_none() {
         return Err(validate::missing_namespace(r));

@@ -31,6 +31,9 @@ pub enum ApiError {
     /// 410: the requested resourceVersion is too old.
     #[error("{0}")]
     Gone(String),
+    /// 503: the server cannot handle the request now (see [`crate::refusals`]).
+    #[error("{0}")]
+    ServiceUnavailable(String),
 }
 
 impl ApiError {
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::Gone(_) => 410,
+            ApiError::ServiceUnavailable(_) => 503,
         }
     }
 
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
             ApiError::Gone(_) => "Expired",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
 

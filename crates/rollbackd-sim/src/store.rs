@@ -551,27 +551,31 @@ impl Store {
             Some(k) => Bound::Excluded(k),
             None => Bound::Unbounded,
         };
-        // In one namespace with a `key=value` requirement, the candidates are the objects
-        // carrying that label; otherwise every object of the resource (in `ns`).
-        let candidates: Box<dyn Iterator<Item = (&Key, &Value)>> = match (ns, labels.equality()) {
-            (Some(ns), Some((label, value))) => {
-                let lk = (
-                    r.group,
-                    r.plural,
-                    ns.to_string(),
-                    label.to_string(),
-                    value.to_string(),
-                );
-                Box::new(
-                    inner
-                        .labelled
-                        .get(&lk)
-                        .into_iter()
-                        .flat_map(move |keys| keys.range((from, Bound::Unbounded)))
-                        .filter_map(|k| inner.objects.get_key_value(k)),
-                )
-            }
-            _ => Box::new(inner.of_resource(r, ns, from)),
+        // In one namespace with `key=value` requirements, the candidates are the objects
+        // carrying the rarest of those labels; otherwise every object of the resource (in
+        // `ns`).
+        let rarest = ns.and_then(|ns| {
+            labels
+                .equalities()
+                .map(|(label, value)| {
+                    let lk = (
+                        r.group,
+                        r.plural,
+                        ns.to_string(),
+                        label.to_string(),
+                        value.to_string(),
+                    );
+                    inner.labelled.get(&lk)
+                })
+                .min_by_key(|keys| keys.map_or(0, BTreeSet::len))
+        });
+        let candidates: Box<dyn Iterator<Item = (&Key, &Value)>> = match rarest {
+            Some(keys) => Box::new(
+                keys.into_iter()
+                    .flat_map(move |keys| keys.range((from, Bound::Unbounded)))
+                    .filter_map(|k| inner.objects.get_key_value(k)),
+            ),
+            None => Box::new(inner.of_resource(r, ns, from)),
         };
         let mut matching =
             candidates.filter(|(_, v)| labels.matches_object(v) && fields.matches(v));
@@ -1427,6 +1431,9 @@ mod tests {
         };
         assert_eq!(names(Some("n"), "app=a"), ["one", "three"]);
         assert_eq!(names(Some("n"), "app=a,tier=x"), ["three"]);
+        // the rarest label leads; a label nobody carries lists nothing
+        assert_eq!(names(Some("n"), "tier=x,app=a"), ["three"]);
+        assert_eq!(names(Some("n"), "app=a,tier=none"), Vec::<String>::new());
         assert_eq!(names(Some("n"), "tier=x,app=b"), Vec::<String>::new());
         assert_eq!(names(Some("n"), "app!=a"), ["two"]);
         assert_eq!(names(None, "app=a"), ["four", "one", "three"]);
