@@ -9,125 +9,17 @@
 // A test fails by panicking: unwrap and expect are how it says what broke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod kube_store_support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use kube_store_support::{Cluster, NS, new_incident, outbox};
 use rollbackd::executor::{StepJournal, StepOutcome, StepState};
 use rollbackd::store::*;
 use rollbackd_core::incident::{Event, State};
-use rollbackd_sim::{SimConfig, SimHandle, Simulator};
 use serde_json::{Value, json};
-use tempfile::TempDir;
-
-const NS: &str = "rollbackd";
-
-struct Cluster {
-    sim: SimHandle,
-    dir: TempDir,
-    kubeconfig: PathBuf,
-}
-
-impl Cluster {
-    /// A simulator given the CRD by `kubectl apply -f deploy/crds/rollbackincidents.yaml`.
-    async fn start() -> Self {
-        let sim = Simulator::start("127.0.0.1:0".parse().unwrap(), SimConfig::default())
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = sim.kubeconfig(dir.path()).unwrap();
-        let c = Self {
-            sim,
-            dir,
-            kubeconfig,
-        };
-        let crd =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/crds/rollbackincidents.yaml");
-        let out = c.kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
-        assert!(
-            out.contains("customresourcedefinition.apiextensions.k8s.io/rollbackincidents.rollbackd.io created"),
-            "{out}"
-        );
-        c
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new("timeout")
-            .arg("30")
-            .arg("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("cache"))
-            .args(args)
-            .output()
-            .await
-            .expect("kubectl and timeout on the PATH");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn client(&self) -> kube::Client {
-        kube::Client::try_from(kube::Config::new(self.sim.url().parse().unwrap())).unwrap()
-    }
-
-    async fn store(&self) -> Arc<dyn StateStore> {
-        Arc::new(KubeStore::open(self.client(), NS).await.unwrap())
-    }
-
-    /// Every object of a kind in the store's namespace, as stored.
-    async fn objects(&self, path: &str) -> Vec<Value> {
-        let url = format!("{}{path}", self.sim.url());
-        let list: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-        list["items"].as_array().unwrap().clone()
-    }
-
-    async fn incidents(&self) -> Vec<Value> {
-        self.objects(&format!(
-            "/apis/rollbackd.io/v1alpha1/namespaces/{NS}/rollbackincidents"
-        ))
-        .await
-    }
-
-    async fn configmaps(&self) -> Vec<Value> {
-        self.objects(&format!("/api/v1/namespaces/{NS}/configmaps"))
-            .await
-    }
-}
-
-fn new_incident(agent: &str, revision: u64) -> NewIncident {
-    NewIncident {
-        agent: agent.into(),
-        namespace: "greenlang".into(),
-        workload: "gl-002-boiler-efficiency".into(),
-        revision: Some(revision),
-        from_image: Some("ghcr.io/greenlang/gl-002:v1.2.5".into()),
-        row: Some("p0-error-rate".into()),
-        severity: Some("P0".into()),
-        method: Some("quick".into()),
-        trigger: Trigger::Automatic,
-        requested_by: None,
-        reason: "P0 p0-error-rate: error_rate=0.6 > 0.5".into(),
-        decision: json!({"decision": "rollback", "evidence": {"conditions": [{"signal": "error_rate", "value": 0.6}]}}),
-        dry_run: false,
-        vars: BTreeMap::from([("plant".to_string(), "north".to_string())]),
-        deploy_at: Some(Utc::now() - TimeDelta::minutes(10)),
-    }
-}
-
-fn outbox(stage: &str) -> NewOutbox {
-    NewOutbox {
-        target_key: "slack:#gl-002-incidents".into(),
-        target: json!({"kind": "slack", "channel": "#gl-002-incidents"}),
-        message: json!({"stage": stage, "text": "rolling back"}),
-    }
-}
 
 fn cells(table: &str, name: &str) -> Vec<String> {
     table
@@ -831,4 +723,56 @@ async fn only_the_lease_holder_in_its_term_writes() {
         State::RollingBack
     );
     assert_eq!(fresh.pauses().await.unwrap().len(), 1);
+}
+
+/// The alerts log spreads over ConfigMap segments of at most 64 KiB: an append rewrites
+/// only the last one (so its cost stays bounded however many alerts were received), a
+/// redelivered alert is recognised whichever segment holds it, and every alert reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_log_grows_in_small_segments_and_deduplicates_across_them() {
+    let c = Cluster::start().await;
+    let store = c.store().await;
+    let t0 = Utc::now();
+    let alert = |i: usize| AlertRecord {
+        fingerprint: format!("{i:016x}"),
+        status: "firing".into(),
+        starts_at: t0,
+        ends_at: None,
+        agent: Some(format!("FLEET-{i:05}")),
+        labels: BTreeMap::from([
+            ("alertname".to_string(), "ServiceOutage".to_string()),
+            ("deployment".to_string(), format!("svc-{i:05}")),
+        ]),
+        annotations: BTreeMap::from([("summary".to_string(), "x".repeat(300))]),
+    };
+    for i in 0..400 {
+        let fresh = store
+            .record_alert_groups(&[vec![alert(i)]], t0)
+            .await
+            .unwrap();
+        assert_eq!(fresh, [[true]]);
+    }
+    let segments: Vec<Value> = c
+        .configmaps()
+        .await
+        .into_iter()
+        .filter(|cm| cm["metadata"]["labels"]["rollbackd.io/role"] == "alerts")
+        .collect();
+    assert!(segments.len() >= 3, "{} segments", segments.len());
+    for cm in &segments {
+        let bytes = cm["data"]["entries"].as_str().unwrap().len();
+        assert!(bytes <= 64 * 1024, "{bytes} bytes");
+    }
+    // the first alert, in the first segment, redelivered with a new one
+    let fresh = store
+        .record_alert_groups(&[vec![alert(0), alert(400)]], t0)
+        .await
+        .unwrap();
+    assert_eq!(fresh, [[false, true]]);
+    let received = store
+        .alerts_since(None, t0 - TimeDelta::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 401);
+    c.sim.shutdown().await;
 }

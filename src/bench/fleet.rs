@@ -320,16 +320,12 @@ impl World {
     }
 
     /// Waits until at most `busy` incidents are in flight; false after `timeout`. Polls a
-    /// count in the state index every 10 ms (reading the incidents themselves would compete
-    /// with the daemon for its store and the CPU it is measured on); on the Kubernetes
-    /// store, where the count is a LIST, every 50 ms.
+    /// count every 10 ms: an index in SQLite, the watched copy on the Kubernetes store
+    /// (reading the incidents themselves would compete with the daemon for its store and
+    /// the CPU it is measured on).
     pub async fn settle(&self, busy: usize, timeout: Duration) -> bool {
         let t0 = Instant::now();
-        let every = if self.daemon.store.shared() {
-            Duration::from_millis(50)
-        } else {
-            Duration::from_millis(10)
-        };
+        let every = Duration::from_millis(10);
         loop {
             let count = self.daemon.store.in_flight_count().await;
             if !count.is_ok_and(|n| n > busy) {

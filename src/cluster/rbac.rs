@@ -120,8 +120,9 @@ pub const STORE: &[Rule] = &[
     Rule {
         group: "rollbackd.io",
         resources: &["rollbackincidents"],
-        verbs: &["get", "list", "create", "delete"],
-        why: "store/kubernetes/api.rs: read an incident (get), list them (a metadata-only \
+        verbs: &["get", "list", "watch", "create", "delete"],
+        why: "store/kubernetes/api.rs and informer.rs: read an incident (get), keep a \
+              watched copy of them (list, watch) or, without it, list them (a metadata-only \
               list, then get or list what changed), open one (create, its first status in \
               an annotation), retention deletes a finished one (resourceVersion precondition)",
     },

@@ -1,9 +1,12 @@
-//! The Kubernetes calls of the store: `RollbackIncident`s (read through a cache that a
-//! metadata-only LIST keeps honest: an object is fetched again only when its
-//! resourceVersion changed) and ConfigMaps, with the API's errors sorted into what the
-//! store does about them.
+//! The Kubernetes calls of the store: `RollbackIncident`s and ConfigMaps, with the API's
+//! errors sorted into what the store does about them.
+//!
+//! Incidents are read through a [`Cache`] that an [`Informer`] keeps current. Queries over
+//! many incidents ([`ReadFrom::Cache`]) read it while its watch is open, and otherwise
+//! the API: a metadata-only LIST says which objects changed since they were kept, and
+//! only those are fetched. One incident is always read from the API ([`Kube::get`]).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -12,6 +15,8 @@ use kube::api::{
     Preconditions,
 };
 
+use super::cache::{Cache, ReadObject};
+use super::informer::{self, Informer};
 use super::names;
 use super::object::IncidentObject;
 use crate::cluster::fence::Fence;
@@ -66,13 +71,25 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+/// Where a query over many incidents reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The informer's cache while its watch is open (the API otherwise): this replica's
+    /// writes at once, another's as soon as the watch shows them.
+    Cache,
+    /// The API, now: every replica's writes so far.
+    Api,
+}
+
 /// The store's view of one namespace of the API.
 pub struct Kube {
     incidents: Api<DynamicObject>,
     configmaps: Api<ConfigMap>,
     namespace: String,
-    /// Incidents by name, with the resourceVersion they were read at.
-    cache: Mutex<HashMap<String, Arc<IncidentObject>>>,
+    /// Incidents by name, as last read, written or watched.
+    cache: Arc<Mutex<Cache>>,
+    /// Keeps `cache` current; started by the first query (`None`: outside a runtime).
+    informer: OnceLock<Option<Informer>>,
     /// Checked before every write once set: only the Lease holder writes.
     fence: OnceLock<Fence>,
 }
@@ -93,10 +110,6 @@ fn to_dynamic(obj: &IncidentObject) -> Result<DynamicObject, StoreError> {
     Ok(serde_json::from_value(obj.to_json()?)?)
 }
 
-fn from_dynamic(obj: DynamicObject) -> Result<IncidentObject, StoreError> {
-    Ok(serde_json::from_value(serde_json::to_value(obj)?)?)
-}
-
 impl Kube {
     /// The store's objects in `namespace`.
     pub fn new(client: kube::Client, namespace: &str) -> Self {
@@ -104,7 +117,8 @@ impl Kube {
             incidents: Api::namespaced_with(client.clone(), namespace, &incident_resource()),
             configmaps: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Arc::new(Mutex::new(Cache::default())),
+            informer: OnceLock::new(),
             fence: OnceLock::new(),
         }
     }
@@ -134,18 +148,28 @@ impl Kube {
         &self.namespace
     }
 
-    fn remember(&self, obj: IncidentObject) -> Arc<IncidentObject> {
-        let obj = Arc::new(obj);
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(obj.name().to_string(), Arc::clone(&obj));
-        }
-        obj
+    fn remember(&self, obj: ReadObject) -> Result<Arc<ReadObject>, StoreError> {
+        Ok(self
+            .cache
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .put(obj))
     }
 
     fn forget(&self, name: &str) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(name);
+            cache.forget(name);
         }
+    }
+
+    /// The incident named `name` as last read, written or watched, if kept.
+    pub fn cached(&self, name: &str) -> Option<Arc<ReadObject>> {
+        self.cache.lock().ok().and_then(|c| c.get(name))
+    }
+
+    fn start_informer(&self) {
+        self.informer
+            .get_or_init(|| Informer::start(self.incidents.clone(), Arc::clone(&self.cache)));
     }
 
     /// Fails with a message naming the CRD when the API does not serve it.
@@ -169,9 +193,9 @@ impl Kube {
     }
 
     /// One incident, read now (not from the cache).
-    pub async fn get(&self, name: &str) -> Result<Option<Arc<IncidentObject>>, StoreError> {
+    pub async fn get(&self, name: &str) -> Result<Option<Arc<ReadObject>>, StoreError> {
         match self.incidents.get_opt(name).await {
-            Ok(Some(obj)) => Ok(Some(self.remember(from_dynamic(obj)?))),
+            Ok(Some(obj)) => Ok(Some(self.remember(informer::read(obj)?)?)),
             Ok(None) => {
                 self.forget(name);
                 Ok(None)
@@ -181,14 +205,20 @@ impl Kube {
     }
 
     /// Creates an incident.
-    pub async fn create(&self, obj: &IncidentObject) -> Result<Arc<IncidentObject>, WriteError> {
+    pub async fn create(&self, obj: &IncidentObject) -> Result<Arc<ReadObject>, WriteError> {
         let what = format!("creating RollbackIncident {}", obj.name());
         self.may_write(&what).await?;
         let body = to_dynamic(obj).map_err(WriteError::Other)?;
         match self.incidents.create(&PostParams::default(), &body).await {
-            Ok(created) => Ok(self.remember(from_dynamic(created).map_err(WriteError::Other)?)),
+            Ok(created) => self.remember_written(created),
             Err(e) => Err(classify(&what, e)),
         }
+    }
+
+    fn remember_written(&self, obj: DynamicObject) -> Result<Arc<ReadObject>, WriteError> {
+        informer::read(obj)
+            .and_then(|o| self.remember(o))
+            .map_err(WriteError::Other)
     }
 
     /// Replaces an incident's status, if the object is still at the resourceVersion it
@@ -196,7 +226,7 @@ impl Kube {
     pub async fn replace_status(
         &self,
         obj: &IncidentObject,
-    ) -> Result<Arc<IncidentObject>, WriteError> {
+    ) -> Result<Arc<ReadObject>, WriteError> {
         let what = format!("writing the status of RollbackIncident {}", obj.name());
         self.may_write(&what).await?;
         let body = to_dynamic(obj).map_err(WriteError::Other)?;
@@ -205,7 +235,7 @@ impl Kube {
             .replace_status(obj.name(), &PostParams::default(), &body)
             .await
         {
-            Ok(written) => Ok(self.remember(from_dynamic(written).map_err(WriteError::Other)?)),
+            Ok(written) => self.remember_written(written),
             Err(e) => Err(classify(&what, e)),
         }
     }
@@ -222,23 +252,46 @@ impl Kube {
             ..DeleteParams::default()
         };
         let result = self.incidents.delete(name, &dp).await;
-        self.forget(name);
+        match &result {
+            Ok(_) => {
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.delete(name, Some(resource_version), std::time::Instant::now());
+                }
+            }
+            Err(e) if is_not_found(e) => self.forget(name),
+            Err(_) => {}
+        }
         result.map(|_| ()).map_err(|e| classify(&what, e))
     }
 
-    /// The incidents matching `labels` (every one when empty), current as of this call:
-    /// a metadata-only LIST says which changed since they were last read, and only those
-    /// are fetched (one by one, or with one full LIST when many changed).
-    pub async fn list(&self, labels: &str) -> Result<Vec<Arc<IncidentObject>>, StoreError> {
-        let mut lp = ListParams::default();
-        if !labels.is_empty() {
-            lp = lp.labels(labels);
+    /// The store's incidents carrying each of the labels `pairs` (every one when empty),
+    /// read `from` the cache or the API.
+    pub async fn list(
+        &self,
+        pairs: &[(&str, &str)],
+        from: ReadFrom,
+    ) -> Result<Vec<Arc<ReadObject>>, StoreError> {
+        self.start_informer();
+        if from == ReadFrom::Cache {
+            let cache = self.cache.lock().map_err(|_| StoreError::Poisoned)?;
+            if cache.synced() {
+                return Ok(cache.matching(pairs));
+            }
         }
+        self.list_now(pairs).await
+    }
+
+    /// [`Self::list`] from the API: a metadata-only LIST says which incidents changed
+    /// since they were kept, and only those are fetched (one by one, or with one full LIST
+    /// when many changed).
+    async fn list_now(&self, pairs: &[(&str, &str)]) -> Result<Vec<Arc<ReadObject>>, StoreError> {
+        let lp = ListParams::default().labels(&selector(pairs));
         let metas = self
             .incidents
             .list_metadata(&lp)
             .await
             .map_err(|e| fail(&format!("listing {}", names::PLURAL), e))?;
+        let list_version = metas.metadata.resource_version.clone();
         let current: Vec<(String, String)> = metas
             .items
             .into_iter()
@@ -248,9 +301,7 @@ impl Kube {
             let cache = self.cache.lock().map_err(|_| StoreError::Poisoned)?;
             current
                 .iter()
-                .filter(|(name, rv)| {
-                    cache.get(name).and_then(|o| o.resource_version()) != Some(rv.as_str())
-                })
+                .filter(|(name, rv)| cache.version_of(name) != Some(rv.as_str()))
                 .map(|(name, _)| name.as_str())
                 .collect()
         };
@@ -261,7 +312,7 @@ impl Kube {
                 .await
                 .map_err(|e| fail(&format!("listing {}", names::PLURAL), e))?;
             for obj in full.items {
-                self.remember(from_dynamic(obj)?);
+                self.remember(informer::read(obj)?)?;
             }
         } else {
             for name in stale {
@@ -269,14 +320,13 @@ impl Kube {
             }
         }
         let mut cache = self.cache.lock().map_err(|_| StoreError::Poisoned)?;
-        if labels.is_empty() {
-            let live: std::collections::HashSet<&str> =
-                current.iter().map(|(n, _)| n.as_str()).collect();
-            cache.retain(|name, _| live.contains(name.as_str()));
+        if pairs.is_empty() {
+            let live: HashSet<String> = current.iter().map(|(n, _)| n.clone()).collect();
+            cache.keep_listed(&live, list_version.as_deref());
         }
         Ok(current
             .iter()
-            .filter_map(|(name, _)| cache.get(name).cloned())
+            .filter_map(|(name, _)| cache.get(name))
             .collect())
     }
 

@@ -1,10 +1,13 @@
 //! Incidents as `RollbackIncident` objects: opening one (through its agent's register),
 //! compare-and-set transitions, every read-modify-write of a status, and the queries.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::KubeStore;
-use super::api::{WriteError, selector};
+use super::api::{ReadFrom, WriteError};
+use super::cache::ReadObject;
 use super::configmaps::{self, Register};
 use super::names;
 use super::object::{AuditRecord, IncidentObject, Status, TransitionEntry, ms, trigger_name};
@@ -31,10 +34,7 @@ fn newest_first(a: &Incident, b: &Incident) -> std::cmp::Ordering {
 
 impl KubeStore {
     /// The object of incident `id`, read now; `None` when there is none.
-    pub(super) async fn object(
-        &self,
-        id: &str,
-    ) -> Result<Option<std::sync::Arc<IncidentObject>>, StoreError> {
+    pub(super) async fn object(&self, id: &str) -> Result<Option<Arc<ReadObject>>, StoreError> {
         let Some(obj) = self.kube.get(&names::incident_name(id)).await? else {
             return Ok(None);
         };
@@ -45,22 +45,41 @@ impl KubeStore {
     /// resourceVersion it was read at; on 409 Conflict reads it again and lets `change`
     /// decide again (never a blind overwrite). `change` answers what to return and whether
     /// it changed anything (nothing is written otherwise). `None`: no such incident.
+    ///
+    /// The first attempt starts from the copy kept in the cache, if any: a stale copy
+    /// costs a 409, and an answer given without a write (`change` refused or changed
+    /// nothing) is given only from a fresh read.
     pub(super) async fn update<R>(
         &self,
         id: &str,
         mut change: impl FnMut(&IncidentObject, &mut Status) -> Result<(R, bool), StoreError>,
     ) -> Result<Option<R>, StoreError> {
+        let mut kept = self
+            .kube
+            .cached(&names::incident_name(id))
+            .filter(|o| o.id().is_ok_and(|i| i == id));
         for _ in 0..ATTEMPTS {
-            let Some(obj) = self.object(id).await? else {
-                return Ok(None);
+            let (obj, fresh) = match kept.take() {
+                Some(obj) => (obj, false),
+                None => match self.object(id).await? {
+                    Some(obj) => (obj, true),
+                    None => return Ok(None),
+                },
             };
             let mut status = obj.effective_status()?;
-            let (answer, changed) = change(&obj, &mut status)?;
+            let (answer, changed) = match change(&obj, &mut status) {
+                Ok(decided) => decided,
+                Err(_) if !fresh => continue,
+                Err(e) => return Err(e),
+            };
             if !changed {
-                return Ok(Some(answer));
+                if fresh {
+                    return Ok(Some(answer));
+                }
+                continue;
             }
             status.fit()?;
-            let mut next = (*obj).clone();
+            let mut next = obj.object().clone();
             next.status = Some(status);
             match self.kube.replace_status(&next).await {
                 Ok(_) => return Ok(Some(answer)),
@@ -110,7 +129,7 @@ impl KubeStore {
             Err(e) => return Err(e.into_store("creating an incident")),
         };
         if created.status.is_none() {
-            let mut first = (*created).clone();
+            let mut first = created.object().clone();
             first.status = Some(created.effective_status()?);
             // a lost race means someone else wrote a status: the opening is superseded
             if let Err(e) = self.kube.replace_status(&first).await
@@ -127,13 +146,17 @@ impl KubeStore {
         &self,
         agent: &str,
         revision: Option<u64>,
+        from: ReadFrom,
     ) -> Result<Option<Incident>, StoreError> {
-        let mut open: Vec<Incident> = self
-            .of(Some(agent), Some(revision), false)
-            .await?
-            .into_iter()
-            .filter(|i| !i.state.is_terminal())
-            .collect();
+        let mut open = self
+            .of(
+                Some(agent),
+                Some(revision),
+                false,
+                |s| !s.is_terminal(),
+                from,
+            )
+            .await?;
         open.sort_by(newest_first);
         Ok(open.into_iter().next())
     }
@@ -161,7 +184,12 @@ impl KubeStore {
             if let Some(pending) = &register.pending {
                 self.materialize(pending).await?;
             }
-            if one_per_revision && let Some(open) = self.open_for(&new.agent, new.revision).await? {
+            // read from the API: another replica's open must be seen, not only this one's
+            if one_per_revision
+                && let Some(open) = self
+                    .open_for(&new.agent, new.revision, ReadFrom::Api)
+                    .await?
+            {
                 return Ok(Opened::AlreadyOpen(open));
             }
             let n = register.count + 1;
@@ -279,12 +307,15 @@ impl KubeStore {
     }
 
     /// Every incident (as records) of `agent` (all agents when `None`), of one revision
-    /// when `revision` is given, only automatic ones when `automatic_only`.
+    /// when `revision` is given, only automatic ones when `automatic_only`, in a state
+    /// `wanted` (the others are not made into records).
     pub(super) async fn of(
         &self,
         agent: Option<&str>,
         revision: Option<Option<u64>>,
         automatic_only: bool,
+        wanted: impl Fn(State) -> bool,
+        from: ReadFrom,
     ) -> Result<Vec<Incident>, StoreError> {
         let mut pairs: Vec<(&str, String)> = Vec::new();
         if let Some(a) = agent {
@@ -301,8 +332,8 @@ impl KubeStore {
         }
         let labels: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let mut out = Vec::new();
-        for obj in self.kube.list(&selector(&labels)).await? {
-            if obj.is_notice() {
+        for obj in self.kube.list(&labels, from).await? {
+            if obj.is_notice() || obj.status().is_ok_and(|s| !wanted(s.state)) {
                 continue;
             }
             match obj.incident() {
@@ -323,35 +354,44 @@ impl KubeStore {
 
     /// Incidents, newest first, as filtered.
     pub(super) async fn list(&self, filter: &IncidentFilter) -> Result<Vec<Incident>, StoreError> {
-        let mut all: Vec<Incident> = self
-            .of(filter.agent.as_deref(), None, false)
-            .await?
-            .into_iter()
-            .filter(|i| filter.state.is_none_or(|s| i.state == s))
-            .collect();
+        let wanted = |s: State| filter.state.is_none_or(|f| s == f);
+        let mut all = self
+            .of(
+                filter.agent.as_deref(),
+                None,
+                false,
+                wanted,
+                ReadFrom::Cache,
+            )
+            .await?;
         all.sort_by(newest_first);
         all.truncate(filter.limit.unwrap_or(100));
         Ok(all)
     }
 
     /// In-flight incidents, oldest first.
-    pub(super) async fn in_flight_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        let mut v: Vec<Incident> = self
-            .of(None, None, false)
-            .await?
-            .into_iter()
-            .filter(|i| i.state.is_in_flight())
-            .collect();
+    pub(super) async fn in_flight_incidents(
+        &self,
+        from: ReadFrom,
+    ) -> Result<Vec<Incident>, StoreError> {
+        let mut v = self
+            .of(None, None, false, State::is_in_flight, from)
+            .await?;
         v.sort_by(|a, b| newest_first(b, a));
         Ok(v)
     }
 
     /// How many incidents are in each state.
     pub(super) async fn counts(&self) -> Result<Vec<(State, usize)>, StoreError> {
-        let all = self.of(None, None, false).await?;
+        let all = self.objects(None).await?;
+        let states: Vec<State> = all
+            .iter()
+            .filter(|o| !o.is_notice())
+            .filter_map(|o| o.status().ok().map(|s| s.state))
+            .collect();
         Ok(State::ALL
             .iter()
-            .map(|s| (*s, all.iter().filter(|i| i.state == *s).count()))
+            .map(|s| (*s, states.iter().filter(|t| *t == s).count()))
             .filter(|(_, n)| *n > 0)
             .collect())
     }
@@ -366,25 +406,28 @@ impl KubeStore {
         let objects = self.objects(agent).await?;
         Ok(objects
             .iter()
-            .filter(|(obj, _)| !obj.spec.dry_run)
-            .filter(|(obj, _)| agent.is_none_or(|a| obj.spec.agent == a))
-            .filter(|(obj, _)| {
+            .filter(|obj| !obj.spec.dry_run)
+            .filter(|obj| agent.is_none_or(|a| obj.spec.agent == a))
+            .filter(|obj| {
                 !unattended_only || obj.spec.trigger == rollbackd_core::incident::Trigger::Automatic
             })
-            .filter(|(_, status)| {
-                status
-                    .transitions
-                    .iter()
-                    .any(|t| t.to == State::RollingBack && t.at >= since)
+            .filter(|obj| {
+                obj.status().is_ok_and(|status| {
+                    status
+                        .transitions
+                        .iter()
+                        .any(|t| t.to == State::RollingBack && t.at >= since)
+                })
             })
             .count())
     }
 
-    /// Every incident object of `agent` (all when `None`) with its effective status.
+    /// Every incident object of `agent` (all when `None`) whose status reads (from the
+    /// cache: see [`ReadFrom::Cache`]).
     pub(super) async fn objects(
         &self,
         agent: Option<&str>,
-    ) -> Result<Vec<(std::sync::Arc<IncidentObject>, Status)>, StoreError> {
+    ) -> Result<Vec<Arc<ReadObject>>, StoreError> {
         let label = agent.map(names::label_value);
         let pairs: Vec<(&str, &str)> = label
             .as_deref()
@@ -392,9 +435,9 @@ impl KubeStore {
             .into_iter()
             .collect();
         let mut out = Vec::new();
-        for obj in self.kube.list(&selector(&pairs)).await? {
-            match obj.effective_status() {
-                Ok(status) => out.push((obj, status)),
+        for obj in self.kube.list(&pairs, ReadFrom::Cache).await? {
+            match obj.status() {
+                Ok(_) => out.push(obj),
                 Err(e) => {
                     tracing::warn!(object = %obj.name(), error = %e, "skipping a RollbackIncident the store cannot read");
                 }

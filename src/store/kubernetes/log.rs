@@ -16,8 +16,9 @@ use super::api::{Kube, WriteError, selector};
 use super::names;
 use crate::store::StoreError;
 
-/// A segment is closed once it would grow past this many bytes.
-pub const SEGMENT_BUDGET: usize = 512 * 1024;
+/// A segment is closed once it would grow past this many bytes: an append rewrites the
+/// last segment whole, so this bounds what each append costs (a ConfigMap could hold 1 MiB).
+pub const SEGMENT_BUDGET: usize = 64 * 1024;
 /// The data key of a segment's entries.
 const ENTRIES: &str = "entries";
 /// How many times a write that lost a race is decided again.
@@ -30,6 +31,8 @@ struct Segment {
     seq: u64,
     resource_version: String,
     entries: Arc<Vec<Value>>,
+    /// The length of `entries` as stored (JSON).
+    bytes: usize,
 }
 
 /// A log of one role.
@@ -51,15 +54,17 @@ fn seq_of(cm: &ConfigMap) -> u64 {
 fn segment_of(cm: ConfigMap) -> Result<Segment, StoreError> {
     let seq = seq_of(&cm);
     let name = cm.metadata.name.clone().unwrap_or_default();
-    let entries: Vec<Value> = match cm.data.as_ref().and_then(|d| d.get(ENTRIES)) {
-        Some(text) => serde_json::from_str(text)?,
-        None => Vec::new(),
+    let (entries, bytes): (Vec<Value>, usize) = match cm.data.as_ref().and_then(|d| d.get(ENTRIES))
+    {
+        Some(text) => (serde_json::from_str(text)?, text.len()),
+        None => (Vec::new(), 2),
     };
     Ok(Segment {
         name,
         seq,
         resource_version: cm.metadata.resource_version.unwrap_or_default(),
         entries: Arc::new(entries),
+        bytes,
     })
 }
 
@@ -180,11 +185,7 @@ impl Log {
                 return Ok(answer);
             }
             let written = match segments.last() {
-                Some(last)
-                    if serde_json::to_vec(&*last.entries)?.len()
-                        + serde_json::to_vec(&new)?.len()
-                        <= SEGMENT_BUDGET =>
-                {
+                Some(last) if last.bytes + serde_json::to_vec(&new)?.len() <= SEGMENT_BUDGET => {
                     let mut entries = (*last.entries).clone();
                     entries.extend(new);
                     let cm = self.configmap(

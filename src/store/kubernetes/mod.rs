@@ -46,17 +46,27 @@
 //! in step outcomes, messages and audit details at 8 KiB, and a status that would grow past
 //! 768 KiB has the details of its finished steps, delivered messages and audit entries cut
 //! harder (their shapes kept); the opening annotation is kept under 192 KiB the same way;
-//! log segments close at 512 KiB. Backups are stored whole (a ConfigMap holds 1 MiB).
+//! log segments close at 64 KiB (an append rewrites the last one). Backups are stored whole (a ConfigMap holds 1 MiB).
 //!
 //! # Reads
 //!
-//! Incidents and log segments are read through caches keyed by resourceVersion: a
-//! metadata-only LIST says what changed, and only that is fetched again.
+//! Queries over many incidents (lists, counts, rate limits, the due outbox rows) read a
+//! copy kept current by a watch, as client-go's informers keep theirs (`informer`), while
+//! that watch is open, and the API otherwise. This replica's writes are in the copy at
+//! once; another replica's as soon as the watch shows them (milliseconds). Two reads go
+//! to the API whatever the copy says: the incidents in flight (read at start and on
+//! taking the Lease over) and, when opening an incident, the open one of the same deploy.
+//! One incident is always read from the API, and a write starts from the copy: a stale
+//! one costs a 409 and a fresh read, never a lost change. Log segments are read through a
+//! cache keyed by resourceVersion: a metadata-only LIST says what changed, and only that is
+//! fetched again.
 
 mod api;
+mod cache;
 mod configmaps;
 pub mod crd;
 mod incidents;
+mod informer;
 mod log;
 mod names;
 mod object;
@@ -74,6 +84,7 @@ use super::{
     AlertRecord, AuditEntry, Incident, IncidentFilter, NewIncident, NewOutbox, Opened, OutboxRow,
     Pause, Pruned, RecordedAlert, StepRow, StoreError, Transition, TransitionRecord,
 };
+use api::ReadFrom;
 use rollbackd_core::incident::{Event, State};
 
 pub use api::incident_resource;
@@ -176,7 +187,7 @@ impl StateStore for KubeStore {
     }
 
     async fn in_flight_count(&self) -> Result<usize, StoreError> {
-        Ok(self.in_flight_incidents().await?.len())
+        Ok(self.in_flight_incidents(ReadFrom::Cache).await?.len())
     }
 
     async fn incident_counts(&self) -> Result<Vec<(State, usize)>, StoreError> {
@@ -184,7 +195,8 @@ impl StateStore for KubeStore {
     }
 
     async fn in_flight(&self) -> Result<Vec<Incident>, StoreError> {
-        self.in_flight_incidents().await
+        // read at start and on taking the Lease over: every replica's writes so far
+        self.in_flight_incidents(ReadFrom::Api).await
     }
 
     async fn transitions(&self, id: &str) -> Result<Vec<TransitionRecord>, StoreError> {
@@ -192,7 +204,7 @@ impl StateStore for KubeStore {
             return Ok(Vec::new());
         };
         Ok(obj
-            .effective_status()?
+            .status()?
             .transitions
             .iter()
             .map(object::transition_record)
@@ -213,16 +225,14 @@ impl StateStore for KubeStore {
         agent: &str,
         revision: Option<u64>,
     ) -> Result<Option<Incident>, StoreError> {
-        self.open_for(agent, revision).await
+        self.open_for(agent, revision, ReadFrom::Cache).await
     }
 
     async fn waiting_for_human(&self, agent: &str) -> Result<Vec<Incident>, StoreError> {
-        let mut v: Vec<Incident> = self
-            .of(Some(agent), None, false)
-            .await?
-            .into_iter()
-            .filter(|i| matches!(i.state, State::AwaitingApproval | State::Blocked))
-            .collect();
+        let waiting = |s: State| matches!(s, State::AwaitingApproval | State::Blocked);
+        let mut v = self
+            .of(Some(agent), None, false, waiting, ReadFrom::Cache)
+            .await?;
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(v)
     }
@@ -232,7 +242,9 @@ impl StateStore for KubeStore {
         agent: &str,
         revision: Option<u64>,
     ) -> Result<Option<Incident>, StoreError> {
-        let mut v = self.of(Some(agent), Some(revision), true).await?;
+        let mut v = self
+            .of(Some(agent), Some(revision), true, |_| true, ReadFrom::Cache)
+            .await?;
         v.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
         Ok(v.into_iter().next())
     }

@@ -87,7 +87,7 @@ impl KubeStore {
             return Ok(Vec::new());
         };
         Ok(obj
-            .effective_status()?
+            .status()?
             .steps
             .iter()
             .map(|s| step_row(id, s))
@@ -116,8 +116,9 @@ impl KubeStore {
         limit: usize,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let mut due = Vec::new();
-        for (obj, status) in self.objects(None).await? {
+        for obj in self.objects(None).await? {
             let Ok(id) = obj.id() else { continue };
+            let status = obj.status()?;
             let mut seen = HashSet::new();
             for n in status.notifications.iter().filter(|n| n.state == "pending") {
                 if seen.insert(n.target_key.as_str()) && n.next_attempt_at <= now {
@@ -145,7 +146,7 @@ impl KubeStore {
         };
         self.remember_outbox(obj.name());
         Ok(obj
-            .effective_status()?
+            .status()?
             .notifications
             .iter()
             .map(|n| crate::store::outbox::redacted(outbox_row(obj.name(), id, n)))
@@ -170,7 +171,7 @@ impl KubeStore {
         let name = match known {
             Some(name) => Some(name),
             None => {
-                for (obj, _) in self.objects(None).await? {
+                for obj in self.objects(None).await? {
                     self.remember_outbox(obj.name());
                 }
                 self.outbox_ids
@@ -278,8 +279,8 @@ impl KubeStore {
     /// Rows by delivery state.
     pub(super) async fn delivery_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        for (_, status) in self.objects(None).await? {
-            for n in &status.notifications {
+        for obj in self.objects(None).await? {
+            for n in &obj.status()?.notifications {
                 *counts.entry(n.state.clone()).or_default() += 1;
             }
         }
@@ -296,11 +297,11 @@ impl KubeStore {
             return Ok(None);
         };
         Ok(obj
-            .effective_status()?
+            .status()?
             .threads
-            .into_iter()
+            .iter()
             .find(|t| t.target_key == target_key)
-            .map(|t| t.data))
+            .map(|t| t.data.clone()))
     }
 
     /// Remembers a target's thread.
@@ -346,8 +347,8 @@ impl KubeStore {
         for v in self.audit_log.entries(&self.kube).await? {
             records.push(serde_json::from_value(v)?);
         }
-        for (_, status) in self.objects(None).await? {
-            records.extend(status.audit);
+        for obj in self.objects(None).await? {
+            records.extend(obj.status()?.audit.iter().cloned());
         }
         records.retain(|r| target.is_none_or(|t| r.target == t));
         records.sort_by_key(|r| r.at);

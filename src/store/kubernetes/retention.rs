@@ -49,8 +49,9 @@ impl KubeStore {
     pub(super) async fn prune(&self, cutoff: DateTime<Utc>) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
         let mut kept = HashSet::new();
-        for (obj, status) in self.objects(None).await? {
+        for obj in self.objects(None).await? {
             let id = obj.id()?.to_string();
+            let status = obj.status()?;
             // a notice is done once its notifications are
             let done = obj.is_notice() || finished(status.state);
             if !done || status.updated_at >= cutoff || status.has_pending() {
