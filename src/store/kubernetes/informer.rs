@@ -84,17 +84,29 @@ enum Stopped {
     Gone,
 }
 
+/// The pause before the next try: doubling from [`FIRST_RETRY`] to [`LAST_RETRY`].
+struct Backoff(Duration);
+
+impl Backoff {
+    /// Says the cache is not kept current, logs why (if anything failed), and waits.
+    async fn wait(&mut self, cache: &Mutex<Cache>, failed: Option<(&str, kube::Error)>) {
+        with_cache(cache, |c| c.set_synced(false));
+        if let Some((what, e)) = failed {
+            tracing::warn!(error = %e, retry_in = ?self.0, "store informer: {what} {} failed", names::PLURAL);
+        }
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(LAST_RETRY);
+    }
+}
+
 async fn run(api: Api<DynamicObject>, cache: Arc<Mutex<Cache>>) {
     let _unsync = Unsync(Arc::clone(&cache));
-    let mut retry = FIRST_RETRY;
+    let mut retry = Backoff(FIRST_RETRY);
     loop {
         let list = match api.list(&ListParams::default()).await {
             Ok(list) => list,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?retry, "store informer: listing {} failed", names::PLURAL);
-                with_cache(&cache, |c| c.set_synced(false));
-                tokio::time::sleep(retry).await;
-                retry = (retry * 2).min(LAST_RETRY);
+                retry.wait(&cache, Some(("listing", e))).await;
                 continue;
             }
         };
@@ -107,21 +119,15 @@ async fn run(api: Api<DynamicObject>, cache: Arc<Mutex<Cache>>) {
                 Ok(stream) => stream,
                 Err(kube::Error::Api(s)) if s.code == 410 => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in = ?retry, "store informer: watching {} failed", names::PLURAL);
-                    with_cache(&cache, |c| c.set_synced(false));
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(LAST_RETRY);
+                    retry.wait(&cache, Some(("watching", e))).await;
                     continue;
                 }
             };
             with_cache(&cache, |c| c.set_synced(true));
-            retry = FIRST_RETRY;
+            retry = Backoff(FIRST_RETRY);
             match follow(stream, &cache, &mut version).await {
                 Stopped::Closed => {}
-                Stopped::Broke => {
-                    tokio::time::sleep(retry).await;
-                    retry = (retry * 2).min(LAST_RETRY);
-                }
+                Stopped::Broke => retry.wait(&cache, None).await,
                 Stopped::Gone => break,
             }
         }
