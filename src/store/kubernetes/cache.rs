@@ -1,5 +1,5 @@
 //! The store's copy of the namespace's `RollbackIncident`s: what the last reads, the store's
-//! own writes and the informer's watch events (see [`super::informer`]) said, each object
+//! own writes and the informer's watch events (`informer.rs`) said, each object
 //! kept with its status parsed once.
 //!
 //! Three sources can answer out of order (a GET answered before a watch event is applied
@@ -101,7 +101,7 @@ pub struct Cache {
     objects: BTreeMap<String, Arc<ReadObject>>,
     /// Deleted names: the resourceVersion they were deleted at, and when.
     tombstones: HashMap<String, (Option<String>, Instant)>,
-    /// Whether a watch keeps every object here current (see [`super::informer`]).
+    /// Whether a watch keeps every object here current (`informer.rs`).
     synced: bool,
 }
 

@@ -7,7 +7,7 @@
 //! The cache is said to be synced only while a watch is open: from a failed LIST or WATCH
 //! until the next one opens, and when a watch has been silent for longer than the server
 //! promised ([`WATCH_SECONDS`] + [`SILENCE_GRACE`], a connection that died without closing),
-//! the store reads the API itself (see [`super::api::Kube::list`]), so a broken watch
+//! the store reads the API itself (`Kube::list` in `api.rs`), so a broken watch
 //! costs speed, never correctness. Retries back off from 100 ms to 10 s.
 
 use std::sync::{Arc, Mutex};
