@@ -46,7 +46,8 @@
 //! in step outcomes, messages and audit details at 8 KiB, and a status that would grow past
 //! 768 KiB has the details of its finished steps, delivered messages and audit entries cut
 //! harder (their shapes kept); the opening annotation is kept under 192 KiB the same way;
-//! log segments close at 64 KiB (an append rewrites the last one). Backups are stored whole (a ConfigMap holds 1 MiB).
+//! log segments close at 64 KiB (an append rewrites the last one). Backups are stored
+//! whole (a ConfigMap holds 1 MiB).
 //!
 //! # Reads
 //!
